@@ -1,0 +1,55 @@
+// Matrix products and the layer op built on them. Transpose flags on the kernel make every
+// backward product a single call: dA = dy·Bᵀ and dB = Aᵀ·dy never materialise a transpose.
+import { Tensor, fromOp, addGrad } from '../src/tensor'
+import { K } from '../src/kernels'
+import { sizeOf, shapeStr, broadcastShapes, broadcastTo, sumTo, sameShape } from '../src/shape'
+import { reshape } from './movement'
+
+/**
+ * a @ b. 2-D: (m, k) @ (k, n) → (m, n). Batched: leading dims broadcast, e.g.
+ * (B, H, T, D) @ (B, H, D, T) → (B, H, T, T), or (B, T, C) @ (C, N) → (B, T, N). 1-D operands act as a row / column.
+ */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  if (a.ndim === 0 || b.ndim === 0) throw new Error(`matmul: ${shapeStr(a.shape)} @ ${shapeStr(b.shape)}: scalars cannot be multiplied as matrices`)
+  if (a.ndim === 1) return reshape(matmul(reshape(a, [1, a.shape[0]]), b), [...b.shape.slice(0, -2), b.shape[b.ndim - 1]])
+  if (b.ndim === 1) return reshape(matmul(a, reshape(b, [b.shape[0], 1])), a.shape.slice(0, -1))
+  const [m, k] = a.shape.slice(-2), [k2, n] = b.shape.slice(-2)
+  if (k !== k2) throw new Error(`matmul: ${shapeStr(a.shape)} @ ${shapeStr(b.shape)}: inner dimensions ${k} and ${k2} differ`)
+  const aBatch = a.shape.slice(0, -2), bBatch = b.shape.slice(0, -2)
+
+  if (bBatch.length === 0) { // (..., m, k) @ (k, n): fold the batch into the rows, one kernel call
+    const rows = a.size / k
+    return fromOp(K.matmul(a.data, b.data, rows, k, n), [...aBatch, m, n], [a, b], (dy) => {
+      if (a.requiresGrad) addGrad(a, K.matmul(dy, b.data, rows, n, k, { transB: true }))  // dA = dy · Bᵀ
+      if (b.requiresGrad) addGrad(b, K.matmul(a.data, dy, k, rows, n, { transA: true }))  // dB = Aᵀ · dy
+    })
+  }
+  const batch = broadcastShapes('matmul', aBatch, bBatch)
+  const aFull = [...batch, m, k], bFull = [...batch, k, n]
+  const ad = sameShape(a.shape, aFull) ? a.data : broadcastTo(a.data, a.shape, aFull)
+  const bd = sameShape(b.shape, bFull) ? b.data : broadcastTo(b.data, b.shape, bFull)
+  const count = sizeOf(batch)
+  return fromOp(K.matmulBatched(ad, bd, count, m, k, n), [...batch, m, n], [a, b], (dy) => {
+    if (a.requiresGrad) addGrad(a, sumTo(K.matmulBatched(dy, bd, count, m, n, k, { transB: true }), aFull, a.shape)) // dA = dy · Bᵀ
+    if (b.requiresGrad) addGrad(b, sumTo(K.matmulBatched(ad, dy, count, k, m, n, { transA: true }), bFull, b.shape)) // dB = Aᵀ · dy
+  })
+}
+
+/**
+ * y = x · wᵀ + b.   x: (..., in)   w: (out, in)   b: (out)   y: (..., out)
+ * Fused: the composite add(matmul(x, transpose(w)), b) copies w and broadcasts b on every call.
+ */
+export function linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
+  if (w.ndim !== 2) throw new Error(`linear: weight must be 2-D (out, in), got ${shapeStr(w.shape)}`)
+  const [nOut, nIn] = w.shape
+  if (x.ndim === 0 || x.shape[x.ndim - 1] !== nIn) throw new Error(`linear: input ${shapeStr(x.shape)} does not end in ${nIn}, the weight's in-features ${shapeStr(w.shape)}`)
+  if (b && (b.ndim !== 1 || b.shape[0] !== nOut)) throw new Error(`linear: bias ${shapeStr(b.shape)} must be (${nOut})`)
+  const rows = x.size / nIn
+  const y = K.matmul(x.data, w.data, rows, nIn, nOut, { transB: true })
+  if (b) K.addRowInPlace(y, b.data, rows, nOut)
+  return fromOp(y, [...x.shape.slice(0, -1), nOut], b ? [x, w, b] : [x, w], (dy) => {
+    if (x.requiresGrad) addGrad(x, K.matmul(dy, w.data, rows, nOut, nIn))                  // dx = dy · w
+    if (w.requiresGrad) addGrad(w, K.matmul(dy, x.data, nOut, rows, nIn, { transA: true })) // dw = dyᵀ · x
+    if (b?.requiresGrad) addGrad(b, K.sumAxis(dy, 1, rows, nOut))                           // db = Σ_rows dy
+  })
+}

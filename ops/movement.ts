@@ -1,0 +1,174 @@
+// Movement ops: reshape shares data (tensors are always contiguous); everything else copies.
+// Their backwards move the gradient back the way the data came.
+import { Tensor, fromOp, addGrad } from '../src/tensor'
+import { K } from '../src/kernels'
+import { sizeOf, shapeStr, normAxis, checkShape, broadcastShapes, broadcastTo, sumTo, sameShape } from '../src/shape'
+
+/** Same data, new shape; one dim may be −1 (inferred). */
+export function reshape(x: Tensor, shape: readonly number[]): Tensor {
+  const out = [...shape]
+  const unknown = out.indexOf(-1)
+  if (unknown !== -1) {
+    if (out.indexOf(-1, unknown + 1) !== -1) throw new Error(`reshape: only one dim may be -1, got ${shapeStr(shape)}`)
+    const known = sizeOf(out.filter((_, i) => i !== unknown))
+    if (known === 0 || x.size % known !== 0) throw new Error(`reshape: cannot infer -1 in ${shapeStr(shape)} for ${x.size} elements ${shapeStr(x.shape)}`)
+    out[unknown] = x.size / known
+  }
+  checkShape('reshape', out)
+  if (sizeOf(out) !== x.size) throw new Error(`reshape: cannot reshape ${shapeStr(x.shape)} (${x.size} elements) to ${shapeStr(shape)} (${sizeOf(out)} elements)`)
+  return fromOp(x.data, out, [x], (dy) => {
+    addGrad(x, dy) // dx = dy, same elements in the same order
+  })
+}
+
+/** Reorder axes: output axis i is input axis dims[i]. */
+export function permute(x: Tensor, dims: readonly number[]): Tensor {
+  if (dims.length !== x.ndim) throw new Error(`permute: got ${dims.length} dims ${JSON.stringify(dims)} for a tensor with ${x.ndim} dims ${shapeStr(x.shape)}`)
+  const perm = dims.map((d) => normAxis('permute', d, x.ndim))
+  if (new Set(perm).size !== perm.length) throw new Error(`permute: ${JSON.stringify(dims)} is not a permutation of 0..${x.ndim - 1}`)
+  const inverse = new Array<number>(perm.length)
+  perm.forEach((p, i) => (inverse[p] = i))
+  const outShape = perm.map((p) => x.shape[p])
+  return fromOp(K.permute(x.data, x.shape, perm), outShape, [x], (dy) => {
+    addGrad(x, K.permute(dy, outShape, inverse)) // dx = dy with the axes put back
+  })
+}
+
+/** Swap two axes (default: the last two). */
+export function transpose(x: Tensor, dim0 = -2, dim1 = -1): Tensor {
+  const perm = x.shape.map((_, i) => i)
+  const a = normAxis('transpose', dim0, x.ndim), b = normAxis('transpose', dim1, x.ndim)
+  perm[a] = b
+  perm[b] = a
+  return permute(x, perm)
+}
+
+/** View as (outer, shape[axis], inner). */
+function around(shape: readonly number[], axis: number): [number, number, number] {
+  return [sizeOf(shape.slice(0, axis)), shape[axis], sizeOf(shape.slice(axis + 1))]
+}
+
+/** Elements [start, end) along `axis`; negative indices count from the end, as in Python. */
+export function slice(x: Tensor, axis: number, start = 0, end?: number): Tensor {
+  const ax = normAxis('slice', axis, x.ndim)
+  const n = x.shape[ax]
+  const clip = (i: number) => Math.min(Math.max(i < 0 ? i + n : i, 0), n)
+  const s = clip(start), e = Math.max(s, clip(end ?? n))
+  if (!Number.isInteger(start) || (end !== undefined && !Number.isInteger(end))) throw new Error(`slice: start ${start} and end ${end} must be integers`)
+  const [outer, , inner] = around(x.shape, ax)
+  const shape = [...x.shape]
+  shape[ax] = e - s
+  return fromOp(K.sliceAxis(x.data, outer, n, inner, s, e), shape, [x], (dy) => {
+    const dx = new Float32Array(x.size)
+    K.placeAxisInPlace(dx, dy, outer, n, inner, s, e - s) // dx = dy inside the slice, 0 outside
+    addGrad(x, dx)
+  })
+}
+
+/** Join tensors along an existing axis; all other dims must match. */
+export function concat(xs: Tensor[], axis = 0): Tensor {
+  if (xs.length === 0) throw new Error('concat: needs at least one tensor')
+  const ax = normAxis('concat', axis, xs[0].ndim)
+  for (const t of xs) {
+    if (t.ndim !== xs[0].ndim || t.shape.some((d, i) => i !== ax && d !== xs[0].shape[i])) {
+      throw new Error(`concat: shapes ${xs.map((u) => shapeStr(u.shape)).join(', ')} differ outside axis ${axis}`)
+    }
+  }
+  const shape = [...xs[0].shape]
+  shape[ax] = xs.reduce((n, t) => n + t.shape[ax], 0)
+  const [outer, n, inner] = around(shape, ax)
+  const out = new Float32Array(sizeOf(shape))
+  const starts: number[] = []
+  let at = 0
+  for (const t of xs) {
+    starts.push(at)
+    K.placeAxisInPlace(out, t.data, outer, n, inner, at, t.shape[ax])
+    at += t.shape[ax]
+  }
+  return fromOp(out, shape, xs, (dy) => {
+    xs.forEach((t, i) => {
+      if (t.requiresGrad) addGrad(t, K.sliceAxis(dy, outer, n, inner, starts[i], starts[i] + t.shape[ax])) // dxᵢ = dy's own slice
+    })
+  })
+}
+
+/** Insert a size-1 axis at `axis`. */
+export function unsqueeze(x: Tensor, axis: number): Tensor {
+  const ax = normAxis('unsqueeze', axis, x.ndim + 1)
+  return reshape(x, [...x.shape.slice(0, ax), 1, ...x.shape.slice(ax)])
+}
+
+/** Drop size-1 axes (all of them, or the one given). */
+export function squeeze(x: Tensor, axis?: number): Tensor {
+  if (axis === undefined) return reshape(x, x.shape.filter((d) => d !== 1))
+  const ax = normAxis('squeeze', axis, x.ndim)
+  if (x.shape[ax] !== 1) throw new Error(`squeeze: axis ${axis} of ${shapeStr(x.shape)} has size ${x.shape[ax]}, expected 1`)
+  return reshape(x, x.shape.filter((_, i) => i !== ax))
+}
+
+/** Join same-shape tensors along a new axis. */
+export function stack(xs: Tensor[], axis = 0): Tensor {
+  if (xs.length === 0) throw new Error('stack: needs at least one tensor')
+  for (const t of xs) {
+    if (!sameShape(t.shape, xs[0].shape)) throw new Error(`stack: shapes ${xs.map((u) => shapeStr(u.shape)).join(', ')} must all be equal`)
+  }
+  return concat(xs.map((t) => unsqueeze(t, axis)), axis)
+}
+
+/** Cut along `axis` into pieces: `sizes` a list of lengths, or one chunk length (the last may be shorter). */
+export function split(x: Tensor, sizes: number | number[], axis = 0): Tensor[] {
+  const ax = normAxis('split', axis, x.ndim)
+  const n = x.shape[ax]
+  let list: number[]
+  if (typeof sizes === 'number') {
+    if (!Number.isInteger(sizes) || sizes <= 0) throw new Error(`split: chunk size must be a positive integer, got ${sizes}`)
+    list = Array.from({ length: Math.ceil(n / sizes) }, (_, i) => Math.min(sizes, n - i * sizes))
+  } else {
+    list = sizes
+    const total = list.reduce((a, b) => a + b, 0)
+    if (total !== n) throw new Error(`split: sizes ${JSON.stringify(sizes)} add up to ${total}, but axis ${axis} of ${shapeStr(x.shape)} has ${n}`)
+  }
+  let at = 0
+  return list.map((len) => {
+    const piece = slice(x, ax, at, at + len)
+    at += len
+    return piece
+  })
+}
+
+/** Broadcast to a larger shape (−1 keeps a dim); the backward sums the copies back. */
+export function expand(x: Tensor, shape: readonly number[]): Tensor {
+  const offset = shape.length - x.ndim
+  const target = shape.map((d, i) => (d === -1 ? x.shape[i - offset] : d))
+  const out = broadcastShapes('expand', x.shape, target)
+  if (!sameShape(out, target)) throw new Error(`expand: cannot expand ${shapeStr(x.shape)} to ${shapeStr(shape)}`)
+  return fromOp(broadcastTo(x.data, x.shape, out), out, [x], (dy) => {
+    addGrad(x, sumTo(dy, out, x.shape)) // dx = Σ over the copies
+  })
+}
+
+/** Validated integer ids from a tensor or array: every value an integer in [0, upper). */
+export function toIndex(op: string, index: Tensor | Int32Array | ArrayLike<number>, upper: number): Int32Array {
+  const values = index instanceof Tensor ? index.data : index
+  const out = new Int32Array(values.length)
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]
+    if (!Number.isInteger(v) || v < 0 || v >= upper) throw new Error(`${op}: index ${v} at position ${i} is out of range [0, ${upper})`)
+    out[i] = v
+  }
+  return out
+}
+
+/** torch.gather: out[..., j, ...] = x[..., index[..., j, ...], ...] along `axis`; index has x's shape except on `axis`. */
+export function gather(x: Tensor, axis: number, index: Tensor): Tensor {
+  const ax = normAxis('gather', axis, x.ndim)
+  if (index.ndim !== x.ndim || index.shape.some((d, i) => i !== ax && d !== x.shape[i])) {
+    throw new Error(`gather: index ${shapeStr(index.shape)} must match x ${shapeStr(x.shape)} on every axis but ${axis}`)
+  }
+  const [outer, n, inner] = around(x.shape, ax)
+  const m = index.shape[ax]
+  const idx = toIndex('gather', index, n)
+  return fromOp(K.gatherAxis(x.data, idx, outer, n, m, inner), index.shape, [x], (dy) => {
+    addGrad(x, K.scatterAddAxis(dy, idx, outer, n, m, inner)) // dx[index] += dy
+  })
+}

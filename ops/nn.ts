@@ -1,0 +1,125 @@
+// Neural-network functions. softmax, logSoftmax, crossEntropy and layerNorm are fused (one kernel
+// forward, one backward) because they sit on the GPT's hot path; each names the composite it replaces.
+import { Tensor, fromOp, addGrad } from '../src/tensor'
+import { K } from '../src/kernels'
+import { shapeStr, normAxis } from '../src/shape'
+import { random } from '../src/random'
+import { sub, mul } from './elementwise'
+import { mean } from './reduce'
+import { transpose, toIndex } from './movement'
+
+/** Apply a last-axis op along any axis by moving that axis last and back. */
+function alongAxis(op: string, x: Tensor, axis: number, f: (t: Tensor) => Tensor): Tensor {
+  const ax = normAxis(op, axis, x.ndim)
+  if (ax === x.ndim - 1) return f(x)
+  return transpose(f(transpose(x, ax, -1)), ax, -1)
+}
+
+/** exp(x) / Σ exp(x) along `axis`. Fused; composite: div(exp(sub(x, max)), sum(exp(sub(x, max)))). */
+export function softmax(x: Tensor, axis = -1): Tensor {
+  return alongAxis('softmax', x, axis, (t) => {
+    const cols = t.shape[t.ndim - 1], rows = t.size / cols
+    const y = K.softmaxRows(t.data, rows, cols)
+    return fromOp(y, t.shape, [t], (dy) => {
+      addGrad(t, K.softmaxRowsBackward(y, dy, rows, cols)) // dx = y ⊙ (dy − Σ dy·y)
+    })
+  })
+}
+
+/** x − logsumexp(x) along `axis`, stable. Fused; composite: sub(x, logsumexp(x, axis, true)). */
+export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  return alongAxis('logSoftmax', x, axis, (t) => {
+    const cols = t.shape[t.ndim - 1], rows = t.size / cols
+    const y = K.logSoftmaxRows(t.data, rows, cols)
+    return fromOp(y, t.shape, [t], (dy) => {
+      addGrad(t, K.logSoftmaxRowsBackward(y, dy, rows, cols)) // dx = dy − softmax·Σ dy
+    })
+  })
+}
+
+export type Reduction = 'mean' | 'sum' | 'none'
+
+/**
+ * Cross-entropy of logits (..., C) against class ids (...), PyTorch semantics: 'mean' averages over rows
+ * whose target is not ignoreIndex. Fused; composite: neg(gather(logSoftmax(logits), -1, targets)).
+ */
+export function crossEntropy(logits: Tensor, targets: Tensor | Int32Array, { ignoreIndex = -100, reduction = 'mean' }: { ignoreIndex?: number; reduction?: Reduction } = {}): Tensor {
+  if (logits.ndim < 1) throw new Error(`crossEntropy: logits must have a class axis, got ${shapeStr(logits.shape)}`)
+  const cols = logits.shape[logits.ndim - 1], rows = logits.size / cols
+  const rowShape = logits.shape.slice(0, -1)
+  const tShape = targets instanceof Tensor ? targets.shape : [targets.length]
+  if ((targets instanceof Tensor ? targets.size : targets.length) !== rows) {
+    throw new Error(`crossEntropy: logits ${shapeStr(logits.shape)} need ${rows} targets, got ${shapeStr(tShape)}`)
+  }
+  const values = targets instanceof Tensor ? targets.data : targets
+  const t = new Int32Array(rows)
+  let count = 0
+  for (let r = 0; r < rows; r++) {
+    const v = values[r]
+    if (v === ignoreIndex) {
+      t[r] = ignoreIndex
+      continue
+    }
+    if (!Number.isInteger(v) || v < 0 || v >= cols) throw new Error(`crossEntropy: target ${v} at row ${r} is not a class id in [0, ${cols})`)
+    t[r] = v
+    count++
+  }
+  if (reduction === 'mean' && count === 0) throw new Error('crossEntropy: every target equals ignoreIndex, so the mean is undefined')
+  const { losses, probs } = K.crossEntropyRows(logits.data, t, rows, cols, ignoreIndex)
+  const backward = (dyRow: Float32Array) => addGrad(logits, K.crossEntropyRowsBackward(probs, t, dyRow, rows, cols, ignoreIndex)) // dx = dy·(softmax − onehot)
+  if (reduction === 'none') return fromOp(losses, rowShape, [logits], backward)
+  const total = K.sumAll(losses)
+  const scale = reduction === 'mean' ? 1 / count : 1
+  return fromOp(new Float32Array([total * scale]), [], [logits], (dy) => {
+    backward(new Float32Array(rows).fill(dy[0] * scale)) // each row's loss enters with weight scale
+  })
+}
+
+/** mean((a − b)²) or its sum / per-element form. */
+export function mseLoss(a: Tensor, b: Tensor, { reduction = 'mean' }: { reduction?: Reduction } = {}): Tensor {
+  const d = sub(a, b)
+  const sq = mul(d, d)
+  if (reduction === 'none') return sq
+  return reduction === 'mean' ? mean(sq) : mul(mean(sq), sq.size)
+}
+
+/**
+ * Normalise the last axis to zero mean and unit variance, then scale and shift: y = x̂·w + b.
+ * Fused; composite: add(mul(div(sub(x, mean), sqrt(add(variance(x, -1, true, { unbiased: false }), eps))), w), b).
+ */
+export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
+  const cols = x.shape[x.ndim - 1], rows = x.size / cols
+  if (weight.size !== cols || bias.size !== cols) {
+    throw new Error(`layerNorm: weight ${shapeStr(weight.shape)} and bias ${shapeStr(bias.shape)} must both be (${cols}) for input ${shapeStr(x.shape)}`)
+  }
+  const { y, mean: mu, rstd } = K.layerNormRows(x.data, weight.data, bias.data, rows, cols, eps)
+  return fromOp(y, x.shape, [x, weight, bias], (dy) => {
+    const { dx, dw, db } = K.layerNormRowsBackward(dy, x.data, weight.data, mu, rstd, rows, cols) // derivation in the kernel
+    if (x.requiresGrad) addGrad(x, dx)
+    if (weight.requiresGrad) addGrad(weight, dw)  // dw = Σ dy ⊙ x̂
+    if (bias.requiresGrad) addGrad(bias, db)      // db = Σ dy
+  })
+}
+
+/** Rows of weight (V, D) picked by ids (...): output (..., D). The backward adds each dy row into its id's row. */
+export function embedding(ids: Tensor | Int32Array, weight: Tensor): Tensor {
+  if (weight.ndim !== 2) throw new Error(`embedding: weight must be (vocab, dim), got ${shapeStr(weight.shape)}`)
+  const [vocab, dim] = weight.shape
+  const idx = toIndex('embedding', ids, vocab)
+  const shape = ids instanceof Tensor ? ids.shape : [ids.length]
+  return fromOp(K.gatherRows(weight.data, idx, dim), [...shape, dim], [weight], (dy) => {
+    addGrad(weight, K.scatterAddRows(dy, idx, vocab, dim)) // dW[id] += dy row
+  })
+}
+
+/** Inverted dropout: zero each element with probability p and scale the rest by 1/(1−p); identity when not training. */
+export function dropout(x: Tensor, p: number, training = true): Tensor {
+  if (!(p >= 0 && p < 1)) throw new Error(`dropout: p must be in [0, 1), got ${p}`)
+  if (!training || p === 0) return x
+  const mask = new Float32Array(x.size)
+  const keep = 1 / (1 - p)
+  for (let i = 0; i < mask.length; i++) mask[i] = random() < p ? 0 : keep
+  return fromOp(K.mul(x.data, mask), x.shape, [x], (dy) => {
+    addGrad(x, K.mul(dy, mask)) // dx = dy ⊙ mask
+  })
+}

@@ -1,0 +1,8 @@
+// The package entry: `import { tensor, matmul, nn, optim } from 'tenny'`.
+// The one file in src/ that may import ops/ and nn/.
+export { Tensor, tensor, zeros, ones, full, arange, eye, rand, randn, randint, noGrad, isGradEnabled, fromOp, addGrad } from './tensor'
+export { manualSeed, rngState, setRngState, random, randomNormal, randomInt } from './random'
+export type { RngState } from './random'
+export { K, useKernels, type Kernels } from './kernels'
+export type { Shape } from './shape'
+export * from '../ops'

@@ -1,0 +1,38 @@
+// One seeded random stream for the whole engine (init, dropout, sampling, shuffling),
+// so manualSeed(n) makes a run reproducible and rngState() lets training resume exactly.
+import seedrandom from 'seedrandom'
+
+let rng = seedrandom('tenny', { state: true })
+
+/** Reseed every random draw Tenny makes. */
+export function manualSeed(seed: number | string): void {
+  rng = seedrandom(String(seed), { state: true })
+}
+
+/** The generator's full state, for checkpoints; restore it with setRngState. */
+export type RngState = seedrandom.State.Arc4
+
+export function rngState(): RngState {
+  return rng.state()
+}
+
+export function setRngState(state: RngState): void {
+  rng = seedrandom('', { state })
+}
+
+/** Uniform in [0, 1). */
+export function random(): number {
+  return rng()
+}
+
+/** Standard normal, by Box–Muller. */
+export function randomNormal(): number {
+  let u = 0
+  while (u === 0) u = rng() // log(0) would give -Infinity
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng())
+}
+
+/** Integer in [low, high). */
+export function randomInt(low: number, high: number): number {
+  return low + Math.floor(rng() * (high - low))
+}

@@ -1,0 +1,109 @@
+// Shapes and broadcasting: the one place that knows NumPy's broadcasting rules.
+// Every binary op's backward ends in sumTo(), which undoes a broadcast by summing.
+
+export type Shape = readonly number[]
+
+/** Number of elements in a shape; [] is a scalar with one element. */
+export function sizeOf(shape: Shape): number {
+  let n = 1
+  for (const d of shape) n *= d
+  return n
+}
+
+/** Row-major strides: how far to step in the flat array for +1 along each axis. */
+export function stridesOf(shape: Shape): number[] {
+  const strides = new Array<number>(shape.length)
+  let s = 1
+  for (let i = shape.length - 1; i >= 0; i--) {
+    strides[i] = s
+    s *= shape[i]
+  }
+  return strides
+}
+
+export function shapeStr(shape: Shape): string {
+  return `(${shape.join(',')})`
+}
+
+export function sameShape(a: Shape, b: Shape): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i])
+}
+
+/** Check that every entry is a non-negative integer; `op` names the caller in the error. */
+export function checkShape(op: string, shape: Shape): void {
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new Error(`${op}: invalid shape ${shapeStr(shape)}: dims must be non-negative integers`)
+  }
+}
+
+/** Map a possibly negative axis into [0, ndim); throws naming the op when out of range. */
+export function normAxis(op: string, axis: number, ndim: number): number {
+  if (!Number.isInteger(axis) || axis < -ndim || axis >= ndim) {
+    throw new Error(`${op}: axis ${axis} is out of range for a tensor with ${ndim} dims`)
+  }
+  return axis < 0 ? axis + ndim : axis
+}
+
+/** The broadcast shape of a and b (NumPy rules: align right; each pair equal or one of them 1). */
+export function broadcastShapes(op: string, a: Shape, b: Shape): number[] {
+  const n = Math.max(a.length, b.length)
+  const out = new Array<number>(n)
+  for (let i = 0; i < n; i++) {
+    const da = a[a.length - n + i] ?? 1
+    const db = b[b.length - n + i] ?? 1
+    if (da !== db && da !== 1 && db !== 1) {
+      throw new Error(`${op}: shapes ${shapeStr(a)} and ${shapeStr(b)} cannot be broadcast together (dim ${i}: ${da} vs ${db})`)
+    }
+    out[i] = da === 1 ? db : da
+  }
+  return out
+}
+
+/** Strides of `shape` seen from the larger `outShape`: 0 on broadcast axes. */
+function broadcastStrides(shape: Shape, outShape: Shape): number[] {
+  const own = stridesOf(shape)
+  const offset = outShape.length - shape.length
+  return outShape.map((d, i) => (i < offset || shape[i - offset] === 1 ? 0 : own[i - offset]))
+}
+
+/** Copy `data` of `shape` into a fresh array of the broadcast shape `outShape`. */
+export function broadcastTo(data: Float32Array, shape: Shape, outShape: Shape): Float32Array {
+  const out = new Float32Array(sizeOf(outShape))
+  const strides = broadcastStrides(shape, outShape)
+  const ndim = outShape.length
+  const idx = new Array<number>(ndim).fill(0)
+  let src = 0
+  for (let i = 0; i < out.length; i++) {
+    out[i] = data[src]
+    // odometer increment over the output index, moving the source offset with it
+    for (let ax = ndim - 1; ax >= 0; ax--) {
+      idx[ax]++
+      src += strides[ax]
+      if (idx[ax] < outShape[ax]) break
+      src -= strides[ax] * outShape[ax]
+      idx[ax] = 0
+    }
+  }
+  return out
+}
+
+/** Undo a broadcast: sum `grad` of shape `outShape` back down to `shape`. */
+export function sumTo(grad: Float32Array, outShape: Shape, shape: Shape): Float32Array {
+  if (sameShape(outShape, shape)) return grad
+  const out = new Float32Array(sizeOf(shape))
+  const strides = broadcastStrides(shape, outShape)
+  const ndim = outShape.length
+  const idx = new Array<number>(ndim).fill(0)
+  let dst = 0
+  for (let i = 0; i < grad.length; i++) {
+    out[dst] += grad[i]
+    for (let ax = ndim - 1; ax >= 0; ax--) {
+      idx[ax]++
+      dst += strides[ax]
+      if (idx[ax] < outShape[ax]) break
+      dst -= strides[ax] * outShape[ax]
+      idx[ax] = 0
+    }
+  }
+  return out
+}

@@ -1,0 +1,20 @@
+// `npm test`: typecheck, then every test/*.test.ts under uvu, then one closing line "N passed, N failed".
+import { spawnSync } from 'node:child_process'
+
+const tsc = spawnSync('npx', ['tsc', '--noEmit'], { stdio: 'inherit' })
+if (tsc.status !== 0) {
+  console.log('typecheck failed')
+  console.log('0 passed, 1 failed')
+  process.exit(1)
+}
+
+const args = ['--import', 'tsx', 'node_modules/uvu/bin.js', 'test', '\\.test\\.ts$', ...process.argv.slice(2)]
+const run = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 64 << 20, env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' } })
+process.stdout.write(run.stdout)
+process.stderr.write(run.stderr)
+const total = Number(/Total:\s+(\d+)/.exec(run.stdout)?.[1] ?? 0)
+const passed = Number(/Passed:\s+(\d+)/.exec(run.stdout)?.[1] ?? 0)
+const skipped = Number(/Skipped:\s+(\d+)/.exec(run.stdout)?.[1] ?? 0)
+const failed = run.status === 0 ? total - passed - skipped : Math.max(1, total - passed - skipped)
+console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`)
+process.exit(run.status === 0 && total > 0 ? 0 : 1)
