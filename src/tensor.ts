@@ -169,8 +169,10 @@ function inferShape(values: NestedArray): number[] {
   return shape
 }
 
-/** A tensor from nested arrays (shape inferred) or a flat Float32Array with a shape. */
-export function tensor(values: NestedArray | Float32Array, shape?: Shape, { requiresGrad = false }: CreateOptions = {}): Tensor {
+/** A tensor from nested arrays (shape inferred) or a flat Float32Array with a shape: tensor([[1, 2]], { requiresGrad: true }). */
+export function tensor(values: NestedArray | Float32Array, shapeOrOptions?: Shape | CreateOptions, options: CreateOptions = {}): Tensor {
+  const shape = Array.isArray(shapeOrOptions) ? shapeOrOptions : undefined
+  const { requiresGrad = false } = Array.isArray(shapeOrOptions) ? options : (shapeOrOptions ?? options) as CreateOptions
   if (values instanceof Float32Array) return new Tensor(values, shape ?? [values.length], requiresGrad)
   const inferred = inferShape(values)
   const flat: number[] = []
