@@ -1,0 +1,260 @@
+// The CPU kernels against their oracles: every fast matmul variant against matmulRef on awkward sizes,
+// the fused row kernels against plain float64 loops, and the movement kernels on hand-checkable values.
+// Each check loops over the kernel tables under test; a GPU or parallel table joins `tables` when present.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { cpu, type Kernels } from '../src/kernels'
+import { matmulRef, matmulNN, matmulNT, matmulTN, transpose2d } from '../src/kernels/matmul'
+import { manualSeed, random } from '../src/random'
+import { assertClose } from './helpers'
+
+const tables: [string, Kernels][] = [['cpu', cpu]]
+const SIZES = [1, 3, 7, 33, 130]
+
+function rnd(n: number): Float32Array {
+  return Float32Array.from({ length: n }, () => 2 * random() - 1)
+}
+
+/** Float32 accumulation over k terms in [-1, 1]: MEASURED.md saw 6e-6 at k = 128; allow a margin. */
+const tolFor = (k: number) => ({ atol: 2e-6 * Math.max(k, 1), rtol: 1e-5 })
+
+test('matmul kernels: NN, NT, TN accumulate into C and match matmulRef on every size in {1,3,7,33,130}³', () => {
+  manualSeed(1)
+  for (const m of SIZES)
+    for (const k of SIZES)
+      for (const n of SIZES) {
+        const a = rnd(m * k), b = rnd(k * n) // A (m, k), B (k, n)
+        const want = matmulRef(a, b, m, k, n)
+        const c0 = rnd(m * n) // the variants add into C
+        const plusC = (c: Float32Array) => c.map((v, i) => v + c0[i])
+        const what = `(${m},${k},${n})`
+        const nn = c0.slice(); matmulNN(a, b, nn, m, k, n)
+        assertClose(nn, plusC(want), { ...tolFor(k), what: `NN ${what}` })
+        const nt = c0.slice(); matmulNT(a, transpose2d(b, k, n), nt, m, k, n)
+        assertClose(nt, plusC(want), { ...tolFor(k), what: `NT ${what}` })
+        const tn = c0.slice(); matmulTN(transpose2d(a, m, k), b, tn, m, k, n)
+        assertClose(tn, plusC(want), { ...tolFor(k), what: `TN ${what}` })
+      }
+})
+
+test('matmul table entry: all four transpose flag combinations match matmulRef with the same flags', () => {
+  manualSeed(2)
+  const shapes = [[1, 1, 1], [3, 7, 1], [7, 1, 33], [33, 130, 7], [130, 33, 3], [5, 4, 130], [130, 130, 33]]
+  for (const [name, T] of tables)
+    for (const [m, k, n] of shapes)
+      for (const transA of [false, true])
+        for (const transB of [false, true]) {
+          const a = rnd(m * k), b = rnd(k * n)
+          const got = T.matmul(a, b, m, k, n, { transA, transB })
+          const want = matmulRef(a, b, m, k, n, { transA, transB })
+          assertClose(got, want, { ...tolFor(k), what: `${name} matmul (${m},${k},${n}) transA=${transA} transB=${transB}` })
+        }
+})
+
+test('matmulRef with flags is the plain product of the transposed matrices', () => {
+  const a = Float32Array.from([1, 2, 3, 4, 5, 6]) // (2, 3), or (3, 2) read as Aᵀ
+  const b = Float32Array.from([1, 0, 0, 1, 1, 1]) // (3, 2), or (2, 3) read as Bᵀ
+  assert.equal(Array.from(matmulRef(a, b, 2, 3, 2)), [4, 5, 10, 11])
+  // Aᵀ with A stored (3, 2) = [[1,2],[3,4],[5,6]] → Aᵀ = [[1,3,5],[2,4,6]]; B (3, 2) as before
+  assert.equal(Array.from(matmulRef(a, b, 2, 3, 2, { transA: true })), [6, 8, 8, 10])
+  // A (2, 3) · Bᵀ with B stored (2, 3) = [[1,0,0],[1,1,1]]
+  assert.equal(Array.from(matmulRef(a, b, 2, 3, 2, { transB: true })), [1, 6, 4, 15])
+})
+
+test('matmulBatched: each of the batch products matches matmulRef, for all flags', () => {
+  manualSeed(3)
+  for (const [name, T] of tables)
+    for (const [batch, m, k, n] of [[1, 3, 7, 1], [3, 7, 33, 3], [4, 33, 3, 7], [2, 1, 130, 5]])
+      for (const transA of [false, true])
+        for (const transB of [false, true]) {
+          const a = rnd(batch * m * k), b = rnd(batch * k * n)
+          const got = T.matmulBatched(a, b, batch, m, k, n, { transA, transB })
+          for (let t = 0; t < batch; t++) {
+            const want = matmulRef(a.subarray(t * m * k, (t + 1) * m * k), b.subarray(t * k * n, (t + 1) * k * n), m, k, n, { transA, transB })
+            assertClose(got.subarray(t * m * n, (t + 1) * m * n), want, { ...tolFor(k), what: `${name} batched #${t} (${batch},${m},${k},${n}) ${transA}/${transB}` })
+          }
+        }
+})
+
+test('matmul: k = 0 gives zeros and m = 0 or n = 0 gives an empty result', () => {
+  for (const [, T] of tables) {
+    assert.equal(Array.from(T.matmul(new Float32Array(0), new Float32Array(0), 2, 0, 3)), [0, 0, 0, 0, 0, 0])
+    assert.is(T.matmul(new Float32Array(0), new Float32Array(6), 0, 2, 3).length, 0)
+  }
+})
+
+// ---- row kernels against plain float64 loops -----------------------------------------------------
+
+function rowsOf(x: Float32Array, cols: number): number[][] {
+  return Array.from({ length: x.length / cols }, (_, r) => Array.from(x.subarray(r * cols, (r + 1) * cols)))
+}
+const logSumExp = (row: number[]) => Math.log(row.reduce((s, v) => s + Math.exp(v), 0))
+
+test('softmaxRows and its backward match exp(x)/Σexp(x) and the full Jacobian product', () => {
+  manualSeed(4)
+  for (const [name, T] of tables)
+    for (const [rows, cols] of [[1, 1], [3, 7], [5, 33]]) {
+      const x = rnd(rows * cols).map((v) => 5 * v), dy = rnd(rows * cols)
+      const y = T.softmaxRows(x, rows, cols)
+      const want = rowsOf(x, cols).flatMap((row) => row.map((v) => Math.exp(v - logSumExp(row))))
+      assertClose(y, want, { atol: 1e-6, what: `${name} softmax (${rows},${cols})` })
+      // dx_j = Σ_i dy_i ∂y_i/∂x_j = Σ_i dy_i y_i (δ_ij − y_j)
+      const dxWant = rowsOf(y, cols).flatMap((yr, r) => yr.map((yj, j) => yr.reduce((s, yi, i) => s + dy[r * cols + i] * yi * ((i === j ? 1 : 0) - yj), 0)))
+      assertClose(T.softmaxRowsBackward(y, dy, rows, cols), dxWant, { atol: 1e-6, what: `${name} softmax backward` })
+    }
+})
+
+test('softmaxRows stays finite for large logits (it subtracts the row max)', () => {
+  for (const [, T] of tables) {
+    const y = T.softmaxRows(Float32Array.from([1000, 1000, -1000]), 1, 3)
+    assertClose(y, [0.5, 0.5, 0])
+  }
+})
+
+test('logSoftmaxRows and its backward match x − logΣexp(x) and dy − softmax·Σdy', () => {
+  manualSeed(5)
+  for (const [name, T] of tables)
+    for (const [rows, cols] of [[1, 1], [4, 9], [2, 65]]) {
+      const x = rnd(rows * cols).map((v) => 10 * v), dy = rnd(rows * cols)
+      const y = T.logSoftmaxRows(x, rows, cols)
+      const want = rowsOf(x, cols).flatMap((row) => row.map((v) => v - logSumExp(row)))
+      assertClose(y, want, { atol: 1e-5, what: `${name} logSoftmax (${rows},${cols})` })
+      const dxWant = rowsOf(x, cols).flatMap((row, r) => {
+        const s = dy.subarray(r * cols, (r + 1) * cols).reduce((a, b) => a + b, 0)
+        return row.map((v, j) => dy[r * cols + j] - Math.exp(v - logSumExp(row)) * s)
+      })
+      assertClose(T.logSoftmaxRowsBackward(y, dy, rows, cols), dxWant, { atol: 1e-5, what: `${name} logSoftmax backward` })
+    }
+  assertClose(cpu.logSoftmaxRows(Float32Array.from([0, -200]), 1, 2), [0, -200]) // no log(0) = −∞
+})
+
+test('crossEntropyRows: loss = logΣexp(x) − x[t], ignored rows give 0 loss and 0 gradient', () => {
+  manualSeed(6)
+  const rows = 5, cols = 7, ignore = -100
+  const x = rnd(rows * cols).map((v) => 4 * v)
+  const t = Int32Array.from([0, 6, ignore, 3, 3])
+  const dyRow = rnd(rows)
+  for (const [name, T] of tables) {
+    const { losses, probs } = T.crossEntropyRows(x, t, rows, cols, ignore)
+    const want = rowsOf(x, cols).map((row, r) => (t[r] === ignore ? 0 : logSumExp(row) - row[t[r]]))
+    assertClose(losses, want, { atol: 1e-5, what: `${name} crossEntropy losses` })
+    assertClose(probs, T.softmaxRows(x, rows, cols), { what: `${name} crossEntropy probs` })
+    const dxWant = rowsOf(x, cols).flatMap((row, r) => row.map((v, j) => (t[r] === ignore ? 0 : dyRow[r] * (Math.exp(v - logSumExp(row)) - (j === t[r] ? 1 : 0)))))
+    assertClose(T.crossEntropyRowsBackward(probs, t, dyRow, rows, cols, ignore), dxWant, { atol: 1e-6, what: `${name} crossEntropy backward` })
+  }
+  // a confident right answer keeps its tiny loss instead of rounding to 0 through p = 1
+  const { losses } = cpu.crossEntropyRows(Float32Array.from([30, 0]), Int32Array.from([0]), 1, 2, ignore)
+  assertClose(losses, [Math.log1p(Math.exp(-30))], { atol: 0, rtol: 0.05 }) // float64 log(1 + 9e-14) keeps ~2 digits
+})
+
+test('layerNormRows and its backward match mean/variance normalisation and a float64 finite difference', () => {
+  manualSeed(7)
+  const rows = 4, cols = 6, eps = 1e-5
+  const x = rnd(rows * cols).map((v) => 3 * v + 1), w = rnd(cols), b = rnd(cols), dy = rnd(rows * cols)
+  const ln = (xs: number[], ws: ArrayLike<number>, bs: ArrayLike<number>) => xs.map((_, i) => {
+    const r = Math.floor(i / cols), row = xs.slice(r * cols, (r + 1) * cols)
+    const mu = row.reduce((s, v) => s + v, 0) / cols
+    const v = row.reduce((s, u) => s + (u - mu) ** 2, 0) / cols
+    return ((xs[i] - mu) / Math.sqrt(v + eps)) * ws[i % cols] + bs[i % cols]
+  })
+  for (const [name, T] of tables) {
+    const { y, mean, rstd } = T.layerNormRows(x, w, b, rows, cols, eps)
+    assertClose(y, ln(Array.from(x), w, b), { atol: 1e-5, what: `${name} layerNorm y` })
+    assertClose(mean, rowsOf(x, cols).map((row) => row.reduce((s, v) => s + v, 0) / cols), { what: `${name} layerNorm mean` })
+    const { dx, dw, db } = T.layerNormRowsBackward(dy, x, w, mean, rstd, rows, cols)
+    // loss = Σ dy ⊙ y, differentiated numerically in float64
+    const loss = (xs: number[], ws: number[], bs: number[]) => ln(xs, ws, bs).reduce((s, v, i) => s + v * dy[i], 0)
+    const numeric = (arr: number[], i: number, f: (a: number[]) => number) => {
+      const up = arr.slice(), down = arr.slice()
+      up[i] += 1e-6; down[i] -= 1e-6
+      return (f(up) - f(down)) / 2e-6
+    }
+    const X = Array.from(x), W = Array.from(w), B = Array.from(b)
+    assertClose(dx, X.map((_, i) => numeric(X, i, (a) => loss(a, W, B))), { atol: 1e-4, what: `${name} layerNorm dx` })
+    assertClose(dw, W.map((_, i) => numeric(W, i, (a) => loss(X, a, B))), { atol: 1e-4, what: `${name} layerNorm dw` })
+    assertClose(db, B.map((_, i) => numeric(B, i, (a) => loss(X, W, a))), { atol: 1e-4, what: `${name} layerNorm db` })
+  }
+})
+
+// ---- reductions and movement on hand-checkable values -----------------------------------------------
+
+test('sumAxis and extremeAxis on a (2, 3, 2) array, by hand', () => {
+  const a = Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]) // (2, 3, 2)
+  for (const [, T] of tables) {
+    assert.equal(Array.from(T.sumAxis(a, 2, 3, 2)), [9, 12, 27, 30])
+    assert.equal(Array.from(T.sumAxis(a, 1, 2, 6)), [8, 10, 12, 14, 16, 18])
+    const mx = T.extremeAxis(Float32Array.from([3, 1, 4, 1, 5, 9, 2, 6]), 2, 4, 1, 1)
+    assert.equal([Array.from(mx.values), Array.from(mx.indices)], [[4, 9], [2, 1]])
+    const mn = T.extremeAxis(Float32Array.from([3, 1, 4, 1, 5, 9, 2, 6]), 2, 4, 1, -1)
+    assert.equal([Array.from(mn.values), Array.from(mn.indices)], [[1, 2], [1, 2]]) // first of the tied 1s
+    assert.equal(Array.from(T.extremeAxisBackward(Float32Array.from([10, 20]), Int32Array.from([2, 1]), 2, 4, 1)), [0, 0, 10, 0, 0, 20, 0, 0])
+    const withNaN = T.extremeAxis(Float32Array.from([1, NaN, 3]), 1, 3, 1, 1)
+    assert.ok(Number.isNaN(withNaN.values[0]) && withNaN.indices[0] === 1)
+  }
+})
+
+test('permute: a 2-D transpose and a (2, 3, 4) → (4, 2, 3) reorder, by hand and by index formula', () => {
+  for (const [, T] of tables) {
+    assert.equal(Array.from(T.permute(Float32Array.from([1, 2, 3, 4, 5, 6]), [2, 3], [1, 0])), [1, 4, 2, 5, 3, 6])
+    const a = Float32Array.from({ length: 24 }, (_, i) => i) // a[i][j][l] = 12i + 4j + l
+    const out = T.permute(a, [2, 3, 4], [2, 0, 1]) // out[l][i][j] = a[i][j][l]
+    for (let l = 0; l < 4; l++)
+      for (let i = 0; i < 2; i++)
+        for (let j = 0; j < 3; j++) assert.is(out[l * 6 + i * 3 + j], 12 * i + 4 * j + l)
+    assert.equal(Array.from(T.permute(Float32Array.from([7]), [], [])), [7])
+  }
+})
+
+test('sliceAxis and placeAxisInPlace are inverse on the middle axis', () => {
+  const a = Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]) // (2, 3, 2)
+  for (const [, T] of tables) {
+    const part = T.sliceAxis(a, 2, 3, 2, 1, 3) // rows 1..2 of each block
+    assert.equal(Array.from(part), [3, 4, 5, 6, 9, 10, 11, 12])
+    const out = new Float32Array(12)
+    T.placeAxisInPlace(out, part, 2, 3, 2, 1, 2)
+    assert.equal(Array.from(out), [0, 0, 3, 4, 5, 6, 0, 0, 9, 10, 11, 12])
+  }
+})
+
+test('gatherAxis picks along the axis and scatterAddAxis sends gradients back, repeats adding up', () => {
+  const a = Float32Array.from([10, 11, 12, 20, 21, 22]) // (2, 3) seen as outer 2, n 3, inner 1
+  const idx = Int32Array.from([2, 2, 0, 1]) // (2, 2)
+  for (const [, T] of tables) {
+    assert.equal(Array.from(T.gatherAxis(a, idx, 2, 3, 2, 1)), [12, 12, 20, 21])
+    assert.equal(Array.from(T.scatterAddAxis(Float32Array.from([1, 2, 3, 4]), idx, 2, 3, 2, 1)), [0, 0, 3, 3, 4, 0])
+    // along axis 0 of a (3, 2) matrix: outer 1, n 3, inner 2
+    const b = Float32Array.from([1, 2, 3, 4, 5, 6])
+    assert.equal(Array.from(T.gatherAxis(b, Int32Array.from([2, 0]), 1, 3, 1, 2)), [5, 2])
+  }
+})
+
+test('gatherRows and scatterAddRows: embedding rows out, repeated ids accumulate in', () => {
+  const w = Float32Array.from([0, 1, 10, 11, 20, 21]) // (3, 2)
+  const ids = Int32Array.from([2, 0, 2])
+  for (const [, T] of tables) {
+    assert.equal(Array.from(T.gatherRows(w, ids, 2)), [20, 21, 0, 1, 20, 21])
+    assert.equal(Array.from(T.scatterAddRows(Float32Array.from([1, 2, 3, 4, 5, 6]), ids, 3, 2)), [3, 4, 0, 0, 6, 8])
+  }
+})
+
+test('elementwise kernels on hand-checkable values', () => {
+  for (const [, T] of tables) {
+    const a = Float32Array.from([-2, 0, 3]), b = Float32Array.from([4, 5, -6])
+    assert.equal(Array.from(T.add(a, b)), [2, 5, -3])
+    assert.equal(Array.from(T.sub(a, b)), [-6, -5, 9])
+    assert.equal(Array.from(T.mul(a, b)), [-8, 0, -18])
+    assert.equal(Array.from(T.div(a, b)), [-0.5, 0, -0.5])
+    assert.equal(Array.from(T.affine(a, 2, 1)), [-3, 1, 7])
+    assert.equal(Array.from(T.sign(a)), [-1, 0, 1])
+    assert.equal(Array.from(T.relu(a)), [0, 0, 3])
+    assert.equal(Array.from(T.clamp(a, -1, 1)), [-1, 0, 1])
+    assert.equal(Array.from(T.where(Float32Array.from([1, 0, 1]), a, b)), [-2, 5, 3])
+    assert.equal(Array.from(T.powScalar(a, 2)), [4, 0, 9])
+    assert.is(T.sumAll(Float32Array.from([0.1, 0.2, 0.3])), Math.fround(0.1) + Math.fround(0.2) + Math.fround(0.3))
+    // exact gelu x·Φ(x) at 1, −1 and 2 (Φ from tables); erf's approximation error stays below 2e-7
+    assertClose(T.geluErf(Float32Array.from([1, -1, 2])), [0.8413447460685429, -0.15865525393145707, 1.9544997361036416], { atol: 3e-7 })
+    assertClose(T.gelu(Float32Array.from([1, -1])), [0.8411919906082768, -0.15880800939172324], { atol: 1e-7 })
+  }
+})
+
+test.run()
