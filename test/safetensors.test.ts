@@ -1,0 +1,142 @@
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { tensor } from '../src/tensor'
+import { manualSeed } from '../src/random'
+import { serializeSafetensors, parseSafetensors, saveSafetensors, loadSafetensors, toTensor, type StoredTensor } from '../src/safetensors'
+import { normal } from './helpers'
+
+/** A file from a header object and raw data bytes, unpadded: the way a corrupt or foreign writer might make one. */
+function fileWith(header: unknown, data: number[] | Uint8Array = [], headerText = JSON.stringify(header)): Uint8Array {
+  const json = new TextEncoder().encode(headerText)
+  const out = new Uint8Array(8 + json.length + data.length)
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true)
+  out.set(json, 8)
+  out.set(data, 8 + json.length)
+  return out
+}
+
+function throwsWith(fn: () => unknown, pattern: RegExp): void {
+  try {
+    fn()
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err)
+    assert.match(msg, pattern)
+    return
+  }
+  assert.unreachable(`expected an error matching ${pattern}`)
+}
+
+test('safetensors: tensors of every writable dtype round-trip bitwise, with metadata', () => {
+  manualSeed(1)
+  const w = normal([3, 5])
+  const odd = tensor(new Float32Array([NaN, -0, Infinity, 1e-45]), [2, 2])
+  const q: StoredTensor = { dtype: 'I8', shape: [4], data: new Int8Array([-128, -1, 0, 127]) }
+  const u: StoredTensor = { dtype: 'U8', shape: [1, 3], data: new Uint8Array([0, 7, 255]) }
+  const i: StoredTensor = { dtype: 'I32', shape: [2], data: new Int32Array([-2147483648, 5]) }
+  const p: StoredTensor = { dtype: 'U32', shape: [2], data: new Uint32Array([4294967295, 1]) }
+  const empty = tensor(new Float32Array(0), [0, 4])
+  const bytes = serializeSafetensors({ w, odd, q, u, i, p, empty }, { config: '{"a":1}', note: 'ü' })
+  assert.is((new DataView(bytes.buffer).getUint32(0, true) + 8) % 8, 0, 'data section is 8-byte aligned')
+  const { tensors, metadata } = parseSafetensors(bytes)
+  assert.equal(metadata, { config: '{"a":1}', note: 'ü' })
+  assert.equal(tensors.w.shape, [3, 5])
+  assert.equal(new Uint8Array(tensors.w.data.buffer), new Uint8Array(w.data.buffer))
+  assert.equal(new Uint8Array(tensors.odd.data.buffer), new Uint8Array(odd.data.buffer))
+  for (const [name, t] of Object.entries({ q, u, i, p })) {
+    assert.is(tensors[name].dtype, t.dtype)
+    assert.is(tensors[name].data.constructor, t.data.constructor)
+    assert.equal(Array.from(tensors[name].data), Array.from(t.data))
+  }
+  assert.equal(tensors.empty.shape, [0, 4])
+  assert.equal(Array.from(toTensor(tensors.w, 'w').data), Array.from(w.data))
+})
+
+test('safetensors: F16 and BF16 decode known bit patterns to float32', () => {
+  const f16 = [0x3c00, 0xc000, 0x7bff, 0x0001, 0x3555, 0x7c00, 0x8000, 0x0400]
+  const bf16 = [0x3f80, 0xc049, 0x0000, 0xff80, 0x4780]
+  const data = new Uint8Array(2 * (f16.length + bf16.length))
+  const view = new DataView(data.buffer)
+  ;[...f16, ...bf16].forEach((h, k) => view.setUint16(2 * k, h, true))
+  const file = fileWith({
+    h: { dtype: 'F16', shape: [f16.length], data_offsets: [0, 2 * f16.length] },
+    b: { dtype: 'BF16', shape: [bf16.length], data_offsets: [2 * f16.length, data.length] },
+  }, data)
+  const { tensors } = parseSafetensors(file)
+  assert.is(tensors.h.dtype, 'F32')
+  assert.equal(Array.from(tensors.h.data), [1, -2, 65504, 2 ** -24, 0.333251953125, Infinity, -0, 2 ** -14])
+  assert.equal(Array.from(tensors.b.data), [1, -3.140625, 0, -Infinity, 65536])
+})
+
+test('safetensors: writing F16 and BF16 rounds to nearest and reads back within half precision', () => {
+  const values = new Float32Array([1, -2, 0.1, 65504, 1e-7, 3.14159, -1e5])
+  const bytes = serializeSafetensors({ h: { dtype: 'F16', shape: [7], data: values }, b: { dtype: 'BF16', shape: [7], data: values } })
+  const { tensors } = parseSafetensors(bytes)
+  assert.equal(Array.from(tensors.h.data), [1, -2, 0.0999755859375, 65504, 1.1920928955078125e-7, 3.140625, -Infinity])
+  assert.equal(Array.from(tensors.b.data), [1, -2, 0.10009765625, 65536, 1.0011717677116394e-7, 3.140625, -99840])
+})
+
+test('safetensors: save writes atomically (no temp file left) and load reads it back', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tenny-st-'))
+  try {
+    const path = join(dir, 'model.safetensors')
+    const w = tensor([[1, 2], [3, 4]])
+    saveSafetensors(path, { w }, { step: '3' })
+    assert.equal(readdirSync(dir), ['model.safetensors'])
+    const { tensors, metadata } = loadSafetensors(path)
+    assert.equal(Array.from(tensors.w.data), [1, 2, 3, 4])
+    assert.equal(metadata, { step: '3' })
+    assert.equal(new Uint8Array(readFileSync(path)), serializeSafetensors({ w }, { step: '3' }))
+    throwsWith(() => loadSafetensors(join(dir, 'missing.safetensors')), /ENOENT/)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+const good = () => serializeSafetensors({ a: tensor([1, 2, 3]), b: tensor([[4, 5]]) }, { k: 'v' })
+
+test('safetensors: truncated files and impossible header lengths are named errors', () => {
+  const bytes = good()
+  throwsWith(() => parseSafetensors(bytes.subarray(0, 5), 'x.st'), /x\.st: file is 5 bytes/)
+  throwsWith(() => parseSafetensors(bytes.subarray(0, bytes.length - 4), 'x.st'), /x\.st: tensors cover 20 bytes but the data section is 16/)
+  throwsWith(() => parseSafetensors(bytes.subarray(0, 20), 'x.st'), /header length \d+ runs past the end/)
+  const flipped = bytes.slice()
+  flipped[7] ^= 0x80 // the top byte of the u64 length
+  throwsWith(() => parseSafetensors(flipped), /<buffer>: header length \d+ runs past the end/)
+  const shorter = bytes.slice()
+  shorter[0] -= 8 // the header now ends 8 bytes early, inside the JSON
+  throwsWith(() => parseSafetensors(shorter), /header is not valid UTF-8 JSON/)
+})
+
+test('safetensors: malformed headers are named errors', () => {
+  throwsWith(() => parseSafetensors(fileWith(null, [], '{"a": ')), /not valid UTF-8 JSON/)
+  throwsWith(() => parseSafetensors(fileWith([1, 2])), /header is not a JSON object/)
+  throwsWith(() => parseSafetensors(fileWith({ a: { dtype: 'F64', shape: [1], data_offsets: [0, 8] } }, new Array(8).fill(0))), /'a' has unknown dtype "F64"/)
+  throwsWith(() => parseSafetensors(fileWith({ a: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, [0, 0, 0, 0])), /'a' has shape \[-1\]/)
+  throwsWith(() => parseSafetensors(fileWith({ a: { dtype: 'F32', shape: [1.5], data_offsets: [0, 4] } }, [0, 0, 0, 0])), /'a' has shape/)
+  throwsWith(() => parseSafetensors(fileWith({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, new Array(8).fill(0))), /'a' is F32 \(3\) = 12 bytes, but data_offsets span 8/)
+  throwsWith(() => parseSafetensors(fileWith({ a: { dtype: 'F32', shape: [1], data_offsets: [4, 0] } }, [0, 0, 0, 0])), /data_offsets \[4,0\]/)
+  throwsWith(() => parseSafetensors(fileWith({ __metadata__: { n: 3 } })), /__metadata__ 'n' is 3, not a string/)
+  throwsWith(() => parseSafetensors(fileWith({ a: 'F32' })), /'a' is not an object/)
+})
+
+test('safetensors: overlapping, gapped and trailing data are rejected', () => {
+  const data = new Array(8).fill(0)
+  const entry = (begin: number) => ({ dtype: 'F32', shape: [1], data_offsets: [begin, begin + 4] })
+  throwsWith(() => parseSafetensors(fileWith({ a: entry(0), b: entry(0) }, data)), /'.' starts at byte 0 of the data, expected 4 \(offsets overlap/)
+  throwsWith(() => parseSafetensors(fileWith({ a: entry(4) }, data)), /'a' starts at byte 4 of the data, expected 0/)
+  throwsWith(() => parseSafetensors(fileWith({ a: entry(0) }, data)), /cover 4 bytes but the data section is 8 bytes \(truncated file or trailing bytes\)/)
+  const withTail = new Uint8Array([...good(), 1, 2, 3])
+  throwsWith(() => parseSafetensors(withTail), /trailing bytes/)
+})
+
+test('safetensors: toTensor refuses integer dtypes, and bad stored tensors are refused on write', () => {
+  throwsWith(() => toTensor({ dtype: 'I8', shape: [1], data: new Int8Array(1) }, 'q'), /toTensor: 'q' is stored as I8/)
+  throwsWith(() => serializeSafetensors({ q: { dtype: 'I8', shape: [2], data: new Uint8Array(2) } }), /'q' is I8, which needs a Int8Array, got Uint8Array/)
+  throwsWith(() => serializeSafetensors({ q: { dtype: 'U8', shape: [3], data: new Uint8Array(2) } }), /'q' has 2 values but shape \(3\)/)
+  throwsWith(() => serializeSafetensors({ __metadata__: tensor([1]) }), /reserved/)
+})
+
+test.run()
