@@ -91,10 +91,12 @@ export function variance(x: Tensor, axis?: number | number[], keepDims = false, 
 
 /** log Σ exp(x), stable: m + log Σ exp(x − m) with m = max(x) held constant (its gradient cancels). */
 export function logsumexp(x: Tensor, axis?: number | number[], keepDims = false): Tensor {
-  const m = max(x, axis, true).detach()
-  const shifted = log(sum(exp(sub(x, m)), axis, true))
+  const axes = normAxes('logsumexp', axis, x.ndim)
+  const m = max(x, axes, true).detach()
+  for (let i = 0; i < m.size; i++) if (!Number.isFinite(m.data[i])) m.data[i] = 0 // ±∞ − ±∞ would be NaN; an all −∞ slice gives −∞
+  const shifted = log(sum(exp(sub(x, m)), axes, true))
   const out = add(shifted, m)
-  return keepDims ? out : reshape(out, reducedShape(x.shape, normAxes('logsumexp', axis, x.ndim), false))
+  return keepDims ? out : reshape(out, reducedShape(x.shape, axes, false))
 }
 
 /** Index of the first maximum along `axis` (no gradient). */
