@@ -10,11 +10,13 @@ import { reshape } from './movement'
  * (B, H, T, D) @ (B, H, D, T) → (B, H, T, T), or (B, T, C) @ (C, N) → (B, T, N). 1-D operands act as a row / column.
  */
 export function matmul(a: Tensor, b: Tensor): Tensor {
-  if (a.ndim === 0 || b.ndim === 0) throw new Error(`matmul: ${shapeStr(a.shape)} @ ${shapeStr(b.shape)}: scalars cannot be multiplied as matrices`)
+  const what = `matmul: ${shapeStr(a.shape)} @ ${shapeStr(b.shape)}`
+  if (a.ndim === 0 || b.ndim === 0) throw new Error(`${what}: scalars cannot be multiplied as matrices`)
+  const kA = a.shape[a.ndim - 1], kB = b.shape[Math.max(b.ndim - 2, 0)] // checked before 1-D operands are reshaped
+  if (kA !== kB) throw new Error(`${what}: inner dimensions ${kA} and ${kB} differ`)
   if (a.ndim === 1) return reshape(matmul(reshape(a, [1, a.shape[0]]), b), [...b.shape.slice(0, -2), b.shape[b.ndim - 1]])
   if (b.ndim === 1) return reshape(matmul(a, reshape(b, [b.shape[0], 1])), a.shape.slice(0, -1))
-  const [m, k] = a.shape.slice(-2), [k2, n] = b.shape.slice(-2)
-  if (k !== k2) throw new Error(`matmul: ${shapeStr(a.shape)} @ ${shapeStr(b.shape)}: inner dimensions ${k} and ${k2} differ`)
+  const [m, k] = a.shape.slice(-2), n = b.shape[b.ndim - 1]
   const aBatch = a.shape.slice(0, -2), bBatch = b.shape.slice(0, -2)
 
   if (bBatch.length === 0) { // (..., m, k) @ (k, n): fold the batch into the rows, one kernel call
@@ -24,7 +26,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
       if (b.requiresGrad) addGrad(b, K.matmul(a.data, dy, k, rows, n, { transA: true }))  // dB = Aᵀ · dy
     })
   }
-  const batch = broadcastShapes('matmul', aBatch, bBatch)
+  const batch = broadcastShapes(`${what}: batch dims`, aBatch, bBatch)
   const aFull = [...batch, m, k], bFull = [...batch, k, n]
   const ad = sameShape(a.shape, aFull) ? a.data : broadcastTo(a.data, a.shape, aFull)
   const bd = sameShape(b.shape, bFull) ? b.data : broadcastTo(b.data, b.shape, bFull)

@@ -112,7 +112,8 @@ export function stack(xs: Tensor[], axis = 0): Tensor {
   for (const t of xs) {
     if (!sameShape(t.shape, xs[0].shape)) throw new Error(`stack: shapes ${xs.map((u) => shapeStr(u.shape)).join(', ')} must all be equal`)
   }
-  return concat(xs.map((t) => unsqueeze(t, axis)), axis)
+  const ax = normAxis('stack', axis, xs[0].ndim + 1)
+  return concat(xs.map((t) => unsqueeze(t, ax)), ax)
 }
 
 /** Cut along `axis` into pieces: `sizes` a list of lengths, or one chunk length (the last may be shorter). */
@@ -125,6 +126,7 @@ export function split(x: Tensor, sizes: number | number[], axis = 0): Tensor[] {
     list = Array.from({ length: Math.ceil(n / sizes) }, (_, i) => Math.min(sizes, n - i * sizes))
   } else {
     list = sizes
+    if (list.some((s) => !Number.isInteger(s) || s < 0)) throw new Error(`split: sizes ${JSON.stringify(sizes)} must be non-negative integers`)
     const total = list.reduce((a, b) => a + b, 0)
     if (total !== n) throw new Error(`split: sizes ${JSON.stringify(sizes)} add up to ${total}, but axis ${axis} of ${shapeStr(x.shape)} has ${n}`)
   }
@@ -147,13 +149,13 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
   })
 }
 
-/** Validated integer ids from a tensor or array: every value an integer in [0, upper). */
-export function toIndex(op: string, index: Tensor | Int32Array | ArrayLike<number>, upper: number): Int32Array {
+/** Validated integer ids from a tensor or array: every value an integer in [0, upper). `context` ends the error message. */
+export function toIndex(op: string, index: Tensor | Int32Array | ArrayLike<number>, upper: number, context = ''): Int32Array {
   const values = index instanceof Tensor ? index.data : index
   const out = new Int32Array(values.length)
   for (let i = 0; i < values.length; i++) {
     const v = values[i]
-    if (!Number.isInteger(v) || v < 0 || v >= upper) throw new Error(`${op}: index ${v} at position ${i} is out of range [0, ${upper})`)
+    if (!Number.isInteger(v) || v < 0 || v >= upper) throw new Error(`${op}: index ${v} at position ${i} is out of range [0, ${upper})${context}`)
     out[i] = v
   }
   return out
@@ -167,7 +169,7 @@ export function gather(x: Tensor, axis: number, index: Tensor): Tensor {
   }
   const [outer, n, inner] = around(x.shape, ax)
   const m = index.shape[ax]
-  const idx = toIndex('gather', index, n)
+  const idx = toIndex('gather', index, n, ` for axis ${axis} of x ${shapeStr(x.shape)}`)
   return fromOp(K.gatherAxis(x.data, idx, outer, n, m, inner), index.shape, [x], (dy) => {
     addGrad(x, K.scatterAddAxis(dy, idx, outer, n, m, inner)) // dx[index] += dy
   })

@@ -2,7 +2,7 @@
 // forward, one backward) because they sit on the GPT's hot path; each names the composite it replaces.
 import { Tensor, fromOp, addGrad } from '../src/tensor'
 import { K } from '../src/kernels'
-import { shapeStr, normAxis } from '../src/shape'
+import { shapeStr, normAxis, broadcastShapes } from '../src/shape'
 import { random } from '../src/random'
 import { sub, mul } from './elementwise'
 import { mean } from './reduce'
@@ -60,7 +60,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor | Int32Array, { ign
       t[r] = ignoreIndex
       continue
     }
-    if (!Number.isInteger(v) || v < 0 || v >= cols) throw new Error(`crossEntropy: target ${v} at row ${r} is not a class id in [0, ${cols})`)
+    if (!Number.isInteger(v) || v < 0 || v >= cols) throw new Error(`crossEntropy: target ${v} at row ${r} is not a class id in [0, ${cols}) for logits ${shapeStr(logits.shape)}`)
     t[r] = v
     count++
   }
@@ -77,6 +77,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor | Int32Array, { ign
 
 /** mean((a − b)²) or its sum / per-element form. */
 export function mseLoss(a: Tensor, b: Tensor, { reduction = 'mean' }: { reduction?: Reduction } = {}): Tensor {
+  broadcastShapes('mseLoss', a.shape, b.shape) // so a shape error names this op, not sub
   const d = sub(a, b)
   const sq = mul(d, d)
   if (reduction === 'none') return sq
@@ -105,7 +106,7 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
 export function embedding(ids: Tensor | Int32Array, weight: Tensor): Tensor {
   if (weight.ndim !== 2) throw new Error(`embedding: weight must be (vocab, dim), got ${shapeStr(weight.shape)}`)
   const [vocab, dim] = weight.shape
-  const idx = toIndex('embedding', ids, vocab)
+  const idx = toIndex('embedding', ids, vocab, ` for weight ${shapeStr(weight.shape)}`)
   const shape = ids instanceof Tensor ? ids.shape : [ids.length]
   return fromOp(K.gatherRows(weight.data, idx, dim), [...shape, dim], [weight], (dy) => {
     addGrad(weight, K.scatterAddRows(dy, idx, vocab, dim)) // dW[id] += dy row

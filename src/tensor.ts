@@ -210,8 +210,8 @@ export function eye(n: number, m = n): Tensor {
   return out
 }
 
-function fill(shape: Shape, draw: () => number, requiresGrad: boolean): Tensor {
-  checkShape('random', shape)
+function fill(op: string, shape: Shape, draw: () => number, requiresGrad: boolean): Tensor {
+  checkShape(op, shape)
   const data = new Float32Array(sizeOf(shape))
   for (let i = 0; i < data.length; i++) data[i] = draw()
   return new Tensor(data, shape, requiresGrad)
@@ -219,15 +219,15 @@ function fill(shape: Shape, draw: () => number, requiresGrad: boolean): Tensor {
 
 /** Uniform in [low, high) from the seeded stream (default [0, 1)). */
 export function rand(shape: Shape, { low = 0, high = 1, requiresGrad = false } = {}): Tensor {
-  return fill(shape, () => low + (high - low) * random(), requiresGrad)
+  return fill('rand', shape, () => low + (high - low) * random(), requiresGrad)
 }
 
 /** Normal(mean, std) from the seeded stream. */
 export function randn(shape: Shape, { mean = 0, std = 1, requiresGrad = false } = {}): Tensor {
-  return fill(shape, () => mean + std * randomNormal(), requiresGrad)
+  return fill('randn', shape, () => mean + std * randomNormal(), requiresGrad)
 }
 
 /** Integers in [low, high), stored as floats (token ids, class ids). */
 export function randint(low: number, high: number, shape: Shape): Tensor {
-  return fill(shape, () => randomInt(low, high), false)
+  return fill('randint', shape, () => randomInt(low, high), false)
 }
