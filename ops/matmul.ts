@@ -14,8 +14,8 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   if (a.ndim === 0 || b.ndim === 0) throw new Error(`${what}: scalars cannot be multiplied as matrices`)
   const kA = a.shape[a.ndim - 1], kB = b.shape[Math.max(b.ndim - 2, 0)] // checked before 1-D operands are reshaped
   if (kA !== kB) throw new Error(`${what}: inner dimensions ${kA} and ${kB} differ`)
+  if (b.ndim === 1) return reshape(matmul(a, reshape(b, [b.shape[0], 1])), a.shape.slice(0, -1)) // first, so (k) @ (k) ends as a scalar
   if (a.ndim === 1) return reshape(matmul(reshape(a, [1, a.shape[0]]), b), [...b.shape.slice(0, -2), b.shape[b.ndim - 1]])
-  if (b.ndim === 1) return reshape(matmul(a, reshape(b, [b.shape[0], 1])), a.shape.slice(0, -1))
   const [m, k] = a.shape.slice(-2), n = b.shape[b.ndim - 1]
   const aBatch = a.shape.slice(0, -2), bBatch = b.shape.slice(0, -2)
 
