@@ -14,7 +14,7 @@ test('README: the autograd example runs as written and prints what its comments 
   const file = 'test/.readme-example.ts' // inside the package, so `from 'tenny'` resolves to this checkout
   writeFileSync(file, code)
   try {
-    const out = execFileSync(process.execPath, ['--import', 'tsx', file], { encoding: 'utf8' })
+    const out = execFileSync(process.execPath, ['--import', 'tsx', file], { encoding: 'utf8', env: { ...process.env, FORCE_COLOR: undefined, NO_COLOR: '1' } })
     const printed = out.trim().split('\n').map((l) => l.replace(/\s+/g, ' ').trim())
     assert.equal(printed, expected.map((l) => l.replace(/\s+/g, ' ')))
   } finally {
