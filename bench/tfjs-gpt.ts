@@ -31,8 +31,8 @@ export function tfInfo(): { version: string; backend: string; simd: boolean; thr
 
 let nextVariable = 0 // tfjs variable names are global: keep them unique across models
 
-type Dense = { w: tf.Tensor2D; b: tf.Tensor1D | null; loraA?: tf.Tensor2D; loraB?: tf.Tensor2D; scale?: number }
-type Norm = { w: tf.Tensor1D; b: tf.Tensor1D }
+type Dense = { w: tf.Tensor; b: tf.Tensor | null; loraA?: tf.Tensor; loraB?: tf.Tensor; scale?: number }
+type Norm = { w: tf.Tensor; b: tf.Tensor }
 type Layer = { ln1: Norm; q: Dense; k: Dense; v: Dense; o: Dense; ln2: Norm; fc: Dense; proj: Dense }
 
 /**
@@ -42,12 +42,12 @@ type Layer = { ln1: Norm; q: Dense; k: Dense; v: Dense; o: Dense; ln2: Norm; fc:
 export class TfGPT {
   readonly trainable: tf.Variable[] = []
   private readonly all: tf.Tensor[] = []
-  private readonly wte: tf.Tensor2D // (V, C)
-  private readonly wpe: tf.Tensor2D // (blockSize, C)
+  private readonly wte: tf.Tensor // (V, C)
+  private readonly wpe: tf.Tensor // (blockSize, C)
   private readonly layers: Layer[]
   private readonly lnF: Norm
   private readonly lmHead: Dense // (C, V)
-  private readonly masks = new Map<number, tf.Tensor2D>()
+  private readonly masks = new Map<number, tf.Tensor>()
   private readonly adam: { m: tf.Variable; v: tf.Variable }[] = []
   private t = 0
 
@@ -77,19 +77,19 @@ export class TfGPT {
     const dense = (p: string, bias = true): Dense => {
       const base = has(`${p}.weight`) ? p : `${p}.base`
       const d: Dense = {
-        w: take(`${base}.weight`, !frozen, true) as tf.Tensor2D,
-        b: bias ? (take(`${base}.bias`, !frozen, false) as tf.Tensor1D) : null,
+        w: take(`${base}.weight`, !frozen, true),
+        b: bias ? (take(`${base}.bias`, !frozen, false)) : null,
       }
       if (lora && lora.targets.some((t) => p.endsWith(`.${t}`))) {
-        d.loraA = take(`${p}.loraA`, true, true) as tf.Tensor2D
-        d.loraB = take(`${p}.loraB`, true, true) as tf.Tensor2D
+        d.loraA = take(`${p}.loraA`, true, true)
+        d.loraB = take(`${p}.loraB`, true, true)
         d.scale = lora.alpha / lora.rank
       }
       return d
     }
-    const norm = (p: string): Norm => ({ w: take(`${p}.weight`, !frozen, false) as tf.Tensor1D, b: take(`${p}.bias`, !frozen, false) as tf.Tensor1D })
-    this.wte = take('wte.weight', !frozen, false) as tf.Tensor2D
-    this.wpe = take('wpe.weight', !frozen, false) as tf.Tensor2D
+    const norm = (p: string): Norm => ({ w: take(`${p}.weight`, !frozen, false), b: take(`${p}.bias`, !frozen, false) })
+    this.wte = take('wte.weight', !frozen, false)
+    this.wpe = take('wpe.weight', !frozen, false)
     this.layers = Array.from({ length: cfg.nLayer }, (_, i) => {
       const p = `blocks.${i}`
       return {
@@ -102,7 +102,7 @@ export class TfGPT {
     this.lmHead = dense('lmHead', false)
   }
 
-  private linear(x: tf.Tensor2D, d: Dense): tf.Tensor2D {
+  private linear(x: tf.Tensor, d: Dense): tf.Tensor {
     let y = tf.fused.matMul({ a: x, b: d.w, bias: d.b ?? undefined }) // as tf.layers.dense does: one kernel for x·W + b
     if (d.loraA && d.loraB && d.scale !== undefined) {
       y = tf.add(y, tf.mul(tf.matMul(tf.matMul(x, d.loraA), d.loraB), d.scale)) // + scale · x Aᵀ Bᵀ
@@ -110,17 +110,17 @@ export class TfGPT {
     return y
   }
 
-  private layerNorm(x: tf.Tensor2D, n: Norm): tf.Tensor2D {
+  private layerNorm(x: tf.Tensor, n: Norm): tf.Tensor {
     const { mean, variance } = tf.moments(x, -1, true) // biased variance, as PyTorch's LayerNorm
     return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5))), n.w), n.b)
   }
 
-  private gelu(x: tf.Tensor2D): tf.Tensor2D { // tanh approximation: 0.5x(1 + tanh(√(2/π)(x + 0.044715x³)))
+  private gelu(x: tf.Tensor): tf.Tensor { // tanh approximation: 0.5x(1 + tanh(√(2/π)(x + 0.044715x³)))
     const inner = tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)), Math.sqrt(2 / Math.PI))
     return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1))
   }
 
-  private mask(T: number): tf.Tensor2D { // 0 on and below the diagonal, −1e9 above (exp underflows to exactly 0, as −∞ does)
+  private mask(T: number): tf.Tensor { // 0 on and below the diagonal, −1e9 above (exp underflows to exactly 0, as −∞ does)
     let m = this.masks.get(T)
     if (!m) {
       const data = new Float32Array(T * T)
@@ -132,13 +132,13 @@ export class TfGPT {
   }
 
   /** logits (B·T, V) for token ids (B, T) given flat. */
-  forward(idx: Int32Array, B: number, T: number): tf.Tensor2D {
+  forward(idx: Int32Array, B: number, T: number): tf.Tensor {
     const { nHead: H, nEmbd: C, vocabSize: V } = this.cfg
     const hs = C / H
     const oneHot = tf.cast(tf.oneHot(tf.tensor1d(idx, 'int32'), V), 'float32') // (B·T, V)
     const pos = tf.tile(tf.slice(this.wpe, [0, 0], [T, C]), [B, 1]) // (B·T, C)
     let x = tf.add(tf.matMul(oneHot, this.wte), pos) // (B·T, C)
-    const heads = (t: tf.Tensor2D) => tf.transpose(tf.reshape(t, [B, T, H, hs]), [0, 2, 1, 3]) // (B, H, T, hs)
+    const heads = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [B, T, H, hs]), [0, 2, 1, 3]) // (B, H, T, hs)
     for (const l of this.layers) {
       const h = this.layerNorm(x, l.ln1)
       const q = heads(this.linear(h, l.q)), k = heads(this.linear(h, l.k)), v = heads(this.linear(h, l.v))
@@ -184,24 +184,24 @@ export class TfGPT {
     const { nHead: H, nEmbd: C } = this.cfg
     const hs = C / H
     if (prompt.length + maxNewTokens > this.cfg.blockSize) throw new Error(`TfGPT.generate: ${prompt.length} + ${maxNewTokens} tokens exceed blockSize ${this.cfg.blockSize}`)
-    let cacheK: tf.Tensor3D[] = [], cacheV: tf.Tensor3D[] = [] // per layer (H, t, hs)
+    let cacheK: tf.Tensor[] = [], cacheV: tf.Tensor[] = [] // per layer (H, t, hs)
     const out = new Int32Array(maxNewTokens)
     let token = prompt[0]
     for (let pos = 0; pos < prompt.length + maxNewTokens - 1; pos++) {
       if (pos < prompt.length) token = prompt[pos]
       const res = tf.tidy(() => {
-        let x = tf.add(tf.slice(this.wte, [token, 0], [1, C]), tf.slice(this.wpe, [pos, 0], [1, C])) as tf.Tensor2D // (1, C)
-        const ks: tf.Tensor3D[] = [], vs: tf.Tensor3D[] = []
+        let x = tf.add(tf.slice(this.wte, [token, 0], [1, C]), tf.slice(this.wpe, [pos, 0], [1, C])) // (1, C)
+        const ks: tf.Tensor[] = [], vs: tf.Tensor[] = []
         this.layers.forEach((l, i) => {
           const h = this.layerNorm(x, l.ln1)
-          const split = (t: tf.Tensor2D) => tf.transpose(tf.reshape(t, [1, H, hs]), [1, 0, 2]) as tf.Tensor3D // (H, 1, hs)
+          const split = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [1, H, hs]), [1, 0, 2]) // (H, 1, hs)
           const q = split(this.linear(h, l.q))
           const k = pos === 0 ? split(this.linear(h, l.k)) : tf.concat([cacheK[i], split(this.linear(h, l.k))], 1) // (H, t, hs)
           const v = pos === 0 ? split(this.linear(h, l.v)) : tf.concat([cacheV[i], split(this.linear(h, l.v))], 1)
           ks.push(k)
           vs.push(v)
           const att = tf.softmax(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hs))) // (H, 1, t)
-          const y = tf.reshape(tf.transpose(tf.matMul(att, v), [1, 0, 2]), [1, C]) as tf.Tensor2D
+          const y = tf.reshape(tf.transpose(tf.matMul(att, v), [1, 0, 2]), [1, C])
           x = tf.add(x, this.linear(y, l.o))
           x = tf.add(x, this.linear(this.gelu(this.linear(this.layerNorm(x, l.ln2), l.fc)), l.proj))
         })
