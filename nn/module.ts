@@ -6,8 +6,9 @@ import { shapeStr, sameShape } from '../src/shape'
 export class Module {
   training = true
 
+  /** Every parameter once, even when two names share one Tensor (tied weights). */
   parameters(): Tensor[] {
-    return Array.from(this.namedParameters(), ([, t]) => t)
+    return [...new Set(Array.from(this.namedParameters(), ([, t]) => t))]
   }
 
   /** [dotted name, tensor] for every Tensor in this module's fields and sub-modules, in declaration order. */

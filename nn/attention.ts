@@ -1,0 +1,72 @@
+// CausalSelfAttention: separate q, k, v and output projections (LoRA and quantization replace them by
+// name) around the fused causalAttention op. In generation a KVCache holds the earlier positions' keys
+// and values, so each new token costs one position instead of the whole context.
+import { Tensor, zeros } from '../src/tensor'
+import { causalAttention } from '../ops/attention'
+import { Module } from './module'
+import { Linear, type LinearLike } from './linear'
+import { Dropout } from './dropout'
+
+/** Keys and values of the positions seen so far for one layer: k, v (B, capacity, C), first `length` rows used. */
+export class KVCache {
+  readonly k: Tensor
+  readonly v: Tensor
+  length = 0
+
+  constructor(readonly batch: number, readonly capacity: number, readonly channels: number) {
+    this.k = zeros([batch, capacity, channels])
+    this.v = zeros([batch, capacity, channels])
+  }
+
+  /** Copy new keys and values (B, T, C) into rows [length, length + T). */
+  append(k: Tensor, v: Tensor): void {
+    const [B, T, C] = k.shape
+    if (B !== this.batch || C !== this.channels || this.length + T > this.capacity) {
+      throw new Error(`KVCache.append: (${B}, ${T}, ${C}) does not fit a cache of (${this.batch}, ${this.capacity}, ${this.channels}) holding ${this.length}`)
+    }
+    for (let b = 0; b < B; b++) {
+      const at = (b * this.capacity + this.length) * C
+      this.k.data.set(k.data.subarray(b * T * C, (b + 1) * T * C), at)
+      this.v.data.set(v.data.subarray(b * T * C, (b + 1) * T * C), at)
+    }
+    this.length += T
+  }
+}
+
+/** Multi-head causal self-attention: y = outProj(softmax(q·kᵀ/√hs, causal)·v) with q, k, v = xWqᵀ, xWkᵀ, xWvᵀ. */
+export class CausalSelfAttention extends Module {
+  qProj: LinearLike
+  kProj: LinearLike
+  vProj: LinearLike
+  outProj: LinearLike
+  residDrop: Dropout
+  readonly nHead: number
+
+  constructor({ nEmbd, nHead, dropout = 0, bias = true }: { nEmbd: number; nHead: number; dropout?: number; bias?: boolean }) {
+    super()
+    if (!Number.isInteger(nHead) || nHead < 1 || nEmbd % nHead !== 0) throw new Error(`CausalSelfAttention: nEmbd ${nEmbd} must split evenly into nHead ${nHead} heads`)
+    this.nHead = nHead
+    this.qProj = new Linear(nEmbd, nEmbd, { bias })
+    this.kProj = new Linear(nEmbd, nEmbd, { bias })
+    this.vProj = new Linear(nEmbd, nEmbd, { bias })
+    this.outProj = new Linear(nEmbd, nEmbd, { bias })
+    this.residDrop = new Dropout(dropout)
+  }
+
+  /** x (B, T, C) → (B, T, C). With a cache (inference only), x holds the new positions after cache.length earlier ones. */
+  forward(x: Tensor, cache?: KVCache): Tensor {
+    const q = this.qProj.forward(x) // (B, T, C)
+    const k = this.kProj.forward(x) // (B, T, C)
+    const v = this.vProj.forward(x) // (B, T, C)
+    let y: Tensor
+    if (cache) {
+      // NOTE: the cache copies k and v, so no gradient could reach the projections through it.
+      if (k.requiresGrad || v.requiresGrad) throw new Error('CausalSelfAttention: a KV cache is for inference; run it under noGrad()')
+      cache.append(k, v)
+      y = causalAttention(q, cache.k, cache.v, this.nHead, cache.length) // (B, T, C), heads attend to all cached rows
+    } else {
+      y = causalAttention(q, k, v, this.nHead) // (B, T, C)
+    }
+    return this.residDrop.forward(this.outProj.forward(y))
+  }
+}

@@ -1,0 +1,16 @@
+// Dropout: active only in training mode (module.train() / module.eval()).
+import { Tensor } from '../src/tensor'
+import { dropout } from '../ops/nn'
+import { Module } from './module'
+
+/** Zero each element with probability p and scale the rest by 1/(1 − p) while training; identity in eval mode. */
+export class Dropout extends Module {
+  constructor(readonly p: number) {
+    super()
+    if (!(p >= 0 && p < 1)) throw new Error(`Dropout: p must be in [0, 1), got ${p}`)
+  }
+
+  forward(x: Tensor): Tensor {
+    return dropout(x, this.p, this.training)
+  }
+}

@@ -1,0 +1,18 @@
+// Embedding: a lookup table of learned vectors, one row per token id (or position).
+import { Tensor, randn } from '../src/tensor'
+import { embedding } from '../ops/nn'
+import { Module } from './module'
+
+/** ids (...) → weight rows (..., embeddingDim); weight (numEmbeddings, embeddingDim) ~ N(0, 1) as in PyTorch. */
+export class Embedding extends Module {
+  weight: Tensor // (numEmbeddings, embeddingDim)
+
+  constructor(readonly numEmbeddings: number, readonly embeddingDim: number) {
+    super()
+    this.weight = randn([numEmbeddings, embeddingDim], { requiresGrad: true })
+  }
+
+  forward(ids: Tensor | Int32Array): Tensor {
+    return embedding(ids, this.weight)
+  }
+}

@@ -1,0 +1,209 @@
+// A GPT-2-style language model in one file, from small pieces to the whole: MLP, Block, GPT.
+// Parameter names (`blocks.0.attn.qProj.weight`, ...) are the checkpoint keys and LoRA's targets.
+import { Tensor, noGrad } from '../src/tensor'
+import { manualSeed, randomNormal, rngState, setRngState } from '../src/random'
+import { add, gelu } from '../ops/elementwise'
+import { slice } from '../ops/movement'
+import { crossEntropy } from '../ops/nn'
+import { saveSafetensors, loadSafetensors, toTensor } from '../src/safetensors'
+import { Module } from './module'
+import { Linear, type LinearLike } from './linear'
+import { Embedding } from './embedding'
+import { LayerNorm } from './layernorm'
+import { Dropout } from './dropout'
+import { CausalSelfAttention, KVCache } from './attention'
+import { sampleNext, type SampleOptions } from './sampling'
+
+export type GPTConfig = { vocabSize: number; blockSize: number; nLayer: number; nHead: number; nEmbd: number; dropout?: number; bias?: boolean; tieWeights?: boolean }
+
+/** The feed-forward half of a block: proj(gelu(fc(x))), widening C → 4C → C. */
+export class MLP extends Module {
+  fc: LinearLike
+  proj: LinearLike
+  drop: Dropout
+
+  constructor({ nEmbd, dropout = 0, bias = true }: { nEmbd: number; dropout?: number; bias?: boolean }) {
+    super()
+    this.fc = new Linear(nEmbd, 4 * nEmbd, { bias })
+    this.proj = new Linear(4 * nEmbd, nEmbd, { bias })
+    this.drop = new Dropout(dropout)
+  }
+
+  forward(x: Tensor): Tensor {
+    const h = gelu(this.fc.forward(x)) // (B, T, 4C), tanh-approximated GELU as in GPT-2
+    return this.drop.forward(this.proj.forward(h)) // (B, T, C)
+  }
+}
+
+/** Pre-LayerNorm transformer block: x + attn(ln1(x)), then x + mlp(ln2(x)). */
+export class Block extends Module {
+  ln1: LayerNorm
+  attn: CausalSelfAttention
+  ln2: LayerNorm
+  mlp: MLP
+
+  constructor(config: GPTConfig) {
+    super()
+    this.ln1 = new LayerNorm(config.nEmbd)
+    this.attn = new CausalSelfAttention(config)
+    this.ln2 = new LayerNorm(config.nEmbd)
+    this.mlp = new MLP(config)
+  }
+
+  forward(x: Tensor, cache?: KVCache): Tensor {
+    x = add(x, this.attn.forward(this.ln1.forward(x), cache)) // (B, T, C)
+    return add(x, this.mlp.forward(this.ln2.forward(x))) // (B, T, C)
+  }
+}
+
+/** Fill a tensor in place with N(0, std²) draws from the seeded stream. */
+function normalInit(t: Tensor, std: number): void {
+  for (let i = 0; i < t.size; i++) t.data[i] = std * randomNormal()
+}
+
+/** Throws unless the config describes a buildable model; `where` names the caller. */
+function checkConfig(where: string, c: GPTConfig): void {
+  for (const key of ['vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd'] as const) {
+    if (!Number.isInteger(c[key]) || c[key] < 1) throw new Error(`${where}: config.${key} must be a positive integer, got ${JSON.stringify(c[key])}`)
+  }
+  if (c.nEmbd % c.nHead !== 0) throw new Error(`${where}: config.nEmbd ${c.nEmbd} is not divisible by nHead ${c.nHead}`)
+  if (c.dropout !== undefined && !(c.dropout >= 0 && c.dropout < 1)) throw new Error(`${where}: config.dropout must be in [0, 1), got ${c.dropout}`)
+  for (const key of ['bias', 'tieWeights'] as const) {
+    if (c[key] !== undefined && typeof c[key] !== 'boolean') throw new Error(`${where}: config.${key} must be a boolean, got ${JSON.stringify(c[key])}`)
+  }
+}
+
+/** Token + position embeddings, nLayer blocks, a final LayerNorm and the LM head: idx (B, T) → logits (B, T, vocabSize). */
+export class GPT extends Module {
+  readonly config: Required<GPTConfig>
+  wte: Embedding
+  wpe: Embedding
+  drop: Dropout
+  blocks: Block[]
+  lnF: LayerNorm
+  lmHead: LinearLike
+
+  constructor(config: GPTConfig) {
+    super()
+    checkConfig('GPT', config)
+    this.config = { dropout: 0, bias: true, tieWeights: false, ...config }
+    const { vocabSize, blockSize, nLayer, nEmbd, dropout, tieWeights } = this.config
+    this.wte = new Embedding(vocabSize, nEmbd)
+    this.wpe = new Embedding(blockSize, nEmbd)
+    this.drop = new Dropout(dropout)
+    this.blocks = Array.from({ length: nLayer }, () => new Block(this.config))
+    this.lnF = new LayerNorm(nEmbd)
+    const head = new Linear(nEmbd, vocabSize, { bias: false })
+    if (tieWeights) head.weight = this.wte.weight // one Tensor, two names; gradients from both uses add up
+    this.lmHead = head
+    // GPT-2 init: N(0, 0.02) weights, zero biases; residual projections scaled by 1/√(2·nLayer) so the
+    // residual stream's variance does not grow with depth.
+    for (const [name, m] of this.namedModules()) {
+      if (m instanceof Embedding) normalInit(m.weight, 0.02)
+      if (!(m instanceof Linear) || (tieWeights && m === head)) continue
+      const residual = name.endsWith('attn.outProj') || name.endsWith('mlp.proj')
+      normalInit(m.weight, residual ? 0.02 / Math.sqrt(2 * nLayer) : 0.02)
+      m.bias?.data.fill(0)
+    }
+  }
+
+  /** The final hidden states (B, T, C). With caches (one per block), idx holds positions after caches[0].length earlier ones. */
+  hidden(idx: Tensor, caches?: KVCache[]): Tensor {
+    if (idx.ndim !== 2) throw new Error(`GPT: idx must be (B, T) token ids, got shape (${idx.shape.join(',')})`)
+    const [, T] = idx.shape
+    const start = caches ? caches[0].length : 0
+    if (start + T > this.config.blockSize) throw new Error(`GPT: ${start + T} positions exceed blockSize ${this.config.blockSize}`)
+    const pos = Int32Array.from({ length: T }, (_, t) => start + t)
+    let x = add(this.wte.forward(idx), this.wpe.forward(pos)) // (B, T, C) + (T, C)
+    x = this.drop.forward(x)
+    for (const [i, block] of this.blocks.entries()) x = block.forward(x, caches?.[i]) // (B, T, C)
+    return this.lnF.forward(x) // (B, T, C)
+  }
+
+  /** idx (B, T) token ids → logits (B, T, vocabSize). */
+  forward(idx: Tensor): Tensor {
+    return this.lmHead.forward(this.hidden(idx))
+  }
+
+  /** Mean cross-entropy of the next-token predictions: idx, targets (B, T) → scalar. */
+  loss(idx: Tensor, targets: Tensor): Tensor {
+    return crossEntropy(this.forward(idx), targets)
+  }
+
+  /**
+   * Extend idx (B, T) by maxNewTokens sampled tokens → (B, T + maxNewTokens). Uses a KV cache: each new token
+   * runs one position through the model; past blockSize the context is cropped and the cache rebuilt.
+   * temperature 0 = argmax; `seed` reseeds the stream first; useCache: false recomputes the whole context each step.
+   */
+  generate(idx: Tensor, maxNewTokens: number, { seed, useCache = true, ...sampling }: SampleOptions & { seed?: number; useCache?: boolean } = {}): Tensor {
+    const [B, T0] = idx.shape
+    if (idx.ndim !== 2 || T0 < 1) throw new Error(`GPT.generate: idx must be (B, T) with T ≥ 1, got (${idx.shape.join(',')})`)
+    if (seed !== undefined) manualSeed(seed)
+    const { blockSize, vocabSize, nEmbd } = this.config
+    const total = T0 + maxNewTokens
+    const out = new Float32Array(B * total) // (B, T0 + maxNewTokens), filled left to right
+    for (let b = 0; b < B; b++) out.set(idx.data.subarray(b * T0, (b + 1) * T0), b * total)
+    const window = (from: number, to: number) => { // tokens [from, to) of every row, as (B, to − from)
+      const ids = new Float32Array(B * (to - from))
+      for (let b = 0; b < B; b++) ids.set(out.subarray(b * total + from, b * total + to), b * (to - from))
+      return new Tensor(ids, [B, to - from])
+    }
+    return noGrad(() => {
+      let caches: KVCache[] | null = null
+      for (let len = T0; len < total; len++) {
+        let h: Tensor
+        if (useCache && caches && caches[0].length < blockSize) {
+          h = this.hidden(window(len - 1, len), caches) // (B, 1, C): only the newest token
+        } else { // first step, no cache, or the window is full: crop to blockSize and (re)build the cache
+          caches = useCache ? this.blocks.map(() => new KVCache(B, blockSize, nEmbd)) : null
+          h = this.hidden(window(Math.max(0, len - blockSize), len), caches ?? undefined) // (B, t, C)
+        }
+        const last = slice(h, 1, -1) // (B, 1, C): only the last position needs logits
+        const next = sampleNext(this.lmHead.forward(last).data, B, vocabSize, sampling)
+        for (let b = 0; b < B; b++) out[b * total + len] = next[b]
+      }
+      return new Tensor(out, [B, total])
+    })
+  }
+
+  /** Every parameter by name, minus the LM head when it is tied to the token embedding (the same Tensor). */
+  private checkpointTensors(): Record<string, Tensor> {
+    const dict = this.stateDict()
+    if (this.config.tieWeights) delete dict['lmHead.weight']
+    return dict
+  }
+
+  /** Save weights and config to a .safetensors file (written atomically). */
+  save(path: string): void {
+    saveSafetensors(path, this.checkpointTensors(), { config: JSON.stringify(this.config), format: 'tenny-gpt' })
+  }
+
+  /** Rebuild a model saved by save(): checks the config and that every tensor is present with its shape. */
+  static load(path: string): GPT {
+    const { tensors, metadata } = loadSafetensors(path)
+    if (metadata.config === undefined) throw new Error(`GPT.load: ${path}: no 'config' in the metadata (was it written by GPT.save?)`)
+    let config: GPTConfig
+    try {
+      config = JSON.parse(metadata.config)
+    } catch {
+      throw new Error(`GPT.load: ${path}: the metadata config is not valid JSON`)
+    }
+    if (typeof config !== 'object' || config === null) throw new Error(`GPT.load: ${path}: the metadata config is not an object`)
+    checkConfig(`GPT.load: ${path}`, config)
+    const rng = rngState() // building the model draws an init we overwrite; leave the stream untouched
+    const model = new GPT(config)
+    setRngState(rng)
+    try {
+      const dict = Object.fromEntries(Object.entries(tensors).map(([name, t]) => [name, toTensor(t, name)]))
+      const own = model.checkpointTensors()
+      const missing = Object.keys(own).filter((k) => !(k in dict))
+      const unexpected = Object.keys(dict).filter((k) => !(k in own))
+      if (missing.length) throw new Error(`missing tensor(s) ${missing.join(', ')}`)
+      if (unexpected.length) throw new Error(`unexpected tensor(s) ${unexpected.join(', ')}`)
+      model.loadStateDict(dict, { strict: false })
+    } catch (err) {
+      throw new Error(`GPT.load: ${path}: ${err instanceof Error ? err.message : String(err)}`)
+    }
+    return model
+  }
+}

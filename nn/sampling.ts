@@ -1,0 +1,44 @@
+// Choosing the next token from logits: greedy at temperature 0, otherwise one draw from the seeded stream
+// per row, from softmax(logits / temperature) cut down to the top-k and/or the top-p nucleus.
+import { random } from '../src/random'
+
+export type SampleOptions = { temperature?: number; topK?: number; topP?: number }
+
+/** One token id per row of logits (rows, V). Each sampled row consumes exactly one random() draw. */
+export function sampleNext(logits: Float32Array, rows: number, V: number, { temperature = 1, topK, topP }: SampleOptions = {}): Int32Array {
+  if (!(temperature >= 0)) throw new Error(`sample: temperature must be ≥ 0, got ${temperature}`)
+  if (topK !== undefined && !(Number.isInteger(topK) && topK >= 1)) throw new Error(`sample: topK must be a positive integer, got ${topK}`)
+  if (topP !== undefined && !(topP > 0 && topP <= 1)) throw new Error(`sample: topP must be in (0, 1], got ${topP}`)
+  const out = new Int32Array(rows)
+  for (let r = 0; r < rows; r++) {
+    const row = logits.subarray(r * V, (r + 1) * V)
+    out[r] = temperature === 0 ? argmax(row) : draw(row, temperature, topK ?? V, topP ?? 1)
+  }
+  return out
+}
+
+function argmax(row: Float32Array): number {
+  let best = 0
+  for (let j = 1; j < row.length; j++) if (row[j] > row[best]) best = j
+  return best
+}
+
+function draw(row: Float32Array, temperature: number, topK: number, topP: number): number {
+  const order = Array.from(row.keys()).sort((a, b) => row[b] - row[a] || a - b) // most likely first
+  const kept = order.slice(0, Math.min(topK, order.length))
+  const top = row[kept[0]]
+  const weights = kept.map((j) => Math.exp((row[j] - top) / temperature)) // softmax numerators, stable
+  const total = weights.reduce((s, w) => s + w, 0)
+  let n = weights.length
+  if (topP < 1) { // the nucleus: the fewest most-likely tokens whose probability reaches topP
+    let mass = 0
+    for (n = 0; n < weights.length && mass < topP * total; n++) mass += weights[n]
+  }
+  const mass = weights.slice(0, n).reduce((s, w) => s + w, 0)
+  let u = random() * mass
+  for (let i = 0; i < n; i++) {
+    u -= weights[i]
+    if (u < 0) return kept[i]
+  }
+  return kept[n - 1] // u landed on the rounding edge
+}
