@@ -1,0 +1,188 @@
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Tensor, randint, noGrad } from '../src/tensor'
+import { manualSeed, rngState, setRngState } from '../src/random'
+import { saveSafetensors, loadSafetensors } from '../src/safetensors'
+import { GPT, type GPTConfig } from '../nn/gpt'
+import { AdamW } from '../nn/optim'
+
+const config: GPTConfig = { vocabSize: 11, blockSize: 8, nLayer: 2, nHead: 2, nEmbd: 16 }
+
+function withDir(fn: (dir: string) => void): void {
+  const dir = mkdtempSync(join(tmpdir(), 'tenny-gpt-'))
+  try {
+    fn(dir)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+test('GPT: parameter names follow the module tree, and init is GPT-2 style', () => {
+  manualSeed(1)
+  const gpt = new GPT(config)
+  const names = Array.from(gpt.namedParameters(), ([n]) => n)
+  assert.equal(names.slice(0, 8), ['wte.weight', 'wpe.weight', 'blocks.0.ln1.weight', 'blocks.0.ln1.bias', 'blocks.0.attn.qProj.weight', 'blocks.0.attn.qProj.bias', 'blocks.0.attn.kProj.weight', 'blocks.0.attn.kProj.bias'])
+  assert.ok(names.includes('blocks.1.mlp.fc.weight') && names.includes('blocks.1.mlp.proj.bias'))
+  assert.equal(names.slice(-3), ['lnF.weight', 'lnF.bias', 'lmHead.weight'])
+  const std = (t: Tensor) => Math.sqrt(t.data.reduce((s, v) => s + v * v, 0) / t.size)
+  const sd = gpt.stateDict()
+  assert.ok(Math.abs(std(sd['blocks.0.mlp.fc.weight']) - 0.02) < 0.002)
+  assert.ok(Math.abs(std(sd['blocks.0.attn.outProj.weight']) - 0.01) < 0.002) // 0.02 / √(2·nLayer)
+  assert.ok(sd['blocks.0.attn.qProj.bias'].data.every((v) => v === 0))
+  assert.ok(sd['blocks.1.ln2.weight'].data.every((v) => v === 1))
+  assert.equal(gpt.config, { ...config, dropout: 0, bias: true, tieWeights: false })
+  assert.throws(() => new GPT({ ...config, nHead: 3 }), /nEmbd 16 is not divisible by nHead 3/)
+})
+
+test('GPT: logits are (B, T, vocab), the initial loss is near ln(vocab), and idx longer than blockSize is refused', () => {
+  manualSeed(2)
+  const gpt = new GPT(config)
+  const idx = randint(0, 11, [3, 8])
+  assert.equal(gpt.forward(idx).shape, [3, 8, 11])
+  const loss = gpt.loss(idx, randint(0, 11, [3, 8])).item()
+  assert.ok(Math.abs(loss - Math.log(11)) < 0.1, `loss ${loss}`)
+  assert.throws(() => gpt.forward(randint(0, 11, [1, 9])), /9 positions exceed blockSize 8/)
+})
+
+test('GPT: changing a future token never changes earlier logits', () => {
+  manualSeed(3)
+  const gpt = new GPT(config)
+  const idx = randint(0, 11, [2, 8])
+  const before = gpt.forward(idx).data.slice()
+  idx.data[5] = (idx.data[5] + 1) % 11 // row 0, position 5
+  const after = gpt.forward(idx).data
+  const row = 8 * 11
+  assert.equal(Array.from(after.subarray(0, 5 * 11)), Array.from(before.subarray(0, 5 * 11)))
+  assert.not.equal(Array.from(after.subarray(5 * 11, row)), Array.from(before.subarray(5 * 11, row)))
+  assert.equal(Array.from(after.subarray(row)), Array.from(before.subarray(row))) // row 1 untouched
+})
+
+test('GPT.generate: the KV cache gives the same tokens as recomputing the full context, greedy and sampled, past blockSize', () => {
+  manualSeed(4)
+  const gpt = new GPT(config)
+  const prompt = randint(0, 11, [2, 3])
+  const greedy = gpt.generate(prompt, 12, { temperature: 0 })
+  assert.equal(greedy.shape, [2, 15])
+  assert.equal(Array.from(greedy.data.subarray(0, 3)), Array.from(prompt.data.subarray(0, 3)))
+  assert.equal(greedy.data, gpt.generate(prompt, 12, { temperature: 0, useCache: false }).data)
+  for (const opts of [{ seed: 7 }, { seed: 8, temperature: 0.7, topK: 4 }, { seed: 9, topP: 0.8 }]) {
+    const cached = gpt.generate(prompt, 12, opts)
+    assert.equal(cached.data, gpt.generate(prompt, 12, { ...opts, useCache: false }).data, JSON.stringify(opts))
+    assert.equal(cached.data, gpt.generate(prompt, 12, opts).data, 'the seed makes it reproducible')
+  }
+  assert.ok(greedy.data.every((v) => Number.isInteger(v) && v >= 0 && v < 11))
+})
+
+test('GPT: overfits one small batch', () => {
+  manualSeed(5)
+  const gpt = new GPT(config)
+  const idx = randint(0, 11, [2, 8]), targets = randint(0, 11, [2, 8])
+  const opt = new AdamW(gpt.parameters(), { lr: 1e-2, weightDecay: 0 })
+  let loss = 0
+  for (let i = 0; i < 60; i++) {
+    const l = gpt.loss(idx, targets)
+    opt.zeroGrad()
+    l.backward()
+    opt.step()
+    loss = l.item()
+  }
+  assert.ok(loss < 0.05, `loss after 60 steps: ${loss}`)
+})
+
+test('GPT: tied weights share one Tensor, are counted once, and train through both uses', () => {
+  manualSeed(6)
+  const gpt = new GPT({ ...config, tieWeights: true })
+  assert.is(gpt.stateDict()['lmHead.weight'], gpt.wte.weight)
+  assert.is(gpt.parameters().filter((p) => p === gpt.wte.weight).length, 1)
+  assert.is(gpt.numParameters(), new GPT(config).numParameters() - 11 * 16)
+  gpt.loss(randint(0, 11, [1, 4]), randint(0, 11, [1, 4])).backward()
+  assert.ok(gpt.wte.weight.grad!.data.some((v) => v !== 0))
+})
+
+test('GPT.save / GPT.load: weights, config and generation round-trip bitwise (tied too)', () => {
+  withDir((dir) => {
+    for (const tieWeights of [false, true]) {
+      manualSeed(7)
+      const gpt = new GPT({ ...config, tieWeights, bias: false })
+      const path = join(dir, `m${tieWeights}.safetensors`)
+      gpt.save(path)
+      const keys = Object.keys(loadSafetensors(path).tensors)
+      assert.is(keys.includes('lmHead.weight'), !tieWeights)
+      assert.ok(!keys.some((k) => k.endsWith('qProj.bias')))
+      const stream = rngState()
+      const back = GPT.load(path)
+      assert.equal(rngState(), stream, 'loading leaves the random stream alone')
+      assert.equal(back.config, gpt.config)
+      for (const [name, t] of Object.entries(gpt.stateDict())) assert.equal(back.stateDict()[name].data, t.data, name)
+      if (tieWeights) assert.is(back.stateDict()['lmHead.weight'], back.wte.weight)
+      const prompt = new Tensor(new Float32Array([1, 2]), [1, 2])
+      assert.equal(back.generate(prompt, 5, { temperature: 0 }).data, gpt.generate(prompt, 5, { temperature: 0 }).data)
+    }
+  })
+})
+
+test('GPT.load: missing config, bad config, missing / unexpected / mis-shaped tensors and corrupt files are named errors', () => {
+  withDir((dir) => {
+    manualSeed(8)
+    const gpt = new GPT(config)
+    const sd = gpt.stateDict()
+    const meta = { config: JSON.stringify(config) }
+    const at = (name: string) => join(dir, name)
+    saveSafetensors(at('noconfig'), sd)
+    assert.throws(() => GPT.load(at('noconfig')), /noconfig: no 'config' in the metadata/)
+    saveSafetensors(at('badjson'), sd, { config: '{' })
+    assert.throws(() => GPT.load(at('badjson')), /config is not valid JSON/)
+    saveSafetensors(at('badconfig'), sd, { config: JSON.stringify({ ...config, nLayer: 0 }) })
+    assert.throws(() => GPT.load(at('badconfig')), /config.nLayer must be a positive integer, got 0/)
+    const { 'lnF.bias': _, ...missing } = sd
+    saveSafetensors(at('missing'), missing, meta)
+    assert.throws(() => GPT.load(at('missing')), /missing: missing tensor\(s\) lnF.bias/)
+    saveSafetensors(at('extra'), { ...sd, 'blocks.2.ln1.weight': sd['lnF.bias'] }, meta)
+    assert.throws(() => GPT.load(at('extra')), /unexpected tensor\(s\) blocks.2.ln1.weight/)
+    saveSafetensors(at('shape'), { ...sd, 'lnF.bias': new Tensor(new Float32Array(3), [3]) }, meta)
+    assert.throws(() => GPT.load(at('shape')), /lnF.bias has shape \(3\) in the file but \(16\) in the model/)
+    saveSafetensors(at('int'), { ...sd, 'lnF.bias': { dtype: 'I8', shape: [16], data: new Int8Array(16) } }, meta)
+    assert.throws(() => GPT.load(at('int')), /'lnF.bias' is stored as I8/)
+    gpt.save(at('good'))
+    const bytes = readFileSync(at('good'))
+    writeFileSync(at('cut'), bytes.subarray(0, bytes.length - 10))
+    assert.throws(() => GPT.load(at('cut')), /cut: tensors cover \d+ bytes but the data section is/)
+  })
+})
+
+test('resuming from a checkpoint (model + AdamW state + RNG) equals uninterrupted training bitwise', () => {
+  withDir((dir) => {
+    const cfg = { ...config, dropout: 0.1 } // dropout draws from the stream, so the RNG state matters
+    const batch = () => [randint(0, 11, [2, 8]), randint(0, 11, [2, 8])]
+    const trainStep = (gpt: GPT, opt: AdamW) => {
+      const [x, y] = batch()
+      opt.zeroGrad()
+      gpt.loss(x, y).backward()
+      opt.step()
+    }
+    manualSeed(9)
+    const a = new GPT(cfg)
+    const optA = new AdamW(a.parameters(), { lr: 3e-3 })
+    for (let i = 0; i < 3; i++) trainStep(a, optA)
+    a.save(join(dir, 'ckpt.safetensors'))
+    const optState = optA.stateDict()
+    const stream = rngState()
+    for (let i = 0; i < 3; i++) trainStep(a, optA)
+
+    manualSeed(123) // a different stream and different init, all overwritten by the checkpoint
+    const b = GPT.load(join(dir, 'ckpt.safetensors'))
+    const optB = new AdamW(b.parameters(), { lr: 3e-3 })
+    optB.loadStateDict(optState)
+    setRngState(stream)
+    for (let i = 0; i < 3; i++) trainStep(b, optB)
+    for (const [name, t] of Object.entries(a.stateDict())) assert.equal(b.stateDict()[name].data, t.data, name)
+    a.eval()
+    b.eval()
+    assert.equal(noGrad(() => b.generate(new Tensor(new Float32Array([1]), [1, 1]), 4, { seed: 1 }).data), noGrad(() => a.generate(new Tensor(new Float32Array([1]), [1, 1]), 4, { seed: 1 }).data))
+  })
+})
+
+test.run()
