@@ -71,12 +71,13 @@ export class Tensor {
     for (let i = order.length - 1; i >= 0; i--) {
       const t = order[i]
       if (t.backwardFn && t.grad) t.backwardFn()
+      const intermediate = t !== this && (t.backwardFn !== null || t.released)
       if (t.backwardFn && !retainGraph) {
         t.backwardFn = null
         t.parents = []
         t.released = true
       }
-      if (t !== this && t.released) t.grad = null // intermediate gradients are not kept
+      if (intermediate) t.grad = null // intermediate gradients are not kept, with or without retainGraph
     }
   }
 }

@@ -1,8 +1,8 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { Tensor, tensor, zeros, ones, full, arange, eye, rand, randn, randint, noGrad } from '../src/tensor'
-import { manualSeed } from '../src/random'
-import { add, mul, sum, matmul } from '../ops'
+import { Tensor, tensor, zeros, ones, full, arange, eye, rand, randn, randint, noGrad, isGradEnabled } from '../src/tensor'
+import { manualSeed, rngState, setRngState, random } from '../src/random'
+import { add, mul, sum, matmul, exp } from '../ops'
 
 test('tensor: nested arrays give shape and row-major data', () => {
   const t = tensor([[1, 2, 3], [4, 5, 6]])
@@ -93,6 +93,104 @@ test('autograd: a non-scalar needs an explicit gradient', () => {
   assert.throws(() => mul(x, 2).backward(), /not a scalar/)
   mul(x, 2).backward(tensor([1, 10]))
   assert.equal(Array.from(x.grad!.data), [2, 20])
+})
+
+test('toArray, item and toString: scalars, 3-D tensors and empty tensors', () => {
+  assert.equal(tensor(3).toArray(), 3)
+  assert.equal(tensor([[[1], [2]], [[3], [4]]]).toArray(), [[[1], [2]], [[3], [4]]])
+  assert.equal(zeros([2, 0]).toArray(), [[], []])
+  assert.is(sum(tensor([1, 2, 3])).item(), 6)
+  assert.is(tensor([[5]]).item(), 5)
+  assert.is(tensor([[1, 2]]).toString(), 'Tensor(1,2) [[1,2]]')
+  assert.equal(tensor(Float32Array.from([1, 2, 3, 4]), [2, 2]).toArray(), [[1, 2], [3, 4]])
+})
+
+test('detach: shares data, requires no grad, and stops gradients along its path only', () => {
+  const x = tensor([3], { requiresGrad: true })
+  const d = mul(x, 2).detach()
+  assert.is(d.requiresGrad, false)
+  assert.is(d.parents.length, 0)
+  const y = mul(d, x) // y = (2x)·x with the first factor held constant: dy/dx = 2x = 6, not 4x = 12
+  y.backward(tensor([1]))
+  assert.equal(Array.from(x.grad!.data), [6])
+  const z = mul(x, 1)
+  assert.is(z.detach().data, z.data)
+})
+
+test('autograd: a node used by several paths sums their gradients (diamond graphs)', () => {
+  const a = tensor([2], { requiresGrad: true }), b = tensor([3], { requiresGrad: true })
+  const z = mul(a, b) // 6
+  const y = add(z, mul(z, z)) // z + z²: dy/dz = 1 + 2z = 13
+  y.backward(tensor([1]))
+  assert.equal([a.grad!.item(), b.grad!.item()], [13 * 3, 13 * 2])
+  const x = tensor([1.5], { requiresGrad: true })
+  sum(add(mul(x, x), x)).backward() // x² + x: 2x + 1
+  assert.is(x.grad!.item(), 4)
+})
+
+test('autograd: leaves keep their grad, intermediates do not, and retainGraph replays without double counting inside the graph', () => {
+  const x = tensor([1, 2], { requiresGrad: true })
+  const h = exp(x)
+  const y = sum(mul(h, h)) // Σ e^{2x}: dy/dx = 2e^{2x}
+  y.backward(undefined, { retainGraph: true })
+  assert.is(h.grad, null)
+  const once = Array.from(x.grad!.data)
+  assert.ok(Math.abs(once[0] - 2 * Math.exp(2)) < 1e-4)
+  y.backward(undefined, { retainGraph: true })
+  y.backward()
+  assert.equal(Array.from(x.grad!.data), once.map((g) => Math.fround(Math.fround(g + g) + g)))
+  x.grad = null // zeroing is the caller's job, as in PyTorch
+  sum(mul(x, 3)).backward()
+  assert.equal(Array.from(x.grad!.data), [3, 3])
+})
+
+test('autograd: backward errors name the problem', () => {
+  assert.throws(() => sum(tensor([1, 2])).backward(), /^backward: this tensor does not require grad/)
+  const x = tensor([1, 2], { requiresGrad: true })
+  assert.throws(() => mul(x, 2).backward(tensor([1, 2, 3])), /^backward: gradient has 3 elements, tensor \(2\) has 2/)
+  assert.throws(() => mul(x, 2).backward(new Float32Array(1)), /^backward: gradient has 1 elements/)
+})
+
+test('noGrad: nests, returns the value, and restores grad mode after a throw', () => {
+  const x = tensor([1], { requiresGrad: true })
+  assert.throws(() => noGrad(() => { throw new Error('boom') }), /boom/)
+  assert.is(isGradEnabled(), true)
+  const y = noGrad(() => noGrad(() => mul(x, 2)))
+  assert.is(y.requiresGrad, false)
+  assert.is(isGradEnabled(), true)
+  assert.is(mul(x, 2).requiresGrad, true)
+})
+
+test('random: rngState / setRngState reproduce a stream exactly, also after a JSON round trip', () => {
+  manualSeed(123)
+  rand([3])
+  const saved = rngState()
+  const a = [rand([4]), randn([4]), randint(0, 100, [4])].map((t) => Array.from(t.data))
+  const then = random()
+  setRngState(saved)
+  const b = [rand([4]), randn([4]), randint(0, 100, [4])].map((t) => Array.from(t.data))
+  assert.equal(b, a)
+  assert.is(random(), then)
+  setRngState(JSON.parse(JSON.stringify(saved))) // checkpoints store it as JSON
+  assert.equal(Array.from(rand([4]).data), a[0])
+  setRngState(saved) // restoring does not consume the saved state
+  assert.equal(Array.from(rand([4]).data), a[0])
+})
+
+test('random: different seeds give different streams; string and number seeds both work', () => {
+  manualSeed(1)
+  const a = Array.from(rand([8]).data)
+  manualSeed(2)
+  const b = Array.from(rand([8]).data)
+  assert.not.equal(a, b)
+  manualSeed('1')
+  assert.equal(Array.from(rand([8]).data), a)
+  manualSeed(5)
+  const r = rand([1000], { low: -2, high: 3 })
+  assert.ok(r.data.every((v) => v >= -2 && v < 3))
+  const n = randn([2000], { mean: 1, std: 2 })
+  const m = n.data.reduce((s, v) => s + v, 0) / n.size
+  assert.ok(Math.abs(m - 1) < 0.2, `sample mean ${m}`)
 })
 
 test.run()
