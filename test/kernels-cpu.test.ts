@@ -3,12 +3,13 @@
 // Each check loops over the kernel tables under test; a GPU or parallel table joins `tables` when present.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { cpu, type Kernels } from '../src/kernels'
+import { K, cpu, type Kernels } from '../src/kernels'
 import { matmulRef, matmulNN, matmulNT, matmulTN, transpose2d } from '../src/kernels/matmul'
 import { manualSeed, random } from '../src/random'
 import { assertClose } from './helpers'
 
 const tables: [string, Kernels][] = [['cpu', cpu]]
+if ((Object.keys(cpu) as (keyof Kernels)[]).some((name) => K[name] !== cpu[name])) tables.push(['installed K', K]) // overrides in use
 const SIZES = [1, 3, 7, 33, 130]
 
 function rnd(n: number): Float32Array {
