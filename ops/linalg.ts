@@ -17,7 +17,7 @@ function check2D(fn: string, A: Tensor): [number, number] {
   for (let i = 0; i < A.size; i++) {
     if (!Number.isFinite(A.data[i])) {
       const where = `[${Math.floor(i / n)}, ${i % n}]`
-      throw new Error(`linalg.${fn}: A${shapeStr(A.shape)} has ${A.data[i]} at ${where}; expected finite numbers`)
+      throw new Error(`linalg.${fn}: the ${shapeStr(A.shape)} matrix has ${A.data[i]} at ${where}; expected finite numbers`)
     }
   }
   return [m, n]
