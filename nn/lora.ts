@@ -1,0 +1,335 @@
+// LoRA: a frozen layer plus trainable low-rank updates, y = base(x) + scale·(x·Aᵀ)·Bᵀ. B starts at zero, so a
+// fresh adapter changes nothing; only A and B train, and forward never forms ΔW = scale·B·A: x goes through the
+// rank-r bottleneck in two thin matmuls. Several named adapters can sit on one base and be mixed by strength.
+import { Tensor, noGrad, rand, randn, zeros } from '../src/tensor'
+import { K } from '../src/kernels'
+import { unpackCodes, type QuantizedWeights } from '../src/kernels/quant'
+import { add, mul } from '../ops/elementwise'
+import { linear, matmul } from '../ops/matmul'
+import { dropout } from '../ops/nn'
+import { Module } from './module'
+import { Linear } from './linear'
+import { QuantizedLinear, linearFrom } from './quantized'
+
+export type LoRAInit = 'lora' | 'gaussian' | 'pissa'
+
+/** scale = alpha / rank, or alpha / √rank with useRslora, unless `scale` is given (MLX's convention; it wins over alpha). */
+export type LoRAOptions = { rank?: number; alpha?: number; dropout?: number; init?: LoRAInit; useRslora?: boolean; scale?: number; name?: string }
+
+/** One named adapter: A (rank, in), B (out, rank), its multiplier, and the strength it is mixed in with. */
+export type Adapter = { loraA: Tensor; loraB: Tensor; alpha: number; scale: number; strength: number }
+
+/** What requantizing W + ΔW kept of ΔW; see LoRALinear.fuse. */
+export type FuseReport = { codesChanged: number; normRatio: number; retained: number; groupsBelowHalfStep: number; groups: number }
+
+export type BaseLayer = Linear | QuantizedLinear
+
+/** y = base(x) + Σ_adapters strength·scale·(dropout(x)·Aᵀ)·Bᵀ.   x: (..., in)   A: (rank, in)   B: (out, rank)   y: (..., out) */
+export class LoRALinear extends Module {
+  readonly inFeatures: number
+  readonly outFeatures: number
+  base: BaseLayer
+  loraA!: Tensor // (rank, in): the active adapter's, kept in fields so parameters(), optimizers and saveAdapters see them
+  loraB!: Tensor // (out, rank)
+  dropout: number
+  active = ''
+  private readonly adapters = new Map<string, Adapter>() // every adapter on this layer, the active one included
+
+  constructor(base: BaseLayer, { dropout = 0, name = 'default', ...options }: LoRAOptions = {}) {
+    super()
+    if (!(base instanceof Linear || base instanceof QuantizedLinear)) throw new Error(`LoRALinear: base must be a Linear or QuantizedLinear, got ${describe(base)}`)
+    if (!(dropout >= 0 && dropout < 1)) throw new Error(`LoRALinear: dropout must be in [0, 1), got ${dropout}`)
+    this.inFeatures = base.inFeatures
+    this.outFeatures = base.outFeatures
+    this.base = base.freeze()
+    this.dropout = dropout
+    this.addAdapter(name, options)
+  }
+
+  /** Wrap (and freeze) `base`. Defaults: rank 8, alpha 16, init 'lora' (A ~ U(±1/√in), B = 0). */
+  static fromLinear(base: BaseLayer, options: LoRAOptions = {}): LoRALinear {
+    return new LoRALinear(base, options)
+  }
+
+  get rank(): number {
+    return this.loraA.shape[0]
+  }
+
+  get scale(): number {
+    return this.adapters.get(this.active)!.scale
+  }
+
+  forward(x: Tensor): Tensor {
+    let y = this.base.forward(x) // (..., out)
+    const xd = dropout(x, this.dropout, this.training) // (..., in): one mask shared by every adapter
+    for (const a of this.adapters.values()) {
+      if (a.strength === 0) continue
+      const h = mul(linear(xd, a.loraA), a.strength * a.scale) // (..., rank): scaling the thin side is cheapest
+      y = add(y, linear(h, a.loraB)) // (..., out)
+    }
+    return y
+  }
+
+  /** Names of this layer's adapters. */
+  adapterNames(): string[] {
+    return [...this.adapters.keys()]
+  }
+
+  adapter(name: string): Adapter | undefined {
+    return this.adapters.get(name)
+  }
+
+  /** Add a freshly initialised adapter and make it the active one (the one that trains); the others keep their strengths. */
+  addAdapter(name: string, { rank = 8, alpha, init = 'lora', useRslora = false, scale }: Omit<LoRAOptions, 'dropout' | 'name'> = {}): Adapter {
+    if (this.adapters.has(name)) throw new Error(`LoRALinear.addAdapter: this layer already has an adapter named '${name}'`)
+    if (!Number.isInteger(rank) || rank < 1) throw new Error(`LoRALinear: rank must be a positive integer, got ${rank}`)
+    if (init === 'pissa') throw new Error(`LoRALinear: init 'pissa' needs an SVD of W (linalg), which Tenny does not have yet; use 'lora' or 'gaussian'`)
+    if (init !== 'lora' && init !== 'gaussian') throw new Error(`LoRALinear: unknown init '${String(init)}' (expected 'lora', 'gaussian' or 'pissa')`)
+    const root = useRslora ? Math.sqrt(rank) : rank // rsLoRA divides by √rank so larger ranks keep learning
+    const s = scale ?? (alpha ?? 16) / root
+    if (!Number.isFinite(s)) throw new Error(`LoRALinear: scale must be finite, got ${s}`)
+    const bound = 1 / Math.sqrt(this.inFeatures)
+    const loraA = init === 'gaussian' ? randn([rank, this.inFeatures], { std: 1 / rank, requiresGrad: true })
+      : rand([rank, this.inFeatures], { low: -bound, high: bound, requiresGrad: true })
+    const adapter: Adapter = { loraA, loraB: zeros([this.outFeatures, rank], { requiresGrad: true }), alpha: alpha ?? s * root, scale: s, strength: 1 }
+    this.adapters.set(name, adapter)
+    this.activate(name) // a new adapter is made to train, whatever the previous active one's flags were
+    loraA.requiresGrad = adapter.loraB.requiresGrad = true
+    return adapter
+  }
+
+  /** Run only `name`, at strength 1, and make it the active adapter; a layer without it runs as its base. */
+  setAdapter(name: string): void {
+    for (const [n, a] of this.adapters) a.strength = n === name ? 1 : 0
+    if (this.adapters.has(name)) this.activate(name)
+  }
+
+  /** Mix adapters by strength, e.g. { cwk: 0.7, rj: 0.3 }; adapters not named are switched off. */
+  setAdapters(strengths: Record<string, number>): void {
+    for (const [n, a] of this.adapters) a.strength = strengths[n] ?? 0
+  }
+
+  /** Switch every adapter off: the layer computes exactly base(x). */
+  disableAdapters(): void {
+    for (const a of this.adapters.values()) a.strength = 0
+  }
+
+  /** Only the active adapter trains: the newly active one takes over the old one's requiresGrad, the old one is frozen. */
+  private activate(name: string): void {
+    const prev = this.adapters.get(this.active), next = this.adapters.get(name)!
+    if (prev && prev !== next) {
+      next.loraA.requiresGrad = prev.loraA.requiresGrad
+      next.loraB.requiresGrad = prev.loraB.requiresGrad
+      prev.loraA.requiresGrad = prev.loraB.requiresGrad = false
+    }
+    this.active = name
+    this.loraA = next.loraA
+    this.loraB = next.loraB
+  }
+
+  /** ΔW = Σ strength·scale·B·A over the adapters in use: what forward adds to x·Wᵀ, as one (out, in) matrix. */
+  deltaWeight(): Tensor {
+    return noGrad(() => {
+      let dw = zeros([this.outFeatures, this.inFeatures])
+      for (const a of this.adapters.values()) if (a.strength !== 0) dw = add(dw, mul(matmul(a.loraB, a.loraA), a.strength * a.scale)) // (out, in)
+      return dw
+    })
+  }
+
+  /** The base's weight as floats (dequantized for a quantized base). */
+  private baseWeight(): Float32Array {
+    return this.base instanceof QuantizedLinear ? K.dequantize(this.base.packed) : this.base.weight.data
+  }
+
+  private baseBias(): Float32Array | null {
+    return this.base.bias ? this.base.bias.data.slice() : null
+  }
+
+  /** A plain Linear with W + ΔW (W dequantized for a quantized base), frozen like the base. */
+  merge(): Linear {
+    const w = K.add(this.baseWeight(), this.deltaWeight().data)
+    return linearFrom(w, this.outFeatures, this.inFeatures, this.baseBias(), { requiresGrad: false })
+  }
+
+  /** The base back from a layer that merge() produced: W = W' − ΔW. */
+  unmerge(merged: Linear): Linear {
+    if (merged.inFeatures !== this.inFeatures || merged.outFeatures !== this.outFeatures) {
+      throw new Error(`LoRALinear.unmerge: Linear (${merged.outFeatures},${merged.inFeatures}) does not match this layer's (${this.outFeatures},${this.inFeatures})`)
+    }
+    const w = K.sub(merged.weight.data, this.deltaWeight().data)
+    return linearFrom(w, this.outFeatures, this.inFeatures, merged.bias ? merged.bias.data.slice() : null, { requiresGrad: false })
+  }
+
+  /**
+   * Fold the adapters into the base. A float base (or `dequantize: true`) gives merge()'s Linear. A quantized base
+   * is requantized, Q(W + ΔW), with its own settings, and the report says what survived: the fraction of codes
+   * that changed; normRatio = ‖Q(W + ΔW) − Q(W)‖_F / ‖ΔW‖_F; retained = ⟨Q(W + ΔW) − Q(W), ΔW⟩ / ‖ΔW‖²_F, the
+   * share of ΔW that the weights really moved along (1: kept; near 0: the fine-tune is lost, even when
+   * normRatio looks fine because the group scales shifted); and the fraction of groups whose largest |ΔW| is
+   * below half a quantization step there.
+   */
+  fuse({ dequantize = false } = {}): { layer: Linear | QuantizedLinear; report: FuseReport | null } {
+    const base = this.base
+    if (!(base instanceof QuantizedLinear) || dequantize) return { layer: this.merge(), report: null }
+    const dw = this.deltaWeight().data
+    const target = K.add(K.dequantize(base.packed), dw)
+    const packed = K.quantize(target, this.outFeatures, this.inFeatures, { mode: base.mode, bits: base.bits, groupSize: base.groupSize })
+    return { layer: new QuantizedLinear(packed, base.bias ? new Tensor(base.bias.data.slice(), base.bias.shape) : null), report: fuseReport(base.packed, packed, dw) }
+  }
+}
+
+function describe(m: unknown): string {
+  return m instanceof Object ? m.constructor.name : String(m)
+}
+
+/** Compare requantized weights `after` = Q(W + ΔW) with `before` = Q(W), given ΔW. */
+function fuseReport(before: QuantizedWeights, after: QuantizedWeights, dw: Float32Array): FuseReport {
+  const c0 = unpackCodes(before), c1 = unpackCodes(after)
+  const w0 = K.dequantize(before), w1 = K.dequantize(after)
+  let changed = 0, moved = 0, along = 0, delta = 0
+  for (let i = 0; i < dw.length; i++) {
+    if (c0[i] !== c1[i]) changed++
+    moved += (w1[i] - w0[i]) ** 2
+    along += (w1[i] - w0[i]) * dw[i]
+    delta += dw[i] ** 2
+  }
+  // a group's step: the affine or int8 scale; for nf4, absmax times the mean gap between its 16 levels (2/15)
+  const size = before.mode === 'int8' ? before.cols : before.groupSize
+  const groups = dw.length / size
+  let below = 0
+  for (let g = 0; g < groups; g++) {
+    const step = before.mode === 'nf4' ? (before.scales[g] * 2) / 15 : before.scales[g]
+    let biggest = 0
+    for (let i = g * size; i < (g + 1) * size; i++) biggest = Math.max(biggest, Math.abs(dw[i]))
+    if (biggest < step / 2) below++
+  }
+  const normRatio = delta === 0 ? (moved === 0 ? 1 : Infinity) : Math.sqrt(moved / delta)
+  return { codesChanged: changed / dw.length, normRatio, retained: delta === 0 ? 1 : along / delta, groupsBelowHalfStep: below / groups, groups }
+}
+
+// ---- model level ---------------------------------------------------------------------------------
+
+export type Targets = string[] | RegExp | ((path: string, module: Module) => boolean)
+
+/** targets: layer names or dotted path suffixes ('qProj', 'attn.vProj'), a RegExp on the path, or a predicate. layers: the last N blocks, or block indices (negative from the end). */
+export type ApplyLoRAOptions = LoRAOptions & { targets?: Targets; layers?: number | number[] }
+
+/** Every LoRALinear in the model, by path. */
+export function loraLayers(model: Module): [string, LoRALinear][] {
+  return [...model.namedModules()].filter((e): e is [string, LoRALinear] => e[1] instanceof LoRALinear)
+}
+
+/** The block index of a path: its first numeric segment (`blocks.3.attn.qProj` → 3), or −1. */
+function blockIndex(path: string): number {
+  const m = /(?:^|\.)(\d+)(?:\.|$)/.exec(path)
+  return m ? Number(m[1]) : -1
+}
+
+function layerFilter(model: Module, layers: number | number[] | undefined): (path: string) => boolean {
+  if (layers === undefined) return () => true
+  let count = 0
+  for (const [path] of model.namedModules()) count = Math.max(count, blockIndex(path) + 1)
+  if (typeof layers === 'number') {
+    if (!Number.isInteger(layers) || layers < 1 || layers > count) throw new Error(`applyLoRA: layers = ${layers}, but the model has ${count} blocks (expected 1..${count})`)
+    return (path) => blockIndex(path) >= count - layers
+  }
+  const wanted = new Set(layers.map((i) => {
+    if (!Number.isInteger(i) || i < -count || i >= count) throw new Error(`applyLoRA: layer index ${i} is out of range for ${count} blocks`)
+    return i < 0 ? count + i : i
+  }))
+  return (path) => wanted.has(blockIndex(path))
+}
+
+function targetMatcher(targets: Targets): (path: string, m: Module) => boolean {
+  if (targets instanceof RegExp) return (path) => targets.test(path)
+  if (typeof targets === 'function') return targets
+  return (path) => targets.some((t) => path === t || path.endsWith(`.${t}`))
+}
+
+/**
+ * Wrap every matching Linear / QuantizedLinear in a LoRALinear (or add a named adapter to one that already is),
+ * then freeze everything but the new adapters. Returns the wrapped paths and the parameter counts.
+ */
+export function applyLoRA(model: Module, { targets = ['qProj', 'vProj'], layers, name = 'default', ...options }: ApplyLoRAOptions = {}): { paths: string[]; trainable: number; total: number } {
+  const matches = targetMatcher(targets), inLayers = layerFilter(model, layers)
+  const inside = loraLayers(model).map(([p]) => `${p}.`) // a LoRALinear's own base is not a target
+  const linears = [...model.namedModules()].filter(([path, m]) =>
+    path !== '' && !inside.some((p) => path.startsWith(p)) && (m instanceof Linear || m instanceof QuantizedLinear || m instanceof LoRALinear))
+  const picked = linears.filter(([path, m]) => matches(path, m) && inLayers(path))
+  if (picked.length === 0) {
+    const shown = linears.slice(0, 8).map(([p]) => p).join(', ') + (linears.length > 8 ? ', …' : '')
+    throw new Error(`applyLoRA: no Linear layer matches targets ${targets instanceof Array ? JSON.stringify(targets) : String(targets)}${layers === undefined ? '' : ` in layers ${JSON.stringify(layers)}`}; linear layers here: ${shown || 'none'}`)
+  }
+  model.freeze()
+  for (const [path, m] of picked) {
+    if (m instanceof LoRALinear) {
+      m.addAdapter(name, options)
+      m.dropout = options.dropout ?? m.dropout
+    } else model.setModule(path, LoRALinear.fromLinear(m as BaseLayer, { ...options, name }))
+  }
+  return { paths: picked.map(([p]) => p), trainable: model.numParameters({ trainable: true }), total: countParameters(model) }
+}
+
+/** All parameters, counting a quantized weight by its element count as PEFT does. */
+function countParameters(model: Module): number {
+  let total = model.numParameters()
+  for (const [, m] of model.namedModules()) if (m instanceof QuantizedLinear) total += m.inFeatures * m.outFeatures
+  return total
+}
+
+/** Print (PEFT's format) and return trainable and total parameters, plus each distinct LoRA setting in use. */
+export function printTrainable(model: Module, log: (line: string) => void = console.log): { trainable: number; total: number; percent: number } {
+  const trainable = model.numParameters({ trainable: true }), total = countParameters(model)
+  const percent = (100 * trainable) / total
+  log(`trainable params: ${trainable.toLocaleString('en-US')} || all params: ${total.toLocaleString('en-US')} || trainable%: ${percent.toFixed(4)}`)
+  const settings = new Map<string, number>()
+  for (const [, layer] of loraLayers(model)) {
+    for (const name of layer.adapterNames()) {
+      const a = layer.adapter(name)!, rank = a.loraA.shape[0]
+      const rule = Math.abs(a.scale - a.alpha / rank) < 1e-9 * a.scale ? 'alpha/rank' : Math.abs(a.scale - a.alpha / Math.sqrt(rank)) < 1e-9 * a.scale ? 'alpha/√rank' : 'given'
+      const key = `'${name}': rank ${rank}, alpha ${a.alpha}, scale ${a.scale} (${rule}), strength ${a.strength}${name === layer.active ? ', active' : ''}`
+      settings.set(key, (settings.get(key) ?? 0) + 1)
+    }
+  }
+  for (const [key, n] of settings) log(`LoRA ${key}: ${n} layer${n === 1 ? '' : 's'}`)
+  return { trainable, total, percent }
+}
+
+/**
+ * Replace every LoRALinear by its merged layer: a float Linear (W dequantized when the base was quantized), or
+ * with keepQuantized a requantized QuantizedLinear plus its fidelity report.
+ */
+export function mergeLoRA(model: Module, { keepQuantized = false } = {}): { paths: string[]; reports: Record<string, FuseReport> } {
+  const reports: Record<string, FuseReport> = {}
+  const layers = loraLayers(model)
+  for (const [path, layer] of layers) {
+    const { layer: merged, report } = layer.fuse({ dequantize: !keepQuantized })
+    if (report) reports[path] = report
+    model.setModule(path, merged)
+  }
+  return { paths: layers.map(([p]) => p), reports }
+}
+
+function checkName(op: string, model: Module, names: string[]): void {
+  const known = new Set(loraLayers(model).flatMap(([, l]) => l.adapterNames()))
+  for (const n of names) if (!known.has(n)) throw new Error(`${op}: no adapter named '${n}'; this model has ${known.size ? [...known].map((k) => `'${k}'`).join(', ') : 'none'}`)
+}
+
+/** Mix named adapters across the model, e.g. setAdapters(model, { cwk: 0.7, rj: 0.3 }); unnamed ones switch off. */
+export function setAdapters(model: Module, strengths: Record<string, number>): void {
+  checkName('setAdapters', model, Object.keys(strengths))
+  for (const [n, s] of Object.entries(strengths)) if (!Number.isFinite(s)) throw new Error(`setAdapters: strength of '${n}' must be a finite number, got ${s}`)
+  for (const [, layer] of loraLayers(model)) layer.setAdapters(strengths)
+}
+
+/** Run only adapter `name` (strength 1) and make it the active, trainable one. */
+export function setAdapter(model: Module, name: string): void {
+  checkName('setAdapter', model, [name])
+  for (const [, layer] of loraLayers(model)) layer.setAdapter(name)
+}
+
+/** Switch every adapter off: the model computes exactly its base. */
+export function disableAdapters(model: Module): void {
+  for (const [, layer] of loraLayers(model)) layer.disableAdapters()
+}
+
