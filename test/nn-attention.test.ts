@@ -6,6 +6,7 @@ import { causalAttention, attentionComposite } from '../ops/attention'
 import { slice } from '../ops/movement'
 import { CausalSelfAttention, KVCache } from '../nn/attention'
 import { Linear } from '../nn/linear'
+import { attentionCausal, attentionCausalRef } from '../src/kernels/attention'
 import { gradcheck, assertClose, uniform } from './helpers'
 
 test('causalAttention: one query attends only to itself, so y = v', () => {
@@ -20,6 +21,19 @@ test('causalAttention: two positions, values checkable by hand', () => {
   const k = new Tensor(Float32Array.from([0, Math.log(3)]), [1, 2, 1])
   const v = new Tensor(Float32Array.from([4, 8]), [1, 2, 1])
   assertClose(causalAttention(q, k, v, 1).data, [4, 0.25 * 4 + 0.75 * 8], { atol: 1e-6 })
+})
+
+test('attentionCausal kernel: the 4-row blocked loops equal the reference on awkward sizes and cache offsets', () => {
+  manualSeed(7)
+  for (const [B, Tq, Tk, kvRows, H, hs] of [[1, 1, 1, 1, 1, 1], [2, 5, 5, 5, 3, 2], [1, 7, 7, 9, 2, 3], [2, 3, 10, 12, 1, 5], [1, 1, 6, 8, 2, 4]]) {
+    const C = H * hs
+    const q = uniform([B * Tq * C]).data, k = uniform([B * kvRows * C]).data, v = uniform([B * kvRows * C]).data
+    const fast = attentionCausal(q, k, v, B, Tq, Tk, kvRows, H, hs, 0.5)
+    const ref = attentionCausalRef(q, k, v, B, Tq, Tk, kvRows, H, hs, 0.5)
+    const what = `B ${B} Tq ${Tq} Tk ${Tk} rows ${kvRows} H ${H} hs ${hs}`
+    assertClose(fast.y, ref.y, { atol: 1e-6, what })
+    assertClose(fast.probs, ref.probs, { atol: 1e-7, what })
+  }
 })
 
 test('causalAttention: forward and gradients equal the composite (split heads, masked softmax, merge)', () => {
