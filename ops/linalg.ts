@@ -3,6 +3,8 @@
 // comes back as float32 Tensors. `import { linalg } from 'tenny'` then `linalg.matrixRank(A)`.
 import { Tensor } from '../src/tensor'
 import { shapeStr } from '../src/shape'
+import { matmul } from './matmul'
+import { transpose } from './movement'
 
 const EPS32 = 2 ** -23 // float32 machine epsilon (1.19e-7), the unit NumPy's matrix_rank tolerance uses
 const EPS64 = 2 ** -52
@@ -160,6 +162,42 @@ export function svd(A: Tensor): { U: Tensor; S: Tensor; V: Tensor } {
   const Jt = pickColumns(J, c, order) // J: (k, k)
   // M = Ũ·diag(σ)·Jᵀ. For a tall A, M = A. For a wide A, M = Aᵀ, so A = J·diag(σ)·Ũᵀ and the roles swap.
   return wide ? { U: Jt, S, V: Ut } : { U: Ut, S, V: Jt }
+}
+
+/**
+ * Thin SVD of a product B·A without forming it, the cheap way to see inside LoRA's ΔW = B·A: with B = Q_B·R_B and
+ * Aᵀ = Q_A·R_A, B·A = Q_B·(R_B·R_Aᵀ)·Q_Aᵀ, so only the small core R_B·R_Aᵀ needs an SVD.
+ * B: (m, r)   A: (r, n)   U: (m, k)   S: (k)   V: (n, k)   k = min(m, r, n)
+ */
+export function svdProduct(B: Tensor, A: Tensor): { U: Tensor; S: Tensor; V: Tensor } {
+  const [, r] = check2D('svdProduct', B)
+  if (check2D('svdProduct', A)[0] !== r) {
+    throw new Error(`linalg.svdProduct: B ${shapeStr(B.shape)} · A ${shapeStr(A.shape)}: inner sizes differ`)
+  }
+  const b = qr(B) // Q_B: (m, kB)   R_B: (kB, r)
+  const a = qr(transpose(A)) // Q_A: (n, kA)   R_A: (kA, r)
+  const core = svd(matmul(b.R, transpose(a.R))) // (kB, kA) = Uc·diag(S)·Vcᵀ
+  return { U: matmul(b.Q, core.U), S: core.S, V: matmul(a.Q, core.V) } // B·A = (Q_B·Uc)·diag(S)·(Q_A·Vc)ᵀ
+}
+
+/**
+ * The best rank-r approximation W ≈ B·A (Eckart–Young), split evenly between the factors:
+ * B = U_r·diag(√σ_r) (m, r), A = diag(√σ_r)·V_rᵀ (r, n). PiSSA initialises LoRA's loraB, loraA this way.
+ */
+export function lowRank(W: Tensor, r: number): { B: Tensor; A: Tensor } {
+  const [m, n] = check2D('lowRank', W)
+  if (!Number.isInteger(r) || r < 1 || r > Math.min(m, n)) {
+    throw new Error(`linalg.lowRank: rank must be an integer in 1..${Math.min(m, n)} for a ${shapeStr(W.shape)} matrix, got ${r}`)
+  }
+  const { U, S, V } = svd(W)
+  const k = S.size
+  const B = new Float32Array(m * r), A = new Float32Array(r * n)
+  for (let p = 0; p < r; p++) {
+    const root = Math.sqrt(S.data[p])
+    for (let i = 0; i < m; i++) B[i * r + p] = U.data[i * k + p] * root
+    for (let j = 0; j < n; j++) A[p * n + j] = root * V.data[j * k + p]
+  }
+  return { B: new Tensor(B, [m, r]), A: new Tensor(A, [r, n]) }
 }
 
 /** The singular values of A (k), descending; cheaper than svd() since no vectors are formed. */

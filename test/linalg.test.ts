@@ -145,6 +145,40 @@ test('svd, matrixRank, norm: a (0, n) matrix has no singular values and rank 0',
   assert.is(linalg.norm(zeros([2, 0]), 2), 0)
 })
 
+test('svdProduct: the SVD of B·A from its factors matches the SVD of the formed product', () => {
+  manualSeed(7)
+  for (const [m, r, n] of [[20, 4, 30], [30, 4, 20], [6, 10, 8], [16, 1, 16]]) {
+    const B = normal([m, r]), A = normal([r, n])
+    const BA = tensor(Float32Array.from(mm(B.data, A.data, m, r, n)), [m, n])
+    const fromFactors = linalg.svdProduct(B, A)
+    const k = Math.min(m, r, n)
+    assert.equal([fromFactors.U.shape, fromFactors.S.shape, fromFactors.V.shape], [[m, k], [k], [n, k]])
+    assertClose(fromFactors.S.data, linalg.svdvals(BA).data.slice(0, k), { rtol: 1e-5, atol: 1e-5, what: `σ of (${m}, ${r})·(${r}, ${n})` })
+    assert.ok(relError(reconstruct(fromFactors), BA.data) < 1e-5, 'U·diag(S)·Vᵀ = B·A')
+    assertOrthonormalColumns(fromFactors.U, 'U')
+    assertOrthonormalColumns(fromFactors.V, 'V')
+  }
+  assertClose(linalg.svdProduct(zeros([5, 2]), normal([2, 4])).S.data, [0, 0]) // a fresh LoRA (B = 0) has ΔW = 0
+  assert.throws(() => linalg.svdProduct(zeros([5, 2]), zeros([3, 4])), /linalg\.svdProduct: B \(5,2\) · A \(3,4\): inner sizes differ/)
+})
+
+test('lowRank: B·A is the best rank-r approximation, with error √(Σ_{i>r} σᵢ²), and r = min(m, n) rebuilds W', () => {
+  manualSeed(8)
+  const W = normal([12, 9])
+  const s = Array.from(linalg.svdvals(W).data)
+  for (const r of [1, 3, 9]) {
+    const { B, A } = linalg.lowRank(W, r)
+    assert.equal([B.shape, A.shape], [[12, r], [r, 9]])
+    const BA = mm(B.data, A.data, 12, r, 9)
+    const err = Math.sqrt(BA.reduce((acc, x, i) => acc + (x - W.data[i]) ** 2, 0))
+    const tail = Math.sqrt(s.slice(r).reduce((acc, x) => acc + x * x, 0))
+    assertClose([err], [tail], { atol: 1e-5, rtol: 1e-4, what: `rank ${r} error` })
+    assert.is(linalg.matrixRank(tensor(Float32Array.from(BA), [12, 9])), r)
+    assertClose(linalg.svdvals(B).data, linalg.svdvals(A).data, { rtol: 1e-5, what: 'B and A share √σ' }) // evenly split
+  }
+  assert.throws(() => linalg.lowRank(W, 10), /linalg\.lowRank: rank must be an integer in 1\.\.9 for a \(12,9\) matrix, got 10/)
+})
+
 test('qr: Q has orthonormal columns, R is upper triangular with diag ≥ 0, and Q·R = A', () => {
   manualSeed(5)
   const cases: [string, Tensor][] = [
