@@ -1,8 +1,9 @@
 // The tiny GPT of nn/gpt.ts rebuilt in TensorFlow.js, as the benchmark's peer: same architecture, same
 // parameter names, loaded from Tenny's own weights so both engines start from identical numbers.
-// Written the way a tfjs user would (and the way its wasm backend is fastest): Linear weights stored
-// (in, out) so every forward product is a plain A·B, and a one-hot matmul embedding, because tfjs-wasm
-// has no UnsortedSegmentSum kernel for tf.gather's gradient (../shared/MEASURED.md).
+// Written the way a tfjs user would, in the form its backends run fastest: Linear weights stored (in, out)
+// so every forward product is a plain A·B; tf.matMul + tf.add rather than tf.fused.matMul, whose gradient
+// also computes dW for frozen weights (measured: LoRA step 1,400 → 530 ms on wasm, full step no slower);
+// a one-hot matmul embedding, because tfjs-wasm has no UnsortedSegmentSum kernel for tf.gather's gradient.
 import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
 
@@ -27,6 +28,43 @@ export function tfInfo(): { version: string; backend: string; simd: boolean; thr
     simd: wasm && env.getBool('WASM_HAS_SIMD_SUPPORT'),
     threads: wasm && env.getBool('WASM_HAS_MULTITHREAD_SUPPORT'),
   }
+}
+
+/**
+ * Weights named and shaped as Tenny's GPT names them, filled with small seeded values (LayerNorm gains 1):
+ * for the memory children, which must not load Tenny to make weights for tfjs.
+ */
+export function randomWeights(cfg: GPTConfig, lora?: LoRAOptions): NamedWeights {
+  const { vocabSize: V, blockSize, nLayer, nEmbd: C } = cfg
+  const w: NamedWeights = new Map()
+  let s = 12345
+  const fill = (name: string, shape: number[], value?: number) => {
+    const data = new Float32Array(shape.reduce((a, b) => a * b, 1))
+    for (let i = 0; i < data.length; i++) data[i] = value ?? ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648 - 0.5) * 0.04
+    w.set(name, { data, shape })
+  }
+  const linear = (p: string, out: number, inp: number, bias = true) => {
+    fill(`${p}.weight`, [out, inp])
+    if (bias) fill(`${p}.bias`, [out])
+    if (lora && lora.targets.some((t) => p.endsWith(`.${t}`))) {
+      fill(`${p}.loraA`, [lora.rank, inp])
+      fill(`${p}.loraB`, [out, lora.rank], 0)
+    }
+  }
+  const norm = (p: string) => { fill(`${p}.weight`, [C], 1); fill(`${p}.bias`, [C], 0) }
+  fill('wte.weight', [V, C])
+  fill('wpe.weight', [blockSize, C])
+  for (let i = 0; i < nLayer; i++) {
+    const p = `blocks.${i}`
+    norm(`${p}.ln1`)
+    for (const name of ['qProj', 'kProj', 'vProj', 'outProj']) linear(`${p}.attn.${name}`, C, C)
+    norm(`${p}.ln2`)
+    linear(`${p}.mlp.fc`, 4 * C, C)
+    linear(`${p}.mlp.proj`, C, 4 * C)
+  }
+  norm('lnF')
+  linear('lmHead', V, C, false)
+  return w
 }
 
 let nextVariable = 0 // tfjs variable names are global: keep them unique across models
@@ -103,7 +141,8 @@ export class TfGPT {
   }
 
   private linear(x: tf.Tensor, d: Dense): tf.Tensor {
-    let y = tf.fused.matMul({ a: x, b: d.w, bias: d.b ?? undefined }) // as tf.layers.dense does: one kernel for x·W + b
+    let y = tf.matMul(x, d.w)
+    if (d.b) y = tf.add(y, d.b)
     if (d.loraA && d.loraB && d.scale !== undefined) {
       y = tf.add(y, tf.mul(tf.matMul(tf.matMul(x, d.loraA), d.loraB), d.scale)) // + scale · x Aᵀ Bᵀ
     }
@@ -155,6 +194,11 @@ export class TfGPT {
     const logits = this.forward(idx, B, T)
     const onehot = tf.cast(tf.oneHot(tf.tensor1d(targets, 'int32'), this.cfg.vocabSize), 'float32')
     return tf.mean(tf.sub(tf.logSumExp(logits, -1), tf.sum(tf.mul(logits, onehot), -1))) as tf.Scalar
+  }
+
+  /** The loss as a number, with every intermediate tensor freed. */
+  lossValue(idx: Int32Array, targets: Int32Array, B: number, T: number): number {
+    return tf.tidy(() => this.loss(idx, targets, B, T).dataSync()[0])
   }
 
   /** One training step: loss, gradients of the trainable variables, AdamW update (PyTorch's formulas). Returns the loss. */

@@ -47,8 +47,8 @@ export function timeCall(fn: () => void, { quick }: TimerOptions): Cell {
   const t0 = performance.now()
   fn()
   const probe = performance.now() - t0
-  if (probe >= 50) return medianOf(fn, { warmup: 0, runs: quick ? 1 : probe > 1000 ? 3 : 5 })
-  const bench = new Benchmark(fn, { minSamples: quick ? 3 : 5, maxTime: quick ? 0.3 : 2, initCount: 1 })
+  if (probe >= 50) return medianOf(fn, { warmup: 0, runs: runsFor(probe, quick) })
+  const bench = new Benchmark(fn, { minSamples: quick ? 2 : 5, maxTime: quick ? 0.1 : 2, initCount: 1 })
   bench.run()
   if (bench.error) throw bench.error
   return { value: bench.stats.mean * 1000, method: 'benchmark.js mean', rme: bench.stats.rme, samples: bench.stats.sample.length }
@@ -73,4 +73,10 @@ export function uniformData(n: number, seed: number): Float32Array {
 export function intData(n: number, high: number, seed: number): Int32Array {
   const u = uniformData(n, seed)
   return Int32Array.from(u, (v) => Math.min(high - 1, Math.floor(((v + 1) / 2) * high)))
+}
+
+/** Slow calls get fewer runs: a full run stays within minutes, --quick within seconds. */
+function runsFor(probeMs: number, quick: boolean): number {
+  if (quick) return probeMs > 500 ? 1 : 3
+  return probeMs > 1000 ? 3 : 5
 }

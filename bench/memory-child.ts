@@ -1,0 +1,48 @@
+// One peak-memory measurement in a process of its own: `tsx bench/memory-child.ts <tenny|tfjs> <backend>
+// <full|lora> <steps>` trains the tiny GPT for a few steps and prints one JSON line. Only the measured
+// engine is imported, so neither engine's code or weights count against the other.
+import { TINY_GPT, BATCH, LORA, SEED, ADAMW, batchData } from './config'
+
+export type MemoryReport = { loadedMB: number; builtMB: number; peakMB: number; stepMs: number; loss: number }
+
+const mb = (bytes: number) => bytes / (1024 * 1024)
+
+async function main(): Promise<void> {
+  const [engine, backend, mode, stepsArg] = process.argv.slice(2)
+  const steps = Number(stepsArg)
+  if (!['tenny', 'tfjs'].includes(engine) || !['full', 'lora'].includes(mode) || !(steps >= 1)) {
+    throw new Error(`memory-child: usage <tenny|tfjs> <backend> <full|lora> <steps>, got ${process.argv.slice(2).join(' ')}`)
+  }
+  const { idx, targets } = batchData(TINY_GPT, BATCH)
+  let step: () => number
+  let loadedMB: number
+  if (engine === 'tenny') {
+    const { buildTennyGPT, loadApplyLoRA, tennyTrainer } = await import('./tenny-gpt')
+    const { loadTennyBackends } = await import('./tenny-backends')
+    const backends = await loadTennyBackends([backend])
+    await backends.use(backend)
+    const applyLoRA = mode === 'lora' ? await loadApplyLoRA() : null
+    if (mode === 'lora' && !applyLoRA) throw new Error('memory-child: nn/lora.ts is not in this checkout')
+    loadedMB = mb(process.memoryUsage().rss)
+    step = tennyTrainer(buildTennyGPT(TINY_GPT, SEED, applyLoRA), idx, targets, BATCH)
+  } else {
+    const { TfGPT, useTf, randomWeights } = await import('./tfjs-gpt')
+    if (backend !== 'cpu' && backend !== 'wasm') throw new Error(`memory-child: tfjs backend must be cpu or wasm, got ${backend}`)
+    await useTf(backend)
+    loadedMB = mb(process.memoryUsage().rss)
+    const model = new TfGPT(TINY_GPT, randomWeights(TINY_GPT, mode === 'lora' ? LORA : undefined), mode === 'lora' ? LORA : undefined)
+    step = () => model.step(idx, targets, BATCH, TINY_GPT.blockSize, ADAMW)
+  }
+  const builtMB = mb(process.memoryUsage().rss)
+  let loss = NaN
+  const t0 = performance.now()
+  for (let i = 0; i < steps; i++) loss = step()
+  const stepMs = (performance.now() - t0) / steps
+  const report: MemoryReport = { loadedMB, builtMB, peakMB: process.resourceUsage().maxRSS / 1024, stepMs, loss }
+  console.log(JSON.stringify(report))
+}
+
+main().then(() => process.exit(0), (err) => {
+  console.error(err instanceof Error ? err.message : String(err))
+  process.exit(1)
+})

@@ -1,0 +1,48 @@
+// Row (6): peak resident memory (RSS) of training each GPT configuration, one child process per engine and
+// configuration — the only fair way, since neither engine gives memory back to the OS in-process.
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import type { MemoryReport } from './memory-child'
+import type { TfBackend } from './tfjs-gpt'
+import type { Row } from './timing'
+
+export type MemoryOptions = { quick: boolean; tennyBackends: string[]; tfBackends: TfBackend[]; lora: boolean }
+
+function runChild(engine: 'tenny' | 'tfjs', backend: string, mode: 'full' | 'lora', steps: number): MemoryReport | string {
+  const script = fileURLToPath(new URL('./memory-child.ts', import.meta.url))
+  const res = spawnSync(process.execPath, ['--import', 'tsx', script, engine, backend, mode, String(steps)], { encoding: 'utf8', timeout: 300_000, maxBuffer: 16 << 20 })
+  const line = res.stdout.trim().split('\n').pop() ?? ''
+  if (res.status !== 0 || !line.startsWith('{')) return `child failed (${res.status ?? res.signal}): ${res.stderr.trim().split('\n').pop() ?? ''}`.slice(0, 200)
+  return JSON.parse(line) as MemoryReport
+}
+
+export function memoryRows({ quick, tennyBackends, tfBackends, lora }: MemoryOptions): Row[] {
+  const steps = quick ? 1 : 3
+  const rows: Row[] = []
+  for (const mode of ['full', 'lora'] as const) {
+    const row: Row = { section: 'memory', name: `peak RSS, ${steps} training steps, ${mode === 'full' ? 'all weights' : 'LoRA r=8'} (own process)`, unit: 'MB', cells: {}, notes: [] }
+    rows.push(row)
+    if (mode === 'lora' && !lora) {
+      row.notes.push('skipped: nn/lora.ts (applyLoRA) is not in this checkout yet')
+      continue
+    }
+    const columns = [...tennyBackends.map((b) => ['tenny', b] as const), ...tfBackends.map((b) => ['tfjs', b] as const)]
+    for (const [engine, backend] of columns) {
+      const column = `${engine === 'tenny' ? 'Tenny' : 'tfjs'} ${backend}`
+      if (quick && engine === 'tfjs' && backend === 'cpu') {
+        row.cells[column] = null
+        continue
+      }
+      const report = runChild(engine, backend, mode, steps)
+      if (typeof report === 'string') {
+        row.cells[column] = null
+        row.notes.push(`${column}: ${report}`)
+        continue
+      }
+      row.cells[column] = { value: report.peakMB, method: `maxRSS of a child process (${steps} steps)`, samples: 1 }
+      row.notes.push(`${column}: ${report.loadedMB.toFixed(0)} MB with the engine loaded, before the model`)
+    }
+    if (quick && tfBackends.includes('cpu')) row.notes.push('tfjs cpu not measured under --quick')
+  }
+  return rows
+}

@@ -1,0 +1,49 @@
+// Tenny's matmul backends as bench columns. src/backend.ts (setBackend / backendInfo) is optional here:
+// when it is absent, or a backend fails to start, the column is skipped with a note instead of failing.
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+
+type BackendApi = { setBackend(name: string): unknown; backendInfo(): unknown }
+
+export type TennyBackends = {
+  /** backends that started, 'cpu' always first */
+  names: string[]
+  notes: string[]
+  /** switch every Tenny kernel call to this backend ('cpu' works without src/backend.ts) */
+  use(name: string): Promise<void>
+  info(): unknown
+}
+
+const CANDIDATES = ['cpu', 'parallel', 'gpujs']
+
+function isBackendApi(m: unknown): m is BackendApi {
+  return typeof m === 'object' && m !== null && 'setBackend' in m && typeof m.setBackend === 'function' && 'backendInfo' in m && typeof m.backendInfo === 'function'
+}
+
+/** Probe src/backend.ts once; `only` restricts to the listed backends (e.g. from --backends=cpu,parallel). */
+export async function loadTennyBackends(only?: string[]): Promise<TennyBackends> {
+  const url = new URL('../src/backend.ts', import.meta.url)
+  if (!existsSync(fileURLToPath(url))) {
+    return {
+      names: ['cpu'],
+      notes: ['src/backend.ts is not in this checkout: only Tenny\'s CPU kernels were measured.'],
+      use: async (name) => { if (name !== 'cpu') throw new Error(`bench: backend '${name}' needs src/backend.ts`) },
+      info: () => ({ backend: 'cpu' }),
+    }
+  }
+  const mod: unknown = await import(url.href)
+  if (!isBackendApi(mod)) throw new Error('bench: src/backend.ts does not export setBackend() and backendInfo()')
+  const api = mod
+  const names: string[] = []
+  const notes: string[] = []
+  for (const name of CANDIDATES.filter((n) => !only || only.includes(n))) {
+    try {
+      await api.setBackend(name)
+      names.push(name)
+    } catch (err) {
+      notes.push(`Tenny backend '${name}' skipped: ${err instanceof Error ? err.message : String(err)}`)
+    }
+  }
+  await api.setBackend('cpu')
+  return { names, notes, use: async (name) => { await api.setBackend(name) }, info: () => api.backendInfo() }
+}

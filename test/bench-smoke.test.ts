@@ -1,0 +1,83 @@
+// The benchmark's parity gate, on a tiny config: the tfjs GPT built from Tenny's exported weights must
+// give Tenny's first loss (to 1e-4), the same loss after one AdamW step, and the same greedy tokens.
+// No timing is asserted anywhere.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import type { GPTConfig } from '../nn/gpt'
+import { TfGPT, useTf, randomWeights } from '../bench/tfjs-gpt'
+import { ADAMW, LORA, PARITY_TOL, batchData } from '../bench/config'
+import { buildTennyGPT, exportWeights, loadApplyLoRA, tennyLoss, tennyTrainer, ids } from '../bench/tenny-gpt'
+import { compare, markdown } from '../bench/report'
+import type { Row } from '../bench/timing'
+
+const CFG: GPTConfig = { vocabSize: 17, blockSize: 8, nLayer: 2, nHead: 2, nEmbd: 16, dropout: 0, bias: true }
+const B = 3
+const { idx, targets } = batchData(CFG, B)
+
+for (const backend of ['cpu', 'wasm'] as const) {
+  test(`bench parity: tfjs ${backend} reproduces Tenny's first loss to 1e-4 and its loss after one AdamW step`, async () => {
+    await useTf(backend)
+    const model = buildTennyGPT(CFG, 5)
+    const tf = new TfGPT(CFG, exportWeights(model))
+    const first = tennyLoss(model, idx, targets, B)
+    const tfFirst = tf.lossValue(idx, targets, B, CFG.blockSize)
+    assert.ok(Math.abs(first - tfFirst) <= PARITY_TOL, `first loss: Tenny ${first}, tfjs ${tfFirst}`)
+    const step = tennyTrainer(model, idx, targets, B)
+    const tennyLosses = [step(), step()]
+    const tfLosses = [tf.step(idx, targets, B, CFG.blockSize, ADAMW), tf.step(idx, targets, B, CFG.blockSize, ADAMW)]
+    assert.ok(Math.abs(tennyLosses[0] - tfLosses[0]) <= PARITY_TOL, `step 1: Tenny ${tennyLosses[0]}, tfjs ${tfLosses[0]}`)
+    assert.ok(Math.abs(tennyLosses[1] - tfLosses[1]) <= 1e-3, `after one AdamW step: Tenny ${tennyLosses[1]}, tfjs ${tfLosses[1]}`)
+    assert.ok(tennyLosses[1] < tennyLosses[0], 'the step lowered the loss')
+    tf.dispose()
+  })
+}
+
+test('bench parity: tfjs and Tenny generate the same greedy tokens with their KV caches', async () => {
+  await useTf('cpu')
+  const model = buildTennyGPT(CFG, 6)
+  const tf = new TfGPT(CFG, exportWeights(model))
+  const tenny = Array.from(model.generate(ids(new Int32Array([3]), 1, 1), CFG.blockSize - 1, { temperature: 0 }).data.subarray(1))
+  assert.equal(Array.from(tf.generate(new Int32Array([3]), CFG.blockSize - 1)), tenny)
+  tf.dispose()
+})
+
+test('bench parity: with LoRA on qProj and vProj both engines train only the adapters and agree', async () => {
+  const applyLoRA = await loadApplyLoRA()
+  assert.ok(applyLoRA, 'nn/lora.ts exports applyLoRA')
+  await useTf('cpu')
+  const model = buildTennyGPT(CFG, 7, applyLoRA)
+  const tf = new TfGPT(CFG, exportWeights(model), LORA)
+  assert.is(tf.trainable.length, 2 * CFG.nLayer * LORA.targets.length) // loraA and loraB of each target
+  assert.is(tf.trainable.reduce((s, v) => s + v.size, 0), model.numParameters({ trainable: true }))
+  const step = tennyTrainer(model, idx, targets, B)
+  const tennyLosses = [step(), step()]
+  const tfLosses = [tf.step(idx, targets, B, CFG.blockSize, ADAMW), tf.step(idx, targets, B, CFG.blockSize, ADAMW)]
+  assert.ok(Math.abs(tennyLosses[0] - tfLosses[0]) <= PARITY_TOL, `first loss: Tenny ${tennyLosses[0]}, tfjs ${tfLosses[0]}`)
+  assert.ok(Math.abs(tennyLosses[1] - tfLosses[1]) <= 1e-3, `after one step: Tenny ${tennyLosses[1]}, tfjs ${tfLosses[1]}`)
+  tf.dispose()
+})
+
+test('bench: randomWeights names every tensor the tfjs GPT reads, with and without LoRA', async () => {
+  await useTf('cpu')
+  for (const lora of [undefined, LORA]) {
+    const tf = new TfGPT(CFG, randomWeights(CFG, lora), lora)
+    assert.ok(Number.isFinite(tf.lossValue(idx, targets, B, CFG.blockSize)))
+    tf.dispose()
+  }
+})
+
+test('bench report: the ratio is Tenny\'s best column over tfjs, and the table says which way it goes', () => {
+  const cell = (value: number) => ({ value, method: 'test', samples: 1 })
+  const row: Row = { section: 's', name: 'step', unit: 'ms', cells: { 'Tenny cpu': cell(300), 'Tenny parallel': cell(200), 'tfjs wasm': cell(100) }, notes: [] }
+  const c = compare(row, 'tfjs wasm')!
+  assert.is(c.tennyColumn, 'Tenny parallel')
+  assert.is(c.tennyOverTfjs, 2)
+  assert.is(c.advantage, 0.5)
+  const tok: Row = { section: 's', name: 'gen', unit: 'tok/s', cells: { 'Tenny cpu': cell(300), 'tfjs wasm': cell(100) }, notes: [] }
+  assert.is(compare(tok, 'tfjs wasm')!.advantage, 3)
+  const md = markdown([row, tok], { date: 'd', cpu: 'c', cores: 2, node: 'n', tfjs: 't', mode: 'm', load: 'l', tennyBackends: 'b', notes: [] })
+  assert.ok(md.includes('2.00 (2.00× slower, parallel)'), md)
+  assert.ok(md.includes('3.00 (3.00× faster, cpu)'), md)
+})
+
+test.run()
