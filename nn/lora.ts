@@ -98,6 +98,24 @@ export class LoRALinear extends Module {
     return adapter
   }
 
+  /** Install given weights as adapter `name` (replacing one of that name): active, trainable, strength 1. Loaders use this. */
+  putAdapter(name: string, { loraA, loraB, rank, alpha, scale }: { loraA: Float32Array; loraB: Float32Array; rank: number; alpha: number; scale: number }): Adapter {
+    if (loraA.length !== rank * this.inFeatures || loraB.length !== this.outFeatures * rank) {
+      throw new Error(`LoRALinear.putAdapter: '${name}' of rank ${rank} needs A (${rank},${this.inFeatures}) and B (${this.outFeatures},${rank}), got ${loraA.length} and ${loraB.length} values`)
+    }
+    const old = this.adapters.get(name)
+    const adapter: Adapter = {
+      loraA: new Tensor(loraA.slice(), [rank, this.inFeatures], true),
+      loraB: new Tensor(loraB.slice(), [this.outFeatures, rank], true),
+      alpha, scale, strength: 1,
+    }
+    this.adapters.set(name, adapter)
+    if (old && this.active === name) this.active = '' // the replaced tensors leave with the old entry
+    this.activate(name)
+    adapter.loraA.requiresGrad = adapter.loraB.requiresGrad = true
+    return adapter
+  }
+
   /** Run only `name`, at strength 1, and make it the active adapter; a layer without it runs as its base. */
   setAdapter(name: string): void {
     for (const [n, a] of this.adapters) a.strength = n === name ? 1 : 0
