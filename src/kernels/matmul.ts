@@ -80,12 +80,19 @@ export function matmulTN(a: Float32Array, b: Float32Array, c: Float32Array, m: n
   matmulNN(transpose2d(a, k, m), b, c, m, k, n)
 }
 
-/** Transpose a (rows, cols) matrix into a fresh (cols, rows) one. */
+/** Transpose a (rows, cols) matrix into a fresh (cols, rows) one, in 32×32 tiles so both sides stay in cache. */
 export function transpose2d(a: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(rows * cols)
-  for (let i = 0; i < rows; i++) {
-    const aRow = i * cols
-    for (let j = 0; j < cols; j++) out[j * rows + i] = a[aRow + j]
+  const TILE = 32
+  for (let i0 = 0; i0 < rows; i0 += TILE) {
+    const iEnd = Math.min(i0 + TILE, rows)
+    for (let j0 = 0; j0 < cols; j0 += TILE) {
+      const jEnd = Math.min(j0 + TILE, cols)
+      for (let i = i0; i < iEnd; i++) {
+        const aRow = i * cols
+        for (let j = j0; j < jEnd; j++) out[j * rows + i] = a[aRow + j]
+      }
+    }
   }
   return out
 }
