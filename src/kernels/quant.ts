@@ -189,7 +189,13 @@ function tileRows(q: QuantizedWeights): number {
 export function qmatmul(x: Float32Array, q: QuantizedWeights, m: number): Float32Array {
   const n = q.rows, k = q.cols, t = tileRows(q)
   const y = new Float32Array(m * n)
-  const wTile = new Float32Array(t * k), yTile = new Float32Array(m * t)
+  const wTile = new Float32Array(t * k)
+  if (t === n) { // all of Ŵ fits in one tile: no scatter needed
+    dequantizeRowsInto(q, 0, n, wTile)
+    matmulNT(x, wTile, y, m, k, n)
+    return y
+  }
+  const yTile = new Float32Array(m * t)
   for (let j0 = 0; j0 < n; j0 += t) {
     const tj = Math.min(t, n - j0)
     dequantizeRowsInto(q, j0, j0 + tj, wTile)
