@@ -81,6 +81,7 @@ export function json(rows: Row[], meta: Meta): string {
 /** A row's name, with the matmul mode added where two sections share row names. */
 function label(row: Row): string {
   if (row.section.startsWith('matmul')) return `${row.name}${row.section.includes('read-back') ? ', + create/read back' : ', product alone'}`
+  if (row.section.startsWith('tiny GPT')) return `GPT ${row.name}`
   return row.name
 }
 
@@ -102,7 +103,7 @@ export function svg(rows: Row[], meta: Meta): string {
     `<text x="10" y="36" fill="#555">${esc(`${meta.date}, ${meta.cpu}, ${meta.cores} cores, Node ${meta.node}, ${meta.mode}. Right of 1×: Tenny faster / smaller; left: tfjs.`)}</text>`,
   ]
   tfjs.forEach((c, i) => out.push(`<rect x="${labelW + plotW + 10}" y="${top + i * 16}" width="10" height="10" fill="${colors[i % colors.length]}"/><text x="${labelW + plotW + 24}" y="${top + i * 16 + 9}">vs ${esc(c)}</text>`))
-  for (const t of [-4, -2, -1, 0, 1, 2, 4]) {
+  for (let t = -maxLog; t <= maxLog; t++) {
     const x = x0 + (t / maxLog) * (plotW / 2)
     out.push(`<line x1="${x}" y1="${top - 6}" x2="${x}" y2="${height - 30}" stroke="${t === 0 ? '#000' : '#ddd'}"/>`)
     out.push(`<text x="${x}" y="${height - 16}" text-anchor="middle">${t < 0 ? `1/${2 ** -t}` : 2 ** t}×</text>`)
@@ -114,7 +115,10 @@ export function svg(rows: Row[], meta: Meta): string {
       const cmp = compare(row, c)
       if (!cmp) return
       const w = scale(cmp.advantage)
-      out.push(`<rect x="${Math.min(x0, x0 + w)}" y="${y + gap + i * bar}" width="${Math.max(1, Math.abs(w))}" height="${bar - 1}" fill="${colors[i % colors.length]}"><title>${esc(`${row.name} vs ${c}: ${cmp.advantage.toFixed(2)}×`)}</title></rect>`)
+      const by = y + gap + i * bar
+      out.push(`<rect x="${Math.min(x0, x0 + w)}" y="${by}" width="${Math.max(1, Math.abs(w))}" height="${bar - 1}" fill="${colors[i % colors.length]}"><title>${esc(`${label(row)} vs ${c}: ${cmp.advantage.toFixed(2)}×`)}</title></rect>`)
+      const text = cmp.advantage >= 1 ? `${cmp.advantage.toFixed(1)}×` : `1/${(1 / cmp.advantage).toFixed(1)}`
+      out.push(`<text x="${x0 + w + (w >= 0 ? 3 : -3)}" y="${by + bar - 2}" font-size="8" fill="#444" text-anchor="${w >= 0 ? 'start' : 'end'}">${text}</text>`)
     })
   })
   out.push('</svg>')

@@ -20,7 +20,7 @@ export function memoryRows({ quick, tennyBackends, tfBackends, lora }: MemoryOpt
   const steps = quick ? 1 : 3
   const rows: Row[] = []
   for (const mode of ['full', 'lora'] as const) {
-    const row: Row = { section: 'memory', name: `peak RSS, ${steps} training steps, ${mode === 'full' ? 'all weights' : 'LoRA r=8'} (own process)`, unit: 'MB', cells: {}, notes: [] }
+    const row: Row = { section: 'memory (peak RSS of a whole Node process training the tiny GPT)', name: `GPT peak RSS, ${mode === 'full' ? 'all weights' : 'LoRA r=8'}, ${steps} step${steps > 1 ? 's' : ''} (own process)`, unit: 'MB', cells: {}, notes: [] }
     rows.push(row)
     if (mode === 'lora' && !lora) {
       row.notes.push('skipped: nn/lora.ts (applyLoRA) is not in this checkout yet')
