@@ -10,6 +10,7 @@ import { QuantizedLinear, quantize } from '../nn/quantized'
 import { LoRALinear, applyLoRA, printTrainable, mergeLoRA, setAdapters, setAdapter, disableAdapters, loraLayers } from '../nn/lora'
 import { add, mul, sum, sub, tanh, matmul, mseLoss, transpose } from '../ops'
 import { assertClose, gradcheck, normal, uniform } from './helpers'
+import type { Tensor as TfTensor } from '@tensorflow/tfjs'
 
 const bits = (t: Tensor) => Array.from(t.data)
 
@@ -61,6 +62,31 @@ test('LoRALinear: gradients of A, B and x match finite differences (float and qu
     const x = uniform([2, base.inFeatures], 1, true)
     gradcheck(() => lora.forward(x), [lora.loraA, lora.loraB, x])
   }
+})
+
+test('LoRALinear: output and gradients of A, B and x match TensorFlow.js on the same composite', async () => {
+  const tf = await import('@tensorflow/tfjs') // the union package registers the gradients
+  await import('@tensorflow/tfjs-backend-cpu')
+  tf.env().set('PROD', true)
+  await tf.setBackend('cpu')
+  manualSeed(19)
+  const lora = LoRALinear.fromLinear(new Linear(12, 7), { rank: 3, alpha: 5 })
+  lora.loraB.data.set(normal([7, 3]).data)
+  const x = uniform([4, 12], 1, true)
+  const y = lora.forward(x)
+  const probe = uniform([4, 7]).data
+  y.backward(probe)
+  const base = lora.base as Linear
+  tf.tidy(() => {
+    const [w, b] = [tf.tensor(base.weight.data, [7, 12]), tf.tensor(base.bias!.data, [7])]
+    const f = (xt: TfTensor, at: TfTensor, bt: TfTensor) => // x·Wᵀ + b + scale·(x·Aᵀ)·Bᵀ
+      tf.add(tf.add(tf.matMul(xt, w, false, true), b), tf.mul(tf.matMul(tf.matMul(xt, at, false, true), bt, false, true), lora.scale))
+    const inputs = [tf.tensor(x.data, [4, 12]), tf.tensor(lora.loraA.data, [3, 12]), tf.tensor(lora.loraB.data, [7, 3])]
+    assertClose(y.data, f(inputs[0], inputs[1], inputs[2]).dataSync(), { atol: 1e-5, what: 'output' })
+    const p = tf.tensor(probe, [4, 7])
+    const grads = tf.grads((xt: TfTensor, at: TfTensor, bt: TfTensor) => tf.sum(tf.mul(f(xt, at, bt), p)))(inputs)
+    for (const [i, t] of [x, lora.loraA, lora.loraB].entries()) assertClose(t.grad!.data, grads[i].dataSync(), { atol: 1e-5, what: `gradient ${i}` })
+  })
 })
 
 test('LoRALinear: merged output equals unmerged within 1e-5; unmerge restores W within 1e-6', () => {
