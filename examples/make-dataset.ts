@@ -1,0 +1,88 @@
+// Build the fine-tune data from Tenny's own API docs, as the seed tutorial built MLX's from its docstrings:
+// every exported function and class in src/, ops/ and nn/ with a JSDoc becomes one line
+// {"text": "Q: What is relu in tenny?\nA: <its docstring>"}, split (seeded) into train / valid / test.
+//   npx tsx examples/make-dataset.ts [--out examples/data] [--seed 0]
+import { readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs'
+import { join, dirname, relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { manualSeed, randomInt } from '../src/random'
+import { CharTokenizer, normalize } from './lib/tokenizer'
+import { question } from './lib/data'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const { values: flags } = parseArgs({ options: { out: { type: 'string', default: join(root, 'examples', 'data') }, seed: { type: 'string', default: '0' } } })
+
+// Public API only: src/kernels/ is reached through the table K, not by users, and repeats op names.
+const SOURCES = ['ops', 'nn', 'src']
+const SKIP_DIRS = new Set(['kernels'])
+// The example's default prompt asks about these, so they must be trained questions, never held out.
+const ALWAYS_TRAIN = ['relu', 'LoRALinear']
+// A whole line (question + answer) fits the base model's 128-token context with its end mark ('\n').
+const MAX_LINE = 127
+
+function tsFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name)).flatMap((e) =>
+    e.isDirectory() ? (SKIP_DIRS.has(e.name) ? [] : tsFiles(join(dir, e.name))) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [])
+}
+
+/** The JSDoc right above line `i` as one line of text ('' if none): tags and the comment markers dropped. */
+function docAbove(lines: string[], i: number): string {
+  let end = i - 1
+  while (end >= 0 && /^\s*\/\/|^\s*@/.test(lines[end])) end-- // a // comment or a decorator between doc and code
+  if (end < 0 || !lines[end].trim().endsWith('*/')) return ''
+  let start = end
+  while (start >= 0 && !lines[start].includes('/**')) start--
+  if (start < 0) return ''
+  return lines.slice(start, end + 1)
+    .map((l) => l.replace(/^\s*\/\*\*/, '').replace(/\*\/\s*$/, '').replace(/^\s*\*/, '').trim())
+    .filter((l) => !l.startsWith('@'))
+    .join(' ').replace(/\s+/g, ' ').trim()
+}
+
+/** A docstring cut to `max` characters: at its last sentence end that fits, else at a word boundary with '...'. */
+function shorten(text: string, max: number): string {
+  if (text.length <= max) return text
+  const cut = text.slice(0, max + 1)
+  const end = Math.max(cut.lastIndexOf('. '), cut.lastIndexOf('; '))
+  return end > max / 3 ? cut.slice(0, end) + '.' : cut.slice(0, cut.lastIndexOf(' ', max - 4)) + ' ...'
+}
+
+const tokenizer = new CharTokenizer()
+const docs = new Map<string, string>() // name → answer; the first definition wins (ops before nn before src)
+const skipped: string[] = []
+for (const file of SOURCES.flatMap((d) => tsFiles(join(root, d)))) {
+  const lines = readFileSync(file, 'utf8').split('\n')
+  for (const [i, line] of lines.entries()) {
+    const m = /^export (?:default )?(?:abstract )?(?:async )?(?:function\*?|class) ([A-Za-z_$][\w$]*)/.exec(line)
+    if (!m || docs.has(m[1])) continue
+    const doc = shorten(normalize(docAbove(lines, i)).replace(/ {2,}/g, ' '), MAX_LINE - question(m[1]).length)
+    if (!doc) continue
+    const unknown = tokenizer.findUnknown(doc)
+    if (unknown) skipped.push(`${relative(root, file)}:${i + 1} ${m[1]}: no ASCII spelling for ${JSON.stringify(unknown.char)}`)
+    else docs.set(m[1], doc)
+  }
+}
+
+// Seeded Fisher–Yates shuffle, then 80 / 10 / 10.
+manualSeed(Number(flags.seed))
+const names = [...docs.keys()].sort()
+for (let i = names.length - 1; i > 0; i--) {
+  const j = randomInt(0, i + 1)
+  ;[names[i], names[j]] = [names[j], names[i]]
+}
+const nTest = Math.round(names.length * 0.1), nValid = Math.round(names.length * 0.1)
+const held = names.filter((n) => !ALWAYS_TRAIN.includes(n)).slice(0, nTest + nValid)
+const splits: Record<string, string[]> = {
+  train: names.filter((n) => !held.includes(n)),
+  valid: held.slice(nTest),
+  test: held.slice(0, nTest),
+}
+
+mkdirSync(flags.out, { recursive: true })
+for (const [split, list] of Object.entries(splits)) {
+  const lines = list.map((name) => JSON.stringify({ text: question(name) + docs.get(name)! }))
+  writeFileSync(join(flags.out, `${split}.jsonl`), lines.join('\n') + '\n')
+  console.log(`${split}: ${list.length} questions → ${relative(process.cwd(), join(flags.out, `${split}.jsonl`))}`)
+}
+for (const s of skipped) console.log(`skipped ${s}`)
