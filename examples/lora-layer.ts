@@ -1,0 +1,39 @@
+// LoRA on one layer: freeze a Linear W, learn only ΔW = scale·B·A with B (out, r) and A (r, in). However long it
+// trains, ΔW never has rank above r, which is the tutorial's point: a few directions carry the whole update.
+//   npx tsx examples/lora-layer.ts
+import { manualSeed, randn, add, sub, matmul, linear, mseLoss, noGrad, linalg, nn, optim } from '../src/index'
+
+manualSeed(0)
+const [inF, outF, r] = [16, 12, 2]
+const base = new nn.Linear(inF, outF) // W (12, 16), b (12): the "pretrained" layer
+const layer = nn.LoRALinear.fromLinear(base, { rank: r, alpha: 4 }) // freezes W and b; scale = alpha / r = 2
+console.log(`frozen: ${base.numParameters()} parameters; trainable: ${layer.numParameters({ trainable: true })} (A ${layer.loraA.shape}, B ${layer.loraB.shape})`)
+
+// B starts at zero, so before training the wrapped layer is exactly the base layer.
+const x = randn([64, inF]) // (64, 16) inputs
+const same = noGrad(() => mseLoss(layer.forward(x), base.forward(x)).item())
+console.log(`before training: mean (LoRA(x) − Wx)² = ${same}`)
+
+// The new task wants W + ΔW★ for a ΔW★ of rank 2: targets y = x·(W + ΔW★)ᵀ + b.
+const deltaStar = matmul(randn([outF, r]), randn([r, inF])) // (12, 2)·(2, 16) → (12, 16), rank 2
+const target = noGrad(() => add(base.forward(x), linear(x, deltaStar))) // (64, 12)
+
+const opt = new optim.Adam(layer.trainableParameters(), { lr: 0.05 })
+for (let step = 0; step <= 300; step++) {
+  const loss = mseLoss(layer.forward(x), target)
+  opt.zeroGrad()
+  loss.backward()
+  opt.step()
+  if (step % 100 === 0) console.log(`step ${String(step).padStart(3)}: loss ${loss.item().toExponential(2)}`)
+}
+
+// ΔW = scale·B·A is a (12, 16) matrix, yet only r of its singular values are non-zero.
+const deltaW = layer.deltaWeight()
+const sigma = Array.from(linalg.svdvals(deltaW).data, (s) => s.toExponential(1))
+console.log(`ΔW ${deltaW.shape.join('×')}: singular values [${sigma.join(', ')}]`)
+console.log(`rank(ΔW) = ${linalg.matrixRank(deltaW)} ≤ r = ${r}   (a full ${outF}×${inF} update could have rank ${Math.min(outF, inF)})`)
+console.log(`‖ΔW − ΔW★‖ / ‖ΔW★‖ = ${(linalg.norm(sub(deltaW, deltaStar)) / linalg.norm(deltaStar)).toExponential(1)}: the rank-${r} factors found the update`)
+
+// Merging folds ΔW into W: one plain Linear again, with the same outputs and no extra cost at inference.
+const merged = layer.merge()
+console.log(`merged Linear vs LoRA layer: mean squared difference ${noGrad(() => mseLoss(merged.forward(x), layer.forward(x)).item()).toExponential(1)}`)
