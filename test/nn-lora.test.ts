@@ -216,6 +216,20 @@ test('applyLoRA: targets by name, RegExp or predicate; layers = last N or indice
   assert.is(m.numParameters({ trainable: true }), 3 * 4 * 32)
 })
 
+test('quantize after applyLoRA: the LoRA bases become QuantizedLinear and the adapters keep working', () => {
+  manualSeed(18)
+  const m = new Toy()
+  applyLoRA(m, { rank: 2 })
+  for (const [, l] of loraLayers(m)) l.loraB.data.set(normal([16, 2], 0.1).data)
+  const x = uniform([3, 16])
+  const before = m.forward(x)
+  const { paths } = quantize(m, { mode: 'affine', bits: 8, groupSize: 16 })
+  assert.ok(paths.includes('blocks.0.qProj.base') && paths.includes('blocks.2.fc'))
+  assert.instance((m.blocks[0].qProj as unknown as LoRALinear).base, QuantizedLinear)
+  assertClose(m.forward(x).data, before.data, { atol: 0.02 })
+  assert.equal(m.trainableParameters().length, 12)
+})
+
 test('printTrainable: prints PEFT-style counts and the LoRA setting, returns count and percent', () => {
   manualSeed(11)
   const m = new Toy()
