@@ -11,7 +11,6 @@ import { matmulRows } from './suite-matmul'
 import { mlpRows } from './suite-mlp'
 import { gptRows } from './suite-gpt'
 import { memoryRows } from './suite-memory'
-import { loadApplyLoRA } from './tenny-gpt'
 import { markdown, json, svg, type Meta } from './report'
 import type { Row } from './timing'
 
@@ -44,7 +43,7 @@ async function main(): Promise<void> {
   log('mlp done')
   if (only.includes('gpt')) rows.push(...await gptRows({ quick, tenny, tfBackends }))
   log('gpt done')
-  if (only.includes('memory')) rows.push(...memoryRows({ quick, tennyBackends: tenny.names, tfBackends, lora: (await loadApplyLoRA()) !== null }))
+  if (only.includes('memory')) rows.push(...memoryRows({ quick, tennyBackends: tenny.names, tfBackends }))
   log('memory done')
 
   const meta: Meta = {
@@ -62,6 +61,7 @@ async function main(): Promise<void> {
       '`@tensorflow/tfjs-node` (TensorFlow\'s native C library) is not measured: it cannot be installed here, since its install step downloads a prebuilt library.',
       'The tfjs GPT (bench/tfjs-gpt.ts) is written for tfjs\'s fastest paths: weights stored (in, out) so every forward product is a plain A·B (XNNPACK on wasm), tf.matMul + tf.add (tf.fused.matMul\'s gradient also computes dW for frozen weights: 2.6× slower LoRA steps on wasm), and a one-hot matmul embedding (tfjs-wasm has no UnsortedSegmentSum kernel for tf.gather\'s gradient). Its backward products (A·Bᵀ, Aᵀ·B) take tfjs-wasm\'s scalar path, as any tfjs model\'s do.',
       'Parity before speed: the tfjs GPT is built from Tenny\'s exported weights and must reproduce Tenny\'s first loss to 1e-4 on the same batch, or its cell is refused; the MLP likewise. Matmul results are checked against Tenny\'s CPU kernel.',
+      'Peak memory: each engine and configuration trains in a Node process of its own (bench/memory-child.ts) that imports only that engine; every child runs under the tsx TypeScript loader, which both engines\' figures include alike.',
       'Timers: calls under 50 ms go through benchmark.js (mean of calibrated samples); slower calls and training steps through a plain median-of-N timer (N in results.json).',
       ...tenny.notes,
     ],

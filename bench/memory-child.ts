@@ -17,14 +17,12 @@ async function main(): Promise<void> {
   let step: () => number
   let loadedMB: number
   if (engine === 'tenny') {
-    const { buildTennyGPT, loadApplyLoRA, tennyTrainer } = await import('./tenny-gpt')
+    const { buildTennyGPT, tennyTrainer } = await import('./tenny-gpt')
     const { loadTennyBackends } = await import('./tenny-backends')
     const backends = await loadTennyBackends([backend])
     await backends.use(backend)
-    const applyLoRA = mode === 'lora' ? await loadApplyLoRA() : null
-    if (mode === 'lora' && !applyLoRA) throw new Error('memory-child: nn/lora.ts is not in this checkout')
     loadedMB = mb(process.memoryUsage().rss)
-    step = tennyTrainer(buildTennyGPT(TINY_GPT, SEED, applyLoRA), idx, targets, BATCH)
+    step = tennyTrainer(buildTennyGPT(TINY_GPT, SEED, { lora: mode === 'lora' }), idx, targets, BATCH)
   } else {
     const { TfGPT, useTf, randomWeights } = await import('./tfjs-gpt')
     if (backend !== 'cpu' && backend !== 'wasm') throw new Error(`memory-child: tfjs backend must be cpu or wasm, got ${backend}`)

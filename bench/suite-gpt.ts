@@ -4,7 +4,7 @@
 import type { GPTConfig } from '../nn/gpt'
 import { TfGPT, useTf, type TfBackend } from './tfjs-gpt'
 import { TINY_GPT, BATCH, ADAMW, LORA, PARITY_TOL, SEED, batchData } from './config'
-import { buildTennyGPT, exportWeights, loadApplyLoRA, tennyLoss, tennyTrainer, ids } from './tenny-gpt'
+import { buildTennyGPT, exportWeights, tennyLoss, tennyTrainer, ids } from './tenny-gpt'
 import { medianOf, type Cell, type Row } from './timing'
 import type { TennyBackends } from './tenny-backends'
 
@@ -24,17 +24,12 @@ export type GptOptions = { quick: boolean; tenny: TennyBackends; tfBackends: TfB
 export async function gptRows({ quick, tenny, tfBackends, cfg = TINY_GPT, B = BATCH }: GptOptions): Promise<Row[]> {
   const T = cfg.blockSize
   const { idx, targets } = batchData(cfg, B)
-  const applyLoRA = await loadApplyLoRA()
   const section = `tiny GPT (vocab ${cfg.vocabSize}, context ${T}, C ${cfg.nEmbd}, ${cfg.nHead} heads, ${cfg.nLayer} layers, MLP 4x, batch ${B}, AdamW)`
   const rows: Row[] = []
   for (const lora of [false, true]) {
     const row: Row = { section, name: lora ? `training step, LoRA r=${LORA.rank} on qProj, vProj (base frozen)` : 'training step, all weights', unit: 'ms', cells: {}, notes: [] }
     rows.push(row)
-    if (lora && !applyLoRA) {
-      row.notes.push('skipped: nn/lora.ts (applyLoRA) is not in this checkout yet')
-      continue
-    }
-    const fresh = () => buildTennyGPT(cfg, SEED, lora ? applyLoRA : null)
+    const fresh = () => buildTennyGPT(cfg, SEED, { lora })
     const model0 = fresh()
     const weights = exportWeights(model0)
     const first = tennyLoss(model0, idx, targets, B)

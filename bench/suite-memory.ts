@@ -6,7 +6,7 @@ import type { MemoryReport } from './memory-child'
 import type { TfBackend } from './tfjs-gpt'
 import type { Row } from './timing'
 
-export type MemoryOptions = { quick: boolean; tennyBackends: string[]; tfBackends: TfBackend[]; lora: boolean }
+export type MemoryOptions = { quick: boolean; tennyBackends: string[]; tfBackends: TfBackend[] }
 
 function runChild(engine: 'tenny' | 'tfjs', backend: string, mode: 'full' | 'lora', steps: number): MemoryReport | string {
   const script = fileURLToPath(new URL('./memory-child.ts', import.meta.url))
@@ -16,16 +16,12 @@ function runChild(engine: 'tenny' | 'tfjs', backend: string, mode: 'full' | 'lor
   return JSON.parse(line) as MemoryReport
 }
 
-export function memoryRows({ quick, tennyBackends, tfBackends, lora }: MemoryOptions): Row[] {
+export function memoryRows({ quick, tennyBackends, tfBackends }: MemoryOptions): Row[] {
   const steps = quick ? 1 : 3
   const rows: Row[] = []
   for (const mode of ['full', 'lora'] as const) {
     const row: Row = { section: 'memory (peak RSS of a whole Node process training the tiny GPT)', name: `GPT peak RSS, ${mode === 'full' ? 'all weights' : 'LoRA r=8'}, ${steps} step${steps > 1 ? 's' : ''} (own process)`, unit: 'MB', cells: {}, notes: [] }
     rows.push(row)
-    if (mode === 'lora' && !lora) {
-      row.notes.push('skipped: nn/lora.ts (applyLoRA) is not in this checkout yet')
-      continue
-    }
     const columns = [...tennyBackends.map((b) => ['tenny', b] as const), ...tfBackends.map((b) => ['tfjs', b] as const)]
     for (const [engine, backend] of columns) {
       const column = `${engine === 'tenny' ? 'Tenny' : 'tfjs'} ${backend}`

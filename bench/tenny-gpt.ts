@@ -4,29 +4,16 @@ import { manualSeed } from '../src/random'
 import { tensor, noGrad, type Tensor } from '../src/tensor'
 import { GPT, type GPTConfig } from '../nn/gpt'
 import { AdamW } from '../nn/optim'
+import { applyLoRA } from '../nn/lora'
 import type { Module } from '../nn/module'
 import { ADAMW, LORA } from './config'
 import type { NamedWeights } from './tfjs-gpt'
 
-type ApplyLoRA = (model: Module, opts: { targets: string[]; rank: number; alpha: number }) => unknown
-
-/** nn/lora.ts's applyLoRA, or null while that file is not in the checkout. */
-export async function loadApplyLoRA(): Promise<ApplyLoRA | null> {
-  try {
-    const mod: unknown = await import(new URL('../nn/lora.ts', import.meta.url).href)
-    if (typeof mod === 'object' && mod !== null && 'applyLoRA' in mod && typeof mod.applyLoRA === 'function') {
-      const fn = mod.applyLoRA
-      return (model, opts) => fn(model, opts)
-    }
-  } catch { /* absent: the LoRA rows say so */ }
-  return null
-}
-
-/** A freshly initialised Tenny GPT, identical for the same seed; with LoRA applied when given. */
-export function buildTennyGPT(cfg: GPTConfig, seed: number, applyLoRA?: ApplyLoRA | null): GPT {
+/** A freshly initialised Tenny GPT, identical for the same seed; with LoRA r=8 on qProj and vProj when asked (base frozen). */
+export function buildTennyGPT(cfg: GPTConfig, seed: number, { lora = false } = {}): GPT {
   manualSeed(seed)
   const model = new GPT(cfg)
-  if (applyLoRA) applyLoRA(model, LORA)
+  if (lora) applyLoRA(model, { targets: LORA.targets, rank: LORA.rank, alpha: LORA.alpha })
   return model
 }
 

@@ -47,7 +47,10 @@ export function timeCall(fn: () => void, { quick }: TimerOptions): Cell {
   const t0 = performance.now()
   fn()
   const probe = performance.now() - t0
-  if (probe >= 50) return medianOf(fn, { warmup: 0, runs: runsFor(probe, quick) })
+  if (probe >= 50) {
+    const cell = medianOf(fn, { warmup: 0, runs: runsFor(probe, quick) })
+    return { ...cell, method: `median of ${cell.samples} (after 1 warm-up)` }
+  }
   const bench = new Benchmark(fn, { minSamples: quick ? 2 : 5, maxTime: quick ? 0.1 : 2, initCount: 1 })
   bench.run()
   if (bench.error) throw bench.error

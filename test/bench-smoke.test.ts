@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert'
 import type { GPTConfig } from '../nn/gpt'
 import { TfGPT, useTf, randomWeights } from '../bench/tfjs-gpt'
 import { ADAMW, LORA, PARITY_TOL, batchData } from '../bench/config'
-import { buildTennyGPT, exportWeights, loadApplyLoRA, tennyLoss, tennyTrainer, ids } from '../bench/tenny-gpt'
+import { buildTennyGPT, exportWeights, tennyLoss, tennyTrainer, ids } from '../bench/tenny-gpt'
 import { compare, markdown } from '../bench/report'
 import type { Row } from '../bench/timing'
 
@@ -42,10 +42,8 @@ test('bench parity: tfjs and Tenny generate the same greedy tokens with their KV
 })
 
 test('bench parity: with LoRA on qProj and vProj both engines train only the adapters and agree', async () => {
-  const applyLoRA = await loadApplyLoRA()
-  assert.ok(applyLoRA, 'nn/lora.ts exports applyLoRA')
   await useTf('cpu')
-  const model = buildTennyGPT(CFG, 7, applyLoRA)
+  const model = buildTennyGPT(CFG, 7, { lora: true })
   const tf = new TfGPT(CFG, exportWeights(model), LORA)
   assert.is(tf.trainable.length, 2 * CFG.nLayer * LORA.targets.length) // loraA and loraB of each target
   assert.is(tf.trainable.reduce((s, v) => s + v.size, 0), model.numParameters({ trainable: true }))
