@@ -20,9 +20,8 @@ function isBackendApi(m: unknown): m is BackendApi {
   return typeof m === 'object' && m !== null && 'setBackend' in m && typeof m.setBackend === 'function' && 'backendInfo' in m && typeof m.backendInfo === 'function'
 }
 
-/** Probe src/backend.ts once; `only` restricts to the listed backends (e.g. from --backends=cpu,parallel). */
-export async function loadTennyBackends(only?: string[]): Promise<TennyBackends> {
-  const url = new URL('../src/backend.ts', import.meta.url)
+/** Probe src/backend.ts (or `url`) once; `only` restricts to the listed backends (e.g. from --backends=cpu,parallel). */
+export async function loadTennyBackends(only?: string[], url = new URL('../src/backend.ts', import.meta.url)): Promise<TennyBackends> {
   if (!existsSync(fileURLToPath(url))) {
     return {
       names: ['cpu'],

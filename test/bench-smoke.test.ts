@@ -9,6 +9,11 @@ import { ADAMW, LORA, PARITY_TOL, batchData } from '../bench/config'
 import { buildTennyGPT, exportWeights, tennyLoss, tennyTrainer, ids } from '../bench/tenny-gpt'
 import { compare, markdown } from '../bench/report'
 import type { Row } from '../bench/timing'
+import { loadTennyBackends } from '../bench/tenny-backends'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 
 const CFG: GPTConfig = { vocabSize: 17, blockSize: 8, nLayer: 2, nHead: 2, nEmbd: 16, dropout: 0, bias: true }
 const B = 3
@@ -76,6 +81,22 @@ test('bench report: the ratio is Tenny\'s best column over tfjs, and the table s
   const md = markdown([row, tok], { date: 'd', cpu: 'c', cores: 2, node: 'n', tfjs: 't', mode: 'm', load: 'l', tennyBackends: 'b', notes: [] })
   assert.ok(md.includes('2.00 (2.00× slower, parallel)'), md)
   assert.ok(md.includes('3.00 (3.00× faster, cpu)'), md)
+})
+
+test('bench: Tenny backend columns are those setBackend() accepts; one that fails is skipped with its reason', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'tenny-bench-')), 'backend.mjs')
+  writeFileSync(file, [
+    "let current = 'cpu'",
+    "export function setBackend(name) { if (name === 'gpujs') throw new Error('no GPU here'); current = name }",
+    'export function backendInfo() { return { backend: current } }',
+  ].join('\n'))
+  const backends = await loadTennyBackends(undefined, pathToFileURL(file))
+  assert.equal(backends.names, ['cpu', 'parallel'])
+  assert.ok(backends.notes.some((n) => n.includes("'gpujs'") && n.includes('no GPU here')), backends.notes.join('; '))
+  await backends.use('parallel')
+  assert.equal(backends.info(), { backend: 'parallel' })
+  const absent = await loadTennyBackends(undefined, pathToFileURL(join(file, '..', 'missing.ts')))
+  assert.equal(absent.names, ['cpu'])
 })
 
 test.run()
