@@ -4,6 +4,7 @@ export { Tensor, tensor, zeros, ones, full, arange, eye, rand, randn, randint, n
 export { manualSeed, rngState, setRngState, random, randomNormal, randomInt } from './random'
 export type { RngState } from './random'
 export { K, useKernels, type Kernels } from './kernels'
+export { setBackend, backendInfo, type BackendName, type BackendOptions, type BackendInfo } from './backend'
 export type { Shape } from './shape'
 export * from '../ops'
 export * as nn from '../nn'

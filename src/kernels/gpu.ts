@@ -1,0 +1,237 @@
+// gpu.js matmul kernels for the kernel table, built around the gpu.js traps in shared/MEASURED.md:
+// K lives in `constants` (a loop bounded by an argument stops at loopMaxIterations without a word),
+// every shape gets its own compiled kernel (no dynamic arguments or output), compiled kernels sit in a
+// bounded LRU that destroy()s what it evicts, and results, which come back as rows, are flattened once.
+// WebGPU (and threaded webasm) only answer with Promises, so they run in a worker while the caller
+// blocks on Atomics.wait (pool.ts): the table stays synchronous.
+import { GPU, type IKernelFunctionThis, type IKernelRunShortcut, type KernelOutput } from 'gpu.js'
+import { matmul as cpuMatmul, matmulBatched as cpuMatmulBatched, transpose2d, type MatmulFlags } from './matmul'
+import { WorkerPool, WorkerEnd, PARAMS, BUSY, type WorkerInit } from './pool'
+
+/** The gpu.js modes Tenny can drive. 'webgpu' and 'webasm-threads' run in a bridge worker. */
+export type GpujsMode = 'webgpu' | 'headlessgl' | 'webasm-threads' | 'webasm' | 'cpu'
+type Variant = 'nn' | 'nt' | 'tn'
+type MatmulTable = { matmul: typeof cpuMatmul; matmulBatched: typeof cpuMatmulBatched }
+type Dims = { M: number; K: number; N: number }
+type This = IKernelFunctionThis<Dims>
+
+/**
+ * Products with batch·m·k·n below this stay on the fallback table. A gpu.js call costs ~0.1–0.3 ms before
+ * any arithmetic (webasm here, bench/backends.ts) and a first call per shape compiles (10–50 ms).
+ * NOTE: untested on a real GPU; a discrete GPU's crossover is likely higher (transfer cost), not lower.
+ */
+export const GPUJS_MIN_FLOPS = 64 * 64 * 64
+/** Compiled kernels kept per GpuMatmul: a training step of the tiny GPT uses ~15 shapes. */
+export const KERNEL_CACHE_SIZE = 32
+
+// C_z[y][x] = Σ_p op(A_z)[y][p] · op(B_z)[p][x], one output cell per thread; A_z, B_z are back to back.
+function nn(this: This, a: Float32Array, b: Float32Array): number {
+  let s = 0
+  for (let p = 0; p < this.constants.K; p++) s += a[(this.thread.z * this.constants.M + this.thread.y) * this.constants.K + p] * b[(this.thread.z * this.constants.K + p) * this.constants.N + this.thread.x]
+  return s
+}
+function nt(this: This, a: Float32Array, b: Float32Array): number { // B_z stored (N, K)
+  let s = 0
+  for (let p = 0; p < this.constants.K; p++) s += a[(this.thread.z * this.constants.M + this.thread.y) * this.constants.K + p] * b[(this.thread.z * this.constants.N + this.thread.x) * this.constants.K + p]
+  return s
+}
+function tn(this: This, a: Float32Array, b: Float32Array): number { // A_z stored (K, M)
+  let s = 0
+  for (let p = 0; p < this.constants.K; p++) s += a[(this.thread.z * this.constants.K + p) * this.constants.M + this.thread.y] * b[(this.thread.z * this.constants.K + p) * this.constants.N + this.thread.x]
+  return s
+}
+const SOURCES = { nn, nt, tn }
+
+/** Least-recently-used map of compiled kernels; what it evicts is destroy()ed (gpu.js would keep it alive). */
+export class KernelCache<V extends { destroy(): void }> {
+  private entries = new Map<string, V>()
+  /** kernels destroyed on eviction so far */
+  destroyed = 0
+  constructor(readonly capacity: number) {}
+  get size(): number { return this.entries.size }
+  get(key: string, make: () => V): V {
+    let value = this.entries.get(key)
+    if (value) this.entries.delete(key) // re-insert below: Map order is recency order
+    else value = make()
+    this.entries.set(key, value)
+    for (const [oldKey, old] of this.entries) {
+      if (this.entries.size <= this.capacity) break
+      this.entries.delete(oldKey)
+      old.destroy()
+      this.destroyed++
+    }
+    return value
+  }
+  clear(): void {
+    for (const value of this.entries.values()) value.destroy()
+    this.entries.clear()
+  }
+}
+
+/** Flatten gpu.js's nested rows (z, y) of Float32Arrays into one (batch·m·n) array. */
+export function flatten(out: KernelOutput, size: number): Float32Array {
+  const flat = new Float32Array(size)
+  let at = 0
+  const walk = (v: unknown): void => {
+    if (v instanceof Float32Array) {
+      flat.set(v, at)
+      at += v.length
+    } else if (Array.isArray(v)) for (const row of v) walk(row)
+    else throw new Error(`gpu.js matmul: expected rows of Float32Array, got ${typeof v}`)
+  }
+  walk(out)
+  if (at !== size) throw new Error(`gpu.js matmul: got ${at} values, expected ${size}`)
+  return flat
+}
+
+/** One gpu.js instance in one mode, with its kernels cached by shape. */
+export class GpuMatmul {
+  readonly gpu: GPU
+  readonly cache: KernelCache<IKernelRunShortcut>
+  constructor(readonly mode: Exclude<GpujsMode, 'webasm-threads'> | 'webasm', { cacheSize = KERNEL_CACHE_SIZE, asyncMode = false } = {}) {
+    this.gpu = new GPU({ mode })
+    this.cache = new KernelCache(cacheSize)
+    this.asyncMode = asyncMode
+  }
+  private readonly asyncMode: boolean
+
+  /** op(A)·op(B) for `batch` products; a Promise in async modes. Aᵀ·Bᵀ transposes A first (rare). */
+  run(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, { transA = false, transB = false }: MatmulFlags = {}): Float32Array | Promise<Float32Array> {
+    if (transA && transB) {
+      const aT = new Float32Array(a.length)
+      for (let t = 0; t < batch; t++) aT.set(transpose2d(a.subarray(t * m * k, (t + 1) * m * k), k, m), t * m * k)
+      return this.run(aT, b, batch, m, k, n, { transB })
+    }
+    const variant: Variant = transA ? 'tn' : transB ? 'nt' : 'nn'
+    const kernel = this.cache.get(`${variant} ${batch}x${m}x${k}x${n}`, () => this.gpu.createKernel<[Float32Array, Float32Array], Dims>(SOURCES[variant], {
+      output: [n, m, batch], // x = column j, y = row i, z = matrix t
+      constants: { M: m, K: k, N: n },
+      tactic: 'precision',
+      asyncMode: this.asyncMode,
+    }).setLoopMaxIterations(Math.max(k, 1000))) // belt and braces: the loop bound is already a constant
+    const out: KernelOutput | Promise<KernelOutput> = kernel(a, b)
+    return out instanceof Promise ? out.then((o) => flatten(o, batch * m * n)) : flatten(out, batch * m * n)
+  }
+
+  destroy(): void {
+    this.cache.clear()
+    void this.gpu.destroy()
+  }
+}
+
+/** Run op(A)·op(B) for `batch` products, synchronously. */
+export type MatmulRun = (a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, flags: MatmulFlags) => Float32Array
+/** An opened gpu.js path: its mode, a synchronous runner, and how to release it. */
+export type GpujsPath = { mode: GpujsMode; run: MatmulRun; close(): void }
+
+/**
+ * Open one gpu.js mode, prove it right (K > 1000, all three variants, batched) and return it; throws an
+ * Error saying why when the mode is missing or wrong here. Bridge modes block up to timeoutMs to start.
+ */
+export function openGpujs(mode: GpujsMode, { timeoutMs = 30_000, cacheSize = KERNEL_CACHE_SIZE } = {}): GpujsPath {
+  if (mode === 'webgpu' || mode === 'webasm-threads') return openBridge(mode, timeoutMs, cacheSize)
+  if (mode === 'headlessgl' && !GPU.isHeadlessGLSupported) throw new Error('gpu.js headlessgl: the optional native package `gl` is not installed or has no display (see shared/MEASURED.md §7)')
+  if (mode === 'webasm' && !GPU.isWebAssemblySupported) throw new Error('gpu.js webasm: WebAssembly is not supported here')
+  const gm = new GpuMatmul(mode, { cacheSize })
+  const run: MatmulRun = (a, b, batch, m, k, n, flags) => {
+    const c = gm.run(a, b, batch, m, k, n, flags)
+    if (c instanceof Promise) throw new Error(`gpu.js ${mode}: kernel answered with a Promise`)
+    return c
+  }
+  try {
+    selfCheck(mode, run)
+  } catch (err) {
+    gm.destroy()
+    throw err
+  }
+  return { mode, run, close: () => gm.destroy() }
+}
+
+/** Kernel-table entries that send products of ≥ minFlops (batch·m·k·n) to `run`, the rest to `fallback`. */
+export function gpujsTable(run: MatmulRun, fallback: MatmulTable, minFlops = GPUJS_MIN_FLOPS): MatmulTable {
+  return {
+    matmul: (a, b, m, k, n, flags = {}) => (m * k * n < minFlops ? fallback.matmul(a, b, m, k, n, flags) : run(a, b, 1, m, k, n, flags)),
+    matmulBatched: (a, b, batch, m, k, n, flags = {}) => (batch * m * k * n < minFlops ? fallback.matmulBatched(a, b, batch, m, k, n, flags) : run(a, b, batch, m, k, n, flags)),
+  }
+}
+
+/** A product that catches trap 1 (K = 1030 > loopMaxIterations' 1000), odd shapes, every variant, batch 2. */
+function checkCases(): { a: Float32Array; b: Float32Array; batch: number; m: number; k: number; n: number; flags: MatmulFlags }[] {
+  const fill = (size: number, seed: number) => Float32Array.from({ length: size }, (_, i) => Math.sin(seed + i * 0.37))
+  const [m, k, n] = [3, 1030, 5]
+  return [{}, { transB: true }, { transA: true }, { transA: true, transB: true }].map((flags, i) => ({ a: fill(2 * m * k, i), b: fill(2 * k * n, 10 + i), batch: 2, m, k, n, flags }))
+}
+
+/** Throw naming the case and index where `got` differs from the CPU table by more than 1e-4 relative. */
+function compare(mode: GpujsMode, { a, b, batch, m, k, n, flags }: ReturnType<typeof checkCases>[number], got: Float32Array): void {
+  const want = cpuMatmulBatched(a, b, batch, m, k, n, flags)
+  for (let i = 0; i < want.length; i++) {
+    if (got.length !== want.length || !(Math.abs(got[i] - want[i]) <= 1e-4 * Math.max(1, Math.abs(want[i])))) {
+      throw new Error(`gpu.js ${mode}: self-check failed at index ${i} of (${batch}, ${m}, ${k}, ${n}) ${JSON.stringify(flags)}: ${got[i]} vs CPU ${want[i]}`)
+    }
+  }
+}
+
+function selfCheck(mode: GpujsMode, run: MatmulRun): void {
+  for (const c of checkCases()) compare(mode, c, run(c.a, c.b, c.batch, c.m, c.k, c.n, c.flags))
+}
+
+// bridge job parameters in the pool's ctl
+const BATCH = PARAMS, M = PARAMS + 1, K = PARAMS + 2, N = PARAMS + 3, TRANS_A = PARAMS + 4, TRANS_B = PARAMS + 5
+
+/** The caller's side of a bridge worker: operands in, block on Atomics.wait, C out. */
+function openBridge(mode: 'webgpu' | 'webasm-threads', timeoutMs: number, cacheSize: number): GpujsPath {
+  const pool = new WorkerPool(1, import.meta.url, 'gpujsWorker', { mode, cacheSize })
+  pool.waitReady(timeoutMs)
+  if (pool.failure) throw new Error(`gpu.js ${mode}: ${pool.failure}`)
+  const run: MatmulRun = (a, b, batch, m, k, n, { transA = false, transB = false }) => {
+    if (pool.failure) throw new Error(`gpu.js ${mode}: ${pool.failure}`)
+    const aSize = batch * m * k, bSize = batch * k * n
+    const data = pool.reserve(aSize + bSize + batch * m * n)
+    data.set(a.subarray(0, aSize), 0)
+    data.set(b.subarray(0, bSize), aSize)
+    const ctl = pool.ctl
+    ctl[BATCH] = batch; ctl[M] = m; ctl[K] = k; ctl[N] = n; ctl[TRANS_A] = Number(transA); ctl[TRANS_B] = Number(transB)
+    const taken = pool.post()
+    if (taken.length === 0) throw new Error(`gpu.js ${mode}: the bridge worker is not idle`)
+    pool.join(taken) // throws with the worker's error, if it had one
+    return data.slice(aSize + bSize, aSize + bSize + batch * m * n)
+  }
+  return { mode, run, close: () => pool.retire('closed') }
+}
+
+/** Worker entry for bridge modes (run by worker.mjs): open gpu.js in async mode, self-check, then serve jobs. */
+export async function gpujsWorker(init: WorkerInit): Promise<void> {
+  const mode = init.options.mode
+  if (mode === 'webgpu') await installWebGPU()
+  if (mode === 'webgpu' && !(await GPU.isWebGPUAvailable())) throw new Error('no WebGPU adapter (navigator.gpu.requestAdapter() gave null, core and compatibility)')
+  const gm = new GpuMatmul(mode === 'webgpu' ? 'webgpu' : 'webasm', { asyncMode: true, cacheSize: Number(init.options.cacheSize) })
+  for (const c of checkCases()) compare(mode === 'webgpu' ? 'webgpu' : 'webasm-threads', c, await gm.run(c.a, c.b, c.batch, c.m, c.k, c.n, c.flags))
+  const end = new WorkerEnd(init)
+  end.idle()
+  for (;;) {
+    await end.waitForJobAsync()
+    if (end.state() !== BUSY) return
+    const data = end.data(), ctl = end.ctl
+    const batch = ctl[BATCH], m = ctl[M], k = ctl[K], n = ctl[N], aSize = batch * m * k, bSize = batch * k * n
+    const c = await gm.run(data.slice(0, aSize), data.slice(aSize, aSize + bSize), batch, m, k, n, { transA: ctl[TRANS_A] === 1, transB: ctl[TRANS_B] === 1 })
+    data.set(c, aSize + bSize)
+    end.progress()
+    end.idle()
+  }
+}
+
+/** gpu.js reads navigator.gpu only: expose Dawn's (the `webgpu` package), retrying software adapters in compatibility mode. */
+async function installWebGPU(): Promise<void> {
+  let dawn: typeof import('webgpu')
+  try {
+    dawn = await import('webgpu')
+  } catch (err) {
+    throw new Error(`the optional package \`webgpu\` did not load: ${err instanceof Error ? err.message : String(err)}`)
+  }
+  Object.assign(globalThis, dawn.globals)
+  const gpu = dawn.create([])
+  const requestAdapter = async (options: GPURequestAdapterOptions = {}) => (await gpu.requestAdapter(options)) ?? gpu.requestAdapter({ ...options, featureLevel: 'compatibility' })
+  const navigatorGpu = { requestAdapter, getPreferredCanvasFormat: () => gpu.getPreferredCanvasFormat(), wgslLanguageFeatures: gpu.wgslLanguageFeatures }
+  Object.defineProperty(globalThis, 'navigator', { value: { gpu: navigatorGpu }, configurable: true })
+}
