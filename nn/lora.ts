@@ -9,7 +9,7 @@ import { linear, matmul } from '../ops/matmul'
 import { dropout } from '../ops/nn'
 import { Module } from './module'
 import { Linear } from './linear'
-import { QuantizedLinear, linearFrom } from './quantized'
+import { QuantizedLinear } from './quantized'
 
 export type LoRAInit = 'lora' | 'gaussian' | 'pissa'
 
@@ -159,14 +159,10 @@ export class LoRALinear extends Module {
     return this.base instanceof QuantizedLinear ? K.dequantize(this.base.packed) : this.base.weight.data
   }
 
-  private baseBias(): Float32Array | null {
-    return this.base.bias ? this.base.bias.data.slice() : null
-  }
-
   /** A plain Linear with W + ΔW (W dequantized for a quantized base), frozen like the base. */
   merge(): Linear {
     const w = K.add(this.baseWeight(), this.deltaWeight().data)
-    return linearFrom(w, this.outFeatures, this.inFeatures, this.baseBias(), { requiresGrad: false })
+    return Linear.fromWeights(w, this.base.bias, { shape: [this.outFeatures, this.inFeatures], requiresGrad: false })
   }
 
   /** The base back from a layer that merge() produced: W = W' − ΔW. */
@@ -175,7 +171,7 @@ export class LoRALinear extends Module {
       throw new Error(`LoRALinear.unmerge: Linear (${merged.outFeatures},${merged.inFeatures}) does not match this layer's (${this.outFeatures},${this.inFeatures})`)
     }
     const w = K.sub(merged.weight.data, this.deltaWeight().data)
-    return linearFrom(w, this.outFeatures, this.inFeatures, merged.bias ? merged.bias.data.slice() : null, { requiresGrad: false })
+    return Linear.fromWeights(w, merged.bias, { shape: [this.outFeatures, this.inFeatures], requiresGrad: false })
   }
 
   /**

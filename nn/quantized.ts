@@ -5,7 +5,6 @@ import { Tensor } from '../src/tensor'
 import { K } from '../src/kernels'
 import type { QuantizedWeights, QuantMode, QuantizeOptions } from '../src/kernels/quant'
 import type { StoredTensor, StoredData } from '../src/safetensors'
-import { rngState, setRngState } from '../src/random'
 import { shapeStr, sameShape } from '../src/shape'
 import { quantizedLinear } from '../ops/quant'
 import { Module } from './module'
@@ -15,16 +14,6 @@ export type { QuantMode, QuantizeOptions, QuantizedWeights }
 
 /** How far Ŵ is from W: max and mean |W − Ŵ|, and ‖W − Ŵ‖_F / ‖W‖_F. */
 export type QuantizationError = { maxAbs: number; meanAbs: number; relFrobenius: number }
-
-/** A Linear holding exactly the given (out, in) weight and bias; the random init it would draw is put back. */
-export function linearFrom(weight: Float32Array, outFeatures: number, inFeatures: number, bias: Float32Array | null, { requiresGrad = true } = {}): Linear {
-  const state = rngState()
-  const layer = new Linear(inFeatures, outFeatures, { bias: bias !== null })
-  setRngState(state) // building a layer from known weights must not shift the seeded stream
-  layer.weight = new Tensor(weight, [outFeatures, inFeatures], requiresGrad)
-  layer.bias = bias ? new Tensor(bias, [outFeatures], requiresGrad) : null
-  return layer
-}
 
 /** y = x · Ŵᵀ + b with Ŵ held as packed codes.   x: (..., in)   Ŵ: (out, in)   y: (..., out). Frozen: only dx flows back. */
 export class QuantizedLinear extends Module {
@@ -75,7 +64,7 @@ export class QuantizedLinear extends Module {
 
   /** A float Linear with Ŵ, frozen as this layer is. */
   dequantize(): Linear {
-    return linearFrom(K.dequantize(this.packed), this.outFeatures, this.inFeatures, this.bias ? this.bias.data.slice() : null, { requiresGrad: false })
+    return Linear.fromWeights(K.dequantize(this.packed), this.bias, { shape: [this.outFeatures, this.inFeatures], requiresGrad: false })
   }
 
   /** Compare Ŵ against the float weights it came from. */

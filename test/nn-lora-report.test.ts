@@ -5,7 +5,6 @@ import { manualSeed } from '../src/random'
 import { Module } from '../nn/module'
 import { Linear } from '../nn/linear'
 import { Adam } from '../nn/optim'
-import { linearFrom } from '../nn/quantized'
 import { LoRALinear, applyLoRA, loraLayers } from '../nn/lora'
 import { loraReport, adapterReport, subspaceSimilarity } from '../nn/lora-report'
 import { matmul, mseLoss, tanh, mul, sub, slice, transpose } from '../ops'
@@ -66,7 +65,7 @@ test('loraReport: a fresh adapter (B = 0) has ΔW = 0: rank 0, all σ zero, rela
 })
 
 test('adapterReport: amplification by hand, ΔW along a weak direction of W is amplified, along a strong one not', () => {
-  const base = linearFrom(Float32Array.from([10, 0, 0, 1]), 2, 2, null) // W = diag(10, 1)
+  const base = Linear.fromWeights(tensor([[10, 0], [0, 1]])) // W = diag(10, 1)
   const layer = LoRALinear.fromLinear(base, { rank: 1, alpha: 1 }) // scale 1
   layer.loraA.data.set([0, 1])
   layer.loraB.data.set([0, 0.5]) // ΔW = 0.5·e₂e₂ᵀ: W's weak direction, where Uᵀ·W·V = 1
@@ -126,7 +125,7 @@ test('PiSSA recipe: B, A from the top-r singular triplets of W, base keeps W −
   const { B, A } = linalg.lowRank(W, rank) // W_r = B·A, the principal part
   const loraB = mul(B, 1 / Math.sqrt(scale)), loraA = mul(A, 1 / Math.sqrt(scale)) // so scale·loraB·loraA = W_r
   const residual = noGrad(() => sub(W, mul(matmul(loraB, loraA), scale))) // (16, 24)
-  const layer = LoRALinear.fromLinear(linearFrom(residual.data, 16, 24, original.bias!.data.slice()), { rank, alpha })
+  const layer = LoRALinear.fromLinear(Linear.fromWeights(residual, original.bias), { rank, alpha })
   layer.loraA.data.set(loraA.data)
   layer.loraB.data.set(loraB.data)
   const x = uniform([5, 24])

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Tensor } from '../src/tensor'
-import { manualSeed } from '../src/random'
+import { manualSeed, rngState } from '../src/random'
 import { K } from '../src/kernels'
 import { packBits, unpackBits, unpackCodes, qmatmulRef, NF4_LEVELS, type QuantizeOptions } from '../src/kernels/quant'
 import { saveSafetensors, loadSafetensors, toTensor } from '../src/safetensors'
@@ -187,6 +187,26 @@ test('QuantizedLinear: buffers survive a safetensors round trip bitwise, and a w
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
+})
+
+test('Linear.fromWeights: holds copies of the given weight and bias, draws nothing from the stream, and checks shapes', () => {
+  manualSeed(9)
+  const w = new Tensor(Float32Array.from([1, 2, 3, 4, 5, 6]), [2, 3]), b = Float32Array.from([10, 20])
+  const stream = rngState()
+  const layer = Linear.fromWeights(w, b)
+  assert.equal(rngState(), stream, 'no draws')
+  assert.equal([layer.inFeatures, layer.outFeatures, layer.weight.shape], [3, 2, [2, 3]])
+  assert.equal(Array.from(layer.forward(new Tensor(Float32Array.from([1, 0, -1]), [1, 3])).data), [8, 18]) // 1 − 3 + 10, 4 − 6 + 20
+  w.data[0] = 99
+  assert.is(layer.weight.data[0], 1, 'a copy, not the caller\'s array')
+  assert.ok(layer.weight.requiresGrad && layer.bias!.requiresGrad)
+  const flat = Linear.fromWeights(Float32Array.from([1, 2, 3, 4, 5, 6]), null, { shape: [3, 2], requiresGrad: false })
+  assert.equal([flat.inFeatures, flat.outFeatures, flat.bias, flat.weight.requiresGrad], [2, 3, null, false])
+  assert.throws(() => Linear.fromWeights(new Float32Array(6)), /Linear.fromWeights: a flat Float32Array weight \(6 values\) needs \{ shape: \[out, in\] \}/)
+  assert.throws(() => Linear.fromWeights(new Float32Array(6), null, { shape: [4, 2] }), /weight has 6 values, shape \(4,2\) needs 8/)
+  assert.throws(() => Linear.fromWeights(new Tensor(new Float32Array(6), [6])), /weight must be \(out, in\), got shape \(6\)/)
+  assert.throws(() => Linear.fromWeights(w, null, { shape: [3, 2] }), /got shape \(2,3\) with \{ shape: \(3,2\) \}/)
+  assert.throws(() => Linear.fromWeights(w, new Float32Array(3)), /bias must be \(2\) for a \(2,3\) weight, got 3 values/)
 })
 
 test('quantize: bad settings and inputs give errors naming them', () => {
