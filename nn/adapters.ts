@@ -39,7 +39,7 @@ function collect(op: string, model: Module, name?: string): { name: string; laye
   const wanted = name ?? all[0][1].active
   const layers: LayerAdapter[] = []
   for (const [path, layer] of all) {
-    const a = layer.adapter(wanted)
+    const a = layer.plainAdapter(wanted) // a PiSSA adapter converted to plain LoRA on the original W (rank 2r)
     if (a) layers.push({ path, loraA: a.loraA.data, loraB: a.loraB.data, rank: a.loraA.shape[0], alpha: a.alpha, scale: a.scale })
   }
   if (layers.length === 0) throw new Error(`${op}: no LoRA layer has an adapter named '${wanted}'`)

@@ -1,12 +1,15 @@
 // LoRA: a frozen layer plus trainable low-rank updates, y = base(x) + scale·(x·Aᵀ)·Bᵀ. B starts at zero, so a
 // fresh adapter changes nothing; only A and B train, and forward never forms ΔW = scale·B·A: x goes through the
 // rank-r bottleneck in two thin matmuls. Several named adapters can sit on one base and be mixed by strength.
+// PiSSA (init 'pissa') instead starts A, B at W's top-r singular part and leaves the base only the rest of W.
 import { Tensor, noGrad, rand, randn, zeros } from '../src/tensor'
 import { K } from '../src/kernels'
 import { unpackCodes, type QuantizedWeights } from '../src/kernels/quant'
-import { add, mul } from '../ops/elementwise'
+import { add, mul, sub } from '../ops/elementwise'
 import { linear, matmul } from '../ops/matmul'
+import { concat } from '../ops/movement'
 import { dropout } from '../ops/nn'
+import { lowRank } from '../ops/linalg'
 import { Module } from './module'
 import { Linear } from './linear'
 import { QuantizedLinear } from './quantized'
@@ -16,8 +19,8 @@ export type LoRAInit = 'lora' | 'gaussian' | 'pissa'
 /** scale = alpha / rank, or alpha / √rank with useRslora, unless `scale` is given (MLX's convention; it wins over alpha). */
 export type LoRAOptions = { rank?: number; alpha?: number; dropout?: number; init?: LoRAInit; useRslora?: boolean; scale?: number; name?: string }
 
-/** One named adapter: A (rank, in), B (out, rank), its multiplier, and the strength it is mixed in with. */
-export type Adapter = { loraA: Tensor; loraB: Tensor; alpha: number; scale: number; strength: number }
+/** One named adapter: A (rank, in), B (out, rank), its multiplier, the strength it is mixed in with; `pissa`: it started at W's top-r part. */
+export type Adapter = { loraA: Tensor; loraB: Tensor; alpha: number; scale: number; strength: number; pissa?: boolean }
 
 /** What requantizing W + ΔW kept of ΔW; see LoRALinear.fuse. */
 export type FuseReport = { codesChanged: number; normRatio: number; retained: number; groupsBelowHalfStep: number; groups: number }
@@ -34,6 +37,7 @@ export class LoRALinear extends Module {
   dropout: number
   active = ''
   private readonly adapters = new Map<string, Adapter>() // every adapter on this layer, the active one included
+  private principal: { A: Tensor; B: Tensor } | null = null // PiSSA: W_r = B·A, the part of the original W the base gave up
 
   constructor(base: BaseLayer, { dropout = 0, name = 'default', ...options }: LoRAOptions = {}) {
     super()
@@ -67,7 +71,17 @@ export class LoRALinear extends Module {
       const h = mul(linear(xd, a.loraA), a.strength * a.scale) // (..., rank): scaling the thin side is cheapest
       y = add(y, linear(h, a.loraB)) // (..., out)
     }
+    const p = this.principalWeight()
+    if (p !== 0) y = add(y, linear(mul(linear(x, this.principal!.A), p), this.principal!.B)) // (..., out): W_r back in, undropped like the base
     return y
+  }
+
+  /** How much of PiSSA's W_r forward adds back: 1 less the strength of the adapter that holds it (0 without PiSSA), so switched off the layer is W again. */
+  private principalWeight(): number {
+    if (!this.principal) return 0
+    let w = 1
+    for (const a of this.adapters.values()) if (a.pissa) w -= a.strength
+    return w
   }
 
   /** Names of this layer's adapters. */
@@ -83,22 +97,60 @@ export class LoRALinear extends Module {
   addAdapter(name: string, { rank = 8, alpha, init = 'lora', useRslora = false, scale }: Omit<LoRAOptions, 'dropout' | 'name'> = {}): Adapter {
     if (this.adapters.has(name)) throw new Error(`LoRALinear.addAdapter: this layer already has an adapter named '${name}'`)
     if (!Number.isInteger(rank) || rank < 1) throw new Error(`LoRALinear: rank must be a positive integer, got ${rank}`)
-    if (init === 'pissa') throw new Error(`LoRALinear: init 'pissa' needs an SVD of W (linalg), which Tenny does not have yet; use 'lora' or 'gaussian'`)
-    if (init !== 'lora' && init !== 'gaussian') throw new Error(`LoRALinear: unknown init '${String(init)}' (expected 'lora', 'gaussian' or 'pissa')`)
+    if (init !== 'lora' && init !== 'gaussian' && init !== 'pissa') throw new Error(`LoRALinear: unknown init '${String(init)}' (expected 'lora', 'gaussian' or 'pissa')`)
     const root = useRslora ? Math.sqrt(rank) : rank // rsLoRA divides by √rank so larger ranks keep learning
     const s = scale ?? (alpha ?? 16) / root
     if (!Number.isFinite(s)) throw new Error(`LoRALinear: scale must be finite, got ${s}`)
     const bound = 1 / Math.sqrt(this.inFeatures)
-    const loraA = init === 'gaussian' ? randn([rank, this.inFeatures], { std: 1 / rank, requiresGrad: true })
-      : rand([rank, this.inFeatures], { low: -bound, high: bound, requiresGrad: true })
-    const adapter: Adapter = { loraA, loraB: zeros([this.outFeatures, rank], { requiresGrad: true }), alpha: alpha ?? s * root, scale: s, strength: 1 }
+    const { loraA, loraB } = init === 'pissa' ? this.pissa(name, rank, s) : {
+      loraA: init === 'gaussian' ? randn([rank, this.inFeatures], { std: 1 / rank }) : rand([rank, this.inFeatures], { low: -bound, high: bound }),
+      loraB: zeros([this.outFeatures, rank]),
+    }
+    const adapter: Adapter = { loraA, loraB, alpha: alpha ?? s * root, scale: s, strength: 1, ...(init === 'pissa' && { pissa: true }) }
     this.adapters.set(name, adapter)
     this.activate(name) // a new adapter is made to train, whatever the previous active one's flags were
-    loraA.requiresGrad = adapter.loraB.requiresGrad = true
+    loraA.requiresGrad = loraB.requiresGrad = true
     return adapter
   }
 
-  /** Install given weights as adapter `name` (replacing one of that name): active, trainable, strength 1. Loaders use this. */
+  /**
+   * PiSSA (Meng et al., 2024): split W = W_r + W_res, W_r = B·A from W's top-r singular triplets (linalg.lowRank).
+   * The adapter starts at A/√scale, B/√scale (so scale·loraB·loraA = W_r) and the base becomes a new frozen Linear
+   * holding W_res: the layer still computes W, but training moves W's principal directions first.
+   */
+  private pissa(name: string, rank: number, scale: number): { loraA: Tensor; loraB: Tensor } {
+    const base = this.base, op = `LoRALinear: init 'pissa' (adapter '${name}')`, most = Math.min(this.outFeatures, this.inFeatures)
+    if (this.adapters.size > 0) throw new Error(`${op} takes W's top-${rank} part out of the base, so it must be a layer's first adapter; this one already has ${this.adapterNames().map((n) => `'${n}'`).join(', ')}. Wrap the original Linear with init 'pissa' instead`)
+    if (!(base instanceof Linear)) throw new Error(`${op} needs a float Linear base to split, got a ${describe(base)}; apply PiSSA first and quantize after (quantize() then packs the residual, as QPiSSA does)`)
+    if (rank > most) throw new Error(`${op}: rank ${rank} exceeds min(out, in) = ${most} of the (${this.outFeatures},${this.inFeatures}) weight`)
+    if (!(scale > 0)) throw new Error(`${op} splits W_r into factors scaled by 1/√scale, so scale must be > 0, got ${scale}`)
+    return noGrad(() => {
+      const { B, A } = lowRank(base.weight, rank) // B (out, r), A (r, in), W_r = B·A
+      this.base = Linear.fromWeights(sub(base.weight, matmul(B, A)), base.bias, { requiresGrad: false }) // W_res; the caller's Linear is left as it was
+      this.principal = { A, B }
+      const k = 1 / Math.sqrt(scale)
+      return { loraA: mul(A, k), loraB: mul(B, k) }
+    })
+  }
+
+  /**
+   * Adapter `name` as plain LoRA on the original W, for adapter files: itself, or for PiSSA (whose factors only make sense
+   * on the residual base) PEFT's conversion ΔW = scale·(B·A − B₀·A₀) = scale·[B, −B₀]·[A; A₀], of rank 2r.
+   */
+  plainAdapter(name: string): Adapter | undefined {
+    const a = this.adapters.get(name)
+    if (!a?.pissa) return a
+    const rank = a.loraA.shape[0], k = 1 / Math.sqrt(a.scale), P = this.principal!
+    const alpha = Math.abs(a.scale - a.alpha / rank) <= 1e-9 * a.scale ? 2 * rank * a.scale // keep the alpha/rank (or alpha/√rank) rule true at rank 2r
+      : Math.abs(a.scale - a.alpha / Math.sqrt(rank)) <= 1e-9 * a.scale ? Math.sqrt(2 * rank) * a.scale : a.alpha
+    return noGrad(() => ({
+      loraA: concat([a.loraA, mul(P.A, k)], 0), // (2r, in)
+      loraB: concat([a.loraB, mul(P.B, -k)], 1), // (out, 2r)
+      alpha, scale: a.scale, strength: a.strength,
+    }))
+  }
+
+  /** Install given weights as adapter `name` (replacing one of that name; a replaced PiSSA adapter leaves W_r to the layer): active, trainable, strength 1. Loaders use this. */
   putAdapter(name: string, { loraA, loraB, rank, alpha, scale }: { loraA: Float32Array; loraB: Float32Array; rank: number; alpha: number; scale: number }): Adapter {
     if (loraA.length !== rank * this.inFeatures || loraB.length !== this.outFeatures * rank) {
       throw new Error(`LoRALinear.putAdapter: '${name}' of rank ${rank} needs A (${rank},${this.inFeatures}) and B (${this.outFeatures},${rank}), got ${loraA.length} and ${loraB.length} values`)
@@ -127,7 +179,7 @@ export class LoRALinear extends Module {
     for (const [n, a] of this.adapters) a.strength = strengths[n] ?? 0
   }
 
-  /** Switch every adapter off: the layer computes exactly base(x). */
+  /** Switch every adapter off: the layer computes its original W, exactly base(x) (after PiSSA: base(x) plus the W_r it gave up). */
   disableAdapters(): void {
     for (const a of this.adapters.values()) a.strength = 0
   }
@@ -145,12 +197,13 @@ export class LoRALinear extends Module {
     this.loraB = next.loraB
   }
 
-  /** ΔW = Σ strength·scale·B·A over the adapters in use: what forward adds to x·Wᵀ, as one (out, in) matrix. */
+  /** ΔW = Σ strength·scale·B·A over the adapters in use (+ PiSSA's W_r at 1 − its strength): what forward adds to base(x), as one (out, in) matrix. */
   deltaWeight(): Tensor {
     return noGrad(() => {
       let dw = zeros([this.outFeatures, this.inFeatures])
       for (const a of this.adapters.values()) if (a.strength !== 0) dw = add(dw, mul(matmul(a.loraB, a.loraA), a.strength * a.scale)) // (out, in)
-      return dw
+      const p = this.principalWeight()
+      return p === 0 ? dw : add(dw, mul(matmul(this.principal!.B, this.principal!.A), p))
     })
   }
 
@@ -342,7 +395,7 @@ export function setAdapter(model: Module, name: string): void {
   for (const [, layer] of loraLayers(model)) layer.setAdapter(name)
 }
 
-/** Switch every adapter off: the model computes exactly its base. */
+/** Switch every adapter off: the model computes its original weights (exactly its base, unless PiSSA split them). */
 export function disableAdapters(model: Module): void {
   for (const [, layer] of loraLayers(model)) layer.disableAdapters()
 }

@@ -7,7 +7,7 @@ import { Linear } from '../nn/linear'
 import { GPT } from '../nn/gpt'
 import { AdamW } from '../nn/optim'
 import { QuantizedLinear, quantize } from '../nn/quantized'
-import { LoRALinear, applyLoRA, printTrainable, mergeLoRA, setAdapters, setAdapter, disableAdapters, loraLayers } from '../nn/lora'
+import { LoRALinear, type LoRAInit, applyLoRA, printTrainable, mergeLoRA, setAdapters, setAdapter, disableAdapters, loraLayers } from '../nn/lora'
 import { add, mul, sum, sub, tanh, matmul, mseLoss, transpose } from '../ops'
 import { assertClose, gradcheck, normal, uniform } from './helpers'
 import type { Tensor as TfTensor } from '@tensorflow/tfjs'
@@ -119,7 +119,7 @@ test('LoRALinear: scale is alpha/rank, alpha/√rank with useRslora, or given; i
   assert.ok(Math.abs(std - 0.25) < 0.02, `gaussian init std ${std}, expected 1/rank = 0.25`)
   const u = LoRALinear.fromLinear(new Linear(400, 4), { rank: 4 }).loraA.data
   assert.ok(u.every((v) => Math.abs(v) <= 1 / 20), 'lora init stays within ±1/√in')
-  assert.throws(() => LoRALinear.fromLinear(base, { init: 'pissa' }), /'pissa' needs an SVD/)
+  assert.throws(() => LoRALinear.fromLinear(base, { init: 'svd' as LoRAInit }), /unknown init 'svd' \(expected 'lora', 'gaussian' or 'pissa'\)/)
   assert.throws(() => LoRALinear.fromLinear(base, { rank: 0 }), /rank must be a positive integer, got 0/)
   assert.throws(() => LoRALinear.fromLinear(base, { dropout: 1 }), /dropout must be in \[0, 1\), got 1/)
 })
