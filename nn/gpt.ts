@@ -1,13 +1,16 @@
 // A GPT-2-style language model in one file, from small pieces to the whole: MLP, Block, GPT.
-// Parameter names (`blocks.0.attn.qProj.weight`, ...) are the checkpoint keys and LoRA's targets.
+// Parameter names (`blocks.0.attn.qProj.weight`, ...) are the checkpoint keys and LoRA's targets; a quantized
+// layer's codes and scales are saved beside them as buffers (`blocks.0.attn.qProj.codes`, ...).
 import { Tensor, noGrad } from '../src/tensor'
 import { manualSeed, randomNormal, rngState, setRngState } from '../src/random'
 import { add, gelu } from '../ops/elementwise'
 import { slice } from '../ops/movement'
 import { crossEntropy } from '../ops/nn'
 import { saveSafetensors, loadSafetensors, toTensor } from '../src/safetensors'
+import { shapeStr, sameShape } from '../src/shape'
 import { Module } from './module'
 import { Linear, type LinearLike } from './linear'
+import { QuantizedLinear } from './quantized'
 import { Embedding } from './embedding'
 import { LayerNorm } from './layernorm'
 import { Dropout } from './dropout'
@@ -173,12 +176,21 @@ export class GPT extends Module {
     return dict
   }
 
-  /** Save weights and config to a .safetensors file (written atomically). */
+  /** Save weights, quantized layers' codes and config to a .safetensors file (written atomically); the metadata lists each quantized layer's mode, bits and groupSize. */
   save(path: string): void {
-    saveSafetensors(path, this.checkpointTensors(), { config: JSON.stringify(this.config), format: 'tenny-gpt' })
+    const quantized: Record<string, { mode: string; bits: number; groupSize: number }> = {}
+    for (const [name, m] of this.namedModules()) {
+      if (m instanceof QuantizedLinear) quantized[name] = { mode: m.mode, bits: m.bits, groupSize: m.groupSize }
+      else if (!REBUILDABLE.some((C) => m instanceof C)) {
+        throw new Error(`GPT.save: '${name}' is a ${m.constructor.name}, which GPT.load cannot rebuild; merge LoRA layers first (mergeLoRA) or save the adapters apart (saveAdapters)`)
+      }
+    }
+    const metadata: Record<string, string> = { config: JSON.stringify(this.config), format: 'tenny-gpt' }
+    if (Object.keys(quantized).length) metadata.quantized = JSON.stringify(quantized)
+    saveSafetensors(path, { ...this.checkpointTensors(), ...this.buffers() }, metadata)
   }
 
-  /** Rebuild a model saved by save(): checks the config and that every tensor is present with its shape. */
+  /** Rebuild a model saved by save(), quantized layers included: checks the config and that every tensor and buffer is present with its shape. */
   static load(path: string): GPT {
     const { tensors, metadata } = loadSafetensors(path)
     if (metadata.config === undefined) throw new Error(`GPT.load: ${path}: no 'config' in the metadata (was it written by GPT.save?)`)
@@ -194,16 +206,49 @@ export class GPT extends Module {
     const model = new GPT(config)
     setRngState(rng)
     try {
-      const dict = Object.fromEntries(Object.entries(tensors).map(([name, t]) => [name, toTensor(t, name)]))
-      const own = model.checkpointTensors()
-      const missing = Object.keys(own).filter((k) => !(k in dict))
-      const unexpected = Object.keys(dict).filter((k) => !(k in own))
+      requantize(model, metadata.quantized)
+      const own = model.checkpointTensors(), buffers = model.buffers()
+      const missing = [...Object.keys(own), ...Object.keys(buffers)].filter((k) => !Object.hasOwn(tensors, k))
+      const unexpected = Object.keys(tensors).filter((k) => !Object.hasOwn(own, k) && !Object.hasOwn(buffers, k))
       if (missing.length) throw new Error(`missing tensor(s) ${missing.join(', ')}`)
       if (unexpected.length) throw new Error(`unexpected tensor(s) ${unexpected.join(', ')}`)
-      model.loadStateDict(dict, { strict: false })
+      for (const [k, b] of Object.entries(buffers)) {
+        const t = tensors[k]
+        if (t.dtype !== b.dtype || !sameShape(t.shape, b.shape)) throw new Error(`${k} is ${t.dtype} ${shapeStr(t.shape)} in the file but ${b.dtype} ${shapeStr(b.shape)} in the model`)
+      }
+      model.loadStateDict(Object.fromEntries(Object.keys(own).map((k) => [k, toTensor(tensors[k], k)])), { strict: false })
+      model.loadBuffers(Object.fromEntries(Object.keys(buffers).map((k) => [k, tensors[k]])))
     } catch (err) {
       throw new Error(`GPT.load: ${path}: ${err instanceof Error ? err.message : String(err)}`)
     }
     return model
+  }
+}
+
+/** The modules GPT.load knows how to rebuild from a config (plus the quantized layers listed in the metadata). */
+const REBUILDABLE = [GPT, Block, MLP, CausalSelfAttention, Linear, QuantizedLinear, Embedding, LayerNorm, Dropout]
+
+/** Swap the Linear layers that save() listed in the metadata as quantized for QuantizedLinear with the same settings; their codes load next. */
+function requantize(model: GPT, listed: string | undefined): void {
+  if (listed === undefined) return
+  let spec: unknown
+  try {
+    spec = JSON.parse(listed)
+  } catch {
+    throw new Error(`the metadata 'quantized' is not valid JSON`)
+  }
+  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new Error(`the metadata 'quantized' must map layer paths to { mode, bits, groupSize }, got ${listed}`)
+  for (const [path, opts] of Object.entries(spec as Record<string, unknown>)) {
+    const layer = [...model.namedModules()].find(([p]) => p === path)?.[1]
+    if (!(layer instanceof Linear)) throw new Error(`the metadata 'quantized' names '${path}', which is not a Linear layer of this config`)
+    const { mode, bits, groupSize } = typeof opts === 'object' && opts !== null ? opts as Record<string, unknown> : {}
+    if ((mode !== 'affine' && mode !== 'int8' && mode !== 'nf4') || typeof bits !== 'number' || typeof groupSize !== 'number') {
+      throw new Error(`the metadata 'quantized': '${path}' must be { mode: 'affine' | 'int8' | 'nf4', bits, groupSize }, got ${JSON.stringify(opts)}`)
+    }
+    try {
+      model.setModule(path, QuantizedLinear.fromLinear(layer, { mode, bits, groupSize }))
+    } catch (err) {
+      throw new Error(`the metadata 'quantized': '${path}': ${err instanceof Error ? err.message : String(err)}`)
+    }
   }
 }

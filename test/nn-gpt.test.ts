@@ -7,6 +7,8 @@ import { Tensor, randint, noGrad } from '../src/tensor'
 import { manualSeed, rngState, setRngState } from '../src/random'
 import { saveSafetensors, loadSafetensors } from '../src/safetensors'
 import { GPT, type GPTConfig } from '../nn/gpt'
+import { QuantizedLinear, quantize, type QuantizeOptions } from '../nn/quantized'
+import { applyLoRA } from '../nn/lora'
 import { AdamW } from '../nn/optim'
 
 const config: GPTConfig = { vocabSize: 11, blockSize: 8, nLayer: 2, nHead: 2, nEmbd: 16 }
@@ -150,6 +152,63 @@ test('GPT.load: missing config, bad config, missing / unexpected / mis-shaped te
     const bytes = readFileSync(at('good'))
     writeFileSync(at('cut'), bytes.subarray(0, bytes.length - 10))
     assert.throws(() => GPT.load(at('cut')), /cut: tensors cover \d+ bytes but the data section is/)
+  })
+})
+
+test('GPT.save / GPT.load: a quantized GPT (each mode, all or some layers) round-trips; logits and generation are bitwise equal', () => {
+  withDir((dir) => {
+    const modes: [QuantizeOptions, ((path: string) => boolean)?][] = [
+      [{ mode: 'affine', bits: 4, groupSize: 16 }], [{ mode: 'affine', bits: 8, groupSize: 16 }, (p) => p.includes('attn')],
+      [{ mode: 'affine', bits: 2, groupSize: 16 }], [{ mode: 'int8' }], [{ mode: 'nf4', groupSize: 16 }, (p) => !p.startsWith('lmHead')],
+    ]
+    for (const [opts, filter] of modes) {
+      manualSeed(12)
+      const gpt = new GPT(config)
+      const { paths } = quantize(gpt, { ...opts, filter })
+      assert.ok(paths.length > 0)
+      const path = join(dir, 'q.safetensors')
+      gpt.save(path)
+      const saved = JSON.parse(loadSafetensors(path).metadata.quantized)
+      assert.equal(Object.keys(saved), paths)
+      const first = gpt.getModule(paths[0]) as QuantizedLinear
+      assert.equal(saved[paths[0]], { mode: first.mode, bits: first.bits, groupSize: first.groupSize })
+      const back = GPT.load(path)
+      for (const [name, m] of gpt.namedModules()) if (name) assert.is(back.getModule(name).constructor, m.constructor, name)
+      const idx = randint(0, 11, [2, 8]), label = JSON.stringify(opts)
+      assert.equal(back.forward(idx).data, gpt.forward(idx).data, label)
+      assert.equal(back.generate(idx, 4, { temperature: 0 }).data, gpt.generate(idx, 4, { temperature: 0 }).data, label)
+    }
+  })
+})
+
+test('GPT.save / GPT.load of quantized models: a LoRA model is refused; bad quantized metadata and missing or mis-shaped buffers are named errors', () => {
+  withDir((dir) => {
+    manualSeed(13)
+    const at = (name: string) => join(dir, name)
+    const lora = new GPT(config)
+    applyLoRA(lora, { rank: 2 })
+    assert.throws(() => lora.save(at('lora')), /GPT.save: 'blocks.0.attn.qProj' is a LoRALinear, which GPT.load cannot rebuild; merge LoRA layers first \(mergeLoRA\)/)
+    const gpt = new GPT(config)
+    quantize(gpt, { mode: 'affine', bits: 4, groupSize: 16 })
+    const tensors = { ...gpt.stateDict(), ...gpt.buffers() }
+    const q4 = { mode: 'affine', bits: 4, groupSize: 16 }
+    const meta = (quantized: unknown) => ({ config: JSON.stringify(config), quantized: JSON.stringify(quantized) })
+    const all = Object.fromEntries(Array.from(gpt.namedModules()).filter(([, m]) => m instanceof QuantizedLinear).map(([p]) => [p, q4]))
+    saveSafetensors(at('plain'), tensors, { config: JSON.stringify(config) })
+    assert.throws(() => GPT.load(at('plain')), /plain: missing tensor\(s\) blocks.0.attn.qProj.weight/) // codes without the metadata saying which layers are quantized
+    saveSafetensors(at('notlinear'), tensors, meta({ ...all, lnF: q4 }))
+    assert.throws(() => GPT.load(at('notlinear')), /notlinear: the metadata 'quantized' names 'lnF', which is not a Linear layer of this config/)
+    saveSafetensors(at('mode'), tensors, meta({ ...all, 'blocks.0.attn.qProj': { mode: 'fp8', bits: 8, groupSize: 16 } }))
+    assert.throws(() => GPT.load(at('mode')), /the metadata 'quantized': 'blocks.0.attn.qProj' must be \{ mode: 'affine' \| 'int8' \| 'nf4', bits, groupSize \}, got \{"mode":"fp8"/)
+    saveSafetensors(at('group'), tensors, meta({ ...all, 'blocks.0.attn.qProj': { ...q4, groupSize: 12 } }))
+    assert.throws(() => GPT.load(at('group')), /'blocks.0.attn.qProj': quantize: groupSize must be a positive multiple of 8 for affine 4-bit, got 12/)
+    const { 'blocks.1.mlp.fc.scales': _, ...noScales } = tensors
+    saveSafetensors(at('noscales'), noScales, meta(all))
+    assert.throws(() => GPT.load(at('noscales')), /noscales: missing tensor\(s\) blocks.1.mlp.fc.scales/)
+    saveSafetensors(at('bits'), tensors, meta({ ...all, 'blocks.0.attn.qProj': { ...q4, bits: 8 } }))
+    assert.throws(() => GPT.load(at('bits')), /bits: blocks.0.attn.qProj.codes is U32 \(16,2\) in the file but U32 \(16,4\) in the model/)
+    gpt.save(at('good'))
+    assert.equal(GPT.load(at('good')).forward(randint(0, 11, [1, 4])).shape, [1, 4, 11])
   })
 })
 
