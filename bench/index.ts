@@ -36,14 +36,16 @@ async function main(): Promise<void> {
   const wasm = tfInfo()
   const log = (what: string) => console.error(`[bench ${((performance.now() - started) / 1000).toFixed(0)} s] ${what}`)
 
+  // --quick runs the GPT and memory rows on Tenny's CPU kernels only: they take seconds per step per backend
+  const gptTenny = quick ? { ...tenny, names: ['cpu'] } : tenny
   const rows: Row[] = []
   if (only.includes('matmul')) rows.push(...await matmulRows({ quick, sizes, tenny, tfBackends }))
   log('matmul done')
   if (only.includes('mlp')) rows.push(...await mlpRows({ quick, tenny, tfBackends }))
   log('mlp done')
-  if (only.includes('gpt')) rows.push(...await gptRows({ quick, tenny, tfBackends }))
+  if (only.includes('gpt')) rows.push(...await gptRows({ quick, tenny: gptTenny, tfBackends }))
   log('gpt done')
-  if (only.includes('memory')) rows.push(...memoryRows({ quick, tennyBackends: tenny.names, tfBackends }))
+  if (only.includes('memory')) rows.push(...memoryRows({ quick, tennyBackends: gptTenny.names, tfBackends }))
   log('memory done')
 
   const meta: Meta = {
@@ -54,7 +56,7 @@ async function main(): Promise<void> {
     tfjs: wasm.version,
     mode: quick ? '--quick (few samples: a smoke test, not a measurement)' : 'full run',
     load,
-    tennyBackends: `${tenny.names.join(', ')} (${JSON.stringify(tenny.info())})`,
+    tennyBackends: tenny.names.map((n) => `${n} = ${tenny.details[n]}`).join('; '),
     notes: [
       'Same process, same shapes, same input data for every column; Tenny\'s matmul backends are switched with setBackend() where src/backend.ts exists.',
       `tfjs wasm runs its SIMD build (SIMD ${wasm.simd ? 'on' : 'off'}) single-threaded: its threads are off in Node by design (threads ${wasm.threads ? 'on' : 'off'}), so no tfjs column uses the second core.`,
@@ -64,6 +66,7 @@ async function main(): Promise<void> {
       'Peak memory: each engine and configuration trains in a Node process of its own (bench/memory-child.ts) that imports only that engine; every child runs under the tsx TypeScript loader, which both engines\' figures include alike.',
       'Timers: calls under 50 ms go through benchmark.js (mean of calibrated samples); slower calls and training steps through a plain median-of-N timer (N in results.json).',
       ...tenny.notes,
+      ...(quick && tenny.names.length > 1 ? ['--quick: the GPT and memory rows ran on Tenny\'s CPU kernels only.'] : []),
     ],
   }
   const md = markdown(rows, meta)

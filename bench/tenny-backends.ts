@@ -9,6 +9,8 @@ export type TennyBackends = {
   /** backends that started, 'cpu' always first */
   names: string[]
   notes: string[]
+  /** what each backend says runs matmul (backendInfo().matmul), for the report's header */
+  details: Record<string, string>
   /** switch every Tenny kernel call to this backend ('cpu' works without src/backend.ts) */
   use(name: string): Promise<void>
   info(): unknown
@@ -28,6 +30,7 @@ export async function loadTennyBackends(only?: string[], url = new URL('../src/b
       notes: ['src/backend.ts is not in this checkout: only Tenny\'s CPU kernels were measured.'],
       use: async (name) => { if (name !== 'cpu') throw new Error(`bench: backend '${name}' needs src/backend.ts`) },
       info: () => ({ backend: 'cpu' }),
+      details: { cpu: 'TS kernels, 1 thread' },
     }
   }
   const mod: unknown = await import(url.href)
@@ -35,14 +38,24 @@ export async function loadTennyBackends(only?: string[], url = new URL('../src/b
   const api = mod
   const names: string[] = []
   const notes: string[] = []
+  const details: Record<string, string> = {}
+  const field = (info: unknown, key: string) => (typeof info === 'object' && info !== null && key in info ? String((info as Record<string, unknown>)[key]) : '?')
   for (const name of CANDIDATES.filter((n) => !only || only.includes(n))) {
     try {
       await api.setBackend(name)
       names.push(name)
+      details[name] = field(api.backendInfo(), 'matmul')
     } catch (err) {
       notes.push(`Tenny backend '${name}' skipped: ${err instanceof Error ? err.message : String(err)}`)
     }
   }
+  if (!only) { // what a user gets by default
+    try {
+      await api.setBackend('auto')
+      const info = api.backendInfo()
+      notes.push(`setBackend('auto') picks '${field(info, 'backend')}' on this machine (${field(info, 'matmul')}).`)
+    } catch { /* a backend module without 'auto' */ }
+  }
   await api.setBackend('cpu')
-  return { names, notes, use: async (name) => { await api.setBackend(name) }, info: () => api.backendInfo() }
+  return { names, notes, details, use: async (n) => { await api.setBackend(n) }, info: () => api.backendInfo() }
 }
