@@ -27,7 +27,7 @@ function fmt(v: number): string {
 
 function words(row: Row, c: Comparison, tennyColumns: number): string {
   const better = row.unit === 'MB' ? ['less memory', 'more memory'] : ['faster', 'slower']
-  const how = c.advantage >= 1 ? `${c.advantage.toFixed(2)}× ${better[0]}` : `${(1 / c.advantage).toFixed(2)}× ${better[1]}`
+  const how = Math.abs(c.advantage - 1) < 0.005 ? 'the same' : c.advantage >= 1 ? `${c.advantage.toFixed(2)}× ${better[0]}` : `${(1 / c.advantage).toFixed(2)}× ${better[1]}`
   const which = tennyColumns > 1 ? `, ${c.tennyColumn.replace('Tenny ', '')}` : ''
   return `${c.tennyOverTfjs.toFixed(2)} (${how}${which})`
 }

@@ -44,7 +44,7 @@ export async function gptRows({ quick, tenny, tfBackends, cfg = TINY_GPT, B = BA
         row.cells[`Tenny ${backend}`] = null
         continue
       }
-      if (backend === 'cpu') tennySecond = losses[1]
+      if (Number.isNaN(tennySecond)) tennySecond = losses[1] // the first backend that ran is the reference
       row.cells[`Tenny ${backend}`] = cell
     }
     await tenny.use('cpu')
