@@ -40,28 +40,29 @@ export function startParallel(timeoutMs = 10_000): ReturnType<typeof parallelInf
 /** C = op(A)·op(B) on all threads above PARALLEL_MIN_FLOPS, else the CPU table. Same contract as cpu.matmul. */
 export function matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number, flags: MatmulFlags = {}): Float32Array {
   if (!worthSharing(1, m, k, n)) return cpuMatmul(a, b, m, k, n, flags)
-  return shared(a, b, 1, m, k, n, flags)
+  return matmulAllThreads(a, b, 1, m, k, n, flags)
 }
 
 /** `batch` products op(A_i)·op(B_i) on all threads; same contract as cpu.matmulBatched. */
 export function matmulBatched(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, flags: MatmulFlags = {}): Float32Array {
   if (!worthSharing(batch, m, k, n)) return cpuMatmulBatched(a, b, batch, m, k, n, flags)
-  return shared(a, b, batch, m, k, n, flags)
+  return matmulAllThreads(a, b, batch, m, k, n, flags)
 }
 
 function worthSharing(batch: number, m: number, k: number, n: number): boolean {
-  const p = getPool()
-  if (batch * m * k * n < PARALLEL_MIN_FLOPS || m < MIN_ROWS || p.size === 0 || p.failure) return false
-  p.start() // lazily, once; until the workers are up the caller takes every block
-  return true
+  return batch * m * k * n >= PARALLEL_MIN_FLOPS && m >= MIN_ROWS && getPool().size > 0 && !getPool().failure
 }
 
 /**
- * Lay out A' (batch, m, k), B' (batch, n, k) and C (batch, m, n) in shared memory, A' and B' being the
- * operands matmulNT wants (op(A) and op(B)ᵀ, row-major), then split C into blocks of rows.
+ * `batch` products op(A_i)·op(B_i) on all threads whatever their size (the table entries above add the
+ * threshold). Lays out A' (batch, m, k), B' (batch, n, k) and C (batch, m, n) in shared memory, A' and B'
+ * being the operands matmulNT wants (op(A) and op(B)ᵀ, row-major), then splits C into blocks of rows.
+ * callerWorks = false leaves every block to the workers (tests use it to prove the workers compute).
  */
-function shared(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, { transA = false, transB = false }: MatmulFlags): Float32Array {
+export function matmulAllThreads(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, { transA = false, transB = false }: MatmulFlags = {}, { callerWorks = true } = {}): Float32Array {
   const p = getPool()
+  if (p.size === 0 || p.failure) return cpuMatmulBatched(a, b, batch, m, k, n, { transA, transB })
+  p.start() // lazily, once; until the workers are up the caller takes every block
   const aSize = batch * m * k, bSize = batch * n * k, cSize = batch * m * n
   const data = p.reserve(aSize + bSize + cSize)
   for (let t = 0; t < batch; t++) {
@@ -77,7 +78,7 @@ function shared(a: Float32Array, b: Float32Array, batch: number, m: number, k: n
   ctl[ITEMS] = batch * Math.ceil(m / rows)
   Atomics.store(ctl, NEXT, 0)
   const taken = p.post()
-  runBlocks(ctl, data)
+  if (callerWorks || taken.length === 0) runBlocks(ctl, data)
   try {
     p.join(taken)
   } catch {

@@ -1,0 +1,243 @@
+// Every matmul backend present on this machine against matmulRef: the TS kernels on one thread, on all
+// threads (worker_threads + SharedArrayBuffer), and gpu.js in each mode that opens here (webasm, threaded
+// webasm through the bridge worker, `cpu` with fixed shapes; webgpu and headlessgl where a GPU is found).
+// Also: each gpu.js trap from shared/MEASURED.md is shown avoided, a training run gives the same loss curve
+// on every backend, setBackend/backendInfo behave, and processes using the workers still exit.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { spawn } from 'node:child_process'
+import { GPU } from 'gpu.js'
+import { K, cpu, type Kernels } from '../src/kernels'
+import { matmulRef } from '../src/kernels/matmul'
+import { matmulAllThreads, startParallel, parallelInfo } from '../src/kernels/parallel'
+import { openGpujs, gpujsTable, GpuMatmul, KernelCache, type GpujsMode, type GpujsPath } from '../src/kernels/gpu'
+import { WorkerPool } from '../src/kernels/pool'
+import { setBackend, backendInfo } from '../src/backend'
+import { manualSeed, random } from '../src/random'
+import { Tensor } from '../src/tensor'
+import { linear } from '../ops/matmul'
+import { relu } from '../ops/elementwise'
+import { mseLoss } from '../ops/nn'
+import { uniform } from './helpers'
+
+type Table = Pick<Kernels, 'matmul' | 'matmulBatched'>
+const rnd = (size: number) => Float32Array.from({ length: size }, () => 2 * random() - 1)
+
+/** ‖got − want‖∞ ≤ 1e-4 · max(1, ‖want‖∞): float32 sums over K = 1024 terms in [-1, 1] err by ~1e-4 absolute (MEASURED.md). */
+function assertRelClose(got: Float32Array, want: Float32Array, what: string): void {
+  assert.is(got.length, want.length, `${what}: length`)
+  let scale = 1
+  for (const v of want) scale = Math.max(scale, Math.abs(v))
+  for (let i = 0; i < want.length; i++) {
+    if (!(Math.abs(got[i] - want[i]) <= 1e-4 * scale)) assert.unreachable(`${what}: index ${i}: got ${got[i]}, matmulRef ${want[i]} (scale ${scale})`)
+  }
+}
+
+// --- the backends present: every table entry is forced onto its path (no size threshold) ---
+const tables: [string, Table][] = [['cpu', cpu]]
+const parallelReady = startParallel().failure === ''
+if (parallelReady) tables.push(['parallel', { matmul: (a, b, m, k, n, f = {}) => matmulAllThreads(a, b, 1, m, k, n, f), matmulBatched: (a, b, t, m, k, n, f = {}) => matmulAllThreads(a, b, t, m, k, n, f) }])
+const gpuPaths = new Map<GpujsMode, GpujsPath>()
+const gpuFailures = new Map<GpujsMode, string>()
+for (const mode of ['webasm', 'webasm-threads', 'cpu', 'headlessgl', 'webgpu'] as const) {
+  try {
+    const path = openGpujs(mode, { timeoutMs: 20_000 })
+    gpuPaths.set(mode, path)
+    tables.push([`gpujs ${mode}`, gpujsTable(path.run, cpu, 0)])
+  } catch (err) {
+    gpuFailures.set(mode, err instanceof Error ? err.message : String(err))
+  }
+}
+
+const SHAPES = [[1, 1, 1], [3, 7, 1], [7, 1, 33], [33, 130, 7], [130, 33, 3], [1, 130, 130], [130, 3, 130], [33, 1024, 130], [7, 1024, 3]]
+const FLAGS = [{}, { transB: true }, { transA: true }, { transA: true, transB: true }]
+
+test('every backend: matmul NN/NT/TN/TT on sizes from {1,3,7,33,130} and K = 1024 matches matmulRef to 1e-4 relative', () => {
+  manualSeed(1)
+  for (const [m, k, n] of SHAPES)
+    for (const flags of FLAGS) {
+      const a = rnd(m * k), b = rnd(k * n)
+      const want = matmulRef(a, b, m, k, n, flags)
+      for (const [name, T] of tables) assertRelClose(T.matmul(a, b, m, k, n, flags), want, `${name} matmul (${m},${k},${n}) ${JSON.stringify(flags)}`)
+    }
+})
+
+test('every backend: matmulBatched (3 products, K up to 1024) matches matmulRef per product', () => {
+  manualSeed(2)
+  const batch = 3
+  for (const [m, k, n] of [[7, 33, 3], [33, 1024, 7], [130, 7, 33]])
+    for (const flags of FLAGS) {
+      const a = rnd(batch * m * k), b = rnd(batch * k * n)
+      const want = new Float32Array(batch * m * n)
+      for (let t = 0; t < batch; t++) want.set(matmulRef(a.subarray(t * m * k, (t + 1) * m * k), b.subarray(t * k * n, (t + 1) * k * n), m, k, n, flags), t * m * n)
+      for (const [name, T] of tables) assertRelClose(T.matmulBatched(a, b, batch, m, k, n, flags), want, `${name} matmulBatched (${batch},${m},${k},${n}) ${JSON.stringify(flags)}`)
+    }
+})
+
+test('parallel: workers compute blocks themselves, and the result is bit-identical to the CPU table', () => {
+  if (!parallelReady) return console.log(`  (parallel skipped: ${parallelInfo().failure})`)
+  manualSeed(3)
+  const before = parallelInfo().blocksByWorkers
+  for (const flags of FLAGS) {
+    const [m, k, n] = [130, 257, 66]
+    const a = rnd(m * k), b = rnd(k * n)
+    const got = matmulAllThreads(a, b, 1, m, k, n, flags, { callerWorks: false }) // every block on a worker
+    assert.equal(Array.from(got), Array.from(cpu.matmul(a, b, m, k, n, flags)), `worker-only ${JSON.stringify(flags)}`)
+    const both = matmulAllThreads(a, b, 1, m, k, n, flags)
+    assert.equal(Array.from(both), Array.from(cpu.matmul(a, b, m, k, n, flags)), `caller + workers ${JSON.stringify(flags)}`)
+  }
+  assert.ok(parallelInfo().blocksByWorkers > before, 'workers took no blocks')
+})
+
+test('gpu.js trap 1 is real, and avoided: a loop bounded by an argument stops at 1000; ours, bounded by a constant, does not', () => {
+  const gpu = new GPU({ mode: 'webasm' })
+  const byArgument = gpu.createKernel(function (this: { thread: { x: number } }, a: Float32Array, k: number) {
+    let s = 0
+    for (let p = 0; p < k; p++) s += a[p]
+    return s + this.thread.x * 0
+  }, { output: [1] })
+  const ones = new Float32Array(1500).fill(1)
+  const naive = byArgument(ones, 1500)
+  assert.ok(naive instanceof Float32Array && naive[0] === 1000, `expected the trap (1000), got ${String(naive)}`)
+  byArgument.destroy()
+  const ours = new GpuMatmul('webasm').run(ones, ones, 1, 1, 1500, 1) // (1, 1500) · (1500, 1)
+  assert.ok(ours instanceof Float32Array && ours[0] === 1500, `gpu.js matmul over K = 1500 gave ${String(ours)}`)
+})
+
+test('gpu.js traps 2–3 avoided: alternating shapes on one instance stay correct (webasm and cpu modes)', () => {
+  manualSeed(4)
+  for (const mode of ['webasm', 'cpu'] as const) {
+    const gm = new GpuMatmul(mode, { cacheSize: 4 })
+    for (const [m, k, n] of [[5, 9, 3], [3, 4, 12], [5, 9, 3], [12, 4, 3], [3, 4, 12]]) {
+      const a = rnd(m * k), b = rnd(k * n)
+      const got = gm.run(a, b, 1, m, k, n)
+      assert.ok(got instanceof Float32Array, `${mode}: result is one flat Float32Array`)
+      assertRelClose(got, matmulRef(a, b, m, k, n), `${mode} (${m},${k},${n})`)
+    }
+    gm.destroy()
+  }
+})
+
+test('gpu.js trap 4 avoided: the kernel cache never exceeds its bound and destroys what it evicts', () => {
+  const destroyed: string[] = []
+  const cache = new KernelCache<{ destroy(): void }>(2)
+  const make = (key: string) => () => ({ destroy: () => void destroyed.push(key) })
+  cache.get('a', make('a')); cache.get('b', make('b')); cache.get('a', make('a')) // a is now the most recent
+  cache.get('c', make('c'))
+  assert.equal(destroyed, ['b'])
+  assert.is(cache.size, 2)
+  manualSeed(5)
+  const gm = new GpuMatmul('webasm', { cacheSize: 3 })
+  for (let n = 1; n <= 6; n++) {
+    const a = rnd(2 * 3), b = rnd(3 * n)
+    assertRelClose(gm.run(a, b, 1, 2, 3, n) as Float32Array, matmulRef(a, b, 2, 3, n), `n = ${n}`)
+    assert.ok(gm.cache.size <= 3, `cache holds ${gm.cache.size} kernels`)
+  }
+  assert.is(gm.cache.destroyed, 3, 'the three evicted kernels were destroyed')
+  const a = rnd(6), b = rnd(3)
+  assertRelClose(gm.run(a, b, 1, 2, 3, 1) as Float32Array, matmulRef(a, b, 2, 3, 1), 'an evicted shape, compiled again')
+  gm.destroy()
+})
+
+test('webgpu and headlessgl: open where a GPU is found, otherwise fail fast with the reason', () => {
+  for (const mode of ['webgpu', 'headlessgl'] as const) {
+    if (gpuPaths.has(mode)) continue
+    const why = gpuFailures.get(mode) ?? ''
+    assert.ok(why.startsWith(`gpu.js ${mode}:`), `${mode}: ${why}`)
+  }
+  if (!gpuPaths.has('headlessgl')) assert.throws(() => setBackend('gpujs', { gpujsMode: 'headlessgl' }), /setBackend\('gpujs'\): no gpu.js mode works here: gpujs headlessgl: /)
+})
+
+test('a failing worker is reported, not waited for', () => {
+  const pool = new WorkerPool(1, new URL('../src/kernels/parallel.ts', import.meta.url).href, 'noSuchEntry')
+  pool.waitReady(20_000)
+  assert.match(pool.failure, /noSuchEntry/)
+})
+
+/** Four SGD steps of a 128→128→16 MLP (products above every threshold) under the current backend. */
+function lossCurve(): number[] {
+  manualSeed(6)
+  const x = uniform([128, 128]), y = uniform([128, 16])
+  const w1 = uniform([128, 128], 0.1, true), b1 = uniform([128], 0.1, true)
+  const w2 = uniform([16, 128], 0.1, true), b2 = uniform([16], 0.1, true)
+  const params = [w1, b1, w2, b2]
+  const losses: number[] = []
+  for (let step = 0; step < 4; step++) {
+    const loss = mseLoss(linear(relu(linear(x, w1, b1)), w2, b2), y)
+    for (const p of params) p.grad = null
+    loss.backward()
+    for (const p of params) for (let i = 0; i < p.size; i++) p.data[i] -= 0.5 * p.grad!.data[i] // p.grad! : backward reached every parameter
+    losses.push(loss.data[0])
+  }
+  return losses
+}
+
+test('training: the loss curve is the same whichever backend runs matmul (parallel bit-identical, gpu.js to 1e-4)', () => {
+  setBackend('cpu')
+  const want = lossCurve()
+  assert.ok(want[3] < want[0], `the loss should fall: ${want}`)
+  const runs: [string, () => void][] = [['parallel', () => setBackend('parallel')]]
+  for (const mode of gpuPaths.keys()) runs.push([`gpujs ${mode}`, () => setBackend('gpujs', { gpujsMode: mode })])
+  for (const [name, use] of runs) {
+    if (name === 'parallel' && !parallelReady) continue
+    use()
+    const got = lossCurve()
+    if (name === 'parallel') assert.equal(got, want, 'parallel')
+    else got.forEach((l, i) => assert.ok(Math.abs(l - want[i]) <= 1e-4 * want[i], `${name} step ${i}: ${l} vs cpu ${want[i]}`))
+  }
+  setBackend('cpu')
+})
+
+test('setBackend/backendInfo: say what runs and why; cpu restores the CPU table; bad names fail clearly', () => {
+  if (parallelReady) {
+    const info = setBackend('parallel')
+    assert.is(info.backend, 'parallel')
+    assert.match(info.matmul, /threads/)
+    assert.is.not(K.matmul, cpu.matmul)
+  }
+  const gpu = setBackend('gpujs', { gpujsMode: 'webasm' })
+  assert.is(gpu.gpujsMode, 'webasm')
+  assert.is(backendInfo().backend, 'gpujs')
+  setBackend('cpu')
+  for (const name of Object.keys(cpu) as (keyof Kernels)[]) assert.ok(K[name] === cpu[name], `K.${name} is back on the CPU table`)
+  assert.is(backendInfo().backend, 'cpu')
+  // @ts-expect-error: not a backend
+  assert.throws(() => setBackend('tpu'), /unknown backend 'tpu'/)
+})
+
+test('auto: probes cpu, parallel and gpu.js, keeps the fastest that proved correct, and says so', () => {
+  const info = setBackend('auto')
+  assert.is(info.requested, 'auto')
+  const cpuProbe = info.probes.find((p) => p.path === 'cpu')
+  assert.ok(cpuProbe?.gflops !== undefined && cpuProbe.gflops > 0, JSON.stringify(info.probes))
+  assert.match(info.reason, /probed at 256³/)
+  setBackend('cpu')
+})
+
+/** Run `node ...args`; resolve with its exit code and output (killed after 30 s: a hang fails the test instead of the suite). */
+function runNode(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { timeout: 30_000 })
+    let stdout = '', stderr = ''
+    child.stdout.on('data', (chunk) => (stdout += chunk))
+    child.stderr.on('data', (chunk) => (stderr += chunk))
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+test('processes using the workers exit by themselves, under `node --import tsx` and under the tsx CLI', async () => {
+  const script = [
+    "import { setBackend, matmul, tensor } from './src/index.ts'",
+    "setBackend('gpujs', { gpujsMode: 'webasm-threads' }); setBackend('parallel')",
+    'const x = tensor(new Float32Array(200 * 200).fill(1), [200, 200])',
+    'process.stdout.write(String(matmul(x, x).data[0]))',
+  ].join('\n')
+  const runners = [['--import', 'tsx', '--input-type=module', '-e', script], ['node_modules/tsx/dist/cli.mjs', '-e', script]]
+  const results = await Promise.all(runners.map(runNode))
+  results.forEach(({ code, stdout, stderr }, i) => {
+    assert.is(code, 0, `${runners[i][0]}: exit ${code} ${stderr}`)
+    assert.is(stdout.trim(), '200', runners[i][0])
+  })
+})
+
+test.run()
