@@ -4,7 +4,7 @@
 import { existsSync, readdirSync } from 'node:fs'
 import { K, cpu, useKernels } from './kernels'
 import * as parallel from './kernels/parallel'
-import { openGpujs, gpujsTable, GPUJS_MIN_FLOPS, type GpujsMode, type GpujsPath } from './kernels/gpu'
+import { openGpujs, gpujsTable, GPUJS_MIN_FLOPS, type GpujsMode, type GpujsPath, type MatmulRun } from './kernels/gpu'
 
 export type BackendName = 'cpu' | 'parallel' | 'gpujs' | 'auto'
 export type BackendOptions = { gpujsMode?: GpujsMode; timeoutMs?: number }
@@ -54,7 +54,8 @@ export function setBackend(name: BackendName, options: BackendOptions = {}): Bac
 
 /** Which backend runs matmul, for which sizes, and why (including what probing found). */
 export function backendInfo(): BackendInfo {
-  return { ...info, parallel: parallel.parallelInfo() }
+  const broken = info.gpujsMode && opened.get(info.gpujsMode)?.failure()
+  return { ...info, reason: broken ? `${info.reason}; gpu.js failed since, the CPU runs its products: ${broken}` : info.reason, parallel: parallel.parallelInfo() }
 }
 
 function install(backend: BackendInfo['backend'], requested: BackendName, table: typeof CPU_TABLE, reason: string, probes: Probe[], gpujsMode?: GpujsMode): BackendInfo {
@@ -112,22 +113,29 @@ function gflops(run: (a: Float32Array, b: Float32Array) => Float32Array, n = PRO
   return (2 * n ** 3) / times[1] / 1e6
 }
 
-/** auto: time the CPU table, the parallel path and the best gpu.js mode at PROBE_SIZE³; keep the fastest. */
+/**
+ * auto: time the CPU table, the parallel path and the first gpu.js mode that opens at PROBE_SIZE³, and keep
+ * the fastest; leaving the CPU table takes a gain of MIN_GAIN. Products too small for gpu.js go to the
+ * faster of cpu and parallel.
+ */
 function probeAuto(options: BackendOptions): BackendInfo {
   const n = PROBE_SIZE
-  const probes: Probe[] = [{ path: 'cpu', ok: true, gflops: gflops((a, b) => cpu.matmul(a, b, n, n, n, { transB: true })), note: 'TS kernels, 1 thread' }]
+  const speed = (run: MatmulRun) => gflops((a, b) => run(a, b, 1, n, n, n, { transB: true }))
+  const cpuSpeed = speed(cpu.matmulBatched)
+  const probes: Probe[] = [{ path: 'cpu', ok: true, gflops: cpuSpeed, note: 'TS kernels, 1 thread' }]
   const started = parallel.startParallel(options.timeoutMs)
-  if (started.failure) probes.push({ path: 'parallel', ok: false, note: started.failure })
-  else probes.push({ path: 'parallel', ok: true, gflops: gflops((a, b) => parallel.matmul(a, b, n, n, n, { transB: true })), note: `${started.threads} threads` })
+  const parallelSpeed = started.failure ? 0 : speed(parallel.matmulBatched)
+  probes.push(started.failure ? { path: 'parallel', ok: false, note: started.failure } : { path: 'parallel', ok: true, gflops: parallelSpeed, note: `${started.threads} threads` })
   const path = openFirst(gpujsCandidates(probes), options, probes)
-  if (path) probes.push({ path: `gpujs ${path.mode}`, ok: true, gflops: gflops((a, b) => path.run(a, b, 1, n, n, n, { transB: true })), note: 'self-check passed' })
-  const timed = probes.filter((p) => p.gflops !== undefined)
-  const best = timed.reduce((x, y) => ((y.gflops ?? 0) > (x.gflops ?? 0) ? y : x))
-  const summary = `probed at ${n}³: ${timed.map((p) => `${p.path} ${p.gflops?.toFixed(1)}`).join(', ')} GFLOP/s`
-  if (best.path === 'cpu' || (best.gflops ?? 0) < MIN_GAIN * (probes[0].gflops ?? 0)) return install('cpu', 'auto', CPU_TABLE, `${summary} → cpu`, probes)
-  if (best.path === 'parallel') return install('parallel', 'auto', parallel, `${summary} → parallel`, probes)
-  const below = started.failure ? CPU_TABLE : parallel // small products: the faster CPU path
-  return install('gpujs', 'auto', gpujsTable(path!.run, below), `${summary} → ${best.path}`, probes, path!.mode) // path! : best is a gpujs probe, so path opened
+  const gpuSpeed = path ? speed(path.run) : 0
+  if (path) probes.push({ path: `gpujs ${path.mode}`, ok: true, gflops: gpuSpeed, note: 'self-check passed' })
+  const summary = `probed at ${n}³: ${probes.filter((p) => p.gflops !== undefined).map((p) => `${p.path} ${p.gflops?.toFixed(1)}`).join(', ')} GFLOP/s`
+  const cpuSide = parallelSpeed >= MIN_GAIN * cpuSpeed ? 'parallel' : 'cpu'
+  const cpuSideSpeed = Math.max(cpuSpeed, cpuSide === 'parallel' ? parallelSpeed : 0)
+  // TODO: on a GPU machine, time gpu.js against the CPU side at 64³–1024³ and set its threshold from the crossover (untested: no GPU here)
+  if (path && gpuSpeed >= MIN_GAIN * cpuSideSpeed) return install('gpujs', 'auto', gpujsTable(path.run, cpuSide === 'parallel' ? parallel : CPU_TABLE), `${summary} → gpujs ${path.mode}`, probes, path.mode)
+  if (cpuSide === 'parallel') return install('parallel', 'auto', parallel, `${summary} → parallel`, probes)
+  return install('cpu', 'auto', CPU_TABLE, `${summary} → cpu`, probes)
 }
 
 /**

@@ -214,6 +214,16 @@ test('auto: probes cpu, parallel and gpu.js, keeps the fastest that proved corre
   setBackend('cpu')
 })
 
+test('a bridge worker that stops mid-run: products fall back to the CPU table and failure() says why', () => {
+  const path = gpuPaths.get('webasm-threads')
+  if (!path) return console.log(`  (skipped: ${gpuFailures.get('webasm-threads')})`)
+  path.close() // retires the worker, as a lost device or a crash would
+  manualSeed(7)
+  const a = rnd(33 * 65), b = rnd(65 * 9)
+  assertRelClose(path.run(a, b, 1, 33, 65, 9, {}), matmulRef(a, b, 33, 65, 9), 'after close')
+  assert.is(path.failure(), 'closed')
+})
+
 /** Run `node ...args`; resolve with its exit code and output (killed after 30 s: a hang fails the test instead of the suite). */
 function runNode(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

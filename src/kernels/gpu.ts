@@ -122,7 +122,7 @@ export class GpuMatmul {
 /** Run op(A)·op(B) for `batch` products, synchronously. */
 export type MatmulRun = (a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, flags: MatmulFlags) => Float32Array
 /** An opened gpu.js path: its mode, a synchronous runner, and how to release it. */
-export type GpujsPath = { mode: GpujsMode; run: MatmulRun; close(): void }
+export type GpujsPath = { mode: GpujsMode; run: MatmulRun; close(): void; /** why it stopped working since it opened ('' if it did not) */ failure(): string }
 
 /**
  * Open one gpu.js mode, prove it right (K > 1000, all three variants, batched) and return it; throws an
@@ -144,7 +144,7 @@ export function openGpujs(mode: GpujsMode, { timeoutMs = 30_000, cacheSize = KER
     gm.destroy()
     throw err
   }
-  return { mode, run, close: () => gm.destroy() }
+  return { mode, run, close: () => gm.destroy(), failure: () => '' }
 }
 
 /** Kernel-table entries that send products of ≥ minFlops (batch·m·k·n) to `run`, the rest to `fallback`. */
@@ -185,7 +185,7 @@ function openBridge(mode: 'webgpu' | 'webasm-threads', timeoutMs: number, cacheS
   pool.waitReady(timeoutMs)
   if (pool.failure) throw new Error(`gpu.js ${mode}: ${pool.failure}`)
   const run: MatmulRun = (a, b, batch, m, k, n, { transA = false, transB = false }) => {
-    if (pool.failure) throw new Error(`gpu.js ${mode}: ${pool.failure}`)
+    if (pool.failure) return cpuMatmulBatched(a, b, batch, m, k, n, { transA, transB }) // failure() says why
     const aSize = batch * m * k, bSize = batch * k * n
     const data = pool.reserve(aSize + bSize + batch * m * n)
     data.set(a.subarray(0, aSize), 0)
@@ -193,11 +193,16 @@ function openBridge(mode: 'webgpu' | 'webasm-threads', timeoutMs: number, cacheS
     const ctl = pool.ctl
     ctl[BATCH] = batch; ctl[M] = m; ctl[K] = k; ctl[N] = n; ctl[TRANS_A] = Number(transA); ctl[TRANS_B] = Number(transB)
     const taken = pool.post()
-    if (taken.length === 0) throw new Error(`gpu.js ${mode}: the bridge worker is not idle`)
-    pool.join(taken) // throws with the worker's error, if it had one
+    try {
+      if (taken.length === 0) throw new Error('the bridge worker was not idle')
+      pool.join(taken) // throws with the worker's error, if it had one
+    } catch (err) {
+      pool.retire(err instanceof Error ? err.message : String(err)) // e.g. a lost device: the CPU from now on
+      return cpuMatmulBatched(a, b, batch, m, k, n, { transA, transB })
+    }
     return data.slice(aSize + bSize, aSize + bSize + batch * m * n)
   }
-  return { mode, run, close: () => pool.retire('closed') }
+  return { mode, run, close: () => pool.retire('closed'), failure: () => pool.failure }
 }
 
 /** Worker entry for bridge modes (run by worker.mjs): open gpu.js in async mode, self-check, then serve jobs. */
