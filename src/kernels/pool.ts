@@ -46,6 +46,7 @@ export class WorkerPool {
     for (let w = 0; w < this.size; w++) {
       const { port1, port2 } = new MessageChannel()
       const init: WorkerInit = { module: this.module, entry: this.entry, index: w, stateSlot: STATES + w, ctl: this.ctl.buffer as SharedArrayBuffer, port: port2, options: this.options }
+      // NOTE: no inherited execArgv: worker.mjs loads TypeScript itself, and the caller's flags can include `-e <script>`
       const worker = new Worker(new URL('./worker.mjs', import.meta.url), { workerData: init, transferList: [port2], execArgv: [] })
       worker.on('error', (err) => this.fail(w, `worker ${w} crashed: ${err.message}`))
       worker.unref()
