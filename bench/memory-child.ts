@@ -1,11 +1,25 @@
 // One peak-memory measurement in a process of its own: `tsx bench/memory-child.ts <tenny|tfjs> <backend>
 // <full|lora> <steps>` trains the tiny GPT for a few steps and prints one JSON line. Only the measured
 // engine is imported, so neither engine's code or weights count against the other.
+import { readFileSync } from 'node:fs'
 import { TINY_GPT, BATCH, LORA, SEED, ADAMW, batchData } from './config'
 
 export type MemoryReport = { loadedMB: number; builtMB: number; peakMB: number; stepMs: number; loss: number }
 
 const mb = (bytes: number) => bytes / (1024 * 1024)
+
+/**
+ * Peak RSS of this process in MB. NOTE: not process.resourceUsage().maxRSS: Linux keeps ru_maxrss across
+ * fork + exec, so a child would report its parent's RSS at spawn whenever that was larger. VmHWM belongs
+ * to the address space exec created, so it counts this process only.
+ */
+function peakMB(): number {
+  try {
+    const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))
+    if (hwm) return Number(hwm[1]) / 1024
+  } catch { /* not Linux */ }
+  return process.resourceUsage().maxRSS / 1024
+}
 
 async function main(): Promise<void> {
   const [engine, backend, mode, stepsArg] = process.argv.slice(2)
@@ -36,7 +50,7 @@ async function main(): Promise<void> {
   const t0 = performance.now()
   for (let i = 0; i < steps; i++) loss = step()
   const stepMs = (performance.now() - t0) / steps
-  const report: MemoryReport = { loadedMB, builtMB, peakMB: process.resourceUsage().maxRSS / 1024, stepMs, loss }
+  const report: MemoryReport = { loadedMB, builtMB, peakMB: peakMB(), stepMs, loss }
   console.log(JSON.stringify(report))
 }
 

@@ -40,7 +40,7 @@ export function memoryRows({ quick, tennyBackends, tfBackends }: MemoryOptions):
       }
       const ok = reports.filter((r): r is MemoryReport => typeof r !== 'string')
       const peaks = ok.map((r) => r.peakMB)
-      row.cells[column] = { value: Math.max(...peaks), method: `the larger maxRSS of ${repeats} child process(es), ${steps} step(s) each`, samples: repeats }
+      row.cells[column] = { value: Math.max(...peaks), method: `the larger peak RSS (VmHWM) of ${repeats} child process(es), ${steps} step(s) each`, samples: repeats }
       row.notes.push(`${column}: ${peaks.map((p) => p.toFixed(0)).join(' and ')} MB peak, ${ok[0].loadedMB.toFixed(0)} MB with the engine loaded before the model`)
     }
   }
