@@ -91,18 +91,18 @@ const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
 export function svg(rows: Row[], meta: Meta): string {
   const { tfjs } = columnsOf(rows)
   const colors = ['#e07a5f', '#3d5a80', '#81b29a', '#f2cc8f']
-  const bar = 9, gap = 4, labelW = 430, plotW = 420, top = 56, maxLog = 4 // ±16×
+  const bar = 9, gap = 4, labelW = 430, margin = 45, plotW = 420, top = 56, maxLog = 4 // ±16×; margin holds a left bar's value label
   const rowH = tfjs.length * bar + gap * 2
   const height = top + rows.length * rowH + 40
-  const x0 = labelW + plotW / 2
+  const x0 = labelW + margin + plotW / 2
   const scale = (adv: number) => (Math.max(-maxLog, Math.min(maxLog, Math.log2(adv))) / maxLog) * (plotW / 2)
   const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${labelW + plotW + 150}" height="${height}" font-family="sans-serif" font-size="11">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${labelW + margin + plotW + 150}" height="${height}" font-family="sans-serif" font-size="11">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="10" y="18" font-size="14" font-weight="bold">Tenny vs TensorFlow.js: how many times better Tenny's best backend is (log scale)</text>`,
     `<text x="10" y="36" fill="#555">${esc(`${meta.date}, ${meta.cpu}, ${meta.cores} cores, Node ${meta.node}, ${meta.mode}. Right of 1×: Tenny faster / smaller; left: tfjs.`)}</text>`,
   ]
-  tfjs.forEach((c, i) => out.push(`<rect x="${labelW + plotW + 10}" y="${top + i * 16}" width="10" height="10" fill="${colors[i % colors.length]}"/><text x="${labelW + plotW + 24}" y="${top + i * 16 + 9}">vs ${esc(c)}</text>`))
+  tfjs.forEach((c, i) => out.push(`<rect x="${labelW + margin + plotW + 10}" y="${top + i * 16}" width="10" height="10" fill="${colors[i % colors.length]}"/><text x="${labelW + margin + plotW + 24}" y="${top + i * 16 + 9}">vs ${esc(c)}</text>`))
   for (let t = -maxLog; t <= maxLog; t++) {
     const x = x0 + (t / maxLog) * (plotW / 2)
     out.push(`<line x1="${x}" y1="${top - 6}" x2="${x}" y2="${height - 30}" stroke="${t === 0 ? '#000' : '#ddd'}"/>`)
