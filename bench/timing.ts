@@ -8,6 +8,8 @@ export type Cell = { value: number; method: string; rme?: number; samples: numbe
 
 /** A table row: one workload, one cell per engine column ('Tenny cpu', 'tfjs wasm', ...). */
 export type Row = {
+  /** which bench/index.ts section measured it: matmul, mlp, gpt or memory */
+  suite?: string
   section: string
   name: string
   unit: 'ms' | 'tok/s' | 'MB'
