@@ -11,15 +11,19 @@ import { CharTokenizer, normalize } from './lib/tokenizer'
 import { question } from './lib/data'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const { values: flags } = parseArgs({ options: { out: { type: 'string', default: join(root, 'examples', 'data') }, seed: { type: 'string', default: '0' } } })
+const { values: flags } = parseArgs({ options: {
+  out: { type: 'string', default: join(root, 'examples', 'data') }, seed: { type: 'string', default: '0' }, 'max-line': { type: 'string', default: '80' }, split: { type: 'string', default: '80,10,10' },
+} })
 
 // Public API only: src/kernels/ is reached through the table K, not by users, and repeats op names.
 const SOURCES = ['ops', 'nn', 'src']
 const SKIP_DIRS = new Set(['kernels'])
-// The example's default prompt asks about these, so they must be trained questions, never held out.
-const ALWAYS_TRAIN = ['relu', 'LoRALinear']
-// A whole line (question + answer) fits the base model's 128-token context with its end mark ('\n').
-const MAX_LINE = 127
+// Always trained, never held out: the example's default prompt (softmax), the seed tutorial's question (relu, once
+// it has a docstring) and the tutorial's subject (LoRALinear).
+const ALWAYS_TRAIN = ['softmax', 'relu', 'LoRALinear']
+// Answers are the docstring's first sentence(s), each whole line (question + answer) at most 80 characters:
+// short enough for the tiny base to memorise in a two-minute fine-tune, long enough to say what a function does.
+const MAX_LINE = Number(flags['max-line'])
 
 function tsFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name)).flatMap((e) =>
@@ -71,7 +75,8 @@ for (let i = names.length - 1; i > 0; i--) {
   const j = randomInt(0, i + 1)
   ;[names[i], names[j]] = [names[j], names[i]]
 }
-const nTest = Math.round(names.length * 0.1), nValid = Math.round(names.length * 0.1)
+const [, pValid, pTest] = flags.split.split(',').map((x) => Number(x) / 100)
+const nTest = Math.round(names.length * pTest), nValid = Math.round(names.length * pValid)
 const held = names.filter((n) => !ALWAYS_TRAIN.includes(n)).slice(0, nTest + nValid)
 const splits: Record<string, string[]> = {
   train: names.filter((n) => !held.includes(n)),
