@@ -1,0 +1,92 @@
+// The example fine-tune end to end, as a child process with tiny settings: it writes adapters that load back
+// onto the base, validation loss falls, and bad input ends in one clear line and exit code 1.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync, copyFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { nn } from '../src/index'
+import { loadBase } from '../examples/lib/checkpoint'
+
+const root = join(import.meta.dirname, '..')
+const base = join(root, 'examples', 'base', 'base.safetensors')
+const dir = mkdtempSync(join(tmpdir(), 'tenny-example-'))
+const adapters = join(dir, 'out', 'adapters.safetensors')
+
+/** A small copy of the Q&A data: the first lines of each split. */
+function smallData(name: string, lines: { train: number; valid: number; test: number }): string {
+  const out = join(dir, name)
+  mkdirSync(out, { recursive: true })
+  for (const [split, n] of Object.entries(lines)) {
+    const rows = readFileSync(join(root, 'examples', 'data', `${split}.jsonl`), 'utf8').split('\n').filter(Boolean)
+    writeFileSync(join(out, `${split}.jsonl`), rows.slice(0, n).join('\n') + '\n')
+  }
+  return out
+}
+
+function example(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' }
+  delete env.TENNY_DEBUG // so errors print one line, not a stack
+  const run = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'examples', 'lora-finetune.ts'), ...args], { cwd: root, encoding: 'utf8', env })
+  return { status: run.status, stdout: run.stdout, stderr: run.stderr }
+}
+
+/** Exit code 1 and exactly one line on stderr, containing `message`, with no stack trace. */
+function failsClearly(run: ReturnType<typeof example>, message: RegExp): void {
+  assert.is(run.status, 1, `exit code (stderr: ${run.stderr})`)
+  const lines = run.stderr.trim().split('\n')
+  assert.is(lines.length, 1, `one line on stderr, got:\n${run.stderr}`)
+  assert.match(lines[0], /^error: /)
+  assert.match(lines[0], message)
+  assert.not.match(run.stderr, /\n\s+at /)
+}
+
+test('a few steps of fine-tuning write adapters that load onto the base, and validation loss falls', () => {
+  const data = smallData('data', { train: 16, valid: 4, test: 4 })
+  const run = example('--train', '--iters', '6', '--batch-size', '4', '--steps-per-eval', '3', '--lr', '1e-2', '--max-tokens', '8', '--data', data, '--adapter-file', adapters)
+  assert.is(run.status, 0, run.stderr)
+  assert.match(run.stdout, /trainable params: [\d,]+ \|\| all params: [\d,]+ \|\| trainable%/)
+  for (const file of ['adapters.safetensors', 'adapter_config.json', 'loss.svg', 'train-log.json']) assert.ok(existsSync(join(dir, 'out', file)), file)
+  const log = JSON.parse(readFileSync(join(dir, 'out', 'train-log.json'), 'utf8'))
+  const valid: [number, number][] = log.valid
+  assert.equal(valid.map(([step]) => step), [0, 3, 6])
+  assert.ok(valid[2][1] < valid[0][1], `validation loss ${valid[0][1]} → ${valid[2][1]}`)
+
+  const { model } = loadBase(base)
+  const { paths } = nn.loadAdapters(model, adapters)
+  assert.is(paths.length, 6 * model.config.nLayer + 1) // q, k, v, out, fc, proj of every block, and the LM head
+  assert.ok(nn.loraLayers(model).some(([, l]) => l.loraB.data.some((x) => x !== 0)), 'trained B is not all zeros')
+})
+
+test('a non-numeric flag is one clear error with exit code 1', () => {
+  failsClearly(example('--iters', 'lots'), /--iters must be an integer >= 1, got "lots"/)
+})
+
+test('a malformed jsonl line is reported as file:line', () => {
+  const data = smallData('bad-data', { train: 3, valid: 2, test: 2 })
+  writeFileSync(join(data, 'valid.jsonl'), '{"text": "Q: fine\\nA: yes"}\n{"text": oops}\n')
+  failsClearly(example('--train', '--iters', '1', '--data', data, '--adapter-file', join(dir, 'bad', 'a.safetensors')), /valid\.jsonl:2: not valid JSON/)
+})
+
+test('a missing data dir, an unknown prompt character and an adapter from another base are clear errors', () => {
+  failsClearly(example('--train', '--data', join(dir, 'nowhere')), /data directory .*nowhere does not exist/)
+  failsClearly(example('--prompt', 'Q: What is ∂ in tenny?'), /--prompt has the character "∂" \(U\+2202\) at position 11/)
+  const other = join(dir, 'other-base.safetensors') // same shapes, one weight changed: another base
+  copyFileSync(base, other)
+  const bytes = readFileSync(other)
+  bytes[bytes.length - 1] ^= 0x40
+  writeFileSync(other, bytes)
+  failsClearly(example('--prompt', 'Q: x', '--base', other, '--adapter-file', adapters), /was trained on another base model/)
+})
+
+test('a missing or damaged base checkpoint is one clear error', () => {
+  failsClearly(example('--prompt', 'Q: x', '--base', join(dir, 'none.safetensors')), /base checkpoint .*none\.safetensors not found/)
+  const broken = join(dir, 'broken.safetensors')
+  writeFileSync(broken, readFileSync(base).subarray(0, 1000))
+  failsClearly(example('--prompt', 'Q: x', '--base', broken), /broken\.safetensors/)
+})
+
+test.after(() => rmSync(dir, { recursive: true, force: true }))
+
+test.run()
