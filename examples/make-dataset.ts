@@ -1,12 +1,12 @@
 // Build the fine-tune data from Tenny's own API docs, as the seed tutorial built MLX's from its docstrings:
 // every exported function and class in src/, ops/ and nn/ with a JSDoc becomes one line
-// {"text": "Q: What is relu in tenny?\nA: <its docstring>"}, split (seeded) into train / valid / test.
+// {"text": "Q: What is relu in tenny?\nA: <its docstring>"}, split (seeded, by name) into train / valid / test.
 //   npx tsx examples/make-dataset.ts [--out examples/data] [--seed 0]
 import { readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs'
 import { join, dirname, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { manualSeed, randomInt } from '../src/random'
+import { createHash } from 'node:crypto'
 import { CharTokenizer, normalize } from './lib/tokenizer'
 import { question } from './lib/data'
 
@@ -68,21 +68,16 @@ for (const file of SOURCES.flatMap((d) => tsFiles(join(root, d)))) {
   }
 }
 
-// Seeded Fisher–Yates shuffle, then 80 / 10 / 10.
-manualSeed(Number(flags.seed))
+// Each question's split is decided by a hash of the seed and its name, not by shuffling the list, so a rerun
+// after more functions get docstrings only adds lines: no question ever moves between train, valid and test.
+const [pTrain, pValid] = flags.split.split(',').map((x) => Number(x) / 100)
+const where = (name: string): string => {
+  if (ALWAYS_TRAIN.includes(name)) return 'train'
+  const u = createHash('sha256').update(`${flags.seed}:${name}`).digest().readUInt32BE(0) / 2 ** 32 // uniform in [0, 1)
+  return u < pTrain ? 'train' : u < pTrain + pValid ? 'valid' : 'test'
+}
 const names = [...docs.keys()].sort()
-for (let i = names.length - 1; i > 0; i--) {
-  const j = randomInt(0, i + 1)
-  ;[names[i], names[j]] = [names[j], names[i]]
-}
-const [, pValid, pTest] = flags.split.split(',').map((x) => Number(x) / 100)
-const nTest = Math.round(names.length * pTest), nValid = Math.round(names.length * pValid)
-const held = names.filter((n) => !ALWAYS_TRAIN.includes(n)).slice(0, nTest + nValid)
-const splits: Record<string, string[]> = {
-  train: names.filter((n) => !held.includes(n)),
-  valid: held.slice(nTest),
-  test: held.slice(0, nTest),
-}
+const splits: Record<string, string[]> = Object.fromEntries(['train', 'valid', 'test'].map((split) => [split, names.filter((n) => where(n) === split)]))
 
 mkdirSync(flags.out, { recursive: true })
 for (const [split, list] of Object.entries(splits)) {
