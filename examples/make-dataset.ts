@@ -1,7 +1,7 @@
 // Build the fine-tune data from Tenny's own API docs, as the seed tutorial built MLX's from its docstrings:
 // every exported function and class in src/, ops/ and nn/ with a JSDoc becomes one line
 // {"text": "Q: What is relu in tenny?\nA: <its docstring>"}, split (seeded, by name) into train / valid / test.
-//   npx tsx examples/make-dataset.ts [--out examples/data] [--seed 0]
+//   npx tsx examples/make-dataset.ts [--out examples/data] [--seed 0] [--max-line 80] [--split 80,10,10]
 import { readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs'
 import { join, dirname, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
