@@ -13,6 +13,7 @@ export const PARALLEL_MIN_FLOPS = 96 * 96 * 96
 /** Below 8 rows of C a product has too few 4-row blocks to share (and the CPU's m < 4 path differs). */
 const MIN_ROWS = 8
 const MAX_WORKERS = 7
+const BLOCK_ROWS = 4
 
 // job parameters in the pool's ctl: the next free block, blocks done by workers, and the shape
 const NEXT = PARAMS, BY_WORKERS = PARAMS + 1, BATCH = PARAMS + 2, M = PARAMS + 3, K = PARAMS + 4, N = PARAMS + 5, ROWS = PARAMS + 6, ITEMS = PARAMS + 7
@@ -71,8 +72,9 @@ export function matmulAllThreads(a: Float32Array, b: Float32Array, batch: number
     data.set(transB ? bT : transpose2d(bT, k, n), aSize + t * n * k) // B' = op(B)ᵀ: (n, k)
   }
   data.fill(0, aSize + bSize, aSize + bSize + cSize) // matmulNT accumulates
-  // ~8 blocks per thread balance a noisy machine; a block is a multiple of 4 rows (matmulNT's unroll)
-  const rows = Math.min(m, 4 * Math.max(1, Math.ceil((batch * m) / ((p.size + 1) * 8) / 4)))
+  // blocks of 4 rows (matmulNT's unroll): each streams all of B'_t, as matmulNT does per 4 rows anyway, and the
+  // wait for a thread's last block stays short when the OS deschedules it (the VM is shared)
+  const rows = BLOCK_ROWS
   const ctl = p.ctl
   ctl[BATCH] = batch; ctl[M] = m; ctl[K] = k; ctl[N] = n; ctl[ROWS] = rows
   ctl[ITEMS] = batch * Math.ceil(m / rows)
