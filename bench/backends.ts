@@ -14,12 +14,12 @@ const quick = arg('quick') !== undefined
 const sizes = (arg('sizes') ?? (quick ? '64,128,256,512' : '64,128,256,512,1024')).split(',').map(Number)
 const NN: MatmulFlags = {}, NT: MatmulFlags = { transB: true }, TN: MatmulFlags = { transA: true }
 
-/** Median seconds of `run` after one untimed call; repeats up to ~0.3 s of work (at least 1, at most 7 times). */
+/** Median seconds of `run` after ≥ 50 ms of untimed calls (JIT, compile); repeats up to ~0.3 s of work (1 to 50 times). */
 function seconds(run: () => void): number {
-  run()
+  for (const t0 = performance.now(); performance.now() - t0 < 50;) run()
   const times: number[] = []
   let total = 0
-  while (times.length < 7 && (times.length === 0 || total < 0.3)) {
+  while (times.length < 50 && (times.length === 0 || total < 0.3)) {
     const t0 = performance.now()
     run()
     const dt = (performance.now() - t0) / 1000

@@ -16,9 +16,10 @@ type Dims = { M: number; K: number; N: number }
 type This = IKernelFunctionThis<Dims>
 
 /**
- * Products with batch·m·k·n below this stay on the fallback table. A gpu.js call costs ~0.1–0.3 ms before
- * any arithmetic (webasm here, bench/backends.ts) and a first call per shape compiles (10–50 ms).
- * NOTE: untested on a real GPU; a discrete GPU's crossover is likely higher (transfer cost), not lower.
+ * Products with batch·m·k·n below this stay on the fallback table: a first call per shape compiles (10–50 ms),
+ * which tiny products never pay back. On this CPU-only VM gpu.js never beats the TS kernels (bench/backends.ts:
+ * webasm ≤ 0.85 GFLOP/s sync, ≤ 1.5 threaded, against 3.3 for cpu NT), so only setBackend('gpujs') uses it.
+ * NOTE: untested on a real GPU; there the crossover is likely higher (upload and readback per call).
  */
 export const GPUJS_MIN_FLOPS = 64 * 64 * 64
 /** Compiled kernels kept per GpuMatmul: a training step of the tiny GPT uses ~15 shapes. */

@@ -6,10 +6,10 @@ import { matmulNT, transpose2d, matmul as cpuMatmul, matmulBatched as cpuMatmulB
 import { WorkerPool, WorkerEnd, PARAMS, BUSY, type WorkerInit } from './pool'
 
 /**
- * Products with m·k·n (× batch) below this stay on the CPU table. bench/backends.ts, 2-core EPYC VM
- * (2026-11-28): parallel/cpu was ~1.0× at 64³ (2.6e5), ~1.6× at 96³–128³ and ~1.9× from 256³ up.
+ * Products with m·k·n (× batch) below this stay on the CPU table. bench/backends.ts on the idle 2-core VM
+ * (Xeon, 2026-11-28), parallel NT / cpu NT: 0.88× at 48³, 1.12× at 64³, 1.61× at 80³, 1.87× at 128³, 2.1× at 256³+.
  */
-export const PARALLEL_MIN_FLOPS = 96 * 96 * 96
+export const PARALLEL_MIN_FLOPS = 80 * 80 * 80
 /** Below 8 rows of C a product has too few 4-row blocks to share (and the CPU's m < 4 path differs). */
 const MIN_ROWS = 8
 const MAX_WORKERS = 7
