@@ -204,6 +204,9 @@ async function main(): Promise<void> {
       nn.saveAdapters(adapterFile, model)
       recordAdapterBase(adapterFile, basePath, { iters: step, batchSize, lr, rank, alpha, targets, loraLayers: loraLayers ?? model.config.nLayer, quantize: bits })
       console.log(`Saved adapters to ${relative(process.cwd(), adapterFile)} (+ adapter_config.json)`)
+      // what ΔW = scale·B·A turned out to be, per layer (LoRA paper, section 7; nn/lora-report.ts)
+      console.log('\nWhat the adapters learned: rank of ΔW (at most r), its size next to W, and how much it amplifies directions W barely used')
+      nn.loraReport(model)
     }
     if (interrupted) process.exit(130)
   }

@@ -7,12 +7,13 @@ import { createHash } from 'node:crypto'
 import { Tensor } from '../src/tensor'
 import { rngState, setRngState } from '../src/random'
 import { K } from '../src/kernels'
-import { saveSafetensors, loadSafetensors, type StoredTensor } from '../src/safetensors'
-import { saveNpz, loadNpz, writeFileAtomic } from '../src/npy'
+import { saveSafetensors, loadSafetensors, writeFileAtomic, type StoredTensor } from '../src/safetensors'
+import { saveNpz, loadNpz } from '../src/npy'
 import { Module } from './module'
 import { Linear } from './linear'
 import { QuantizedLinear } from './quantized'
-import { LoRALinear, loraLayers } from './lora'
+import { LoRALinear } from './lora'
+import { loraLayers } from './lora-model'
 
 /** One layer's adapter as files carry it: A (rank, in) and B (out, rank) in PEFT/Tenny orientation. */
 type LayerAdapter = { path: string; loraA: Float32Array; loraB: Float32Array; rank: number; alpha: number; scale: number }

@@ -2,15 +2,14 @@
 // of ΔW = scale·B·A, its size next to W, how strongly it amplifies directions W barely used, and how much two
 // adapters' subspaces overlap. All of it from the factors: ΔW (out, in) is never formed.
 import { Tensor, noGrad } from '../src/tensor'
-import { K } from '../src/kernels'
 import { shapeStr } from '../src/shape'
 import { mul } from '../ops/elementwise'
 import { matmul } from '../ops/matmul'
 import { slice, transpose } from '../ops/movement'
 import * as linalg from '../ops/linalg'
 import { Module } from './module'
-import { QuantizedLinear } from './quantized'
-import { loraLayers, type LoRALinear } from './lora'
+import { type LoRALinear } from './lora'
+import { loraLayers } from './lora-model'
 
 const EPS32 = 2 ** -23
 
@@ -21,27 +20,21 @@ export type LoRALayerReport = {
   deltaRank: number // rank(ΔW), never above r
   singularValues: number[] // σ of ΔW, descending: min(r, out, in) of them
   deltaNorm: number // ‖ΔW‖_F
-  weightNorm: number // ‖W‖_F (dequantized for a quantized base)
+  weightNorm: number // ‖W‖_F of the original W (dequantized for a quantized base; W_res + W_r for PiSSA)
   relativeNorm: number // ‖ΔW‖_F / ‖W‖_F
   amplification: number // ‖ΔW‖_F / ‖Uᵀ·W·V‖_F, U and V the singular directions ΔW really uses
 }
 
-/** W (out, in) of the layer's base, dequantized if it is quantized. */
-function baseWeight(layer: LoRALinear): Tensor {
-  const base = layer.base
-  if (base instanceof QuantizedLinear) return new Tensor(K.dequantize(base.packed), [base.outFeatures, base.inFeatures])
-  return base.weight
-}
-
 /** The report for one adapter (by default the active one) of one LoRA layer. */
 export function adapterReport(layer: LoRALinear, adapter = layer.active, path = ''): LoRALayerReport {
-  const a = layer.adapter(adapter)
+  // a PiSSA adapter is measured as plain LoRA on the original W (rank ≤ 2r), like its adapter files: what training changed
+  const a = layer.plainAdapter(adapter)
   if (!a) throw new Error(`adapterReport: layer '${path}' has no adapter named '${adapter}'; it has ${layer.adapterNames().map((n) => `'${n}'`).join(', ')}`)
   return noGrad(() => {
     const { U, S, V } = linalg.svdProduct(mul(a.loraB, a.scale), a.loraA) // ΔW = (scale·B)·A = U·diag(S)·Vᵀ
     const sigma = Array.from(S.data)
     const deltaNorm = Math.hypot(...sigma)
-    const W = baseWeight(layer)
+    const W = layer.originalWeight()
     const weightNorm = linalg.norm(W)
     // NumPy's matrix_rank rule, as linalg.matrixRank(ΔW) would apply it to the formed (out, in) matrix
     const tol = (sigma[0] ?? 0) * Math.max(layer.outFeatures, layer.inFeatures) * EPS32
@@ -71,7 +64,8 @@ export function loraReport(model: Module, { adapter, log = console.log }: { adap
   const row = (cells: string[]) => [cells[0].padEnd(width), cells[1].padEnd(9), cells[2].padEnd(12), cells[3].padStart(10), cells[4].padStart(13), cells[5]].join('  ')
   log(row(['layer', 'adapter', 'rank(ΔW) ≤ r', '‖ΔW‖/‖W‖', 'amplification', 'singular values of ΔW']))
   for (const r of reports) {
-    const sigma = r.singularValues.map((s) => s.toPrecision(3)).join(' ')
+    const shown = r.singularValues.slice(0, 8).map((s) => s.toPrecision(3)) // the rest are in the returned reports
+    const sigma = shown.join(' ') + (r.singularValues.length > shown.length ? ' …' : '')
     log(row([r.path, r.adapter, `${r.deltaRank} ≤ ${r.rank}`, r.relativeNorm.toPrecision(3), r.amplification.toPrecision(3), sigma]))
   }
   return reports

@@ -96,6 +96,7 @@ export function pow(x: Tensor, exponent: Operand): Tensor {
   })
 }
 
+/** e to the power x, elementwise. */
 export function exp(x: Tensor): Tensor {
   const y = K.exp(x.data)
   return fromOp(y, x.shape, [x], (dy) => {
@@ -103,12 +104,14 @@ export function exp(x: Tensor): Tensor {
   })
 }
 
+/** Natural logarithm, elementwise (x > 0). */
 export function log(x: Tensor): Tensor {
   return fromOp(K.log(x.data), x.shape, [x], (dy) => {
     addGrad(x, K.div(dy, x.data)) // dx = dy / x
   })
 }
 
+/** Square root, elementwise (x >= 0). */
 export function sqrt(x: Tensor): Tensor {
   const y = K.sqrt(x.data)
   return fromOp(y, x.shape, [x], (dy) => {
@@ -116,12 +119,14 @@ export function sqrt(x: Tensor): Tensor {
   })
 }
 
+/** Absolute value |x|, elementwise. */
 export function abs(x: Tensor): Tensor {
   return fromOp(K.abs(x.data), x.shape, [x], (dy) => {
     addGrad(x, K.mul(dy, K.sign(x.data))) // dx = dy · sign(x), 0 at x = 0
   })
 }
 
+/** Hyperbolic tangent, elementwise: squashes x into (-1, 1). */
 export function tanh(x: Tensor): Tensor {
   const y = K.tanh(x.data)
   return fromOp(y, x.shape, [x], (dy) => {
@@ -129,6 +134,7 @@ export function tanh(x: Tensor): Tensor {
   })
 }
 
+/** Logistic sigmoid 1 / (1 + e^-x), elementwise: squashes x into (0, 1). */
 export function sigmoid(x: Tensor): Tensor {
   const y = K.sigmoid(x.data)
   return fromOp(y, x.shape, [x], (dy) => {
@@ -136,6 +142,7 @@ export function sigmoid(x: Tensor): Tensor {
   })
 }
 
+/** Rectified linear unit: max(x, 0), elementwise. */
 export function relu(x: Tensor): Tensor {
   return fromOp(K.relu(x.data), x.shape, [x], (dy) => {
     addGrad(x, K.reluBackward(x.data, dy)) // dx = dy · [x > 0]

@@ -8,7 +8,7 @@ export { setBackend, backendInfo, type BackendName, type BackendOptions, type Ba
 export type { Shape } from './shape'
 export * from '../ops'
 export * as nn from '../nn'
-export { serializeSafetensors, parseSafetensors, saveSafetensors, loadSafetensors, toTensor, type Dtype, type StoredTensor, type StoredData } from './safetensors'
+export { serializeSafetensors, parseSafetensors, saveSafetensors, loadSafetensors, toTensor, writeFileAtomic, type Dtype, type StoredTensor, type StoredData } from './safetensors'
 export * as optim from '../nn/optim'
 export * as linalg from '../ops/linalg'
 export { encodeNpy, decodeNpy, saveNpz, loadNpz, type NpyArray } from './npy'

@@ -1,7 +1,8 @@
 // NumPy's .npy and .npz files, as MLX's original LoRA example saved adapters (mx.savez). A .npy is a 10-byte
 // preamble (magic, version, header length), an ASCII Python-dict header padded to 64 bytes, then raw data; an
-// .npz is a zip of .npy files (fflate does the zip). Also the atomic write every saver here uses.
-import { readFileSync, writeFileSync, renameSync, rmSync } from 'node:fs'
+// .npz is a zip of .npy files (fflate does the zip).
+import { readFileSync } from 'node:fs'
+import { writeFileAtomic } from './safetensors'
 import { zipSync, unzipSync } from 'fflate'
 import { permute } from './kernels/movement'
 
@@ -9,17 +10,7 @@ export type NpyArray = { shape: number[]; data: Float32Array }
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59] // \x93NUMPY
 
-/** Write a file via a temp file and a rename, so a crash never leaves half a file. */
-export function writeFileAtomic(path: string, data: Uint8Array | string): void {
-  const tmp = `${path}.tmp-${process.pid}`
-  try {
-    writeFileSync(tmp, data)
-    renameSync(tmp, path)
-  } catch (err) {
-    rmSync(tmp, { force: true })
-    throw err
-  }
-}
+
 
 /** A float32 array as .npy bytes (format 1.0, little-endian '<f4', C order). */
 export function encodeNpy({ shape, data }: NpyArray): Uint8Array {

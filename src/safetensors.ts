@@ -1,7 +1,8 @@
 // Safetensors checkpoints, Hugging Face's format: an 8-byte little-endian header length N, N bytes of JSON
 // ({name: {dtype, shape, data_offsets}, "__metadata__": {...}}), then the raw little-endian data.
 // The one idea: check the whole header against the file before trusting a single byte of data.
-import { readFileSync, writeFileSync, renameSync, rmSync } from 'node:fs'
+import { readFileSync, writeFileSync, renameSync, rmSync, mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { Tensor } from './tensor'
 import { shapeStr } from './shape'
 
@@ -116,17 +117,22 @@ export function serializeSafetensors(tensors: Record<string, Tensor | StoredTens
   return bytes
 }
 
-/** Write a .safetensors file atomically: a temp file next to it, then rename, so a crash never leaves half a file. */
-export function saveSafetensors(path: string, tensors: Record<string, Tensor | StoredTensor>, metadata: Record<string, string> = {}): void {
-  const bytes = serializeSafetensors(tensors, metadata)
+/** Write a file via a temp file beside it and a rename (creating its folder), so a crash never leaves half a file. */
+export function writeFileAtomic(path: string, data: Uint8Array | string): void {
+  mkdirSync(dirname(path), { recursive: true })
   const tmp = `${path}.tmp-${process.pid}`
   try {
-    writeFileSync(tmp, bytes)
+    writeFileSync(tmp, data)
     renameSync(tmp, path)
   } catch (err) {
     rmSync(tmp, { force: true })
     throw err
   }
+}
+
+/** Write a .safetensors file atomically. */
+export function saveSafetensors(path: string, tensors: Record<string, Tensor | StoredTensor>, metadata: Record<string, string> = {}): void {
+  writeFileAtomic(path, serializeSafetensors(tensors, metadata))
 }
 
 // ---- reading -----------------------------------------------------------------------------------

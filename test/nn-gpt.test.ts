@@ -8,7 +8,7 @@ import { manualSeed, rngState, setRngState } from '../src/random'
 import { saveSafetensors, loadSafetensors } from '../src/safetensors'
 import { GPT, type GPTConfig } from '../nn/gpt'
 import { QuantizedLinear, quantize, type QuantizeOptions } from '../nn/quantized'
-import { applyLoRA } from '../nn/lora'
+import { applyLoRA } from '../nn/lora-model'
 import { AdamW } from '../nn/optim'
 
 const config: GPTConfig = { vocabSize: 11, blockSize: 8, nLayer: 2, nHead: 2, nEmbd: 16 }

@@ -5,7 +5,8 @@ import { manualSeed } from '../src/random'
 import { Module } from '../nn/module'
 import { Linear } from '../nn/linear'
 import { Adam } from '../nn/optim'
-import { LoRALinear, applyLoRA, loraLayers } from '../nn/lora'
+import { LoRALinear } from '../nn/lora'
+import { applyLoRA, loraLayers } from '../nn/lora-model'
 import { loraReport, adapterReport, subspaceSimilarity } from '../nn/lora-report'
 import { matmul, mseLoss, tanh, mul, sub, slice, transpose } from '../ops'
 import * as linalg from '../ops/linalg'
@@ -133,6 +134,19 @@ test('PiSSA recipe: B, A from the top-r singular triplets of W, base keeps W −
   const r = adapterReport(layer)
   assertClose(r.singularValues, linalg.svdvals(W).data.slice(0, rank), { rtol: 1e-5, what: 'ΔW holds W\'s top-r σ' })
   assertClose(linalg.svdvals(residual).data.slice(0, 16 - rank), linalg.svdvals(W).data.slice(rank), { atol: 1e-5, what: 'the residual holds the rest' })
+})
+
+test('adapterReport on init pissa: ΔW is measured against the original W, so a fresh PiSSA adapter has learned nothing', () => {
+  manualSeed(5)
+  const original = new Linear(24, 16)
+  const layer = LoRALinear.fromLinear(original, { rank: 4, alpha: 8, init: 'pissa' })
+  let r = adapterReport(layer)
+  assertClose([r.weightNorm], [linalg.norm(original.weight)], { rtol: 1e-5, what: '‖W‖ of the original, not of the residual' })
+  assert.ok(r.deltaNorm < 1e-5 * r.weightNorm, `fresh PiSSA adapter: ‖ΔW‖ = ${r.deltaNorm}`)
+  layer.loraB.data[0] += 0.25 // one step of 'training': ΔW = scale·0.25·e₁·A[0]
+  r = adapterReport(layer)
+  assertClose([r.deltaNorm], [layer.scale * 0.25 * linalg.norm(slice(layer.loraA, 0, 0, 1))], { rtol: 1e-4 })
+  assert.is(r.deltaRank, 1)
 })
 
 test.run()
