@@ -7,7 +7,7 @@ import { join, dirname, relative } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Tensor, noGrad, manualSeed, nn, optim, crossEntropy, logSoftmax, mean, sum, mul, add } from '../src/index'
 import { loadBase, saveBase } from './lib/checkpoint'
-import { loadSplits, padBatch, Batcher, IGNORE, type Example } from './lib/data'
+import { loadSplits, padBatch, maskTargets, Batcher, IGNORE, type Example, type MaskMode } from './lib/data'
 import { CharTokenizer } from './lib/tokenizer'
 import { progressBar } from './lib/progress'
 import { terminalChart, writeSvg, type Curve } from './lib/plot'
@@ -15,7 +15,7 @@ import { numberFlag, runMain } from './lib/cli'
 import { pretrain, BASE_PATH } from './pretrain'
 
 const here = import.meta.dirname
-const DEFAULT_PROMPT = 'Q: What is softmax in tenny?\\nA: ' // the seed asked about relu in mlx; relu has no docstring
+const DEFAULT_PROMPT = 'Q: What is relu in tenny?\\nA: ' // the seed tutorial's question, asked of tenny
 // Every Linear: the four attention projections and the MLP of each block, and the LM head (docstrings use
 // characters, such as ( ) * _ `, far more often than English does; the head adapts to that fastest).
 const TARGETS = 'qProj,kProj,vProj,outProj,fc,proj,lmHead'
@@ -38,10 +38,12 @@ Training:
   --iters N                     optimizer steps (default 600)
   --batch-size N                examples per step (default 8)
   --lr X                        peak learning rate, warmup then cosine decay to a tenth (default 1e-2)
-  --rank N, --alpha X           LoRA rank and alpha; scale = alpha / rank (default 16, 32)
+  --rank N, --alpha X           LoRA rank and alpha; scale = alpha / rank (default 32, 64)
   --lora-layers N               adapt the last N blocks (default: all)
   --lora-dropout X              dropout on the adapters' input while training (default 0.03)
   --label-smoothing X           train toward (1 - X)·target + X·uniform, against over-confidence (default 0.1)
+  --mask name|prompt|none       what losses skip: the function name in each question, which nothing before it predicts
+                                (default), the whole question (mlx-lm's --mask-prompt), or nothing
   --targets LIST                layers to adapt, comma-separated (default ${TARGETS})
   --quantize 4|8                QLoRA: quantize the base's Linear layers first
   --full                        full fine-tune instead of LoRA (to compare); writes full-model.safetensors
@@ -58,8 +60,8 @@ async function main(): Promise<void> {
     base: { type: 'string' }, data: { type: 'string', default: join(here, 'data') },
     'adapter-file': { type: 'string', default: join(here, 'out', 'adapters.safetensors') }, 'resume-adapter-file': { type: 'string' },
     iters: { type: 'string', default: '600' }, 'batch-size': { type: 'string', default: '8' }, lr: { type: 'string', default: '1e-2' },
-    rank: { type: 'string', default: '16' }, alpha: { type: 'string', default: '32' }, 'lora-layers': { type: 'string' }, 'lora-dropout': { type: 'string', default: '0.03' },
-    'label-smoothing': { type: 'string', default: '0.1' },
+    rank: { type: 'string', default: '32' }, alpha: { type: 'string', default: '64' }, 'lora-layers': { type: 'string' }, 'lora-dropout': { type: 'string', default: '0.03' },
+    'label-smoothing': { type: 'string', default: '0.1' }, mask: { type: 'string', default: 'name' },
     targets: { type: 'string', default: TARGETS }, quantize: { type: 'string' }, full: { type: 'boolean' }, fuse: { type: 'boolean' },
     'steps-per-eval': { type: 'string', default: '50' }, seed: { type: 'string', default: '0' }, help: { type: 'boolean', short: 'h' },
   } })
@@ -77,6 +79,8 @@ async function main(): Promise<void> {
   const alpha = numberFlag('alpha', v.alpha)
   const loraDropout = numberFlag('lora-dropout', v['lora-dropout'], { min: 0, max: 0.99 })
   const smoothing = numberFlag('label-smoothing', v['label-smoothing'], { min: 0, max: 0.99 })
+  if (!['name', 'prompt', 'none'].includes(v.mask!)) throw new Error(`--mask must be name, prompt or none, got ${v.mask}`)
+  const mask = v.mask as MaskMode
   const evalEvery = numberFlag('steps-per-eval', v['steps-per-eval'], { integer: true, min: 1 })
   const seed = numberFlag('seed', v.seed, { integer: true })
   const bits = v.quantize === undefined ? null : numberFlag('quantize', v.quantize, { integer: true, min: 4, max: 8 })
@@ -116,6 +120,7 @@ async function main(): Promise<void> {
     let total = 0, count = 0
     for (let i = 0; i < examples.length; i += batchSize) {
       const batch = padBatch(examples.slice(i, i + batchSize), T)
+      maskTargets(batch, mask, (text) => tokenizer.encode(text))
       total += model.loss(batch.inputs, batch.targets).item() * batch.tokens
       count += batch.tokens
     }
@@ -172,6 +177,7 @@ async function main(): Promise<void> {
     while (step < iters && !interrupted) {
       opt.lr = schedule(step)
       const batch = padBatch(batches.next(), T)
+      maskTargets(batch, mask, (text) => tokenizer.encode(text))
       const { loss, ce } = smoothedLoss(model.forward(batch.inputs), batch.targets, batch.tokens, smoothing) // logits (B, T, V) → scalar
       opt.zeroGrad()
       loss.backward()

@@ -18,8 +18,8 @@ const { values: flags } = parseArgs({ options: {
 // Public API only: src/kernels/ is reached through the table K, not by users, and repeats op names.
 const SOURCES = ['ops', 'nn', 'src']
 const SKIP_DIRS = new Set(['kernels'])
-// Always trained, never held out: the example's default prompt (softmax), the seed tutorial's question (relu, once
-// it has a docstring) and the tutorial's subject (LoRALinear).
+// Always trained, never held out: the example's default prompt (relu, the seed tutorial's question, asked of
+// tenny), the former default (softmax) and the tutorial's subject (LoRALinear).
 const ALWAYS_TRAIN = ['softmax', 'relu', 'LoRALinear']
 // Answers are the docstring's first sentence(s), each whole line (question + answer) at most 80 characters:
 // short enough for the tiny base to memorise in a two-minute fine-tune, long enough to say what a function does.

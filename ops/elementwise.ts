@@ -126,7 +126,7 @@ export function abs(x: Tensor): Tensor {
   })
 }
 
-/** Hyperbolic tangent, elementwise: squashes x into (-1, 1). */
+/** Hyperbolic tangent, elementwise. */
 export function tanh(x: Tensor): Tensor {
   const y = K.tanh(x.data)
   return fromOp(y, x.shape, [x], (dy) => {
@@ -134,7 +134,7 @@ export function tanh(x: Tensor): Tensor {
   })
 }
 
-/** Logistic sigmoid 1 / (1 + e^-x), elementwise: squashes x into (0, 1). */
+/** Logistic sigmoid 1/(1+exp(-x)), elementwise. */
 export function sigmoid(x: Tensor): Tensor {
   const y = K.sigmoid(x.data)
   return fromOp(y, x.shape, [x], (dy) => {

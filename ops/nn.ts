@@ -3,7 +3,7 @@
 import { Tensor, fromOp, addGrad } from '../src/tensor'
 import { K } from '../src/kernels'
 import { shapeStr, normAxis, broadcastShapes } from '../src/shape'
-import { random } from '../src/random'
+import { fastStream } from '../src/random'
 import { sub, mul } from './elementwise'
 import { mean } from './reduce'
 import { transpose, toIndex } from './movement'
@@ -119,7 +119,8 @@ export function dropout(x: Tensor, p: number, training = true): Tensor {
   if (!training || p === 0) return x
   const mask = new Float32Array(x.size)
   const keep = 1 / (1 - p)
-  for (let i = 0; i < mask.length; i++) mask[i] = random() < p ? 0 : keep
+  const next = fastStream(), cut = p * 2 ** 32 // drop where a uniform uint32 falls below p·2³²
+  for (let i = 0; i < mask.length; i++) mask[i] = next() < cut ? 0 : keep
   return fromOp(K.mul(x.data, mask), x.shape, [x], (dy) => {
     addGrad(x, K.mul(dy, mask)) // dx = dy ⊙ mask
   })

@@ -117,7 +117,7 @@ export function serializeSafetensors(tensors: Record<string, Tensor | StoredTens
   return bytes
 }
 
-/** Write a file via a temp file beside it and a rename (creating its folder), so a crash never leaves half a file. */
+/** Write a file atomically: a temp file, then a rename. Creates the folder; a crash never leaves half a file. */
 export function writeFileAtomic(path: string, data: Uint8Array | string): void {
   mkdirSync(dirname(path), { recursive: true })
   const tmp = `${path}.tmp-${process.pid}`

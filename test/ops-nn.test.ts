@@ -140,6 +140,17 @@ test('dropout: with a fixed seed the gradient equals the mask; kept values scale
   assert.is(dropout(x, 0), x)
 })
 
+test('dropout: the drop rate is p over many draws, and consecutive calls draw different masks', () => {
+  manualSeed(3)
+  const x = ones([100_000])
+  for (const p of [0.03, 0.5, 0.9]) {
+    const dropped = dropout(x, p).data.filter((v) => v === 0).length / x.size
+    assert.ok(Math.abs(dropped - p) < 0.01, `p = ${p}: dropped ${dropped}`)
+  }
+  const a = dropout(x, 0.5).data, b = dropout(x, 0.5).data
+  assert.ok(a.some((v, i) => v !== b[i]), 'two calls, two masks')
+})
+
 test('errors: class ids, token ids, layerNorm sizes and dropout p name the op and the shapes or values', () => {
   const logits = zeros([2, 3])
   assert.throws(() => crossEntropy(logits, tensor([0, 3])), /^crossEntropy: target 3 at row 1 is not a class id in \[0, 3\) for logits \(2,3\)/)

@@ -13,6 +13,7 @@ export function question(name: string): string {
 /** Targets at padded positions carry this id, which crossEntropy skips. */
 export const IGNORE = -100
 
+
 /** One example and where it came from, so later errors can name file:line too. */
 export type Example = { text: string; file: string; line: number }
 
@@ -99,4 +100,33 @@ export function windowBatch(stream: Uint8Array, B: number, T: number): { inputs:
     }
   }
   return { inputs: new Tensor(inputs, [B, T]), targets: new Tensor(targets, [B, T]) }
+}
+
+/**
+ * What the loss skips besides padding. 'name' (the default): the function name in each question, which no model
+ * can guess from what comes before it; fitting those characters would spend the adapter on memorising a list of
+ * names instead of the answers. 'prompt': the whole question (mlx-lm's --mask-prompt). 'none': nothing.
+ */
+export type MaskMode = 'name' | 'prompt' | 'none'
+
+/** Set the targets that `mode` skips to IGNORE, in place; rows not of the form question(name) + answer stay whole. */
+export function maskTargets(batch: { inputs: Tensor; targets: Tensor; tokens: number }, mode: MaskMode, encode: (text: string) => number[]): void {
+  if (mode === 'none') return
+  const [prefix, suffix] = question('\u0000').split('\u0000').map((part) => encode(part)) // 'Q: What is ', ' in tenny?\nA: '
+  const [B, T] = batch.inputs.shape
+  const at = (row: Float32Array, ids: number[], t: number) => ids.every((id, i) => row[t + i] === id)
+  for (let b = 0; b < B; b++) {
+    const row = batch.inputs.data.subarray(b * T, (b + 1) * T), targets = batch.targets.data.subarray(b * T, (b + 1) * T)
+    if (!at(row, prefix, 0)) continue
+    let end = prefix.length // the name is inputs prefix.length .. end − 1
+    while (end + suffix.length <= T && !at(row, suffix, end)) end++
+    if (end + suffix.length > T) continue
+    // targets[t] is the prediction of inputs[t + 1]: the name is predicted by targets prefix.length − 1 .. end − 2,
+    // the whole question by 0 .. end + suffix.length − 2
+    const [from, to] = mode === 'name' ? [prefix.length - 1, end - 1] : [0, end + suffix.length - 1]
+    for (let t = from; t < to; t++) {
+      if (targets[t] !== IGNORE) batch.tokens--
+      targets[t] = IGNORE
+    }
+  }
 }

@@ -1,0 +1,36 @@
+// The example's data helpers: batches padded with IGNORE, and the loss masks (--mask name|prompt|none).
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { padBatch, maskTargets, question, IGNORE } from '../examples/lib/data'
+import { CharTokenizer } from '../examples/lib/tokenizer'
+
+const tok = new CharTokenizer()
+const encode = (text: string) => tok.encode(text)
+const lines = [question('relu') + 'max(x, 0).\n', question('svdvals') + 'The singular values.\n', 'Plain text, not a question.\n']
+
+/** The characters whose prediction still counts, per row, as strings. */
+function counted(mode: 'name' | 'prompt' | 'none'): { rows: string[]; tokens: number } {
+  const batch = padBatch(lines.map(encode), 128)
+  maskTargets(batch, mode, encode)
+  const [B, T] = batch.targets.shape
+  const rows = Array.from({ length: B }, (_, b) =>
+    Array.from(batch.targets.data.subarray(b * T, (b + 1) * T)).map((id) => (id === IGNORE ? '_' : tok.decode([id]))).join('').replace(/_+$/, ''))
+  const kept = Array.from(batch.targets.data).filter((id) => id !== IGNORE).length
+  assert.is(batch.tokens, kept, 'tokens counts the targets that are not IGNORE')
+  return { rows, tokens: batch.tokens }
+}
+
+test("maskTargets 'name': only the function name is skipped; the template and the answer count", () => {
+  const { rows } = counted('name')
+  assert.is(rows[0], ': What is ____ in tenny?\nA: max(x, 0).\n')
+  assert.is(rows[1], ': What is _______ in tenny?\nA: The singular values.\n')
+  assert.is(rows[2], 'lain text, not a question.\n', 'a row of another form stays whole')
+})
+
+test("maskTargets 'prompt' skips the whole question; 'none' nothing", () => {
+  assert.is(counted('prompt').rows[0], '_'.repeat(question('relu').length - 1) + 'max(x, 0).\n')
+  assert.is(counted('none').rows[0], (question('relu') + 'max(x, 0).\n').slice(1))
+  assert.ok(counted('prompt').tokens < counted('name').tokens && counted('name').tokens < counted('none').tokens)
+})
+
+test.run()
