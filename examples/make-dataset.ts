@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util'
 import { createHash } from 'node:crypto'
 import { CharTokenizer, normalize } from './lib/tokenizer'
 import { question } from './lib/data'
+import * as tenny from '../src/index'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const { values: flags } = parseArgs({ options: {
@@ -52,6 +53,10 @@ function shorten(text: string, max: number): string {
   return end > max / 3 ? cut.slice(0, end) + '.' : cut.slice(0, cut.lastIndexOf(' ', max - 4)) + ' ...'
 }
 
+// What users can reach: the entry's exports and those of its nn, optim and linalg namespaces. Helpers that other
+// files import (sumTo, broadcastShapes, …) have docstrings too, but are not Tenny's API.
+const PUBLIC = new Set([tenny, tenny.nn, tenny.optim, tenny.linalg].flatMap((ns) => Object.keys(ns)))
+
 const tokenizer = new CharTokenizer()
 const docs = new Map<string, string>() // name → answer; the first definition wins (ops before nn before src)
 const skipped: string[] = []
@@ -59,7 +64,7 @@ for (const file of SOURCES.flatMap((d) => tsFiles(join(root, d)))) {
   const lines = readFileSync(file, 'utf8').split('\n')
   for (const [i, line] of lines.entries()) {
     const m = /^export (?:default )?(?:abstract )?(?:async )?(?:function\*?|class) ([A-Za-z_$][\w$]*)/.exec(line)
-    if (!m || docs.has(m[1])) continue
+    if (!m || docs.has(m[1]) || !PUBLIC.has(m[1])) continue
     const doc = shorten(normalize(docAbove(lines, i)).replace(/ {2,}/g, ' '), MAX_LINE - question(m[1]).length)
     if (!doc) continue
     const unknown = tokenizer.findUnknown(doc)

@@ -135,12 +135,13 @@ export class GPT extends Module {
 
   /**
    * Extend idx (B, T) by maxNewTokens sampled tokens → (B, T + maxNewTokens). Uses a KV cache: each new token
-   * runs one position through the model; past blockSize the context is cropped and the cache rebuilt.
+   * runs one position through the model; past blockSize the context is cropped and, since every position then shifts, recomputed each step.
    * temperature 0 = argmax; `seed` reseeds the stream first; useCache: false recomputes the whole context each step.
    */
   generate(idx: Tensor, maxNewTokens: number, { seed, useCache = true, ...sampling }: SampleOptions & { seed?: number; useCache?: boolean } = {}): Tensor {
     const [B, T0] = idx.shape
     if (idx.ndim !== 2 || T0 < 1) throw new Error(`GPT.generate: idx must be (B, T) with T ≥ 1, got (${idx.shape.join(',')})`)
+    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw new Error(`GPT.generate: maxNewTokens must be an integer ≥ 0, got ${maxNewTokens}`)
     if (seed !== undefined) manualSeed(seed)
     const { blockSize, vocabSize, nEmbd } = this.config
     const total = T0 + maxNewTokens
@@ -151,22 +152,28 @@ export class GPT extends Module {
       for (let b = 0; b < B; b++) ids.set(out.subarray(b * total + from, b * total + to), b * (to - from))
       return new Tensor(ids, [B, to - from])
     }
-    return noGrad(() => {
-      let caches: KVCache[] | null = null
-      for (let len = T0; len < total; len++) {
-        let h: Tensor
-        if (useCache && caches && caches[0].length < blockSize) {
-          h = this.hidden(window(len - 1, len), caches) // (B, 1, C): only the newest token
-        } else { // first step, no cache, or the window is full: crop to blockSize and (re)build the cache
-          caches = useCache ? this.blocks.map(() => new KVCache(B, blockSize, nEmbd)) : null
-          h = this.hidden(window(Math.max(0, len - blockSize), len), caches ?? undefined) // (B, t, C)
+    const wasTraining = this.training
+    this.eval() // no dropout while generating: the cached and the recomputed paths must see the same model
+    try {
+      return noGrad(() => {
+        let caches: KVCache[] | null = null
+        for (let len = T0; len < total; len++) {
+          let h: Tensor
+          if (useCache && caches && caches[0].length < blockSize) {
+            h = this.hidden(window(len - 1, len), caches) // (B, 1, C): only the newest token
+          } else { // first step, no cache, or the window is full: crop to blockSize and (re)build the cache
+            caches = useCache ? this.blocks.map(() => new KVCache(B, blockSize, nEmbd)) : null
+            h = this.hidden(window(Math.max(0, len - blockSize), len), caches ?? undefined) // (B, t, C)
+          }
+          const last = slice(h, 1, -1) // (B, 1, C): only the last position needs logits
+          const next = sampleNext(this.lmHead.forward(last).data, B, vocabSize, sampling)
+          for (let b = 0; b < B; b++) out[b * total + len] = next[b]
         }
-        const last = slice(h, 1, -1) // (B, 1, C): only the last position needs logits
-        const next = sampleNext(this.lmHead.forward(last).data, B, vocabSize, sampling)
-        for (let b = 0; b < B; b++) out[b * total + len] = next[b]
-      }
-      return new Tensor(out, [B, total])
-    })
+        return new Tensor(out, [B, total])
+      })
+    } finally {
+      if (wasTraining) this.train()
+    }
   }
 
   /** Every parameter by name, minus the LM head when it is tied to the token embedding (the same Tensor). */

@@ -48,9 +48,8 @@ export function crossEntropy(logits: Tensor, targets: Tensor | Int32Array, { ign
   const cols = logits.shape[logits.ndim - 1], rows = logits.size / cols
   const rowShape = logits.shape.slice(0, -1)
   const tShape = targets instanceof Tensor ? targets.shape : [targets.length]
-  if ((targets instanceof Tensor ? targets.size : targets.length) !== rows) {
-    throw new Error(`crossEntropy: logits ${shapeStr(logits.shape)} need ${rows} targets, got ${shapeStr(tShape)}`)
-  }
+  const fits = targets instanceof Tensor ? shapeStr(tShape) === shapeStr(rowShape) : targets.length === rows // a flat Int32Array: one id per row
+  if (!fits) throw new Error(`crossEntropy: logits ${shapeStr(logits.shape)} need targets ${shapeStr(rowShape)}, got ${shapeStr(tShape)}`)
   const values = targets instanceof Tensor ? targets.data : targets
   const t = new Int32Array(rows)
   let count = 0
@@ -89,8 +88,9 @@ export function mseLoss(a: Tensor, b: Tensor, { reduction = 'mean' }: { reductio
  * Fused; composite: add(mul(div(sub(x, mean), sqrt(add(variance(x, -1, true, { unbiased: false }), eps))), w), b).
  */
 export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
+  if (x.ndim < 1) throw new Error(`layerNorm: input must have a feature axis, got a scalar ${shapeStr(x.shape)}`)
   const cols = x.shape[x.ndim - 1], rows = x.size / cols
-  if (weight.size !== cols || bias.size !== cols) {
+  if (weight.ndim !== 1 || bias.ndim !== 1 || weight.size !== cols || bias.size !== cols) {
     throw new Error(`layerNorm: weight ${shapeStr(weight.shape)} and bias ${shapeStr(bias.shape)} must both be (${cols}) for input ${shapeStr(x.shape)}`)
   }
   const { y, mean: mu, rstd } = K.layerNormRows(x.data, weight.data, bias.data, rows, cols, eps)

@@ -66,6 +66,10 @@ export class Tensor {
       if (seed.length !== this.size) throw new Error(`backward: gradient has ${seed.length} elements, tensor ${shapeStr(this.shape)} has ${this.size}`)
     }
     const order = topoSort(this)
+    const freed = order.find((t) => t !== this && t.released)
+    if (freed) {
+      throw new Error(`backward: the graph passes through a ${shapeStr(freed.shape)} tensor whose own graph an earlier backward() freed; its inputs would get no gradient. Pass { retainGraph: true } to that first backward()`)
+    }
     for (const t of order) if (t.backwardFn) t.grad = null // intermediate grads restart from zero each call
     addGrad(this, seed)
     for (let i = order.length - 1; i >= 0; i--) {
@@ -230,5 +234,6 @@ export function randn(shape: Shape, { mean = 0, std = 1, requiresGrad = false } 
 
 /** Integers in [low, high), stored as floats (token ids, class ids). */
 export function randint(low: number, high: number, shape: Shape): Tensor {
+  if (!Number.isInteger(low) || !Number.isInteger(high) || low >= high) throw new Error(`randint: expected integers low < high, got [${low}, ${high})`)
   return fill('randint', shape, () => randomInt(low, high), false)
 }

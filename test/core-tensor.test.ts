@@ -30,6 +30,14 @@ test('creation: zeros ones full arange eye', () => {
   assert.equal(eye(2, 3).toArray(), [[1, 0, 0], [0, 1, 0]])
 })
 
+test('randint: integers in [low, high); bad bounds are an error', () => {
+  const r = randint(-2, 3, [1000])
+  assert.ok(r.data.every((v) => Number.isInteger(v) && v >= -2 && v < 3))
+  assert.equal(new Set(r.data).size, 5, 'every value in range is drawn')
+  assert.throws(() => randint(5, 3, [4]), /randint: expected integers low < high, got \[5, 3\)/)
+  assert.throws(() => randint(0.5, 3, [4]), /randint: expected integers low < high/)
+})
+
 test('random: manualSeed makes rand, randn and randint reproducible', () => {
   manualSeed(42)
   const a = [rand([5]), randn([5]), randint(0, 10, [5])]
@@ -86,6 +94,19 @@ test('autograd: the graph is freed after backward unless retainGraph', () => {
   y.backward()
   assert.is(x.grad!.data[0], 8)
   assert.throws(() => y.backward(), /already freed/)
+})
+
+test('autograd: backward through a tensor whose graph was freed is an error, not a silently missing gradient', () => {
+  const x = tensor([1, 1], undefined, { requiresGrad: true })
+  const y = mul(x, 2)
+  sum(y).backward() // frees y's link to x
+  assert.equal(Array.from(x.grad!.data), [2, 2])
+  assert.throws(() => sum(mul(y, 3)).backward(), /backward: the graph passes through a \(2\) tensor whose own graph an earlier backward\(\) freed/)
+  const x2 = tensor([1, 1], undefined, { requiresGrad: true })
+  const y2 = mul(x2, 2)
+  sum(y2).backward(undefined, { retainGraph: true })
+  sum(mul(y2, 3)).backward() // kept: x2 gets 2 + 6
+  assert.equal(Array.from(x2.grad!.data), [8, 8])
 })
 
 test('autograd: a non-scalar needs an explicit gradient', () => {

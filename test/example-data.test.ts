@@ -1,6 +1,10 @@
 // The example's data helpers: batches padded with IGNORE, and the loss masks (--mask name|prompt|none).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { execFileSync } from 'node:child_process'
 import { padBatch, maskTargets, question, IGNORE } from '../examples/lib/data'
 import { CharTokenizer } from '../examples/lib/tokenizer'
 
@@ -31,6 +35,19 @@ test("maskTargets 'prompt' skips the whole question; 'none' nothing", () => {
   assert.is(counted('prompt').rows[0], '_'.repeat(question('relu').length - 1) + 'max(x, 0).\n')
   assert.is(counted('none').rows[0], (question('relu') + 'max(x, 0).\n').slice(1))
   assert.ok(counted('prompt').tokens < counted('name').tokens && counted('name').tokens < counted('none').tokens)
+})
+
+test('examples/data is what make-dataset.ts writes from the current docstrings (regenerate it after editing a doc)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tenny-data-'))
+  try {
+    execFileSync(process.execPath, ['--import', 'tsx', 'examples/make-dataset.ts', '--out', dir], { encoding: 'utf8' })
+    for (const split of ['train', 'valid', 'test']) {
+      const committed = readFileSync(join('examples', 'data', `${split}.jsonl`), 'utf8')
+      assert.is(readFileSync(join(dir, `${split}.jsonl`), 'utf8'), committed, `${split}.jsonl is stale: run npx tsx examples/make-dataset.ts`)
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 })
 
 test.run()

@@ -62,6 +62,37 @@ test('GPT: changing a future token never changes earlier logits', () => {
   assert.equal(Array.from(after.subarray(row)), Array.from(before.subarray(row))) // row 1 untouched
 })
 
+test('GPT.generate: with the cache each new token runs one position through the model; past blockSize each step recomputes the cropped window', () => {
+  manualSeed(4)
+  const gpt = new GPT(config) // blockSize 8
+  const lengths: number[] = []
+  const hidden = gpt.hidden.bind(gpt)
+  gpt.hidden = (idx, caches) => { lengths.push(idx.shape[1]); return hidden(idx, caches) }
+  gpt.generate(randint(0, 11, [2, 3]), 9, { temperature: 0 }) // positions 3..11
+  // the prompt, then one position per token until the cache holds 8; past that, every position of the cropped
+  // window has moved (learned absolute positions), so each step recomputes all 8
+  assert.equal(lengths, [3, 1, 1, 1, 1, 1, 8, 8, 8])
+  lengths.length = 0
+  gpt.generate(randint(0, 11, [2, 3]), 4, { temperature: 0, useCache: false })
+  assert.equal(lengths, [3, 4, 5, 6], 'without the cache every step recomputes the context')
+})
+
+test('GPT.generate: runs without dropout and restores training mode; maxNewTokens must be an integer ≥ 0', () => {
+  manualSeed(5)
+  const gpt = new GPT({ ...config, dropout: 0.5 })
+  const prompt = randint(0, 11, [1, 3])
+  assert.ok(gpt.training)
+  const cached = gpt.generate(prompt, 6, { temperature: 0 })
+  assert.equal(cached.data, gpt.generate(prompt, 6, { temperature: 0, useCache: false }).data)
+  assert.ok(gpt.training && gpt.blocks[0].training, 'training mode restored, down to the blocks')
+  gpt.eval()
+  gpt.generate(prompt, 1)
+  assert.not.ok(gpt.training, 'eval mode kept')
+  assert.equal(gpt.generate(prompt, 0).data, prompt.data)
+  assert.throws(() => gpt.generate(prompt, -1), /GPT.generate: maxNewTokens must be an integer ≥ 0, got -1/)
+  assert.throws(() => gpt.generate(prompt, 1.5), /maxNewTokens must be an integer ≥ 0, got 1.5/)
+})
+
 test('GPT.generate: the KV cache gives the same tokens as recomputing the full context, greedy and sampled, past blockSize', () => {
   manualSeed(4)
   const gpt = new GPT(config)

@@ -156,7 +156,10 @@ test('errors: class ids, token ids, layerNorm sizes and dropout p name the op an
   assert.throws(() => crossEntropy(logits, tensor([0, 3])), /^crossEntropy: target 3 at row 1 is not a class id in \[0, 3\) for logits \(2,3\)/)
   assert.throws(() => crossEntropy(logits, tensor([-1, 0])), /^crossEntropy: target -1 at row 0 is not a class id in \[0, 3\)/)
   assert.throws(() => crossEntropy(logits, tensor([0.5, 1])), /^crossEntropy: target 0\.5 at row 0/)
-  assert.throws(() => crossEntropy(logits, tensor([0])), /^crossEntropy: logits \(2,3\) need 2 targets, got \(1\)/)
+  assert.throws(() => crossEntropy(logits, tensor([0])), /^crossEntropy: logits \(2,3\) need targets \(2\), got \(1\)/)
+  assert.throws(() => crossEntropy(zeros([2, 3, 4]), zeros([3, 2])), /^crossEntropy: logits \(2,3,4\) need targets \(2,3\), got \(3,2\)/) // same count, wrong shape
+  assert.throws(() => layerNorm(zeros([2, 3]), zeros([3, 1]), zeros([3])), /^layerNorm: weight \(3,1\) and bias \(3\) must both be \(3\)/)
+  assert.throws(() => layerNorm(tensor(1), zeros([1]), zeros([1])), /^layerNorm: input must have a feature axis/)
   assert.throws(() => crossEntropy(logits, tensor([-100, -100])), /^crossEntropy: every target equals ignoreIndex/)
   assert.throws(() => crossEntropy(tensor(1), tensor([0])), /^crossEntropy: logits must have a class axis, got \(\)/)
   assert.throws(() => embedding(tensor([0, 7]), zeros([5, 3])), /^embedding: index 7 at position 1 is out of range \[0, 5\) for weight \(5,3\)/)

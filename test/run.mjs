@@ -23,5 +23,6 @@ const total = Number(/Total:\s+(\d+)/.exec(run.stdout)?.[1] ?? 0)
 const passed = Number(/Passed:\s+(\d+)/.exec(run.stdout)?.[1] ?? 0)
 const skipped = Number(/Skipped:\s+(\d+)/.exec(run.stdout)?.[1] ?? 0)
 const failed = run.status === 0 ? total - passed - skipped : Math.max(1, total - passed - skipped)
-console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`)
+if (skipped) console.log(`${skipped} skipped`)
+console.log(`${passed} passed, ${failed} failed`) // always the last line
 process.exit(run.status === 0 && total > 0 ? 0 : 1)
