@@ -37,3 +37,17 @@ console.log(`‖ΔW − ΔW★‖ / ‖ΔW★‖ = ${(linalg.norm(sub(deltaW, de
 // Merging folds ΔW into W: one plain Linear again, with the same outputs and no extra cost at inference.
 const merged = layer.merge()
 console.log(`merged Linear vs LoRA layer: mean squared difference ${noGrad(() => mseLoss(merged.forward(x), layer.forward(x)).item()).toExponential(1)}`)
+
+// Section 7.2 of the LoRA paper: do adapters of different ranks find the same directions? Train a rank-8 adapter
+// from another seed and compare the top-2 input directions of the two A's: φ = 1 means the same plane.
+manualSeed(1)
+const wide = nn.LoRALinear.fromLinear(base, { rank: 8, alpha: 16 })
+const opt8 = new optim.Adam(wide.trainableParameters(), { lr: 0.05 })
+for (let step = 0; step < 300; step++) {
+  const loss = mseLoss(wide.forward(x), target)
+  opt8.zeroGrad()
+  loss.backward()
+  opt8.step()
+}
+const phi = nn.subspaceSimilarity(layer.loraA, wide.loraA, 2, 2)
+console.log(`φ(A r=2, A r=8, 2, 2) = ${phi.toFixed(3)}; two random planes in ${inF}-d: ${nn.subspaceSimilarity(randn([2, inF]), randn([8, inF]), 2, 2).toFixed(3)}`)
