@@ -1,0 +1,212 @@
+// The example fine-tune's other flags end to end, as child processes with tiny settings (a few steps on a few
+// examples): QLoRA with --quantize and --fuse, --full, --resume-adapter-file, --adapter-strength 0, Ctrl-C during
+// training, and a damaged adapter file.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync, copyFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { nn } from '../src/index'
+import { loadBase } from '../examples/lib/checkpoint'
+
+const root = join(import.meta.dirname, '..')
+const script = join(root, 'examples', 'lora-finetune.ts')
+const base = join(root, 'examples', 'base', 'base.safetensors')
+const dir = mkdtempSync(join(tmpdir(), 'tenny-flags-'))
+const PROMPT = 'Q: What is relu in tenny?\nA: ' // as the example prints it (the flag takes \n literally)
+
+/** A small copy of the Q&A data: the first lines of each split. */
+const data = join(dir, 'data')
+mkdirSync(data, { recursive: true })
+for (const [split, n] of Object.entries({ train: 6, valid: 3, test: 3 })) {
+  const rows = readFileSync(join(root, 'examples', 'data', `${split}.jsonl`), 'utf8').split('\n').filter(Boolean)
+  writeFileSync(join(data, `${split}.jsonl`), rows.slice(0, n).join('\n') + '\n')
+}
+
+/** Tiny training: 3 steps of 2 examples, validation only at the end, short answers. */
+const tiny = (iters = 3) => ['--train', '--iters', String(iters), '--batch-size', '2', '--steps-per-eval', '1000', '--max-tokens', '5', '--data', data]
+
+function env(): NodeJS.ProcessEnv {
+  const e: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' }
+  delete e.TENNY_DEBUG // so errors print one line, not a stack
+  return e
+}
+
+type Run = { status: number | null; stdout: string; stderr: string }
+
+function example(...args: string[]): Run {
+  const run = spawnSync(process.execPath, ['--import', 'tsx', script, ...args], { cwd: root, encoding: 'utf8', env: env() })
+  return { status: run.status, stdout: run.stdout, stderr: run.stderr }
+}
+
+/** Exit code 0, or a failure that shows what the example printed. */
+function succeeds(run: Run): void {
+  assert.is(run.status, 0, `exit code ${run.status}\nstderr: ${run.stderr}\nstdout tail: ${run.stdout.slice(-2000)}`)
+}
+
+/** Exit code 1 and exactly one line on stderr, containing `message`, with no stack trace. */
+function failsClearly(run: Run, message: RegExp): void {
+  assert.is(run.status, 1, `exit code (stderr: ${run.stderr})`)
+  const lines = run.stderr.trim().split('\n')
+  assert.is(lines.length, 1, `one line on stderr, got:\n${run.stderr}`)
+  assert.match(lines[0], /^error: /)
+  assert.match(lines[0], message)
+  assert.not.match(run.stderr, /\n\s+at /)
+}
+
+/** The answer printed under `header` (the continuation of PROMPT, up to the newline). */
+function answerUnder(stdout: string, header: string): string {
+  const at = stdout.indexOf(`\n${header}\n${PROMPT}`)
+  assert.ok(at >= 0, `"${header}" with the prompt in:\n${stdout}`)
+  return stdout.slice(at + header.length + PROMPT.length + 2).split('\n')[0]
+}
+
+/** Whether any weight of two models of the same shapes differs. */
+function differs(a: ReturnType<typeof loadBase>['model'], b: ReturnType<typeof loadBase>['model']): boolean {
+  const pb = b.parameters()
+  return a.parameters().some((p, i) => p.data.some((x, j) => x !== pb[i].data[j]))
+}
+
+const trainLog = (out: string) => JSON.parse(readFileSync(join(out, 'train-log.json'), 'utf8'))
+
+/** The adapters in `file`, loaded onto a fresh base: every LoRA layer's A and B, by path. */
+function adapterWeights(file: string): Map<string, Float32Array> {
+  const { model } = loadBase(base)
+  nn.loadAdapters(model, file)
+  const out = new Map<string, Float32Array>()
+  for (const [path, l] of nn.loraLayers(model)) {
+    out.set(`${path}.A`, Float32Array.from(l.loraA.data))
+    out.set(`${path}.B`, Float32Array.from(l.loraB.data))
+  }
+  return out
+}
+
+test('--quantize 4 --fuse trains QLoRA, writes adapters and fused.safetensors and reports the requantization', () => {
+  const out = join(dir, 'q4')
+  const run = example(...tiny(), '--quantize', '4', '--fuse', '--adapter-file', join(out, 'adapters.safetensors'))
+  succeeds(run)
+  assert.match(run.stdout, /Quantized \d+ Linear layers to 4 bits/)
+  assert.match(run.stdout, /Fused \d+ layers by requantizing W \+ dW: \d+(\.\d)?% of codes changed, \d+% of dW retained on average/)
+  for (const file of ['adapters.safetensors', 'adapter_config.json', 'fused.safetensors']) assert.ok(existsSync(join(out, file)), file)
+  const cfg = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8'))
+  assert.is(cfg.training.quantize, 4)
+  // the fused model is a float checkpoint of the base's shape (the codes dequantized), not the base itself
+  const fused = loadBase(join(out, 'fused.safetensors')).model, orig = loadBase(base).model
+  assert.is(fused.numParameters(), orig.numParameters())
+  assert.ok(differs(fused, orig), 'some fused weight differs from the base')
+})
+
+test('--quantize 8 works too; --quantize 5 is one clear error', () => {
+  const out = join(dir, 'q8')
+  const run = example(...tiny(), '--quantize', '8', '--adapter-file', join(out, 'adapters.safetensors'))
+  succeeds(run)
+  assert.match(run.stdout, /Quantized \d+ Linear layers to 8 bits/)
+  assert.ok(existsSync(join(out, 'adapters.safetensors')))
+  assert.is(JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8')).training.quantize, 8)
+  failsClearly(example(...tiny(), '--quantize', '5', '--adapter-file', join(dir, 'q5', 'adapters.safetensors')), /--quantize must be 4 or 8, got 5/)
+  assert.not.ok(existsSync(join(dir, 'q5')), 'nothing written for --quantize 5')
+})
+
+test('--full writes full-model.safetensors and no adapters; --full --quantize 4 is one clear error', () => {
+  const out = join(dir, 'full')
+  const run = example(...tiny(), '--full', '--adapter-file', join(out, 'adapters.safetensors'))
+  succeeds(run)
+  assert.match(run.stdout, /Full fine-tune: all [\d,]+ parameters train \(100%\)/)
+  assert.ok(existsSync(join(out, 'full-model.safetensors')), 'full-model.safetensors')
+  assert.not.ok(existsSync(join(out, 'adapters.safetensors')), 'no adapters.safetensors after --full')
+  assert.not.ok(existsSync(join(out, 'adapter_config.json')), 'no adapter_config.json after --full')
+  const log = trainLog(out)
+  assert.ok(log.after.train < log.before.train, `train loss ${log.before.train} → ${log.after.train}`)
+  // the saved model has the base's shapes and weights that moved
+  const tuned = loadBase(join(out, 'full-model.safetensors')).model, orig = loadBase(base).model
+  assert.is(tuned.numParameters(), orig.numParameters())
+  assert.ok(differs(tuned, orig), 'some weight of the fully fine-tuned model differs from the base')
+
+  failsClearly(example(...tiny(), '--full', '--quantize', '4', '--adapter-file', join(dir, 'full-q4', 'adapters.safetensors')),
+    /--full .*cannot be combined with --quantize/)
+  assert.not.ok(existsSync(join(dir, 'full-q4')), 'nothing written for --full --quantize 4')
+})
+
+const first = join(dir, 'first', 'adapters.safetensors'), resumed = join(dir, 'resumed', 'adapters.safetensors')
+
+test('--resume-adapter-file continues from saved adapters into another file', () => {
+  const a = example(...tiny(), '--adapter-file', first)
+  succeeds(a)
+  assert.not.match(a.stdout, /Resuming from/)
+  const b = example(...tiny(), '--resume-adapter-file', first, '--adapter-file', resumed)
+  succeeds(b)
+  assert.ok(b.stdout.includes(`Resuming from ${first}`), `resume message in:\n${b.stdout}`)
+  assert.ok(existsSync(resumed) && existsSync(join(dir, 'resumed', 'adapter_config.json')))
+
+  const wa = adapterWeights(first), wb = adapterWeights(resumed)
+  assert.equal([...wb.keys()], [...wa.keys()])
+  assert.ok([...wa].some(([k, x]) => x.some((v, i) => v !== wb.get(k)![i])), 'the resumed adapters differ from the first ones')
+  // Same seed, same batches: starting from trained adapters, the resumed run's 3 steps have a lower train loss
+  // than the first run's 3 steps from B = 0. A resume that silently started afresh would repeat them exactly.
+  const la = trainLog(join(dir, 'first')).train, lb = trainLog(join(dir, 'resumed')).train
+  assert.ok(lb[1][1] < la[1][1], `mean train loss over steps 1-3: first ${la[1][1]}, resumed ${lb[1][1]}`)
+})
+
+test('--adapter-strength 0 answers as the base does', () => {
+  const args = ['--prompt', 'Q: What is relu in tenny?\\nA: ', '--max-tokens', '12', '--adapter-file', resumed]
+  const zero = example(...args, '--adapter-strength', '0')
+  succeeds(zero)
+  assert.match(zero.stdout, /Loaded adapters from /)
+  const baseAnswer = answerUnder(zero.stdout, 'Base model (knows English, not Tenny):')
+  assert.is(answerUnder(zero.stdout, 'Adapted model (adapter strength 0):'), baseAnswer)
+  // strength 1 (the default) runs and prints the plain header; its answer may or may not differ from the base
+  const one = example(...args)
+  succeeds(one)
+  assert.is(answerUnder(one.stdout, 'Base model (knows English, not Tenny):'), baseAnswer)
+  answerUnder(one.stdout, 'Adapted model:')
+})
+
+test('Ctrl-C during training stops early, saves adapters that load, and exits with 130', async () => {
+  const out = join(dir, 'interrupted'), file = join(out, 'adapters.safetensors')
+  const iters = 500 // progress every 50 steps; SIGINT at the first progress line, far from the end
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...tiny(iters), '--adapter-file', file], { cwd: root, env: env() })
+  let stdout = '', stderr = '', sent = false
+  const status = await new Promise<number | null>((resolve, reject) => {
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`no progress within 40 s:\n${stdout}\n${stderr}`)) }, 40_000)
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      stdout += s
+      if (!sent && /^train \d+\/\d+ \|/m.test(stdout)) { sent = true; child.kill('SIGINT') }
+    })
+    child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s })
+    child.on('error', reject)
+    child.on('close', (code) => { clearTimeout(timer); resolve(code) })
+  })
+  assert.ok(sent, `training progress was seen:\n${stdout}\n${stderr}`)
+  assert.is(status, 130, `exit code ${status}\nstderr: ${stderr}\nstdout tail: ${stdout.slice(-2000)}`)
+  const m = /Interrupted after (\d+) steps/.exec(stdout)
+  assert.ok(m, `"Interrupted after N steps" in:\n${stdout}`)
+  const steps = Number(m![1])
+  assert.ok(steps >= 50 && steps < iters, `stopped after ${steps} of ${iters} steps`)
+  assert.ok(existsSync(file), 'adapters.safetensors')
+  const cfg = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8'))
+  assert.is(cfg.training.iters, steps)
+  const answer = example('--prompt', 'Q: x', '--max-tokens', '5', '--adapter-file', file)
+  succeeds(answer)
+  assert.match(answer.stdout, /Loaded adapters from /)
+})
+
+test('a damaged adapter file is one clear error', () => {
+  const good = readFileSync(first)
+  const damaged: [string, Buffer][] = [
+    ['truncated', good.subarray(0, 5000)],
+    ['garbled-header', Buffer.concat([good.subarray(0, 8), Buffer.from('#'.repeat(32)), good.subarray(40)])],
+    ['empty', Buffer.alloc(0)],
+  ]
+  for (const [name, bytes] of damaged) {
+    const file = join(dir, name, 'adapters.safetensors')
+    mkdirSync(join(dir, name), { recursive: true })
+    copyFileSync(join(dir, 'first', 'adapter_config.json'), join(dir, name, 'adapter_config.json')) // only the weights are bad
+    writeFileSync(file, bytes)
+    failsClearly(example('--prompt', 'Q: x', '--max-tokens', '5', '--adapter-file', file), /adapters\.safetensors/)
+  }
+})
+
+test.after(() => rmSync(dir, { recursive: true, force: true }))
+
+test.run()
