@@ -34,6 +34,7 @@ Files:
   --data DIR                    train.jsonl, valid.jsonl, test.jsonl of {"text": ...} lines (default examples/data)
   --adapter-file FILE           where adapters are saved / loaded (default examples/out/adapters.safetensors)
   --resume-adapter-file FILE    start training from these adapters
+  --no-adapter                  answer (and --test) with the base alone, e.g. a fused model given with --base
 Training:
   --iters N                     optimizer steps (default 600)
   --batch-size N                examples per step (default 8)
@@ -58,7 +59,7 @@ async function main(): Promise<void> {
     train: { type: 'boolean' }, test: { type: 'boolean' }, prompt: { type: 'string' }, temp: { type: 'string', default: '0' },
     'max-tokens': { type: 'string' }, 'num-tokens': { type: 'string' }, 'adapter-strength': { type: 'string', default: '1' },
     base: { type: 'string' }, data: { type: 'string', default: join(here, 'data') },
-    'adapter-file': { type: 'string', default: join(here, 'out', 'adapters.safetensors') }, 'resume-adapter-file': { type: 'string' },
+    'adapter-file': { type: 'string', default: join(here, 'out', 'adapters.safetensors') }, 'resume-adapter-file': { type: 'string' }, 'no-adapter': { type: 'boolean' },
     iters: { type: 'string', default: '600' }, 'batch-size': { type: 'string', default: '8' }, lr: { type: 'string', default: '1e-2' },
     rank: { type: 'string', default: '32' }, alpha: { type: 'string', default: '64' }, 'lora-layers': { type: 'string' }, 'lora-dropout': { type: 'string', default: '0.03' },
     'label-smoothing': { type: 'string', default: '0.1' }, mask: { type: 'string', default: 'name' },
@@ -66,7 +67,7 @@ async function main(): Promise<void> {
     'steps-per-eval': { type: 'string', default: '50' }, seed: { type: 'string', default: '0' }, help: { type: 'boolean', short: 'h' },
   } })
   if (v.help) return console.log(HELP)
-  const demo = !v.train && !v.test && v.prompt === undefined
+  const demo = !v.train && !v.test && v.prompt === undefined && !v['no-adapter']
   const doTrain = demo || !!v.train, doTest = demo || !!v.test
   const prompt = (v.prompt ?? DEFAULT_PROMPT).replace(/\\n/g, '\n')
   const temperature = numberFlag('temp', v.temp, { min: 0 })
@@ -88,6 +89,8 @@ async function main(): Promise<void> {
   if (v.full && (bits !== null || v['resume-adapter-file'] || v.fuse)) throw new Error('--full trains every weight of a float model: it cannot be combined with --quantize, --resume-adapter-file or --fuse')
   if (v.full && !doTrain) throw new Error('--full is a way to train: add --train')
   const adapterFile = v['adapter-file']
+  const useAdapter = !v['no-adapter']
+  if (!useAdapter && (doTrain || v['resume-adapter-file'])) throw new Error('--no-adapter answers with the base alone: it cannot be combined with --train or --resume-adapter-file')
   manualSeed(seed)
 
   // ---- the base model ---------------------------------------------------------------------------
@@ -137,7 +140,7 @@ async function main(): Promise<void> {
   const show = (who: string, text: string) => console.log(`\n${who}:\n${prompt}${text}`)
 
   const before = doTrain || doTest ? { train: evaluate(train), valid: evaluate(valid), test: evaluate(test) } : null
-  const baseAnswer = v.prompt !== undefined || doTrain ? answer() : null
+  const baseAnswer = v.prompt !== undefined || doTrain || !useAdapter ? answer() : null
 
   // ---- LoRA: wrap the target layers, freeze everything else --------------------------------------
   const targets = v.targets.split(',').map((t) => t.trim()).filter(Boolean)
@@ -150,14 +153,14 @@ async function main(): Promise<void> {
       nn.loadAdapters(model, v['resume-adapter-file'])
       console.log(`Resuming from ${v['resume-adapter-file']}`)
     }
-  } else {
+  } else if (useAdapter) {
     checkAdapterBase(adapterFile, basePath)
     nn.loadAdapters(model, adapterFile)
     console.log(`Loaded adapters from ${relative(process.cwd(), adapterFile)}`)
   }
-  if (!v.full) nn.printTrainable(model)
-  else console.log(`Full fine-tune: all ${model.numParameters().toLocaleString('en-US')} parameters train (100%)`)
-  if (baseAnswer !== null) show('Base model (knows English, not Tenny)', baseAnswer)
+  if (v.full) console.log(`Full fine-tune: all ${model.numParameters().toLocaleString('en-US')} parameters train (100%)`)
+  else if (useAdapter) nn.printTrainable(model)
+  if (baseAnswer !== null) show(v.base === undefined ? 'Base model (knows English, not Tenny)' : `Base model (${relative(process.cwd(), basePath)})`, baseAnswer)
 
   // ---- fine-tune ----------------------------------------------------------------------------------
   const curves: Curve[] = [{ name: 'train loss', color: 'green', points: [] }, { name: 'validation loss', color: 'blue', points: [] }]
@@ -218,7 +221,7 @@ async function main(): Promise<void> {
   }
 
   // ---- the adapted model's answer, and test loss before vs after --------------------------------
-  if (v.prompt !== undefined || doTrain) {
+  if ((v.prompt !== undefined || doTrain) && useAdapter) {
     if (!v.full && strength !== 1) nn.setAdapters(model, { default: strength })
     show(v.full ? 'Fully fine-tuned model' : `Adapted model${strength !== 1 ? ` (adapter strength ${strength})` : ''}`, answer())
     if (!v.full) nn.setAdapters(model, { default: 1 })
@@ -260,7 +263,7 @@ async function main(): Promise<void> {
     }
     const file = join(dirname(adapterFile), 'fused.safetensors')
     saveBase(file, model, tokenizer, { fusedFrom: relative(dirname(file), adapterFile) })
-    console.log(`Wrote the merged model to ${relative(process.cwd(), file)} (test loss ${evaluate(test).toFixed(3)}; use it with --base)`)
+    console.log(`Wrote the merged model to ${relative(process.cwd(), file)} (test loss ${evaluate(test).toFixed(3)}; use it with --base FILE --no-adapter)`)
   }
 }
 

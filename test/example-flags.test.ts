@@ -95,6 +95,12 @@ test('--quantize 4 --fuse trains QLoRA, writes adapters and fused.safetensors an
   const fused = loadBase(join(out, 'fused.safetensors')).model, orig = loadBase(base).model
   assert.is(fused.numParameters(), orig.numParameters())
   assert.ok(differs(fused, orig), 'some fused weight differs from the base')
+  // and it answers as a base of its own, with no adapter file
+  const ask = example('--base', join(out, 'fused.safetensors'), '--no-adapter', '--prompt', 'Q: What is relu in tenny?\\nA: ', '--max-tokens', '5')
+  succeeds(ask)
+  assert.match(ask.stdout, /Base model \(.*fused\.safetensors\):/)
+  assert.not.match(ask.stdout, /Adapted model/)
+  failsClearly(example('--no-adapter', '--train'), /--no-adapter answers with the base alone: it cannot be combined with --train/)
 })
 
 test('--quantize 8 works too; --quantize 5 is one clear error', () => {
