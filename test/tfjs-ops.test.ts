@@ -185,4 +185,112 @@ test('nn functions match tfjs: softmax, logSoftmax, crossEntropy, mseLoss, layer
   }
 })
 
+/** A seeded 0/1 mask of `shape` with at least one of each (so both branches of a select are exercised). */
+function randMask(shape: number[]): number[] {
+  const n = shape.reduce((a, b) => a * b, 1)
+  const m = Array.from({ length: n }, () => (random() < 0.5 ? 1 : 0))
+  if (n > 1) {
+    m[0] = 1
+    m[n - 1] = 0
+  }
+  return m
+}
+
+test('gelu (exact), maskedFill, unbiased variance, argmax and three-way broadcast where match tfjs', () => {
+  manualSeed(65)
+  // inputs scaled to [-5, 5) and a tight tolerance: there the tanh form is up to 4e-4 off the erf form, so this fails for it
+  const erfGelu = (x: tf.Tensor) => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))))
+  for (let trial = 0; trial < TRIALS; trial++) {
+    crossCheck('gelu exact', { shapes: [randShape()], tenny: (x) => F.gelu(F.mul(x, 2.5), { approximate: 'none' }), tf: (x) => erfGelu(tf.mul(x, 2.5)) }, { atol: 2e-5, rtol: 1e-4 })
+  }
+  for (const [xs, ms] of [[[2, 3, 5], [3, 1]], [[3, 1, 7], [1, 7]], [[4, 6], [4, 1]], [[2, 3, 4], [2, 3, 4]]]) {
+    const mask = randMask(ms)
+    crossCheck('maskedFill', {
+      shapes: [xs],
+      tenny: (x) => F.maskedFill(x, tensor(mask, ms), -3.25),
+      tf: (x) => tf.where(tf.broadcastTo(tf.tensor(mask, ms, 'bool'), xs), tf.fill(xs, -3.25), x),
+    })
+  }
+  // unbiased: the biased tf.moments variance times n/(n−1); every reduced axis has length ≥ 2
+  const unbiased = (x: tf.Tensor, axis: number[] | undefined, keep: boolean) => {
+    const n = (axis ?? x.shape.map((_, i) => i)).reduce((a, ax) => a * x.shape[ax], 1)
+    return tf.mul(tf.moments(x, axis, keep).variance, n / (n - 1))
+  }
+  const s = [3, 5, 2]
+  crossCheck('variance default (all, unbiased)', { shapes: [s], tenny: (x) => F.variance(x), tf: (x) => unbiased(x, undefined, false) })
+  for (const axis of [[1], [0, 2], [2]])
+    for (const keep of [false, true]) {
+      crossCheck(`variance unbiased axis ${JSON.stringify(axis)} keepDims ${keep}`, { shapes: [s], tenny: (x) => F.variance(x, axis, keep), tf: (x) => unbiased(x, axis, keep) })
+    }
+  for (let trial = 0; trial < TRIALS; trial++) {
+    const shape = randShape(2, 4)
+    const data = Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => 4 * random() - 2)
+    for (let axis = -shape.length; axis < shape.length; axis++)
+      for (const keep of [false, true]) {
+        const ours = F.argmax(tensor(data, shape), axis, keep)
+        const theirs = tf.tidy(() => {
+          const i = tf.argMax(tf.tensor(data, shape), axis)
+          return keep ? tf.expandDims(i, axis < 0 ? axis + shape.length : axis) : i
+        })
+        const what = `argmax (${shape}) axis ${axis} keepDims ${keep}`
+        assert.equal(ours.shape, theirs.shape, `${what}: shape`)
+        assert.equal(Array.from(ours.data), Array.from(theirs.dataSync()), `${what}: indices`)
+        theirs.dispose()
+      }
+  }
+  // ties: both take the first maximum
+  const tied = [1, 3, 3, 0, 2, 2, -1, 2, 5, 5, 5, 5]
+  assert.equal(Array.from(F.argmax(tensor(tied, [3, 4]), 1).data), Array.from(tf.argMax(tf.tensor(tied, [3, 4]), 1).dataSync()), 'argmax ties along axis 1')
+  assert.equal(Array.from(F.argmax(tensor(tied, [3, 4]), 1).data), [1, 0, 0], 'argmax ties: first index')
+  // where: cond, a and b each broadcast; tfjs's Select gradient does not un-broadcast, so its operands are broadcast explicitly
+  for (const [cs, as, bs] of [[[2, 1, 4], [3, 1], []], [[2, 1, 4], [3, 1], [1, 4]], [[3, 1], [2, 1, 5], [1, 3, 5]], [[5], [2, 3, 1], [3, 5]]]) {
+    const cond = randMask(cs)
+    const n = Math.max(cs.length, as.length, bs.length)
+    const full = Array.from({ length: n }, (_, i) => Math.max(...[cs, as, bs].map((t) => t[t.length - n + i] ?? 1)))
+    crossCheck('where broadcast', {
+      shapes: [as, bs],
+      tenny: (a, b) => F.where(tensor(cond, cs), a, b),
+      tf: (a, b) => tf.where(tf.broadcastTo(tf.tensor(cond, cs, 'bool'), full), tf.broadcastTo(a, full), tf.broadcastTo(b, full)),
+    })
+  }
+  crossCheck('where with a number', {
+    shapes: [[3, 4]],
+    tenny: (a) => F.where(tensor([1, 0, 1, 1], [4]), a, 0.75),
+    tf: (a) => tf.where(tf.broadcastTo(tf.tensor([1, 0, 1, 1], [4], 'bool'), [3, 4]), a, tf.fill([3, 4], 0.75)),
+  })
+})
+
+/**
+ * Causal attention as tfjs ops: split heads, q·kᵀ/√hs, −1e9 added where key j > i + kvLength − Tq, softmax, ·v,
+ * merge heads. Only the first kvLength rows of k and v take part.
+ */
+function tfCausalAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, nHead: number, kvLength = k.shape[1]!): tf.Tensor {
+  const [B, Tq, C] = q.shape
+  const hs = C / nHead
+  const heads = (t: tf.Tensor, T: number) => tf.transpose(tf.reshape(t, [B, T, nHead, hs]), [0, 2, 1, 3]) // (B, nHead, T, hs)
+  const first = (t: tf.Tensor) => tf.slice(t, [0, 0, 0], [-1, kvLength, -1])
+  const blocked = Array.from({ length: Tq * kvLength }, (_, n) => (n % kvLength > Math.floor(n / kvLength) + kvLength - Tq ? -1e9 : 0))
+  const att = tf.div(tf.matMul(heads(q, Tq), heads(first(k), kvLength), false, true), Math.sqrt(hs)) // (B, nHead, Tq, kvLength)
+  const y = tf.matMul(tf.softmax(tf.add(att, tf.tensor(blocked, [Tq, kvLength]))), heads(first(v), kvLength)) // (B, nHead, Tq, hs)
+  return tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B, Tq, C])
+}
+
+test('causalAttention matches a tfjs composition in values and q, k, v gradients, with and without a KV-cache window', () => {
+  manualSeed(66)
+  // [B, Tq, C, nHead]: several heads, one head, one query, odd head size
+  for (const [B, T, C, nHead] of [[2, 5, 6, 3], [1, 7, 5, 1], [3, 1, 4, 2], [2, 6, 9, 3]]) {
+    const shapes = [[B, T, C], [B, T, C], [B, T, C]]
+    crossCheck(`causalAttention nHead ${nHead}`, { shapes, tenny: (q, k, v) => F.causalAttention(q, k, v, nHead), tf: (q, k, v) => tfCausalAttention(q, k, v, nHead) })
+    crossCheck(`attentionComposite nHead ${nHead}`, { shapes, tenny: (q, k, v) => F.attentionComposite(q, k, v, nHead), tf: (q, k, v) => tfCausalAttention(q, k, v, nHead) })
+  }
+  // KV cache: k, v preallocated to `rows`, first kvLength used; rows past kvLength must get zero gradient
+  for (const [B, Tq, rows, kvLength, C, nHead] of [[2, 2, 7, 5, 6, 2], [1, 3, 4, 3, 4, 4], [2, 1, 6, 6, 6, 3]]) {
+    crossCheck(`causalAttention Tq ${Tq} kvLength ${kvLength} of ${rows}`, {
+      shapes: [[B, Tq, C], [B, rows, C], [B, rows, C]],
+      tenny: (q, k, v) => F.causalAttention(q, k, v, nHead, kvLength),
+      tf: (q, k, v) => tfCausalAttention(q, k, v, nHead, kvLength),
+    })
+  }
+})
+
 test.run()
