@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Tensor } from '../src/tensor'
 import { manualSeed, rngState } from '../src/random'
-import { K } from '../src/kernels'
+import { K, useKernels } from '../src/kernels'
+import * as parallel from '../src/kernels/parallel'
 import { packBits, unpackBits, unpackCodes, qmatmulRef, NF4_LEVELS, type QuantizeOptions } from '../src/kernels/quant'
 import { saveSafetensors, loadSafetensors, toTensor } from '../src/safetensors'
 import { Module } from '../nn/module'
@@ -104,6 +105,37 @@ test('qmatmul and qmatmulT agree with dequantize + matmulRef on awkward sizes', 
       const x = uniform([m, k]).data, dy = uniform([m, n]).data
       assertClose(K.qmatmul(x, q, m), qmatmulRef(x, q, m), { atol: 1e-4, what: `${name} qmatmul ${m}x${k}x${n}` })
       assertClose(K.qmatmulT(dy, q, m), qmatmulRef(dy, q, m, { transposed: true }), { atol: 1e-4, what: `${name} qmatmulT ${m}x${k}x${n}` })
+    }
+  }
+})
+
+test('qmatmul and qmatmulT on a weight of several tiles (out 300) equal dequantize + matmulRef to 1e-5 relative', () => {
+  manualSeed(12)
+  // 16K-float tiles: 126 rows at in=130, 120 at in=136, so 300 rows are 2 full tiles and a ragged third
+  const cases: [string, QuantizeOptions, number][] = [
+    ['affine 4-bit', { mode: 'affine', bits: 4, groupSize: 8 }, 136], // affine groups need in % 8 = 0: 130 cannot be
+    ['affine 8-bit', { mode: 'affine', bits: 8, groupSize: 68 }, 136],
+    ['int8', { mode: 'int8' }, 130],
+    ['nf4', { mode: 'nf4', groupSize: 26 }, 130],
+  ]
+  parallel.startParallel()
+  for (const backend of ['cpu', 'parallel']) { // the tiles' products go through K.matmul: the CPU's, then every core's
+    useKernels(backend === 'cpu' ? {} : { matmul: parallel.matmul })
+    try {
+      for (const [name, opts, k] of cases) {
+        const n = 300
+        const q = K.quantize(normal([n, k]).data, n, k, opts)
+        for (const m of [3, 37]) { // below matmulNT's 4-row unroll, and not a multiple of it
+          const x = uniform([m, k]).data, dy = uniform([m, n]).data, what = `${backend} ${name} ${m}x${k}x${n}`
+          const y = qmatmulRef(x, q, m), dx = qmatmulRef(dy, q, m, { transposed: true })
+          // 1e-5 relative, and for sums that cancel to near 0, 1e-6 of the largest output (float32 per-tile partial sums)
+          const tol = (ref: Float32Array) => ({ rtol: 1e-5, atol: 1e-6 * ref.reduce((a, v) => Math.max(a, Math.abs(v)), 0) })
+          assertClose(K.qmatmul(x, q, m), y, { ...tol(y), what: `qmatmul ${what}` })
+          assertClose(K.qmatmulT(dy, q, m), dx, { ...tol(dx), what: `qmatmulT ${what}` })
+        }
+      }
+    } finally {
+      useKernels({})
     }
   }
 })

@@ -1,7 +1,8 @@
 // Quantized weights: MLX's group-wise affine codes, per-channel int8, and QLoRA's 4-bit NormalFloat.
 // The one idea: W lives as small integer codes plus a few floats per group, and the matmuls decode a
 // tile of W's rows at a time into a small scratch buffer, so the float W is never rebuilt whole.
-import { matmulNT, matmulNN, matmulRef } from './matmul'
+import { matmul as cpuMatmul, matmulNT, matmulRef } from './matmul'
+import { K } from './index' // a cycle (index → cpu → quant): safe, K is read only when a matmul runs
 
 export type QuantMode = 'affine' | 'int8' | 'nf4'
 
@@ -178,30 +179,40 @@ export function dequantize(q: QuantizedWeights): Float32Array {
 
 // ---- matmuls against packed weights --------------------------------------------------------------
 
-// Scratch budget for one decoded tile of Ŵ: 16K floats (64 KB) stays in L2 while every row of x passes over it.
+// Why tiles: the float Ŵ is what quantization saves, so the matmuls never rebuild it. They decode at most
+// TILE_FLOATS weights (a tile of whole rows of Ŵ) at a time and multiply each tile through the kernel table, so
+// the parallel and gpu.js backends run these products too. 16K floats (64 KB) stay in L2 while every row of x
+// passes over them, and decoding costs rows·cols per call whatever m is.
 const TILE_FLOATS = 16384
 
-function tileRows(q: QuantizedWeights): number {
-  return Math.max(1, Math.min(q.rows, Math.floor(TILE_FLOATS / q.cols)))
+// One scratch buffer for every call, grown when a larger one is needed and never shrunk (tiles are bounded, so
+// it stays small). Regions: [decoded tile | its transpose (qmatmulT) | the tile's columns of dy (qmatmulT)].
+let scratch = new Float32Array(0)
+function scratchOf(size: number): Float32Array {
+  if (scratch.length < size) scratch = new Float32Array(size)
+  return scratch
 }
 
-/** y = x · Ŵᵀ. x (m, k), Ŵ (n, k) packed → y (m, n). Decodes a tile of Ŵ's rows, then the NT matmul on it. */
+/** Rows of Ŵ per tile: as many as fit in TILE_FLOATS, even (matmulNT takes rows of B in pairs), at least 1. */
+function tileRows(q: QuantizedWeights): number {
+  const t = Math.floor(TILE_FLOATS / q.cols)
+  return Math.max(1, Math.min(q.rows, t > 1 ? t & ~1 : t))
+}
+
+/** y = x · Ŵᵀ. x (m, k), Ŵ (n, k) packed → y (m, n). Per tile of tj rows of Ŵ: decode, x · tileᵀ on the kernel table, scatter. */
 export function qmatmul(x: Float32Array, q: QuantizedWeights, m: number): Float32Array {
   const n = q.rows, k = q.cols, t = tileRows(q)
-  const y = new Float32Array(m * n)
-  const wTile = new Float32Array(t * k)
-  if (t === n) { // all of Ŵ fits in one tile: no scatter needed
+  const wTile = scratchOf(t * k)
+  if (t === n) { // Ŵ is one tile: y is the tile's output, nothing to scatter
     dequantizeRowsInto(q, 0, n, wTile)
-    matmulNT(x, wTile, y, m, k, n)
-    return y
+    return K.matmul(x, wTile.subarray(0, n * k), m, k, n, { transB: true })
   }
-  const yTile = new Float32Array(m * t)
+  const y = new Float32Array(m * n)
   for (let j0 = 0; j0 < n; j0 += t) {
     const tj = Math.min(t, n - j0)
     dequantizeRowsInto(q, j0, j0 + tj, wTile)
-    yTile.fill(0)
-    matmulNT(x, wTile, yTile, m, k, tj) // yTile (m, tj) = x · wTileᵀ
-    for (let i = 0; i < m; i++) {
+    const yTile = K.matmul(x, wTile.subarray(0, tj * k), m, k, tj, { transB: true }) // (m, tj)
+    for (let i = 0; i < m; i++) { // the tile's outputs are columns j0 .. j0 + tj of each row of y
       const yRow = i * n + j0, tRow = i * tj
       for (let j = 0; j < tj; j++) y[yRow + j] = yTile[tRow + j]
     }
@@ -209,19 +220,34 @@ export function qmatmul(x: Float32Array, q: QuantizedWeights, m: number): Float3
   return y
 }
 
-/** dx = dy · Ŵ. dy (m, n), Ŵ (n, k) packed → dx (m, k): each tile of Ŵ's rows meets its columns of dy. */
+/**
+ * dx = dy · Ŵ. dy (m, n), Ŵ (n, k) packed → dx (m, k) = Σ over tiles dy[:, tile] · Ŵ[tile, :]. Each tile is
+ * decoded and transposed within the scratch, so every product is the A·Bᵀ form that matmulNT runs without repacking.
+ */
 export function qmatmulT(dy: Float32Array, q: QuantizedWeights, m: number): Float32Array {
   const n = q.rows, k = q.cols, t = tileRows(q)
+  const buf = scratchOf(2 * t * k + (t < n ? m * t : 0))
+  const wTile = buf.subarray(0, t * k), wTileT = buf.subarray(t * k, 2 * t * k)
+  const dyTile = t < n ? buf.subarray(2 * t * k) : dy // Ŵ in one tile: its columns of dy are all of dy
   const dx = new Float32Array(m * k)
-  const wTile = new Float32Array(t * k), dyTile = new Float32Array(m * t)
   for (let j0 = 0; j0 < n; j0 += t) {
     const tj = Math.min(t, n - j0)
     dequantizeRowsInto(q, j0, j0 + tj, wTile)
-    for (let i = 0; i < m; i++) {
-      const dyRow = i * n + j0, tRow = i * tj
-      for (let j = 0; j < tj; j++) dyTile[tRow + j] = dy[dyRow + j]
+    for (let j = 0; j < tj; j++) { // wTileT (k, tj) = wTileᵀ
+      const row = j * k
+      for (let p = 0; p < k; p++) wTileT[p * tj + j] = wTile[row + p]
     }
-    matmulNN(dyTile, wTile, dx, m, tj, k) // dx += dy[:, j0:j0+tj] · Ŵ[j0:j0+tj, :]
+    if (t < n) {
+      for (let i = 0; i < m; i++) { // dyTile (m, tj) = dy[:, j0 .. j0 + tj]
+        const dyRow = i * n + j0, tRow = i * tj
+        for (let j = 0; j < tj; j++) dyTile[tRow + j] = dy[dyRow + j]
+      }
+    }
+    if (K.matmul === cpuMatmul) matmulNT(dyTile, wTileT, dx, m, tj, k) // dx += dyTile · wTile, in place
+    else { // another backend (more cores, a GPU) returns each tile's (m, k) product fresh: add it in
+      const part = K.matmul(dyTile.subarray(0, m * tj), wTileT.subarray(0, k * tj), m, tj, k, { transB: true })
+      for (let i = 0; i < part.length; i++) dx[i] += part[i]
+    }
   }
   return dx
 }
