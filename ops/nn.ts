@@ -95,7 +95,8 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
   }
   const { y, mean: mu, rstd } = K.layerNormRows(x.data, weight.data, bias.data, rows, cols, eps)
   return fromOp(y, x.shape, [x, weight, bias], (dy) => {
-    const { dx, dw, db } = K.layerNormRowsBackward(dy, x.data, weight.data, mu, rstd, rows, cols) // derivation in the kernel
+    const params = weight.requiresGrad || bias.requiresGrad // frozen (LoRA): the kernel skips dw and db
+    const { dx, dw, db } = K.layerNormRowsBackward(dy, x.data, weight.data, mu, rstd, rows, cols, params) // derivation in the kernel
     if (x.requiresGrad) addGrad(x, dx)
     if (weight.requiresGrad) addGrad(weight, dw)  // dw = Σ dy ⊙ x̂
     if (bias.requiresGrad) addGrad(bias, db)      // db = Σ dy

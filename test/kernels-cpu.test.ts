@@ -174,6 +174,9 @@ test('layerNormRows and its backward match mean/variance normalisation and a flo
     assertClose(dx, X.map((_, i) => numeric(X, i, (a) => loss(a, W, B))), { atol: 1e-4, what: `${name} layerNorm dx` })
     assertClose(dw, W.map((_, i) => numeric(W, i, (a) => loss(X, a, B))), { atol: 1e-4, what: `${name} layerNorm dw` })
     assertClose(db, B.map((_, i) => numeric(B, i, (a) => loss(X, W, a))), { atol: 1e-4, what: `${name} layerNorm db` })
+    const frozen = T.layerNormRowsBackward(dy, x, w, mean, rstd, rows, cols, false) // frozen w, b: dx alone
+    assert.equal(frozen.dx, dx)
+    assert.is(frozen.dw.length + frozen.db.length, 0)
   }
 })
 

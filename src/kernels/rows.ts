@@ -172,10 +172,10 @@ export function layerNormRows(x: Float32Array, w: Float32Array, b: Float32Array,
  * With x̂ = (x − mean)·rstd and g = dy ⊙ w:  dx = rstd · (g − mean(g) − x̂ · mean(g ⊙ x̂)),
  * dw = Σ_rows dy ⊙ x̂,  db = Σ_rows dy.
  */
-export function layerNormRowsBackward(dy: Float32Array, x: Float32Array, w: Float32Array, mean: Float32Array, rstd: Float32Array, rows: number, cols: number): { dx: Float32Array; dw: Float32Array; db: Float32Array } {
+export function layerNormRowsBackward(dy: Float32Array, x: Float32Array, w: Float32Array, mean: Float32Array, rstd: Float32Array, rows: number, cols: number, withParams = true): { dx: Float32Array; dw: Float32Array; db: Float32Array } {
   const dx = new Float32Array(rows * cols)
-  const dw = new Float32Array(cols)
-  const db = new Float32Array(cols)
+  const dw = new Float32Array(withParams ? cols : 0) // frozen weight and bias (LoRA): no dw, db work
+  const db = new Float32Array(withParams ? cols : 0)
   for (let r = 0; r < rows; r++) {
     const base = r * cols, mu = mean[r], rs = rstd[r]
     let gMean = 0, gxMean = 0
@@ -184,8 +184,10 @@ export function layerNormRowsBackward(dy: Float32Array, x: Float32Array, w: Floa
       const g = dy[base + j] * w[j]
       gMean += g
       gxMean += g * xHat
-      dw[j] += dy[base + j] * xHat
-      db[j] += dy[base + j]
+      if (withParams) {
+        dw[j] += dy[base + j] * xHat
+        db[j] += dy[base + j]
+      }
     }
     gMean /= cols
     gxMean /= cols
