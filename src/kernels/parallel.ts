@@ -10,10 +10,10 @@ import { WorkerPool, WorkerEnd, PARAMS, BUSY, type WorkerInit } from './pool'
  * (Xeon, 2026-11-28), parallel NT / cpu NT: 0.88× at 48³, 1.12× at 64³, 1.61× at 80³, 1.87× at 128³, 2.1× at 256³+.
  */
 export const PARALLEL_MIN_FLOPS = 80 * 80 * 80
-/** Below 8 rows of C a product has too few 4-row blocks to share (and the CPU's m < 4 path differs). */
+/** Below 8 rows of C a product has too few 3-row blocks to share (and the CPU's m < 3 path differs). */
 const MIN_ROWS = 8
 const MAX_WORKERS = 7
-const BLOCK_ROWS = 4
+const BLOCK_ROWS = 3
 
 // job parameters in the pool's ctl: the next free block, blocks done by workers, and the shape
 const NEXT = PARAMS, BY_WORKERS = PARAMS + 1, BATCH = PARAMS + 2, M = PARAMS + 3, K = PARAMS + 4, N = PARAMS + 5, ROWS = PARAMS + 6, ITEMS = PARAMS + 7
