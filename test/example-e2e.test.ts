@@ -2,45 +2,16 @@
 // onto the base, validation loss falls, and bad input ends in one clear line and exit code 1.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { spawnSync } from 'node:child_process'
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync, copyFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, copyFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { nn } from '../src/index'
 import { loadBase } from '../examples/lib/checkpoint'
+import { base, example, failsClearly, smallData as smallCopy } from './example-helpers'
 
-const root = join(import.meta.dirname, '..')
-const base = join(root, 'examples', 'base', 'base.safetensors')
 const dir = mkdtempSync(join(tmpdir(), 'tenny-example-'))
 const adapters = join(dir, 'out', 'adapters.safetensors')
-
-/** A small copy of the Q&A data: the first lines of each split. */
-function smallData(name: string, lines: { train: number; valid: number; test: number }): string {
-  const out = join(dir, name)
-  mkdirSync(out, { recursive: true })
-  for (const [split, n] of Object.entries(lines)) {
-    const rows = readFileSync(join(root, 'examples', 'data', `${split}.jsonl`), 'utf8').split('\n').filter(Boolean)
-    writeFileSync(join(out, `${split}.jsonl`), rows.slice(0, n).join('\n') + '\n')
-  }
-  return out
-}
-
-function example(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' }
-  delete env.TENNY_DEBUG // so errors print one line, not a stack
-  const run = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'examples', 'lora-finetune.ts'), ...args], { cwd: root, encoding: 'utf8', env })
-  return { status: run.status, stdout: run.stdout, stderr: run.stderr }
-}
-
-/** Exit code 1 and exactly one line on stderr, containing `message`, with no stack trace. */
-function failsClearly(run: ReturnType<typeof example>, message: RegExp): void {
-  assert.is(run.status, 1, `exit code (stderr: ${run.stderr})`)
-  const lines = run.stderr.trim().split('\n')
-  assert.is(lines.length, 1, `one line on stderr, got:\n${run.stderr}`)
-  assert.match(lines[0], /^error: /)
-  assert.match(lines[0], message)
-  assert.not.match(run.stderr, /\n\s+at /)
-}
+const smallData = (name: string, lines: { train: number; valid: number; test: number }) => smallCopy(join(dir, name), lines)
 
 test('a few steps of fine-tuning write adapters that load onto the base, and validation loss falls', () => {
   const data = smallData('data', { train: 16, valid: 4, test: 4 })

@@ -3,56 +3,25 @@
 // training, and a damaged adapter file.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync, copyFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { nn } from '../src/index'
 import { loadBase } from '../examples/lib/checkpoint'
+import { root, script, base, example, exampleEnv, failsClearly, smallData, type Run } from './example-helpers'
 
-const root = join(import.meta.dirname, '..')
-const script = join(root, 'examples', 'lora-finetune.ts')
-const base = join(root, 'examples', 'base', 'base.safetensors')
 const dir = mkdtempSync(join(tmpdir(), 'tenny-flags-'))
 const PROMPT = 'Q: What is relu in tenny?\nA: ' // as the example prints it (the flag takes \n literally)
 
-/** A small copy of the Q&A data: the first lines of each split. */
-const data = join(dir, 'data')
-mkdirSync(data, { recursive: true })
-for (const [split, n] of Object.entries({ train: 6, valid: 3, test: 3 })) {
-  const rows = readFileSync(join(root, 'examples', 'data', `${split}.jsonl`), 'utf8').split('\n').filter(Boolean)
-  writeFileSync(join(data, `${split}.jsonl`), rows.slice(0, n).join('\n') + '\n')
-}
+const data = smallData(join(dir, 'data'), { train: 6, valid: 3, test: 3 })
 
 /** Tiny training: 3 steps of 2 examples, validation only at the end, short answers. */
 const tiny = (iters = 3) => ['--train', '--iters', String(iters), '--batch-size', '2', '--steps-per-eval', '1000', '--max-tokens', '5', '--data', data]
 
-function env(): NodeJS.ProcessEnv {
-  const e: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' }
-  delete e.TENNY_DEBUG // so errors print one line, not a stack
-  return e
-}
-
-type Run = { status: number | null; stdout: string; stderr: string }
-
-function example(...args: string[]): Run {
-  const run = spawnSync(process.execPath, ['--import', 'tsx', script, ...args], { cwd: root, encoding: 'utf8', env: env() })
-  return { status: run.status, stdout: run.stdout, stderr: run.stderr }
-}
-
 /** Exit code 0, or a failure that shows what the example printed. */
 function succeeds(run: Run): void {
   assert.is(run.status, 0, `exit code ${run.status}\nstderr: ${run.stderr}\nstdout tail: ${run.stdout.slice(-2000)}`)
-}
-
-/** Exit code 1 and exactly one line on stderr, containing `message`, with no stack trace. */
-function failsClearly(run: Run, message: RegExp): void {
-  assert.is(run.status, 1, `exit code (stderr: ${run.stderr})`)
-  const lines = run.stderr.trim().split('\n')
-  assert.is(lines.length, 1, `one line on stderr, got:\n${run.stderr}`)
-  assert.match(lines[0], /^error: /)
-  assert.match(lines[0], message)
-  assert.not.match(run.stderr, /\n\s+at /)
 }
 
 /** The answer printed under `header` (the continuation of PROMPT, up to the newline). */
@@ -171,7 +140,7 @@ test('--adapter-strength 0 answers as the base does', () => {
 test('Ctrl-C during training stops early, saves adapters that load, and exits with 130', async () => {
   const out = join(dir, 'interrupted'), file = join(out, 'adapters.safetensors')
   const iters = 500 // progress every 50 steps; SIGINT at the first progress line, far from the end
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...tiny(iters), '--adapter-file', file], { cwd: root, env: env() })
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...tiny(iters), '--adapter-file', file], { cwd: root, env: exampleEnv() })
   let stdout = '', stderr = '', sent = false
   const status = await new Promise<number | null>((resolve, reject) => {
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`no progress within 40 s:\n${stdout}\n${stderr}`)) }, 40_000)

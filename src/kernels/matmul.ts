@@ -17,8 +17,8 @@ export function matmulRef(a: Float32Array, b: Float32Array, m: number, k: number
 
 /**
  * C += A·Bᵀ, A (m, k), B (n, k). Dot products of rows, 3 rows of A × 4 rows of B at once: 12 sums stay in
- * registers and each step loads 7 values for 12 multiply-adds (4 × 2 blocks: 6 for 8; 4–8% faster here, and
- * 4 × 4 would spill x64's 16 float registers).
+ * registers and each step loads 7 values for 12 multiply-adds (4 × 2 blocks: 6 for 8). Measured here against
+ * 4 × 2: 4–8% faster as a lone loop, 2–3% in bench/matmul.ts. 4 × 4 would spill x64's 16 float registers.
  */
 export function matmulNT(a: Float32Array, b: Float32Array, c: Float32Array, m: number, k: number, n: number): void {
   let i = 0

@@ -185,8 +185,9 @@ export function dequantize(q: QuantizedWeights): Float32Array {
 // passes over them, and decoding costs rows·cols per call whatever m is.
 const TILE_FLOATS = 16384
 
-// One scratch buffer for every call, grown when a larger one is needed and never shrunk (tiles are bounded, so
-// it stays small). Regions: [decoded tile | its transpose (qmatmulT) | the tile's columns of dy (qmatmulT)].
+// One scratch buffer for every call, grown when a larger one is needed and never shrunk: two tiles (bounded)
+// plus, in qmatmulT, the tile's m × rows columns of dy (which grow with the batch).
+// Regions: [decoded tile | its transpose (qmatmulT) | the tile's columns of dy (qmatmulT)].
 let scratch = new Float32Array(0)
 function scratchOf(size: number): Float32Array {
   if (scratch.length < size) scratch = new Float32Array(size)
