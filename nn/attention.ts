@@ -1,11 +1,11 @@
 // CausalSelfAttention: separate q, k, v and output projections (LoRA and quantization replace them by
 // name) around the fused causalAttention op. In generation a KVCache holds the earlier positions' keys
 // and values, so each new token costs one position instead of the whole context.
-import { Tensor, zeros } from '../src/tensor'
-import { causalAttention } from '../ops/attention'
-import { Module } from './module'
-import { Linear, type LinearLike } from './linear'
-import { Dropout } from './dropout'
+import { Tensor, zeros } from '../src/tensor.js'
+import { causalAttention } from '../ops/attention.js'
+import { Module } from './module.js'
+import { Linear, type LinearLike } from './linear.js'
+import { Dropout } from './dropout.js'
 
 /** Keys and values of the positions seen so far for one layer: k, v (B, capacity, C), first `length` rows used. */
 export class KVCache {

@@ -1,7 +1,7 @@
 // Dropout: active only in training mode (module.train() / module.eval()).
-import { Tensor } from '../src/tensor'
-import { dropout } from '../ops/nn'
-import { Module } from './module'
+import { Tensor } from '../src/tensor.js'
+import { dropout } from '../ops/nn.js'
+import { Module } from './module.js'
 
 /** Zero each element with probability p and scale the rest by 1/(1 − p) while training; identity in eval mode. */
 export class Dropout extends Module {

@@ -1,7 +1,7 @@
 // Embedding: a lookup table of learned vectors, one row per token id (or position).
-import { Tensor, randn } from '../src/tensor'
-import { embedding } from '../ops/nn'
-import { Module } from './module'
+import { Tensor, randn } from '../src/tensor.js'
+import { embedding } from '../ops/nn.js'
+import { Module } from './module.js'
 
 /** ids (...) → weight rows (..., embeddingDim); weight (numEmbeddings, embeddingDim) ~ N(0, 1) as in PyTorch. */
 export class Embedding extends Module {

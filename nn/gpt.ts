@@ -1,21 +1,21 @@
 // A GPT-2-style language model in one file, from small pieces to the whole: MLP, Block, GPT.
 // Parameter names (`blocks.0.attn.qProj.weight`, ...) are the checkpoint keys and LoRA's targets; a quantized
 // layer's codes and scales are saved beside them as buffers (`blocks.0.attn.qProj.codes`, ...).
-import { Tensor, noGrad } from '../src/tensor'
-import { manualSeed, randomNormal, rngState, setRngState } from '../src/random'
-import { add, gelu } from '../ops/elementwise'
-import { slice } from '../ops/movement'
-import { crossEntropy } from '../ops/nn'
-import { saveSafetensors, loadSafetensors, toTensor } from '../src/safetensors'
-import { shapeStr, sameShape } from '../src/shape'
-import { Module } from './module'
-import { Linear, type LinearLike } from './linear'
-import { QuantizedLinear } from './quantized'
-import { Embedding } from './embedding'
-import { LayerNorm } from './layernorm'
-import { Dropout } from './dropout'
-import { CausalSelfAttention, KVCache } from './attention'
-import { sampleNext, type SampleOptions } from './sampling'
+import { Tensor, noGrad } from '../src/tensor.js'
+import { manualSeed, randomNormal, rngState, setRngState } from '../src/random.js'
+import { add, gelu } from '../ops/elementwise.js'
+import { slice } from '../ops/movement.js'
+import { crossEntropy } from '../ops/nn.js'
+import { saveSafetensors, loadSafetensors, toTensor } from '../src/safetensors.js'
+import { shapeStr, sameShape } from '../src/shape.js'
+import { Module } from './module.js'
+import { Linear, type LinearLike } from './linear.js'
+import { QuantizedLinear } from './quantized.js'
+import { Embedding } from './embedding.js'
+import { LayerNorm } from './layernorm.js'
+import { Dropout } from './dropout.js'
+import { CausalSelfAttention, KVCache } from './attention.js'
+import { sampleNext, type SampleOptions } from './sampling.js'
 
 export type GPTConfig = { vocabSize: number; blockSize: number; nLayer: number; nHead: number; nEmbd: number; dropout?: number; bias?: boolean; tieWeights?: boolean }
 

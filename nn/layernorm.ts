@@ -1,7 +1,7 @@
 // LayerNorm over the last axis, with a learned scale and shift.
-import { Tensor, ones, zeros } from '../src/tensor'
-import { layerNorm } from '../ops/nn'
-import { Module } from './module'
+import { Tensor, ones, zeros } from '../src/tensor.js'
+import { layerNorm } from '../ops/nn.js'
+import { Module } from './module.js'
 
 /** y = (x − mean) / √(var + eps) · weight + bias over the last axis (dim); weight starts at 1, bias at 0. */
 export class LayerNorm extends Module {

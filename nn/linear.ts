@@ -1,8 +1,8 @@
 // Linear: the layer LoRA wraps and quantization compresses.
-import { Tensor, rand } from '../src/tensor'
-import { shapeStr, sameShape } from '../src/shape'
-import { linear } from '../ops/matmul'
-import { Module } from './module'
+import { Tensor, rand } from '../src/tensor.js'
+import { shapeStr, sameShape } from '../src/shape.js'
+import { linear } from '../ops/matmul.js'
+import { Module } from './module.js'
 
 /** Anything that maps (..., in) → (..., out) like a Linear: LoRA and quantized layers stand in for one. */
 export interface LinearLike extends Module {

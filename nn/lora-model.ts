@@ -1,9 +1,9 @@
 // LoRA at the model level: find the Linear layers to adapt and wrap them (applyLoRA), count what trains,
 // merge adapters back into plain layers, and pick or mix named adapters at inference. The layer itself is lora.ts.
-import { Module } from './module'
-import { Linear } from './linear'
-import { QuantizedLinear } from './quantized'
-import { LoRALinear, type LoRAOptions, type FuseReport, type BaseLayer } from './lora'
+import { Module } from './module.js'
+import { Linear } from './linear.js'
+import { QuantizedLinear } from './quantized.js'
+import { LoRALinear, type LoRAOptions, type FuseReport, type BaseLayer } from './lora.js'
 
 export type Targets = string[] | RegExp | ((path: string, module: Module) => boolean)
 

@@ -2,17 +2,17 @@
 // fresh adapter changes nothing; only A and B train, and forward never forms ΔW = scale·B·A: x goes through the
 // rank-r bottleneck in two thin matmuls. Several named adapters can sit on one base and be mixed by strength.
 // PiSSA (init 'pissa') instead starts A, B at W's top-r singular part and leaves the base only the rest of W.
-import { Tensor, noGrad, rand, randn, zeros } from '../src/tensor'
-import { K } from '../src/kernels'
-import { unpackCodes, type QuantizedWeights } from '../src/kernels/quant'
-import { add, mul, sub } from '../ops/elementwise'
-import { linear, matmul } from '../ops/matmul'
-import { concat } from '../ops/movement'
-import { dropout } from '../ops/nn'
-import { lowRank } from '../ops/linalg'
-import { Module } from './module'
-import { Linear } from './linear'
-import { QuantizedLinear } from './quantized'
+import { Tensor, noGrad, rand, randn, zeros } from '../src/tensor.js'
+import { K } from '../src/kernels/index.js'
+import { unpackCodes, type QuantizedWeights } from '../src/kernels/quant.js'
+import { add, mul, sub } from '../ops/elementwise.js'
+import { linear, matmul } from '../ops/matmul.js'
+import { concat } from '../ops/movement.js'
+import { dropout } from '../ops/nn.js'
+import { lowRank } from '../ops/linalg.js'
+import { Module } from './module.js'
+import { Linear } from './linear.js'
+import { QuantizedLinear } from './quantized.js'
 
 export type LoRAInit = 'lora' | 'gaussian' | 'pissa'
 

@@ -1,8 +1,8 @@
 // Module: layers find their parameters by walking their own fields (Tensors, Modules, arrays of
 // Modules), like micrograd's Module.parameters() without each layer listing them by hand.
-import { Tensor } from '../src/tensor'
-import { shapeStr, sameShape } from '../src/shape'
-import type { StoredTensor } from '../src/safetensors'
+import { Tensor } from '../src/tensor.js'
+import { shapeStr, sameShape } from '../src/shape.js'
+import type { StoredTensor } from '../src/safetensors.js'
 
 export class Module {
   training = true

@@ -1,14 +1,14 @@
 // QuantizedLinear: a frozen Linear stored as packed integer codes (affine 2/4/8-bit, int8, nf4), and
 // quantize(model), which swaps a model's Linear layers for it in place. The float W is never kept:
 // forward decodes a tile of rows at a time inside the kernel (src/kernels/quant.ts).
-import { Tensor } from '../src/tensor'
-import { K } from '../src/kernels'
-import type { QuantizedWeights, QuantMode, QuantizeOptions } from '../src/kernels/quant'
-import type { StoredTensor, StoredData } from '../src/safetensors'
-import { shapeStr, sameShape } from '../src/shape'
-import { quantizedLinear } from '../ops/quant'
-import { Module } from './module'
-import { Linear } from './linear'
+import { Tensor } from '../src/tensor.js'
+import { K } from '../src/kernels/index.js'
+import type { QuantizedWeights, QuantMode, QuantizeOptions } from '../src/kernels/quant.js'
+import type { StoredTensor, StoredData } from '../src/safetensors.js'
+import { shapeStr, sameShape } from '../src/shape.js'
+import { quantizedLinear } from '../ops/quant.js'
+import { Module } from './module.js'
+import { Linear } from './linear.js'
 
 export type { QuantMode, QuantizeOptions, QuantizedWeights }
 

@@ -1,6 +1,6 @@
 // Choosing the next token from logits: greedy at temperature 0, otherwise one draw from the seeded stream
 // per row, from softmax(logits / temperature) cut down to the top-k and/or the top-p nucleus.
-import { random } from '../src/random'
+import { random } from '../src/random.js'
 
 export type SampleOptions = { temperature?: number; topK?: number; topP?: number }
 

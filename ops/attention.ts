@@ -1,13 +1,13 @@
 // Causal self-attention as one fused op, next to the composite it replaces. The composite is the spec
 // a student reads first; the fused op computes the same thing in one kernel call forward and one
 // backward, with no head split/merge copies, no (T, T) mask tensor and no intermediate graph nodes.
-import { Tensor, fromOp, addGrad } from '../src/tensor'
-import { K } from '../src/kernels'
-import { shapeStr, sameShape } from '../src/shape'
-import { mul, maskedFill } from './elementwise'
-import { reshape, transpose } from './movement'
-import { matmul } from './matmul'
-import { softmax } from './nn'
+import { Tensor, fromOp, addGrad } from '../src/tensor.js'
+import { K } from '../src/kernels/index.js'
+import { shapeStr, sameShape } from '../src/shape.js'
+import { mul, maskedFill } from './elementwise.js'
+import { reshape, transpose } from './movement.js'
+import { matmul } from './matmul.js'
+import { softmax } from './nn.js'
 
 /** The readable spec: split heads, softmax(q·kᵀ/√hs with −∞ above the diagonal)·v, merge heads. (B, T, C) → (B, T, C). */
 export function attentionComposite(q: Tensor, k: Tensor, v: Tensor, nHead: number): Tensor {

@@ -1,8 +1,8 @@
 // Elementwise ops with NumPy broadcasting. Each computes its output with a kernel, then hands
 // fromOp a closure that is its backward; a binary op's backward ends in sumTo (undo the broadcast).
-import { Tensor, fromOp, addGrad } from '../src/tensor'
-import { K } from '../src/kernels'
-import { broadcastShapes, broadcastTo, sumTo, sameShape } from '../src/shape'
+import { Tensor, fromOp, addGrad } from '../src/tensor.js'
+import { K } from '../src/kernels/index.js'
+import { broadcastShapes, broadcastTo, sumTo, sameShape } from '../src/shape.js'
 
 /** A tensor or a plain number (treated as a constant scalar). */
 export type Operand = Tensor | number

@@ -1,8 +1,8 @@
-// Every differentiable op, as free functions: `import * as F from '../ops'`.
-export * from './elementwise'
-export * from './reduce'
-export * from './movement'
-export * from './matmul'
-export * from './nn'
-export * from './attention'
-export * from './quant'
+// Every differentiable op, as free functions: `import * as F from '../ops/index.js'`.
+export * from './elementwise.js'
+export * from './reduce.js'
+export * from './movement.js'
+export * from './matmul.js'
+export * from './nn.js'
+export * from './attention.js'
+export * from './quant.js'

@@ -1,10 +1,10 @@
 // Linear algebra on 2-D tensors: SVD, rank, QR, norms. Numeric routines, not ops: they record no graph.
 // Everything runs in float64 inside (float32 rounding noise would otherwise look like extra rank) and
 // comes back as float32 Tensors. `import { linalg } from 'tenny'` then `linalg.matrixRank(A)`.
-import { Tensor } from '../src/tensor'
-import { shapeStr } from '../src/shape'
-import { matmul } from './matmul'
-import { transpose } from './movement'
+import { Tensor } from '../src/tensor.js'
+import { shapeStr } from '../src/shape.js'
+import { matmul } from './matmul.js'
+import { transpose } from './movement.js'
 
 const EPS32 = 2 ** -23 // float32 machine epsilon (1.19e-7), the unit NumPy's matrix_rank tolerance uses
 const EPS64 = 2 ** -52

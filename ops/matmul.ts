@@ -1,9 +1,9 @@
 // Matrix products and the layer op built on them. Transpose flags on the kernel make every
 // backward product a single call: dA = dy·Bᵀ and dB = Aᵀ·dy never materialise a transpose.
-import { Tensor, fromOp, addGrad } from '../src/tensor'
-import { K } from '../src/kernels'
-import { sizeOf, shapeStr, broadcastShapes, broadcastTo, sumTo, sameShape } from '../src/shape'
-import { reshape } from './movement'
+import { Tensor, fromOp, addGrad } from '../src/tensor.js'
+import { K } from '../src/kernels/index.js'
+import { sizeOf, shapeStr, broadcastShapes, broadcastTo, sumTo, sameShape } from '../src/shape.js'
+import { reshape } from './movement.js'
 
 /**
  * a @ b. 2-D: (m, k) @ (k, n) → (m, n). Batched: leading dims broadcast, e.g.

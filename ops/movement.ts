@@ -1,8 +1,8 @@
 // Movement ops: reshape shares data (tensors are always contiguous); everything else copies.
 // Their backwards move the gradient back the way the data came.
-import { Tensor, fromOp, addGrad } from '../src/tensor'
-import { K } from '../src/kernels'
-import { sizeOf, shapeStr, normAxis, checkShape, broadcastShapes, broadcastTo, sumTo, sameShape } from '../src/shape'
+import { Tensor, fromOp, addGrad } from '../src/tensor.js'
+import { K } from '../src/kernels/index.js'
+import { sizeOf, shapeStr, normAxis, checkShape, broadcastShapes, broadcastTo, sumTo, sameShape } from '../src/shape.js'
 
 /** Same data, new shape; one dim may be −1 (inferred). */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {

@@ -1,12 +1,12 @@
 // Neural-network functions. softmax, logSoftmax, crossEntropy and layerNorm are fused (one kernel
 // forward, one backward) because they sit on the GPT's hot path; each names the composite it replaces.
-import { Tensor, fromOp, addGrad } from '../src/tensor'
-import { K } from '../src/kernels'
-import { shapeStr, normAxis, broadcastShapes } from '../src/shape'
-import { fastStream } from '../src/random'
-import { sub, mul } from './elementwise'
-import { mean } from './reduce'
-import { transpose, toIndex } from './movement'
+import { Tensor, fromOp, addGrad } from '../src/tensor.js'
+import { K } from '../src/kernels/index.js'
+import { shapeStr, normAxis, broadcastShapes } from '../src/shape.js'
+import { fastStream } from '../src/random.js'
+import { sub, mul } from './elementwise.js'
+import { mean } from './reduce.js'
+import { transpose, toIndex } from './movement.js'
 
 /** Apply a last-axis op along any axis by moving that axis last and back. */
 function alongAxis(op: string, x: Tensor, axis: number, f: (t: Tensor) => Tensor): Tensor {

@@ -1,9 +1,9 @@
 // The quantized layer's op: y = x · Ŵᵀ + b against frozen packed weights. Ŵ is a constant of the graph,
 // so the backward gives dx (and db) only; the codes never get a gradient and are never decoded whole.
-import { Tensor, fromOp, addGrad } from '../src/tensor'
-import { K } from '../src/kernels'
-import type { QuantizedWeights } from '../src/kernels/quant'
-import { shapeStr } from '../src/shape'
+import { Tensor, fromOp, addGrad } from '../src/tensor.js'
+import { K } from '../src/kernels/index.js'
+import type { QuantizedWeights } from '../src/kernels/quant.js'
+import { shapeStr } from '../src/shape.js'
 
 /** y = x · Ŵᵀ + b.   x: (..., in)   Ŵ = dequantize(q): (out, in)   b: (out)   y: (..., out) */
 export function quantizedLinear(x: Tensor, q: QuantizedWeights, b?: Tensor): Tensor {

@@ -1,10 +1,10 @@
 // Reductions over one axis, several, or all. sum and max/min are primitives with a backward;
 // mean, variance and logsumexp are composites, so autograd derives their gradients.
-import { Tensor, fromOp, addGrad } from '../src/tensor'
-import { K } from '../src/kernels'
-import { sizeOf, normAxis, broadcastTo } from '../src/shape'
-import { add, sub, mul, log, exp } from './elementwise'
-import { reshape, permute } from './movement'
+import { Tensor, fromOp, addGrad } from '../src/tensor.js'
+import { K } from '../src/kernels/index.js'
+import { sizeOf, normAxis, broadcastTo } from '../src/shape.js'
+import { add, sub, mul, log, exp } from './elementwise.js'
+import { reshape, permute } from './movement.js'
 
 /** Sorted, de-duplicated, non-negative axes; undefined means all of them. */
 function normAxes(op: string, axis: number | number[] | undefined, ndim: number): number[] {

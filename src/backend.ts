@@ -2,9 +2,9 @@
 // ('gpujs'); 'auto' probes this machine once and keeps the fastest path that proves correct. Only the
 // matmul entries of the kernel table K change; everything else stays on the CPU table.
 import { existsSync, readdirSync } from 'node:fs'
-import { K, cpu, useKernels } from './kernels'
-import * as parallel from './kernels/parallel'
-import { openGpujs, gpujsTable, GPUJS_MIN_FLOPS, type GpujsMode, type GpujsPath, type MatmulRun } from './kernels/gpu'
+import { K, cpu, useKernels } from './kernels/index.js'
+import * as parallel from './kernels/parallel.js'
+import { openGpujs, gpujsTable, GPUJS_MIN_FLOPS, type GpujsMode, type GpujsPath, type MatmulRun } from './kernels/gpu.js'
 
 export type BackendName = 'cpu' | 'parallel' | 'gpujs' | 'auto'
 export type BackendOptions = { gpujsMode?: GpujsMode; timeoutMs?: number }

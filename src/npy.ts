@@ -2,9 +2,9 @@
 // preamble (magic, version, header length), an ASCII Python-dict header padded to 64 bytes, then raw data; an
 // .npz is a zip of .npy files (fflate does the zip).
 import { readFileSync } from 'node:fs'
-import { writeFileAtomic } from './safetensors'
+import { writeFileAtomic } from './safetensors.js'
 import { zipSync, unzipSync } from 'fflate'
-import { permute } from './kernels/movement'
+import { permute } from './kernels/movement.js'
 
 export type NpyArray = { shape: number[]; data: Float32Array }
 

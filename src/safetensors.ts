@@ -3,8 +3,8 @@
 // The one idea: check the whole header against the file before trusting a single byte of data.
 import { readFileSync, writeFileSync, renameSync, rmSync, mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
-import { Tensor } from './tensor'
-import { shapeStr } from './shape'
+import { Tensor } from './tensor.js'
+import { shapeStr } from './shape.js'
 
 export type Dtype = 'F32' | 'F16' | 'BF16' | 'I8' | 'U8' | 'I32' | 'U32'
 export type StoredData = Float32Array | Int8Array | Uint8Array | Int32Array | Uint32Array

@@ -1,7 +1,7 @@
 // Tensor: a Float32Array with a shape, plus the two fields autograd needs (parents and backwardFn).
 // backward() is a topological sort followed by one reverse sweep, as in micrograd, but iterative.
-import { type Shape, sizeOf, shapeStr, checkShape, stridesOf } from './shape'
-import { random, randomNormal, randomInt } from './random'
+import { type Shape, sizeOf, shapeStr, checkShape, stridesOf } from './shape.js'
+import { random, randomNormal, randomInt } from './random.js'
 
 let gradEnabled = true
 

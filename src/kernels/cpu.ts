@@ -1,8 +1,8 @@
 // The CPU kernel table: plain TypeScript loops over Float32Array. Kernels take typed arrays and
 // integer dims and return fresh arrays (*InPlace kernels say so); they never see a Tensor.
-export { matmul, matmulBatched } from './matmul'
-export * from './elementwise'
-export * from './rows'
-export * from './movement'
-export * from './attention'
-export { quantize, dequantize, dequantizeRowsInto, qmatmul, qmatmulT } from './quant'
+export { matmul, matmulBatched } from './matmul.js'
+export * from './elementwise.js'
+export * from './rows.js'
+export * from './movement.js'
+export * from './attention.js'
+export { quantize, dequantize, dequantizeRowsInto, qmatmul, qmatmulT } from './quant.js'

@@ -5,8 +5,8 @@
 // WebGPU (and threaded webasm) only answer with Promises, so they run in a worker while the caller
 // blocks on Atomics.wait (pool.ts): the table stays synchronous.
 import { GPU, type IKernelFunctionThis, type IKernelRunShortcut, type KernelOutput } from 'gpu.js'
-import { matmul as cpuMatmul, matmulBatched as cpuMatmulBatched, transpose2d, type MatmulFlags } from './matmul'
-import { WorkerPool, WorkerEnd, PARAMS, BUSY, type WorkerInit } from './pool'
+import { matmul as cpuMatmul, matmulBatched as cpuMatmulBatched, transpose2d, type MatmulFlags } from './matmul.js'
+import { WorkerPool, WorkerEnd, PARAMS, BUSY, type WorkerInit } from './pool.js'
 
 /** The gpu.js modes Tenny can drive. 'webgpu' and 'webasm-threads' run in a bridge worker. */
 export type GpujsMode = 'webgpu' | 'headlessgl' | 'webasm-threads' | 'webasm' | 'cpu'

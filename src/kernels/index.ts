@@ -1,6 +1,6 @@
 // The kernel table every op calls through. CPU loops by default; another backend may replace any
 // entry it does better (useKernels), and ops never know which one ran.
-import * as cpu from './cpu'
+import * as cpu from './cpu.js'
 
 export type Kernels = typeof cpu
 export const K: Kernels = { ...cpu }

@@ -2,8 +2,8 @@
 // of rows of C from one shared counter, so a slow or late worker only means the caller takes more.
 // Every block runs matmulNT on the same operands the CPU table would use: results are bit-identical.
 import { availableParallelism } from 'node:os'
-import { matmulNT, transpose2d, matmul as cpuMatmul, matmulBatched as cpuMatmulBatched, type MatmulFlags } from './matmul'
-import { WorkerPool, WorkerEnd, PARAMS, BUSY, type WorkerInit } from './pool'
+import { matmulNT, transpose2d, matmul as cpuMatmul, matmulBatched as cpuMatmulBatched, type MatmulFlags } from './matmul.js'
+import { WorkerPool, WorkerEnd, PARAMS, BUSY, type WorkerInit } from './pool.js'
 
 /**
  * Products with m·k·n (× batch) below this stay on the CPU table. bench/backends.ts on the idle 2-core VM

@@ -1,8 +1,8 @@
 // Quantized weights: MLX's group-wise affine codes, per-channel int8, and QLoRA's 4-bit NormalFloat.
 // The one idea: W lives as small integer codes plus a few floats per group, and the matmuls decode a
 // tile of W's rows at a time into a small scratch buffer, so the float W is never rebuilt whole.
-import { matmul as cpuMatmul, matmulNT, matmulRef } from './matmul'
-import { K } from './index' // a cycle (index → cpu → quant): safe, K is read only when a matmul runs
+import { matmul as cpuMatmul, matmulNT, matmulRef } from './matmul.js'
+import { K } from './index.js' // a cycle (index → cpu → quant): safe, K is read only when a matmul runs
 
 export type QuantMode = 'affine' | 'int8' | 'nf4'
 
