@@ -3,4 +3,4 @@
 export * from './index.js'
 export { saveSafetensors, loadSafetensors } from './safetensors-node.js'
 export { saveNpz, loadNpz } from './npy-node.js'
-export { writeFileAtomic, readFileCapped } from './files-node.js'
+export { writeFileAtomic } from './files-node.js'
