@@ -1,0 +1,12 @@
+// The Node entry (the `node` export condition): everything in index.ts, plus what only Node has.
+import { useThreadSpawner } from './backends/threads.js'
+import { nodeThreads } from './backends/threads-node.js'
+import { useGpujsBridge } from './backends/gpu.js'
+import { nodeGpujs } from './backends/gpu-node.js'
+
+export * from './index.js'
+
+// Threads for the parallel backend (worker_threads), and gpu.js's webgpu and threaded webasm modes, which
+// answer only with Promises and so run in a worker the caller blocks on.
+useThreadSpawner(nodeThreads)
+useGpujsBridge(nodeGpujs)
