@@ -68,14 +68,15 @@ test('package: a strict NodeNext project type-checks against the published .d.ts
   copyFileSync(join(repo, 'test', 'package', 'consumer.ts'), join(consumer, 'consumer.ts'))
   const errors = typecheck(['consumer.ts'], { module: 'NodeNext', moduleResolution: 'NodeNext', types: ['node'], typeRoots: [join(repo, 'node_modules', '@types')], noEmit: false, outDir: 'out' })
   assert.is(errors, '', 'tsc --strict NodeNext: no errors')
-  // TODO: when the parallel pool's worker is a compiled .ts file (src/backends), drop TENNY_BACKEND=cpu and assert
-  // that every worker is ready and takes part; until then its worker cannot start from dist/ (it imports tsx)
-  const env = { ...process.env, TENNY_BACKEND: 'cpu' }
-  const run = spawnSync(process.execPath, [join(consumer, 'out', 'consumer.js')], { cwd: consumer, encoding: 'utf8', timeout: 60_000, env })
+  const run = spawnSync(process.execPath, [join(consumer, 'out', 'consumer.js')], { cwd: consumer, encoding: 'utf8', timeout: 60_000 })
   assert.is(run.status, 0, `plain node ran the compiled consumer: ${run.stderr}`)
-  const report = JSON.parse(run.stdout.trim().split('\n').pop() ?? '') as { loss: number[]; info: { backend: string } }
+  type Report = { cores: number; loss: number[]; info: { backend: string; parallel: { threads: number; workersReady: number; blocksByWorkers: number } } }
+  const report = JSON.parse(run.stdout.trim().split('\n').pop() ?? '') as Report
   assert.ok(report.loss[1] < report.loss[0], `the LoRA step lowered the loss: ${report.loss.join(' → ')}`)
-  assert.ok(['cpu', 'parallel', 'gpujs'].includes(report.info.backend), `backendInfo() answered: ${JSON.stringify(report.info)}`)
+  assert.is(report.info.backend, 'parallel')
+  assert.is(report.info.parallel.threads, report.cores, 'one thread per core')
+  assert.is(report.info.parallel.workersReady, report.cores - 1, 'every worker ready')
+  assert.ok(report.info.parallel.blocksByWorkers > 0, 'the workers computed blocks')
 })
 
 test('package: require(\'tenny\') works on this Node (require(esm), Node ≥ 20.19) with the node entry', () => {

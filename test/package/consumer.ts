@@ -1,9 +1,9 @@
 // A project outside the repository, as a user writes it: Tenny installed from its tarball, type-checked under
 // strict NodeNext settings, compiled by tsc and run with plain `node` (no loader). It prints one JSON line.
 import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { tensor, matmul, relu, sum, manualSeed, randint, slice, nn, optim, backendInfo, saveSafetensors, loadSafetensors, type Tensor } from 'tenny'
+import { tensor, matmul, relu, sum, randn, manualSeed, randint, slice, nn, optim, backendInfo, setBackend, saveSafetensors, loadSafetensors, type Tensor } from 'tenny'
 
 function check(ok: boolean, claim: string): void {
   if (!ok) throw new Error(`consumer: expected ${claim}`)
@@ -16,6 +16,13 @@ const y = sum(relu(matmul(x, w)))
 y.backward()
 check(y.item() === 10, `y = 10, got ${y.item()}`)
 check(JSON.stringify(w.grad?.toArray()) === '[[4,4],[6,6]]', `dy/dw = [[4,4],[6,6]], got ${JSON.stringify(w.grad?.toArray())}`)
+
+// every core: the parallel backend's workers start from the compiled package and take part in a product
+const cores = availableParallelism()
+const started = setBackend('parallel').parallel
+check(started.failure === '' && started.threads === cores && started.workersReady === cores - 1, `all ${cores} threads ready, got ${JSON.stringify(started)}`)
+check(matmul(randn([256, 256]), randn([256, 256])).size === 65536, 'a (256, 256) product')
+check(backendInfo().parallel.blocksByWorkers > 0, `the workers took part, got ${JSON.stringify(backendInfo().parallel)}`)
 
 // one LoRA training step of a small GPT, then its adapters saved and loaded into a fresh copy of the base
 const config = { vocabSize: 65, blockSize: 32, nLayer: 2, nHead: 4, nEmbd: 64 }
@@ -48,4 +55,4 @@ try {
   rmSync(dir, { recursive: true, force: true })
 }
 
-console.log(JSON.stringify({ info: backendInfo(), loss: [loss.item(), after] }))
+console.log(JSON.stringify({ cores, info: backendInfo(), loss: [loss.item(), after] }))
