@@ -52,7 +52,7 @@ const library = engine + perFolder.get('nn')!
 // The style guide's "engine proper" is tensor, autograd, CPU kernels and ops. src/ + ops/ also hold parts it
 // counts with the library: the extra matmul backends, file formats, linear algebra and quantization kernels.
 const EXTRAS: Record<string, string[]> = {
-  'backends (parallel, gpu.js)': ['src/backend.ts', 'src/kernels/gpu.ts', 'src/kernels/parallel.ts', 'src/kernels/pool.ts', 'src/kernels/worker.mjs'],
+  'backends (src/backends: threads, gpu.js)': walk('src/backends'),
   'file formats (safetensors, npy/npz)': ['src/safetensors.ts', 'src/npy.ts'],
   'linear algebra': ['ops/linalg.ts'],
   'quantization kernels and op': ['src/kernels/quant.ts', 'ops/quant.ts'],

@@ -3,7 +3,7 @@
 // `npm run example -- --help` lists the flags; examples/lib/ holds the plumbing (flags, data, run folders, charts).
 import { existsSync } from 'node:fs'
 import { join, dirname } from 'node:path'
-import { Tensor, noGrad, manualSeed, nn, optim, crossEntropy, logSoftmax, mean, sum, mul, add } from '../src/index'
+import { Tensor, noGrad, manualSeed, nn, optim, crossEntropy, logSoftmax, mean, sum, mul, add } from '../src/node'
 import { loadBase, saveBase } from './lib/checkpoint'
 import { loadSplits, padBatch, maskTargets, Batcher, IGNORE } from './lib/data'
 import { CharTokenizer } from './lib/tokenizer'

@@ -7,8 +7,10 @@ import { createHash } from 'node:crypto'
 import { Tensor } from '../src/tensor.js'
 import { rngState, setRngState } from '../src/random.js'
 import { K } from '../src/kernels/index.js'
-import { saveSafetensors, loadSafetensors, writeFileAtomic, type StoredTensor } from '../src/safetensors.js'
-import { saveNpz, loadNpz } from '../src/npy.js'
+import type { StoredTensor } from '../src/safetensors.js'
+import { saveSafetensors, loadSafetensors } from '../src/safetensors-node.js'
+import { writeFileAtomic } from '../src/files-node.js'
+import { saveNpz, loadNpz } from '../src/npy-node.js'
 import { Module } from './module.js'
 import { Linear } from './linear.js'
 import { QuantizedLinear } from './quantized.js'
@@ -259,7 +261,7 @@ export function importMLX(model: Module, file: string, { name = 'default', scale
   const s = scale ?? (params ? num(op, cfgPath, params, 'scale') : undefined)
   if (s === undefined) throw new Error(`${op}: no ${CONFIG} with lora_parameters.scale next to ${file}; pass { scale } (the original mlx-examples lora.py used 2.0)`)
   const stored: Record<string, StoredTensor> = format === 'npz'
-    ? Object.fromEntries(Object.entries(loadNpz(file)).map(([k, a]) => [k, { dtype: 'F32', ...a }]))
+    ? Object.fromEntries([...loadNpz(file)].map(([k, a]) => [k, { dtype: 'F32', ...a }]))
     : loadSafetensors(file).tensors
   const halves = new Map<string, { a?: StoredTensor; b?: StoredTensor }>()
   for (const [key, t] of Object.entries(stored)) {

@@ -1,7 +1,7 @@
 // Optimizers: plain loops over p.data and p.grad.data, no graph. State lives here (never on the Tensor),
 // only for the parameters given, and round-trips exactly through stateDict() so training resumes bitwise.
 import { Tensor } from '../src/tensor.js'
-import { saveSafetensors, loadSafetensors } from '../src/safetensors.js'
+import { saveSafetensors, loadSafetensors } from '../src/safetensors-node.js'
 
 /** One parameter's optimizer state: its own step count and buffers (Adam: m, v; SGD: momentum). */
 export type ParamState = { step: number; buffers: Record<string, Float32Array> }

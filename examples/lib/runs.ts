@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node
 import { createHash } from 'node:crypto'
 import { join, dirname, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { writeFileAtomic } from '../../src/safetensors'
+import { writeFileAtomic } from '../../src/files-node'
 
 /** Where run folders go: examples/out, or $TENNY_EXAMPLE_OUT (the tests run the README's commands there). */
 export const OUT_DIR = process.env.TENNY_EXAMPLE_OUT || join(dirname(fileURLToPath(import.meta.url)), '..', 'out')
