@@ -4,7 +4,7 @@
 // Loss says how surprised the model is on average; this says what a user sees when asking.
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { Tensor, nn } from '../src/index'
+import { Tensor, nn } from '../src/node'
 import { loadBase } from './lib/checkpoint'
 import { readJsonl } from './lib/data'
 import { BASE_PATH } from './pretrain'

@@ -2,7 +2,6 @@
 // Modules), like micrograd's Module.parameters() without each layer listing them by hand.
 import { Tensor } from '../src/tensor.js'
 import { shapeStr, sameShape } from '../src/shape.js'
-import type { StoredTensor } from '../src/safetensors.js'
 
 export class Module {
   training = true
@@ -109,44 +108,9 @@ export class Module {
     }
     Reflect.set(parent, last, module)
   }
+}
 
-  /** This module's own non-parameter arrays (a QuantizedLinear's packed codes and scales); most modules hold none. */
-  ownBuffers(): Record<string, StoredTensor> {
-    return {}
-  }
-
-  /** Check replacements for ownBuffers() (same names) and return the step that installs them; layers with buffers override it. */
-  loadOwnBuffers(buffers: Record<string, StoredTensor>): () => void {
-    throw new Error(`loadBuffers: ${this.constructor.name} holds no buffers, got ${Object.keys(buffers).join(', ')}`)
-  }
-
-  /** Every buffer by dotted name; a checkpoint of a quantized model saves { ...stateDict(), ...buffers() }. */
-  buffers(): Record<string, StoredTensor> {
-    const out: Record<string, StoredTensor> = {}
-    for (const [path, m] of this.namedModules()) {
-      for (const [k, v] of Object.entries(m.ownBuffers())) out[path ? `${path}.${k}` : k] = v
-    }
-    return out
-  }
-
-  /** Load what buffers() wrote: a missing or unexpected name, or a buffer its layer rejects, is an error before anything changes. */
-  loadBuffers(dict: Record<string, StoredTensor>): void {
-    const installs: (() => void)[] = []
-    const used = new Set<string>()
-    for (const [path, m] of this.namedModules()) {
-      const names = Object.keys(m.ownBuffers())
-      if (names.length === 0) continue
-      const own: Record<string, StoredTensor> = {}
-      for (const k of names) {
-        const key = path ? `${path}.${k}` : k
-        if (!Object.hasOwn(dict, key)) throw new Error(`loadBuffers: missing buffer ${key}`)
-        own[k] = dict[key]
-        used.add(key)
-      }
-      installs.push(m.loadOwnBuffers(own))
-    }
-    const unexpected = Object.keys(dict).filter((k) => !used.has(k))
-    if (unexpected.length) throw new Error(`loadBuffers: unexpected buffer(s) ${unexpected.join(', ')}`)
-    for (const install of installs) install()
-  }
+/** A value's class name (or the value itself), for error messages. */
+export function typeName(v: unknown): string {
+  return v instanceof Object ? v.constructor.name : String(v)
 }

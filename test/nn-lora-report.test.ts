@@ -6,6 +6,7 @@ import { Module } from '../nn/module'
 import { Linear } from '../nn/linear'
 import { Adam } from '../nn/optim'
 import { LoRALinear } from '../nn/lora'
+import { PiSSALinear } from '../nn/pissa'
 import { applyLoRA, loraLayers } from '../nn/lora-model'
 import { loraReport, adapterReport, subspaceSimilarity } from '../nn/lora-report'
 import { matmul, mseLoss, tanh, mul, sub, slice, transpose } from '../ops'
@@ -139,7 +140,7 @@ test('PiSSA recipe: B, A from the top-r singular triplets of W, base keeps W −
 test('adapterReport on init pissa: ΔW is measured against the original W, so a fresh PiSSA adapter has learned nothing', () => {
   manualSeed(5)
   const original = new Linear(24, 16)
-  const layer = LoRALinear.fromLinear(original, { rank: 4, alpha: 8, init: 'pissa' })
+  const layer = PiSSALinear.fromLinear(original, { rank: 4, alpha: 8 })
   let r = adapterReport(layer)
   assertClose([r.weightNorm], [linalg.norm(original.weight)], { rtol: 1e-5, what: '‖W‖ of the original, not of the residual' })
   assert.ok(r.deltaNorm < 1e-5 * r.weightNorm, `fresh PiSSA adapter: ‖ΔW‖ = ${r.deltaNorm}`)

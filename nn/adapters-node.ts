@@ -1,0 +1,62 @@
+// Adapter files by path, for Node: each function writes or reads the bytes that adapters.ts makes and checks.
+// Writes are atomic (a temp file, then a rename), so a crash leaves the old file or the new one.
+import { existsSync, readFileSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
+import { writeFileAtomic } from '../src/safetensors.js'
+import { Module } from './module.js'
+import { adapterFiles, loadAdapterFiles, peftFiles, importPEFTFiles, mlxFiles, importMLXFiles, type AdapterFiles } from './adapters.js'
+
+const CONFIG = 'adapter_config.json'
+
+function read(op: string, path: string): Uint8Array {
+  if (!existsSync(path)) throw new Error(`${op}: ${path} does not exist`)
+  return readFileSync(path)
+}
+
+function mlxFormat(op: string, file: string): 'safetensors' | 'npz' {
+  if (file.endsWith('.safetensors')) return 'safetensors'
+  if (file.endsWith('.npz')) return 'npz'
+  throw new Error(`${op}: ${file}: expected a .safetensors or .npz file name`)
+}
+
+/** Write adapter `name` to `file` (.safetensors) and adapter_config.json beside it; returns the config. */
+export function saveAdapters(file: string, model: Module, { name }: { name?: string } = {}): Record<string, unknown> {
+  const files = adapterFiles(model, { name })
+  writeFileAtomic(file, files['adapters.safetensors'])
+  writeFileAtomic(join(dirname(file), CONFIG), files[CONFIG])
+  return JSON.parse(new TextDecoder().decode(files[CONFIG]))
+}
+
+/** Load what saveAdapters wrote (as adapter `name`, default the saved name), after checking names, shapes and the base. */
+export function loadAdapters(model: Module, file: string, { name }: { name?: string } = {}): { name: string; paths: string[] } {
+  const config = read('loadAdapters', join(dirname(file), CONFIG))
+  return loadAdapterFiles(model, { [CONFIG]: config, 'adapters.safetensors': read('loadAdapters', file) }, { name, source: file })
+}
+
+/** Write PEFT's adapter_model.safetensors and adapter_config.json into `dir`. */
+export function exportPEFT(dir: string, model: Module, options: { name?: string; baseModel?: string } = {}): void {
+  for (const [file, bytes] of Object.entries(peftFiles(model, options))) writeFileAtomic(join(dir, file), bytes)
+}
+
+/** Load a PEFT LoRA adapter directory into the model (as adapter `name`, default 'default'). */
+export function importPEFT(model: Module, dir: string, options: { name?: string } = {}): { paths: string[] } {
+  const files: AdapterFiles = { [CONFIG]: read('importPEFT', join(dir, CONFIG)), 'adapter_model.safetensors': read('importPEFT', join(dir, 'adapter_model.safetensors')) }
+  return importPEFTFiles(model, files, { ...options, source: join(dir, 'adapter_model.safetensors') })
+}
+
+/** Write mlx-lm's layout to `file` (.safetensors or .npz) and its adapter_config.json beside it. */
+export function exportMLX(file: string, model: Module, { name }: { name?: string } = {}): void {
+  const format = mlxFormat('exportMLX', file)
+  const files = mlxFiles(model, { name, format })
+  writeFileAtomic(file, files[`adapters.${format}`])
+  writeFileAtomic(join(dirname(file), CONFIG), files[CONFIG])
+}
+
+/** Load MLX LoRA weights; the scale comes from adapter_config.json beside the file, or { scale } (the original lora.py used 2.0). */
+export function importMLX(model: Module, file: string, options: { name?: string; scale?: number } = {}): { paths: string[] } {
+  mlxFormat('importMLX', file)
+  const files: AdapterFiles = { [basename(file)]: read('importMLX', file) }
+  const cfgPath = join(dirname(file), CONFIG)
+  if (existsSync(cfgPath)) files[CONFIG] = readFileSync(cfgPath)
+  return importMLXFiles(model, files, { ...options, source: file })
+}
