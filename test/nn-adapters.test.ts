@@ -1,45 +1,25 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdtempSync, rmSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { rmSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { unzipSync } from 'fflate'
 import { Tensor } from '../src/tensor'
 import { manualSeed } from '../src/random'
 import { loadSafetensors, saveSafetensors } from '../src/safetensors'
 import { encodeNpy, decodeNpy, saveNpz, loadNpz } from '../src/npy'
-import { Module } from '../nn/module'
-import { Linear } from '../nn/linear'
 import { quantize } from '../nn/quantized'
 import { LoRALinear } from '../nn/lora'
 import { applyLoRA, loraLayers, setAdapters, getAdapter, adapterNames, activeAdapter } from '../nn/lora-model'
 import { baseHash } from '../nn/adapters'
 import { saveAdapters, loadAdapters, exportPEFT, importPEFT, exportMLX, importMLX } from '../nn/adapters-node'
-import { add, mul, sub, tanh } from '../ops'
+import { add, mul, sub } from '../ops'
 import { assertClose, normal, uniform } from './helpers'
+import { Toy as ToyModel, withDir } from './fixtures'
 
-class Block extends Module {
-  qProj: Linear
-  vProj: Linear
-  constructor(d: number) {
-    super()
-    this.qProj = new Linear(d, d)
-    this.vProj = new Linear(d, d)
-  }
-  forward(x: Tensor): Tensor {
-    return tanh(add(this.qProj.forward(x), this.vProj.forward(x)))
-  }
-}
-
-class Toy extends Module {
-  blocks: Block[]
+/** n blocks of qProj and vProj, width 8: the model these adapter files are made for. */
+const Toy = class extends ToyModel {
   constructor(d = 8, n = 2) {
-    super()
-    this.blocks = Array.from({ length: n }, () => new Block(d))
-  }
-  forward(x: Tensor): Tensor {
-    for (const b of this.blocks) x = b.forward(x)
-    return x
+    super({ d, n, fc: false, head: false })
   }
 }
 
@@ -59,15 +39,6 @@ function setup(seed: number, options: Parameters<typeof applyLoRA>[1] = {}) {
   applyLoRA(adapted, { rank: 2, ...options })
   for (const [, l] of loraLayers(adapted)) l.loraB.data.set(normal(l.loraB.shape, 0.3).data)
   return { adapted, fresh, baseCopy }
-}
-
-function withDir(fn: (dir: string) => void): void {
-  const dir = mkdtempSync(join(tmpdir(), 'tenny-adapters-'))
-  try {
-    fn(dir)
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
 }
 
 test('saveAdapters / loadAdapters: only lora tensors are written; a fresh base reproduces the adapted model bitwise', () => withDir((dir) => {

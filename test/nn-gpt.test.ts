@@ -1,28 +1,19 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Tensor, randint, noGrad } from '../src/tensor'
 import { manualSeed, rngState, setRngState } from '../src/random'
 import { saveSafetensors, loadSafetensors } from '../src/safetensors'
-import { GPT, type GPTConfig } from '../nn/gpt'
+import { GPT } from '../nn/gpt'
 import { QuantizedLinear, quantize, type QuantizeOptions } from '../nn/quantized'
 import { applyLoRA } from '../nn/lora-model'
 import { AdamW } from '../nn/optim'
 import { buffers } from '../nn/checkpoint'
+import { TINY_GPT, withDir } from './fixtures'
 import { saveCheckpoint, loadCheckpoint } from '../nn/checkpoint-node'
 
-const config: GPTConfig = { vocabSize: 11, blockSize: 8, nLayer: 2, nHead: 2, nEmbd: 16 }
-
-function withDir(fn: (dir: string) => void): void {
-  const dir = mkdtempSync(join(tmpdir(), 'tenny-gpt-'))
-  try {
-    fn(dir)
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
-}
+const config = TINY_GPT
 
 test('GPT: parameter names follow the module tree, and init is GPT-2 style', () => {
   manualSeed(1)

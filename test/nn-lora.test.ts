@@ -11,6 +11,7 @@ import { LoRALinear, type LoRAInit } from '../nn/lora'
 import { applyLoRA, printTrainable, mergeLoRA, setAdapters, setAdapter, disableAdapters, loraLayers, addAdapter, getAdapter, adapterNames, activeAdapter } from '../nn/lora-model'
 import { add, mul, sum, sub, tanh, matmul, mseLoss, transpose } from '../ops'
 import { assertClose, gradcheck, normal, uniform } from './helpers'
+import { TINY_GPT, Toy } from './fixtures'
 import type { Tensor as TfTensor } from '@tensorflow/tfjs'
 
 const bits = (t: Tensor) => Array.from(t.data)
@@ -167,35 +168,6 @@ test('named adapters: strengths mix linearly, setAdapter picks one, disableAdapt
   assert.equal(bits(layer.forward(x)), bits(y0))
   assert.throws(() => addAdapter(layer, 'rj'), /already has an adapter named 'rj'/)
 })
-
-class Block extends Module {
-  qProj: Linear
-  vProj: Linear
-  fc: Linear
-  constructor(d: number) {
-    super()
-    this.qProj = new Linear(d, d)
-    this.vProj = new Linear(d, d)
-    this.fc = new Linear(d, d)
-  }
-  forward(x: Tensor): Tensor {
-    return this.fc.forward(tanh(add(this.qProj.forward(x), this.vProj.forward(x))))
-  }
-}
-
-class Toy extends Module {
-  blocks: Block[]
-  head: Linear
-  constructor(d = 16, n = 3) {
-    super()
-    this.blocks = Array.from({ length: n }, () => new Block(d))
-    this.head = new Linear(d, 4)
-  }
-  forward(x: Tensor): Tensor {
-    for (const b of this.blocks) x = b.forward(x)
-    return this.head.forward(x)
-  }
-}
 
 test('applyLoRA: targets by name, RegExp or predicate; layers = last N or indices; everything else frozen', () => {
   manualSeed(10)
@@ -375,7 +347,7 @@ class Mlp extends Module {
 
 test('GPT: LoRA on qProj/vProj starts equal to the base, trains only adapters, and merges back', () => {
   manualSeed(17)
-  const gpt = new GPT({ vocabSize: 11, blockSize: 8, nLayer: 2, nHead: 2, nEmbd: 16 })
+  const gpt = new GPT(TINY_GPT)
   const idx = tensor([[1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1]])
   const targets = tensor([[2, 3, 4, 5, 6, 7], [5, 4, 3, 2, 1, 0]])
   const before = gpt.forward(idx)

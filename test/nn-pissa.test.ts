@@ -1,11 +1,9 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdtempSync, mkdirSync, rmSync, readFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Tensor, noGrad, randint } from '../src/tensor'
 import { manualSeed } from '../src/random'
-import { Module } from '../nn/module'
 import { Linear } from '../nn/linear'
 import { QuantizedLinear, quantize } from '../nn/quantized'
 import { LoRALinear } from '../nn/lora'
@@ -14,17 +12,10 @@ import { applyLoRA, loraLayers, disableAdapters, setAdapters, addAdapter, adapte
 import { saveAdapters, loadAdapters, exportPEFT, importPEFT, exportMLX, importMLX } from '../nn/adapters-node'
 import { GPT } from '../nn/gpt'
 import { Adam } from '../nn/optim'
-import { add, matmul, mul, mseLoss, tanh, linear } from '../ops'
+import { add, matmul, mul, mseLoss, linear } from '../ops'
 import * as linalg from '../ops/linalg'
 import { assertClose, normal, uniform } from './helpers'
-
-class TwoLayer extends Module {
-  fc1 = new Linear(12, 20)
-  fc2 = new Linear(20, 6)
-  forward(x: Tensor): Tensor {
-    return this.fc2.forward(tanh(this.fc1.forward(x)))
-  }
-}
+import { TINY_GPT, TwoLayer, withDir } from './fixtures'
 
 /** ΔW of a layer's adapter as plain LoRA on the original W: scale·B·A of plainLoRA(). */
 function plainDelta(layer: LoRALinear, name = 'default'): Tensor {
@@ -35,15 +26,6 @@ function plainDelta(layer: LoRALinear, name = 'default'): Tensor {
 /** Move A and B away from their start, as training would. */
 function nudge(layer: LoRALinear, std = 0.1): void {
   for (const t of [layer.loraA, layer.loraB]) for (let i = 0; i < t.size; i++) t.data[i] += std * normal([1]).data[0]
-}
-
-function withDir(fn: (dir: string) => void): void {
-  const dir = mkdtempSync(join(tmpdir(), 'tenny-pissa-'))
-  try {
-    fn(dir)
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
 }
 
 test('PiSSA: the layer equals its original Linear at init to 1e-5; the original is left as it was; only A and B train', () => {
@@ -156,7 +138,7 @@ test('PiSSA adapters are saved as plain LoRA of rank 2r (Tenny, PEFT, MLX) and l
 
 test('PiSSA on a GPT: logits unchanged at init; quantizing afterwards packs the residual bases', () => {
   manualSeed(6)
-  const gpt = new GPT({ vocabSize: 11, blockSize: 8, nLayer: 2, nHead: 2, nEmbd: 16 })
+  const gpt = new GPT(TINY_GPT)
   const idx = randint(0, 11, [2, 8])
   const before = gpt.forward(idx).data
   applyLoRA(gpt, { targets: ['qProj', 'vProj', 'fc'], rank: 4, init: 'pissa' })
