@@ -1,11 +1,12 @@
 // GFLOP/s of every matmul path Tenny has, at square sizes 64–1024, and the size thresholds they suggest
-// for src/kernels/parallel.ts (PARALLEL_MIN_FLOPS) and src/kernels/gpu.ts (GPUJS_MIN_FLOPS).
+// for src/backends/parallel.ts (PARALLEL_MIN_FLOPS) and src/backends/gpu.ts (GPUJS_MIN_FLOPS).
 //   npx tsx bench/backends.ts [--sizes=64,128,256,512,1024] [--quick] [--gpujs-cpu]
 // gpu.js compiles a kernel per shape on its first call: that call is a warm-up, never timed.
 import { availableParallelism, cpus } from 'node:os'
+import '../src/node' // Node's entry: worker_threads for the pool, gpu.js's bridge modes
 import { cpu } from '../src/kernels'
-import { matmulAllThreads, startParallel, PARALLEL_MIN_FLOPS } from '../src/kernels/parallel'
-import { openGpujs, GPUJS_MIN_FLOPS, type GpujsMode } from '../src/kernels/gpu'
+import { matmulAllThreads, startParallel, PARALLEL_MIN_FLOPS } from '../src/backends/parallel'
+import { openGpujs, GPUJS_MIN_FLOPS, type GpujsMode } from '../src/backends/gpu'
 import type { MatmulFlags } from '../src/kernels/matmul'
 
 type Run = (a: Float32Array, b: Float32Array, n: number, flags: MatmulFlags) => Float32Array

@@ -69,7 +69,7 @@ async function main(): Promise<void> {
     load,
     tennyBackends: tenny.names.map((n) => `${n} = ${tenny.details[n]}`).join('; '),
     notes: [
-      'Same process, same shapes, same input data for every column; Tenny\'s matmul backends are switched with setBackend() where src/backend.ts exists.',
+      'Same process, same shapes, same input data for every column; Tenny\'s matmul backends are switched with setBackend() (src/backends/).',
       `tfjs wasm runs its SIMD build (SIMD ${wasm.simd ? 'on' : 'off'}) single-threaded: its threads are off in Node by design (threads ${wasm.threads ? 'on' : 'off'}), so no tfjs column uses the second core.`,
       '`@tensorflow/tfjs-node` (TensorFlow\'s native C library) is not measured: it cannot be installed here, since its install step downloads a prebuilt library.',
       'The tfjs GPT (bench/tfjs-gpt.ts) is written for tfjs\'s fastest paths: weights stored (in, out) so every forward product is a plain A·B (XNNPACK on wasm), tf.matMul + tf.add (tf.fused.matMul\'s gradient also computes dW for frozen weights: 2.6× slower LoRA steps on wasm), and a one-hot matmul embedding (tfjs-wasm has no UnsortedSegmentSum kernel for tf.gather\'s gradient). Its backward products (A·Bᵀ, Aᵀ·B) take tfjs-wasm\'s scalar path, as any tfjs model\'s do.',

@@ -1,4 +1,4 @@
-// Tenny's matmul backends as bench columns. src/backend.ts (setBackend / backendInfo) is optional here:
+// Tenny's matmul backends as bench columns. src/node.ts (setBackend / backendInfo) is optional here:
 // when it is absent, or a backend fails to start, the column is skipped with a note instead of failing.
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
@@ -22,19 +22,19 @@ function isBackendApi(m: unknown): m is BackendApi {
   return typeof m === 'object' && m !== null && 'setBackend' in m && typeof m.setBackend === 'function' && 'backendInfo' in m && typeof m.backendInfo === 'function'
 }
 
-/** Probe src/backend.ts (or `url`) once; `only` restricts to the listed backends (e.g. from --backends=cpu,parallel). */
-export async function loadTennyBackends(only?: string[], url = new URL('../src/backend.ts', import.meta.url)): Promise<TennyBackends> {
+/** Probe src/node.ts, Node's entry (or `url`) once; `only` restricts to the listed backends (e.g. from --backends=cpu,parallel). */
+export async function loadTennyBackends(only?: string[], url = new URL('../src/node.ts', import.meta.url)): Promise<TennyBackends> {
   if (!existsSync(fileURLToPath(url))) {
     return {
       names: ['cpu'],
-      notes: ['src/backend.ts is not in this checkout: only Tenny\'s CPU kernels were measured.'],
-      use: async (name) => { if (name !== 'cpu') throw new Error(`bench: backend '${name}' needs src/backend.ts`) },
+      notes: ['src/node.ts is not in this checkout: only Tenny\'s CPU kernels were measured.'],
+      use: async (name) => { if (name !== 'cpu') throw new Error(`bench: backend '${name}' needs src/node.ts`) },
       info: () => ({ backend: 'cpu' }),
       details: { cpu: 'TS kernels, 1 thread' },
     }
   }
   const mod: unknown = await import(url.href)
-  if (!isBackendApi(mod)) throw new Error('bench: src/backend.ts does not export setBackend() and backendInfo()')
+  if (!isBackendApi(mod)) throw new Error('bench: src/node.ts does not export setBackend() and backendInfo()')
   const api = mod
   const names: string[] = []
   const notes: string[] = []

@@ -1,5 +1,5 @@
-// Matrix products and the layer op built on them. Transpose flags on the kernel make every backward
-// product a single call, dA = dy·Bᵀ and dB = Aᵀ·dy: ops never transpose; the kernel repacks only where it pays.
+// Matrix products and the layer op built on them. Transpose flags on the kernel make every
+// backward product a single call: dA = dy·Bᵀ and dB = Aᵀ·dy need no transpose op in the graph.
 import { Tensor, fromOp, addGrad } from '../src/tensor.js'
 import { K } from '../src/kernels/index.js'
 import { sizeOf, shapeStr, broadcastShapes, broadcastTo, sumTo, sameShape } from '../src/shape.js'

@@ -1,10 +1,11 @@
 // The package entry: `import { tensor, matmul, nn, optim } from 'tenny'`.
-// The one file in src/ that may import ops/ and nn/.
+// The one file in src/ that may import ops/ and nn/. Browser-safe: nothing reachable from here imports node:*.
+import { useDefaultBackend } from './backends/index.js'
 export { Tensor, tensor, zeros, ones, full, arange, eye, rand, randn, randint, noGrad, isGradEnabled, fromOp, addGrad } from './tensor.js'
 export { manualSeed, rngState, setRngState, random, randomNormal, randomInt } from './random.js'
 export type { RngState } from './random.js'
 export { K, useKernels, type Kernels } from './kernels/index.js'
-export { setBackend, backendInfo, type BackendName, type BackendOptions, type BackendInfo } from './backend.js'
+export { setBackend, backendInfo, type BackendName, type BackendOptions, type BackendInfo } from './backends/index.js'
 export type { Shape } from './shape.js'
 export * from '../ops/index.js'
 export * as nn from '../nn/index.js'
@@ -12,3 +13,8 @@ export { serializeSafetensors, parseSafetensors, saveSafetensors, loadSafetensor
 export * as optim from '../nn/optim.js'
 export * as linalg from '../ops/linalg.js'
 export { encodeNpy, decodeNpy, saveNpz, loadNpz, type NpyArray } from './npy.js'
+
+// The default backend: auto (or the one TENNY_BACKEND names), which measures the matmul paths on the first
+// product big enough to matter. This call is the only import-time change to the kernel table K; it starts no
+// thread and needs no SharedArrayBuffer until then.
+useDefaultBackend()

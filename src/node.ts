@@ -1,3 +1,13 @@
-// The `node` entry: everything in the universal entry, plus what needs Node (files by path).
+// The Node entry (the `node` export condition): everything in index.ts, plus what only Node has.
+import { useThreadSpawner } from './backends/threads.js'
+import { nodeThreads } from './backends/threads-node.js'
+import { useGpujsBridge } from './backends/gpu.js'
+import { nodeGpujs } from './backends/gpu-node.js'
+
 export * from './index.js'
-export * as nn from '../nn/index-node.js'
+export * as nn from '../nn/index-node.js' // nn plus adapters and checkpoints by file path
+
+// Threads for the parallel backend (worker_threads), and gpu.js's webgpu and threaded webasm modes, which
+// answer only with Promises and so run in a worker the caller blocks on.
+useThreadSpawner(nodeThreads)
+useGpujsBridge(nodeGpujs)

@@ -9,10 +9,11 @@ import { spawn } from 'node:child_process'
 import { GPU } from 'gpu.js'
 import { K, cpu, type Kernels } from '../src/kernels'
 import { matmulRef } from '../src/kernels/matmul'
-import { matmulAllThreads, startParallel, parallelInfo } from '../src/kernels/parallel'
-import { openGpujs, gpujsTable, GpuMatmul, KernelCache, type GpujsMode, type GpujsPath } from '../src/kernels/gpu'
-import { WorkerPool } from '../src/kernels/pool'
-import { setBackend, backendInfo } from '../src/backend'
+import { setBackend, backendInfo } from '../src/node' // Node's entry: installs worker_threads and gpu.js's bridge
+import { matmulAllThreads, startParallel, parallelInfo } from '../src/backends/parallel'
+import { openGpujs, gpujsTable, GpuMatmul, KernelCache, type GpujsMode, type GpujsPath } from '../src/backends/gpu'
+import { WorkerPool, sharedMemory } from '../src/backends/pool'
+import { startNodeWorker } from '../src/backends/threads-node'
 import { manualSeed, random } from '../src/random'
 import { Tensor } from '../src/tensor'
 import { linear } from '../ops/matmul'
@@ -149,9 +150,14 @@ test('webgpu and headlessgl: open where a GPU is found, otherwise fail fast with
 })
 
 test('a failing worker is reported, not waited for', () => {
-  const pool = new WorkerPool(1, new URL('../src/kernels/parallel.ts', import.meta.url).href, 'noSuchEntry')
+  const memory = sharedMemory()
+  if (typeof memory === 'string') return assert.unreachable(memory)
+  const bootstrap = new URL('./fixtures/no-such-worker.ts', import.meta.url)
+  const pool = new WorkerPool(1, memory, (init, onError) => startNodeWorker(bootstrap, init, onError))
+  const t0 = performance.now()
   pool.waitReady(20_000)
-  assert.match(pool.failure, /noSuchEntry/)
+  assert.match(pool.failure, /no-such-worker/)
+  assert.ok(performance.now() - t0 < 10_000, `the failure took ${performance.now() - t0} ms to surface`)
 })
 
 /** Four SGD steps of a 128→128→16 MLP (products above every threshold) under the current backend. */
@@ -237,7 +243,7 @@ function runNode(args: string[]): Promise<{ code: number | null; stdout: string;
 
 test('processes using the workers exit by themselves, under `node --import tsx` and under the tsx CLI', async () => {
   const script = [
-    "import { setBackend, matmul, tensor } from './src/index.ts'",
+    "import { setBackend, matmul, tensor } from './src/node.ts'",
     "setBackend('gpujs', { gpujsMode: 'webasm-threads' }); setBackend('parallel')",
     'const x = tensor(new Float32Array(200 * 200).fill(1), [200, 200])',
     'process.stdout.write(String(matmul(x, x).data[0]))',

@@ -5,8 +5,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Tensor } from '../src/tensor'
 import { manualSeed, rngState } from '../src/random'
-import { K, useKernels } from '../src/kernels'
-import * as parallel from '../src/kernels/parallel'
+import { K } from '../src/kernels'
+import { setBackend } from '../src/backends'
+import { useThreadSpawner } from '../src/backends/threads'
+import { nodeThreads } from '../src/backends/threads-node'
 import { packBits, unpackBits, unpackCodes, qmatmulRef, NF4_LEVELS, type QuantizeOptions } from '../src/kernels/quant'
 import { saveSafetensors, loadSafetensors, toTensor } from '../src/safetensors'
 import { Module } from '../nn/module'
@@ -119,9 +121,9 @@ test('qmatmul and qmatmulT on a weight of several tiles (out 300) equal dequanti
     ['int8', { mode: 'int8' }, 130],
     ['nf4', { mode: 'nf4', groupSize: 26 }, 130],
   ]
-  parallel.startParallel()
-  for (const backend of ['cpu', 'parallel']) { // the tiles' products go through K.matmul: the CPU's, then every core's
-    useKernels(backend === 'cpu' ? {} : { matmul: parallel.matmul })
+  useThreadSpawner(nodeThreads)
+  for (const backend of ['cpu', 'parallel'] as const) { // the tiles' products go through the backend's matmul: the CPU's, then every core's
+    setBackend(backend)
     try {
       for (const [name, opts, k] of cases) {
         const n = 300
@@ -136,7 +138,7 @@ test('qmatmul and qmatmulT on a weight of several tiles (out 300) equal dequanti
         }
       }
     } finally {
-      useKernels({})
+      setBackend('cpu')
     }
   }
 })

@@ -1,5 +1,6 @@
 // Matrix products on row-major Float32Arrays. matmulRef is the oracle; NN, NT and TN are the fast
-// variants, one per transpose case, so every backward product is a single call with no transposed copy.
+// variants, one per transpose case, so every backward product is a single call. All three run matmulNT's
+// dot products: NN and TN first copy an operand transposed (k·n or k·m floats, small next to m·k·n).
 
 export type MatmulFlags = { transA?: boolean; transB?: boolean }
 

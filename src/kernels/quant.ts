@@ -2,7 +2,6 @@
 // The one idea: W lives as small integer codes plus a few floats per group, and the matmuls decode a
 // tile of W's rows at a time into a small scratch buffer, so the float W is never rebuilt whole.
 import { matmul as cpuMatmul, matmulNT, matmulRef } from './matmul.js'
-import { K } from './index.js' // a cycle (index → cpu → quant): safe, K is read only when a matmul runs
 
 export type QuantMode = 'affine' | 'int8' | 'nf4'
 
@@ -180,9 +179,10 @@ export function dequantize(q: QuantizedWeights): Float32Array {
 // ---- matmuls against packed weights --------------------------------------------------------------
 
 // Why tiles: the float Ŵ is what quantization saves, so the matmuls never rebuild it. They decode at most
-// TILE_FLOATS weights (a tile of whole rows of Ŵ) at a time and multiply each tile through the kernel table, so
-// the parallel and gpu.js backends run these products too. 16K floats (64 KB) stay in L2 while every row of x
-// passes over them, and decoding costs rows·cols per call whatever m is.
+// TILE_FLOATS weights (a tile of whole rows of Ŵ) at a time and multiply each tile with `product`: the CPU's
+// matmul here, a backend's own when it installs these kernels (src/backends), so its threads or SIMD run the
+// tiles too. 16K floats (64 KB) stay in L2 while every row of x passes over them, and decoding costs rows·cols
+// per call whatever m is.
 const TILE_FLOATS = 16384
 
 // One scratch buffer for every call, grown when a larger one is needed and never shrunk: two tiles (bounded)
@@ -194,25 +194,28 @@ function scratchOf(size: number): Float32Array {
   return scratch
 }
 
-/** Rows of Ŵ per tile: as many as fit in TILE_FLOATS, even (matmulNT takes rows of B in pairs), at least 1. */
+/** Rows of Ŵ per tile: as many as fit in TILE_FLOATS, a multiple of 4 when more than 4 fit (matmulNT takes rows of B in fours), at least 1. */
 function tileRows(q: QuantizedWeights): number {
   const t = Math.floor(TILE_FLOATS / q.cols)
-  return Math.max(1, Math.min(q.rows, t > 1 ? t & ~1 : t))
+  return Math.max(1, Math.min(q.rows, t > 4 ? t & ~3 : t))
 }
 
-/** y = x · Ŵᵀ. x (m, k), Ŵ (n, k) packed → y (m, n). Per tile of tj rows of Ŵ: decode, x · tileᵀ on the kernel table, scatter. */
-export function qmatmul(x: Float32Array, q: QuantizedWeights, m: number): Float32Array {
+/** The product the tiles go through: C = op(A)·op(B), as cpu.matmul. */
+export type MatmulFn = typeof cpuMatmul
+
+/** y = x · Ŵᵀ. x (m, k), Ŵ (n, k) packed → y (m, n). Per tile of tj rows of Ŵ: decode, x · tileᵀ with `product`, scatter. */
+export function qmatmul(x: Float32Array, q: QuantizedWeights, m: number, product: MatmulFn = cpuMatmul): Float32Array {
   const n = q.rows, k = q.cols, t = tileRows(q)
   const wTile = scratchOf(t * k)
   if (t === n) { // Ŵ is one tile: y is the tile's output, nothing to scatter
     dequantizeRowsInto(q, 0, n, wTile)
-    return K.matmul(x, wTile.subarray(0, n * k), m, k, n, { transB: true })
+    return product(x, wTile.subarray(0, n * k), m, k, n, { transB: true })
   }
   const y = new Float32Array(m * n)
   for (let j0 = 0; j0 < n; j0 += t) {
     const tj = Math.min(t, n - j0)
     dequantizeRowsInto(q, j0, j0 + tj, wTile)
-    const yTile = K.matmul(x, wTile.subarray(0, tj * k), m, k, tj, { transB: true }) // (m, tj)
+    const yTile = product(x, wTile.subarray(0, tj * k), m, k, tj, { transB: true }) // (m, tj)
     for (let i = 0; i < m; i++) { // the tile's outputs are columns j0 .. j0 + tj of each row of y
       const yRow = i * n + j0, tRow = i * tj
       for (let j = 0; j < tj; j++) y[yRow + j] = yTile[tRow + j]
@@ -224,8 +227,9 @@ export function qmatmul(x: Float32Array, q: QuantizedWeights, m: number): Float3
 /**
  * dx = dy · Ŵ. dy (m, n), Ŵ (n, k) packed → dx (m, k) = Σ over tiles dy[:, tile] · Ŵ[tile, :]. Each tile is
  * decoded and transposed within the scratch, so every product is the A·Bᵀ form that matmulNT runs without repacking.
+ * Without `product` the CPU's matmulNT adds each tile's product into dx in place; a backend's returns it fresh.
  */
-export function qmatmulT(dy: Float32Array, q: QuantizedWeights, m: number): Float32Array {
+export function qmatmulT(dy: Float32Array, q: QuantizedWeights, m: number, product?: MatmulFn): Float32Array {
   const n = q.rows, k = q.cols, t = tileRows(q)
   const buf = scratchOf(2 * t * k + (t < n ? m * t : 0))
   const wTile = buf.subarray(0, t * k), wTileT = buf.subarray(t * k, 2 * t * k)
@@ -244,9 +248,9 @@ export function qmatmulT(dy: Float32Array, q: QuantizedWeights, m: number): Floa
         for (let j = 0; j < tj; j++) dyTile[tRow + j] = dy[dyRow + j]
       }
     }
-    if (K.matmul === cpuMatmul) matmulNT(dyTile, wTileT, dx, m, tj, k) // dx += dyTile · wTile, in place
-    else { // another backend (more cores, a GPU) returns each tile's (m, k) product fresh: add it in
-      const part = K.matmul(dyTile.subarray(0, m * tj), wTileT.subarray(0, k * tj), m, tj, k, { transB: true })
+    if (!product) matmulNT(dyTile, wTileT, dx, m, tj, k) // dx += dyTile · wTile, in place
+    else { // a backend's product (more cores, SIMD, a GPU) returns each tile's (m, k) product fresh: add it in
+      const part = product(dyTile.subarray(0, m * tj), wTileT.subarray(0, k * tj), m, tj, k, { transB: true })
       for (let i = 0; i < part.length; i++) dx[i] += part[i]
     }
   }

@@ -2,11 +2,10 @@
 // K lives in `constants` (a loop bounded by an argument stops at loopMaxIterations without a word),
 // every shape gets its own compiled kernel (no dynamic arguments or output), compiled kernels sit in a
 // bounded LRU that destroy()s what it evicts, and results, which come back as rows, are flattened once.
-// WebGPU (and threaded webasm) only answer with Promises, so they run in a worker while the caller
-// blocks on Atomics.wait (pool.ts): the table stays synchronous.
+// WebGPU (and threaded webasm) only answer with Promises: in Node they run in a bridge worker while the
+// caller blocks on Atomics.wait (gpu-node.ts, installed by src/node.ts), so the table stays synchronous.
 import { GPU, type IKernelFunctionThis, type IKernelRunShortcut, type KernelOutput } from 'gpu.js'
-import { matmul as cpuMatmul, matmulBatched as cpuMatmulBatched, transpose2d, type MatmulFlags } from './matmul.js'
-import { WorkerPool, WorkerEnd, PARAMS, BUSY, type WorkerInit } from './pool.js'
+import { matmul as cpuMatmul, matmulBatched as cpuMatmulBatched, transpose2d, type MatmulFlags } from '../kernels/matmul.js'
 
 /** The gpu.js modes Tenny can drive. 'webgpu' and 'webasm-threads' run in a bridge worker. */
 export type GpujsMode = 'webgpu' | 'headlessgl' | 'webasm-threads' | 'webasm' | 'cpu'
@@ -120,6 +119,23 @@ export class GpuMatmul {
   }
 }
 
+/** What Node adds to gpu.js (gpu-node.ts): the modes that answer with Promises, run in a worker the caller blocks on. */
+export type GpujsBridge = {
+  open(mode: 'webgpu' | 'webasm-threads', timeoutMs: number, cacheSize: number): GpujsPath
+  /** the modes worth trying on this machine, best first, and why others are left out ('' if none is) */
+  candidates(): { modes: GpujsMode[]; skipped: string }
+}
+let bridge: GpujsBridge | undefined
+/** Install the bridge for gpu.js's webgpu and threaded webasm modes (src/node.ts does, with Node's). */
+export function useGpujsBridge(installed: GpujsBridge | undefined): void {
+  bridge = installed
+}
+
+/** gpu.js modes worth trying here, best first: with Node's bridge, what it finds; without, synchronous webasm. */
+export function gpujsCandidates(): { modes: GpujsMode[]; skipped: string } {
+  return bridge ? bridge.candidates() : { modes: ['webasm'], skipped: 'webgpu, headlessgl, webasm-threads: need Node\'s entry (src/node.ts)' }
+}
+
 /** Run op(A)·op(B) for `batch` products, synchronously. */
 export type MatmulRun = (a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, flags: MatmulFlags) => Float32Array
 /** An opened gpu.js path: its mode, a synchronous runner, and how to release it. */
@@ -130,7 +146,10 @@ export type GpujsPath = { mode: GpujsMode; run: MatmulRun; close(): void; /** wh
  * Error saying why when the mode is missing or wrong here. Bridge modes block up to timeoutMs to start.
  */
 export function openGpujs(mode: GpujsMode, { timeoutMs = 30_000, cacheSize = KERNEL_CACHE_SIZE } = {}): GpujsPath {
-  if (mode === 'webgpu' || mode === 'webasm-threads') return openBridge(mode, timeoutMs, cacheSize)
+  if (mode === 'webgpu' || mode === 'webasm-threads') {
+    if (!bridge) throw new Error(`gpu.js ${mode}: answers only with Promises, so it runs in a bridge worker, which Node's entry (src/node.ts) installs`)
+    return bridge.open(mode, timeoutMs, cacheSize)
+  }
   if (mode === 'headlessgl' && !GPU.isHeadlessGLSupported) throw new Error('gpu.js headlessgl: the optional native package `gl` is not installed or has no display (see shared/MEASURED.md §7)')
   if (mode === 'webasm' && !GPU.isWebAssemblySupported) throw new Error('gpu.js webasm: WebAssembly is not supported here')
   const gm = new GpuMatmul(mode, { cacheSize })
@@ -157,14 +176,14 @@ export function gpujsTable(run: MatmulRun, fallback: MatmulTable, minFlops = GPU
 }
 
 /** A product that catches trap 1 (K = 1030 > loopMaxIterations' 1000), odd shapes, every variant, batch 2. */
-function checkCases(): { a: Float32Array; b: Float32Array; batch: number; m: number; k: number; n: number; flags: MatmulFlags }[] {
+export function checkCases(): { a: Float32Array; b: Float32Array; batch: number; m: number; k: number; n: number; flags: MatmulFlags }[] {
   const fill = (size: number, seed: number) => Float32Array.from({ length: size }, (_, i) => Math.sin(seed + i * 0.37))
   const [m, k, n] = [3, 1030, 5]
   return [{}, { transB: true }, { transA: true }, { transA: true, transB: true }].map((flags, i) => ({ a: fill(2 * m * k, i), b: fill(2 * k * n, 10 + i), batch: 2, m, k, n, flags }))
 }
 
 /** Throw naming the case and index where `got` differs from the CPU table by more than 1e-4 of the output's scale. */
-function compare(mode: GpujsMode, { a, b, batch, m, k, n, flags }: ReturnType<typeof checkCases>[number], got: Float32Array): void {
+export function compare(mode: GpujsMode, { a, b, batch, m, k, n, flags }: ReturnType<typeof checkCases>[number], got: Float32Array): void {
   const want = cpuMatmulBatched(a, b, batch, m, k, n, flags)
   const scale = want.reduce((s, v) => Math.max(s, Math.abs(v)), 1) // float32 sums over K terms: error grows with the output's scale
   for (let i = 0; i < want.length; i++) {
@@ -176,69 +195,4 @@ function compare(mode: GpujsMode, { a, b, batch, m, k, n, flags }: ReturnType<ty
 
 function selfCheck(mode: GpujsMode, run: MatmulRun): void {
   for (const c of checkCases()) compare(mode, c, run(c.a, c.b, c.batch, c.m, c.k, c.n, c.flags))
-}
-
-// bridge job parameters in the pool's ctl
-const BATCH = PARAMS, M = PARAMS + 1, K = PARAMS + 2, N = PARAMS + 3, TRANS_A = PARAMS + 4, TRANS_B = PARAMS + 5
-
-/** The caller's side of a bridge worker: operands in, block on Atomics.wait, C out. */
-function openBridge(mode: 'webgpu' | 'webasm-threads', timeoutMs: number, cacheSize: number): GpujsPath {
-  const pool = new WorkerPool(1, import.meta.url, 'gpujsWorker', { mode, cacheSize })
-  pool.waitReady(timeoutMs)
-  if (pool.failure) throw new Error(`gpu.js ${mode}: ${pool.failure}`)
-  const run: MatmulRun = (a, b, batch, m, k, n, { transA = false, transB = false }) => {
-    if (pool.failure) return cpuMatmulBatched(a, b, batch, m, k, n, { transA, transB }) // failure() says why
-    const aSize = batch * m * k, bSize = batch * k * n
-    const data = pool.reserve(aSize + bSize + batch * m * n)
-    data.set(a.subarray(0, aSize), 0)
-    data.set(b.subarray(0, bSize), aSize)
-    const ctl = pool.ctl
-    ctl[BATCH] = batch; ctl[M] = m; ctl[K] = k; ctl[N] = n; ctl[TRANS_A] = Number(transA); ctl[TRANS_B] = Number(transB)
-    const taken = pool.post()
-    try {
-      if (taken.length === 0) throw new Error('the bridge worker was not idle')
-      pool.join(taken) // throws with the worker's error, if it had one
-    } catch (err) {
-      pool.retire(err instanceof Error ? err.message : String(err)) // e.g. a lost device: the CPU from now on
-      return cpuMatmulBatched(a, b, batch, m, k, n, { transA, transB })
-    }
-    return data.slice(aSize + bSize, aSize + bSize + batch * m * n)
-  }
-  return { mode, run, close: () => pool.retire('closed'), failure: () => pool.failure }
-}
-
-/** Worker entry for bridge modes (run by worker.mjs): open gpu.js in async mode, self-check, then serve jobs. */
-export async function gpujsWorker(init: WorkerInit): Promise<void> {
-  const mode = init.options.mode
-  if (mode === 'webgpu') await installWebGPU()
-  if (mode === 'webgpu' && !(await GPU.isWebGPUAvailable())) throw new Error('no WebGPU adapter (navigator.gpu.requestAdapter() gave null, core and compatibility)')
-  const gm = new GpuMatmul(mode === 'webgpu' ? 'webgpu' : 'webasm', { asyncMode: true, cacheSize: Number(init.options.cacheSize) })
-  for (const c of checkCases()) compare(mode === 'webgpu' ? 'webgpu' : 'webasm-threads', c, await gm.run(c.a, c.b, c.batch, c.m, c.k, c.n, c.flags))
-  const end = new WorkerEnd(init)
-  end.idle()
-  for (;;) {
-    await end.waitForJobAsync()
-    if (end.state() !== BUSY) return
-    const data = end.data(), ctl = end.ctl
-    const batch = ctl[BATCH], m = ctl[M], k = ctl[K], n = ctl[N], aSize = batch * m * k, bSize = batch * k * n
-    const c = await gm.run(data.slice(0, aSize), data.slice(aSize, aSize + bSize), batch, m, k, n, { transA: ctl[TRANS_A] === 1, transB: ctl[TRANS_B] === 1 })
-    data.set(c, aSize + bSize)
-    end.progress()
-    end.idle()
-  }
-}
-
-/** gpu.js reads navigator.gpu only: expose Dawn's (the `webgpu` package), retrying software adapters in compatibility mode. */
-async function installWebGPU(): Promise<void> {
-  let dawn: typeof import('webgpu')
-  try {
-    dawn = await import('webgpu')
-  } catch (err) {
-    throw new Error(`the optional package \`webgpu\` did not load: ${err instanceof Error ? err.message : String(err)}`)
-  }
-  Object.assign(globalThis, dawn.globals)
-  const gpu = dawn.create([])
-  const requestAdapter = async (options: GPURequestAdapterOptions = {}) => (await gpu.requestAdapter(options)) ?? gpu.requestAdapter({ ...options, featureLevel: 'compatibility' })
-  const navigatorGpu = { requestAdapter, getPreferredCanvasFormat: () => gpu.getPreferredCanvasFormat(), wgslLanguageFeatures: gpu.wgslLanguageFeatures }
-  Object.defineProperty(globalThis, 'navigator', { value: { gpu: navigatorGpu }, configurable: true })
 }

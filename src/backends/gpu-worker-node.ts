@@ -1,0 +1,5 @@
+// The entry of gpu.js's bridge worker (gpu-node.ts starts it): gpu.js and its async modes run here.
+import { workerData } from 'node:worker_threads'
+import { gpujsWorker, type BridgeInit } from './gpu-node.js'
+
+await gpujsWorker(workerData as BridgeInit)

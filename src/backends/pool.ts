@@ -1,0 +1,182 @@
+// Worker threads that share one WebAssembly.Memory with the caller, so a kernel can use them and stay
+// synchronous: the caller writes operands into the memory and job parameters into its control words, flips
+// idle workers to BUSY, works too, and blocks on Atomics.wait until they flip back. No Promise, no event loop.
+// A shared memory grows in place (every thread sees the new size), so no buffer is ever re-sent.
+import type { Thread, WorkerInit } from './threads.js'
+import { webAssembly, type WasmMemory } from './webassembly.js'
+
+/** A worker's state word. STARTING until its module has loaded; FAILED is final. */
+export const STARTING = 0, IDLE = 1, BUSY = 2, FAILED = 3
+// control words (Int32, at the start of the memory): progress (stall detection), the job's kind, its parameters
+const PROGRESS = 0
+export const JOB = 1, PARAMS = 2
+export const STATES = 32 // worker w's state word is ctl[STATES + w]
+export const MAX_WORKERS = 31
+export const MESSAGE = 512 // a failed worker's reason: its byte length at ctl[MESSAGE], UTF-8 after it
+export const MESSAGE_BYTES = 2044
+/** Job data starts at this byte offset: the first 64 KiB page holds the control words. */
+export const DATA_BYTE = 65536
+const PAGE = 65536
+const MAX_PAGES = 16384 // 1 GiB: a shared memory must declare its maximum (address space only, not RSS)
+const STALL_MS = 20_000 // a job that makes no progress for this long is taken as a hung worker
+
+/** The control words of a shared memory (the caller's and each worker's view of the same ints). */
+export const controlOf = (memory: WasmMemory) => new Int32Array(memory.buffer, 0, 1024)
+
+/** A shared memory for `floats` of job data, or why this runtime cannot make one. */
+export function sharedMemory(floats = 0): WasmMemory | string {
+  if (!webAssembly) return 'no WebAssembly here'
+  try {
+    return new webAssembly.Memory({ initial: 1 + Math.ceil((4 * floats) / PAGE), maximum: MAX_PAGES, shared: true })
+  } catch (err) {
+    return `no shared WebAssembly.Memory here (${err instanceof Error ? err.message : String(err)})`
+  }
+}
+
+/** Grow `memory` so it holds DATA_BYTE + `bytes`; false if that is past its maximum. */
+export function growTo(memory: WasmMemory, bytes: number): boolean {
+  const need = Math.ceil((DATA_BYTE + bytes) / PAGE) - memory.buffer.byteLength / PAGE
+  if (need <= 0) return true
+  if (memory.buffer.byteLength / PAGE + need > MAX_PAGES) return false
+  memory.grow(need)
+  return true
+}
+
+/** The caller's side: `size` workers started by `spawn`, all on `memory`. */
+export class WorkerPool {
+  readonly ctl: Int32Array
+  /** why the pool cannot be used ('' while it can) */
+  failure = ''
+  private threads: Thread[] = []
+
+  constructor(readonly size: number, readonly memory: WasmMemory, private readonly spawn: (init: WorkerInit, onError: (why: string) => void) => Thread) {
+    this.ctl = controlOf(memory)
+  }
+
+  get started(): boolean { return this.threads.length > 0 }
+
+  /** Spawn the workers (once). They start in the background; until one is IDLE, post() gives it nothing. */
+  start(): void {
+    if (this.started || this.failure) return
+    for (let w = 0; w < this.size; w++) {
+      try {
+        this.threads.push(this.spawn({ memory: this.memory, index: w }, (why) => this.fail(w, `worker ${w}: ${why}`)))
+      } catch (err) {
+        this.fail(w, `worker ${w} could not be started: ${err instanceof Error ? err.message : String(err)}`)
+      }
+    }
+  }
+
+  state(w: number): number { return Atomics.load(this.ctl, STATES + w) }
+
+  readyCount(): number {
+    let ready = 0
+    for (let w = 0; w < this.size; w++) if (this.state(w) === IDLE || this.state(w) === BUSY) ready++
+    return ready
+  }
+
+  /** Block until no worker is STARTING (or timeoutMs passed); record the first failure. Returns the ready count. */
+  waitReady(timeoutMs: number): number {
+    this.start()
+    const deadline = performance.now() + timeoutMs
+    for (let w = 0; w < this.size; w++) {
+      while (this.state(w) === STARTING && !this.failure && performance.now() < deadline) Atomics.wait(this.ctl, STATES + w, STARTING, Math.min(50, Math.max(1, deadline - performance.now())))
+      if (this.state(w) === STARTING) this.failure ||= `worker ${w} did not start within ${timeoutMs} ms`
+      if (this.state(w) === FAILED) this.fail(w, this.messageFrom() || `worker ${w} failed to start`)
+    }
+    return this.readyCount()
+  }
+
+  /** The job data as floats, from DATA_BYTE on, grown to hold at least `floats` (null past the memory's maximum). */
+  reserve(floats: number): Float32Array | null {
+    if (!growTo(this.memory, 4 * floats)) return null
+    return new Float32Array(this.memory.buffer, DATA_BYTE, floats)
+  }
+
+  /** Flip every idle worker to BUSY on job `kind` and wake it; returns the ones that took the job. */
+  post(kind: number): number[] {
+    this.ctl[JOB] = kind
+    const taken: number[] = []
+    for (let w = 0; w < this.size; w++) {
+      if (Atomics.compareExchange(this.ctl, STATES + w, IDLE, BUSY) !== IDLE) continue
+      Atomics.notify(this.ctl, STATES + w)
+      taken.push(w)
+    }
+    return taken
+  }
+
+  /** Block until every worker in `taken` is back to IDLE. Throws (and retires the pool) if one failed or hung. */
+  join(taken: number[]): void {
+    for (const w of taken) {
+      let progress = Atomics.load(this.ctl, PROGRESS), since = performance.now()
+      while (this.state(w) === BUSY) {
+        Atomics.wait(this.ctl, STATES + w, BUSY, 1000)
+        const now = Atomics.load(this.ctl, PROGRESS)
+        if (now !== progress) [progress, since] = [now, performance.now()]
+        else if (performance.now() - since > STALL_MS) this.fail(w, `worker ${w} made no progress for ${STALL_MS / 1000} s`)
+        if (this.failure) break
+      }
+      if (this.state(w) === FAILED) this.fail(w, this.messageFrom() || `worker ${w} failed`)
+      if (this.failure) {
+        this.retire(this.failure)
+        throw new Error(this.failure)
+      }
+    }
+  }
+
+  /** Stop the workers for good; later calls see `failure` and use another path. */
+  retire(why: string): void {
+    this.failure ||= why
+    for (let w = 0; w < this.size; w++) Atomics.store(this.ctl, STATES + w, FAILED)
+    for (let w = 0; w < this.size; w++) Atomics.notify(this.ctl, STATES + w)
+    for (const thread of this.threads) thread.terminate()
+  }
+
+  private fail(w: number, why: string): void {
+    this.failure ||= why
+    Atomics.store(this.ctl, STATES + w, FAILED)
+  }
+
+  private messageFrom(): string {
+    const length = Math.min(Atomics.load(this.ctl, MESSAGE), MESSAGE_BYTES)
+    return new TextDecoder().decode(new Uint8Array(this.memory.buffer, 4 * MESSAGE + 4, length).slice())
+  }
+}
+
+/** The worker's side of the same memory. */
+export class WorkerEnd {
+  readonly ctl: Int32Array
+  /** this worker's state word in ctl */
+  readonly slot: number
+
+  constructor(readonly init: WorkerInit) {
+    this.ctl = controlOf(init.memory)
+    this.slot = STATES + init.index
+  }
+
+  state(): number { return Atomics.load(this.ctl, this.slot) }
+
+  /** Report a step of work done (the caller's stall detector watches this). */
+  progress(): void { Atomics.add(this.ctl, PROGRESS, 1) }
+
+  /** Become (or go back to) IDLE and wake the caller. */
+  idle(): void {
+    Atomics.store(this.ctl, this.slot, IDLE)
+    Atomics.notify(this.ctl, this.slot)
+  }
+
+  /** Block this thread until the caller posts a job (state BUSY). */
+  waitForJob(): void {
+    while (this.state() === IDLE) Atomics.wait(this.ctl, this.slot, IDLE)
+  }
+
+  /** The caller may be blocked on this worker: leave the reason in the memory, then flip the state word. */
+  fail(why: string): void {
+    if (this.state() === FAILED) return
+    const bytes = new TextEncoder().encode(why).subarray(0, MESSAGE_BYTES)
+    new Uint8Array(this.init.memory.buffer, 4 * MESSAGE + 4, bytes.length).set(bytes)
+    Atomics.store(this.ctl, MESSAGE, bytes.length)
+    Atomics.store(this.ctl, this.slot, FAILED)
+    Atomics.notify(this.ctl, this.slot)
+  }
+}

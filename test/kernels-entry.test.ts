@@ -1,0 +1,99 @@
+// The entries and the backends at import: nothing reachable from src/index.ts in src/backends or src/kernels
+// imports node:* or `webgpu` (a browser bundle needs no stubs for them); importing starts no thread and needs
+// no SharedArrayBuffer; a bad TENNY_BACKEND is one clear error at the first product, never at import.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { spawnSync } from 'node:child_process'
+import { join } from 'node:path'
+import { build, type Plugin } from 'esbuild'
+
+const root = join(import.meta.dirname, '..')
+
+/** This process's environment with `extra`, without colours. */
+function envWith(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', ...extra }
+  delete env.FORCE_COLOR
+  return env
+}
+
+/** Run an ES module snippet under tsx in a fresh process, from the repository root. */
+function node(code: string, env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
+  const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: root, encoding: 'utf8', env: envWith(env), timeout: 60_000 })
+  return { status: run.status, stdout: run.stdout, stderr: run.stderr }
+}
+
+test('browser bundle of src/index.ts: no file in src/backends or src/kernels imports node:* or webgpu', async () => {
+  const importers: string[] = []
+  const record: Plugin = {
+    name: 'record-node-imports',
+    setup(b) {
+      b.onResolve({ filter: /^(node:|webgpu$)/ }, (args) => {
+        importers.push(`${args.importer.slice(root.length + 1)} → ${args.path}`)
+        return { path: args.path, external: true }
+      })
+    },
+  }
+  const result = await build({ entryPoints: [join(root, 'src/index.ts')], bundle: true, platform: 'browser', format: 'esm', write: false, logLevel: 'silent', metafile: true, plugins: [record] })
+  const bundled = Object.keys(result.metafile.inputs)
+  assert.ok(bundled.some((f) => f.startsWith('src/backends/')), 'the backends are part of the bundle')
+  const ours = importers.filter((i) => i.startsWith('src/backends/') || i.startsWith('src/kernels/'))
+  assert.equal(ours, [], `backend files reachable from src/index.ts import Node-only modules:\n${ours.join('\n')}`)
+  for (const nodeOnly of ['src/backends/threads-node.ts', 'src/backends/gpu-node.ts', 'src/backends/worker-node.ts']) {
+    assert.not.ok(bundled.includes(nodeOnly), `${nodeOnly} is reachable from src/index.ts`)
+  }
+})
+
+test('importing src/index.ts needs no SharedArrayBuffer, Worker or shared memory: products run, backendInfo says why one thread', () => {
+  const run = node([
+    'delete globalThis.SharedArrayBuffer; delete globalThis.Worker',
+    'const Memory = WebAssembly.Memory', // tsx itself needs WebAssembly: only shared memories are refused
+    "WebAssembly.Memory = function (d) { if (d.shared) throw new Error('a shared memory was made'); return new Memory(d) }",
+    "const t = await import('./src/index.ts')",
+    'const x = t.randn([200, 200])',
+    'const y = t.matmul(x, x)', // past every threshold: auto probes here
+    'const info = t.backendInfo()',
+    'console.log(JSON.stringify({ size: y.size, backend: info.backend, threads: info.parallel.threads, failure: info.parallel.failure }))',
+  ].join('\n'))
+  assert.is(run.status, 0, run.stderr)
+  const out = JSON.parse(run.stdout.trim().split('\n').pop() ?? '{}')
+  assert.is(out.size, 40000)
+  assert.is(out.backend, 'cpu')
+  assert.is(out.threads, 1)
+  assert.match(out.failure, /no thread spawner: in Node import the `node` entry/)
+})
+
+test('TENNY_BACKEND=bogus: import works, the first product throws one clear error, setBackend() recovers', () => {
+  const run = node([
+    "const t = await import('./src/index.ts')",
+    'console.log(t.backendInfo().reason)',
+    'try { t.matmul(t.ones([2, 2]), t.ones([2, 2])); console.log("no error") } catch (err) { console.log(err.message) }',
+    "t.setBackend('cpu')",
+    'console.log(t.matmul(t.ones([2, 2]), t.ones([2, 2])).data.join())',
+  ].join('\n'), { TENNY_BACKEND: 'bogus' })
+  assert.is(run.status, 0, run.stderr)
+  const lines = run.stdout.trim().split('\n')
+  assert.match(lines[0], /^TENNY_BACKEND=bogus: not a backend \(expected one of cpu, parallel, gpujs, auto\)/)
+  assert.is(lines[1], 'TENNY_BACKEND=bogus: not a backend (expected one of cpu, parallel, gpujs, auto)')
+  assert.is(lines[2], '2,2,2,2')
+})
+
+test('TENNY_BACKEND=bogus: the example still prints its --help', () => {
+  const run = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'examples/lora-finetune.ts'), '--help'], { cwd: root, encoding: 'utf8', env: envWith({ TENNY_BACKEND: 'bogus' }) })
+  assert.is(run.status, 0, run.stderr)
+  assert.match(run.stdout, /--help/)
+  assert.is(run.stderr.trim(), '')
+})
+
+test('Node entry: backendInfo() names worker_threads as ready once parallel starts, and a process using them exits', () => {
+  const run = node([
+    "const t = await import('./src/node.ts')",
+    "const info = t.setBackend('parallel')",
+    'console.log(JSON.stringify(info.parallel))',
+  ].join('\n'))
+  assert.is(run.status, 0, run.stderr)
+  const parallel = JSON.parse(run.stdout.trim())
+  if (parallel.failure) return console.log(`  (parallel unavailable here: ${parallel.failure})`)
+  assert.is(parallel.workersReady, parallel.threads - 1)
+})
+
+test.run()
