@@ -23,7 +23,7 @@ type LayerAdapter = { path: string; loraA: Float32Array; loraB: Float32Array; ra
 /** What every layout's reader hands install(): the layers and the settings that apply to all of them. */
 type Parsed = { layers: LayerAdapter[]; dropout: number; dora: boolean }
 
-const CONFIG = 'adapter_config.json'
+const CONFIG = 'adapter_config.json' // the name PEFT and mlx-lm both read; Tenny's own config uses it too
 const text = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value, null, 2) + '\n')
 
 /** FNV-1a (64-bit, 16 hex digits) of the base model's parameter names and shapes, as if no adapter were applied; quantized weights count by their logical (out, in). */
@@ -36,6 +36,7 @@ export function baseHash(model: Module): string {
     for (const [name, child] of m.namedChildren()) walk(child, `${prefix}${name}.`)
   }
   walk(model, '')
+  // FNV-1a, not a cryptographic hash: it only has to tell bases apart, and it runs the same in a browser
   let h = 0xcbf29ce484222325n
   for (const byte of new TextEncoder().encode(lines.sort().join('\n'))) h = ((h ^ BigInt(byte)) * 0x100000001b3n) & 0xffffffffffffffffn
   return h.toString(16).padStart(16, '0')
@@ -45,12 +46,13 @@ export function baseHash(model: Module): string {
 function collect(op: string, model: Module, name?: string): Parsed & { name: string } {
   const all = loraLayers(model)
   if (all.length === 0) throw new Error(`${op}: the model has no LoRA layers (applyLoRA first)`)
-  const wanted = name ?? activeAdapter(all[0][1])
+  const wanted = name ?? activeAdapter(all[0][1]) // the one being trained, as a save after training expects
   const found = all.flatMap(([path, top]) => {
     const a = getAdapter(top, wanted)
     return a ? [{ path, a }] : []
   })
   if (found.length === 0) throw new Error(`${op}: no LoRA layer has an adapter named '${wanted}'`)
+  // every layout keeps one kind per file (PEFT's use_dora, mlx-lm's fine_tune_type), so a mix cannot be written
   const dora = found[0].a instanceof DoRALinear
   if (found.some(({ a }) => a instanceof DoRALinear !== dora)) throw new Error(`${op}: adapter '${wanted}' is DoRA on some layers and plain LoRA on others; a file holds one kind`)
   const layers = found.map(({ path, a }): LayerAdapter => {
@@ -60,6 +62,7 @@ function collect(op: string, model: Module, name?: string): Parsed & { name: str
   return { name: wanted, layers, dropout: found[0].a.dropout, dora }
 }
 
+/** (rows, cols) → (cols, rows): MLX stores the factors the other way round, x·lora_a·lora_b. */
 function transpose(data: Float32Array, rows: number, cols: number): Float32Array {
   return transposeOp(new Tensor(data, [rows, cols])).data
 }
@@ -85,6 +88,7 @@ function num(op: string, source: string, cfg: Record<string, unknown>, key: stri
   return v
 }
 
+/** The tensor under `key`, required to be float with `ndim` dims (F16/BF16 arrive decoded as F32). */
 function f32(op: string, source: string, key: string, t: StoredTensor | undefined, ndim = 2): StoredTensor & { data: Float32Array } {
   if (!t) throw new Error(`${op}: ${source}: missing tensor '${key}'`)
   if (!(t.data instanceof Float32Array) || t.shape.length !== ndim) throw new Error(`${op}: ${source}: '${key}' must be a ${ndim}-D float tensor, got ${t.dtype} (${t.shape.join(',')})`)
@@ -102,6 +106,7 @@ function placeFor(m: Linear | QuantizedLinear | LoRALinear, name: string): { bas
 
 /** Check every layer against the model, then install them all as adapter `name` (trainable) and freeze everything else. */
 function install(op: string, source: string, model: Module, { layers, dropout, dora }: Parsed, name: string): void {
+  // Phase 1 finds and checks every layer; nothing in the model changes until all of them pass.
   const places = layers.map((l) => {
     let m: Module
     try {
@@ -127,6 +132,7 @@ function install(op: string, source: string, model: Module, { layers, dropout, d
     return layer
   })
   setRngState(stream)
+  // Phase 2 cannot fail: swap the new layers in, and only the loaded adapter trains, as after applyLoRA.
   model.freeze()
   for (const [i, l] of layers.entries()) {
     const { old, top } = places[i], layer = built[i]
@@ -145,6 +151,7 @@ export function adapterFiles(model: Module, { name }: { name?: string } = {}): A
   const first = layers[0], paths = layers.map((l) => l.path)
   const tensors: Record<string, StoredTensor> = {}
   const perLayer: Record<string, { alpha: number; scale: number }> = {}
+  // one alpha and scale in the config; perLayer keeps any layer that differs (a PiSSA layer at rank 2r, say)
   for (const l of layers) {
     tensors[`${l.path}.loraA`] = { dtype: 'F32', shape: [l.rank, l.loraA.length / l.rank], data: l.loraA }
     tensors[`${l.path}.loraB`] = { dtype: 'F32', shape: [l.loraB.length / l.rank, l.rank], data: l.loraB }
@@ -164,12 +171,14 @@ export function loadAdapterFiles(model: Module, files: AdapterFiles, { name, sou
   const op = 'loadAdapters'
   const cfg = readJson(op, CONFIG, need(op, files, CONFIG))
   if (cfg.format !== 'tenny-lora') throw new Error(`${op}: ${CONFIG} is not a Tenny adapter config (format ${JSON.stringify(cfg.format)}); for PEFT or MLX files use importPEFT / importMLX`)
+  // adapters fit only the base they were trained on: names and shapes must be those the file was made for
   const hash = baseHash(model)
   if (cfg.baseHash !== hash) throw new Error(`${op}: ${source} was made for another base model: its base hash is ${String(cfg.baseHash)}, this model's is ${hash} (parameter names or shapes differ)`)
   const paths = cfg.paths
   if (!Array.isArray(paths) || !paths.every((p) => typeof p === 'string')) throw new Error(`${op}: ${CONFIG}: 'paths' must be a list of layer paths`)
   const { tensors } = parseSafetensors(need(op, files, 'adapters.safetensors'), source)
   const dora = cfg.useDora === true
+  // every tensor must belong to a listed layer: an extra one means the pair of files does not match
   const expected = new Set(paths.flatMap((p) => [`${p}.loraA`, `${p}.loraB`, ...(dora ? [`${p}.magnitude`] : [])]))
   const unknown = Object.keys(tensors).filter((k) => !expected.has(k))
   if (unknown.length) throw new Error(`${op}: ${source}: unknown key(s) ${unknown.join(', ')} (not in ${CONFIG}'s paths)`)
@@ -194,6 +203,8 @@ function need(op: string, files: AdapterFiles, key: string): Uint8Array {
 
 // ---- PEFT (Hugging Face) ----------------------------------------------------------------------------
 
+// PEFT's keys after get_peft_model_state_dict drops the adapter name: `…lora_A.weight`, `…lora_magnitude_vector`;
+// a name left in (`lora_A.default.weight`) is accepted too.
 const PEFT_KEY = /^base_model\.model\.(.+)\.(lora_A|lora_B|lora_magnitude_vector)(?:\.[^.]+)?(?:\.weight)?$/
 
 /** PEFT's target_modules: the layers' short names when those select exactly these layers in the model, else the full paths. */
@@ -247,7 +258,7 @@ export function importPEFTFiles(model: Module, files: AdapterFiles, { name = 'de
   const alpha = num(op, CONFIG, cfg, 'lora_alpha'), useRslora = cfg.use_rslora === true, dora = cfg.use_dora === true
   const { tensors } = parseSafetensors(need(op, files, 'adapter_model.safetensors'), source)
   const parts = new Map<string, Record<string, StoredTensor>>()
-  for (const [key, t] of Object.entries(tensors)) {
+  for (const [key, t] of Object.entries(tensors)) { // group the halves (and DoRA's m) by layer path
     const m = PEFT_KEY.exec(key)
     if (!m || (m[2] === 'lora_magnitude_vector' && !dora)) throw new Error(`${op}: ${source}: unknown key '${key}' (expected base_model.model.<path>.lora_A.weight or .lora_B.weight${dora ? ' or .lora_magnitude_vector' : ''})`)
     parts.set(m[1], { ...parts.get(m[1]), [m[2]]: t })
@@ -282,6 +293,8 @@ export function mlxFiles(model: Module, { name, format = 'safetensors' }: { name
     arrays[`${l.path}.lora_b`] = { shape: [l.rank, outF], data: transpose(l.loraB, outF, l.rank) } // (r, out) = Bᵀ
     if (l.magnitude) arrays[`${l.path}.m`] = { shape: [outF], data: l.magnitude }
   }
+  // mlx-lm wraps `keys` in model.layers[-num_layers:] (tuner/utils.py, linear_to_lora_layers): reach back to the
+  // first adapted block; blocks in between get layers whose B = 0, which change nothing
   let blocks = 0
   for (const [path] of model.namedModules()) blocks = Math.max(blocks, blockIndex(path) + 1)
   const indices = layers.map((l) => blockIndex(l.path)).filter((i) => i >= 0)
@@ -319,7 +332,7 @@ export function importMLXFiles(model: Module, files: AdapterFiles, { name = 'def
   const params = cfg && typeof cfg.lora_parameters === 'object' && cfg.lora_parameters !== null ? cfg.lora_parameters as Record<string, unknown> : null
   const s = scale ?? (params ? num(op, CONFIG, params, 'scale') : undefined)
   if (s === undefined) throw new Error(`${op}: no ${CONFIG} with lora_parameters.scale next to ${file}; pass { scale } (the original mlx-examples lora.py used 2.0)`)
-  const dora = cfg?.fine_tune_type === 'dora'
+  const dora = cfg?.fine_tune_type === 'dora' // mlx-lm's DoRALinear: lora_a, lora_b and the magnitude m
   const stored = weights[0].endsWith('.npz') ? readNpz(files[weights[0]], file) : parseSafetensors(files[weights[0]], file).tensors
   const parts = new Map<string, Record<string, StoredTensor>>()
   for (const [key, t] of Object.entries(stored)) {
@@ -333,6 +346,7 @@ export function importMLXFiles(model: Module, files: AdapterFiles, { name = 'def
     if (b.shape[0] !== rank) throw new Error(`${op}: ${file}: '${path}': lora_a is (${a.shape.join(',')}) but lora_b is (${b.shape.join(',')}): ranks differ`)
     if (params && typeof params.rank === 'number' && params.rank !== rank) throw new Error(`${op}: ${file}: '${path}' has rank ${rank}, but ${CONFIG} says ${params.rank}`)
     const magnitude = dora ? f32(op, file, `${path}.m`, h.m, 1).data : undefined
+    // MLX gives the scale, not alpha: alpha = scale·rank keeps loraScale's alpha/rank rule true
     return { path, loraA: transpose(a.data, inF, rank), loraB: transpose(b.data, rank, outF), rank, alpha: s * rank, scale: s, magnitude }
   })
   install(op, file, model, { layers, dropout: params && typeof params.dropout === 'number' ? params.dropout : 0, dora }, name)

@@ -19,6 +19,7 @@ import type { Optimizer, ParamState } from './optim.js'
 
 /** A QuantizedLinear's packed arrays as stored tensors: codes and scales (+ affine biases), not parameters. */
 function quantizedBuffers(layer: QuantizedLinear): Record<string, StoredTensor> {
+  // stored as packed, so a checkpoint is as small as the layer: 32/bits codes per U32 word, or 2 nf4 codes per byte
   const p = layer.packed, out = layer.outFeatures
   if (p.mode === 'int8') return { codes: { dtype: 'I8', shape: [out, p.cols], data: p.codes }, scales: { dtype: 'F32', shape: [out], data: p.scales } }
   const groups = [out, p.cols / p.groupSize]
@@ -46,7 +47,7 @@ function copyInto(dst: StoredData, src: StoredData): void {
 
 /** Load what buffers() gave: a missing or unexpected name, or another mode, bits or group size, is an error before anything changes. */
 export function loadBuffers(model: Module, dict: Record<string, StoredTensor>): void {
-  const own = buffers(model)
+  const own = buffers(model) // the model's own arrays, written into in place once every check has passed
   const unexpected = Object.keys(dict).filter((k) => !Object.hasOwn(own, k))
   if (unexpected.length) throw new Error(`loadBuffers: unexpected buffer(s) ${unexpected.join(', ')}`)
   for (const [path, m] of model.namedModules()) {
@@ -64,7 +65,8 @@ export function loadBuffers(model: Module, dict: Record<string, StoredTensor>): 
 
 // ---- GPT checkpoints --------------------------------------------------------------------------------
 
-/** The modules a checkpoint knows how to rebuild from a config (plus the quantized layers its metadata lists). */
+/** The modules a checkpoint knows how to rebuild from a config (plus the quantized layers its metadata lists). A
+ * LoRALinear is not among them: its base and its adapter are two things, saved apart (saveAdapters) or merged. */
 const REBUILDABLE = [GPT, Block, MLP, CausalSelfAttention, Linear, QuantizedLinear, Embedding, LayerNorm, Dropout]
 
 /** Every parameter by name, minus the LM head when it is tied to the token embedding (the same Tensor). */
@@ -76,6 +78,7 @@ function checkpointTensors(model: GPT): Record<string, Tensor> {
 
 /** A GPT as .safetensors bytes: weights, quantized codes, and in the metadata its config (+ `metadata`, e.g. a tokenizer). */
 export function checkpointToBytes(model: GPT, metadata: Record<string, string> = {}): Uint8Array {
+  // which layers are quantized, and how: the loader must build a QuantizedLinear there before its codes fit
   const quantized: Record<string, { mode: string; bits: number; groupSize: number }> = {}
   for (const [name, m] of model.namedModules()) {
     if (m instanceof QuantizedLinear) quantized[name] = { mode: m.mode, bits: m.bits, groupSize: m.groupSize }
@@ -99,6 +102,7 @@ function requantize(model: GPT, listed: string | undefined): void {
   }
   if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new Error(`the metadata 'quantized' must map layer paths to { mode, bits, groupSize }, got ${listed}`)
   for (const [path, opts] of Object.entries(spec)) {
+    // only a Linear the config built can be quantized: a path naming anything else is a damaged file
     const layer = [...model.namedModules()].find(([p]) => p === path)?.[1]
     if (!(layer instanceof Linear)) throw new Error(`the metadata 'quantized' names '${path}', which is not a Linear layer of this config`)
     const { mode, bits, groupSize } = typeof opts === 'object' && opts !== null ? opts as Record<string, unknown> : {}
@@ -135,7 +139,7 @@ export function checkpointFromBytes(bytes: Uint8Array, source = '<bytes>'): GPT 
     const stream = rngState() // building the model draws an init that is overwritten: leave the stream untouched
     const model = new GPT(config)
     setRngState(stream)
-    requantize(model, metadata.quantized)
+    requantize(model, metadata.quantized) // now the model has the file's layout: every name and shape can be compared
     const own = checkpointTensors(model), bufs = buffers(model)
     const missing = [...Object.keys(own), ...Object.keys(bufs)].filter((k) => !Object.hasOwn(tensors, k))
     const unexpected = Object.keys(tensors).filter((k) => !Object.hasOwn(own, k) && !Object.hasOwn(bufs, k))
@@ -149,7 +153,7 @@ export function checkpointFromBytes(bytes: Uint8Array, source = '<bytes>'): GPT 
     loadBuffers(model, Object.fromEntries(Object.keys(bufs).map((k) => [k, tensors[k]])))
     return model
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err)
+    const message = err instanceof Error ? err.message : String(err) // every error names the file it came from
     throw new Error(message.startsWith('safetensors:') ? message : `checkpointFromBytes: ${source}: ${message}`)
   }
 }
@@ -178,7 +182,7 @@ export function loadOptimizerBytes(opt: Optimizer, bytes: Uint8Array, source = '
     throw new Error(`${op}: ${source} has no readable 'steps' in its metadata`)
   }
   const state: Record<string, ParamState> = Object.fromEntries(Object.entries(steps).map(([i, step]) => [i, { step, buffers: {} }]))
-  for (const [key, t] of Object.entries(tensors)) {
+  for (const [key, t] of Object.entries(tensors)) { // '<parameter index>.<buffer name>', e.g. '3.m'
     const [i, b] = key.split('.')
     if (!state[i] || b === undefined) throw new Error(`${op}: ${source}: tensor '${key}' belongs to no parameter listed in 'steps'`)
     state[i].buffers[b] = t.data as Float32Array

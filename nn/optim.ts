@@ -11,7 +11,7 @@ export type OptimizerStateDict = { lr: number; state: Record<string, ParamState>
 export abstract class Optimizer {
   readonly params: Tensor[]
   lr: number
-  protected readonly state = new Map<number, ParamState>()
+  protected readonly state = new Map<number, ParamState>() // by the parameter's index in `params`, which files keep
 
   constructor(params: Iterable<Tensor>, lr: number) {
     this.params = [...new Set(params)] // a tied weight appears once
@@ -54,7 +54,7 @@ export abstract class Optimizer {
   loadStateDict(dict: OptimizerStateDict): void {
     const name = `${this.constructor.name}.loadStateDict`
     if (!(dict.lr >= 0)) throw new Error(`${name}: lr must be ≥ 0, got ${dict.lr}`)
-    const fresh = new Map<number, ParamState>()
+    const fresh = new Map<number, ParamState>() // built whole before it replaces anything: a bad entry changes nothing
     for (const [key, st] of Object.entries(dict.state)) {
       const i = Number(key), p = this.params[i]
       if (!Number.isInteger(i) || !p) throw new Error(`${name}: state for parameter ${key}, but there are ${this.params.length} parameters`)
