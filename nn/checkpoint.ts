@@ -72,7 +72,7 @@ const REBUILDABLE = [GPT, Block, MLP, CausalSelfAttention, Linear, QuantizedLine
 /** Every parameter by name, minus the LM head when it is tied to the token embedding (the same Tensor). */
 function checkpointTensors(model: GPT): Record<string, Tensor> {
   const dict = model.stateDict()
-  if (model.config.tieWeights) delete dict['lmHead.weight']
+  if (model.config.tieWeights) delete dict['lmHead.weight'] // stored once; loading wte.weight fills both names
   return dict
 }
 
@@ -127,6 +127,7 @@ function readConfig(metadata: Record<string, string>): GPTConfig {
     throw new Error(`the metadata config is not valid JSON`)
   }
   if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new Error(`the metadata config is not an object`)
+  // the checks the GPT constructor makes, run before anything is built from the config
   checkConfig('the metadata', config as GPTConfig)
   return config as GPTConfig
 }
@@ -165,7 +166,8 @@ export function optimizerToBytes(opt: Optimizer): Uint8Array {
   const { lr, state } = opt.stateDict()
   const tensors: Record<string, Tensor> = {}
   for (const [i, st] of Object.entries(state)) for (const [b, data] of Object.entries(st.buffers)) tensors[`${i}.${b}`] = new Tensor(data, [data.length])
-  const steps = Object.fromEntries(Object.entries(state).map(([i, st]) => [i, st.step]))
+  const steps = Object.fromEntries(Object.entries(state).map(([i, st]) => [i, st.step])) // Adam's bias correction needs each t
+  // safetensors metadata holds only strings: lr and the steps go in as text, checked again when read
   return serializeSafetensors(tensors, { format: 'tenny-optimizer', optimizer: opt.constructor.name, lr: String(lr), steps: JSON.stringify(steps) })
 }
 
