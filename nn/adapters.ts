@@ -3,9 +3,8 @@
 // magnitude included. Every loader reads and checks everything before the model changes: a bad file changes nothing.
 import { Tensor } from '../src/tensor.js'
 import { rngState, setRngState } from '../src/random.js'
-import { serializeSafetensors, parseSafetensors, type StoredTensor } from '../src/safetensors.js'
-import { encodeNpy, decodeNpy } from '../src/npy.js'
-import { zipSync, unzipSync } from 'fflate'
+import { serializeSafetensors, parseSafetensors, type StoredTensor, type LoadOptions } from '../src/safetensors.js'
+import { encodeNpz, decodeNpz } from '../src/npy.js'
 import { transpose as transposeOp } from '../ops/movement.js'
 import { Module } from './module.js'
 import { Linear } from './linear.js'
@@ -167,7 +166,7 @@ export function adapterFiles(model: Module, { name }: { name?: string } = {}): A
 }
 
 /** Load what adapterFiles gave (as adapter `name`, default the saved name), after checking names, shapes and the base. */
-export function loadAdapterFiles(model: Module, files: AdapterFiles, { name, source = 'adapters.safetensors' }: { name?: string; source?: string } = {}): { name: string; paths: string[] } {
+export function loadAdapterFiles(model: Module, files: AdapterFiles, { name, source = 'adapters.safetensors', ...options }: { name?: string; source?: string } & LoadOptions = {}): { name: string; paths: string[] } {
   const op = 'loadAdapters'
   const cfg = readJson(op, CONFIG, need(op, files, CONFIG))
   if (cfg.format !== 'tenny-lora') throw new Error(`${op}: ${CONFIG} is not a Tenny adapter config (format ${JSON.stringify(cfg.format)}); for PEFT or MLX files use importPEFT / importMLX`)
@@ -176,7 +175,7 @@ export function loadAdapterFiles(model: Module, files: AdapterFiles, { name, sou
   if (cfg.baseHash !== hash) throw new Error(`${op}: ${source} was made for another base model: its base hash is ${String(cfg.baseHash)}, this model's is ${hash} (parameter names or shapes differ)`)
   const paths = cfg.paths
   if (!Array.isArray(paths) || !paths.every((p) => typeof p === 'string')) throw new Error(`${op}: ${CONFIG}: 'paths' must be a list of layer paths`)
-  const { tensors } = parseSafetensors(need(op, files, 'adapters.safetensors'), source)
+  const { tensors } = parseSafetensors(need(op, files, 'adapters.safetensors'), source, options)
   const dora = cfg.useDora === true
   // every tensor must belong to a listed layer: an extra one means the pair of files does not match
   const expected = new Set(paths.flatMap((p) => [`${p}.loraA`, `${p}.loraB`, ...(dora ? [`${p}.magnitude`] : [])]))
@@ -251,12 +250,12 @@ function pattern(p: unknown, path: string): number | undefined {
 }
 
 /** Load PEFT's files (adapter_model.safetensors + adapter_config.json) into the model as adapter `name`. */
-export function importPEFTFiles(model: Module, files: AdapterFiles, { name = 'default', source = 'adapter_model.safetensors' }: { name?: string; source?: string } = {}): { paths: string[] } {
+export function importPEFTFiles(model: Module, files: AdapterFiles, { name = 'default', source = 'adapter_model.safetensors', ...options }: { name?: string; source?: string } & LoadOptions = {}): { paths: string[] } {
   const op = 'importPEFT'
   const cfg = readJson(op, CONFIG, need(op, files, CONFIG))
   if (cfg.peft_type !== 'LORA') throw new Error(`${op}: ${CONFIG}: peft_type is ${JSON.stringify(cfg.peft_type)}, only 'LORA' is supported`)
   const alpha = num(op, CONFIG, cfg, 'lora_alpha'), useRslora = cfg.use_rslora === true, dora = cfg.use_dora === true
-  const { tensors } = parseSafetensors(need(op, files, 'adapter_model.safetensors'), source)
+  const { tensors } = parseSafetensors(need(op, files, 'adapter_model.safetensors'), source, options)
   const parts = new Map<string, Record<string, StoredTensor>>()
   for (const [key, t] of Object.entries(tensors)) { // group the halves (and DoRA's m) by layer path
     const m = PEFT_KEY.exec(key)
@@ -301,29 +300,13 @@ export function mlxFiles(model: Module, { name, format = 'safetensors' }: { name
   const keys = unique(layers.map((l) => (blockIndex(l.path) >= 0 ? l.path.replace(/^.*?\.\d+\./, '') : l.path))).sort() // paths inside a block, e.g. attn.qProj
   const config = { fine_tune_type: dora ? 'dora' : 'lora', num_layers: indices.length ? blocks - Math.min(...indices) : 0, lora_parameters: { rank: first.rank, scale: first.scale, dropout, keys } }
   const bytes = format === 'npz'
-    ? zipSync(Object.fromEntries(Object.entries(arrays).map(([k, a]) => [`${k}.npy`, encodeNpy(a)])), { level: 0 })
+    ? encodeNpz(arrays)
     : serializeSafetensors(Object.fromEntries(Object.entries(arrays).map(([k, a]) => [k, { dtype: 'F32', ...a }])))
   return { [`adapters.${format}`]: bytes, [CONFIG]: text(config) }
 }
 
-/** The arrays of an .npz's bytes (stored or deflated .npy entries). */
-function readNpz(bytes: Uint8Array, source: string): Record<string, StoredTensor> {
-  let entries: Record<string, Uint8Array>
-  try {
-    entries = unzipSync(bytes)
-  } catch (err) {
-    throw new Error(`npz: ${source}: not a readable zip archive (${err instanceof Error ? err.message : String(err)})`)
-  }
-  const out: Record<string, StoredTensor> = {}
-  for (const [name, entry] of Object.entries(entries)) {
-    if (!name.endsWith('.npy')) throw new Error(`npz: ${source}: entry '${name}' is not a .npy array`)
-    out[name.slice(0, -4)] = { dtype: 'F32', ...decodeNpy(entry, `${source}:${name}`) }
-  }
-  return out
-}
-
 /** Load MLX LoRA (or DoRA) weights: one .safetensors or .npz file; the scale from adapter_config.json if present, or { scale } (the original lora.py used 2.0). */
-export function importMLXFiles(model: Module, files: AdapterFiles, { name = 'default', scale, source }: { name?: string; scale?: number; source?: string } = {}): { paths: string[] } {
+export function importMLXFiles(model: Module, files: AdapterFiles, { name = 'default', scale, source, ...options }: { name?: string; scale?: number; source?: string } & LoadOptions = {}): { paths: string[] } {
   const op = 'importMLX'
   const weights = Object.keys(files).filter((k) => k !== CONFIG)
   if (weights.length !== 1 || !/\.(safetensors|npz)$/.test(weights[0])) throw new Error(`${op}: expected one .safetensors or .npz file beside ${CONFIG}, got ${weights.join(', ') || 'none'}`)
@@ -333,7 +316,9 @@ export function importMLXFiles(model: Module, files: AdapterFiles, { name = 'def
   const s = scale ?? (params ? num(op, CONFIG, params, 'scale') : undefined)
   if (s === undefined) throw new Error(`${op}: no ${CONFIG} with lora_parameters.scale next to ${file}; pass { scale } (the original mlx-examples lora.py used 2.0)`)
   const dora = cfg?.fine_tune_type === 'dora' // mlx-lm's DoRALinear: lora_a, lora_b and the magnitude m
-  const stored = weights[0].endsWith('.npz') ? readNpz(files[weights[0]], file) : parseSafetensors(files[weights[0]], file).tensors
+  const stored = weights[0].endsWith('.npz')
+    ? Object.fromEntries([...decodeNpz(files[weights[0]], file, options)].map(([k, a]): [string, StoredTensor] => [k, { dtype: 'F32', ...a }]))
+    : parseSafetensors(files[weights[0]], file, options).tensors
   const parts = new Map<string, Record<string, StoredTensor>>()
   for (const [key, t] of Object.entries(stored)) {
     const m = /^(.+)\.(lora_a|lora_b|m)$/.exec(key)

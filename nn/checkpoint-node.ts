@@ -1,15 +1,10 @@
-// Checkpoints by path, for Node: a GPT and an optimizer's state written (atomically) and read as the bytes
-// checkpoint.ts makes and checks.
-import { existsSync, readFileSync } from 'node:fs'
-import { writeFileAtomic } from '../src/safetensors.js'
+// Checkpoints by path, for Node: a GPT and an optimizer's state written atomically and read (size-capped by
+// { maxBytes }) as the bytes that checkpoint.ts makes and checks.
+import { writeFileAtomic, readFileCapped } from '../src/files-node.js'
+import type { LoadOptions } from '../src/safetensors.js'
 import { GPT } from './gpt.js'
 import type { Optimizer } from './optim.js'
 import { checkpointToBytes, checkpointFromBytes, optimizerToBytes, loadOptimizerBytes } from './checkpoint.js'
-
-function read(op: string, path: string): Uint8Array {
-  if (!existsSync(path)) throw new Error(`${op}: ${path} does not exist`)
-  return readFileSync(path)
-}
 
 /** Save a GPT (weights, quantized codes, config, and `metadata` notes) as one .safetensors file. */
 export function saveCheckpoint(path: string, model: GPT, metadata: Record<string, string> = {}): void {
@@ -17,8 +12,8 @@ export function saveCheckpoint(path: string, model: GPT, metadata: Record<string
 }
 
 /** Rebuild the GPT that saveCheckpoint wrote, after checking the config and every tensor. */
-export function loadCheckpoint(path: string): GPT {
-  return checkpointFromBytes(read('loadCheckpoint', path), path)
+export function loadCheckpoint(path: string, options: LoadOptions = {}): GPT {
+  return checkpointFromBytes(readFileCapped('loadCheckpoint', path, options), path, options)
 }
 
 /** Save an optimizer's state (buffers, lr, steps) as one .safetensors file. */
@@ -27,6 +22,6 @@ export function saveOptimizer(path: string, opt: Optimizer): void {
 }
 
 /** Restore what saveOptimizer wrote into `opt` (same class and parameters), after checking all of it. */
-export function loadOptimizer(opt: Optimizer, path: string): void {
-  loadOptimizerBytes(opt, read(`${opt.constructor.name}.load`, path), path)
+export function loadOptimizer(opt: Optimizer, path: string, options: LoadOptions = {}): void {
+  loadOptimizerBytes(opt, readFileCapped(`${opt.constructor.name}.load`, path, options), path, options)
 }

@@ -3,7 +3,7 @@
 // what the model needs before a single value is copied in, so a bad file changes nothing.
 import { Tensor } from '../src/tensor.js'
 import { rngState, setRngState } from '../src/random.js'
-import { serializeSafetensors, parseSafetensors, toTensor, type StoredTensor, type StoredData } from '../src/safetensors.js'
+import { serializeSafetensors, parseSafetensors, toTensor, type StoredTensor, type StoredData, type LoadOptions } from '../src/safetensors.js'
 import { shapeStr, sameShape } from '../src/shape.js'
 import { Module } from './module.js'
 import { Linear } from './linear.js'
@@ -133,9 +133,9 @@ function readConfig(metadata: Record<string, string>): GPTConfig {
 }
 
 /** Rebuild the GPT that checkpointToBytes wrote, quantized layers included, after checking the config and every tensor. */
-export function checkpointFromBytes(bytes: Uint8Array, source = '<bytes>'): GPT {
+export function checkpointFromBytes(bytes: Uint8Array, source = '<bytes>', options: LoadOptions = {}): GPT {
   try {
-    const { tensors, metadata } = parseSafetensors(bytes, source)
+    const { tensors, metadata } = parseSafetensors(bytes, source, options)
     const config = readConfig(metadata)
     const stream = rngState() // building the model draws an init that is overwritten: leave the stream untouched
     const model = new GPT(config)
@@ -172,9 +172,9 @@ export function optimizerToBytes(opt: Optimizer): Uint8Array {
 }
 
 /** Restore what optimizerToBytes wrote into `opt` (same class and parameters); everything is checked before it is used. */
-export function loadOptimizerBytes(opt: Optimizer, bytes: Uint8Array, source = '<bytes>'): void {
+export function loadOptimizerBytes(opt: Optimizer, bytes: Uint8Array, source = '<bytes>', options: LoadOptions = {}): void {
   const op = `${opt.constructor.name}.load`
-  const { tensors, metadata } = parseSafetensors(bytes, source)
+  const { tensors, metadata } = parseSafetensors(bytes, source, options)
   if (metadata.format !== 'tenny-optimizer') throw new Error(`${op}: ${source} is not an optimizer state file (format ${JSON.stringify(metadata.format)})`)
   if (metadata.optimizer !== opt.constructor.name) throw new Error(`${op}: ${source} holds ${metadata.optimizer} state, not ${opt.constructor.name}`)
   let steps: Record<string, number>

@@ -5,8 +5,9 @@ import { join } from 'node:path'
 import { unzipSync } from 'fflate'
 import { Tensor } from '../src/tensor'
 import { manualSeed } from '../src/random'
-import { loadSafetensors, saveSafetensors } from '../src/safetensors'
-import { encodeNpy, decodeNpy, saveNpz, loadNpz } from '../src/npy'
+import { loadSafetensors, saveSafetensors } from '../src/safetensors-node'
+import { encodeNpy, decodeNpy } from '../src/npy'
+import { saveNpz, loadNpz } from '../src/npy-node'
 import { quantize } from '../nn/quantized'
 import { LoRALinear } from '../nn/lora'
 import { applyLoRA, loraLayers, setAdapters, getAdapter, adapterNames, activeAdapter } from '../nn/lora-model'
@@ -139,7 +140,7 @@ test('MLX export/import as .safetensors and .npz: lora_a (in, r), lora_b (r, out
     exportMLX(file, adapted)
     const cfg = JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8'))
     assert.equal(cfg, { fine_tune_type: 'lora', num_layers: 2, lora_parameters: { rank: 2, scale: 20, dropout: 0, keys: ['qProj', 'vProj'] } })
-    const arrays = name.endsWith('.npz') ? loadNpz(file) : loadSafetensors(file).tensors
+    const arrays = name.endsWith('.npz') ? Object.fromEntries(loadNpz(file)) : loadSafetensors(file).tensors
     assert.equal(arrays['blocks.1.vProj.lora_a'].shape, [8, 2])
     assert.equal(arrays['blocks.1.vProj.lora_b'].shape, [2, 8])
     const src = loraLayers(adapted)[3][1] // blocks.1.vProj: lora_a = Aᵀ
@@ -190,7 +191,7 @@ test('.npz: a stored zip of .npy entries that fflate reads back; a non-zip is na
   saveNpz(file, { 'x.lora_a': { shape: [2, 2], data: Float32Array.from([1, 2, 3, 4]) } })
   const entries = unzipSync(readFileSync(file))
   assert.equal(Object.keys(entries), ['x.lora_a.npy'])
-  assert.equal(loadNpz(file)['x.lora_a'].data, Float32Array.from([1, 2, 3, 4]))
+  assert.equal(loadNpz(file).get('x.lora_a')?.data, Float32Array.from([1, 2, 3, 4]))
   writeFileSync(join(dir, 'bad.npz'), 'hello')
   assert.throws(() => loadNpz(join(dir, 'bad.npz')), /npz: .*bad\.npz: not a readable zip archive/)
 }))

@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs'
 import { GPT } from '../../nn/gpt'
 import { loadCheckpoint } from '../../nn/checkpoint-node'
-import { saveSafetensors, loadSafetensors } from '../../src/safetensors'
+import { saveSafetensors, loadSafetensors } from '../../src/safetensors-node'
 import { CharTokenizer } from './tokenizer'
 
 /** Save weights, config, alphabet and free-form notes (how it was trained) atomically. */
