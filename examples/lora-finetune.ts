@@ -139,7 +139,10 @@ function attachAdapters(model: nn.GPT, flags: Flags, folder: string | null, base
   }
   if (flags.noAdapter) return
   if (flags.train && flags.resume) resume(model, flags, basePath)
-  else if (flags.train) nn.applyLoRA(model, { name: ADAPTER, targets: flags.targets, layers: flags.loraLayers, rank: flags.rank, alpha: flags.alpha, dropout: flags.loraDropout })
+  else if (flags.train) {
+    const { targets, loraLayers: layers, rank, alpha, loraDropout: dropout, useDora } = flags
+    nn.applyLoRA(model, { name: ADAPTER, targets, layers, rank, alpha, dropout, useDora })
+  }
   else {
     nn.loadAdapters(model, join(folder!, ADAPTERS), { name: ADAPTER })
     console.log(`Adapters: ${shown(folder!)}${flags.adapterPath === undefined ? ' (the newest run; --adapter-path DIR picks another)' : ''}`)
@@ -148,7 +151,7 @@ function attachAdapters(model: nn.GPT, flags: Flags, folder: string | null, base
   nn.printTrainable(model)
 }
 
-/** Continue from saved adapters: their layers, rank and scale, which --rank, --alpha, --targets may not contradict. */
+/** Continue from saved adapters: their layers, rank, scale and kind, which --rank, --alpha, --targets may not contradict. */
 function resume(model: nn.GPT, flags: Flags, basePath: string): void {
   const file = flags.resume!
   checkBase(dirname(file), basePath)
@@ -158,8 +161,10 @@ function resume(model: nn.GPT, flags: Flags, basePath: string): void {
   if (flags.given.has('rank') && flags.rank !== rank) throw new Error(`--rank ${flags.rank} differs from ${shown(file)}, which has rank ${rank}: drop --rank to resume with the file's`)
   if (flags.given.has('alpha') && flags.alpha / rank !== scale) throw new Error(`--alpha ${flags.alpha} gives scale ${flags.alpha / rank}, but ${shown(file)} has scale ${scale}: drop --alpha to resume with the file's`)
   if (flags.given.has('targets') || flags.given.has('lora-layers')) throw new Error(`--targets and --lora-layers cannot change a resumed run: its layers are ${shown(file)}'s`)
-  Object.assign(flags, { rank, alpha: scale * rank }) // run.json records what was trained
-  console.log(`Resuming from ${shown(file)} (rank ${rank}, scale ${scale})`)
+  const useDora = layer instanceof nn.DoRALinear
+  if (flags.useDora && !useDora) throw new Error(`--use-dora cannot resume ${shown(file)}: its adapters are plain LoRA`)
+  Object.assign(flags, { rank, alpha: scale * rank, useDora }) // run.json records what was trained
+  console.log(`Resuming from ${shown(file)} (${useDora ? 'DoRA, ' : ''}rank ${rank}, scale ${scale})`)
 }
 
 /** Set the adapters' strength: what --adapter-strength scales ΔW by when answering. */
@@ -255,7 +260,9 @@ const restore = (params: Tensor[], saved: Float32Array[]) => params.forEach((p, 
 function save(model: nn.GPT, tokenizer: CharTokenizer, flags: Flags, run: Run, folder: string, basePath: string): void {
   const training = {
     iters: flags.iters, steps: run.steps, keptStep: run.keptStep, batchSize: flags.batchSize, lr: flags.lr, rank: flags.rank, alpha: flags.alpha,
-    targets: flags.targets, loraLayers: flags.loraLayers ?? model.config.nLayer, quantize: flags.quantize, full: flags.full, seed: flags.seed,
+    targets: flags.targets, loraLayers: flags.loraLayers ?? model.config.nLayer, useDora: flags.useDora, loraDropout: flags.loraDropout,
+    labelSmoothing: flags.smoothing, mask: flags.mask, stepsPerEval: flags.stepsPerEval, patience: Number.isFinite(flags.patience) ? flags.patience : null,
+    quantize: flags.quantize, full: flags.full, seed: flags.seed,
   }
   const file = join(folder, flags.full ? 'full-model.safetensors' : ADAPTERS)
   if (flags.full) saveBase(file, model, tokenizer, { fineTunedFrom: shown(basePath), steps: String(run.keptStep) })

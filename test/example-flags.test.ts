@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert'
 import { spawn } from 'node:child_process'
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync, copyFileSync, rmSync } from 'node:fs'
 import { tmpdir, constants } from 'node:os'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import { nn } from '../src/node'
 import { loadBase } from '../examples/lib/checkpoint'
 import { root, base, example, exampleEnv, failsClearly, smallData, type Run } from './example-helpers'
@@ -121,6 +121,28 @@ test('--resume-adapter-file continues from saved adapters into another file', ()
   // than the first run's 3 steps from B = 0. A resume that silently started afresh would repeat them exactly.
   const la = runRecord(firstRun).train, lb = runRecord(resumedRun).train
   assert.ok(lb[1][1] < la[1][1], `mean train loss over steps 1-3: first ${la[1][1]}, resumed ${lb[1][1]}`)
+})
+
+test('--use-dora trains DoRA adapters that load back as DoRA; --fuse alone fuses that run into a base of its own', () => {
+  const out = join(dir, 'dora')
+  const run = example(...tiny(), '--use-dora', '--adapter-path', out)
+  succeeds(run)
+  assert.match(run.stdout, /DoRA 'default': rank 32, alpha 64, scale 2 \(alpha\/rank\), strength 1, active: 13 layers/)
+  assert.is(runRecord(out).training.useDora, true)
+  const { model } = loadBase(base)
+  nn.loadAdapters(model, join(out, 'adapters.safetensors'))
+  assert.ok(nn.loraLayers(model).every(([, l]) => l instanceof nn.DoRALinear), 'every adapted layer is a DoRALinear')
+  const fused = example('--fuse', '--adapter-path', out)
+  succeeds(fused)
+  assert.not.match(fused.stdout, /Fine-tuning/)
+  assert.ok(existsSync(join(out, 'fused.safetensors')))
+  // the fused model answers as the adapters did (greedy, same prompt): DoRA's rescaled rows folded into W exactly
+  const ask = ['--prompt', 'Q: What is relu in tenny?\\nA: ', '--max-tokens', '12']
+  const adapted = answerUnder(example(...ask, '--adapter-path', out).stdout, 'Adapted model:')
+  const merged = example(...ask, '--base', join(out, 'fused.safetensors'), '--no-adapter')
+  succeeds(merged)
+  assert.is(answerUnder(merged.stdout, `Base model (${relative(root, join(out, 'fused.safetensors'))}):`), adapted)
+  failsClearly(example('--fuse', '--adapter-path', out), /already has a fused\.safetensors/)
 })
 
 test('--adapter-strength 0 answers as the base does', () => {

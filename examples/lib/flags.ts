@@ -14,7 +14,7 @@ export const DEFAULT_PROMPT = 'Q: What is relu in tenny?\nA: '
 const TARGETS = 'qProj,kProj,vProj,outProj,fc,proj,lmHead'
 
 export const HELP = `npm run example -- [options]   (none: fine-tune, test, and answer the default prompt)
-Modes (any combination; none = --train --test and the default prompt):
+Modes (any combination; none = --train --test and the default prompt; --fuse alone fuses a run):
   --train                  LoRA fine-tune the base on --data; save the adapters in a new run folder
   --test                   test loss and perplexity, base vs adapted
   --prompt TEXT            answer TEXT (\\n is a newline) with the base and the adapted model
@@ -41,11 +41,13 @@ Training:
   --mask name|prompt|none  what the loss skips: the function name in each question (default), the
                            whole question (mlx-lm's --mask-prompt), or nothing
   --targets LIST           layers to adapt, comma-separated (default ${TARGETS})
+  --use-dora               DoRA: also train a magnitude per output row (Liu et al., 2024; PEFT's use_dora)
   --steps-per-eval N       validation loss every N steps; the best adapters are kept (default 50)
   --patience N             stop after N evaluations without a new best (default: never)
   --quantize 4|8           QLoRA: quantize the base's Linear layers first
   --full                   full fine-tune instead of LoRA, to compare (writes full-model.safetensors)
-  --fuse                   also write the merged model fused.safetensors (a fidelity report if quantized)
+  --fuse                   write the merged model fused.safetensors into the run folder (a fidelity report
+                           if quantized); with --train after training, alone for an existing run
   --seed N                 random seed (default 0)
   -h, --help               this text`
 
@@ -55,7 +57,7 @@ export type Flags = {
   temp: number; maxTokens: number; strength: number
   base?: string; data: string; adapterPath?: string; resume?: string; noAdapter: boolean
   iters: number; batchSize: number; lr: number; rank: number; alpha: number; loraLayers?: number; loraDropout: number
-  smoothing: number; mask: MaskMode; targets: string[]; stepsPerEval: number; patience: number
+  smoothing: number; mask: MaskMode; targets: string[]; useDora: boolean; stepsPerEval: number; patience: number
   quantize: 4 | 8 | null; full: boolean; fuse: boolean; seed: number
   /** the flags given on the command line (a resumed run refuses a --rank that is not its file's) */
   given: Set<string>
@@ -68,7 +70,7 @@ const OPTIONS = {
   'resume-adapter-file': { type: 'string' }, 'no-adapter': { type: 'boolean' }, iters: { type: 'string' },
   'batch-size': { type: 'string' }, lr: { type: 'string' }, rank: { type: 'string' }, alpha: { type: 'string' },
   'lora-layers': { type: 'string' }, 'lora-dropout': { type: 'string' }, 'label-smoothing': { type: 'string' },
-  mask: { type: 'string' }, targets: { type: 'string' }, 'steps-per-eval': { type: 'string' }, patience: { type: 'string' },
+  mask: { type: 'string' }, targets: { type: 'string' }, 'use-dora': { type: 'boolean' }, 'steps-per-eval': { type: 'string' }, patience: { type: 'string' },
   quantize: { type: 'string' }, full: { type: 'boolean' }, fuse: { type: 'boolean' }, seed: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
@@ -78,7 +80,7 @@ export function parseFlags(argv: string[]): Flags | 'help' {
   const { values: v } = parseArgs({ args: argv, options: OPTIONS })
   if (v.help) return 'help'
   if (v['adapter-file'] !== undefined) throw new Error('--adapter-file is now --adapter-path DIR: the run folder that holds adapters.safetensors')
-  const demo = !v.train && !v.test && v.prompt === undefined && !v['no-adapter']
+  const demo = !v.train && !v.test && v.prompt === undefined && !v['no-adapter'] && !v.fuse
   const num = (name: keyof typeof v, fallback: string, range: { integer?: boolean; min?: number; max?: number } = {}) =>
     numberFlag(name, typeof v[name] === 'string' ? v[name] : fallback, range)
   const flags: Flags = {
@@ -97,7 +99,7 @@ export function parseFlags(argv: string[]): Flags | 'help' {
     loraDropout: num('lora-dropout', '0.03', { min: 0, max: 0.99 }),
     smoothing: num('label-smoothing', '0.1', { min: 0, max: 0.99 }),
     mask: maskMode(v.mask ?? 'name'),
-    targets: (v.targets ?? TARGETS).split(',').map((t) => t.trim()).filter(Boolean),
+    targets: (v.targets ?? TARGETS).split(',').map((t) => t.trim()).filter(Boolean), useDora: !!v['use-dora'],
     stepsPerEval: num('steps-per-eval', '50', { integer: true, min: 1 }),
     patience: v.patience === undefined ? Infinity : num('patience', '', { integer: true, min: 1 }),
     quantize: v.quantize === undefined ? null : bits(v.quantize),
@@ -122,7 +124,7 @@ function bits(s: string): 4 | 8 {
 /** Flags that cannot go together, and prompts that cannot be answered. */
 function checkCombinations(f: Flags): void {
   if (f.prompt === '') throw new Error(`--prompt is empty: give the text to continue, e.g. --prompt "${DEFAULT_PROMPT.replace('\n', '\\n')}"`)
-  if (f.full && (f.quantize !== null || f.resume || f.fuse)) throw new Error('--full trains every weight of a float model: it cannot be combined with --quantize, --resume-adapter-file or --fuse')
+  if (f.full && (f.quantize !== null || f.resume || f.fuse || f.useDora)) throw new Error('--full trains every weight of a float model: it cannot be combined with --quantize, --resume-adapter-file, --fuse or --use-dora')
   if (f.full && !f.train) throw new Error('--full is a way to train: add --train')
   if (f.noAdapter && (f.train || f.resume)) throw new Error('--no-adapter answers with the base alone: it cannot be combined with --train or --resume-adapter-file')
   if (f.resume && !f.train) throw new Error('--resume-adapter-file continues training: add --train (to answer with adapters, give --adapter-path)')
