@@ -6,10 +6,7 @@ import { join, dirname, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
 import { parseArgs } from 'node:util'
-import { Tensor, noGrad } from '../src/tensor'
-import { manualSeed } from '../src/random'
-import { GPT, type GPTConfig } from '../nn/gpt'
-import { AdamW, clipGradNorm, cosineSchedule } from '../nn/optim'
+import { Tensor, noGrad, manualSeed, nn, optim } from '../src/node' // the entry: it installs the fastest backend
 import { CharTokenizer, normalize } from './lib/tokenizer'
 import { windowBatch } from './lib/data'
 import { saveBase } from './lib/checkpoint'
@@ -22,7 +19,7 @@ export const BASE_PATH = join(here, 'base', 'base.safetensors')
 // The model: 0.12M parameters, ~3,300 tokens/s to train on one core of this 2-core CPU when it is not shared.
 // Two layers train twice as fast as four and reach the same loss per token seen; what limits a few minutes of
 // CPU is tokens, not depth. A 128-character context holds any line of the fine-tune data.
-export const CONFIG: GPTConfig = { vocabSize: 96, blockSize: 128, nLayer: 2, nHead: 4, nEmbd: 64, dropout: 0, bias: true }
+export const CONFIG: nn.GPTConfig = { vocabSize: 96, blockSize: 128, nLayer: 2, nHead: 4, nEmbd: 64, dropout: 0, bias: true }
 
 const HELP = `npm run pretrain -- [options]
   --iters N         optimizer steps (default 1400)
@@ -44,7 +41,7 @@ function readCorpus(tokenizer: CharTokenizer): { train: string[]; valid: string[
 }
 
 /** Mean loss over `batches` fixed windows (the same ones every call, so the numbers compare). */
-function evaluate(model: GPT, stream: Uint8Array, batches: { inputs: Tensor; targets: Tensor }[]): number {
+function evaluate(model: nn.GPT, stream: Uint8Array, batches: { inputs: Tensor; targets: Tensor }[]): number {
   model.eval()
   const loss = noGrad(() => batches.reduce((s, b) => s + model.loss(b.inputs, b.targets).item(), 0) / batches.length)
   model.train()
@@ -70,11 +67,11 @@ export function pretrain(argv: string[] = []): void {
   console.log(`corpus: ${corpus.train.length.toLocaleString('en-US')} English sentences (${(train.length / 1e6).toFixed(1)}M characters), ${corpus.valid.length} held out`)
 
   const size = (name: 'n-layer' | 'n-head' | 'n-embd') => numberFlag(name, values[name], { integer: true, min: 1 })
-  const model = new GPT({ ...CONFIG, vocabSize: tokenizer.vocabSize, nLayer: size('n-layer'), nHead: size('n-head'), nEmbd: size('n-embd') })
+  const model = new nn.GPT({ ...CONFIG, vocabSize: tokenizer.vocabSize, nLayer: size('n-layer'), nHead: size('n-head'), nEmbd: size('n-embd') })
   const T = model.config.blockSize
   console.log(`model: ${model.numParameters().toLocaleString('en-US')} parameters, ${JSON.stringify(model.config)}`)
-  const opt = new AdamW(model.parameters(), { lr, weightDecay: 0.1, betas: [0.9, 0.99] })
-  const schedule = cosineSchedule({ lr, warmupSteps: Math.min(30, Math.ceil(iters / 10)), totalSteps: iters, minLr: lr / 10 })
+  const opt = new optim.AdamW(model.parameters(), { lr, weightDecay: 0.1, betas: [0.9, 0.99] })
+  const schedule = optim.cosineSchedule({ lr, warmupSteps: Math.min(30, Math.ceil(iters / 10)), totalSteps: iters, minLr: lr / 10 })
   const validBatches = Array.from({ length: 4 }, () => windowBatch(valid, batchSize, T))
   const evalEvery = Math.max(1, Math.round(iters / 6))
 
@@ -87,7 +84,7 @@ export function pretrain(argv: string[] = []): void {
     const loss = model.loss(inputs, targets)
     opt.zeroGrad()
     loss.backward()
-    clipGradNorm(model.parameters(), 1)
+    optim.clipGradNorm(model.parameters(), 1)
     opt.step()
     if (step % evalEvery === 0 || step === iters) val = evaluate(model, valid, validBatches)
     const seconds = (performance.now() - start) / 1000
