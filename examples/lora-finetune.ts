@@ -218,7 +218,7 @@ async function train(model: nn.GPT, data: Data, flags: Flags, before: Losses): P
   ctrlC.release()
   const why = run.interrupted ? 'Interrupted after' : run.steps < flags.iters ? `Stopped early (--patience ${flags.patience}) after` : 'Trained'
   console.log(`${why} ${run.steps} steps in ${run.seconds.toFixed(0)} s (${(run.tokens / run.seconds).toFixed(0)} tokens/s)`)
-  console.log(`Kept the adapters of step ${run.keptStep}: validation loss ${best.loss.toFixed(3)}, the lowest (step ${run.steps}: ${run.final.valid.toFixed(3)})`)
+  console.log(`Kept the ${flags.full ? 'weights' : 'adapters'} of step ${run.keptStep}: validation loss ${best.loss.toFixed(3)}, the lowest (step ${run.steps}: ${run.final.valid.toFixed(3)})`)
   return run
 }
 

@@ -101,10 +101,14 @@ test('a loss that turns NaN stops training in one line naming the step and what 
   assert.equal(digest(join(out, earlier)), before, 'the earlier run is untouched')
 })
 
-test('CLI edge cases are one clear error each: a huge batch, an empty prompt, a resumed run given another rank', () => {
+test('CLI edge cases are one clear error each: a huge batch, an empty prompt, a resumed run given another rank, TENNY_BACKEND=bogus', () => {
   failsClearly(example(...tiny, '--batch-size', '200000', '--adapter-path', join(dir, 'huge')), /--batch-size 200000 is more than the 16 training examples in \S+/)
   failsClearly(example('--prompt', ''), /--prompt is empty: give the text to continue/)
   failsClearly(example('--adapter-file', 'x.safetensors'), /--adapter-file is now --adapter-path DIR/)
+  const help = exampleWith({ TENNY_BACKEND: 'bogus' }, '--help') // the backend is chosen at the first product, not at import
+  assert.is(help.status, 0, help.stderr)
+  assert.match(help.stdout, /^npm run example -- \[options\]/)
+  failsClearly(exampleWith({ TENNY_BACKEND: 'bogus' }, '--prompt', 'Q: x', '--no-adapter'), /TENNY_BACKEND=bogus: not a backend \(expected one of cpu, /)
   const from = join(dir, 'rank32')
   succeeds(example(...tiny, '--adapter-path', from))
   const file = join(from, 'adapters.safetensors')
