@@ -1,19 +1,21 @@
 // Build the fine-tune data from Tenny's own API docs, as the seed tutorial built MLX's from its docstrings:
 // every exported function and class in src/, ops/ and nn/ with a JSDoc becomes one line
-// {"text": "Q: What is relu in tenny?\nA: <its docstring>"}, split (seeded, by name) into train / valid / test.
-//   npx tsx examples/make-dataset.ts [--out examples/data] [--seed 0] [--max-line 80] [--split 80,10,10]
+// {"text": "Q: What is relu in tenny?\nA: <its docstring>"}: 80% train, 20% test (seeded, by name). valid asks every
+// trained function in other words ("Q: In tenny, what is relu?\nA: …"): the task is to store these answers, and
+// loss on answers never taught measures only their form, so validation checks the answers beyond their wording.
+//   npx tsx examples/make-dataset.ts [--out examples/data] [--seed 0] [--max-line 80] [--test 20]
 import { readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs'
 import { join, dirname, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { createHash } from 'node:crypto'
 import { CharTokenizer, normalize } from './lib/tokenizer'
-import { question } from './lib/data'
+import { question, rephrased } from './lib/data'
 import * as tenny from '../src/node' // the API as Node users see it: the universal entry plus files by path
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const { values: flags } = parseArgs({ options: {
-  out: { type: 'string', default: join(root, 'examples', 'data') }, seed: { type: 'string', default: '0' }, 'max-line': { type: 'string', default: '80' }, split: { type: 'string', default: '80,10,10' },
+  out: { type: 'string', default: join(root, 'examples', 'data') }, seed: { type: 'string', default: '0' }, 'max-line': { type: 'string', default: '80' }, test: { type: 'string', default: '20' },
 } })
 
 // Public API only: src/kernels/ is reached through the table K, not by users, and repeats op names.
@@ -73,21 +75,25 @@ for (const file of SOURCES.flatMap((d) => tsFiles(join(root, d)))) {
   }
 }
 
-// Each question's split is decided by a hash of the seed and its name, not by shuffling the list, so a rerun
-// after more functions get docstrings only adds lines: no question ever moves between train, valid and test.
-const [pTrain, pValid] = flags.split.split(',').map((x) => Number(x) / 100)
-const where = (name: string): string => {
-  if (ALWAYS_TRAIN.includes(name)) return 'train'
+// Each function's split is decided by a hash of the seed and its name, not by shuffling the list, so a rerun
+// after more functions get docstrings only adds lines: no function ever moves between train and test.
+const pTest = Number(flags.test) / 100
+const held = (name: string): boolean => {
+  if (ALWAYS_TRAIN.includes(name)) return false
   const u = createHash('sha256').update(`${flags.seed}:${name}`).digest().readUInt32BE(0) / 2 ** 32 // uniform in [0, 1)
-  return u < pTrain ? 'train' : u < pTrain + pValid ? 'valid' : 'test'
+  return u >= 1 - pTest
 }
 const names = [...docs.keys()].sort()
-const splits: Record<string, string[]> = Object.fromEntries(['train', 'valid', 'test'].map((split) => [split, names.filter((n) => where(n) === split)]))
+const trained = names.filter((n) => !held(n))
+const splits: Record<string, string[]> = {
+  train: trained.map((n) => question(n) + docs.get(n)!),
+  valid: trained.map((n) => rephrased(n) + docs.get(n)!),
+  test: names.filter(held).map((n) => question(n) + docs.get(n)!),
+}
 
 mkdirSync(flags.out, { recursive: true })
-for (const [split, list] of Object.entries(splits)) {
-  const lines = list.map((name) => JSON.stringify({ text: question(name) + docs.get(name)! }))
-  writeFileSync(join(flags.out, `${split}.jsonl`), lines.join('\n') + '\n')
-  console.log(`${split}: ${list.length} questions → ${relative(process.cwd(), join(flags.out, `${split}.jsonl`))}`)
+for (const [split, texts] of Object.entries(splits)) {
+  writeFileSync(join(flags.out, `${split}.jsonl`), texts.map((text) => JSON.stringify({ text })).join('\n') + '\n')
+  console.log(`${split}: ${texts.length} questions → ${relative(process.cwd(), join(flags.out, `${split}.jsonl`))}`)
 }
 for (const s of skipped) console.log(`skipped ${s}`)

@@ -10,6 +10,11 @@ export function question(name: string): string {
   return `Q: What is ${name} in tenny?\nA: `
 }
 
+/** The same question in other words: validation asks the trained functions this way (see make-dataset.ts). */
+export function rephrased(name: string): string {
+  return `Q: In tenny, what is ${name}?\nA: `
+}
+
 /** Targets at padded positions carry this id, which crossEntropy skips. */
 export const IGNORE = -100
 
@@ -109,15 +114,21 @@ export function windowBatch(stream: Uint8Array, B: number, T: number): { inputs:
  */
 export type MaskMode = 'name' | 'prompt' | 'none'
 
-/** Set the targets that `mode` skips to IGNORE, in place; rows not of the form question(name) + answer stay whole. */
+/**
+ * Set the targets that `mode` skips to IGNORE, in place; rows not of the form question(name) or rephrased(name)
+ * followed by the answer stay whole.
+ */
 export function maskTargets(batch: { inputs: Tensor; targets: Tensor; tokens: number }, mode: MaskMode, encode: (text: string) => number[]): void {
   if (mode === 'none') return
-  const [prefix, suffix] = question('\u0000').split('\u0000').map((part) => encode(part)) // 'Q: What is ', ' in tenny?\nA: '
+  // 'Q: What is ' + name + ' in tenny?\nA: ', and 'Q: In tenny, what is ' + name + '?\nA: '
+  const forms = [question, rephrased].map((form) => form('\u0000').split('\u0000').map((part) => encode(part)))
   const [B, T] = batch.inputs.shape
   const at = (row: Float32Array, ids: number[], t: number) => ids.every((id, i) => row[t + i] === id)
   for (let b = 0; b < B; b++) {
     const row = batch.inputs.data.subarray(b * T, (b + 1) * T), targets = batch.targets.data.subarray(b * T, (b + 1) * T)
-    if (!at(row, prefix, 0)) continue
+    const form = forms.find(([prefix]) => at(row, prefix, 0))
+    if (!form) continue
+    const [prefix, suffix] = form
     let end = prefix.length // the name is inputs prefix.length .. end − 1
     while (end + suffix.length <= T && !at(row, suffix, end)) end++
     if (end + suffix.length > T) continue
