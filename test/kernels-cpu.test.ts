@@ -1,15 +1,25 @@
 // The CPU kernels against their oracles: every fast matmul variant against matmulRef on awkward sizes,
 // the fused row kernels against plain float64 loops, and the movement kernels on hand-checkable values.
-// Each check loops over the kernel tables under test; a GPU or parallel table joins `tables` when present.
+// Each check loops over the kernel tables under test: the CPU's, the installed one if it differs, and the wasm
+// backend's on one thread and on all (every size forced onto it) where WebAssembly SIMD and threads exist.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { K, cpu, type Kernels } from '../src/kernels'
 import { matmulRef, matmulNN, matmulNT, matmulTN, transpose2d } from '../src/kernels/matmul'
 import { manualSeed, random } from '../src/random'
 import { assertClose } from './helpers'
+import { wasmKernels, wasmSupport } from '../src/backends/wasm'
+import { startPool } from '../src/backends/pool'
+import { useThreadSpawner } from '../src/backends/threads'
+import { nodeThreads } from '../src/backends/threads-node'
 
 const tables: [string, Kernels][] = [['cpu', cpu]]
 if ((Object.keys(cpu) as (keyof Kernels)[]).some((name) => K[name] !== cpu[name])) tables.push(['installed K', K]) // overrides in use
+useThreadSpawner(nodeThreads)
+if (wasmSupport() === '') {
+  tables.push(['wasm 1 thread', { ...cpu, ...wasmKernels({ threads: false, everySize: true }) }])
+  if (startPool()?.failure === '') tables.push(['wasm all threads', { ...cpu, ...wasmKernels({ threads: true, everySize: true }) }])
+}
 const SIZES = [1, 3, 7, 33, 130]
 
 function rnd(n: number): Float32Array {
@@ -19,6 +29,7 @@ function rnd(n: number): Float32Array {
 /** Float32 accumulation over k terms in [-1, 1]: MEASURED.md saw 6e-6 at k = 128; allow a margin. */
 const tolFor = (k: number) => ({ atol: 2e-6 * Math.max(k, 1), rtol: 1e-5 })
 
+console.log('  tables:', tables.map(([name]) => name).join(', '))
 test('matmul kernels: NN, NT, TN accumulate into C and match matmulRef on every size in {1,3,7,33,130}³', () => {
   manualSeed(1)
   for (const m of SIZES)
