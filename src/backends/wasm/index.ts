@@ -20,11 +20,16 @@ export const WASM_THREADS_MIN_FLOPS = 64 * 64 * 64
 /** This backend's job kind in the pool's JOB word (worker.ts dispatches on it). */
 export const WASM_PANELS = 2
 
-type Panel = (aPack: number, bPanel: number, cPanel: number, mBlocks: number, k: number, ldc: number) => void
+type Panel = (aPack: number, aStride: number, bPanel: number, cPanel: number, mBlocks: number, kc: number, ldc: number) => void
 const MAX_PAGES = 16384 // 1 GiB, as the pool's shared memory
+/** p runs in chunks of KC (a block's chunk 4 KiB, a panel's 8 KiB: both in L1); an item is at most ROW_BLOCKS blocks of 4 rows. */
+const KC = 256
+const ROW_BLOCKS = 16
 
-// job parameters in the pool's control words (byte offsets and sizes of the packed operands, see Layout)
-const NEXT = PARAMS, A = PARAMS + 1, B = PARAMS + 2, C = PARAMS + 3, M_BLOCKS = PARAMS + 4, KK = PARAMS + 5, N_PANELS = PARAMS + 6, ITEMS = PARAMS + 7
+// job parameters in the pool's control words: the item counter, shapes, and where each operand is (in floats
+// from the start of the memory): A as given (A_SOURCE, threads only), A and B packed, C
+const NEXT = PARAMS, ITEMS = PARAMS + 1, BATCH = PARAMS + 2, M = PARAMS + 3, KK = PARAMS + 4, N = PARAMS + 5
+const TRANS_A = PARAMS + 6, RANGE = PARAMS + 7, A_SOURCE = PARAMS + 8, A = PARAMS + 9, B = PARAMS + 10, C = PARAMS + 11
 
 /** The kernel module's bytes, importing a shared or a private memory as env.memory. */
 export function kernelBytes(shared: boolean): Uint8Array {
@@ -68,55 +73,76 @@ function poolThreads(pool: WorkerPool): { memory: WasmMemory; panel: Panel } {
   return pooled
 }
 
-/** Take panel items from the shared counter until none is left (item = batch entry t × 8-column panel jb). */
-function runPanels(ctl: Int32Array, panel: Panel): number {
-  const items = ctl[ITEMS], nPanels = ctl[N_PANELS], mBlocks = ctl[M_BLOCKS], k = ctl[KK]
-  const aBytes = mBlocks * 4 * k * 4, bBytes = nPanels * 8 * k * 4, cBytes = mBlocks * 4 * nPanels * 8 * 4
-  let done = 0
-  for (let item = Atomics.add(ctl, NEXT, 1); item < items; item = Atomics.add(ctl, NEXT, 1)) {
-    const t = Math.floor(item / nPanels), jb = item % nPanels
-    panel(ctl[A] + t * aBytes, ctl[B] + t * bBytes + jb * k * 32, ctl[C] + t * cBytes + jb * 32, mBlocks, k, nPanels * 32)
-    done++
+/** The call's shapes as the control words hold them. */
+function layoutOf(ctl: Int32Array): Layout {
+  const m = ctl[M], n = ctl[N]
+  return { batch: ctl[BATCH], m, k: ctl[KK], n, mBlocks: Math.ceil(m / 4), nPanels: Math.ceil(n / 8) }
+}
+
+/**
+ * Take items from the shared counter until none is left. An item is up to RANGE blocks of 4 rows of C for one
+ * batch entry t: pack those rows of A, zero them in C, then C += A·B chunk by chunk of p, panel by panel.
+ * `source` holds A as given, from float `at` (the caller's array, or the memory when threads share the work).
+ */
+function runItems(ctl: Int32Array, memory: Float32Array, source: Float32Array, at: number, panel: Panel): void {
+  const L = layoutOf(ctl), { m, k, mBlocks, nPanels } = L, range = ctl[RANGE]
+  const perEntry = Math.ceil(mBlocks / range), ldc = nPanels * 8
+  for (let item = Atomics.add(ctl, NEXT, 1); item < ctl[ITEMS]; item = Atomics.add(ctl, NEXT, 1)) {
+    const t = Math.floor(item / perEntry), ib0 = (item % perEntry) * range, ib1 = Math.min(ib0 + range, mBlocks)
+    packA(source, at + t * m * k, ctl[TRANS_A] === 1, L, t, ib0, ib1, memory, ctl[A])
+    const cRows = ctl[C] + (t * mBlocks * 4 + ib0 * 4) * ldc // &C_t[4·ib0][0]
+    memory.fill(0, cRows, cRows + (ib1 - ib0) * 4 * ldc)
+    for (let p0 = 0; p0 < k; p0 += KC) {
+      const aChunk = 4 * (ctl[A] + ((t * mBlocks + ib0) * k + p0) * 4)
+      for (let jb = 0; jb < nPanels; jb++) {
+        const bChunk = 4 * (ctl[B] + ((t * nPanels + jb) * k + p0) * 8)
+        panel(aChunk, 16 * k, bChunk, 4 * (cRows + jb * 8), ib1 - ib0, Math.min(KC, k - p0), 4 * ldc)
+      }
+    }
   }
-  return done
 }
 
 /** `batch` products op(A_t)·op(B_t) through the microkernel, on one thread or on the pool's. */
 export function wasmMatmul(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, flags: MatmulFlags, threads: boolean): Float32Array {
   if (m === 0 || n === 0 || k === 0) return new Float32Array(batch * m * n) // the kernel's loops run at least once
-  const layout: Layout = { batch, m, k, n, mBlocks: Math.ceil(m / 4), nPanels: Math.ceil(n / 8) }
-  const floats = batch * (layout.mBlocks * 4 * k + k * layout.nPanels * 8 + layout.mBlocks * 4 * layout.nPanels * 8)
+  const L: Layout = { batch, m, k, n, mBlocks: Math.ceil(m / 4), nPanels: Math.ceil(n / 8) }
   const pool = threads ? sharedPool() : undefined
-  const module = pool && !pool.failure ? poolThreads(pool) : singleThread()
-  if (!growTo(module.memory, 4 * floats)) return cpuMatmulBatched(a, b, batch, m, k, n, flags) // past 1 GiB
-  const data = new Float32Array(module.memory.buffer, DATA_BYTE, floats)
-  const at = packA(a, flags.transA ?? false, layout, data, 0)
-  const bAt = packB(b, flags.transB ?? false, layout, data, at)
-  const cAt = bAt + batch * k * layout.nPanels * 8
+  const shared = pool !== undefined && !pool.failure
+  const module = shared ? poolThreads(pool) : singleThread()
+  const source = shared ? batch * m * k : 0 // with threads, A is copied into the memory as given
+  const aSize = batch * L.mBlocks * 4 * k, bSize = batch * L.nPanels * 8 * k, cSize = batch * L.mBlocks * 4 * L.nPanels * 8
+  const base = DATA_BYTE / 4
+  if (!growTo(module.memory, 4 * (source + aSize + bSize + cSize))) return cpuMatmulBatched(a, b, batch, m, k, n, flags) // past 1 GiB
+  const memory = new Float32Array(module.memory.buffer)
   const ctl = new Int32Array(module.memory.buffer, 0, PARAMS + 16)
-  ctl[A] = DATA_BYTE; ctl[B] = DATA_BYTE + 4 * at; ctl[C] = DATA_BYTE + 4 * bAt
-  ctl[M_BLOCKS] = layout.mBlocks; ctl[KK] = k; ctl[N_PANELS] = layout.nPanels; ctl[ITEMS] = batch * layout.nPanels
+  ctl[BATCH] = batch; ctl[M] = m; ctl[KK] = k; ctl[N] = n; ctl[TRANS_A] = flags.transA ? 1 : 0
+  ctl[A_SOURCE] = base; ctl[A] = base + source; ctl[B] = ctl[A] + aSize; ctl[C] = ctl[B] + bSize
+  ctl[RANGE] = Math.min(ROW_BLOCKS, Math.max(1, Math.ceil(L.mBlocks / (4 * (shared ? pool.size + 1 : 1)))))
+  ctl[ITEMS] = batch * Math.ceil(L.mBlocks / ctl[RANGE])
+  packB(b, flags.transB ?? false, L, memory, ctl[B])
   Atomics.store(ctl, NEXT, 0)
-  if (module === pooled && pool) {
-    pool.start()
-    const taken = pool.post(WASM_PANELS)
-    runPanels(ctl, module.panel)
-    try {
-      pool.join(taken)
-    } catch {
-      return cpuMatmulBatched(a, b, batch, m, k, n, flags) // the pool is retired; its failure says why
-    }
-  } else {
-    runPanels(ctl, module.panel)
+  if (!shared) {
+    runItems(ctl, memory, a, 0, module.panel)
+    return unpackC(memory, ctl[C], L)
   }
-  return unpackC(data, bAt, layout)
+  memory.set(a.subarray(0, batch * m * k), base)
+  pool.start()
+  const taken = pool.post(WASM_PANELS)
+  runItems(ctl, memory, memory, base, module.panel)
+  try {
+    pool.join(taken)
+  } catch {
+    return cpuMatmulBatched(a, b, batch, m, k, n, flags) // the pool is retired; its failure says why
+  }
+  return unpackC(memory, ctl[C], L)
 }
 
 /** A worker's share of a WASM_PANELS job (worker.ts calls it), on its own instance of the module. */
 let workerPanel: Panel | undefined
 export function wasmJob(end: WorkerEnd): void {
   workerPanel ??= instantiate(end.init.memory, true)
-  runPanels(end.ctl, workerPanel)
+  const memory = new Float32Array(end.init.memory.buffer) // made per job: the memory may have grown since the last
+  runItems(end.ctl, memory, memory, end.ctl[A_SOURCE], workerPanel)
   end.progress()
 }
 

@@ -6,28 +6,25 @@
 export type Layout = { batch: number; m: number; k: number; n: number; mBlocks: number; nPanels: number }
 
 /**
- * dst[at + ((t·mBlocks + ib)·k + p)·4 + r] = op(A_t)[4·ib + r][p], 0 past row m. Returns the float offset after it.
- * A_t is stored (m, k), or (k, m) when transA.
+ * Blocks ib0 .. ib1 of batch entry t: dst[at + ((t·mBlocks + ib)·k + p)·4 + r] = op(A_t)[4·ib + r][p], 0 past
+ * row m. A_t is stored (m, k) from a[src], or (k, m) when transA.
  */
-export function packA(a: Float32Array, transA: boolean, { batch, m, k, mBlocks }: Layout, dst: Float32Array, at: number): number {
-  for (let t = 0; t < batch; t++) {
-    const src = t * m * k
-    for (let ib = 0; ib < mBlocks; ib++) {
-      const block = at + (t * mBlocks + ib) * k * 4
-      for (let r = 0; r < 4; r++) {
-        const i = ib * 4 + r
-        if (i >= m) {
-          for (let p = 0; p < k; p++) dst[block + p * 4 + r] = 0
-        } else if (transA) { // A_t (k, m): op(A)[i][p] = A[p][i]
-          for (let p = 0; p < k; p++) dst[block + p * 4 + r] = a[src + p * m + i]
-        } else { // A_t (m, k): row i is contiguous
-          const row = src + i * k
-          for (let p = 0; p < k; p++) dst[block + p * 4 + r] = a[row + p]
-        }
+export function packA(a: Float32Array, src: number, transA: boolean, { m, k, mBlocks }: Layout, t: number, ib0: number, ib1: number, dst: Float32Array, at: number): void {
+  for (let ib = ib0; ib < ib1; ib++) {
+    const block = at + (t * mBlocks + ib) * k * 4, rows = Math.min(4, m - ib * 4)
+    if (transA) { // A_t (k, m): the block's 4 values at each p are contiguous in row p of A
+      for (let p = 0; p < k; p++) {
+        const from = src + p * m + ib * 4, to = block + p * 4
+        for (let r = 0; r < rows; r++) dst[to + r] = a[from + r]
+      }
+    } else { // A_t (m, k): each of the block's rows is contiguous
+      for (let r = 0; r < rows; r++) {
+        const from = src + (ib * 4 + r) * k
+        for (let p = 0; p < k; p++) dst[block + p * 4 + r] = a[from + p]
       }
     }
+    for (let r = rows; r < 4; r++) for (let p = 0; p < k; p++) dst[block + p * 4 + r] = 0 // rows past m
   }
-  return at + batch * mBlocks * 4 * k
 }
 
 /**
