@@ -272,4 +272,13 @@ test('elementwise kernels on hand-checkable values', () => {
   }
 })
 
+test('gelu and geluBackward: every table matches the TS loops on [-12, 12] and at the tails (float32 rounding)', () => {
+  const x = Float32Array.from([...Array.from({ length: 4001 }, (_, i) => -12 + (24 * i) / 4000), 0, -0, 1e-30, -1e-30, 88, -88, 100, -100, 1e10, -1e10, 3e38, -3e38, NaN])
+  const dy = x.map((_, i) => Math.sin(i))
+  for (const [name, T] of tables) {
+    assertClose(T.gelu(x), cpu.gelu(x), { atol: 1e-7, rtol: 2e-6, what: `${name} gelu` })
+    assertClose(T.geluBackward(x, dy), cpu.geluBackward(x, dy), { atol: 1e-7, rtol: 2e-6, what: `${name} geluBackward` })
+  }
+})
+
 test.run()

@@ -31,8 +31,8 @@ export type BackendInfo = {
   /** why the wasm backend cannot run here ('' if it can) */
   wasm: string
 }
-/** The matmul entries a backend provides; the quantized matmuls' tiles go through them too. */
-export type MatmulTable = Pick<Kernels, 'matmul' | 'matmulBatched'>
+/** The matmul entries every backend provides (the quantized matmuls' tiles go through them too), and any others it does better. */
+export type MatmulTable = Pick<Kernels, 'matmul' | 'matmulBatched'> & Partial<Kernels>
 type Installed = { backend: BackendInfo['backend']; threads: number; table: MatmulTable; gpujsMode?: GpujsMode }
 
 const BACKENDS: BackendName[] = ['cpu', 'parallel', 'wasm', 'gpujs', 'auto']

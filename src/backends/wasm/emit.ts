@@ -43,13 +43,21 @@ const section = (id: number, contents: number[]) => [id, ...u32(contents.length)
 const OPCODES = {
   'block': [0x02], 'loop': [0x03], 'end': [0x0b], 'br_if': [0x0d], 'return': [0x0f],
   'local.get': [0x20], 'local.set': [0x21], 'local.tee': [0x22],
-  'f32.load': [0x2a], 'f32.store': [0x38], 'i32.const': [0x41],
+  'f32.load': [0x2a], 'f32.store': [0x38], 'i32.const': [0x41], 'f32.const': [0x43],
   'i32.eqz': [0x45], 'i32.lt_u': [0x49], 'i32.lt_s': [0x48], 'i32.ge_u': [0x4f],
   'i32.add': [0x6a], 'i32.sub': [0x6b], 'i32.mul': [0x6c], 'i32.shl': [0x74],
-  'f32.add': [0x92], 'f32.mul': [0x94],
+  'f32.neg': [0x8c], 'f32.sqrt': [0x91], 'f32.add': [0x92], 'f32.sub': [0x93], 'f32.mul': [0x94], 'f32.div': [0x95], 'f32.max': [0x97],
   'v128.load': [0xfd, ...u32(0x00)], 'v128.load32_splat': [0xfd, ...u32(0x09)], 'v128.store': [0xfd, ...u32(0x0b)],
   'v128.const': [0xfd, ...u32(0x0c)],
-  'f32x4.splat': [0xfd, ...u32(0x13)], 'f32x4.add': [0xfd, ...u32(0xe4)], 'f32x4.mul': [0xfd, ...u32(0xe6)],
+  'i32x4.splat': [0xfd, ...u32(0x11)], 'f32x4.splat': [0xfd, ...u32(0x13)], 'f32x4.extract_lane': [0xfd, ...u32(0x1f)],
+  'f32x4.lt': [0xfd, ...u32(0x43)], 'f32x4.gt': [0xfd, ...u32(0x44)],
+  'v128.and': [0xfd, ...u32(0x4e)], 'v128.andnot': [0xfd, ...u32(0x4f)], 'v128.bitselect': [0xfd, ...u32(0x52)],
+  'f32x4.nearest': [0xfd, ...u32(0x6a)],
+  'i32x4.shl': [0xfd, ...u32(0xab)], 'i32x4.add': [0xfd, ...u32(0xae)],
+  'f32x4.abs': [0xfd, ...u32(0xe0)], 'f32x4.neg': [0xfd, ...u32(0xe1)], 'f32x4.sqrt': [0xfd, ...u32(0xe3)],
+  'f32x4.add': [0xfd, ...u32(0xe4)], 'f32x4.sub': [0xfd, ...u32(0xe5)], 'f32x4.mul': [0xfd, ...u32(0xe6)], 'f32x4.div': [0xfd, ...u32(0xe7)],
+  'f32x4.min': [0xfd, ...u32(0xe8)], 'f32x4.max': [0xfd, ...u32(0xe9)],
+  'i32x4.trunc_sat_f32x4_s': [0xfd, ...u32(0xf8)],
 } satisfies Record<string, number[]>
 export type OpName = keyof typeof OPCODES
 /** log2 of each memory access's natural alignment in bytes: a hint, correct even when the address is not aligned. */
@@ -81,6 +89,13 @@ export class FunctionBody {
   i32(value: number): this { return this.with('i32.const', s32(value)) }
   /** v128.const of sixteen zero bytes: four 0.0f lanes. */
   zero(): this { return this.with('v128.const', new Array<number>(16).fill(0)) }
+  /** f32.const: the float32 nearest `value`, as 4 little-endian bytes. */
+  f32(value: number): this { return this.with('f32.const', Array.from(new Uint8Array(Float32Array.of(value).buffer))) }
+  /** `value` in all four lanes (f32.const, f32x4.splat). */
+  splat(value: number): this { return this.f32(value).op('f32x4.splat') }
+
+  /** f32x4.extract_lane: lane `lane` (0–3) of the vector on the stack, as an f32. */
+  lane(lane: number): this { return this.with('f32x4.extract_lane', [lane]) }
 
   /** A load or store at the address on the stack plus a constant byte offset. */
   mem(name: OpName, offset = 0): this { return this.with(name, [...u32(ALIGN[name] ?? 0), ...u32(offset)]) }

@@ -2,11 +2,12 @@
 // op(B) into the module's memory (pack.ts), every thread then takes 8-column panels of C from a shared counter,
 // and C is copied back out. One thread uses a private memory; all threads share the pool's.
 import { matmul as cpuMatmul, matmulBatched as cpuMatmulBatched, type MatmulFlags } from '../../kernels/matmul.js'
-import type { Kernels } from '../../kernels/index.js'
+import { cpu, type Kernels } from '../../kernels/index.js'
 import { webAssembly, type WasmMemory } from '../webassembly.js'
 import { DATA_BYTE, PARAMS, growTo, sharedPool, type WorkerEnd, type WorkerPool } from '../pool.js'
 import { wasmModule, FunctionBody } from './emit.js'
 import { panelKernel } from './matmul.js'
+import { geluKernel, geluBackwardKernel } from './elementwise.js'
 import { packA, packB, unpackC, type Layout } from './pack.js'
 
 /**
@@ -17,10 +18,14 @@ import { packA, packB, unpackC, type Layout } from './pack.js'
 export const WASM_MIN_FLOPS = 16 * 16 * 16
 export const WASM_MIN_ROWS = 4
 export const WASM_THREADS_MIN_FLOPS = 64 * 64 * 64
+/** Elementwise kernels below this many elements stay on the TS loops (copying in and out costs more). */
+export const WASM_MIN_ELEMENTS = 256
 /** This backend's job kind in the pool's JOB word (worker.ts dispatches on it). */
 export const WASM_PANELS = 2
 
 type Panel = (aPack: number, aStride: number, bPanel: number, cPanel: number, mBlocks: number, kc: number, ldc: number) => void
+/** The module's exports: byte addresses and counts in, nothing out (results are written to memory). */
+type Exports = { panel: Panel; gelu: (src: number, dst: number, count: number) => void; geluBackward: (src: number, dy: number, dst: number, count: number) => void }
 const MAX_PAGES = 16384 // 1 GiB, as the pool's shared memory
 /** p runs in chunks of KC (a block's chunk 4 KiB, a panel's 8 KiB: both in L1); an item is at most ROW_BLOCKS blocks of 4 rows. */
 const KC = 256
@@ -33,7 +38,7 @@ const TRANS_A = PARAMS + 6, RANGE = PARAMS + 7, A_SOURCE = PARAMS + 8, A = PARAM
 
 /** The kernel module's bytes, importing a shared or a private memory as env.memory. */
 export function kernelBytes(shared: boolean): Uint8Array {
-  return wasmModule({ shared, minPages: 1, maxPages: MAX_PAGES }, { panel: panelKernel() })
+  return wasmModule({ shared, minPages: 1, maxPages: MAX_PAGES }, { panel: panelKernel(), gelu: geluKernel(), geluBackward: geluBackwardKernel() })
 }
 
 let support: string | undefined
@@ -49,27 +54,28 @@ export function wasmSupport(): string {
   return support
 }
 
-/** The panel function of a new instance on `memory`. */
-function instantiate(memory: WasmMemory, shared: boolean): Panel {
+/** A new instance's exports on `memory`. */
+function instantiate(memory: WasmMemory, shared: boolean): Exports {
   if (!webAssembly) throw new Error('wasm backend: no WebAssembly in this runtime')
   const instance = new webAssembly.Instance(new webAssembly.Module(kernelBytes(shared)), { env: { memory } })
-  return instance.exports.panel as Panel
+  return instance.exports as Exports
 }
 
-let single: { memory: WasmMemory; panel: Panel } | undefined // one thread: a private memory
-let pooled: { memory: WasmMemory; panel: Panel } | undefined // the caller's instance on the pool's shared memory
+type Kernel = { memory: WasmMemory; run: Exports }
+let single: Kernel | undefined // one thread: a private memory
+let pooled: Kernel | undefined // the caller's instance on the pool's shared memory
 
-function singleThread(): { memory: WasmMemory; panel: Panel } {
+function singleThread(): Kernel {
   if (!single) {
     if (!webAssembly) throw new Error('wasm backend: no WebAssembly in this runtime')
     const memory = new webAssembly.Memory({ initial: 2, maximum: MAX_PAGES })
-    single = { memory, panel: instantiate(memory, false) }
+    single = { memory, run: instantiate(memory, false) }
   }
   return single
 }
 
-function poolThreads(pool: WorkerPool): { memory: WasmMemory; panel: Panel } {
-  pooled ??= { memory: pool.memory, panel: instantiate(pool.memory, true) }
+function poolThreads(pool: WorkerPool): Kernel {
+  pooled ??= { memory: pool.memory, run: instantiate(pool.memory, true) }
   return pooled
 }
 
@@ -122,13 +128,13 @@ export function wasmMatmul(a: Float32Array, b: Float32Array, batch: number, m: n
   packB(b, flags.transB ?? false, L, memory, ctl[B])
   Atomics.store(ctl, NEXT, 0)
   if (!shared) {
-    runItems(ctl, memory, a, 0, module.panel)
+    runItems(ctl, memory, a, 0, module.run.panel)
     return unpackC(memory, ctl[C], L)
   }
   memory.set(a.subarray(0, batch * m * k), base)
   pool.start()
   const taken = pool.post(WASM_PANELS)
-  runItems(ctl, memory, memory, base, module.panel)
+  runItems(ctl, memory, memory, base, module.run.panel)
   try {
     pool.join(taken)
   } catch {
@@ -140,17 +146,47 @@ export function wasmMatmul(a: Float32Array, b: Float32Array, batch: number, m: n
 /** A worker's share of a WASM_PANELS job (worker.ts calls it), on its own instance of the module. */
 let workerPanel: Panel | undefined
 export function wasmJob(end: WorkerEnd): void {
-  workerPanel ??= instantiate(end.init.memory, true)
+  workerPanel ??= instantiate(end.init.memory, true).panel
   const memory = new Float32Array(end.init.memory.buffer) // made per job: the memory may have grown since the last
   runItems(end.ctl, memory, memory, end.ctl[A_SOURCE], workerPanel)
   end.progress()
 }
 
 /**
+ * An elementwise kernel on the one-thread module: copy `inputs` (equal lengths) into its memory, run `kernel`
+ * on their addresses and an output's, copy the output out.
+ */
+function elementwise(inputs: Float32Array[], kernel: (addresses: number[], count: number) => void): Float32Array {
+  const length = inputs[0].length, padded = Math.ceil(length / 4) * 4
+  if (length === 0) return new Float32Array(0)
+  const { memory } = singleThread()
+  if (!growTo(memory, 4 * padded * (inputs.length + 1))) throw new Error(`wasm backend: ${length} elements do not fit in 1 GiB`)
+  const floats = new Float32Array(memory.buffer), base = DATA_BYTE / 4
+  inputs.forEach((input, i) => floats.set(input, base + i * padded))
+  const addresses = inputs.map((_, i) => 4 * (base + i * padded))
+  const out = base + inputs.length * padded
+  kernel([...addresses, 4 * out], padded)
+  return floats.slice(out, out + length)
+}
+
+/** gelu and its backward through the SIMD exp, from WASM_MIN_ELEMENTS elements (everySize: always). */
+function elementwiseKernels(everySize: boolean): Pick<Kernels, 'gelu' | 'geluBackward'> {
+  const big = (a: Float32Array) => everySize || a.length >= WASM_MIN_ELEMENTS
+  return {
+    gelu: (a) => (big(a) ? elementwise([a], ([src, dst], count) => singleThread().run.gelu(src, dst, count)) : cpu.gelu(a)),
+    geluBackward: (a, dy) => (big(a) ? elementwise([a, dy], ([src, g, dst], count) => singleThread().run.geluBackward(src, g, dst, count)) : cpu.geluBackward(a, dy)),
+  }
+}
+
+/**
  * The backend's kernel-table entries: small products on the TS kernels, the rest on 1 thread or on all.
  * everySize sends every product to the SIMD kernel (and to the threads, if any), as the tests do.
  */
-export function wasmKernels({ threads, everySize = false }: { threads: boolean; everySize?: boolean }): Pick<Kernels, 'matmul' | 'matmulBatched'> {
+export function wasmKernels({ threads, everySize = false }: { threads: boolean; everySize?: boolean }): Pick<Kernels, 'matmul' | 'matmulBatched'> & Partial<Kernels> {
+  return { ...matmulKernels(threads, everySize), ...elementwiseKernels(everySize) }
+}
+
+function matmulKernels(threads: boolean, everySize: boolean): Pick<Kernels, 'matmul' | 'matmulBatched'> {
   const route = (batch: number, m: number, k: number, n: number) => everySize || (batch * m * k * n >= WASM_MIN_FLOPS && m >= WASM_MIN_ROWS)
   const shared = (batch: number, m: number, k: number, n: number) => threads && (everySize || batch * m * k * n >= WASM_THREADS_MIN_FLOPS)
   return {
