@@ -281,4 +281,24 @@ test('gelu and geluBackward: every table matches the TS loops on [-12, 12] and a
   }
 })
 
+test('attentionCausal and its backward: every table matches the TS kernels (odd T, a KV cache, hs not a multiple of 4)', () => {
+  manualSeed(9)
+  // (B, Tq, Tk, kvRows, H, hs): Tq < Tk is a cache holding earlier positions; kvRows > Tk its unused capacity
+  const shapes = [[1, 1, 1, 1, 1, 4], [2, 3, 3, 3, 2, 4], [1, 7, 7, 7, 3, 8], [2, 1, 7, 9, 2, 8], [1, 5, 33, 40, 2, 12], [3, 33, 33, 33, 1, 3]]
+  for (const [B, Tq, Tk, kvRows, H, hs] of shapes) {
+    const C = H * hs, scale = 1 / Math.sqrt(hs)
+    const q = rnd(B * Tq * C), k = rnd(B * kvRows * C), v = rnd(B * kvRows * C), dy = rnd(B * Tq * C)
+    const want = cpu.attentionCausal(q, k, v, B, Tq, Tk, kvRows, H, hs, scale)
+    const grads = cpu.attentionCausalBackward(dy, q, k, v, want.probs, B, Tq, Tk, kvRows, H, hs, scale)
+    for (const [name, T] of tables) {
+      const what = `${name} (${B}, ${Tq}, ${Tk}, ${kvRows}, ${H}, ${hs})`
+      const got = T.attentionCausal(q, k, v, B, Tq, Tk, kvRows, H, hs, scale)
+      assertClose(got.y, want.y, { atol: 2e-6, what: `${what} y` })
+      assertClose(got.probs, want.probs, { atol: 1e-6, what: `${what} probs` })
+      const g = T.attentionCausalBackward(dy, q, k, v, want.probs, B, Tq, Tk, kvRows, H, hs, scale)
+      for (const key of ['dq', 'dk', 'dv'] as const) assertClose(g[key], grads[key], { atol: 4e-6, what: `${what} ${key}` })
+    }
+  }
+})
+
 test.run()

@@ -41,11 +41,11 @@ const section = (id: number, contents: number[]) => [id, ...u32(contents.length)
  * Loads and stores take a memarg (alignment as log2 bytes, then a byte offset), which FunctionBody.mem adds.
  */
 const OPCODES = {
-  'block': [0x02], 'loop': [0x03], 'end': [0x0b], 'br_if': [0x0d], 'return': [0x0f],
+  'block': [0x02], 'loop': [0x03], 'if': [0x04], 'else': [0x05], 'end': [0x0b], 'br_if': [0x0d], 'return': [0x0f], 'select': [0x1b],
   'local.get': [0x20], 'local.set': [0x21], 'local.tee': [0x22],
   'f32.load': [0x2a], 'f32.store': [0x38], 'i32.const': [0x41], 'f32.const': [0x43],
-  'i32.eqz': [0x45], 'i32.lt_u': [0x49], 'i32.lt_s': [0x48], 'i32.ge_u': [0x4f],
-  'i32.add': [0x6a], 'i32.sub': [0x6b], 'i32.mul': [0x6c], 'i32.shl': [0x74],
+  'i32.eqz': [0x45], 'i32.lt_s': [0x48], 'i32.lt_u': [0x49], 'i32.ge_s': [0x4e], 'i32.ge_u': [0x4f],
+  'i32.add': [0x6a], 'i32.sub': [0x6b], 'i32.mul': [0x6c], 'i32.shl': [0x74], 'i32.shr_s': [0x75],
   'f32.neg': [0x8c], 'f32.sqrt': [0x91], 'f32.add': [0x92], 'f32.sub': [0x93], 'f32.mul': [0x94], 'f32.div': [0x95], 'f32.max': [0x97],
   'v128.load': [0xfd, ...u32(0x00)], 'v128.load32_splat': [0xfd, ...u32(0x09)], 'v128.store': [0xfd, ...u32(0x0b)],
   'v128.const': [0xfd, ...u32(0x0c)],
@@ -115,6 +115,35 @@ export class FunctionBody {
   }
 
   skipIf(): this { return this.with('br_if', u32(0)) }
+
+  /** `if … else … end` on the i32 on the stack; each branch leaves one `result` value, or nothing. */
+  ifElse(then: () => void, otherwise: () => void, result?: ValType): this {
+    this.with('if', [result ? VALTYPE[result] : EMPTY_BLOCK])
+    then()
+    this.op('else')
+    otherwise()
+    return this.op('end')
+  }
+
+  /**
+   * for (i = from; i < to; i += step) body(), with `from` and `to` pushing i32s: `block` skips the empty case,
+   * then a do-while. i is a local the caller owns; `to` is evaluated once per step.
+   */
+  forLoop(i: number, from: () => void, to: () => void, body: () => void, step = 1): this {
+    from()
+    this.set(i)
+    return this.block(() => {
+      this.get(i)
+      to()
+      this.op('i32.ge_s').skipIf()
+      this.doWhile(() => {
+        body()
+        this.get(i).i32(step).op('i32.add').tee(i)
+        to()
+        this.op('i32.lt_s')
+      })
+    })
+  }
 
   /** The code section's entry: size, locals grouped by runs of one type, the instructions, `end`. */
   bytes(): number[] {

@@ -8,6 +8,7 @@ import { DATA_BYTE, PARAMS, growTo, sharedPool, type WorkerEnd, type WorkerPool 
 import { wasmModule, FunctionBody } from './emit.js'
 import { panelKernel } from './matmul.js'
 import { geluKernel, geluBackwardKernel } from './elementwise.js'
+import { attentionForwardKernel, attentionBackwardKernel } from './attention.js'
 import { packA, packB, unpackC, type Layout } from './pack.js'
 
 /**
@@ -20,12 +21,20 @@ export const WASM_MIN_ROWS = 4
 export const WASM_THREADS_MIN_FLOPS = 64 * 64 * 64
 /** Elementwise kernels below this many elements stay on the TS loops (copying in and out costs more). */
 export const WASM_MIN_ELEMENTS = 256
+/** Attention below this many score multiply-adds (B·H·Tq·Tk·hs) stays on the TS kernel, as one cached token does. */
+export const WASM_MIN_ATTENTION = 32 * 32 * 32
 /** This backend's job kind in the pool's JOB word (worker.ts dispatches on it). */
 export const WASM_PANELS = 2
 
 type Panel = (aPack: number, aStride: number, bPanel: number, cPanel: number, mBlocks: number, kc: number, ldc: number) => void
 /** The module's exports: byte addresses and counts in, nothing out (results are written to memory). */
-type Exports = { panel: Panel; gelu: (src: number, dst: number, count: number) => void; geluBackward: (src: number, dy: number, dst: number, count: number) => void }
+type Exports = {
+  panel: Panel
+  gelu: (src: number, dst: number, count: number) => void
+  geluBackward: (src: number, dy: number, dst: number, count: number) => void
+  attentionForward: (q: number, k: number, v: number, y: number, probs: number, kT: number, Tq: number, Tk: number, TkPad: number, shift: number, hs: number, rowBytes: number, scale: number) => void
+  attentionBackward: (q: number, k: number, v: number, dy: number, probs: number, dq: number, dk: number, dv: number, vT: number, ds: number, Tq: number, Tk: number, TkPad: number, shift: number, hs: number, rowBytes: number, scale: number) => void
+}
 const MAX_PAGES = 16384 // 1 GiB, as the pool's shared memory
 /** p runs in chunks of KC (a block's chunk 4 KiB, a panel's 8 KiB: both in L1); an item is at most ROW_BLOCKS blocks of 4 rows. */
 const KC = 256
@@ -38,7 +47,10 @@ const TRANS_A = PARAMS + 6, RANGE = PARAMS + 7, A_SOURCE = PARAMS + 8, A = PARAM
 
 /** The kernel module's bytes, importing a shared or a private memory as env.memory. */
 export function kernelBytes(shared: boolean): Uint8Array {
-  return wasmModule({ shared, minPages: 1, maxPages: MAX_PAGES }, { panel: panelKernel(), gelu: geluKernel(), geluBackward: geluBackwardKernel() })
+  return wasmModule({ shared, minPages: 1, maxPages: MAX_PAGES }, {
+    panel: panelKernel(), gelu: geluKernel(), geluBackward: geluBackwardKernel(),
+    attentionForward: attentionForwardKernel(), attentionBackward: attentionBackwardKernel(),
+  })
 }
 
 let support: string | undefined
@@ -183,7 +195,7 @@ function elementwiseKernels(everySize: boolean): Pick<Kernels, 'gelu' | 'geluBac
  * everySize sends every product to the SIMD kernel (and to the threads, if any), as the tests do.
  */
 export function wasmKernels({ threads, everySize = false }: { threads: boolean; everySize?: boolean }): Pick<Kernels, 'matmul' | 'matmulBatched'> & Partial<Kernels> {
-  return { ...matmulKernels(threads, everySize), ...elementwiseKernels(everySize) }
+  return { ...matmulKernels(threads, everySize), ...elementwiseKernels(everySize), ...attentionKernels(everySize) }
 }
 
 function matmulKernels(threads: boolean, everySize: boolean): Pick<Kernels, 'matmul' | 'matmulBatched'> {
@@ -192,5 +204,70 @@ function matmulKernels(threads: boolean, everySize: boolean): Pick<Kernels, 'mat
   return {
     matmul: (a, b, m, k, n, flags = {}) => (route(1, m, k, n) ? wasmMatmul(a, b, 1, m, k, n, flags, shared(1, m, k, n)) : cpuMatmul(a, b, m, k, n, flags)),
     matmulBatched: (a, b, batch, m, k, n, flags = {}) => (route(batch, m, k, n) ? wasmMatmul(a, b, batch, m, k, n, flags, shared(batch, m, k, n)) : cpuMatmulBatched(a, b, batch, m, k, n, flags)),
+  }
+}
+
+/** Float offsets of consecutive regions of the given sizes, from DATA_BYTE, in the one-thread module's memory (grown to fit). */
+function regions(sizes: number[]): { floats: Float32Array; at: number[] } {
+  const { memory } = singleThread()
+  const at: number[] = []
+  let end = DATA_BYTE / 4
+  for (const size of sizes) {
+    at.push(end)
+    end += Math.ceil(size / 4) * 4 // keep every region 16-byte aligned
+  }
+  if (!growTo(memory, 4 * end - DATA_BYTE)) throw new Error(`wasm backend: ${end} floats of attention operands do not fit in 1 GiB`)
+  return { floats: new Float32Array(memory.buffer), at }
+}
+
+/** Copy (rows, cols) rows of `src` into rows of `stride` floats at `at`, or back out (unpad). */
+function padRows(floats: Float32Array, at: number, src: Float32Array, rows: number, cols: number, stride: number): void {
+  if (cols === stride) floats.set(src, at)
+  else for (let r = 0; r < rows; r++) floats.set(src.subarray(r * cols, (r + 1) * cols), at + r * stride)
+}
+function unpadRows(floats: Float32Array, at: number, rows: number, cols: number, stride: number): Float32Array {
+  if (cols === stride) return floats.slice(at, at + rows * cols)
+  const out = new Float32Array(rows * cols)
+  for (let r = 0; r < rows; r++) out.set(floats.subarray(at + r * stride, at + r * stride + cols), r * cols)
+  return out
+}
+
+type Attention = Pick<Kernels, 'attentionCausal' | 'attentionCausalBackward'>
+
+/** attentionCausal and its backward per (b, h) in the generated kernels (attention.ts), where hs is a multiple of 4. */
+function attentionKernels(everySize: boolean): Attention {
+  const big = (B: number, Tq: number, Tk: number, H: number, hs: number) => hs % 4 === 0 && (everySize || B * H * Tq * Tk * hs >= WASM_MIN_ATTENTION)
+  return {
+    attentionCausal(q, k, v, B, Tq, Tk, kvRows, H, hs, scale) {
+      if (!big(B, Tq, Tk, H, hs)) return cpu.attentionCausal(q, k, v, B, Tq, Tk, kvRows, H, hs, scale)
+      const C = H * hs, TkPad = Math.ceil(Tk / 4) * 4
+      const { floats, at: [aq, ak, av, ay, ap, akT] } = regions([B * Tq * C, B * kvRows * C, B * kvRows * C, B * Tq * C, B * H * Tq * TkPad, hs * TkPad])
+      floats.set(q, aq); floats.set(k, ak); floats.set(v, av)
+      const run = singleThread().run
+      for (let b = 0; b < B; b++)
+        for (let h = 0; h < H; h++) {
+          const head = 4 * h * hs
+          run.attentionForward(4 * (aq + b * Tq * C) + head, 4 * (ak + b * kvRows * C) + head, 4 * (av + b * kvRows * C) + head, 4 * (ay + b * Tq * C) + head,
+            4 * (ap + (b * H + h) * Tq * TkPad), 4 * akT, Tq, Tk, TkPad, Tk - Tq, hs, 4 * C, scale)
+        }
+      return { y: floats.slice(ay, ay + B * Tq * C), probs: unpadRows(floats, ap, B * H * Tq, Tk, TkPad) }
+    },
+    attentionCausalBackward(dy, q, k, v, probs, B, Tq, Tk, kvRows, H, hs, scale) {
+      if (!big(B, Tq, Tk, H, hs)) return cpu.attentionCausalBackward(dy, q, k, v, probs, B, Tq, Tk, kvRows, H, hs, scale)
+      const C = H * hs, TkPad = Math.ceil(Tk / 4) * 4, kv = B * kvRows * C
+      const { floats, at } = regions([B * Tq * C, kv, kv, B * Tq * C, B * H * Tq * TkPad, B * Tq * C, kv, kv, hs * TkPad, Tq * TkPad])
+      const [aq, ak, av, ady, ap, adq, adk, adv, avT, ads] = at
+      floats.set(q, aq); floats.set(k, ak); floats.set(v, av); floats.set(dy, ady)
+      padRows(floats, ap, probs, B * H * Tq, Tk, TkPad)
+      floats.fill(0, adk, adk + 2 * kv) // rows of dk and dv past Tk stay 0 (dv follows dk)
+      const run = singleThread().run
+      for (let b = 0; b < B; b++)
+        for (let h = 0; h < H; h++) {
+          const head = 4 * h * hs, rowsQ = 4 * b * Tq * C + head, rowsK = 4 * b * kvRows * C + head
+          run.attentionBackward(4 * aq + rowsQ, 4 * ak + rowsK, 4 * av + rowsK, 4 * ady + rowsQ, 4 * (ap + (b * H + h) * Tq * TkPad),
+            4 * adq + rowsQ, 4 * adk + rowsK, 4 * adv + rowsK, 4 * avT, 4 * ads, Tq, Tk, TkPad, Tk - Tq, hs, 4 * C, scale)
+        }
+      return { dq: floats.slice(adq, adq + B * Tq * C), dk: floats.slice(adk, adk + kv), dv: floats.slice(adv, adv + kv) }
+    },
   }
 }
