@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util'
 import { createHash } from 'node:crypto'
 import { CharTokenizer, normalize } from './lib/tokenizer'
 import { question } from './lib/data'
-import * as tenny from '../src/index'
+import * as tenny from '../src/node' // the API as Node users see it: the universal entry plus files by path
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const { values: flags } = parseArgs({ options: {

@@ -1,10 +1,15 @@
-// The Node entry (the `node` export condition): everything in index.ts, plus what only Node has.
+// The `node` entry, what `import … from 'tenny'` gives Node: everything in the universal entry, plus the parts
+// that need Node. Each Node-only module is re-exported or installed on its own line.
 import { useThreadSpawner } from './backends/threads.js'
 import { nodeThreads } from './backends/threads-node.js'
 import { useGpujsBridge } from './backends/gpu.js'
 import { nodeGpujs } from './backends/gpu-node.js'
 
 export * from './index.js'
+export { saveSafetensors, loadSafetensors } from './safetensors-node.js'
+export { saveNpz, loadNpz } from './npy-node.js'
+export { writeFileAtomic } from './files-node.js'
+export * as nn from '../nn/index-node.js' // nn plus adapters and checkpoints by file path
 
 // Threads for the parallel backend (worker_threads), and gpu.js's webgpu and threaded webasm modes, which
 // answer only with Promises and so run in a worker the caller blocks on.

@@ -1,16 +1,13 @@
 // NumPy's .npy and .npz files, as MLX's original LoRA example saved adapters (mx.savez). A .npy is a 10-byte
 // preamble (magic, version, header length), an ASCII Python-dict header padded to 64 bytes, then raw data; an
-// .npz is a zip of .npy files (fflate does the zip).
-import { readFileSync } from 'node:fs'
-import { writeFileAtomic } from './safetensors.js'
-import { zipSync, unzipSync } from 'fflate'
+// .npz is a zip of .npy files (fflate does the zip). Bytes in, bytes out; files by path are in npy-node.ts.
+import { zipSync, unzipSync, type UnzipFileInfo, type Zippable } from 'fflate'
 import { permute } from './kernels/movement.js'
+import { byteCap, tooBig, type LoadOptions } from './safetensors.js'
 
 export type NpyArray = { shape: number[]; data: Float32Array }
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59] // \x93NUMPY
-
-
 
 /** A float32 array as .npy bytes (format 1.0, little-endian '<f4', C order). */
 export function encodeNpy({ shape, data }: NpyArray): Uint8Array {
@@ -58,25 +55,47 @@ export function decodeNpy(bytes: Uint8Array, source = '<npy>'): NpyArray {
   return { shape, data }
 }
 
-/** Save arrays as an uncompressed .npz (numpy.savez's layout: one `<name>.npy` per array), atomically. */
-export function saveNpz(path: string, arrays: Record<string, NpyArray>): void {
-  const files: Record<string, Uint8Array> = {}
-  for (const [name, a] of Object.entries(arrays)) files[`${name}.npy`] = encodeNpy(a)
-  writeFileAtomic(path, zipSync(files, { level: 0 }))
+/** Arrays → the bytes of an uncompressed .npz (numpy.savez's layout: one `<name>.npy` entry per array). */
+export function encodeNpz(arrays: ReadonlyMap<string, NpyArray> | Record<string, NpyArray>): Uint8Array {
+  const files: Zippable = {}
+  for (const [name, a] of arrays instanceof Map ? arrays : Object.entries(arrays)) files[`${name}.npy`] = encodeNpy(a)
+  return zipSync(files, { level: 0 })
 }
 
-/** Read every array of an .npz (stored or deflated entries). */
-export function loadNpz(path: string): Record<string, NpyArray> {
+/**
+ * .npz bytes → its arrays by name (stored or deflated entries). Names, duplicates and every entry's declared
+ * size are checked against `maxBytes` before anything is inflated. A Map, so no name (`__proto__`,
+ * `constructor`) can be lost to or confused with an object's prototype.
+ */
+export function decodeNpz(bytes: Uint8Array, source = '<npz>', options: LoadOptions = {}): Map<string, NpyArray> {
+  const fail = (problem: string): never => { throw new Error(`npz: ${source}: ${problem}`) }
+  const maxBytes = byteCap('decodeNpz', options)
+  if (bytes.length > maxBytes) fail(tooBig('the file', bytes.length, maxBytes))
+  const names = new Set<string>()
+  let total = 0
+  let refusal: Error | undefined
+  // fflate calls this for each entry of the zip's directory before it allocates the entry's output
+  const check = (file: UnzipFileInfo): boolean => {
+    let problem = ''
+    total += file.compression === 0 ? file.size : file.originalSize // what fflate will allocate for it
+    if (!file.name.endsWith('.npy')) problem = `entry '${file.name}' is not a .npy array`
+    else if (names.has(file.name)) problem = `entry '${file.name}' appears twice`
+    else if (total > maxBytes) problem = tooBig(`unpacked, the entries up to '${file.name}'`, total, maxBytes)
+    if (problem) throw (refusal = new Error(`npz: ${source}: ${problem}`))
+    names.add(file.name)
+    return true
+  }
   let files: Record<string, Uint8Array>
   try {
-    files = unzipSync(readFileSync(path))
+    files = unzipSync(bytes, { filter: check })
   } catch (err) {
-    throw new Error(`npz: ${path}: not a readable zip archive (${err instanceof Error ? err.message : String(err)})`)
+    if (err === refusal) throw err
+    return fail(`not a readable zip archive (${err instanceof Error ? err.message : String(err)})`)
   }
-  const out: Record<string, NpyArray> = {}
-  for (const [name, bytes] of Object.entries(files)) {
-    if (!name.endsWith('.npy')) throw new Error(`npz: ${path}: entry '${name}' is not a .npy array`)
-    out[name.slice(0, -4)] = decodeNpy(bytes, `${path}:${name}`)
+  const out = new Map<string, NpyArray>()
+  for (const name of names) {
+    if (!Object.hasOwn(files, name)) fail(`entry '${name}' was lost while unzipping`)
+    out.set(name.slice(0, -'.npy'.length), decodeNpy(files[name], `${source}:${name}`))
   }
   return out
 }

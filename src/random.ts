@@ -9,8 +9,9 @@ export function manualSeed(seed: number | string): void {
   rng = seedrandom(String(seed), { state: true })
 }
 
-/** The generator's full state, for checkpoints; restore it with setRngState. */
-export type RngState = seedrandom.State.Arc4
+/** The generator's full state, for checkpoints; restore it with setRngState. ARC4's (seedrandom's State.Arc4),
+ *  written out so the published types need no @types/seedrandom. */
+export type RngState = { i: number; j: number; S: number[] }
 
 export function rngState(): RngState {
   return rng.state()

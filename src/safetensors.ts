@@ -1,8 +1,7 @@
 // Safetensors checkpoints, Hugging Face's format: an 8-byte little-endian header length N, N bytes of JSON
 // ({name: {dtype, shape, data_offsets}, "__metadata__": {...}}), then the raw little-endian data.
 // The one idea: check the whole header against the file before trusting a single byte of data.
-import { readFileSync, writeFileSync, renameSync, rmSync, mkdirSync } from 'node:fs'
-import { dirname } from 'node:path'
+// Bytes in, bytes out, so it runs in browsers too; reading and writing files is in safetensors-node.ts.
 import { Tensor } from './tensor.js'
 import { shapeStr } from './shape.js'
 
@@ -10,6 +9,13 @@ export type Dtype = 'F32' | 'F16' | 'BF16' | 'I8' | 'U8' | 'I32' | 'U32'
 export type StoredData = Float32Array | Int8Array | Uint8Array | Int32Array | Uint32Array
 /** A tensor as stored: F16/BF16 are decoded to Float32Array on read (dtype 'F32'); integer dtypes keep their typed arrays. */
 export type StoredTensor = { dtype: Dtype; shape: number[]; data: StoredData }
+
+/** What a load may read or allocate unless told otherwise (`{ maxBytes }`): far above Tenny's models, far below a bomb. */
+export const DEFAULT_MAX_BYTES = 256 * 2 ** 20
+/** Options of every loader of bytes: refuse inputs that would read or allocate more than `maxBytes`. */
+export type LoadOptions = { maxBytes?: number }
+// The reference Rust crate refuses headers over 100 MB too (its N_MAX), before reading them.
+const MAX_HEADER_BYTES = 100_000_000
 
 const BYTES: Record<Dtype, number> = { F32: 4, F16: 2, BF16: 2, I8: 1, U8: 1, I32: 4, U32: 4 }
 const ARRAY_OF: Record<Dtype, string> = { F32: 'Float32Array', F16: 'Float32Array', BF16: 'Float32Array', I8: 'Int8Array', U8: 'Uint8Array', I32: 'Int32Array', U32: 'Uint32Array' }
@@ -85,19 +91,20 @@ function asStored(name: string, t: Tensor | StoredTensor): StoredTensor {
 /** Tensors (stored as F32) and stored tensors → the bytes of a .safetensors file. */
 export function serializeSafetensors(tensors: Record<string, Tensor | StoredTensor>, metadata: Record<string, string> = {}): Uint8Array {
   const entries = Object.entries(tensors).map(([name, t]) => [name, asStored(name, t)] as const)
-  const header: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(metadata)) {
     if (typeof v !== 'string') throw new Error(`serializeSafetensors: metadata '${k}' must be a string, got ${typeof v}`)
   }
-  if (Object.keys(metadata).length) header.__metadata__ = metadata
+  // [key, value] pairs made an object by Object.fromEntries, which defines each key as its own property:
+  // `header[name] = …` would set the prototype for a tensor named '__proto__' and silently drop its entry
+  const header: [string, unknown][] = Object.keys(metadata).length ? [['__metadata__', metadata]] : []
   let offset = 0
   for (const [name, t] of entries) {
     if (name === '__metadata__') throw new Error(`serializeSafetensors: '__metadata__' is reserved and cannot name a tensor`)
     const size = t.data.length * BYTES[t.dtype]
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + size] }
+    header.push([name, { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + size] }])
     offset += size
   }
-  const json = new TextEncoder().encode(JSON.stringify(header))
+  const json = new TextEncoder().encode(JSON.stringify(Object.fromEntries(header)))
   const padded = Math.ceil(json.length / 8) * 8 // spaces keep the data section 8-byte aligned
   const bytes = new Uint8Array(8 + padded + offset)
   bytes.fill(0x20, 8 + json.length, 8 + padded)
@@ -115,24 +122,6 @@ export function serializeSafetensors(tensors: Record<string, Tensor | StoredTens
     at += t.data.length * BYTES[t.dtype]
   }
   return bytes
-}
-
-/** Write a file atomically: a temp file, then a rename. Creates the folder; a crash never leaves half a file. */
-export function writeFileAtomic(path: string, data: Uint8Array | string): void {
-  mkdirSync(dirname(path), { recursive: true })
-  const tmp = `${path}.tmp-${process.pid}`
-  try {
-    writeFileSync(tmp, data)
-    renameSync(tmp, path)
-  } catch (err) {
-    rmSync(tmp, { force: true })
-    throw err
-  }
-}
-
-/** Write a .safetensors file atomically. */
-export function saveSafetensors(path: string, tensors: Record<string, Tensor | StoredTensor>, metadata: Record<string, string> = {}): void {
-  writeFileAtomic(path, serializeSafetensors(tensors, metadata))
 }
 
 // ---- reading -----------------------------------------------------------------------------------
@@ -162,13 +151,30 @@ function decode(bytes: Uint8Array, e: Entry): StoredData {
   return out
 }
 
-/** The bytes of a .safetensors file → its tensors and metadata. Throws naming `source` and the problem; never returns half a result. */
-export function parseSafetensors(bytes: Uint8Array, source = '<buffer>'): { tensors: Record<string, StoredTensor>; metadata: Record<string, string> } {
+/** A loader's cap: `maxBytes` if it is a count of bytes, else a clear error naming the loader. */
+export function byteCap(op: string, { maxBytes = DEFAULT_MAX_BYTES }: LoadOptions): number {
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) throw new Error(`${op}: maxBytes must be a non-negative integer, got ${String(maxBytes)}`)
+  return maxBytes
+}
+
+/** The refusal every loader gives for input over its cap, saying how to allow it. */
+export function tooBig(what: string, bytes: number, maxBytes: number): string {
+  return `${what} is ${bytes} bytes, over the ${maxBytes}-byte cap (pass { maxBytes } to allow more)`
+}
+
+/**
+ * The bytes of a .safetensors file → its tensors and metadata. Throws naming `source` and the problem; never
+ * returns half a result, and allocates nothing big before the header has been checked against `maxBytes`.
+ */
+export function parseSafetensors(bytes: Uint8Array, source = '<buffer>', options: LoadOptions = {}): { tensors: Record<string, StoredTensor>; metadata: Record<string, string> } {
   const fail = (problem: string): never => { throw new Error(`safetensors: ${source}: ${problem}`) }
+  const maxBytes = byteCap('parseSafetensors', options)
+  if (bytes.length > maxBytes) fail(tooBig('the file', bytes.length, maxBytes))
   if (bytes.length < 8) fail(`file is ${bytes.length} bytes, shorter than the 8-byte header length`)
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const n = Number(view.getBigUint64(0, true))
   if (n > bytes.length - 8) fail(`header length ${n} runs past the end of the ${bytes.length}-byte file (not a safetensors file, or truncated)`)
+  if (n > MAX_HEADER_BYTES) fail(`header length ${n} is over the format's ${MAX_HEADER_BYTES}-byte limit`)
   let header: unknown
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)))
@@ -208,17 +214,14 @@ export function parseSafetensors(bytes: Uint8Array, source = '<buffer>'): { tens
     at = e.end
   }
   if (at !== dataLength) fail(`tensors cover ${at} bytes but the data section is ${dataLength} bytes (truncated file or trailing bytes)`)
+  const decoded = entries.reduce((sum, e) => sum + count(e.shape) * (e.dtype === 'F16' || e.dtype === 'BF16' ? 4 : BYTES[e.dtype]), 0)
+  if (decoded > maxBytes) fail(tooBig('the decoded tensors', decoded, maxBytes))
   const tensors: Record<string, StoredTensor> = Object.fromEntries(entries.map((e) => {
     const data = decode(bytes.subarray(dataStart), e)
     const dtype: Dtype = e.dtype === 'F16' || e.dtype === 'BF16' ? 'F32' : e.dtype
     return [e.name, { dtype, shape: e.shape, data }]
   }))
   return { tensors, metadata }
-}
-
-/** Read and validate a .safetensors file. */
-export function loadSafetensors(path: string): { tensors: Record<string, StoredTensor>; metadata: Record<string, string> } {
-  return parseSafetensors(readFileSync(path), path)
 }
 
 /** A stored F32 tensor as a Tensor (other dtypes need a dequantize step first). */

@@ -12,10 +12,10 @@ function runBlock(heading: string): { printed: string[]; expected: string[] } {
   const code = block![1]
   const expected = [...code.matchAll(/^console\.log\(.*\)\s*\/\/ (.*)$/gm)].map((m) => m[1].replace(/\s+/g, ' ').trim())
   assert.ok(expected.length >= 1, `the "${heading}" block prints and states its results`)
-  const file = 'test/.readme-example.ts' // inside the package, so `from 'tenny'` resolves to this checkout
+  const file = 'test/.readme-example.ts' // inside the package, so `from 'tenny'` resolves to this checkout's sources (tenny-source)
   writeFileSync(file, code)
   try {
-    const out = execFileSync(process.execPath, ['--import', 'tsx', file], { encoding: 'utf8', env: { ...process.env, FORCE_COLOR: undefined, NO_COLOR: '1' } })
+    const out = execFileSync(process.execPath, ['--conditions=tenny-source', '--import', 'tsx', file], { encoding: 'utf8', env: { ...process.env, FORCE_COLOR: undefined, NO_COLOR: '1' } })
     return { printed: out.trim().split('\n').map((l) => l.replace(/\s+/g, ' ').trim()), expected }
   } finally {
     rmSync(file, { force: true })

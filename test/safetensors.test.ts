@@ -1,11 +1,12 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { tensor } from '../src/tensor'
 import { manualSeed } from '../src/random'
-import { serializeSafetensors, parseSafetensors, saveSafetensors, loadSafetensors, toTensor, type StoredTensor } from '../src/safetensors'
+import { serializeSafetensors, parseSafetensors, toTensor, DEFAULT_MAX_BYTES, type StoredTensor } from '../src/safetensors'
+import { saveSafetensors, loadSafetensors } from '../src/safetensors-node'
 import { normal } from './helpers'
 
 /** A file from a header object and raw data bytes, unpadded: the way a corrupt or foreign writer might make one. */
@@ -89,7 +90,7 @@ test('safetensors: save writes atomically (no temp file left) and load reads it 
     assert.equal(Array.from(tensors.w.data), [1, 2, 3, 4])
     assert.equal(metadata, { step: '3' })
     assert.equal(new Uint8Array(readFileSync(path)), serializeSafetensors({ w }, { step: '3' }))
-    throwsWith(() => loadSafetensors(join(dir, 'missing.safetensors')), /ENOENT/)
+    throwsWith(() => loadSafetensors(join(dir, 'missing.safetensors')), /loadSafetensors: .*missing\.safetensors does not exist/)
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
@@ -137,6 +138,44 @@ test('safetensors: toTensor refuses integer dtypes, and bad stored tensors are r
   throwsWith(() => serializeSafetensors({ q: { dtype: 'I8', shape: [2], data: new Uint8Array(2) } }), /'q' is I8, which needs a Int8Array, got Uint8Array/)
   throwsWith(() => serializeSafetensors({ q: { dtype: 'U8', shape: [3], data: new Uint8Array(2) } }), /'q' has 2 values but shape \(3\)/)
   throwsWith(() => serializeSafetensors({ __metadata__: tensor([1]) }), /reserved/)
+})
+
+test('safetensors: inputs over maxBytes are refused before they are read or decoded', () => {
+  const bytes = good() // 12 + 8 data bytes after the header
+  throwsWith(() => parseSafetensors(bytes, 'x.st', { maxBytes: bytes.length - 1 }), new RegExp(`x\\.st: the file is ${bytes.length} bytes, over the ${bytes.length - 1}-byte cap \\(pass \\{ maxBytes \\} to allow more\\)`))
+  assert.equal(Object.keys(parseSafetensors(bytes, 'x.st', { maxBytes: bytes.length }).tensors), ['a', 'b'])
+  // F16 decodes to twice its bytes: 2 000 halves in a 4 000-byte data section become 8 000 bytes of float32
+  const half = fileWith({ h: { dtype: 'F16', shape: [2000], data_offsets: [0, 4000] } }, new Uint8Array(4000))
+  throwsWith(() => parseSafetensors(half, 'h.st', { maxBytes: 6000 }), /h\.st: the decoded tensors is 8000 bytes, over the 6000-byte cap/)
+  throwsWith(() => parseSafetensors(bytes, 'x.st', { maxBytes: -1 }), /parseSafetensors: maxBytes must be a non-negative integer, got -1/)
+  // a header longer than the format allows is refused before JSON.parse sees it
+  const hugeHeader = new Uint8Array(100_000_016)
+  new DataView(hugeHeader.buffer).setBigUint64(0, 100_000_001n, true)
+  throwsWith(() => parseSafetensors(hugeHeader, 'big.st', { maxBytes: 2 ** 30 }), /big\.st: header length 100000001 is over the format's 100000000-byte limit/)
+  throwsWith(() => parseSafetensors(hugeHeader, 'big.st'), /big\.st: header length 100000001 is over the format's/)
+})
+
+test('loadSafetensors: a file over maxBytes is refused from its size alone; a folder is named, not read', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tenny-st-'))
+  try {
+    const path = join(dir, 'model.safetensors')
+    saveSafetensors(path, { w: tensor([[1, 2], [3, 4]]) })
+    const size = readFileSync(path).length
+    throwsWith(() => loadSafetensors(path, { maxBytes: size - 1 }), new RegExp(`loadSafetensors: .*model\\.safetensors: the file is ${size} bytes, over the ${size - 1}-byte cap`))
+    assert.equal(Array.from(loadSafetensors(path, { maxBytes: size }).tensors.w.data), [1, 2, 3, 4])
+    throwsWith(() => loadSafetensors(dir), /loadSafetensors: .* is not a regular file/)
+    truncateSync(path, DEFAULT_MAX_BYTES + 1) // a sparse file of zeros: the default cap refuses it unread
+    throwsWith(() => loadSafetensors(path), new RegExp(`the file is ${DEFAULT_MAX_BYTES + 1} bytes, over the ${DEFAULT_MAX_BYTES}-byte cap`))
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('safetensors: tensor names that are Object.prototype keys round-trip as plain entries', () => {
+  const bytes = serializeSafetensors({ ['__proto__']: tensor([1]), constructor: tensor([2]), toString: tensor([3]) })
+  const { tensors } = parseSafetensors(bytes)
+  assert.equal(Object.keys(tensors).sort(), ['__proto__', 'constructor', 'toString'])
+  assert.equal(Object.entries(tensors).map(([k, t]) => [k, Array.from(t.data)]).sort(), [['__proto__', [1]], ['constructor', [2]], ['toString', [3]]])
 })
 
 test.run()
