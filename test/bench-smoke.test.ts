@@ -87,7 +87,7 @@ test('bench: Tenny backend columns are those setBackend() accepts; one that fail
   const file = join(mkdtempSync(join(tmpdir(), 'tenny-bench-')), 'backend.mjs')
   writeFileSync(file, [
     "let current = 'cpu'",
-    "export function setBackend(name) { if (name === 'gpujs') throw new Error('no GPU here'); current = name }",
+    "export function setBackend(name) { if (name === 'gpujs') throw new Error('no GPU here'); if (name === 'wasm') throw new Error('no SIMD here'); current = name }",
     'export function backendInfo() { return { backend: current } }',
   ].join('\n'))
   const backends = await loadTennyBackends(undefined, pathToFileURL(file))
