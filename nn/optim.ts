@@ -38,6 +38,7 @@ export abstract class Optimizer {
       if (!st) this.state.set(i, (st = { step: 0, buffers: this.newBuffers(p.size) }))
       st.step++
       this.update(p.data, p.grad.data, st)
+      p.version++ // a graph built before this step is stale for p: its backward now refuses
     }
   }
 
