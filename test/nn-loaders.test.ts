@@ -77,15 +77,16 @@ test('two processes saving adapters to one path while a third loads: every load 
   writeFileSync(script, [
     `import { adaptedToy } from ${JSON.stringify(resolve('test', 'fixtures.ts'))}`,
     `import { saveAdapters } from ${JSON.stringify(resolve('nn', 'adapters-node.ts'))}`,
-    `const { adapted } = adaptedToy(2, { rank: 2, alpha: Number(process.argv[2]) })`,
-    `for (let i = 0; i < 150; i++) saveAdapters(${JSON.stringify(file)}, adapted)`,
+    `const { adapted } = adaptedToy(2, { rank: Number(process.argv[2]), alpha: Number(process.argv[3]) })`,
+    `for (const end = Date.now() + 2500; Date.now() < end;) saveAdapters(${JSON.stringify(file)}, adapted)`,
   ].join('\n'))
   manualSeed(3)
   const x = uniform([2, 8])
-  const expected = [4, 64].map((alpha) => bits(adaptedToy(2, { rank: 2, alpha }).adapted.forward(x))) // same rank, 16× the scale
+  const saves = [[2, 4], [4, 64]] // rank and alpha: scale 2 and 16
+  const expected = saves.map(([rank, alpha]) => bits(adaptedToy(2, { rank, alpha }).adapted.forward(x)))
   assert.not.equal(expected[0], expected[1])
   saveAdapters(file, adaptedToy(2, { rank: 2, alpha: 4 }).adapted)
-  const writers = ['4', '64'].map((alpha) => spawn(process.execPath, ['--import', 'tsx', script, alpha], { stdio: 'ignore' }))
+  const writers = saves.map(([rank, alpha]) => spawn(process.execPath, ['--import', 'tsx', script, String(rank), String(alpha)], { stdio: 'ignore' }))
   const done = writers.map((w) => new Promise((ok) => w.on('exit', ok)))
   let running = 2, loads = 0
   void Promise.all(done).then(() => (running = 0))
