@@ -75,20 +75,10 @@ export function matmulNT(a: Float32Array, b: Float32Array, c: Float32Array, m: n
 /**
  * C += A·B, A (m, k), B (k, n). Repacks B as Bᵀ (cost k·n, small next to m·k·n) and runs matmulNT:
  * on this V8, NT's register-held dot products measured ~3.9 GFLOP/s at 512 against ~2.0 for the
- * i-k-j loop that updates four rows of C in memory (bench/matmul.ts). Below 3 rows the repack does not pay.
+ * i-k-j loop that updates four rows of C in memory (bench/matmul.ts).
  */
 export function matmulNN(a: Float32Array, b: Float32Array, c: Float32Array, m: number, k: number, n: number): void {
-  if (m >= 3) {
-    matmulNT(a, transpose2d(b, k, n), c, m, k, n)
-    return
-  }
-  for (let i = 0; i < m; i++) {
-    const cRow = i * n, aRow = i * k
-    for (let p = 0; p < k; p++) {
-      const aip = a[aRow + p], bRow = p * n
-      for (let j = 0; j < n; j++) c[cRow + j] += aip * b[bRow + j]
-    }
-  }
+  matmulNT(a, transpose2d(b, k, n), c, m, k, n)
 }
 
 /** C += Aᵀ·B, A (k, m), B (k, n): repack Aᵀ (cost k·m), then the NN path. */
