@@ -12,13 +12,14 @@ import { attentionForwardKernel, attentionBackwardKernel } from './attention.js'
 import { packA, packB, unpackC, type Layout } from './pack.js'
 
 /**
- * Products below these sizes stay on the TS kernels (bench/backends.ts measured the crossovers): under
- * WASM_MIN_FLOPS multiply-adds or WASM_MIN_ROWS rows of C, packing costs more than the SIMD kernel saves.
- * Threads join from WASM_THREADS_MIN_FLOPS, where sharing the panels pays for waking the workers.
+ * Products below these sizes stay on the TS kernels, and threads join only above the third: crossovers measured
+ * by bench/backends.ts (2-core EPYC VM, Node 20, 2026-12-01, alternating calls): wasm / TS A·Bᵀ 0.64× at 12³,
+ * 1.27× at 16³, 2.8× at 32³; at k = 128, n = 384 wasm wins from m = 4 (packing B costs too much for fewer rows);
+ * 2 threads / 1 thread 0.68× at 64³, 0.82× at 96³, 1.12× at 128³, 1.24× at 192³, ~1.65× at 512³.
  */
 export const WASM_MIN_FLOPS = 16 * 16 * 16
 export const WASM_MIN_ROWS = 4
-export const WASM_THREADS_MIN_FLOPS = 64 * 64 * 64
+export const WASM_THREADS_MIN_FLOPS = 128 * 128 * 128
 /** Elementwise kernels below this many elements stay on the TS loops (copying in and out costs more). */
 export const WASM_MIN_ELEMENTS = 256
 /** Attention below this many score multiply-adds (B·H·Tq·Tk·hs) stays on the TS kernel, as one cached token does. */
