@@ -301,4 +301,18 @@ test('attentionCausal and its backward: every table matches the TS kernels (odd 
   }
 })
 
+test('softmaxRows and crossEntropyRows: every table matches the TS kernels on (37, 65) logits over [-30, 30], a target per row', () => {
+  manualSeed(10)
+  const [rows, cols] = [37, 65]
+  const x = rnd(rows * cols).map((v) => 30 * v), t = Int32Array.from({ length: rows }, (_, r) => (r * 7) % cols)
+  t[3] = -100 // an ignored row
+  const want = cpu.crossEntropyRows(x, t, rows, cols, -100)
+  for (const [name, T] of tables) {
+    assertClose(T.softmaxRows(x, rows, cols), cpu.softmaxRows(x, rows, cols), { atol: 1e-7, rtol: 2e-6, what: `${name} softmaxRows` })
+    const got = T.crossEntropyRows(x, t, rows, cols, -100)
+    assertClose(got.losses, want.losses, { atol: 2e-6, rtol: 2e-6, what: `${name} crossEntropyRows losses` })
+    assertClose(got.probs, want.probs, { atol: 1e-7, rtol: 2e-6, what: `${name} crossEntropyRows probs` })
+  }
+})
+
 test.run()

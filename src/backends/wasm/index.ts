@@ -7,7 +7,7 @@ import { webAssembly, type WasmMemory } from '../webassembly.js'
 import { DATA_BYTE, PARAMS, growTo, sharedPool, type WorkerEnd, type WorkerPool } from '../pool.js'
 import { wasmModule, FunctionBody } from './emit.js'
 import { panelKernel } from './matmul.js'
-import { geluKernel, geluBackwardKernel } from './elementwise.js'
+import { geluKernel, geluBackwardKernel, softmaxRowsKernel } from './elementwise.js'
 import { attentionForwardKernel, attentionBackwardKernel } from './attention.js'
 import { packA, packB, unpackC, type Layout } from './pack.js'
 
@@ -33,6 +33,7 @@ type Exports = {
   panel: Panel
   gelu: (src: number, dst: number, count: number) => void
   geluBackward: (src: number, dy: number, dst: number, count: number) => void
+  softmaxRows: (src: number, dst: number, stats: number, rows: number, colsPad: number) => void
   attentionForward: (q: number, k: number, v: number, y: number, probs: number, kT: number, Tq: number, Tk: number, TkPad: number, shift: number, hs: number, rowBytes: number, scale: number) => void
   attentionBackward: (q: number, k: number, v: number, dy: number, probs: number, dq: number, dk: number, dv: number, vT: number, ds: number, Tq: number, Tk: number, TkPad: number, shift: number, hs: number, rowBytes: number, scale: number) => void
 }
@@ -49,7 +50,7 @@ const TRANS_A = PARAMS + 6, RANGE = PARAMS + 7, A_SOURCE = PARAMS + 8, A = PARAM
 /** The kernel module's bytes, importing a shared or a private memory as env.memory. */
 export function kernelBytes(shared: boolean): Uint8Array {
   return wasmModule({ shared, minPages: 1, maxPages: MAX_PAGES }, {
-    panel: panelKernel(), gelu: geluKernel(), geluBackward: geluBackwardKernel(),
+    panel: panelKernel(), gelu: geluKernel(), geluBackward: geluBackwardKernel(), softmaxRows: softmaxRowsKernel(),
     attentionForward: attentionForwardKernel(), attentionBackward: attentionBackwardKernel(),
   })
 }
@@ -196,7 +197,7 @@ function elementwiseKernels(everySize: boolean): Pick<Kernels, 'gelu' | 'geluBac
  * everySize sends every product to the SIMD kernel (and to the threads, if any), as the tests do.
  */
 export function wasmKernels({ threads, everySize = false }: { threads: boolean; everySize?: boolean }): Pick<Kernels, 'matmul' | 'matmulBatched'> & Partial<Kernels> {
-  return { ...matmulKernels(threads, everySize), ...elementwiseKernels(everySize), ...attentionKernels(everySize) }
+  return { ...matmulKernels(threads, everySize), ...elementwiseKernels(everySize), ...attentionKernels(everySize), ...softmaxKernels(everySize) }
 }
 
 function matmulKernels(threads: boolean, everySize: boolean): Pick<Kernels, 'matmul' | 'matmulBatched'> {
@@ -269,6 +270,34 @@ function attentionKernels(everySize: boolean): Attention {
             4 * adq + rowsQ, 4 * adk + rowsK, 4 * adv + rowsK, 4 * avT, 4 * ads, Tq, Tk, TkPad, Tk - Tq, hs, 4 * C, scale)
         }
       return { dq: floats.slice(adq, adq + B * Tq * C), dk: floats.slice(adk, adk + kv), dv: floats.slice(adv, adv + kv) }
+    },
+  }
+}
+
+/** Softmax of each (rows, cols) row in SIMD over rows padded to 4 with −∞; returns y and each row's (max, Σ e^(x − max)). */
+function softmaxPadded(x: Float32Array, rows: number, cols: number): { y: Float32Array; stats: Float32Array } {
+  const colsPad = Math.ceil(cols / 4) * 4
+  const { floats, at: [src, dst, stats] } = regions([rows * colsPad, rows * colsPad, 2 * rows])
+  if (colsPad === cols) floats.set(x, src)
+  else {
+    floats.fill(-Infinity, src, src + rows * colsPad)
+    for (let r = 0; r < rows; r++) floats.set(x.subarray(r * cols, (r + 1) * cols), src + r * colsPad)
+  }
+  singleThread().run.softmaxRows(4 * src, 4 * dst, 4 * stats, rows, colsPad)
+  return { y: unpadRows(floats, dst, rows, cols, colsPad), stats: floats.slice(stats, stats + 2 * rows) }
+}
+
+/** softmaxRows, and crossEntropyRows on it (loss = max + log Σ e^(x − max) − x[target]), from WASM_MIN_ELEMENTS. */
+function softmaxKernels(everySize: boolean): Pick<Kernels, 'softmaxRows' | 'crossEntropyRows'> {
+  const big = (rows: number, cols: number) => everySize || rows * cols >= WASM_MIN_ELEMENTS
+  return {
+    softmaxRows: (x, rows, cols) => (big(rows, cols) && cols > 0 ? softmaxPadded(x, rows, cols).y : cpu.softmaxRows(x, rows, cols)),
+    crossEntropyRows(x, targets, rows, cols, ignoreIndex) {
+      if (!big(rows, cols) || cols === 0) return cpu.crossEntropyRows(x, targets, rows, cols, ignoreIndex)
+      const { y, stats } = softmaxPadded(x, rows, cols)
+      const losses = new Float32Array(rows)
+      for (let r = 0; r < rows; r++) if (targets[r] !== ignoreIndex) losses[r] = stats[2 * r] + Math.log(stats[2 * r + 1]) - x[r * cols + targets[r]]
+      return { losses, probs: y }
     },
   }
 }
