@@ -1,8 +1,10 @@
-// `npm run bench`: Tenny against TensorFlow.js, side by side in one process, same shapes, same data.
+// `npm run bench`: Tenny against TensorFlow.js and jax-js, side by side in one process, same shapes, same data.
 //   npm run bench                  full run; writes bench/results.md, bench/results.json, bench/chart.svg
-//   npm run bench -- --quick       smoke run (< 1 minute): small sizes, few samples; prints only (add --write to save)
-//   options: --only=matmul,mlp,gpt,memory  --sizes=64,256  --backends=cpu,parallel  --tfjs=cpu,wasm
-//   --merge (with --only): re-measure those sections and keep the other rows of bench/results.json
+//   npm run bench -- --quick       smoke test: the same backends and peers as the full run on small sizes with
+//                                  few samples; prints a compact table, writes nothing (add --write to save)
+//   npm run bench -- --profile     share of a tiny-GPT training step per kernel (bench/profile.ts), then stop
+//   options: --only=matmul,mlp,gpt,memory  --sizes=64,256  --backends=cpu,parallel,wasm-1t,wasm-2t  --tfjs=cpu,wasm
+//            --jaxjs=off  --merge (with --only: re-measure those sections, keep the other rows of bench/results.json)
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
@@ -12,7 +14,8 @@ import { matmulRows } from './suite-matmul'
 import { mlpRows } from './suite-mlp'
 import { gptRows } from './suite-gpt'
 import { memoryRows } from './suite-memory'
-import { markdown, json, svg, type Meta } from './report'
+import { markdown, json, svg, compact, type Meta } from './report'
+import { JAXJS_VERSION } from './suite-jaxjs'
 import type { Row } from './timing'
 
 function option(name: string): string[] | undefined {
@@ -23,7 +26,12 @@ function option(name: string): string[] | undefined {
 const SECTIONS = ['matmul', 'mlp', 'gpt', 'memory']
 
 async function main(): Promise<void> {
+  if (process.argv.includes('--profile')) {
+    await import('./profile')
+    return
+  }
   const quick = process.argv.includes('--quick')
+  const jaxjs = option('jaxjs')?.[0] !== 'off'
   const write = !quick || process.argv.includes('--write')
   const only = option('only') ?? SECTIONS
   const unknown = only.filter((s) => !SECTIONS.includes(s))
@@ -37,13 +45,11 @@ async function main(): Promise<void> {
   const wasm = tfInfo()
   const log = (what: string) => console.error(`[bench ${((performance.now() - started) / 1000).toFixed(0)} s] ${what}`)
 
-  // --quick runs the GPT and memory rows on Tenny's CPU kernels only: they take seconds per step per backend
-  const gptTenny = quick ? { ...tenny, names: ['cpu'] } : tenny
   const suites: Record<string, () => Promise<Row[]>> = {
-    matmul: () => matmulRows({ quick, sizes, tenny, tfBackends }),
+    matmul: () => matmulRows({ quick, sizes, tenny, tfBackends, jaxjs }),
     mlp: () => mlpRows({ quick, tenny, tfBackends }),
-    gpt: () => gptRows({ quick, tenny: gptTenny, tfBackends }),
-    memory: async () => memoryRows({ quick, tennyBackends: gptTenny.names, tfBackends }),
+    gpt: () => gptRows({ quick, tenny, tfBackends, jaxjs }),
+    memory: async () => memoryRows({ quick, tennyBackends: tenny.names, tfBackends, jaxjs }),
   }
   const here = (f: string) => fileURLToPath(new URL(f, import.meta.url))
   const kept: Row[] = process.argv.includes('--merge') && existsSync(here('./results.json'))
@@ -65,6 +71,7 @@ async function main(): Promise<void> {
     cores: cpus().length,
     node: process.version,
     tfjs: wasm.version,
+    jaxjs: jaxjs ? JAXJS_VERSION : undefined,
     mode: quick ? '--quick (few samples: a smoke test, not a measurement)' : 'full run',
     load,
     tennyBackends: tenny.names.map((n) => `${n} = ${tenny.details[n]}`).join('; '),
@@ -78,11 +85,12 @@ async function main(): Promise<void> {
       'Timers: calls under 50 ms go through benchmark.js (mean of calibrated samples); slower calls and training steps through a plain median-of-N timer (N in results.json).',
       ...tenny.notes,
       ...(kept.length ? [`--merge: only the ${only.join(', ')} rows were measured in this run; the others are kept from bench/results.json.`] : []),
-      ...(quick && tenny.names.length > 1 ? ['--quick: the GPT and memory rows ran on Tenny\'s CPU kernels only.'] : []),
+      ...(jaxjs ? ['jax-js (@jax-js/jax, pinned) runs its WebAssembly backend on one thread in Node (its worker pool needs a global Web `Worker`); its GPT (bench/jaxjs-gpt.ts) embeds tokens by a one-hot matmul, since its `jit` cannot differentiate np.take, and is built from Tenny\'s weights and parity-checked like the tfjs GPT. Its first jit step (tracing and compiling) is reported in the row\'s notes, not in the median.'] : []),
     ],
   }
   const md = markdown(rows, meta)
-  console.log(md)
+  if (quick) console.log(`--quick: a smoke test (small sizes, few samples), not a measurement; the full run writes the tables.\n\n${compact(rows)}`)
+  else console.log(md)
   if (write) {
     writeFileSync(here('./results.md'), `# Tenny vs TensorFlow.js\n\nGenerated by \`npm run bench\`.\n\n![chart](chart.svg)\n\n${md}`)
     writeFileSync(here('./results.json'), json(rows, meta))

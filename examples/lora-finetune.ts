@@ -111,7 +111,7 @@ function evaluate(model: nn.GPT, data: Data, examples: number[][]): number {
     let total = 0, count = 0
     for (let i = 0; i < examples.length; i += 8) {
       const batch = data.batch(examples.slice(i, i + 8))
-      total += model.loss(batch.inputs, batch.targets).item() * batch.tokens
+      total += lossOrNaN(() => model.loss(batch.inputs, batch.targets).item()) * batch.tokens
       count += batch.tokens
     }
     model.train()
@@ -224,7 +224,9 @@ async function train(model: nn.GPT, data: Data, flags: Flags, before: Losses): P
 
 /** One optimizer step on one batch; returns the batch's plain cross-entropy. */
 function trainStep(model: nn.GPT, opt: optim.AdamW, params: Tensor[], batch: Batch, flags: Flags): number {
-  const { loss, ce } = smoothedLoss(model.forward(batch.inputs), batch.targets, batch.tokens, flags.smoothing) // logits (B, T, V) → scalar
+  const step = lossOrNaN(() => smoothedLoss(model.forward(batch.inputs), batch.targets, batch.tokens, flags.smoothing)) // logits (B, T, V) → scalar
+  if (typeof step === 'number') return step // diverged: checkFinite reports it
+  const { loss, ce } = step
   opt.zeroGrad()
   loss.backward()
   optim.clipGradNorm(params, 1)
@@ -243,6 +245,16 @@ function smoothedLoss(logits: Tensor, targets: Tensor, tokens: number, eps: numb
   const real = new Tensor(targets.data.map((t) => (t === IGNORE ? 0 : 1)), targets.shape) // (B, T): 0 at padding
   const uniform = mul(sum(mul(mean(logSoftmax(logits), -1), real)), -1 / tokens) // mean over positions of −mean_v log p
   return { loss: add(mul(ce, 1 - eps), mul(uniform, eps)), ce: ce.item() }
+}
+
+/** crossEntropy refuses to return a NaN or infinite loss (it names the row); for training that is a diverged run: NaN, for checkFinite. */
+function lossOrNaN<T>(f: () => T): T | number {
+  try {
+    return f()
+  } catch (err) {
+    if (err instanceof Error && err.message.startsWith('crossEntropy: row')) return NaN
+    throw err
+  }
 }
 
 /** A loss that is NaN or infinite ends the run before anything is saved: one line saying where and what to try. */

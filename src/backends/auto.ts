@@ -1,44 +1,57 @@
-// auto: time every candidate backend on this machine, each warmed first (a worker thread is slow for its
-// first calls), and keep the fastest; leaving the CPU table takes a clear gain, since the VM is noisy.
+// auto: time every candidate backend on this machine and keep the fastest, never one measured slower (beyond a
+// 5% tie, which goes to fewer threads). Each is warmed first (V8 starts wasm in its baseline compiler, and a worker thread is slow for its first calls), then
+// all are timed in alternating rounds, so a burst of load from another process falls on every candidate alike.
 import type { MatmulFlags } from '../kernels/matmul.js'
-import type { GpujsPath } from './gpu.js'
 
 /** One path tried by a probe: did it open and prove correct, how fast was it, and why not if not. */
 export type Probe = { path: string; ok: boolean; gflops?: number; note: string }
-type Table = { matmulBatched(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, flags?: MatmulFlags): Float32Array }
-export type Candidates = { cpu: Table; parallel: Table | string; gpu?: GpujsPath }
-export type Choice = { backend: 'cpu' | 'parallel' | 'gpujs'; fallback: 'cpu' | 'parallel'; reason: string }
+type Run = (a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, flags?: MatmulFlags) => Float32Array
+/** A backend to time, and the n of its (n, n, n) A·Bᵀ probe (a linear layer's forward). */
+export type Candidate = { name: string; run: Run; note: string; n: number; threads: number }
 
-const PROBE_SIZE = 256 // one (256, 256, 256) A·Bᵀ product per timed call: ~5–40 ms each here
-const MIN_GAIN = 1.15
+/**
+ * Probe sizes: 256³ for the TS kernels (~3–15 ms a call here), 512³ for wasm (~3–6 ms), where its threads'
+ * gain (~1.65× on 2 cores) stands clear of the noise; at 256³ it was ~1.3×, and a busy second core could flip it.
+ */
+export const PROBE_SIZE = 256, SIMD_PROBE_SIZE = 512
+const WARM_MS = 60 // per candidate, and at least WARM_CALLS calls
+/**
+ * Medians this close to the fastest are a tie (repeated probes on this VM spread by 2–4%): a tie goes to the
+ * candidate with fewer threads, which leaves a core to other work and costs no worker's memory.
+ */
+const TIE = 0.05
+const WARM_CALLS = 8
+const ROUNDS = 7
 
-/** GFLOP/s of A·Bᵀ at PROBE_SIZE³: warmed for ≥ 8 calls and 100 ms, then the median of 5. */
-function gflops(run: (a: Float32Array, b: Float32Array) => Float32Array, n = PROBE_SIZE): number {
-  const a = Float32Array.from({ length: n * n }, (_, i) => Math.sin(i)), b = Float32Array.from({ length: n * n }, (_, i) => Math.cos(i))
-  for (let calls = 0, t0 = performance.now(); calls < 8 || performance.now() - t0 < 100; calls++) run(a, b)
-  const times = [0, 1, 2, 3, 4].map(() => {
-    const t0 = performance.now()
-    run(a, b)
-    return performance.now() - t0
-  }).sort((x, y) => x - y)
-  return (2 * n ** 3) / times[2] / 1e6
+/** Time each candidate (warmed, then ROUNDS alternating rounds); return the index of the fastest median (ties: fewest threads). */
+export function fastest(candidates: Candidate[], probes: Probe[]): number {
+  const operands = new Map<number, [Float32Array, Float32Array]>()
+  for (const { n } of candidates) if (!operands.has(n)) operands.set(n, [Float32Array.from({ length: n * n }, (_, i) => Math.sin(i)), Float32Array.from({ length: n * n }, (_, i) => Math.cos(i))])
+  const call = (c: Candidate) => {
+    const [a, b] = operands.get(c.n)!  // set above for every candidate's n
+    return c.run(a, b, 1, c.n, c.n, c.n, { transB: true })
+  }
+  for (const c of candidates) {
+    for (let calls = 0, t0 = performance.now(); calls < WARM_CALLS || performance.now() - t0 < WARM_MS; calls++) call(c)
+  }
+  const times: number[][] = candidates.map(() => [])
+  for (let round = 0; round < ROUNDS; round++) {
+    candidates.forEach((c, i) => {
+      const t0 = performance.now()
+      call(c)
+      times[i].push(performance.now() - t0)
+    })
+  }
+  const speeds = times.map((ts, i) => (2 * candidates[i].n ** 3) / ts.sort((x, y) => x - y)[ROUNDS >> 1] / 1e6)
+  candidates.forEach((c, i) => probes.push({ path: c.name, ok: true, gflops: speeds[i], note: c.note }))
+  const best = Math.max(...speeds)
+  const tied = candidates.map((c, i) => i).filter((i) => speeds[i] >= (1 - TIE) * best)
+  return tied.reduce((x, y) => (candidates[y].threads < candidates[x].threads || (candidates[y].threads === candidates[x].threads && speeds[y] > speeds[x]) ? y : x))
 }
 
-/** Measure the CPU table, the parallel path and the gpu.js path given; pick the fastest by a clear margin. */
-export function chooseAuto(c: Candidates, probes: Probe[]): Choice {
-  const n = PROBE_SIZE
-  const speed = (t: Table) => gflops((a, b) => t.matmulBatched(a, b, 1, n, n, n, { transB: true }))
-  const cpuSpeed = speed(c.cpu)
-  probes.push({ path: 'cpu', ok: true, gflops: cpuSpeed, note: 'TS kernels, 1 thread' })
-  const parallelSpeed = typeof c.parallel === 'string' ? 0 : speed(c.parallel)
-  probes.push(typeof c.parallel === 'string' ? { path: 'parallel', ok: false, note: c.parallel } : { path: 'parallel', ok: true, gflops: parallelSpeed, note: 'all threads' })
-  const gpu = c.gpu
-  const gpuSpeed = gpu ? gflops((a, b) => gpu.run(a, b, 1, n, n, n, { transB: true })) : 0
-  if (gpu) probes.push({ path: `gpujs ${gpu.mode}`, ok: true, gflops: gpuSpeed, note: 'self-check passed' })
-  const summary = `probed at ${n}³: ${probes.filter((p) => p.gflops !== undefined).map((p) => `${p.path} ${p.gflops?.toFixed(1)}`).join(', ')} GFLOP/s`
-  const fallback = parallelSpeed >= MIN_GAIN * cpuSpeed ? 'parallel' : 'cpu'
-  const fallbackSpeed = Math.max(cpuSpeed, fallback === 'parallel' ? parallelSpeed : 0)
-  // TODO: on a GPU machine, time gpu.js against the CPU side at 64³–1024³ and set its threshold from the crossover (untested: no GPU here)
-  if (gpu && gpuSpeed >= MIN_GAIN * fallbackSpeed) return { backend: 'gpujs', fallback, reason: `${summary} → gpujs ${gpu.mode}` }
-  return { backend: fallback, fallback, reason: `${summary} → ${fallback}` }
+/** A one-line account of the probe: each candidate's GFLOP/s and the one kept. */
+export function summary(probes: Probe[], chosen: string): string {
+  const timed = probes.filter((p) => p.gflops !== undefined).map((p) => `${p.path} ${p.gflops?.toFixed(1)}`)
+  const skipped = probes.filter((p) => !p.ok).map((p) => `${p.path}: ${p.note}`)
+  return `measured on (n, n, n) A·Bᵀ (n = ${PROBE_SIZE} for the TS kernels, ${SIMD_PROBE_SIZE} for wasm), warmed, median of ${ROUNDS} alternating rounds: ${timed.join(', ')} GFLOP/s → ${chosen}${skipped.length ? ` (not tried: ${skipped.join('; ')})` : ''}`
 }
