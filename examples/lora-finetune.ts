@@ -61,7 +61,7 @@ async function main(): Promise<void> {
 function loadModel(basePath: string, flags: Flags): { model: nn.GPT; tokenizer: CharTokenizer } {
   const { model, tokenizer } = loadBase(basePath)
   const { nLayer, nEmbd, blockSize } = model.config
-  console.log(`Base model: ${shown(basePath)} (${model.numParameters().toLocaleString('en-US')} parameters, ${nLayer} layers, ${nEmbd} channels, ${blockSize}-character context)`)
+  console.log(`Base model: ${shown(basePath)}\n  ${model.numParameters().toLocaleString('en-US')} parameters: ${nLayer} layers, ${nEmbd} channels, a ${blockSize}-character context`)
   const promptLength = tokenizer.encode(flags.prompt, '--prompt').length
   if (flags.ask && promptLength >= blockSize) throw new Error(`--prompt is ${promptLength} characters; the model's context is ${blockSize}`)
   return { model, tokenizer }
@@ -280,7 +280,7 @@ function save(model: nn.GPT, tokenizer: CharTokenizer, flags: Flags, run: Run, f
   if (flags.full) saveBase(file, model, tokenizer, { fineTunedFrom: shown(basePath), steps: String(run.keptStep) })
   else nn.saveAdapters(file, model)
   writeRun(folder, basePath, { training, before: run.before, final: run.final, kept: run.kept, train: run.train, valid: run.valid })
-  console.log(`Saved ${flags.full ? 'the fine-tuned model' : 'the adapters'} of step ${run.keptStep} to ${shown(file)}${flags.full ? '' : ' (+ adapter_config.json)'} and run.json`)
+  console.log(`Saved ${flags.full ? 'the fine-tuned model' : 'the adapters'} of step ${run.keptStep} to ${shown(file)}`)
 }
 
 /** What ΔW = scale·B·A turned out to be, per layer (LoRA paper, section 7; nn/lora-report.ts). */

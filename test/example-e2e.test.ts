@@ -18,6 +18,8 @@ test('a few steps of fine-tuning write adapters that load onto the base, and val
   const run = example('--train', '--iters', '6', '--batch-size', '4', '--steps-per-eval', '3', '--lr', '1e-2', '--max-tokens', '8', '--data', data, '--adapter-path', out)
   assert.is(run.status, 0, run.stderr)
   assert.match(run.stdout, /trainable params: [\d,]+ \|\| all params: [\d,]+ \|\| trainable%/)
+  const help = example('--help')
+  for (const line of [...run.stdout.split('\n'), ...help.stdout.split('\n')]) assert.ok([...line].length < 100, `under 100 columns: ${line}`)
   for (const file of ['adapters.safetensors', 'adapter_config.json', 'loss.svg', 'run.json']) assert.ok(existsSync(join(out, file)), file)
   const log = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'))
   const valid: [number, number][] = log.valid

@@ -20,13 +20,13 @@ Modes (any combination; none = --train --test and the default prompt; --fuse alo
   --prompt TEXT            answer TEXT (\\n is a newline) with the base and the adapted model
 Generation:
   --temp X                 sampling temperature: 0 = always the likeliest character (default 0)
-  --max-tokens N           most characters to generate, stops at a newline (default 100)
+  --max-tokens N           most characters to generate, stops at a newline (default 60)
   --adapter-strength X     scale the adapters' ΔW when answering, e.g. 0.7 (default 1)
 Files:
   --base FILE              base checkpoint (default examples/base/base.safetensors)
   --data DIR               train/valid/test.jsonl of {"text": ...} lines (default examples/data)
-  --adapter-path DIR       the run folder: a training run writes adapters.safetensors, run.json,
-                           loss.svg there (default examples/out/<date-time>; never an existing run's);
+  --adapter-path DIR       the run folder: a training run writes adapters.safetensors, run.json and
+                           loss.svg there (default examples/out/<date-time>, never another run's);
                            other runs read it (default: the newest run in examples/out)
   --resume-adapter-file F  start training from these adapters (their rank, alpha and layers)
   --no-adapter             answer (and --test) with the base alone, e.g. a fused model as --base
@@ -40,14 +40,15 @@ Training:
   --label-smoothing X      train toward (1 - X)·target + X·uniform (default 0.1)
   --mask name|prompt|none  what the loss skips: the function name in each question (default), the
                            whole question (mlx-lm's --mask-prompt), or nothing
-  --targets LIST           layers to adapt, comma-separated (default ${TARGETS})
-  --use-dora               DoRA: also train a magnitude per output row (Liu et al., 2024; PEFT's use_dora)
+  --targets LIST           layers to adapt, comma-separated
+                           (default ${TARGETS})
+  --use-dora               DoRA: also train a magnitude per output row (PEFT's use_dora)
   --steps-per-eval N       validation loss every N steps; the best adapters are kept (default 50)
   --patience N             stop after N evaluations without a new best (default: never)
   --quantize 4|8           QLoRA: quantize the base's Linear layers first
-  --full                   full fine-tune instead of LoRA, to compare (writes full-model.safetensors)
-  --fuse                   write the merged model fused.safetensors into the run folder (a fidelity report
-                           if quantized); with --train after training, alone for an existing run
+  --full                   train every weight instead, to compare (writes full-model.safetensors)
+  --fuse                   write the merged model fused.safetensors into the run folder (a fidelity
+                           report if quantized): with --train after training, alone for a saved run
   --seed N                 random seed (default 0)
   -h, --help               this text`
 
@@ -87,7 +88,7 @@ export function parseFlags(argv: string[]): Flags | 'help' {
     train: demo || !!v.train, test: demo || !!v.test, ask: demo || !!v.train || v.prompt !== undefined || !!v['no-adapter'],
     prompt: v.prompt === undefined ? DEFAULT_PROMPT : v.prompt.replace(/\\n/g, '\n'),
     temp: num('temp', '0', { min: 0 }),
-    maxTokens: numberFlag(v['num-tokens'] !== undefined ? 'num-tokens' : 'max-tokens', v['num-tokens'] ?? v['max-tokens'] ?? '100', { integer: true, min: 1 }),
+    maxTokens: numberFlag(v['num-tokens'] !== undefined ? 'num-tokens' : 'max-tokens', v['num-tokens'] ?? v['max-tokens'] ?? '60', { integer: true, min: 1 }),
     strength: num('adapter-strength', '1'),
     base: v.base, data: v.data ?? join(examples, 'data'), adapterPath: v['adapter-path'], resume: v['resume-adapter-file'], noAdapter: !!v['no-adapter'],
     iters: num('iters', '600', { integer: true, min: 1 }),
