@@ -29,7 +29,7 @@ test("maskTargets 'name': only the function name is skipped; the template and th
   assert.is(rows[0], ': What is ____ in tenny?\nA: max(x, 0).\n')
   assert.is(rows[1], ': What is _______ in tenny?\nA: The singular values.\n')
   assert.is(rows[2], 'lain text, not a question.\n', 'a row of another form stays whole')
-  assert.is(rows[3], ': In tenny, what is ____?\nA: max(x, 0).\n', 'the rephrased question too')
+  assert.is(rows[3], '_'.repeat(rephrased('relu').length - 1) + 'max(x, 0).\n', 'all of a rephrased question: only its answer counts')
 })
 
 test("maskTargets 'prompt' skips the whole question; 'none' nothing", () => {

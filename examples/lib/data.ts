@@ -115,8 +115,8 @@ export function windowBatch(stream: Uint8Array, B: number, T: number): { inputs:
 export type MaskMode = 'name' | 'prompt' | 'none'
 
 /**
- * Set the targets that `mode` skips to IGNORE, in place; rows not of the form question(name) or rephrased(name)
- * followed by the answer stay whole.
+ * Set the targets that `mode` skips to IGNORE, in place: 'name' skips the name of question(name) and all of
+ * rephrased(name); rows of neither form stay whole.
  */
 export function maskTargets(batch: { inputs: Tensor; targets: Tensor; tokens: number }, mode: MaskMode, encode: (text: string) => number[]): void {
   if (mode === 'none') return
@@ -126,15 +126,17 @@ export function maskTargets(batch: { inputs: Tensor; targets: Tensor; tokens: nu
   const at = (row: Float32Array, ids: number[], t: number) => ids.every((id, i) => row[t + i] === id)
   for (let b = 0; b < B; b++) {
     const row = batch.inputs.data.subarray(b * T, (b + 1) * T), targets = batch.targets.data.subarray(b * T, (b + 1) * T)
-    const form = forms.find(([prefix]) => at(row, prefix, 0))
-    if (!form) continue
-    const [prefix, suffix] = form
+    const form = forms.findIndex(([prefix]) => at(row, prefix, 0))
+    if (form < 0) continue
+    const [prefix, suffix] = forms[form]
     let end = prefix.length // the name is inputs prefix.length .. end − 1
     while (end + suffix.length <= T && !at(row, suffix, end)) end++
     if (end + suffix.length > T) continue
     // targets[t] is the prediction of inputs[t + 1]: the name is predicted by targets prefix.length − 1 .. end − 2,
-    // the whole question by 0 .. end + suffix.length − 2
-    const [from, to] = mode === 'name' ? [prefix.length - 1, end - 1] : [0, end + suffix.length - 1]
+    // the whole question by 0 .. end + suffix.length − 2. A rephrased question is never trained on, and the more
+    // surely the model expects the trained wording the worse it predicts this one: only its answer counts.
+    const whole = mode === 'prompt' || form === 1
+    const [from, to] = whole ? [0, end + suffix.length - 1] : [prefix.length - 1, end - 1]
     for (let t = from; t < to; t++) {
       if (targets[t] !== IGNORE) batch.tokens--
       targets[t] = IGNORE
