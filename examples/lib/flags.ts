@@ -31,19 +31,19 @@ Files:
   --resume-adapter-file F  start training from these adapters (their rank, alpha and layers)
   --no-adapter             answer (and --test) with the base alone, e.g. a fused model as --base
 Training:
-  --iters N                optimizer steps (default 600)
+  --iters N                optimizer steps (default 1000)
   --batch-size N           examples per step (default 8)
   --lr X                   peak learning rate; warmup, then cosine decay to a tenth (default 1e-2)
   --rank N, --alpha X      LoRA rank and alpha; scale = alpha / rank (default 32, 64)
   --lora-layers N          adapt the last N blocks (default: all)
-  --lora-dropout X         dropout on the adapters' input while training (default 0.03)
+  --lora-dropout X         dropout on the adapters' input while training (default 0)
   --label-smoothing X      train toward (1 - X)·target + X·uniform (default 0.1)
   --mask name|prompt|none  what the loss skips: the function name in each question (default), the
                            whole question (mlx-lm's --mask-prompt), or nothing
   --targets LIST           layers to adapt, comma-separated
                            (default ${TARGETS})
   --use-dora               DoRA: also train a magnitude per output row (PEFT's use_dora)
-  --steps-per-eval N       validation loss every N steps; the best adapters are kept (default 50)
+  --steps-per-eval N       validation loss every N steps; the best adapters are kept (default 100)
   --patience N             stop after N evaluations without a new best (default: never)
   --quantize 4|8           QLoRA: quantize the base's Linear layers first
   --full                   train every weight instead, to compare (writes full-model.safetensors)
@@ -91,17 +91,17 @@ export function parseFlags(argv: string[]): Flags | 'help' {
     maxTokens: numberFlag(v['num-tokens'] !== undefined ? 'num-tokens' : 'max-tokens', v['num-tokens'] ?? v['max-tokens'] ?? '60', { integer: true, min: 1 }),
     strength: num('adapter-strength', '1'),
     base: v.base, data: v.data ?? join(examples, 'data'), adapterPath: v['adapter-path'], resume: v['resume-adapter-file'], noAdapter: !!v['no-adapter'],
-    iters: num('iters', '600', { integer: true, min: 1 }),
+    iters: num('iters', '1000', { integer: true, min: 1 }),
     batchSize: num('batch-size', '8', { integer: true, min: 1 }),
     lr: num('lr', '1e-2', { min: 0 }),
     rank: num('rank', '32', { integer: true, min: 1 }),
     alpha: num('alpha', '64'),
     loraLayers: v['lora-layers'] === undefined ? undefined : num('lora-layers', '', { integer: true, min: 1 }),
-    loraDropout: num('lora-dropout', '0.03', { min: 0, max: 0.99 }),
+    loraDropout: num('lora-dropout', '0', { min: 0, max: 0.99 }),
     smoothing: num('label-smoothing', '0.1', { min: 0, max: 0.99 }),
     mask: maskMode(v.mask ?? 'name'),
     targets: (v.targets ?? TARGETS).split(',').map((t) => t.trim()).filter(Boolean), useDora: !!v['use-dora'],
-    stepsPerEval: num('steps-per-eval', '50', { integer: true, min: 1 }),
+    stepsPerEval: num('steps-per-eval', '100', { integer: true, min: 1 }),
     patience: v.patience === undefined ? Infinity : num('patience', '', { integer: true, min: 1 }),
     quantize: v.quantize === undefined ? null : bits(v.quantize),
     full: !!v.full, fuse: !!v.fuse, seed: num('seed', '0', { integer: true }),
