@@ -296,8 +296,8 @@ function report(model: nn.GPT): void {
 function summary(before: Losses, after: Losses, run: Run | null): void {
   const kept = run ? `kept: ${run.keptStep}` : 'adapted'
   const row = (name: string, a: number, b: number, c?: number) => console.log(name.padEnd(18) + a.toFixed(3).padStart(9) +
-    (c === undefined ? '' : c.toFixed(3).padStart(12)) + b.toFixed(3).padStart(10) + `${(((b - a) / a) * 100).toFixed(0)}%`.padStart(9))
-  console.log(`\n${''.padEnd(18)}${'base'.padStart(9)}${run ? `end: ${run.steps}`.padStart(12) : ''}${kept.padStart(10)}${'change'.padStart(9)}`)
+    (c === undefined ? '' : c.toFixed(3).padStart(12)) + b.toFixed(3).padStart(12) + `${(((b - a) / a) * 100).toFixed(0)}%`.padStart(9))
+  console.log(`\n${''.padEnd(18)}${'base'.padStart(9)}${run ? `end: ${run.steps}`.padStart(12) : ''}${kept.padStart(12)}${'change'.padStart(9)}`)
   row('train loss', before.train, after.train, run?.final.train)
   row('valid loss', before.valid, after.valid, run?.final.valid)
   row('test loss', before.test, after.test, run?.final.test)
