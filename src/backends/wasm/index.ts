@@ -9,6 +9,7 @@ import { wasmModule, FunctionBody } from './emit.js'
 import { panelKernel } from './matmul.js'
 import { geluKernel, geluBackwardKernel, softmaxRowsKernel } from './elementwise.js'
 import { attentionForwardKernel, attentionBackwardKernel } from './attention.js'
+import { layerNormKernel, layerNormBackwardKernel } from './rows.js'
 import { packA, packB, unpackC, type Layout } from './pack.js'
 
 /**
@@ -34,6 +35,8 @@ type Exports = {
   gelu: (src: number, dst: number, count: number) => void
   geluBackward: (src: number, dy: number, dst: number, count: number) => void
   softmaxRows: (src: number, dst: number, stats: number, rows: number, colsPad: number) => void
+  layerNorm: (x: number, w: number, b: number, y: number, stats: number, rows: number, cols: number, invCols: number, eps: number) => void
+  layerNormBackward: (dy: number, x: number, w: number, stats: number, dx: number, dw: number, db: number, rows: number, cols: number, invCols: number, withParams: number) => void
   attentionForward: (q: number, k: number, v: number, y: number, probs: number, kT: number, Tq: number, Tk: number, TkPad: number, shift: number, hs: number, rowBytes: number, scale: number) => void
   attentionBackward: (q: number, k: number, v: number, dy: number, probs: number, dq: number, dk: number, dv: number, vT: number, ds: number, Tq: number, Tk: number, TkPad: number, shift: number, hs: number, rowBytes: number, scale: number) => void
 }
@@ -52,6 +55,7 @@ export function kernelBytes(shared: boolean): Uint8Array {
   return wasmModule({ shared, minPages: 1, maxPages: MAX_PAGES }, {
     panel: panelKernel(), gelu: geluKernel(), geluBackward: geluBackwardKernel(), softmaxRows: softmaxRowsKernel(),
     attentionForward: attentionForwardKernel(), attentionBackward: attentionBackwardKernel(),
+    layerNorm: layerNormKernel(), layerNormBackward: layerNormBackwardKernel(),
   })
 }
 
@@ -197,7 +201,7 @@ function elementwiseKernels(everySize: boolean): Pick<Kernels, 'gelu' | 'geluBac
  * everySize sends every product to the SIMD kernel (and to the threads, if any), as the tests do.
  */
 export function wasmKernels({ threads, everySize = false }: { threads: boolean; everySize?: boolean }): Pick<Kernels, 'matmul' | 'matmulBatched'> & Partial<Kernels> {
-  return { ...matmulKernels(threads, everySize), ...elementwiseKernels(everySize), ...attentionKernels(everySize), ...softmaxKernels(everySize) }
+  return { ...matmulKernels(threads, everySize), ...elementwiseKernels(everySize), ...attentionKernels(everySize), ...softmaxKernels(everySize), ...layerNormKernels(everySize) }
 }
 
 function matmulKernels(threads: boolean, everySize: boolean): Pick<Kernels, 'matmul' | 'matmulBatched'> {
@@ -298,6 +302,30 @@ function softmaxKernels(everySize: boolean): Pick<Kernels, 'softmaxRows' | 'cros
       const losses = new Float32Array(rows)
       for (let r = 0; r < rows; r++) if (targets[r] !== ignoreIndex) losses[r] = stats[2 * r] + Math.log(stats[2 * r + 1]) - x[r * cols + targets[r]]
       return { losses, probs: y }
+    },
+  }
+}
+
+/** layerNormRows and its backward in SIMD (rows.ts) where cols is a multiple of 4, from WASM_MIN_ELEMENTS. */
+function layerNormKernels(everySize: boolean): Pick<Kernels, 'layerNormRows' | 'layerNormRowsBackward'> {
+  const big = (rows: number, cols: number) => cols % 4 === 0 && cols > 0 && rows > 0 && (everySize || rows * cols >= WASM_MIN_ELEMENTS)
+  return {
+    layerNormRows(x, w, b, rows, cols, eps) {
+      if (!big(rows, cols)) return cpu.layerNormRows(x, w, b, rows, cols, eps)
+      const { floats, at: [ax, aw, ab, ay, as] } = regions([rows * cols, cols, cols, rows * cols, 2 * rows])
+      floats.set(x, ax); floats.set(w, aw); floats.set(b, ab)
+      singleThread().run.layerNorm(4 * ax, 4 * aw, 4 * ab, 4 * ay, 4 * as, rows, cols, 1 / cols, eps)
+      const stats = floats.subarray(as, as + 2 * rows)
+      return { y: floats.slice(ay, ay + rows * cols), mean: Float32Array.from({ length: rows }, (_, r) => stats[2 * r]), rstd: Float32Array.from({ length: rows }, (_, r) => stats[2 * r + 1]) }
+    },
+    layerNormRowsBackward(dy, x, w, mean, rstd, rows, cols, withParams = true) {
+      if (!big(rows, cols)) return cpu.layerNormRowsBackward(dy, x, w, mean, rstd, rows, cols, withParams)
+      const { floats, at: [ady, ax, aw, as, adx, adw, adb] } = regions([rows * cols, rows * cols, cols, 2 * rows, rows * cols, cols, cols])
+      floats.set(dy, ady); floats.set(x, ax); floats.set(w, aw)
+      for (let r = 0; r < rows; r++) { floats[as + 2 * r] = mean[r]; floats[as + 2 * r + 1] = rstd[r] }
+      floats.fill(0, adw, adw + cols); floats.fill(0, adb, adb + cols)
+      singleThread().run.layerNormBackward(4 * ady, 4 * ax, 4 * aw, 4 * as, 4 * adx, 4 * adw, 4 * adb, rows, cols, 1 / cols, withParams ? 1 : 0)
+      return { dx: floats.slice(adx, adx + rows * cols), dw: withParams ? floats.slice(adw, adw + cols) : new Float32Array(0), db: withParams ? floats.slice(adb, adb + cols) : new Float32Array(0) }
     },
   }
 }
