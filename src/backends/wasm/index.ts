@@ -1,13 +1,14 @@
-// The wasm backend: matmul through the generated 4 × 8 SIMD microkernel (matmul.ts). The caller packs op(B) into
-// the module's memory (pack.ts); every thread then takes ranges of rows of C from a shared counter, packs its rows
-// of A and runs the kernel chunk by chunk of k; C is copied back out. One thread uses a private memory; all
-// threads share the pool's. The other kernels (gelu, softmax, layer norm, attention) are in kernels.ts.
+// The wasm backend: matmul through the generated 4 × 8 SIMD microkernel (matmul.ts). The caller copies A into the
+// module's memory as it is (the kernel reads it through strides) and packs op(B) (pack.ts); every thread then takes
+// ranges of rows of C from a shared counter and runs the kernel chunk by chunk of k; C is copied back out. One
+// thread uses a private memory; all threads share the pool's. The other kernels (gelu, softmax, layer norm,
+// attention) are in kernels.ts.
 import { matmul as cpuMatmul, matmulBatched as cpuMatmulBatched, type MatmulFlags } from '../../kernels/matmul.js'
 import type { Kernels } from '../../kernels/index.js'
 import { DATA_BYTE, PARAMS, growTo, sharedPool, type WorkerEnd } from '../pool.js'
 import { instantiate, singleThread, poolThreads, type Panel } from './module.js'
 import { elementwiseKernels, attentionKernels, softmaxKernels, layerNormKernels } from './kernels.js'
-import { packA, packB, unpackC, type Layout } from './pack.js'
+import { packB, unpackC, type Layout } from './pack.js'
 
 export { wasmSupport, kernelBytes } from './module.js'
 export { WASM_MIN_ELEMENTS, WASM_MIN_ATTENTION } from './kernels.js'
@@ -29,9 +30,9 @@ const KC = 256
 const ROW_BLOCKS = 16
 
 // job parameters in the pool's control words: the item counter, shapes, and where each operand is (in floats
-// from the start of the memory): A as given (A_SOURCE, threads only), A and B packed, C
+// from the start of the memory): A as given, B packed, C
 const NEXT = PARAMS, ITEMS = PARAMS + 1, BATCH = PARAMS + 2, M = PARAMS + 3, KK = PARAMS + 4, N = PARAMS + 5
-const TRANS_A = PARAMS + 6, RANGE = PARAMS + 7, A_SOURCE = PARAMS + 8, A = PARAMS + 9, B = PARAMS + 10, C = PARAMS + 11
+const TRANS_A = PARAMS + 6, RANGE = PARAMS + 7, A = PARAMS + 8, B = PARAMS + 9, C = PARAMS + 10
 
 /** The call's shapes as the control words hold them. */
 function layoutOf(ctl: Int32Array): Layout {
@@ -41,22 +42,22 @@ function layoutOf(ctl: Int32Array): Layout {
 
 /**
  * Take items from the shared counter until none is left. An item is up to RANGE blocks of 4 rows of C for one
- * batch entry t: pack those rows of A, zero them in C, then C += A·B chunk by chunk of p, panel by panel.
- * `source` holds A as given, from float `at` (the caller's array, or the memory when threads share the work).
+ * batch entry t: zero those rows of C, then C += A·B chunk by chunk of p, panel by panel. A_t is read in place:
+ * op(A_t)[i][p] at byte aRow·i + aStep·p from its start, whether stored (m, k) or, transposed, (k, m).
  */
-function runItems(ctl: Int32Array, memory: Float32Array, source: Float32Array, at: number, panel: Panel): void {
+function runItems(ctl: Int32Array, memory: Float32Array, panel: Panel): void {
   const L = layoutOf(ctl), { m, k, mBlocks, nPanels } = L, range = ctl[RANGE]
   const perEntry = Math.ceil(mBlocks / range), ldc = nPanels * 8
+  const aRow = ctl[TRANS_A] === 1 ? 4 : 4 * k, aStep = ctl[TRANS_A] === 1 ? 4 * m : 4
   for (let item = Atomics.add(ctl, NEXT, 1); item < ctl[ITEMS]; item = Atomics.add(ctl, NEXT, 1)) {
     const t = Math.floor(item / perEntry), ib0 = (item % perEntry) * range, ib1 = Math.min(ib0 + range, mBlocks)
-    packA(source, at + t * m * k, ctl[TRANS_A] === 1, L, t, ib0, ib1, memory, ctl[A])
+    const aRows = 4 * (ctl[A] + t * m * k) + 4 * ib0 * aRow // &op(A_t)[4·ib0][0], in bytes
     const cRows = ctl[C] + (t * mBlocks * 4 + ib0 * 4) * ldc // &C_t[4·ib0][0]
     memory.fill(0, cRows, cRows + (ib1 - ib0) * 4 * ldc)
     for (let p0 = 0; p0 < k; p0 += KC) {
-      const aChunk = 4 * (ctl[A] + ((t * mBlocks + ib0) * k + p0) * 4)
       for (let jb = 0; jb < nPanels; jb++) {
         const bChunk = 4 * (ctl[B] + ((t * nPanels + jb) * k + p0) * 8)
-        panel(aChunk, 16 * k, bChunk, 4 * (cRows + jb * 8), ib1 - ib0, Math.min(KC, k - p0), 4 * ldc)
+        panel(aRows + p0 * aStep, aRow, aStep, bChunk, 4 * (cRows + jb * 8), ib1 - ib0, Math.min(KC, k - p0), 4 * ldc)
       }
     }
   }
@@ -69,26 +70,28 @@ export function wasmMatmul(a: Float32Array, b: Float32Array, batch: number, m: n
   const pool = threads ? sharedPool() : undefined
   const shared = pool !== undefined && !pool.failure
   const module = shared ? poolThreads(pool) : singleThread()
-  const source = shared ? batch * m * k : 0 // with threads, A is copied into the memory as given
-  const aSize = batch * L.mBlocks * 4 * k, bSize = batch * L.nPanels * 8 * k, cSize = batch * L.mBlocks * 4 * L.nPanels * 8
+  // A, then zeros for what a last block of 4 rows reads past it (up to 3 rows of k, or 3 floats when transposed)
+  const aSize = Math.ceil((batch * m * k + 3 * k + 3) / 4) * 4
+  const bSize = batch * L.nPanels * 8 * k, cSize = batch * L.mBlocks * 4 * L.nPanels * 8
   const base = DATA_BYTE / 4
-  if (!growTo(module.memory, 4 * (source + aSize + bSize + cSize))) return cpuMatmulBatched(a, b, batch, m, k, n, flags) // past 1 GiB
+  if (!growTo(module.memory, 4 * (aSize + bSize + cSize))) return cpuMatmulBatched(a, b, batch, m, k, n, flags) // past 1 GiB
   const memory = new Float32Array(module.memory.buffer)
   const ctl = new Int32Array(module.memory.buffer, 0, PARAMS + 16)
   ctl[BATCH] = batch; ctl[M] = m; ctl[KK] = k; ctl[N] = n; ctl[TRANS_A] = flags.transA ? 1 : 0
-  ctl[A_SOURCE] = base; ctl[A] = base + source; ctl[B] = ctl[A] + aSize; ctl[C] = ctl[B] + bSize
+  ctl[A] = base; ctl[B] = base + aSize; ctl[C] = ctl[B] + bSize
   ctl[RANGE] = Math.min(ROW_BLOCKS, Math.max(1, Math.ceil(L.mBlocks / (4 * (shared ? pool.size + 1 : 1)))))
   ctl[ITEMS] = batch * Math.ceil(L.mBlocks / ctl[RANGE])
+  memory.set(a.subarray(0, batch * m * k), base)
+  memory.fill(0, base + batch * m * k, base + aSize)
   packB(b, flags.transB ?? false, L, memory, ctl[B])
   Atomics.store(ctl, NEXT, 0)
   if (!shared) {
-    runItems(ctl, memory, a, 0, module.run.panel)
+    runItems(ctl, memory, module.run.panel)
     return unpackC(memory, ctl[C], L)
   }
-  memory.set(a.subarray(0, batch * m * k), base)
   pool.start()
   const taken = pool.post(WASM_PANELS)
-  runItems(ctl, memory, memory, base, module.run.panel)
+  runItems(ctl, memory, module.run.panel)
   try {
     pool.join(taken)
   } catch {
@@ -102,7 +105,7 @@ let workerPanel: Panel | undefined
 export function wasmJob(end: WorkerEnd): void {
   workerPanel ??= instantiate(end.init.memory, true).panel
   const memory = new Float32Array(end.init.memory.buffer) // made per job: the memory may have grown since the last
-  runItems(end.ctl, memory, memory, end.ctl[A_SOURCE], workerPanel)
+  runItems(end.ctl, memory, workerPanel)
   end.progress()
 }
 
