@@ -33,9 +33,9 @@ const F32 = 4, V128 = 16
  * The p loop walks one pointer along row 4·ib of A and one through the panel; rows 1–3 are 1–3 aRow further.
  */
 export function panelKernel(): FunctionBody {
-  const params: ValType[] = ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']
+  const params: ValType[] = ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']
   const f = new FunctionBody(params)
-  const [aStart, aRow, aStep, bPanel, cPanel, mBlocks, kc, ldc] = [0, 1, 2, 3, 4, 5, 6, 7]
+  const [aStart, aRow, aStep, bPanel, bStep, cPanel, mBlocks, kc, ldc] = [0, 1, 2, 3, 4, 5, 6, 7, 8]
   const block = f.local('i32'), ap = f.local('i32'), bp = f.local('i32'), bEnd = f.local('i32'), cRow = f.local('i32'), ib = f.local('i32')
   const row = [0, f.local('i32'), f.local('i32'), f.local('i32')] // r · aRow
   const b = [f.local('v128'), f.local('v128')]
@@ -46,7 +46,7 @@ export function panelKernel(): FunctionBody {
   for (let r = 1; r < 4; r++) f.get(aRow).i32(r).op('i32.mul').set(row[r])
   f.get(aStart).set(block)
   f.get(cPanel).set(cRow)
-  f.get(bPanel).get(kc).i32(8 * F32).op('i32.mul').op('i32.add').set(bEnd)
+  f.get(bPanel).get(kc).get(bStep).op('i32.mul').op('i32.add').set(bEnd)
   f.i32(0).set(ib)
   f.doWhile(() => { // for each block ib
     for (let r = 0; r < 4; r++) for (let v = 0; v < 2; v++) cAddress(r).mem('v128.load', v * V128).set(acc[r][v])
@@ -62,7 +62,7 @@ export function panelKernel(): FunctionBody {
         for (let v = 0; v < 2; v++) f.get(acc[r][v]).get(a).get(b[v]).op('f32x4.mul').op('f32x4.add').set(acc[r][v])
       }
       f.get(ap).get(aStep).op('i32.add').set(ap)
-      f.get(bp).i32(8 * F32).op('i32.add').tee(bp).get(bEnd).op('i32.lt_u') // p < kc
+      f.get(bp).get(bStep).op('i32.add').tee(bp).get(bEnd).op('i32.lt_u') // p < kc
     })
     for (let r = 0; r < 4; r++) for (let v = 0; v < 2; v++) cAddress(r).get(acc[r][v]).mem('v128.store', v * V128)
     f.get(cRow).get(ldc).i32(4).op('i32.mul').op('i32.add').set(cRow)
