@@ -83,11 +83,31 @@ test('every backend: matmulBatched (3 products, K up to 1024) matches matmulRef 
     }
 })
 
+test('every backend: a bias row is added to every row of C (linear\'s y = x·Wᵀ + b), single and batched, each variant', () => {
+  manualSeed(5)
+  for (const [batch, m, k, n] of [[1, 1, 3, 1], [1, 7, 33, 130], [1, 130, 7, 33], [2, 33, 130, 7], [3, 3, 1024, 9]])
+    for (const flags of FLAGS) {
+      const a = rnd(batch * m * k), b = rnd(batch * k * n), bias = rnd(n)
+      const want = new Float32Array(batch * m * n)
+      for (let t = 0; t < batch; t++) want.set(matmulRef(a.subarray(t * m * k, (t + 1) * m * k), b.subarray(t * k * n, (t + 1) * k * n), m, k, n, flags), t * m * n)
+      for (let i = 0; i < want.length; i++) want[i] += bias[i % n]
+      for (const [name, T] of tables) {
+        const what = `${name} (${batch},${m},${k},${n}) ${JSON.stringify(flags)} + bias`
+        if (batch === 1) assertRelClose(T.matmul(a, b, m, k, n, { ...flags, bias }), want, `${what}: matmul`)
+        assertRelClose(T.matmulBatched(a, b, batch, m, k, n, { ...flags, bias }), want, `${what}: matmulBatched`)
+      }
+    }
+  const [m, k, n] = [130, 257, 66], a = rnd(m * k), b = rnd(k * n), bias = rnd(n)
+  const plain = cpu.matmul(a, b, m, k, n, { transB: true })
+  for (let i = 0; i < plain.length; i++) plain[i] += bias[i % n]
+  assert.equal(Array.from(cpu.matmul(a, b, m, k, n, { transB: true, bias })), Array.from(plain), 'cpu: the bias is added after the product, bit for bit as matmul then addRowInPlace')
+})
+
 test('parallel: workers compute blocks themselves, and the result is bit-identical to the CPU table', () => {
   if (!parallelReady) return console.log(`  (parallel skipped: ${parallelInfo().failure})`)
   manualSeed(3)
   const before = parallelInfo().blocksByWorkers
-  for (const flags of FLAGS) {
+  for (const flags of [...FLAGS, { transB: true, bias: rnd(66) }]) {
     const [m, k, n] = [130, 257, 66]
     const a = rnd(m * k), b = rnd(k * n)
     const got = matmulAllThreads(a, b, 1, m, k, n, flags, { callerWorks: false }) // every block on a worker

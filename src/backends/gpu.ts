@@ -8,6 +8,7 @@
 // the module itself comes from the bridge's loadGpujs() on first use, so Tenny installs and runs without it.
 import type { GPU, IKernelFunctionThis } from 'gpu.js'
 import { matmul as cpuMatmul, matmulBatched as cpuMatmulBatched, transpose2d, type MatmulFlags } from '../kernels/matmul.js'
+import { addRowInPlace } from '../kernels/rows.js'
 
 /** The gpu.js modes Tenny can drive. 'webgpu' and 'webasm-threads' run in a bridge worker. */
 export type GpujsMode = 'webgpu' | 'headlessgl' | 'webasm-threads' | 'webasm' | 'cpu'
@@ -163,7 +164,7 @@ export function gpujsCandidates(): { modes: GpujsMode[]; skipped: string } {
   return bridge ? bridge.candidates() : { modes: ['webasm'], skipped: 'webgpu, headlessgl, webasm-threads: need Node\'s entry (src/node.ts)' }
 }
 
-/** Run op(A)·op(B) for `batch` products, synchronously. */
+/** Run op(A)·op(B) for `batch` products, synchronously; flags.bias is not applied here (gpujsTable adds it). */
 export type MatmulRun = (a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, flags: MatmulFlags) => Float32Array
 /** An opened gpu.js path: its mode, a synchronous runner, and how to release it. */
 export type GpujsPath = { mode: GpujsMode; run: MatmulRun; close(): void; /** why it stopped working since it opened ('' if it did not) */ failure(): string }
@@ -197,9 +198,14 @@ export function openGpujs(mode: GpujsMode, { timeoutMs = 30_000, cacheSize = KER
 
 /** Kernel-table entries that send products of ≥ minFlops (batch·m·k·n) to `run`, the rest to `fallback`. */
 export function gpujsTable(run: MatmulRun, fallback: MatmulTable, minFlops = GPUJS_MIN_FLOPS): MatmulTable {
+  const biased: MatmulRun = (a, b, batch, m, k, n, flags) => { // gpu.js kernels know no bias: add it after
+    const c = run(a, b, batch, m, k, n, flags)
+    if (flags.bias) addRowInPlace(c, flags.bias, batch * m, n)
+    return c
+  }
   return {
-    matmul: (a, b, m, k, n, flags = {}) => (m * k * n < minFlops ? fallback.matmul(a, b, m, k, n, flags) : run(a, b, 1, m, k, n, flags)),
-    matmulBatched: (a, b, batch, m, k, n, flags = {}) => (batch * m * k * n < minFlops ? fallback.matmulBatched(a, b, batch, m, k, n, flags) : run(a, b, batch, m, k, n, flags)),
+    matmul: (a, b, m, k, n, flags = {}) => (m * k * n < minFlops ? fallback.matmul(a, b, m, k, n, flags) : biased(a, b, 1, m, k, n, flags)),
+    matmulBatched: (a, b, batch, m, k, n, flags = {}) => (batch * m * k * n < minFlops ? fallback.matmulBatched(a, b, batch, m, k, n, flags) : biased(a, b, batch, m, k, n, flags)),
   }
 }
 

@@ -37,9 +37,9 @@ const ROW_BLOCKS = 16
 const B_AS_GIVEN_MAX_ROWS = 128
 
 // job parameters in the pool's control words: the item counter, shapes, and where each operand is (in floats
-// from the start of the memory): A as given, B packed or as given, C
+// from the start of the memory): A as given, B packed or as given, C, and the bias row padded to C's width (or -1)
 const NEXT = PARAMS, ITEMS = PARAMS + 1, BATCH = PARAMS + 2, M = PARAMS + 3, KK = PARAMS + 4, N = PARAMS + 5
-const TRANS_A = PARAMS + 6, RANGE = PARAMS + 7, A = PARAMS + 8, B = PARAMS + 9, C = PARAMS + 10, B_PACKED = PARAMS + 11
+const TRANS_A = PARAMS + 6, RANGE = PARAMS + 7, A = PARAMS + 8, B = PARAMS + 9, C = PARAMS + 10, B_PACKED = PARAMS + 11, BIAS = PARAMS + 12
 
 /** The call's shapes as the control words hold them. */
 function layoutOf(ctl: Int32Array): Layout {
@@ -49,7 +49,7 @@ function layoutOf(ctl: Int32Array): Layout {
 
 /**
  * Take items from the shared counter until none is left. An item is up to RANGE blocks of 4 rows of C for one
- * batch entry t: zero those rows of C, then C += A·B chunk by chunk of p, panel by panel. A_t is read in place:
+ * batch entry t: set those rows of C to 0 (or the bias), then C += A·B chunk by chunk of p, panel by panel. A_t is read in place:
  * op(A_t)[i][p] at byte aRow·i + aStep·p from its start, whether stored (m, k) or, transposed, (k, m).
  */
 function runItems(ctl: Int32Array, memory: Float32Array, panel: Panel): void {
@@ -62,7 +62,9 @@ function runItems(ctl: Int32Array, memory: Float32Array, panel: Panel): void {
     const t = Math.floor(item / perEntry), ib0 = (item % perEntry) * range, ib1 = Math.min(ib0 + range, mBlocks)
     const aRows = 4 * (ctl[A] + t * m * k) + 4 * ib0 * aRow // &op(A_t)[4·ib0][0], in bytes
     const cRows = ctl[C] + (t * mBlocks * 4 + ib0 * 4) * ldc // &C_t[4·ib0][0]
-    memory.fill(0, cRows, cRows + (ib1 - ib0) * 4 * ldc)
+    const cEnd = cRows + (ib1 - ib0) * 4 * ldc
+    if (ctl[BIAS] < 0) memory.fill(0, cRows, cEnd)
+    else for (let row = cRows; row < cEnd; row += ldc) memory.copyWithin(row, ctl[BIAS], ctl[BIAS] + ldc) // C starts from the bias
     for (let p0 = 0; p0 < k; p0 += KC) {
       for (let jb = 0; jb < nPanels; jb++) {
         panel(aRows + p0 * aStep, aRow, aStep, bChunk(t, jb, p0), bStep, 4 * (cRows + jb * 8), ib1 - ib0, Math.min(KC, k - p0), 4 * ldc)
@@ -83,7 +85,8 @@ export function wasmMatmul(a: Float32Array, b: Float32Array, batch: number, m: n
   const packed = flags.transB === true || m > B_AS_GIVEN_MAX_ROWS
   const bSize = packed ? batch * L.nPanels * 8 * k : Math.ceil((batch * k * n + 8) / 4) * 4, cSize = batch * L.mBlocks * 4 * L.nPanels * 8
   const base = DATA_BYTE / 4
-  if (!growTo(module.memory, 4 * (aSize + bSize + cSize))) return cpuMatmulBatched(a, b, batch, m, k, n, flags) // past 1 GiB
+  const biasSize = flags.bias ? L.nPanels * 8 : 0
+  if (!growTo(module.memory, 4 * (aSize + bSize + cSize + biasSize))) return cpuMatmulBatched(a, b, batch, m, k, n, flags) // past 1 GiB
   const memory = new Float32Array(module.memory.buffer)
   const ctl = new Int32Array(module.memory.buffer, 0, PARAMS + 16)
   ctl[BATCH] = batch; ctl[M] = m; ctl[KK] = k; ctl[N] = n; ctl[TRANS_A] = flags.transA ? 1 : 0
@@ -93,6 +96,11 @@ export function wasmMatmul(a: Float32Array, b: Float32Array, batch: number, m: n
   memory.set(a.subarray(0, batch * m * k), base)
   memory.fill(0, base + batch * m * k, base + aSize)
   ctl[B_PACKED] = packed ? 1 : 0
+  ctl[BIAS] = flags.bias ? ctl[C] + cSize : -1
+  if (flags.bias) {
+    memory.set(flags.bias.subarray(0, n), ctl[BIAS])
+    memory.fill(0, ctl[BIAS] + n, ctl[BIAS] + biasSize)
+  }
   if (packed) packB(b, flags.transB ?? false, L, memory, ctl[B])
   else {
     memory.set(b.subarray(0, batch * k * n), ctl[B])
