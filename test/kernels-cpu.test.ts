@@ -284,7 +284,9 @@ test('gelu and geluBackward: every table matches the TS loops on [-12, 12] and a
 test('attentionCausal and its backward: every table matches the TS kernels (odd T, a KV cache, hs not a multiple of 4)', () => {
   manualSeed(9)
   // (B, Tq, Tk, kvRows, H, hs): Tq < Tk is a cache holding earlier positions; kvRows > Tk its unused capacity
-  const shapes = [[1, 1, 1, 1, 1, 4], [2, 3, 3, 3, 2, 4], [1, 7, 7, 7, 3, 8], [2, 1, 7, 9, 2, 8], [1, 5, 33, 40, 2, 12], [3, 33, 33, 33, 1, 3]]
+  // hs 16, 20, 32: the wasm kernels' weighted sums take 16 columns at a time, then the rest one vector at a time
+  const shapes = [[1, 1, 1, 1, 1, 4], [2, 3, 3, 3, 2, 4], [1, 7, 7, 7, 3, 8], [2, 1, 7, 9, 2, 8], [1, 5, 33, 40, 2, 12], [3, 33, 33, 33, 1, 3],
+    [2, 7, 7, 7, 2, 20], [1, 33, 33, 33, 2, 32], [1, 3, 130, 130, 1, 16]]
   for (const [B, Tq, Tk, kvRows, H, hs] of shapes) {
     const C = H * hs, scale = 1 / Math.sqrt(hs)
     const q = rnd(B * Tq * C), k = rnd(B * kvRows * C), v = rnd(B * kvRows * C), dy = rnd(B * Tq * C)
