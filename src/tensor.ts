@@ -2,6 +2,7 @@
 // backward() is a topological sort followed by one reverse sweep, as in micrograd, but iterative.
 import { type Shape, sizeOf, shapeStr, checkShape, stridesOf } from './shape.js'
 import { random, randomNormal, randomInt } from './random.js'
+import { K } from './kernels/index.js'
 
 let gradEnabled = true
 
@@ -140,9 +141,8 @@ export function addGrad(t: Tensor, g: Float32Array): void {
     t.grad = new Tensor(leaf ? g.slice() : g, t.shape)
     return
   }
-  const acc = leaf ? t.grad.data : t.grad.data.slice() // an intermediate's grad may be shared: sum into a copy
-  for (let i = 0; i < acc.length; i++) acc[i] += g[i]
-  if (!leaf) t.grad = new Tensor(acc, t.shape)
+  if (!leaf) t.grad = new Tensor(K.add(t.grad.data, g), t.shape) // an intermediate's grad may be shared: a fresh sum
+  else for (let i = 0; i < g.length; i++) t.grad.data[i] += g[i]
 }
 
 /** Run fn without recording a graph (inference, optimizer steps, evaluation). */
