@@ -272,6 +272,16 @@ test('elementwise kernels on hand-checkable values', () => {
   }
 })
 
+test('add: every table gives the TS loop\'s sums bit for bit on sizes {1,3,7,33,130} and 1024·130, infinities and NaN included', () => {
+  manualSeed(12)
+  for (const n of [...SIZES, 1024 * 130]) {
+    const a = rnd(n), b = rnd(n)
+    a[0] = Infinity; b[n - 1] = NaN
+    const want = Array.from(cpu.add(a, b))
+    for (const [name, T] of tables) assert.equal(Array.from(T.add(a, b)), want, `${name} add, ${n} elements`)
+  }
+})
+
 test('gelu and geluBackward: every table matches the TS loops on [-12, 12] and at the tails (float32 rounding)', () => {
   const x = Float32Array.from([...Array.from({ length: 4001 }, (_, i) => -12 + (24 * i) / 4000), 0, -0, 1e-30, -1e-30, 88, -88, 100, -100, 1e10, -1e10, 3e38, -3e38, NaN])
   const dy = x.map((_, i) => Math.sin(i))

@@ -20,6 +20,14 @@ export function eachVector(f: FunctionBody, pointers: number[], count: number, b
   })
 }
 
+/** add(a, b, dst, count): dst[i] = a[i] + b[i], as kernels/elementwise.ts's add. */
+export function addKernel(): FunctionBody {
+  const f = new FunctionBody(['i32', 'i32', 'i32', 'i32'])
+  const [a, b, dst, count] = [0, 1, 2, 3]
+  eachVector(f, [a, b, dst], count, () => f.get(dst).get(a).mem('v128.load').get(b).mem('v128.load').op('f32x4.add').mem('v128.store'))
+  return f
+}
+
 /**
  * y = e^x in each lane; x is overwritten. Cephes' expf, max relative error ~1.5e-7 (float32 rounding is 6e-8):
  *   x = clamp(x, −87.34, 88.72)                   // at 88.72, 2ⁿ below is ∞ and so is e^x

@@ -27,10 +27,11 @@ function elementwise(inputs: Float32Array[], kernel: (addresses: number[], count
   return floats.slice(out, out + length)
 }
 
-/** gelu and its backward through the SIMD exp, from WASM_MIN_ELEMENTS elements (everySize: always). */
-export function elementwiseKernels(everySize: boolean): Pick<Kernels, 'gelu' | 'geluBackward'> {
+/** add, and gelu and its backward through the SIMD exp, from WASM_MIN_ELEMENTS elements (everySize: always). */
+export function elementwiseKernels(everySize: boolean): Pick<Kernels, 'add' | 'gelu' | 'geluBackward'> {
   const big = (a: Float32Array) => everySize || a.length >= WASM_MIN_ELEMENTS
   return {
+    add: (a, b) => (big(a) && a.length === b.length ? elementwise([a, b], ([x, y, dst], count) => singleThread().run.add(x, y, dst, count)) : cpu.add(a, b)),
     gelu: (a) => (big(a) ? elementwise([a], ([src, dst], count) => singleThread().run.gelu(src, dst, count)) : cpu.gelu(a)),
     geluBackward: (a, dy) => (big(a) ? elementwise([a, dy], ([src, g, dst], count) => singleThread().run.geluBackward(src, g, dst, count)) : cpu.geluBackward(a, dy)),
   }

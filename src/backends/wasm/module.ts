@@ -5,7 +5,7 @@ import { webAssembly, type WasmMemory } from '../webassembly.js'
 import { DATA_BYTE, growTo, type WorkerPool } from '../pool.js'
 import { wasmModule, FunctionBody } from './emit.js'
 import { panelKernel } from './matmul.js'
-import { geluKernel, geluBackwardKernel, softmaxRowsKernel } from './elementwise.js'
+import { addKernel, geluKernel, geluBackwardKernel, softmaxRowsKernel } from './elementwise.js'
 import { attentionForwardKernel, attentionBackwardKernel } from './attention.js'
 import { layerNormKernel, layerNormBackwardKernel } from './rows.js'
 
@@ -13,6 +13,7 @@ export type Panel = (a: number, aRow: number, aStep: number, bPanel: number, bSt
 /** The module's exports: byte addresses and counts in, nothing out (results are written to memory). */
 export type Exports = {
   panel: Panel
+  add: (a: number, b: number, dst: number, count: number) => void
   gelu: (src: number, dst: number, count: number) => void
   geluBackward: (src: number, dy: number, dst: number, count: number) => void
   softmaxRows: (src: number, dst: number, stats: number, rows: number, colsPad: number) => void
@@ -26,7 +27,7 @@ const MAX_PAGES = 16384 // 1 GiB, as the pool's shared memory
 /** The kernel module's bytes, importing a shared or a private memory as env.memory. */
 export function kernelBytes(shared: boolean): Uint8Array {
   return wasmModule({ shared, minPages: 1, maxPages: MAX_PAGES }, {
-    panel: panelKernel(), gelu: geluKernel(), geluBackward: geluBackwardKernel(), softmaxRows: softmaxRowsKernel(),
+    panel: panelKernel(), add: addKernel(), gelu: geluKernel(), geluBackward: geluBackwardKernel(), softmaxRows: softmaxRowsKernel(),
     attentionForward: attentionForwardKernel(), attentionBackward: attentionBackwardKernel(),
     layerNorm: layerNormKernel(), layerNormBackward: layerNormBackwardKernel(),
   })
