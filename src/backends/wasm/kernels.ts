@@ -114,14 +114,14 @@ export function layerNormKernels(everySize: boolean): Pick<Kernels, 'layerNormRo
       const { floats, at: [ax, aw, ab, ay, as] } = regions([rows * cols, cols, cols, rows * cols, 2 * rows])
       floats.set(x, ax); floats.set(w, aw); floats.set(b, ab)
       singleThread().run.layerNorm(4 * ax, 4 * aw, 4 * ab, 4 * ay, 4 * as, rows, cols, 1 / cols, eps)
-      const stats = floats.subarray(as, as + 2 * rows)
-      return { y: floats.slice(ay, ay + rows * cols), mean: Float32Array.from({ length: rows }, (_, r) => stats[2 * r]), rstd: Float32Array.from({ length: rows }, (_, r) => stats[2 * r + 1]) }
+      return { y: floats.slice(ay, ay + rows * cols), mean: floats.slice(as, as + rows), rstd: floats.slice(as + rows, as + 2 * rows) }
     },
     layerNormRowsBackward(dy, x, w, mean, rstd, rows, cols, withParams = true) {
       if (!big(rows, cols)) return cpu.layerNormRowsBackward(dy, x, w, mean, rstd, rows, cols, withParams)
       const { floats, at: [ady, ax, aw, as, adx, adw, adb] } = regions([rows * cols, rows * cols, cols, 2 * rows, rows * cols, cols, cols])
       floats.set(dy, ady); floats.set(x, ax); floats.set(w, aw)
-      for (let r = 0; r < rows; r++) { floats[as + 2 * r] = mean[r]; floats[as + 2 * r + 1] = rstd[r] }
+      floats.set(mean, as)
+      floats.set(rstd, as + rows)
       floats.fill(0, adw, adw + cols); floats.fill(0, adb, adb + cols)
       singleThread().run.layerNormBackward(4 * ady, 4 * ax, 4 * aw, 4 * as, 4 * adx, 4 * adw, 4 * adb, rows, cols, 1 / cols, withParams ? 1 : 0)
       return { dx: floats.slice(adx, adx + rows * cols), dw: withParams ? floats.slice(adw, adw + cols) : new Float32Array(0), db: withParams ? floats.slice(adb, adb + cols) : new Float32Array(0) }

@@ -1,6 +1,6 @@
 // Layer norm over rows as WebAssembly SIMD, mirroring src/kernels/rows.ts's layerNormRows and its backward (read
 // those first): each row's sums go four columns per step, then one horizontal add. cols is a multiple of 4 (the
-// caller checks); stats holds each row's (mean, rstd) side by side. Sums run in float32 here, where the TS loops
+// caller checks); stats holds every row's mean, then every row's rstd. Sums run in float32 here, where the TS loops
 // add in float64: results agree to float32 rounding, not bit for bit.
 import { FunctionBody } from './emit.js'
 
@@ -15,6 +15,11 @@ function eachColumn(f: FunctionBody, L: Locals, body: () => void): void {
   }, 4)
 }
 const load = (f: FunctionBody, base: number, off: number) => f.get(base).get(off).op('i32.add').mem('v128.load')
+/** Push &stats[r] (which 0: the means) or &stats[rows + r] (1: the rstds). */
+const statAt = (f: FunctionBody, stats: number, rows: number, L: Locals, which: 0 | 1) => {
+  f.get(stats).get(L.r).i32(4).op('i32.mul').op('i32.add')
+  if (which === 1) f.get(rows).i32(4).op('i32.mul').op('i32.add')
+}
 const across = (f: FunctionBody, v: number) => f.get(v).lane(0).get(v).lane(1).op('f32.add').get(v).lane(2).op('f32.add').get(v).lane(3).op('f32.add')
 
 /**
@@ -50,8 +55,10 @@ export function layerNormKernel(): FunctionBody {
       load(f, b, L.col)
       f.op('f32x4.add').mem('v128.store')
     })
-    f.get(stats).get(L.r).i32(8).op('i32.mul').op('i32.add').get(mu).mem('f32.store')
-    f.get(stats).get(L.r).i32(8).op('i32.mul').op('i32.add').get(rs).mem('f32.store', 4)
+    statAt(f, stats, rows, L, 0)
+    f.get(mu).mem('f32.store')
+    statAt(f, stats, rows, L, 1)
+    f.get(rs).mem('f32.store')
   })
   return f
 }
@@ -78,8 +85,10 @@ export function layerNormBackwardKernel(): FunctionBody {
   }
   f.forLoop(L.r, () => f.i32(0), () => f.get(rows), () => {
     f.get(L.r).get(cols).op('i32.mul').i32(4).op('i32.mul').set(L.row)
-    f.get(stats).get(L.r).i32(8).op('i32.mul').op('i32.add').mem('f32.load').set(mu)
-    f.get(stats).get(L.r).i32(8).op('i32.mul').op('i32.add').mem('f32.load', 4).set(rs)
+    statAt(f, stats, rows, L, 0)
+    f.mem('f32.load').set(mu)
+    statAt(f, stats, rows, L, 1)
+    f.mem('f32.load').set(rs)
     f.zero().set(gAcc)
     f.zero().set(gxAcc)
     eachColumn(f, L, () => {
