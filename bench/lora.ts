@@ -11,7 +11,8 @@ import { GPT } from '../nn/gpt'
 import { AdamW } from '../nn/optim'
 import { QuantizedLinear, quantize, type QuantizeOptions } from '../nn/quantized'
 import { applyLoRA } from '../nn/lora-model'
-import { saveAdapters } from '../nn/adapters'
+import { saveAdapters } from '../nn/adapters-node'
+import { saveCheckpoint } from '../nn/checkpoint-node'
 import type { Module } from '../nn/module'
 import { TINY_GPT, BATCH, ADAMW, LORA, SEED, batchData } from './config'
 import { ids } from './tenny-gpt'
@@ -70,7 +71,7 @@ for (const setup of setups) {
 }
 
 const full = build(setups[0]), adapted = build(setups[1])
-full.save(join(dir, 'full.safetensors'))
+saveCheckpoint(join(dir, 'full.safetensors'), full)
 saveAdapters(join(dir, 'adapters.safetensors'), adapted)
 const fullBytes = statSync(join(dir, 'full.safetensors')).size, adapterBytes = statSync(join(dir, 'adapters.safetensors')).size
 console.log(`\nadapter file ${kb(adapterBytes)} (+ ${statSync(join(dir, 'adapter_config.json')).size} B config) vs full checkpoint ${kb(fullBytes)}: ${(fullBytes / adapterBytes).toFixed(0)}× smaller`)

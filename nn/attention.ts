@@ -55,18 +55,21 @@ export class CausalSelfAttention extends Module {
 
   /** x (B, T, C) → (B, T, C). With a cache (inference only), x holds the new positions after cache.length earlier ones. */
   forward(x: Tensor, cache?: KVCache): Tensor {
-    const q = this.qProj.forward(x) // (B, T, C)
-    const k = this.kProj.forward(x) // (B, T, C)
-    const v = this.vProj.forward(x) // (B, T, C)
+    // The heads sit side by side in C: head h owns channels [h·hs, (h+1)·hs), hs = C / nHead, so q, k and v are
+    // (B, T, C) read as (B, T, nHead, hs). nanoGPT splits them with view + transpose into (B, nHead, T, hs)
+    // (attentionComposite does too); the fused op reads each head's slice in place instead, so nothing is copied.
+    const q = this.qProj.forward(x) // (B, T, C) = (B, T, nHead, hs)
+    const k = this.kProj.forward(x) // (B, T, C) = (B, T, nHead, hs)
+    const v = this.vProj.forward(x) // (B, T, C) = (B, T, nHead, hs)
     let y: Tensor
     if (cache) {
       // NOTE: the cache copies k and v, so no gradient could reach the projections through it.
       if (k.requiresGrad || v.requiresGrad) throw new Error('CausalSelfAttention: a KV cache is for inference; run it under noGrad()')
       cache.append(k, v)
-      y = causalAttention(q, cache.k, cache.v, this.nHead, cache.length) // (B, T, C), heads attend to all cached rows
+      y = causalAttention(q, cache.k, cache.v, this.nHead, cache.length) // (B, T, C): per head, softmax(q·kᵀ/√hs)·v over every cached row
     } else {
-      y = causalAttention(q, k, v, this.nHead) // (B, T, C)
+      y = causalAttention(q, k, v, this.nHead) // (B, T, C): heads merged back side by side
     }
-    return this.residDrop.forward(this.outProj.forward(y))
+    return this.residDrop.forward(this.outProj.forward(y)) // (B, T, C): outProj mixes the heads
   }
 }

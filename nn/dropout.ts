@@ -11,6 +11,6 @@ export class Dropout extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return dropout(x, this.p, this.training)
+    return dropout(x, this.p, this.training) // the 1/(1 − p) scaling keeps eval's expected activations equal to training's
   }
 }

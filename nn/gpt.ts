@@ -1,17 +1,12 @@
-// A GPT-2-style language model in one file, from small pieces to the whole: MLP, Block, GPT.
-// Parameter names (`blocks.0.attn.qProj.weight`, ...) are the checkpoint keys and LoRA's targets; a quantized
-// layer's codes and scales are saved beside them as buffers (`blocks.0.attn.qProj.codes`, ...).
+// A GPT-2-style language model in one file, from small pieces to the whole: MLP, Block, GPT. The model only:
+// parameter names (`blocks.0.attn.qProj.weight`, ...) are the checkpoint keys (checkpoint.ts) and LoRA's targets.
 import { Tensor, noGrad } from '../src/tensor.js'
-import { manualSeed, randomNormal, rngState, setRngState } from '../src/random.js'
+import { manualSeed, randomNormal } from '../src/random.js'
 import { add, gelu } from '../ops/elementwise.js'
 import { slice } from '../ops/movement.js'
 import { crossEntropy } from '../ops/nn.js'
-import { toTensor } from '../src/safetensors.js'
-import { saveSafetensors, loadSafetensors } from '../src/safetensors-node.js'
-import { shapeStr, sameShape } from '../src/shape.js'
 import { Module } from './module.js'
 import { Linear, type LinearLike } from './linear.js'
-import { QuantizedLinear } from './quantized.js'
 import { Embedding } from './embedding.js'
 import { LayerNorm } from './layernorm.js'
 import { Dropout } from './dropout.js'
@@ -66,7 +61,7 @@ function normalInit(t: Tensor, std: number): void {
 }
 
 /** Throws unless the config describes a buildable model; `where` names the caller. */
-function checkConfig(where: string, c: GPTConfig): void {
+export function checkConfig(where: string, c: GPTConfig): void {
   for (const key of ['vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd'] as const) {
     if (!Number.isInteger(c[key]) || c[key] < 1) throw new Error(`${where}: config.${key} must be a positive integer, got ${JSON.stringify(c[key])}`)
   }
@@ -174,89 +169,6 @@ export class GPT extends Module {
       })
     } finally {
       if (wasTraining) this.train()
-    }
-  }
-
-  /** Every parameter by name, minus the LM head when it is tied to the token embedding (the same Tensor). */
-  private checkpointTensors(): Record<string, Tensor> {
-    const dict = this.stateDict()
-    if (this.config.tieWeights) delete dict['lmHead.weight']
-    return dict
-  }
-
-  /** Save weights, quantized layers' codes and config to a .safetensors file (written atomically); the metadata lists each quantized layer's mode, bits and groupSize. */
-  save(path: string): void {
-    const quantized: Record<string, { mode: string; bits: number; groupSize: number }> = {}
-    for (const [name, m] of this.namedModules()) {
-      if (m instanceof QuantizedLinear) quantized[name] = { mode: m.mode, bits: m.bits, groupSize: m.groupSize }
-      else if (!REBUILDABLE.some((C) => m instanceof C)) {
-        throw new Error(`GPT.save: '${name}' is a ${m.constructor.name}, which GPT.load cannot rebuild; merge LoRA layers first (mergeLoRA) or save the adapters apart (saveAdapters)`)
-      }
-    }
-    const metadata: Record<string, string> = { config: JSON.stringify(this.config), format: 'tenny-gpt' }
-    if (Object.keys(quantized).length) metadata.quantized = JSON.stringify(quantized)
-    saveSafetensors(path, { ...this.checkpointTensors(), ...this.buffers() }, metadata)
-  }
-
-  /** Rebuild a model saved by save(), quantized layers included: checks the config and that every tensor and buffer is present with its shape. */
-  static load(path: string): GPT {
-    const { tensors, metadata } = loadSafetensors(path)
-    if (metadata.config === undefined) throw new Error(`GPT.load: ${path}: no 'config' in the metadata (was it written by GPT.save?)`)
-    let config: GPTConfig
-    try {
-      config = JSON.parse(metadata.config)
-    } catch {
-      throw new Error(`GPT.load: ${path}: the metadata config is not valid JSON`)
-    }
-    if (typeof config !== 'object' || config === null) throw new Error(`GPT.load: ${path}: the metadata config is not an object`)
-    checkConfig(`GPT.load: ${path}`, config)
-    const rng = rngState() // building the model draws an init we overwrite; leave the stream untouched
-    const model = new GPT(config)
-    setRngState(rng)
-    try {
-      requantize(model, metadata.quantized)
-      const own = model.checkpointTensors(), buffers = model.buffers()
-      const missing = [...Object.keys(own), ...Object.keys(buffers)].filter((k) => !Object.hasOwn(tensors, k))
-      const unexpected = Object.keys(tensors).filter((k) => !Object.hasOwn(own, k) && !Object.hasOwn(buffers, k))
-      if (missing.length) throw new Error(`missing tensor(s) ${missing.join(', ')}`)
-      if (unexpected.length) throw new Error(`unexpected tensor(s) ${unexpected.join(', ')}`)
-      for (const [k, b] of Object.entries(buffers)) {
-        const t = tensors[k]
-        if (t.dtype !== b.dtype || !sameShape(t.shape, b.shape)) throw new Error(`${k} is ${t.dtype} ${shapeStr(t.shape)} in the file but ${b.dtype} ${shapeStr(b.shape)} in the model`)
-      }
-      model.loadStateDict(Object.fromEntries(Object.keys(own).map((k) => [k, toTensor(tensors[k], k)])), { strict: false })
-      model.loadBuffers(Object.fromEntries(Object.keys(buffers).map((k) => [k, tensors[k]])))
-    } catch (err) {
-      throw new Error(`GPT.load: ${path}: ${err instanceof Error ? err.message : String(err)}`)
-    }
-    return model
-  }
-}
-
-/** The modules GPT.load knows how to rebuild from a config (plus the quantized layers listed in the metadata). */
-const REBUILDABLE = [GPT, Block, MLP, CausalSelfAttention, Linear, QuantizedLinear, Embedding, LayerNorm, Dropout]
-
-/** Swap the Linear layers that save() listed in the metadata as quantized for QuantizedLinear with the same settings; their codes load next. */
-function requantize(model: GPT, listed: string | undefined): void {
-  if (listed === undefined) return
-  let spec: unknown
-  try {
-    spec = JSON.parse(listed)
-  } catch {
-    throw new Error(`the metadata 'quantized' is not valid JSON`)
-  }
-  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new Error(`the metadata 'quantized' must map layer paths to { mode, bits, groupSize }, got ${listed}`)
-  for (const [path, opts] of Object.entries(spec as Record<string, unknown>)) {
-    const layer = [...model.namedModules()].find(([p]) => p === path)?.[1]
-    if (!(layer instanceof Linear)) throw new Error(`the metadata 'quantized' names '${path}', which is not a Linear layer of this config`)
-    const { mode, bits, groupSize } = typeof opts === 'object' && opts !== null ? opts as Record<string, unknown> : {}
-    if ((mode !== 'affine' && mode !== 'int8' && mode !== 'nf4') || typeof bits !== 'number' || typeof groupSize !== 'number') {
-      throw new Error(`the metadata 'quantized': '${path}' must be { mode: 'affine' | 'int8' | 'nf4', bits, groupSize }, got ${JSON.stringify(opts)}`)
-    }
-    try {
-      model.setModule(path, QuantizedLinear.fromLinear(layer, { mode, bits, groupSize }))
-    } catch (err) {
-      throw new Error(`the metadata 'quantized': '${path}': ${err instanceof Error ? err.message : String(err)}`)
     }
   }
 }

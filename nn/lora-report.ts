@@ -9,7 +9,8 @@ import { slice, transpose } from '../ops/movement.js'
 import * as linalg from '../ops/linalg.js'
 import { Module } from './module.js'
 import { type LoRALinear } from './lora.js'
-import { loraLayers } from './lora-model.js'
+import { plainLoRA, originalWeight } from './pissa.js'
+import { loraLayers, adapterStack, adapterNames, getAdapter, activeAdapter } from './lora-model.js'
 
 const EPS32 = 2 ** -23
 
@@ -25,16 +26,18 @@ export type LoRALayerReport = {
   amplification: number // ‖ΔW‖_F / ‖Uᵀ·W·V‖_F, U and V the singular directions ΔW really uses
 }
 
-/** The report for one adapter (by default the active one) of one LoRA layer. */
-export function adapterReport(layer: LoRALinear, adapter = layer.active, path = ''): LoRALayerReport {
-  // a PiSSA adapter is measured as plain LoRA on the original W (rank ≤ 2r), like its adapter files: what training changed
-  const a = layer.plainAdapter(adapter)
-  if (!a) throw new Error(`adapterReport: layer '${path}' has no adapter named '${adapter}'; it has ${layer.adapterNames().map((n) => `'${n}'`).join(', ')}`)
+/** The report for one adapter (by default the active one) of one stack of adapters. */
+export function adapterReport(layer: LoRALinear, adapter = activeAdapter(layer), path = ''): LoRALayerReport {
+  const found = getAdapter(layer, adapter)
+  if (!found) throw new Error(`adapterReport: layer '${path}' has no adapter named '${adapter}'; it has ${adapterNames(layer).map((n) => `'${n}'`).join(', ')}`)
+  // a PiSSA adapter is measured as plain LoRA on the original W (rank ≤ 2r), like its adapter files: what training
+  // changed; a DoRA adapter by its low-rank update of the direction
+  const a = plainLoRA(found)
   return noGrad(() => {
     const { U, S, V } = linalg.svdProduct(mul(a.loraB, a.scale), a.loraA) // ΔW = (scale·B)·A = U·diag(S)·Vᵀ
     const sigma = Array.from(S.data)
     const deltaNorm = Math.hypot(...sigma)
-    const W = layer.originalWeight()
+    const W = originalWeight(adapterStack(layer)[0])
     const weightNorm = linalg.norm(W)
     // NumPy's matrix_rank rule, as linalg.matrixRank(ΔW) would apply it to the formed (out, in) matrix
     const tol = (sigma[0] ?? 0) * Math.max(layer.outFeatures, layer.inFeatures) * EPS32
@@ -55,11 +58,11 @@ export function adapterReport(layer: LoRALinear, adapter = layer.active, path = 
  * ‖ΔW‖_F / ‖W‖_F and the amplification factor. `adapter` picks a named adapter (default: each layer's active one).
  */
 export function loraReport(model: Module, { adapter, log = console.log }: { adapter?: string; log?: (line: string) => void } = {}): LoRALayerReport[] {
-  const layers = loraLayers(model).filter(([, l]) => adapter === undefined || l.adapterNames().includes(adapter))
+  const layers = loraLayers(model).filter(([, l]) => adapter === undefined || adapterNames(l).includes(adapter))
   if (layers.length === 0) {
     throw new Error(adapter === undefined ? 'loraReport: the model has no LoRALinear layers; wrap some first (applyLoRA)' : `loraReport: no LoRA layer has an adapter named '${adapter}'`)
   }
-  const reports = layers.map(([path, layer]) => adapterReport(layer, adapter ?? layer.active, path))
+  const reports = layers.map(([path, layer]) => adapterReport(layer, adapter ?? activeAdapter(layer), path))
   const width = Math.max(5, ...reports.map((r) => r.path.length))
   const row = (cells: string[]) => [cells[0].padEnd(width), cells[1].padEnd(9), cells[2].padEnd(12), cells[3].padStart(10), cells[4].padStart(13), cells[5]].join('  ')
   log(row(['layer', 'adapter', 'rank(ΔW) ≤ r', '‖ΔW‖/‖W‖', 'amplification', 'singular values of ΔW']))

@@ -2,7 +2,6 @@
 // Modules), like micrograd's Module.parameters() without each layer listing them by hand.
 import { Tensor } from '../src/tensor.js'
 import { shapeStr, sameShape } from '../src/shape.js'
-import type { StoredTensor } from '../src/safetensors.js'
 
 export class Module {
   training = true
@@ -14,6 +13,7 @@ export class Module {
 
   /** [dotted name, tensor] for every Tensor in this module's fields and sub-modules, in declaration order. */
   *namedParameters(prefix = ''): Generator<[string, Tensor]> {
+    // own Tensors first, then the children's: the dotted names are the checkpoint keys, so the order is stable
     for (const [key, value] of Object.entries(this)) {
       if (value instanceof Tensor) yield [prefix + key, value]
     }
@@ -76,19 +76,21 @@ export class Module {
   /** Copy values in by name. strict: a missing or unexpected key is an error; a wrong shape always is. */
   loadStateDict(dict: Record<string, Tensor>, { strict = true } = {}): void {
     const own = this.stateDict()
-    const missing = Object.keys(own).filter((k) => !(k in dict))
-    const unexpected = Object.keys(dict).filter((k) => !(k in own))
+    // names often come from a file: only own keys count, so a '__proto__' or 'constructor' entry is just unexpected
+    const missing = Object.keys(own).filter((k) => !Object.hasOwn(dict, k))
+    const unexpected = Object.keys(dict).filter((k) => !Object.hasOwn(own, k))
     if (strict && missing.length) throw new Error(`loadStateDict: missing key(s) ${missing.join(', ')}`)
     if (strict && unexpected.length) throw new Error(`loadStateDict: unexpected key(s) ${unexpected.join(', ')}`)
     for (const [k, t] of Object.entries(own)) {
-      const src = dict[k]
+      const src = Object.hasOwn(dict, k) ? dict[k] : undefined
       if (src && !sameShape(src.shape, t.shape)) throw new Error(`loadStateDict: ${k} has shape ${shapeStr(src.shape)} in the file but ${shapeStr(t.shape)} in the model`)
     }
-    for (const [k, t] of Object.entries(own)) if (dict[k]) t.data.set(dict[k].data) // validated above: all or nothing
+    for (const [k, t] of Object.entries(own)) if (Object.hasOwn(dict, k)) t.data.set(dict[k].data) // validated above: all or nothing
   }
 
   /** The sub-module at a dotted path such as `blocks.0.attn.qProj` (array items by index). */
   getModule(path: string): Module {
+    // a path from a file could name any field ('constructor', a number): only a Module at the end is returned
     let cur: unknown = this
     for (const part of path.split('.')) {
       cur = cur instanceof Module || Array.isArray(cur) ? Reflect.get(cur, part) : undefined
@@ -100,6 +102,7 @@ export class Module {
 
   /** Replace the sub-module at a dotted path (LoRA and quantization swap layers this way). */
   setModule(path: string, module: Module): void {
+    // walk to the parent (a module or an array of them) and replace one field: only an existing module can go
     const parts = path.split('.')
     const last = parts.pop()!
     let parent: unknown = this
@@ -109,44 +112,9 @@ export class Module {
     }
     Reflect.set(parent, last, module)
   }
+}
 
-  /** This module's own non-parameter arrays (a QuantizedLinear's packed codes and scales); most modules hold none. */
-  ownBuffers(): Record<string, StoredTensor> {
-    return {}
-  }
-
-  /** Check replacements for ownBuffers() (same names) and return the step that installs them; layers with buffers override it. */
-  loadOwnBuffers(buffers: Record<string, StoredTensor>): () => void {
-    throw new Error(`loadBuffers: ${this.constructor.name} holds no buffers, got ${Object.keys(buffers).join(', ')}`)
-  }
-
-  /** Every buffer by dotted name; a checkpoint of a quantized model saves { ...stateDict(), ...buffers() }. */
-  buffers(): Record<string, StoredTensor> {
-    const out: Record<string, StoredTensor> = {}
-    for (const [path, m] of this.namedModules()) {
-      for (const [k, v] of Object.entries(m.ownBuffers())) out[path ? `${path}.${k}` : k] = v
-    }
-    return out
-  }
-
-  /** Load what buffers() wrote: a missing or unexpected name, or a buffer its layer rejects, is an error before anything changes. */
-  loadBuffers(dict: Record<string, StoredTensor>): void {
-    const installs: (() => void)[] = []
-    const used = new Set<string>()
-    for (const [path, m] of this.namedModules()) {
-      const names = Object.keys(m.ownBuffers())
-      if (names.length === 0) continue
-      const own: Record<string, StoredTensor> = {}
-      for (const k of names) {
-        const key = path ? `${path}.${k}` : k
-        if (!Object.hasOwn(dict, key)) throw new Error(`loadBuffers: missing buffer ${key}`)
-        own[k] = dict[key]
-        used.add(key)
-      }
-      installs.push(m.loadOwnBuffers(own))
-    }
-    const unexpected = Object.keys(dict).filter((k) => !used.has(k))
-    if (unexpected.length) throw new Error(`loadBuffers: unexpected buffer(s) ${unexpected.join(', ')}`)
-    for (const install of installs) install()
-  }
+/** A value's class name (or the value itself), for error messages. */
+export function typeName(v: unknown): string {
+  return v instanceof Object ? v.constructor.name : String(v)
 }

@@ -1,7 +1,6 @@
 // Optimizers: plain loops over p.data and p.grad.data, no graph. State lives here (never on the Tensor),
 // only for the parameters given, and round-trips exactly through stateDict() so training resumes bitwise.
 import { Tensor } from '../src/tensor.js'
-import { saveSafetensors, loadSafetensors } from '../src/safetensors-node.js'
 
 /** One parameter's optimizer state: its own step count and buffers (Adam: m, v; SGD: momentum). */
 export type ParamState = { step: number; buffers: Record<string, Float32Array> }
@@ -12,7 +11,7 @@ export type OptimizerStateDict = { lr: number; state: Record<string, ParamState>
 export abstract class Optimizer {
   readonly params: Tensor[]
   lr: number
-  protected readonly state = new Map<number, ParamState>()
+  protected readonly state = new Map<number, ParamState>() // by the parameter's index in `params`, which files keep
 
   constructor(params: Iterable<Tensor>, lr: number) {
     this.params = [...new Set(params)] // a tied weight appears once
@@ -55,7 +54,7 @@ export abstract class Optimizer {
   loadStateDict(dict: OptimizerStateDict): void {
     const name = `${this.constructor.name}.loadStateDict`
     if (!(dict.lr >= 0)) throw new Error(`${name}: lr must be ≥ 0, got ${dict.lr}`)
-    const fresh = new Map<number, ParamState>()
+    const fresh = new Map<number, ParamState>() // built whole before it replaces anything: a bad entry changes nothing
     for (const [key, st] of Object.entries(dict.state)) {
       const i = Number(key), p = this.params[i]
       if (!Number.isInteger(i) || !p) throw new Error(`${name}: state for parameter ${key}, but there are ${this.params.length} parameters`)
@@ -70,36 +69,6 @@ export abstract class Optimizer {
     this.lr = dict.lr
     this.state.clear()
     for (const [i, st] of fresh) this.state.set(i, st)
-  }
-
-  /** Write stateDict() to a .safetensors file (atomically): buffers as '<index>.<name>', lr and steps in the metadata. */
-  save(path: string): void {
-    const { lr, state } = this.stateDict()
-    const tensors: Record<string, Tensor> = {}
-    for (const [i, st] of Object.entries(state)) for (const [b, data] of Object.entries(st.buffers)) tensors[`${i}.${b}`] = new Tensor(data, [data.length])
-    const steps = Object.fromEntries(Object.entries(state).map(([i, st]) => [i, st.step]))
-    saveSafetensors(path, tensors, { format: 'tenny-optimizer', optimizer: this.constructor.name, lr: String(lr), steps: JSON.stringify(steps) })
-  }
-
-  /** Restore what save() wrote, for this optimizer's class and parameters; everything is checked before it is used. */
-  load(path: string): void {
-    const name = `${this.constructor.name}.load`
-    const { tensors, metadata } = loadSafetensors(path)
-    if (metadata.format !== 'tenny-optimizer') throw new Error(`${name}: ${path} is not an optimizer state file (format ${JSON.stringify(metadata.format)})`)
-    if (metadata.optimizer !== this.constructor.name) throw new Error(`${name}: ${path} holds ${metadata.optimizer} state, not ${this.constructor.name}`)
-    let steps: Record<string, number>
-    try {
-      steps = JSON.parse(metadata.steps ?? '')
-    } catch {
-      throw new Error(`${name}: ${path} has no readable 'steps' in its metadata`)
-    }
-    const state: Record<string, ParamState> = Object.fromEntries(Object.entries(steps).map(([i, step]) => [i, { step, buffers: {} }]))
-    for (const [key, t] of Object.entries(tensors)) {
-      const [i, b] = key.split('.')
-      if (!state[i] || b === undefined) throw new Error(`${name}: ${path}: tensor '${key}' belongs to no parameter listed in 'steps'`)
-      state[i].buffers[b] = t.data as Float32Array
-    }
-    this.loadStateDict({ lr: Number(metadata.lr), state }) // validates indices, buffer names and sizes
   }
 }
 

@@ -2,11 +2,8 @@
 // quantize(model), which swaps a model's Linear layers for it in place. The float W is never kept:
 // forward decodes a tile of rows at a time inside the kernel (src/kernels/quant.ts).
 import { Tensor } from '../src/tensor.js'
-import { K } from '../src/kernels/index.js'
-import type { QuantizedWeights, QuantMode, QuantizeOptions } from '../src/kernels/quant.js'
-import type { StoredTensor, StoredData } from '../src/safetensors.js'
 import { shapeStr, sameShape } from '../src/shape.js'
-import { quantizedLinear } from '../ops/quant.js'
+import { quantizedLinear, quantizeWeights, dequantizeWeights, quantCodes, type QuantizedWeights, type QuantMode, type QuantizeOptions } from '../ops/quant.js'
 import { Module } from './module.js'
 import { Linear } from './linear.js'
 
@@ -34,7 +31,7 @@ export class QuantizedLinear extends Module {
 
   /** Quantize a Linear's weight (its bias stays float). Defaults: affine, 4 bits, groups of 64. */
   static fromLinear(linear: Linear, options: QuantizeOptions = {}): QuantizedLinear {
-    const packed = K.quantize(linear.weight.data, linear.outFeatures, linear.inFeatures, options)
+    const packed = quantizeWeights(linear.weight, options)
     return new QuantizedLinear(packed, linear.bias ? new Tensor(linear.bias.data.slice(), linear.bias.shape) : null)
   }
 
@@ -64,7 +61,7 @@ export class QuantizedLinear extends Module {
 
   /** A float Linear with Ŵ, frozen as this layer is. */
   dequantize(): Linear {
-    return Linear.fromWeights(K.dequantize(this.packed), this.bias, { shape: [this.outFeatures, this.inFeatures], requiresGrad: false })
+    return Linear.fromWeights(dequantizeWeights(this.packed), this.bias, { requiresGrad: false })
   }
 
   /** Compare Ŵ against the float weights it came from. */
@@ -73,7 +70,7 @@ export class QuantizedLinear extends Module {
     if (!sameShape(w.shape, [this.outFeatures, this.inFeatures])) {
       throw new Error(`quantizationError: Linear weight ${shapeStr(w.shape)} does not match this layer's (${this.outFeatures},${this.inFeatures})`)
     }
-    const wq = K.dequantize(this.packed)
+    const wq = dequantizeWeights(this.packed).data
     let maxAbs = 0, sumAbs = 0, errSq = 0, refSq = 0
     for (let i = 0; i < wq.length; i++) {
       const e = Math.abs(w.data[i] - wq[i])
@@ -84,36 +81,6 @@ export class QuantizedLinear extends Module {
     }
     return { maxAbs, meanAbs: sumAbs / wq.length, relFrobenius: Math.sqrt(errSq / (refSq || 1)) }
   }
-
-  override ownBuffers(): Record<string, StoredTensor> {
-    const p = this.packed, out = this.outFeatures
-    if (p.mode === 'int8') return { codes: { dtype: 'I8', shape: [out, p.cols], data: p.codes }, scales: { dtype: 'F32', shape: [out], data: p.scales } }
-    const groups = [out, p.cols / p.groupSize]
-    if (p.mode === 'nf4') return { codes: { dtype: 'U8', shape: [out, p.cols / 2], data: p.codes }, scales: { dtype: 'F32', shape: groups, data: p.scales } }
-    return {
-      codes: { dtype: 'U32', shape: [out, (p.cols * p.bits) / 32], data: p.codes },
-      scales: { dtype: 'F32', shape: groups, data: p.scales },
-      biases: { dtype: 'F32', shape: groups, data: p.biases },
-    }
-  }
-
-  /** Accept buffers of exactly this layer's mode, bits and group size (same dtypes and shapes). */
-  override loadOwnBuffers(buffers: Record<string, StoredTensor>): () => void {
-    const own = this.ownBuffers()
-    for (const [name, cur] of Object.entries(own)) {
-      const b = buffers[name]
-      if (b.dtype !== cur.dtype || !sameShape(b.shape, cur.shape) || b.data.length !== cur.data.length) {
-        throw new Error(`QuantizedLinear (${this.mode}, ${this.bits}-bit, group ${this.groupSize}): buffer '${name}' is ${b.dtype} ${shapeStr(b.shape)}, expected ${cur.dtype} ${shapeStr(cur.shape)}`)
-      }
-    }
-    return () => {
-      for (const [name, cur] of Object.entries(own)) copyInto(cur.data, buffers[name].data)
-    }
-  }
-}
-
-function copyInto(dst: StoredData, src: StoredData): void {
-  for (let i = 0; i < dst.length; i++) dst[i] = src[i]
 }
 
 export type QuantizeModelOptions = QuantizeOptions & { filter?: (path: string, layer: Linear) => boolean }
@@ -139,4 +106,38 @@ export function quantize(model: Module, { filter = () => true, ...options }: Qua
     paths.push(path)
   }
   return { paths, skipped }
+}
+
+/** What requantizing W + ΔW kept of ΔW; see requantizeReport. */
+export type FuseReport = { codesChanged: number; normRatio: number; retained: number; groupsBelowHalfStep: number; groups: number }
+
+/**
+ * Compare `after` = Q(W + ΔW) with `before` = Q(W), given ΔW (out·in values): the fraction of codes that changed;
+ * normRatio = ‖Q(W + ΔW) − Q(W)‖_F / ‖ΔW‖_F; retained = ⟨Q(W + ΔW) − Q(W), ΔW⟩ / ‖ΔW‖²_F, the share of ΔW the
+ * weights really moved along (1: kept; near 0: lost, even when normRatio looks fine because the group scales
+ * shifted); and the fraction of groups whose largest |ΔW| is below half a quantization step there.
+ */
+export function requantizeReport(before: QuantizedWeights, after: QuantizedWeights, dw: Float32Array): FuseReport {
+  const c0 = quantCodes(before), c1 = quantCodes(after)
+  const w0 = dequantizeWeights(before).data, w1 = dequantizeWeights(after).data
+  let changed = 0, moved = 0, along = 0, delta = 0
+  for (let i = 0; i < dw.length; i++) {
+    if (c0[i] !== c1[i]) changed++
+    moved += (w1[i] - w0[i]) ** 2
+    along += (w1[i] - w0[i]) * dw[i]
+    delta += dw[i] ** 2
+  }
+  // a group's step: the affine or int8 scale; for nf4, absmax times the mean gap between its 16 levels (2/15)
+  const size = before.mode === 'int8' ? before.cols : before.groupSize
+  const groups = dw.length / size
+  let below = 0
+  for (let g = 0; g < groups; g++) {
+    const step = before.mode === 'nf4' ? (before.scales[g] * 2) / 15 : before.scales[g]
+    let biggest = 0
+    for (let i = g * size; i < (g + 1) * size; i++) biggest = Math.max(biggest, Math.abs(dw[i]))
+    if (biggest < step / 2) below++
+  }
+  let normRatio = Math.sqrt(moved / delta)
+  if (delta === 0) normRatio = moved === 0 ? 1 : Infinity
+  return { codesChanged: changed / dw.length, normRatio, retained: delta === 0 ? 1 : along / delta, groupsBelowHalfStep: below / groups, groups }
 }

@@ -17,12 +17,14 @@ export function sampleNext(logits: Float32Array, rows: number, V: number, { temp
   return out
 }
 
+/** The first index of the largest logit: ties go to the lower token id, as torch.argmax does. */
 function argmax(row: Float32Array): number {
   let best = 0
   for (let j = 1; j < row.length; j++) if (row[j] > row[best]) best = j
   return best
 }
 
+/** One token id drawn from softmax(row / temperature) over the top-k, then the top-p nucleus of those. */
 function draw(row: Float32Array, temperature: number, topK: number, topP: number): number {
   const order = Array.from(row.keys()).sort((a, b) => row[b] - row[a] || a - b) // most likely first
   const kept = order.slice(0, Math.min(topK, order.length))

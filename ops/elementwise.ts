@@ -1,5 +1,6 @@
 // Elementwise ops with NumPy broadcasting. Each computes its output with a kernel, then hands
 // fromOp a closure that is its backward; a binary op's backward ends in sumTo (undo the broadcast).
+// Names: a, b are a binary op's operands (ta, tb as tensors), x a unary op's input, y always an output.
 import { Tensor, fromOp, addGrad } from '../src/tensor.js'
 import { K } from '../src/kernels/index.js'
 import { broadcastShapes, broadcastTo, sumTo, sameShape } from '../src/shape.js'
@@ -31,11 +32,11 @@ function affine(x: Tensor, s: number, t: number): Tensor {
 export function add(a: Operand, b: Operand): Tensor {
   if (typeof b === 'number' && typeof a !== 'number') return affine(a, 1, b)
   if (typeof a === 'number' && typeof b !== 'number') return affine(b, 1, a)
-  const x = asTensor(a), y = asTensor(b)
-  const { shape, ad, bd } = broadcastPair('add', x, y)
-  return fromOp(K.add(ad, bd), shape, [x, y], (dy) => {
-    if (x.requiresGrad) addGrad(x, sumTo(dy, shape, x.shape)) // da = dy
-    if (y.requiresGrad) addGrad(y, sumTo(dy, shape, y.shape)) // db = dy
+  const ta = asTensor(a), tb = asTensor(b)
+  const { shape, ad, bd } = broadcastPair('add', ta, tb)
+  return fromOp(K.add(ad, bd), shape, [ta, tb], (dy) => {
+    if (ta.requiresGrad) addGrad(ta, sumTo(dy, shape, ta.shape)) // da = dy
+    if (tb.requiresGrad) addGrad(tb, sumTo(dy, shape, tb.shape)) // db = dy
   })
 }
 
@@ -43,11 +44,11 @@ export function add(a: Operand, b: Operand): Tensor {
 export function sub(a: Operand, b: Operand): Tensor {
   if (typeof b === 'number' && typeof a !== 'number') return affine(a, 1, -b)
   if (typeof a === 'number' && typeof b !== 'number') return affine(b, -1, a)
-  const x = asTensor(a), y = asTensor(b)
-  const { shape, ad, bd } = broadcastPair('sub', x, y)
-  return fromOp(K.sub(ad, bd), shape, [x, y], (dy) => {
-    if (x.requiresGrad) addGrad(x, sumTo(dy, shape, x.shape))                      // da = dy
-    if (y.requiresGrad) addGrad(y, sumTo(K.affine(dy, -1, 0), shape, y.shape))     // db = −dy
+  const ta = asTensor(a), tb = asTensor(b)
+  const { shape, ad, bd } = broadcastPair('sub', ta, tb)
+  return fromOp(K.sub(ad, bd), shape, [ta, tb], (dy) => {
+    if (ta.requiresGrad) addGrad(ta, sumTo(dy, shape, ta.shape))                      // da = dy
+    if (tb.requiresGrad) addGrad(tb, sumTo(K.affine(dy, -1, 0), shape, tb.shape))     // db = −dy
   })
 }
 
@@ -55,23 +56,23 @@ export function sub(a: Operand, b: Operand): Tensor {
 export function mul(a: Operand, b: Operand): Tensor {
   if (typeof b === 'number' && typeof a !== 'number') return affine(a, b, 0)
   if (typeof a === 'number' && typeof b !== 'number') return affine(b, a, 0)
-  const x = asTensor(a), y = asTensor(b)
-  const { shape, ad, bd } = broadcastPair('mul', x, y)
-  return fromOp(K.mul(ad, bd), shape, [x, y], (dy) => {
-    if (x.requiresGrad) addGrad(x, sumTo(K.mul(dy, bd), shape, x.shape)) // da = dy ⊙ b
-    if (y.requiresGrad) addGrad(y, sumTo(K.mul(dy, ad), shape, y.shape)) // db = dy ⊙ a
+  const ta = asTensor(a), tb = asTensor(b)
+  const { shape, ad, bd } = broadcastPair('mul', ta, tb)
+  return fromOp(K.mul(ad, bd), shape, [ta, tb], (dy) => {
+    if (ta.requiresGrad) addGrad(ta, sumTo(K.mul(dy, bd), shape, ta.shape)) // da = dy ⊙ b
+    if (tb.requiresGrad) addGrad(tb, sumTo(K.mul(dy, ad), shape, tb.shape)) // db = dy ⊙ a
   })
 }
 
 /** a / b, broadcast. */
 export function div(a: Operand, b: Operand): Tensor {
   if (typeof b === 'number' && typeof a !== 'number') return affine(a, 1 / b, 0)
-  const x = asTensor(a), y = asTensor(b)
-  const { shape, ad, bd } = broadcastPair('div', x, y)
+  const ta = asTensor(a), tb = asTensor(b)
+  const { shape, ad, bd } = broadcastPair('div', ta, tb)
   const out = K.div(ad, bd)
-  return fromOp(out, shape, [x, y], (dy) => {
-    if (x.requiresGrad) addGrad(x, sumTo(K.div(dy, bd), shape, x.shape))                          // da = dy / b
-    if (y.requiresGrad) addGrad(y, sumTo(K.affine(K.div(K.mul(dy, out), bd), -1, 0), shape, y.shape)) // db = −dy · a/b²  = −dy·out/b
+  return fromOp(out, shape, [ta, tb], (dy) => {
+    if (ta.requiresGrad) addGrad(ta, sumTo(K.div(dy, bd), shape, ta.shape))                          // da = dy / b
+    if (tb.requiresGrad) addGrad(tb, sumTo(K.affine(K.div(K.mul(dy, out), bd), -1, 0), shape, tb.shape)) // db = −dy · a/b²  = −dy·out/b
   })
 }
 
@@ -181,14 +182,14 @@ export function clamp(x: Tensor, min = -Infinity, max = Infinity): Tensor {
 
 /** cond ≠ 0 ? a : b, all three broadcast together. cond carries no gradient. */
 export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
-  const x = asTensor(a), y = asTensor(b)
-  const shape = broadcastShapes('where', broadcastShapes('where', cond.shape, x.shape), y.shape)
+  const ta = asTensor(a), tb = asTensor(b)
+  const shape = broadcastShapes('where', broadcastShapes('where', cond.shape, ta.shape), tb.shape)
   const expand = (t: Tensor): Float32Array => (sameShape(t.shape, shape) ? t.data : broadcastTo(t.data, t.shape, shape))
   const c = expand(cond)
   const zero = new Float32Array(c.length)
-  return fromOp(K.where(c, expand(x), expand(y)), shape, [x, y], (dy) => {
-    if (x.requiresGrad) addGrad(x, sumTo(K.where(c, dy, zero), shape, x.shape)) // da = dy where cond
-    if (y.requiresGrad) addGrad(y, sumTo(K.where(c, zero, dy), shape, y.shape)) // db = dy elsewhere
+  return fromOp(K.where(c, expand(ta), expand(tb)), shape, [ta, tb], (dy) => {
+    if (ta.requiresGrad) addGrad(ta, sumTo(K.where(c, dy, zero), shape, ta.shape)) // da = dy where cond
+    if (tb.requiresGrad) addGrad(tb, sumTo(K.where(c, zero, dy), shape, tb.shape)) // db = dy elsewhere
   })
 }
 

@@ -1,9 +1,28 @@
-// The quantized layer's op: y = x · Ŵᵀ + b against frozen packed weights. Ŵ is a constant of the graph,
-// so the backward gives dx (and db) only; the codes never get a gradient and are never decoded whole.
+// Quantization as modules see it: pack a weight into codes, decode it back, and the quantized layer's op,
+// y = x · Ŵᵀ + b against frozen packed weights. Ŵ is a constant of the graph, so the backward gives dx (and db)
+// only; the codes never get a gradient and are never decoded whole. nn/ reaches the kernels only through here.
 import { Tensor, fromOp, addGrad } from '../src/tensor.js'
 import { K } from '../src/kernels/index.js'
-import type { QuantizedWeights } from '../src/kernels/quant.js'
+import { unpackCodes, type QuantizedWeights, type QuantMode, type QuantizeOptions } from '../src/kernels/quant.js'
 import { shapeStr } from '../src/shape.js'
+
+export type { QuantizedWeights, QuantMode, QuantizeOptions }
+
+/** Pack W (out, in) into codes (affine 2/4/8-bit, int8 or nf4). Defaults: affine, 4 bits, groups of 64 (MLX's). */
+export function quantizeWeights(w: Tensor, options: QuantizeOptions = {}): QuantizedWeights {
+  if (w.ndim !== 2) throw new Error(`quantizeWeights: weight must be 2-D (out, in), got ${shapeStr(w.shape)}`)
+  return K.quantize(w.data, w.shape[0], w.shape[1], options)
+}
+
+/** Ŵ (out, in) as floats, decoded from its codes; a constant (no gradient). */
+export function dequantizeWeights(q: QuantizedWeights): Tensor {
+  return new Tensor(K.dequantize(q), [q.rows, q.cols])
+}
+
+/** The integer code of every weight, row-major (affine and nf4 unpacked; int8 as is). */
+export function quantCodes(q: QuantizedWeights): Int32Array {
+  return unpackCodes(q)
+}
 
 /** y = x · Ŵᵀ + b.   x: (..., in)   Ŵ = dequantize(q): (out, in)   b: (out)   y: (..., out) */
 export function quantizedLinear(x: Tensor, q: QuantizedWeights, b?: Tensor): Tensor {

@@ -9,6 +9,7 @@ export * from './index.js'
 export { saveSafetensors, loadSafetensors } from './safetensors-node.js'
 export { saveNpz, loadNpz } from './npy-node.js'
 export { writeFileAtomic } from './files-node.js'
+export * as nn from '../nn/index-node.js' // nn plus adapters and checkpoints by file path
 
 // Threads for the parallel backend (worker_threads), and gpu.js's webgpu and threaded webasm modes, which
 // answer only with Promises and so run in a worker the caller blocks on.

@@ -66,23 +66,30 @@ function broadcastStrides(shape: Shape, outShape: Shape): number[] {
   return outShape.map((d, i) => (i < offset || shape[i - offset] === 1 ? 0 : own[i - offset]))
 }
 
+/**
+ * Step a row-major multi-index `idx` over `shape` by one (an odometer) and return how far a flat offset with
+ * per-axis strides `step` moves: the one index-stepping loop that broadcastTo, sumTo and permute walk with.
+ */
+export function nextIndex(idx: number[], shape: Shape, step: readonly number[]): number {
+  let move = 0
+  for (let ax = shape.length - 1; ax >= 0; ax--) {
+    idx[ax]++
+    move += step[ax]
+    if (idx[ax] < shape[ax]) return move
+    move -= step[ax] * shape[ax] // this axis wrapped around: undo its steps and carry into the next
+    idx[ax] = 0
+  }
+  return move
+}
+
 /** Copy `data` of `shape` into a fresh array of the broadcast shape `outShape`. */
 export function broadcastTo(data: Float32Array, shape: Shape, outShape: Shape): Float32Array {
   const out = new Float32Array(sizeOf(outShape))
   const strides = broadcastStrides(shape, outShape)
-  const ndim = outShape.length
-  const idx = new Array<number>(ndim).fill(0)
-  let src = 0
-  for (let i = 0; i < out.length; i++) {
+  const idx = new Array<number>(outShape.length).fill(0)
+  for (let i = 0, src = 0; i < out.length; i++) {
     out[i] = data[src]
-    // odometer increment over the output index, moving the source offset with it
-    for (let ax = ndim - 1; ax >= 0; ax--) {
-      idx[ax]++
-      src += strides[ax]
-      if (idx[ax] < outShape[ax]) break
-      src -= strides[ax] * outShape[ax]
-      idx[ax] = 0
-    }
+    src += nextIndex(idx, outShape, strides)
   }
   return out
 }
@@ -92,18 +99,10 @@ export function sumTo(grad: Float32Array, outShape: Shape, shape: Shape): Float3
   if (sameShape(outShape, shape)) return grad
   const out = new Float32Array(sizeOf(shape))
   const strides = broadcastStrides(shape, outShape)
-  const ndim = outShape.length
-  const idx = new Array<number>(ndim).fill(0)
-  let dst = 0
-  for (let i = 0; i < grad.length; i++) {
+  const idx = new Array<number>(outShape.length).fill(0)
+  for (let i = 0, dst = 0; i < grad.length; i++) {
     out[dst] += grad[i]
-    for (let ax = ndim - 1; ax >= 0; ax--) {
-      idx[ax]++
-      dst += strides[ax]
-      if (idx[ax] < outShape[ax]) break
-      dst -= strides[ax] * outShape[ax]
-      idx[ax] = 0
-    }
+    dst += nextIndex(idx, outShape, strides)
   }
   return out
 }

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert'
 import { mkdtempSync, readFileSync, writeFileSync, existsSync, copyFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { nn } from '../src/index'
+import { nn } from '../src/node'
 import { loadBase } from '../examples/lib/checkpoint'
 import { base, example, failsClearly, smallData as smallCopy } from './example-helpers'
 

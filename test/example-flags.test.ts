@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process'
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync, copyFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { nn } from '../src/index'
+import { nn } from '../src/node'
 import { loadBase } from '../examples/lib/checkpoint'
 import { root, script, base, example, exampleEnv, failsClearly, smallData, type Run } from './example-helpers'
 

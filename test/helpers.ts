@@ -1,4 +1,5 @@
-// Test helpers: gradcheck (central differences), allClose, and seeded random tensors.
+// Test helpers: gradcheck (central differences), assertClose, matchesComposite, and seeded random tensors.
+import * as assert from 'uvu/assert'
 import { Tensor, tensor, noGrad } from '../src/tensor'
 import { random, randomNormal } from '../src/random'
 
@@ -54,4 +55,18 @@ export function gradcheck(f: () => Tensor, inputs: Tensor[], { eps = 1e-2, tol =
       }
     }
   }
+}
+
+/** A fused op and its composite agree in value and, under the same probe, in every input's gradient. */
+export function matchesComposite(fused: () => Tensor, composite: () => Tensor, inputs: Tensor[], tol = { atol: 1e-5, rtol: 1e-4 }): void {
+  const y1 = fused(), y2 = composite()
+  assert.equal(y1.shape, y2.shape)
+  assertClose(y1.data, y2.data, { ...tol, what: 'fused vs composite values' })
+  const probe = Float32Array.from({ length: y1.size }, () => random() - 0.5)
+  const grads = [y1, y2].map((y) => {
+    for (const t of inputs) t.grad = null
+    y.backward(probe)
+    return inputs.map((t) => t.grad!.data.slice())
+  })
+  inputs.forEach((_, i) => assertClose(grads[0][i], grads[1][i], { ...tol, what: `fused vs composite gradient of input ${i}` }))
 }

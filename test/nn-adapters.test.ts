@@ -1,7 +1,6 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdtempSync, rmSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { rmSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { unzipSync } from 'fflate'
 import { Tensor } from '../src/tensor'
@@ -9,37 +8,19 @@ import { manualSeed } from '../src/random'
 import { loadSafetensors, saveSafetensors } from '../src/safetensors-node'
 import { encodeNpy, decodeNpy } from '../src/npy'
 import { saveNpz, loadNpz } from '../src/npy-node'
-import { Module } from '../nn/module'
-import { Linear } from '../nn/linear'
 import { quantize } from '../nn/quantized'
 import { LoRALinear } from '../nn/lora'
-import { applyLoRA, loraLayers, setAdapters } from '../nn/lora-model'
-import { saveAdapters, loadAdapters, exportPEFT, importPEFT, exportMLX, importMLX, baseHash } from '../nn/adapters'
-import { add, mul, sub, tanh } from '../ops'
+import { applyLoRA, loraLayers, setAdapters, getAdapter, adapterNames, activeAdapter } from '../nn/lora-model'
+import { baseHash } from '../nn/adapters'
+import { saveAdapters, loadAdapters, exportPEFT, importPEFT, exportMLX, importMLX } from '../nn/adapters-node'
+import { add, mul, sub } from '../ops'
 import { assertClose, normal, uniform } from './helpers'
+import { Toy as ToyModel, withDir } from './fixtures'
 
-class Block extends Module {
-  qProj: Linear
-  vProj: Linear
-  constructor(d: number) {
-    super()
-    this.qProj = new Linear(d, d)
-    this.vProj = new Linear(d, d)
-  }
-  forward(x: Tensor): Tensor {
-    return tanh(add(this.qProj.forward(x), this.vProj.forward(x)))
-  }
-}
-
-class Toy extends Module {
-  blocks: Block[]
+/** n blocks of qProj and vProj, width 8: the model these adapter files are made for. */
+const Toy = class extends ToyModel {
   constructor(d = 8, n = 2) {
-    super()
-    this.blocks = Array.from({ length: n }, () => new Block(d))
-  }
-  forward(x: Tensor): Tensor {
-    for (const b of this.blocks) x = b.forward(x)
-    return x
+    super({ d, n, fc: false, head: false })
   }
 }
 
@@ -59,15 +40,6 @@ function setup(seed: number, options: Parameters<typeof applyLoRA>[1] = {}) {
   applyLoRA(adapted, { rank: 2, ...options })
   for (const [, l] of loraLayers(adapted)) l.loraB.data.set(normal(l.loraB.shape, 0.3).data)
   return { adapted, fresh, baseCopy }
-}
-
-function withDir(fn: (dir: string) => void): void {
-  const dir = mkdtempSync(join(tmpdir(), 'tenny-adapters-'))
-  try {
-    fn(dir)
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
 }
 
 test('saveAdapters / loadAdapters: only lora tensors are written; a fresh base reproduces the adapted model bitwise', () => withDir((dir) => {
@@ -137,7 +109,7 @@ test('PEFT export/import: key names, (r, in) / (out, r) shapes and config; the r
   const x = uniform([3, 8])
   assert.equal(bits(model.forward(x)), bits(adapted.forward(x)))
   const l = loraLayers(model)[0][1], src = loraLayers(adapted)[0][1]
-  assert.equal([l.adapter('default')!.alpha, l.scale], [src.adapter('default')!.alpha, src.scale])
+  assert.equal([getAdapter(l, 'default')!.alpha, l.scale], [getAdapter(src, 'default')!.alpha, src.scale])
 }))
 
 test('PEFT: rsLoRA keeps alpha with use_rslora, a given scale becomes lora_alpha = scale·r, mixed ranks go to rank_pattern', () => withDir((dir) => {
@@ -232,8 +204,8 @@ test('named adapters from two files mix by strength on one base (<lora:cwk:0.7>,
   loadAdapters(model, join(dir, 'cwk.safetensors'), { name: 'cwk' })
   saveAdapters(join(dir, 'rj.safetensors'), b.adapted)
   loadAdapters(model, join(dir, 'rj.safetensors'), { name: 'rj' })
-  assert.equal(loraLayers(model)[0][1].adapterNames(), ['cwk', 'rj'])
-  assert.is(loraLayers(model)[0][1].active, 'rj')
+  assert.equal(adapterNames(loraLayers(model)[0][1]), ['cwk', 'rj'])
+  assert.is(activeAdapter(loraLayers(model)[0][1]), 'rj')
   const x = uniform([2, 8])
   const y0 = a.baseCopy.blocks[0].qProj.forward(x)
   const dA = sub(a.adapted.blocks[0].qProj.forward(x), y0), dB = sub(b.adapted.blocks[0].qProj.forward(x), y0)

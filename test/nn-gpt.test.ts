@@ -1,26 +1,19 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Tensor, randint, noGrad } from '../src/tensor'
 import { manualSeed, rngState, setRngState } from '../src/random'
 import { saveSafetensors, loadSafetensors } from '../src/safetensors-node'
-import { GPT, type GPTConfig } from '../nn/gpt'
+import { GPT } from '../nn/gpt'
 import { QuantizedLinear, quantize, type QuantizeOptions } from '../nn/quantized'
 import { applyLoRA } from '../nn/lora-model'
 import { AdamW } from '../nn/optim'
+import { buffers } from '../nn/checkpoint'
+import { TINY_GPT, withDir } from './fixtures'
+import { saveCheckpoint, loadCheckpoint } from '../nn/checkpoint-node'
 
-const config: GPTConfig = { vocabSize: 11, blockSize: 8, nLayer: 2, nHead: 2, nEmbd: 16 }
-
-function withDir(fn: (dir: string) => void): void {
-  const dir = mkdtempSync(join(tmpdir(), 'tenny-gpt-'))
-  try {
-    fn(dir)
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
-}
+const config = TINY_GPT
 
 test('GPT: parameter names follow the module tree, and init is GPT-2 style', () => {
   manualSeed(1)
@@ -135,18 +128,18 @@ test('GPT: tied weights share one Tensor, are counted once, and train through bo
   assert.ok(gpt.wte.weight.grad!.data.some((v) => v !== 0))
 })
 
-test('GPT.save / GPT.load: weights, config and generation round-trip bitwise (tied too)', () => {
+test('saveCheckpoint / loadCheckpoint: weights, config and generation round-trip bitwise (tied too)', () => {
   withDir((dir) => {
     for (const tieWeights of [false, true]) {
       manualSeed(7)
       const gpt = new GPT({ ...config, tieWeights, bias: false })
       const path = join(dir, `m${tieWeights}.safetensors`)
-      gpt.save(path)
+      saveCheckpoint(path, gpt)
       const keys = Object.keys(loadSafetensors(path).tensors)
       assert.is(keys.includes('lmHead.weight'), !tieWeights)
       assert.ok(!keys.some((k) => k.endsWith('qProj.bias')))
       const stream = rngState()
-      const back = GPT.load(path)
+      const back = loadCheckpoint(path)
       assert.equal(rngState(), stream, 'loading leaves the random stream alone')
       assert.equal(back.config, gpt.config)
       for (const [name, t] of Object.entries(gpt.stateDict())) assert.equal(back.stateDict()[name].data, t.data, name)
@@ -157,7 +150,7 @@ test('GPT.save / GPT.load: weights, config and generation round-trip bitwise (ti
   })
 })
 
-test('GPT.load: missing config, bad config, missing / unexpected / mis-shaped tensors and corrupt files are named errors', () => {
+test('loadCheckpoint: missing config, bad config, missing / unexpected / mis-shaped tensors and corrupt files are named errors', () => {
   withDir((dir) => {
     manualSeed(8)
     const gpt = new GPT(config)
@@ -165,28 +158,28 @@ test('GPT.load: missing config, bad config, missing / unexpected / mis-shaped te
     const meta = { config: JSON.stringify(config) }
     const at = (name: string) => join(dir, name)
     saveSafetensors(at('noconfig'), sd)
-    assert.throws(() => GPT.load(at('noconfig')), /noconfig: no 'config' in the metadata/)
+    assert.throws(() => loadCheckpoint(at('noconfig')), /noconfig: no 'config' in the metadata/)
     saveSafetensors(at('badjson'), sd, { config: '{' })
-    assert.throws(() => GPT.load(at('badjson')), /config is not valid JSON/)
+    assert.throws(() => loadCheckpoint(at('badjson')), /config is not valid JSON/)
     saveSafetensors(at('badconfig'), sd, { config: JSON.stringify({ ...config, nLayer: 0 }) })
-    assert.throws(() => GPT.load(at('badconfig')), /config.nLayer must be a positive integer, got 0/)
+    assert.throws(() => loadCheckpoint(at('badconfig')), /config.nLayer must be a positive integer, got 0/)
     const { 'lnF.bias': _, ...missing } = sd
     saveSafetensors(at('missing'), missing, meta)
-    assert.throws(() => GPT.load(at('missing')), /missing: missing tensor\(s\) lnF.bias/)
+    assert.throws(() => loadCheckpoint(at('missing')), /missing: missing tensor\(s\) lnF.bias/)
     saveSafetensors(at('extra'), { ...sd, 'blocks.2.ln1.weight': sd['lnF.bias'] }, meta)
-    assert.throws(() => GPT.load(at('extra')), /unexpected tensor\(s\) blocks.2.ln1.weight/)
+    assert.throws(() => loadCheckpoint(at('extra')), /unexpected tensor\(s\) blocks.2.ln1.weight/)
     saveSafetensors(at('shape'), { ...sd, 'lnF.bias': new Tensor(new Float32Array(3), [3]) }, meta)
-    assert.throws(() => GPT.load(at('shape')), /lnF.bias has shape \(3\) in the file but \(16\) in the model/)
+    assert.throws(() => loadCheckpoint(at('shape')), /lnF.bias has shape \(3\) in the file but \(16\) in the model/)
     saveSafetensors(at('int'), { ...sd, 'lnF.bias': { dtype: 'I8', shape: [16], data: new Int8Array(16) } }, meta)
-    assert.throws(() => GPT.load(at('int')), /'lnF.bias' is stored as I8/)
-    gpt.save(at('good'))
+    assert.throws(() => loadCheckpoint(at('int')), /'lnF.bias' is stored as I8/)
+    saveCheckpoint(at('good'), gpt)
     const bytes = readFileSync(at('good'))
     writeFileSync(at('cut'), bytes.subarray(0, bytes.length - 10))
-    assert.throws(() => GPT.load(at('cut')), /cut: tensors cover \d+ bytes but the data section is/)
+    assert.throws(() => loadCheckpoint(at('cut')), /cut: tensors cover \d+ bytes but the data section is/)
   })
 })
 
-test('GPT.save / GPT.load: a quantized GPT (each mode, all or some layers) round-trips; logits and generation are bitwise equal', () => {
+test('saveCheckpoint / loadCheckpoint: a quantized GPT (each mode, all or some layers) round-trips; logits and generation are bitwise equal', () => {
   withDir((dir) => {
     const modes: [QuantizeOptions, ((path: string) => boolean)?][] = [
       [{ mode: 'affine', bits: 4, groupSize: 16 }], [{ mode: 'affine', bits: 8, groupSize: 16 }, (p) => p.includes('attn')],
@@ -198,12 +191,12 @@ test('GPT.save / GPT.load: a quantized GPT (each mode, all or some layers) round
       const { paths } = quantize(gpt, { ...opts, filter })
       assert.ok(paths.length > 0)
       const path = join(dir, 'q.safetensors')
-      gpt.save(path)
+      saveCheckpoint(path, gpt)
       const saved = JSON.parse(loadSafetensors(path).metadata.quantized)
       assert.equal(Object.keys(saved), paths)
       const first = gpt.getModule(paths[0]) as QuantizedLinear
       assert.equal(saved[paths[0]], { mode: first.mode, bits: first.bits, groupSize: first.groupSize })
-      const back = GPT.load(path)
+      const back = loadCheckpoint(path)
       for (const [name, m] of gpt.namedModules()) if (name) assert.is(back.getModule(name).constructor, m.constructor, name)
       const idx = randint(0, 11, [2, 8]), label = JSON.stringify(opts)
       assert.equal(back.forward(idx).data, gpt.forward(idx).data, label)
@@ -212,34 +205,34 @@ test('GPT.save / GPT.load: a quantized GPT (each mode, all or some layers) round
   })
 })
 
-test('GPT.save / GPT.load of quantized models: a LoRA model is refused; bad quantized metadata and missing or mis-shaped buffers are named errors', () => {
+test('saveCheckpoint / loadCheckpoint of quantized models: a LoRA model is refused; bad quantized metadata and missing or mis-shaped buffers are named errors', () => {
   withDir((dir) => {
     manualSeed(13)
     const at = (name: string) => join(dir, name)
     const lora = new GPT(config)
     applyLoRA(lora, { rank: 2 })
-    assert.throws(() => lora.save(at('lora')), /GPT.save: 'blocks.0.attn.qProj' is a LoRALinear, which GPT.load cannot rebuild; merge LoRA layers first \(mergeLoRA\)/)
+    assert.throws(() => saveCheckpoint(at('lora'), lora), /checkpointToBytes: 'blocks.0.attn.qProj' is a LoRALinear, which a checkpoint cannot rebuild; merge LoRA layers first \(mergeLoRA\)/)
     const gpt = new GPT(config)
     quantize(gpt, { mode: 'affine', bits: 4, groupSize: 16 })
-    const tensors = { ...gpt.stateDict(), ...gpt.buffers() }
+    const tensors = { ...gpt.stateDict(), ...buffers(gpt) }
     const q4 = { mode: 'affine', bits: 4, groupSize: 16 }
     const meta = (quantized: unknown) => ({ config: JSON.stringify(config), quantized: JSON.stringify(quantized) })
     const all = Object.fromEntries(Array.from(gpt.namedModules()).filter(([, m]) => m instanceof QuantizedLinear).map(([p]) => [p, q4]))
     saveSafetensors(at('plain'), tensors, { config: JSON.stringify(config) })
-    assert.throws(() => GPT.load(at('plain')), /plain: missing tensor\(s\) blocks.0.attn.qProj.weight/) // codes without the metadata saying which layers are quantized
+    assert.throws(() => loadCheckpoint(at('plain')), /plain: missing tensor\(s\) blocks.0.attn.qProj.weight/) // codes without the metadata saying which layers are quantized
     saveSafetensors(at('notlinear'), tensors, meta({ ...all, lnF: q4 }))
-    assert.throws(() => GPT.load(at('notlinear')), /notlinear: the metadata 'quantized' names 'lnF', which is not a Linear layer of this config/)
+    assert.throws(() => loadCheckpoint(at('notlinear')), /notlinear: the metadata 'quantized' names 'lnF', which is not a Linear layer of this config/)
     saveSafetensors(at('mode'), tensors, meta({ ...all, 'blocks.0.attn.qProj': { mode: 'fp8', bits: 8, groupSize: 16 } }))
-    assert.throws(() => GPT.load(at('mode')), /the metadata 'quantized': 'blocks.0.attn.qProj' must be \{ mode: 'affine' \| 'int8' \| 'nf4', bits, groupSize \}, got \{"mode":"fp8"/)
+    assert.throws(() => loadCheckpoint(at('mode')), /the metadata 'quantized': 'blocks.0.attn.qProj' must be \{ mode: 'affine' \| 'int8' \| 'nf4', bits, groupSize \}, got \{"mode":"fp8"/)
     saveSafetensors(at('group'), tensors, meta({ ...all, 'blocks.0.attn.qProj': { ...q4, groupSize: 12 } }))
-    assert.throws(() => GPT.load(at('group')), /'blocks.0.attn.qProj': quantize: groupSize must be a positive multiple of 8 for affine 4-bit, got 12/)
+    assert.throws(() => loadCheckpoint(at('group')), /'blocks.0.attn.qProj': quantize: groupSize must be a positive multiple of 8 for affine 4-bit, got 12/)
     const { 'blocks.1.mlp.fc.scales': _, ...noScales } = tensors
     saveSafetensors(at('noscales'), noScales, meta(all))
-    assert.throws(() => GPT.load(at('noscales')), /noscales: missing tensor\(s\) blocks.1.mlp.fc.scales/)
+    assert.throws(() => loadCheckpoint(at('noscales')), /noscales: missing tensor\(s\) blocks.1.mlp.fc.scales/)
     saveSafetensors(at('bits'), tensors, meta({ ...all, 'blocks.0.attn.qProj': { ...q4, bits: 8 } }))
-    assert.throws(() => GPT.load(at('bits')), /bits: blocks.0.attn.qProj.codes is U32 \(16,2\) in the file but U32 \(16,4\) in the model/)
-    gpt.save(at('good'))
-    assert.equal(GPT.load(at('good')).forward(randint(0, 11, [1, 4])).shape, [1, 4, 11])
+    assert.throws(() => loadCheckpoint(at('bits')), /bits: blocks.0.attn.qProj.codes is U32 \(16,2\) in the file but U32 \(16,4\) in the model/)
+    saveCheckpoint(at('good'), gpt)
+    assert.equal(loadCheckpoint(at('good')).forward(randint(0, 11, [1, 4])).shape, [1, 4, 11])
   })
 })
 
@@ -257,13 +250,13 @@ test('resuming from a checkpoint (model + AdamW state + RNG) equals uninterrupte
     const a = new GPT(cfg)
     const optA = new AdamW(a.parameters(), { lr: 3e-3 })
     for (let i = 0; i < 3; i++) trainStep(a, optA)
-    a.save(join(dir, 'ckpt.safetensors'))
+    saveCheckpoint(join(dir, 'ckpt.safetensors'), a)
     const optState = optA.stateDict()
     const stream = rngState()
     for (let i = 0; i < 3; i++) trainStep(a, optA)
 
     manualSeed(123) // a different stream and different init, all overwritten by the checkpoint
-    const b = GPT.load(join(dir, 'ckpt.safetensors'))
+    const b = loadCheckpoint(join(dir, 'ckpt.safetensors'))
     const optB = new AdamW(b.parameters(), { lr: 3e-3 })
     optB.loadStateDict(optState)
     setRngState(stream)

@@ -1,24 +1,17 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { Tensor, tensor, noGrad } from '../src/tensor'
+import { tensor, noGrad } from '../src/tensor'
 import { manualSeed } from '../src/random'
-import { Module } from '../nn/module'
 import { Linear } from '../nn/linear'
 import { Adam } from '../nn/optim'
 import { LoRALinear } from '../nn/lora'
+import { PiSSALinear } from '../nn/pissa'
 import { applyLoRA, loraLayers } from '../nn/lora-model'
 import { loraReport, adapterReport, subspaceSimilarity } from '../nn/lora-report'
-import { matmul, mseLoss, tanh, mul, sub, slice, transpose } from '../ops'
+import { matmul, mseLoss, mul, sub, slice, transpose } from '../ops'
 import * as linalg from '../ops/linalg'
 import { assertClose, normal, uniform } from './helpers'
-
-class TwoLayer extends Module {
-  fc1 = new Linear(12, 20)
-  fc2 = new Linear(20, 6)
-  forward(x: Tensor): Tensor {
-    return this.fc2.forward(tanh(this.fc1.forward(x)))
-  }
-}
+import { TwoLayer } from './fixtures'
 
 /** A TwoLayer with rank-`rank` LoRA on both layers, trained 40 Adam steps towards a random target. */
 function trainedModel(rank: number): TwoLayer {
@@ -139,7 +132,7 @@ test('PiSSA recipe: B, A from the top-r singular triplets of W, base keeps W −
 test('adapterReport on init pissa: ΔW is measured against the original W, so a fresh PiSSA adapter has learned nothing', () => {
   manualSeed(5)
   const original = new Linear(24, 16)
-  const layer = LoRALinear.fromLinear(original, { rank: 4, alpha: 8, init: 'pissa' })
+  const layer = PiSSALinear.fromLinear(original, { rank: 4, alpha: 8 })
   let r = adapterReport(layer)
   assertClose([r.weightNorm], [linalg.norm(original.weight)], { rtol: 1e-5, what: '‖W‖ of the original, not of the residual' })
   assert.ok(r.deltaNorm < 1e-5 * r.weightNorm, `fresh PiSSA adapter: ‖ΔW‖ = ${r.deltaNorm}`)

@@ -8,9 +8,10 @@ import { GPT } from '../nn/gpt'
 import { AdamW } from '../nn/optim'
 import { QuantizedLinear, quantize } from '../nn/quantized'
 import { LoRALinear, type LoRAInit } from '../nn/lora'
-import { applyLoRA, printTrainable, mergeLoRA, setAdapters, setAdapter, disableAdapters, loraLayers } from '../nn/lora-model'
+import { applyLoRA, printTrainable, mergeLoRA, setAdapters, setAdapter, disableAdapters, loraLayers, addAdapter, getAdapter, adapterNames, activeAdapter } from '../nn/lora-model'
 import { add, mul, sum, sub, tanh, matmul, mseLoss, transpose } from '../ops'
 import { assertClose, gradcheck, normal, uniform } from './helpers'
+import { TINY_GPT, Toy } from './fixtures'
 import type { Tensor as TfTensor } from '@tensorflow/tfjs'
 
 const bits = (t: Tensor) => Array.from(t.data)
@@ -59,7 +60,7 @@ test('LoRALinear: gradients of A, B and x match finite differences (float and qu
   for (const base of [new Linear(6, 4), QuantizedLinear.fromLinear(new Linear(8, 4), { mode: 'nf4', groupSize: 8 })]) {
     const lora = LoRALinear.fromLinear(base, { rank: 3, alpha: 6 })
     lora.loraB.data.set(normal([4, 3]).data) // B ≠ 0 so that A's gradient is not zero
-    lora.setAdapters({ default: 0.7 })
+    setAdapters(lora, { default: 0.7 })
     const x = uniform([2, base.inFeatures], 1, true)
     gradcheck(() => lora.forward(x), [lora.loraA, lora.loraB, x])
   }
@@ -111,8 +112,8 @@ test('LoRALinear: scale is alpha/rank, alpha/√rank with useRslora, or given; i
   assert.is(LoRALinear.fromLinear(base, { rank: 4, alpha: 16, useRslora: true }).scale, 8)
   const given = LoRALinear.fromLinear(base, { rank: 4, alpha: 99, scale: 20 })
   assert.is(given.scale, 20)
-  assert.is(given.adapter('default')!.alpha, 99)
-  assert.is(LoRALinear.fromLinear(base, { rank: 4, scale: 20 }).adapter('default')!.alpha, 80) // alpha = scale·rank
+  assert.is(getAdapter(given, 'default')!.alpha, 99)
+  assert.is(getAdapter(LoRALinear.fromLinear(base, { rank: 4, scale: 20 }), 'default')!.alpha, 80) // alpha = scale·rank
   manualSeed(7)
   const g = LoRALinear.fromLinear(new Linear(400, 4), { rank: 4, init: 'gaussian' })
   const a = g.loraA.data, m = a.reduce((s, v) => s + v, 0) / a.length
@@ -143,58 +144,30 @@ test('LoRALinear: dropout applies to the adapter path only, and only in training
 test('named adapters: strengths mix linearly, setAdapter picks one, disableAdapters gives the base bitwise', () => {
   manualSeed(9)
   const base = new Linear(8, 6)
-  const layer = LoRALinear.fromLinear(base, { rank: 2, name: 'cwk' })
-  layer.loraB.data.set(normal([6, 2]).data)
-  const cwk = layer.adapter('cwk')!
-  const rj = layer.addAdapter('rj', { rank: 3, alpha: 3 })
+  const first = LoRALinear.fromLinear(base, { rank: 2, name: 'cwk' })
+  first.loraB.data.set(normal([6, 2]).data)
+  const cwk = getAdapter(first, 'cwk')!
+  const layer = addAdapter(first, 'rj', { rank: 3, alpha: 3 }) // the layer is now the stack's new top
+  const rj = getAdapter(layer, 'rj')!
   rj.loraB.data.set(normal([6, 3]).data)
-  assert.is(layer.active, 'rj')
-  assert.is(layer.loraA, rj.loraA)
+  assert.is(activeAdapter(layer), 'rj')
+  assert.is(getAdapter(layer, activeAdapter(layer))!.loraA, rj.loraA)
   assert.not.ok(cwk.loraA.requiresGrad) // only the active adapter trains
   assert.ok(rj.loraA.requiresGrad)
   const x = uniform([3, 8])
   const y0 = base.forward(x)
-  layer.setAdapter('cwk')
+  setAdapter(layer, 'cwk')
   const dC = sub(layer.forward(x), y0)
-  assert.is(layer.loraA, cwk.loraA)
+  assert.is(getAdapter(layer, activeAdapter(layer))!.loraA, cwk.loraA)
   assert.ok(cwk.loraA.requiresGrad && !rj.loraA.requiresGrad)
-  layer.setAdapter('rj')
+  setAdapter(layer, 'rj')
   const dR = sub(layer.forward(x), y0)
-  layer.setAdapters({ cwk: 0.7, rj: 0.3 })
+  setAdapters(layer, { cwk: 0.7, rj: 0.3 })
   assertClose(layer.forward(x).data, add(y0, add(mul(dC, 0.7), mul(dR, 0.3))).data, { atol: 1e-6 })
-  layer.disableAdapters()
+  disableAdapters(layer)
   assert.equal(bits(layer.forward(x)), bits(y0))
-  assert.throws(() => layer.addAdapter('rj'), /already has an adapter named 'rj'/)
+  assert.throws(() => addAdapter(layer, 'rj'), /already has an adapter named 'rj'/)
 })
-
-class Block extends Module {
-  qProj: Linear
-  vProj: Linear
-  fc: Linear
-  constructor(d: number) {
-    super()
-    this.qProj = new Linear(d, d)
-    this.vProj = new Linear(d, d)
-    this.fc = new Linear(d, d)
-  }
-  forward(x: Tensor): Tensor {
-    return this.fc.forward(tanh(add(this.qProj.forward(x), this.vProj.forward(x))))
-  }
-}
-
-class Toy extends Module {
-  blocks: Block[]
-  head: Linear
-  constructor(d = 16, n = 3) {
-    super()
-    this.blocks = Array.from({ length: n }, () => new Block(d))
-    this.head = new Linear(d, 4)
-  }
-  forward(x: Tensor): Tensor {
-    for (const b of this.blocks) x = b.forward(x)
-    return this.head.forward(x)
-  }
-}
 
 test('applyLoRA: targets by name, RegExp or predicate; layers = last N or indices; everything else frozen', () => {
   manualSeed(10)
@@ -213,7 +186,7 @@ test('applyLoRA: targets by name, RegExp or predicate; layers = last N or indice
   applyLoRA(m, { rank: 4, name: 'second', targets: ['qProj'] })
   const q = m.blocks[0].qProj as unknown
   assert.instance(q, LoRALinear)
-  assert.equal((q as LoRALinear).adapterNames(), ['default', 'second'])
+  assert.equal(adapterNames(q as LoRALinear), ['default', 'second'])
   assert.is(m.numParameters({ trainable: true }), 3 * 4 * 32)
 })
 
@@ -296,11 +269,11 @@ test('model-level setAdapters / setAdapter / disableAdapters, with errors naming
   const y0 = m.forward(x)
   applyLoRA(m, { rank: 2, name: 'cwk' })
   applyLoRA(m, { rank: 2, name: 'rj', targets: ['qProj'] })
-  for (const [, l] of loraLayers(m)) for (const n of l.adapterNames()) l.adapter(n)!.loraB.data.set(normal([16, 2], 0.2).data)
+  for (const [, l] of loraLayers(m)) for (const n of adapterNames(l)) getAdapter(l, n)!.loraB.data.set(normal([16, 2], 0.2).data)
   disableAdapters(m)
   assert.equal(bits(m.forward(x)), bits(y0))
   setAdapter(m, 'rj')
-  assert.equal((m.blocks[0].vProj as unknown as LoRALinear).adapter('cwk')!.strength, 0) // vProj has no 'rj': runs as base
+  assert.equal(getAdapter(m.blocks[0].vProj as unknown as LoRALinear, 'cwk')!.strength, 0) // vProj has no 'rj': runs as base
   setAdapters(m, { cwk: 0.5, rj: 0.5 })
   assert.not.equal(bits(m.forward(x)), bits(y0))
   assert.throws(() => setAdapters(m, { nope: 1 }), /no adapter named 'nope'; this model has 'cwk', 'rj'/)
@@ -374,7 +347,7 @@ class Mlp extends Module {
 
 test('GPT: LoRA on qProj/vProj starts equal to the base, trains only adapters, and merges back', () => {
   manualSeed(17)
-  const gpt = new GPT({ vocabSize: 11, blockSize: 8, nLayer: 2, nHead: 2, nEmbd: 16 })
+  const gpt = new GPT(TINY_GPT)
   const idx = tensor([[1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1]])
   const targets = tensor([[2, 3, 4, 5, 6, 7], [5, 4, 3, 2, 1, 0]])
   const before = gpt.forward(idx)

@@ -15,6 +15,7 @@ import { saveSafetensors, loadSafetensors } from '../src/safetensors-node'
 import { Module } from '../nn/module'
 import { Linear } from '../nn/linear'
 import { QuantizedLinear, quantize } from '../nn/quantized'
+import { buffers, loadBuffers } from '../nn/checkpoint'
 import { sum, mul } from '../ops'
 import { assertClose, gradcheck, normal, uniform } from './helpers'
 
@@ -201,13 +202,13 @@ test('QuantizedLinear: buffers survive a safetensors round trip bitwise, and a w
       const m = new TwoLayer()
       quantize(m, { ...opts, groupSize: 32 })
       const file = join(dir, 'q.safetensors')
-      saveSafetensors(file, { ...m.stateDict(), ...m.buffers() })
+      saveSafetensors(file, { ...m.stateDict(), ...buffers(m) })
       const fresh = new TwoLayer() // different random weights
       quantize(fresh, { ...opts, groupSize: 32 })
       const { tensors } = loadSafetensors(file)
       const params = new Set(Object.keys(fresh.stateDict()))
       fresh.loadStateDict(Object.fromEntries(Object.entries(tensors).filter(([k]) => params.has(k)).map(([k, v]) => [k, toTensor(v, k)])))
-      fresh.loadBuffers(Object.fromEntries(Object.entries(tensors).filter(([k]) => !params.has(k))))
+      loadBuffers(fresh, Object.fromEntries(Object.entries(tensors).filter(([k]) => !params.has(k))))
       const x = uniform([3, 64])
       assert.equal(Array.from(fresh.b.forward(fresh.a.forward(x)).data), Array.from(m.b.forward(m.a.forward(x)).data), name)
     }
@@ -215,10 +216,10 @@ test('QuantizedLinear: buffers survive a safetensors round trip bitwise, and a w
     quantize(m8, { mode: 'affine', bits: 8, groupSize: 32 })
     const m4 = new TwoLayer()
     quantize(m4, { mode: 'affine', bits: 4, groupSize: 32 })
-    const before = Array.from(m4.buffers()['a.codes'].data)
-    assert.throws(() => m4.loadBuffers(m8.buffers()), /buffer 'codes' is U32 \(32,16\), expected U32 \(32,8\)/)
-    assert.equal(Array.from(m4.buffers()['a.codes'].data), before) // nothing changed
-    assert.throws(() => m4.loadBuffers({ ...m4.buffers(), 'z.codes': m4.buffers()['a.codes'] }), /unexpected buffer\(s\) z.codes/)
+    const before = Array.from(buffers(m4)['a.codes'].data)
+    assert.throws(() => loadBuffers(m4, buffers(m8)), /buffer 'codes' is U32 \(32,16\), expected U32 \(32,8\)/)
+    assert.equal(Array.from(buffers(m4)['a.codes'].data), before) // nothing changed
+    assert.throws(() => loadBuffers(m4, { ...buffers(m4), 'z.codes': buffers(m4)['a.codes'] }), /unexpected buffer\(s\) z.codes/)
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

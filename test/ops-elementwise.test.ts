@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert'
 import { Tensor, tensor } from '../src/tensor'
 import { manualSeed, random } from '../src/random'
 import { add, sub, mul, div, neg, pow, exp, log, sqrt, abs, tanh, sigmoid, relu, silu, gelu, clamp, where, maskedFill, sum } from '../ops'
-import { gradcheck, assertClose, uniform } from './helpers'
+import { gradcheck, assertClose, uniform, matchesComposite } from './helpers'
 
 const vals = (t: Tensor) => Array.from(t.data)
 
@@ -151,19 +151,5 @@ test('errors: broadcast failures name the op and both shapes; clamp with min > m
   assert.throws(() => where(tensor([1, 0]), a, 0), /^where: shapes \(2\) and \(2,3\) cannot be broadcast/)
   assert.throws(() => clamp(a, 2, 1), /^clamp: min 2 is greater than max 1/)
 })
-
-/** A fused op and its composite agree in value and, under the same probe, in every input's gradient. */
-function matchesComposite(fused: () => Tensor, composite: () => Tensor, inputs: Tensor[], tol = { atol: 1e-5, rtol: 1e-4 }): void {
-  const y1 = fused(), y2 = composite()
-  assert.equal(y1.shape, y2.shape)
-  assertClose(y1.data, y2.data, { ...tol, what: 'fused vs composite values' })
-  const probe = Float32Array.from({ length: y1.size }, () => random() - 0.5)
-  const grads = [y1, y2].map((y) => {
-    for (const t of inputs) t.grad = null
-    y.backward(probe)
-    return inputs.map((t) => t.grad!.data.slice())
-  })
-  inputs.forEach((_, i) => assertClose(grads[0][i], grads[1][i], { ...tol, what: `fused vs composite gradient of input ${i}` }))
-}
 
 test.run()

@@ -2,10 +2,10 @@
 // fused linear against its composite, and shape errors that name both operands.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { Tensor, tensor, zeros } from '../src/tensor'
-import { manualSeed, random } from '../src/random'
+import { tensor, zeros } from '../src/tensor'
+import { manualSeed } from '../src/random'
 import { matmul, linear, add, transpose, sum } from '../ops'
-import { gradcheck, assertClose, uniform } from './helpers'
+import { gradcheck, assertClose, uniform, matchesComposite } from './helpers'
 
 test('matmul: 2-D product by hand, and 1-D operands acting as row / column vectors', () => {
   const a = tensor([[1, 2], [3, 4]]), b = tensor([[5, 6], [7, 8]])
@@ -89,19 +89,5 @@ test('errors: matmul and linear name the op and both shapes', () => {
   assert.throws(() => linear(zeros([2, 3]), zeros([3])), /^linear: weight must be 2-D \(out, in\), got \(3\)/)
   assert.throws(() => linear(zeros([2, 3]), zeros([4, 3]), zeros([3])), /^linear: bias \(3\) must be \(4\)/)
 })
-
-/** A fused op and its composite agree in value and, under the same probe, in every input's gradient. */
-function matchesComposite(fused: () => Tensor, composite: () => Tensor, inputs: Tensor[], tol = { atol: 1e-5, rtol: 1e-4 }): void {
-  const y1 = fused(), y2 = composite()
-  assert.equal(y1.shape, y2.shape)
-  assertClose(y1.data, y2.data, { ...tol, what: 'fused vs composite values' })
-  const probe = Float32Array.from({ length: y1.size }, () => random() - 0.5)
-  const grads = [y1, y2].map((y) => {
-    for (const t of inputs) t.grad = null
-    y.backward(probe)
-    return inputs.map((t) => t.grad!.data.slice())
-  })
-  inputs.forEach((_, i) => assertClose(grads[0][i], grads[1][i], { ...tol, what: `fused vs composite gradient of input ${i}` }))
-}
 
 test.run()

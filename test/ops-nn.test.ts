@@ -3,12 +3,12 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Tensor, tensor, zeros, ones } from '../src/tensor'
-import { manualSeed, random } from '../src/random'
+import { manualSeed } from '../src/random'
 import {
   softmax, logSoftmax, crossEntropy, mseLoss, layerNorm, embedding, dropout,
   add, sub, mul, div, neg, exp, sqrt, sum, mean, max, variance, logsumexp, gather, reshape,
 } from '../ops'
-import { gradcheck, assertClose, uniform } from './helpers'
+import { gradcheck, assertClose, uniform, matchesComposite } from './helpers'
 
 const vals = (t: Tensor) => Array.from(t.data)
 
@@ -172,19 +172,5 @@ test('errors: class ids, token ids, layerNorm sizes and dropout p name the op an
   assert.throws(() => dropout(zeros([2]), 1), /^dropout: p must be in \[0, 1\), got 1/)
   assert.throws(() => dropout(zeros([2]), -0.1), /^dropout: p must be in \[0, 1\), got -0\.1/)
 })
-
-/** A fused op and its composite agree in value and, under the same probe, in every input's gradient. */
-function matchesComposite(fused: () => Tensor, composite: () => Tensor, inputs: Tensor[], tol = { atol: 1e-5, rtol: 1e-4 }): void {
-  const y1 = fused(), y2 = composite()
-  assert.equal(y1.shape, y2.shape)
-  assertClose(y1.data, y2.data, { ...tol, what: 'fused vs composite values' })
-  const probe = Float32Array.from({ length: y1.size }, () => random() - 0.5)
-  const grads = [y1, y2].map((y) => {
-    for (const t of inputs) t.grad = null
-    y.backward(probe)
-    return inputs.map((t) => t.grad!.data.slice())
-  })
-  inputs.forEach((_, i) => assertClose(grads[0][i], grads[1][i], { ...tol, what: `fused vs composite gradient of input ${i}` }))
-}
 
 test.run()

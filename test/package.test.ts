@@ -3,7 +3,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { execFileSync, spawnSync } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 
@@ -77,6 +77,39 @@ test('package: a strict NodeNext project type-checks against the published .d.ts
   assert.is(report.info.parallel.threads, report.cores, 'one thread per core')
   assert.is(report.info.parallel.workersReady, report.cores - 1, 'every worker ready')
   assert.ok(report.info.parallel.blocksByWorkers > 0, 'the workers computed blocks')
+})
+
+test('package: installing the tarball brings Tenny, fflate and seedrandom only: no gpu.js, webgpu or native gl', () => {
+  install()
+  const installed = readdirSync(join(consumer, 'node_modules')).filter((name) => !name.startsWith('.')).sort()
+  assert.equal(installed, ['fflate', 'seedrandom', 'tenny'])
+  const manifest = JSON.parse(readFileSync(join(consumer, 'node_modules', 'tenny', 'package.json'), 'utf8')) as { peerDependenciesMeta?: Record<string, { optional?: boolean }> }
+  assert.ok(manifest.peerDependenciesMeta?.['gpu.js']?.optional, 'gpu.js is an optional peer dependency')
+})
+
+test('package: a browser project (bundler resolution, DOM, no @types/node) type-checks against the universal entry', () => {
+  install()
+  const code = [
+    "import { tensor, matmul, sum, nn, parseSafetensors, serializeSafetensors, decodeNpz, backendInfo, type BackendInfo } from 'tenny'",
+    'const w = tensor([[1, 2], [3, 4]], { requiresGrad: true })',
+    'sum(matmul(w, w)).backward()',
+    "const bytes: Uint8Array = serializeSafetensors({ w }, { note: 'browser' })",
+    "const back = parseSafetensors(bytes, 'w.safetensors', { maxBytes: 1 << 20 }).tensors['w']",
+    "const arrays: Map<string, { shape: number[] }> = decodeNpz(new Uint8Array(0), 'none.npz')",
+    'const info: BackendInfo = backendInfo()',
+    'export const used = [back?.shape, arrays.size, info.backend, new nn.Linear(2, 2)]',
+  ].join('\n')
+  writeFileSync(join(consumer, 'browser.ts'), code)
+  const errors = typecheck(['browser.ts'], { module: 'ESNext', moduleResolution: 'Bundler', lib: ['ES2022', 'DOM'], types: [] })
+  assert.is(errors, '', 'tsc --strict, bundler resolution, no Node types: no errors')
+})
+
+test('package-lock.json is what npm install computes from package.json: `npm ci` then `npm install` changes nothing', () => {
+  const copy = join(work, 'lock')
+  mkdirSync(copy)
+  for (const file of ['package.json', 'package-lock.json']) copyFileSync(join(repo, file), join(copy, file))
+  npm(['install', '--package-lock-only', '--ignore-scripts'], copy)
+  assert.ok(readFileSync(join(copy, 'package-lock.json')).equals(readFileSync(join(repo, 'package-lock.json'))), 'npm install rewrote package-lock.json')
 })
 
 test('package: require(\'tenny\') works on this Node (require(esm), Node ≥ 20.19) with the node entry', () => {

@@ -1,6 +1,7 @@
 // The base model's checkpoint: GPT weights and config plus the tokenizer's alphabet, in one .safetensors file.
 import { existsSync } from 'node:fs'
 import { GPT } from '../../nn/gpt'
+import { loadCheckpoint } from '../../nn/checkpoint-node'
 import { saveSafetensors, loadSafetensors } from '../../src/safetensors-node'
 import { CharTokenizer } from './tokenizer'
 
@@ -14,7 +15,7 @@ export function saveBase(path: string, model: GPT, tokenizer: CharTokenizer, not
 /** The model and its tokenizer; a missing file, a damaged one or one without an alphabet → a clear error. */
 export function loadBase(path: string): { model: GPT; tokenizer: CharTokenizer; metadata: Record<string, string> } {
   if (!existsSync(path)) throw new Error(`base checkpoint ${path} not found (npm run pretrain writes it)`)
-  const model = GPT.load(path) // validates the file, the config and every tensor
+  const model = loadCheckpoint(path) // validates the file, the config and every tensor
   const { metadata } = loadSafetensors(path)
   if (typeof metadata.alphabet !== 'string') throw new Error(`${path}: no tokenizer alphabet in the metadata (was it written by examples/pretrain.ts?)`)
   const tokenizer = new CharTokenizer(metadata.alphabet)

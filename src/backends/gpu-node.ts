@@ -2,9 +2,9 @@
 // in Node: they run in a bridge worker while the caller blocks on Atomics.wait, so the kernel table stays
 // synchronous. Node-only (node:fs, worker_threads, the `webgpu` package); src/node.ts installs it.
 import { existsSync, readdirSync } from 'node:fs'
-import { GPU } from 'gpu.js'
+import { createRequire } from 'node:module'
 import { matmulBatched as cpuMatmulBatched } from '../kernels/matmul.js'
-import { GpuMatmul, checkCases, compare, type GpujsBridge, type GpujsMode, type GpujsPath, type MatmulRun } from './gpu.js'
+import { GpuMatmul, checkCases, compare, useGpujsBridge, webgpuAvailable, type GpujsBridge, type GpujsMode, type GpujsPath, type MatmulRun } from './gpu.js'
 import { WorkerPool, WorkerEnd, PARAMS, BUSY, IDLE, DATA_BYTE, sharedMemory } from './pool.js'
 import { startNodeWorker } from './threads-node.js'
 import type { WorkerInit } from './threads.js'
@@ -18,7 +18,16 @@ const BATCH = PARAMS, M = PARAMS + 1, K = PARAMS + 2, N = PARAMS + 3, TRANS_A = 
 const GPU_ORDER: GpujsMode[] = ['webgpu', 'headlessgl', 'webasm-threads', 'webasm']
 
 /** Node's additions to gpu.js, for useGpujsBridge(): the bridge modes, and which modes this machine can run. */
-export const nodeGpujs: GpujsBridge = { open: openBridge, candidates }
+export const nodeGpujs: GpujsBridge = { open: openBridge, candidates, loadGpujs }
+
+/** gpu.js, an optional peer dependency, required only when a gpujs backend is asked for. */
+function loadGpujs(): unknown {
+  try {
+    return createRequire(import.meta.url)('gpu.js')
+  } catch (err) {
+    throw new Error(`gpu.js is not installed: \`npm install gpu.js\` beside tenny to use the gpujs backends (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`)
+  }
+}
 
 /** GPU_ORDER, less webgpu and headlessgl where Linux shows no GPU device node: Dawn and headless-gl could only find software renderers there (and print warnings looking). */
 function candidates(): { modes: GpujsMode[]; skipped: string } {
@@ -28,6 +37,7 @@ function candidates(): { modes: GpujsMode[]; skipped: string } {
 
 /** The caller's side of a bridge worker: operands in, block on Atomics.wait, C out. */
 function openBridge(mode: BridgeMode, timeoutMs: number, cacheSize: number): GpujsPath {
+  loadGpujs() // no gpu.js, no worker: say so here rather than from a worker started for nothing
   const memory = sharedMemory()
   if (typeof memory === 'string') throw new Error(`gpu.js ${mode}: ${memory}`)
   const bootstrap = new URL(`./gpu-worker-node.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url)
@@ -61,9 +71,10 @@ function openBridge(mode: BridgeMode, timeoutMs: number, cacheSize: number): Gpu
 /** Worker side (gpu-worker-node.ts): open gpu.js in async mode, self-check, then serve jobs until retired. */
 export async function gpujsWorker(init: BridgeInit): Promise<void> {
   const end = new WorkerEnd(init)
+  useGpujsBridge(nodeGpujs) // this worker's own copy of gpu.ts loads gpu.js through it
   try {
     if (init.mode === 'webgpu') await installWebGPU()
-    if (init.mode === 'webgpu' && !(await GPU.isWebGPUAvailable())) throw new Error('no WebGPU adapter (navigator.gpu.requestAdapter() gave null, core and compatibility)')
+    if (init.mode === 'webgpu' && !(await webgpuAvailable())) throw new Error('no WebGPU adapter (navigator.gpu.requestAdapter() gave null, core and compatibility)')
     const gm = new GpuMatmul(init.mode === 'webgpu' ? 'webgpu' : 'webasm', { asyncMode: true, cacheSize: init.cacheSize })
     for (const c of checkCases()) compare(init.mode, c, await gm.run(c.a, c.b, c.batch, c.m, c.k, c.n, c.flags))
     end.idle()

@@ -4,7 +4,9 @@
 // bounded LRU that destroy()s what it evicts, and results, which come back as rows, are flattened once.
 // WebGPU (and threaded webasm) only answer with Promises: in Node they run in a bridge worker while the
 // caller blocks on Atomics.wait (gpu-node.ts, installed by src/node.ts), so the table stays synchronous.
-import { GPU, type IKernelFunctionThis, type IKernelRunShortcut, type KernelOutput } from 'gpu.js'
+// gpu.js is an optional peer dependency (`npm install gpu.js` beside Tenny): only its types are imported here,
+// the module itself comes from the bridge's loadGpujs() on first use, so Tenny installs and runs without it.
+import type { GPU, IKernelFunctionThis } from 'gpu.js'
 import { matmul as cpuMatmul, matmulBatched as cpuMatmulBatched, transpose2d, type MatmulFlags } from '../kernels/matmul.js'
 
 /** The gpu.js modes Tenny can drive. 'webgpu' and 'webasm-threads' run in a bridge worker. */
@@ -13,6 +15,8 @@ type Variant = 'nn' | 'nt' | 'tn'
 type MatmulTable = { matmul: typeof cpuMatmul; matmulBatched: typeof cpuMatmulBatched }
 type Dims = { M: number; K: number; N: number }
 type This = IKernelFunctionThis<Dims>
+/** A compiled gpu.js kernel as Tenny calls it (gpu.js's own types stay out of Tenny's published ones). */
+type CompiledKernel = { (a: Float32Array, b: Float32Array): unknown; destroy(): void }
 
 /**
  * Products with batch·m·k·n below this stay on the fallback table: a first call per shape compiles (10–50 ms),
@@ -69,7 +73,7 @@ export class KernelCache<V extends { destroy(): void }> {
 }
 
 /** Flatten gpu.js's nested rows (z, y) of Float32Arrays into one (batch·m·n) array. */
-export function flatten(out: KernelOutput, size: number): Float32Array {
+export function flatten(out: unknown, size: number): Float32Array {
   const flat = new Float32Array(size)
   let at = 0
   const walk = (v: unknown): void => {
@@ -86,11 +90,11 @@ export function flatten(out: KernelOutput, size: number): Float32Array {
 
 /** One gpu.js instance in one mode, with its kernels cached by shape. */
 export class GpuMatmul {
-  readonly gpu: GPU
-  readonly cache: KernelCache<IKernelRunShortcut>
+  private readonly gpu: GPU
+  readonly cache: KernelCache<CompiledKernel>
   private readonly asyncMode: boolean
   constructor(readonly mode: Exclude<GpujsMode, 'webasm-threads'>, { cacheSize = KERNEL_CACHE_SIZE, asyncMode = false } = {}) {
-    this.gpu = new GPU({ mode })
+    this.gpu = new (gpujs().GPU)({ mode })
     this.cache = new KernelCache(cacheSize)
     this.asyncMode = asyncMode
   }
@@ -109,8 +113,8 @@ export class GpuMatmul {
       tactic: 'precision',
       asyncMode: this.asyncMode,
     }).setLoopMaxIterations(Math.max(k, 1000))) // belt and braces: the loop bound is already a constant
-    const out: KernelOutput | Promise<KernelOutput> = kernel(a, b)
-    return out instanceof Promise ? out.then((o) => flatten(o, batch * m * n)) : flatten(out, batch * m * n)
+    const out = kernel(a, b)
+    return out instanceof Promise ? out.then((o: unknown) => flatten(o, batch * m * n)) : flatten(out, batch * m * n)
   }
 
   destroy(): void {
@@ -124,11 +128,34 @@ export type GpujsBridge = {
   open(mode: 'webgpu' | 'webasm-threads', timeoutMs: number, cacheSize: number): GpujsPath
   /** the modes worth trying on this machine, best first, and why others are left out ('' if none is) */
   candidates(): { modes: GpujsMode[]; skipped: string }
+  /** the gpu.js module, loaded on first use; throws saying how to install it */
+  loadGpujs(): unknown
 }
 let bridge: GpujsBridge | undefined
 /** Install the bridge for gpu.js's webgpu and threaded webasm modes (src/node.ts does, with Node's). */
 export function useGpujsBridge(installed: GpujsBridge | undefined): void {
   bridge = installed
+}
+
+type Gpujs = { GPU: typeof GPU }
+let loaded: Gpujs | undefined
+/** The gpu.js module, from the bridge's loader the first time (checked to be gpu.js), then as loaded. */
+function gpujs(): Gpujs {
+  if (loaded) return loaded
+  if (!bridge) throw new Error('gpu.js: no loader here; in Node import the `node` entry, which loads gpu.js when a gpujs backend is asked for')
+  const module = bridge.loadGpujs()
+  if (!isGpujs(module)) throw new Error('gpu.js: the module that loaded has no GPU class (not gpu.js 2?)')
+  loaded = module
+  return module
+}
+
+function isGpujs(module: unknown): module is Gpujs {
+  return typeof module === 'object' && module !== null && 'GPU' in module && typeof module.GPU === 'function'
+}
+
+/** Does gpu.js see a WebGPU adapter (navigator.gpu)? */
+export function webgpuAvailable(): Promise<boolean> {
+  return gpujs().GPU.isWebGPUAvailable()
 }
 
 /** gpu.js modes worth trying here, best first: with Node's bridge, what it finds; without, synchronous webasm. */
@@ -150,6 +177,7 @@ export function openGpujs(mode: GpujsMode, { timeoutMs = 30_000, cacheSize = KER
     if (!bridge) throw new Error(`gpu.js ${mode}: answers only with Promises, so it runs in a bridge worker, which Node's entry (src/node.ts) installs`)
     return bridge.open(mode, timeoutMs, cacheSize)
   }
+  const { GPU } = gpujs()
   if (mode === 'headlessgl' && !GPU.isHeadlessGLSupported) throw new Error('gpu.js headlessgl: the optional native package `gl` is not installed or has no display (see shared/MEASURED.md §7)')
   if (mode === 'webasm' && !GPU.isWebAssemblySupported) throw new Error('gpu.js webasm: WebAssembly is not supported here')
   const gm = new GpuMatmul(mode, { cacheSize })

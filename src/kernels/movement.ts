@@ -1,28 +1,16 @@
 // Data-movement kernels: permute, slice/place along an axis, gather/scatter, embedding rows.
+import { nextIndex, stridesOf } from '../shape.js'
 
 /** out = a with its axes reordered: out axis i is a's axis perm[i]. */
 export function permute(a: Float32Array, shape: readonly number[], perm: readonly number[]): Float32Array {
-  const ndim = shape.length
   const out = new Float32Array(a.length)
-  const inStrides = new Array<number>(ndim)
-  let s = 1
-  for (let i = ndim - 1; i >= 0; i--) {
-    inStrides[i] = s
-    s *= shape[i]
-  }
+  const inStrides = stridesOf(shape)
   const outShape = perm.map((p) => shape[p])
   const step = perm.map((p) => inStrides[p]) // input stride for +1 along each output axis
-  const idx = new Array<number>(ndim).fill(0)
-  let src = 0
-  for (let i = 0; i < out.length; i++) {
+  const idx = new Array<number>(shape.length).fill(0)
+  for (let i = 0, src = 0; i < out.length; i++) {
     out[i] = a[src]
-    for (let ax = ndim - 1; ax >= 0; ax--) {
-      idx[ax]++
-      src += step[ax]
-      if (idx[ax] < outShape[ax]) break
-      src -= step[ax] * outShape[ax]
-      idx[ax] = 0
-    }
+    src += nextIndex(idx, outShape, step)
   }
   return out
 }

@@ -17,6 +17,15 @@ y.backward()
 check(y.item() === 10, `y = 10, got ${y.item()}`)
 check(JSON.stringify(w.grad?.toArray()) === '[[4,4],[6,6]]', `dy/dw = [[4,4],[6,6]], got ${JSON.stringify(w.grad?.toArray())}`)
 
+// gpu.js is an optional peer: not installed here, so asking for it is one clear error that says how to get it
+let gpujsError = ''
+try {
+  setBackend('gpujs')
+} catch (err) {
+  gpujsError = err instanceof Error ? err.message : String(err)
+}
+check(gpujsError.includes('`npm install gpu.js` beside tenny'), `setBackend('gpujs') to say how to install gpu.js, got ${JSON.stringify(gpujsError)}`)
+
 // every core: the parallel backend's workers start from the compiled package and take part in a product
 const cores = availableParallelism()
 const started = setBackend('parallel').parallel

@@ -1,0 +1,60 @@
+// Adapter files by path, for Node: each function writes or reads the bytes that adapters.ts makes and checks.
+// Writes are atomic (temp file, fsync, rename), so a crash leaves the old file or the new one; reads check a
+// file's size against { maxBytes } before reading it.
+import { existsSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
+import { writeFileAtomic, readFileCapped } from '../src/files-node.js'
+import type { LoadOptions } from '../src/safetensors.js'
+import { Module } from './module.js'
+import { adapterFiles, loadAdapterFiles, peftFiles, importPEFTFiles, mlxFiles, importMLXFiles, type AdapterFiles } from './adapters.js'
+
+const CONFIG = 'adapter_config.json'
+
+function mlxFormat(op: string, file: string): 'safetensors' | 'npz' {
+  if (file.endsWith('.safetensors')) return 'safetensors'
+  if (file.endsWith('.npz')) return 'npz'
+  throw new Error(`${op}: ${file}: expected a .safetensors or .npz file name`)
+}
+
+/** Write adapter `name` to `file` (.safetensors) and adapter_config.json beside it; returns the config. */
+export function saveAdapters(file: string, model: Module, { name }: { name?: string } = {}): Record<string, unknown> {
+  const files = adapterFiles(model, { name })
+  writeFileAtomic(file, files['adapters.safetensors'])
+  writeFileAtomic(join(dirname(file), CONFIG), files[CONFIG])
+  return JSON.parse(new TextDecoder().decode(files[CONFIG]))
+}
+
+/** Load what saveAdapters wrote (as adapter `name`, default the saved name), after checking names, shapes and the base. */
+export function loadAdapters(model: Module, file: string, options: { name?: string } & LoadOptions = {}): { name: string; paths: string[] } {
+  const config = readFileCapped('loadAdapters', join(dirname(file), CONFIG), options)
+  return loadAdapterFiles(model, { [CONFIG]: config, 'adapters.safetensors': readFileCapped('loadAdapters', file, options) }, { ...options, source: file })
+}
+
+/** Write PEFT's adapter_model.safetensors and adapter_config.json into `dir`. */
+export function exportPEFT(dir: string, model: Module, options: { name?: string; baseModel?: string } = {}): void {
+  for (const [file, bytes] of Object.entries(peftFiles(model, options))) writeFileAtomic(join(dir, file), bytes)
+}
+
+/** Load a PEFT LoRA adapter directory into the model (as adapter `name`, default 'default'). */
+export function importPEFT(model: Module, dir: string, options: { name?: string } & LoadOptions = {}): { paths: string[] } {
+  const weights = join(dir, 'adapter_model.safetensors')
+  const files: AdapterFiles = { [CONFIG]: readFileCapped('importPEFT', join(dir, CONFIG), options), 'adapter_model.safetensors': readFileCapped('importPEFT', weights, options) }
+  return importPEFTFiles(model, files, { ...options, source: weights })
+}
+
+/** Write mlx-lm's layout to `file` (.safetensors or .npz) and its adapter_config.json beside it. */
+export function exportMLX(file: string, model: Module, { name }: { name?: string } = {}): void {
+  const format = mlxFormat('exportMLX', file)
+  const files = mlxFiles(model, { name, format })
+  writeFileAtomic(file, files[`adapters.${format}`])
+  writeFileAtomic(join(dirname(file), CONFIG), files[CONFIG])
+}
+
+/** Load MLX LoRA weights; the scale comes from adapter_config.json beside the file, or { scale } (the original lora.py used 2.0). */
+export function importMLX(model: Module, file: string, options: { name?: string; scale?: number } & LoadOptions = {}): { paths: string[] } {
+  mlxFormat('importMLX', file)
+  const files: AdapterFiles = { [basename(file)]: readFileCapped('importMLX', file, options) }
+  const cfgPath = join(dirname(file), CONFIG)
+  if (existsSync(cfgPath)) files[CONFIG] = readFileCapped('importMLX', cfgPath, options) // optional: the original lora.py wrote none
+  return importMLXFiles(model, files, { ...options, source: file })
+}
