@@ -6,7 +6,13 @@ import type { BackendSummary } from './messages'
 /** backendInfo() as the page shows it. */
 export function summarize(info: BackendInfo): BackendSummary {
   const probe = info.probes.find((p) => p.ok && p.gflops !== undefined && p.path === probePath(info))
-  return { name: nameOf(info), detail: info.matmul, gflops: probe?.gflops ?? null, reason: info.reason }
+  return { name: nameOf(info), detail: info.matmul, gflops: probe?.gflops ?? null, reason: info.reason, threads: threadsOf(info) }
+}
+
+/** How many threads Tenny can use here, or why only one (a page without COOP/COEP has no SharedArrayBuffer). */
+function threadsOf({ parallel }: BackendInfo): string {
+  if (parallel.failure) return `one thread: ${parallel.failure}`
+  return `${parallel.threads} (this worker + ${parallel.workersReady} Web Worker${parallel.workersReady === 1 ? '' : 's'} ready)`
 }
 
 function nameOf(info: BackendInfo): string {

@@ -26,7 +26,7 @@ export const LAYOUT_NAMES: Record<Layout, string> = { tenny: "Tenny's layout", p
 export type LayerReport = { path: string; rank: number; deltaRank: number; singularValues: number[]; relativeNorm: number }
 
 /** The kernels that run, in words, and their measured speed. */
-export type BackendSummary = { name: string; detail: string; gflops: number | null; reason: string }
+export type BackendSummary = { name: string; detail: string; gflops: number | null; reason: string; threads: string }
 
 /** What the worker tells the page. */
 export type Reply =

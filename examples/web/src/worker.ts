@@ -2,7 +2,8 @@
 // GPT, its answers, LoRA fine-tuning (the loop of examples/lora-finetune.ts, step for step) and adapter files.
 // main.ts sends requests (messages.ts); every reply is a posted message. Between training steps the worker
 // yields, so a Stop, an Ask or a Download is answered while it trains.
-import { Tensor, noGrad, rngState, setRngState, nn, optim, parseSafetensors, startBackend } from 'tenny'
+import { Tensor, noGrad, rngState, setRngState, nn, optim, parseSafetensors, startBackend, useGpujs } from 'tenny'
+import * as gpujs from 'gpu.js'
 import baseUrl from '../../base/base.safetensors?url'
 import trainJsonl from '../../data/train.jsonl?raw'
 import validJsonl from '../../data/valid.jsonl?raw'
@@ -46,6 +47,7 @@ async function start(): Promise<void> {
   const encode = (text: string, file: string) => parseJsonl(text, file).map((e) => tokenizer.encode(e.text + '\n', `${e.file}:${e.line}`))
   data = { train: encode(trainJsonl, 'train.jsonl'), valid: encode(validJsonl, 'valid.jsonl') }
   post({ type: 'status', text: 'Measuring the backends…' })
+  useGpujs(gpujs) // gpu.js is optional for Tenny: the page bundles it, so auto can try WebGL 2 and WebGL
   const backend = summarize(await startBackend('auto'))
   const { nLayer, nEmbd, blockSize } = model.config
   post({
