@@ -78,6 +78,8 @@ test('playground: served cross-origin isolated, it loads the base and answers th
   const { model, tokenizer } = loadBase(BASE)
   assert.is(baseAnswer, nodeAnswer(model, tokenizer), 'greedy answers of the same base agree across engines')
   assert.match(await text('backend'), /one thread|Web Workers|gpu\.js webgl/)
+  // auto timed gpu.js webgl2 in the Worker (OffscreenCanvas), which it does only after the self-check passed
+  assert.match(await text('backend-detail'), /gpujs webgl2 \d/)
   assert.match(await text('threads'), /Web Worker|one thread/)
 })
 
