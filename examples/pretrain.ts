@@ -78,7 +78,7 @@ export function pretrain(argv: string[] = []): void {
   const validBatches = Array.from({ length: 4 }, () => windowBatch(valid, batchSize, T))
   const evalEvery = Math.max(1, Math.round(iters / 6))
 
-  const bar = progressBar('pretrain', iters, ['loss', 'val', 'tok/s'])
+  const bar = progressBar('pretrain', iters, [['loss', 'loss'], ['val', 'val'], ['tokps', 'tok/s']])
   const start = performance.now()
   let val = evaluate(model, valid, validBatches)
   for (let step = 1; step <= iters; step++) {
@@ -91,7 +91,7 @@ export function pretrain(argv: string[] = []): void {
     opt.step()
     if (step % evalEvery === 0 || step === iters) val = evaluate(model, valid, validBatches)
     const seconds = (performance.now() - start) / 1000
-    bar.update(step, { loss: loss.item().toFixed(3), val: val.toFixed(3), 'tok/s': ((step * batchSize * T) / seconds).toFixed(0) })
+    bar.update(step, { loss: loss.item().toFixed(3), val: val.toFixed(3), tokps: ((step * batchSize * T) / seconds).toFixed(0) })
   }
   bar.stop()
   const minutes = (performance.now() - start) / 60000

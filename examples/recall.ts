@@ -1,6 +1,6 @@
 // How much of the fine-tune data the adapted model recalls: ask every question of a split, greedily, and compare
 // the answer with the docstring it was trained on.   npx tsx examples/recall.ts [--split train|valid|test] [--show]
-//   [--adapter-file FILE] [--base FILE --no-adapter] (a fully fine-tuned or fused model)
+//   [--adapter-path DIR (default: the newest run in examples/out)] [--base FILE --no-adapter] (a full or fused model)
 // Loss says how surprised the model is on average; this says what a user sees when asking.
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -9,15 +9,23 @@ import { loadBase } from './lib/checkpoint'
 import { readJsonl } from './lib/data'
 import { BASE_PATH } from './pretrain'
 import { runMain } from './lib/cli'
+import { findRun, checkBase, readRun, shown, ADAPTERS } from './lib/runs'
 
 runMain(async () => {
   const here = import.meta.dirname
   const { values: v } = parseArgs({ options: {
     split: { type: 'string', default: 'train' }, show: { type: 'boolean' }, 'no-adapter': { type: 'boolean' }, base: { type: 'string', default: BASE_PATH },
-    'adapter-file': { type: 'string', default: join(here, 'out', 'adapters.safetensors') }, data: { type: 'string', default: join(here, 'data') },
+    'adapter-path': { type: 'string' }, data: { type: 'string', default: join(here, 'data') },
   } })
   const { model, tokenizer } = loadBase(v.base!)
-  if (!v['no-adapter']) nn.loadAdapters(model, v['adapter-file']!) // wraps the adapter's layers in LoRALinear and installs A and B
+  if (!v['no-adapter']) {
+    const run = findRun(v['adapter-path'])
+    checkBase(run, v.base!)
+    const bits = readRun(run)?.training.quantize
+    if (bits === 4 || bits === 8) nn.quantize(model, { bits, groupSize: 64 }) // the base its adapters were trained on
+    nn.loadAdapters(model, join(run, ADAPTERS)) // wraps the adapter's layers in LoRALinear and installs A and B
+    console.log(`Adapters: ${shown(run)}`)
+  }
   model.eval()
   let firstWord = 0, firstTwo = 0, exact = 0
   const examples = readJsonl(join(v.data!, `${v.split}.jsonl`))

@@ -10,16 +10,16 @@ import { loadBase } from '../examples/lib/checkpoint'
 import { base, example, failsClearly, smallData as smallCopy } from './example-helpers'
 
 const dir = mkdtempSync(join(tmpdir(), 'tenny-example-'))
-const adapters = join(dir, 'out', 'adapters.safetensors')
+const out = join(dir, 'out'), adapters = join(out, 'adapters.safetensors')
 const smallData = (name: string, lines: { train: number; valid: number; test: number }) => smallCopy(join(dir, name), lines)
 
 test('a few steps of fine-tuning write adapters that load onto the base, and validation loss falls', () => {
   const data = smallData('data', { train: 16, valid: 4, test: 4 })
-  const run = example('--train', '--iters', '6', '--batch-size', '4', '--steps-per-eval', '3', '--lr', '1e-2', '--max-tokens', '8', '--data', data, '--adapter-file', adapters)
+  const run = example('--train', '--iters', '6', '--batch-size', '4', '--steps-per-eval', '3', '--lr', '1e-2', '--max-tokens', '8', '--data', data, '--adapter-path', out)
   assert.is(run.status, 0, run.stderr)
   assert.match(run.stdout, /trainable params: [\d,]+ \|\| all params: [\d,]+ \|\| trainable%/)
-  for (const file of ['adapters.safetensors', 'adapter_config.json', 'loss.svg', 'train-log.json']) assert.ok(existsSync(join(dir, 'out', file)), file)
-  const log = JSON.parse(readFileSync(join(dir, 'out', 'train-log.json'), 'utf8'))
+  for (const file of ['adapters.safetensors', 'adapter_config.json', 'loss.svg', 'run.json']) assert.ok(existsSync(join(out, file)), file)
+  const log = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'))
   const valid: [number, number][] = log.valid
   assert.equal(valid.map(([step]) => step), [0, 3, 6])
   assert.ok(valid[2][1] < valid[0][1], `validation loss ${valid[0][1]} → ${valid[2][1]}`)
@@ -37,7 +37,7 @@ test('a non-numeric flag is one clear error with exit code 1', () => {
 test('a malformed jsonl line is reported as file:line', () => {
   const data = smallData('bad-data', { train: 3, valid: 2, test: 2 })
   writeFileSync(join(data, 'valid.jsonl'), '{"text": "Q: fine\\nA: yes"}\n{"text": oops}\n')
-  failsClearly(example('--train', '--iters', '1', '--data', data, '--adapter-file', join(dir, 'bad', 'a.safetensors')), /valid\.jsonl:2: not valid JSON/)
+  failsClearly(example('--train', '--iters', '1', '--data', data, '--adapter-path', join(dir, 'bad')), /valid\.jsonl:2: not valid JSON/)
 })
 
 test('a missing data dir, an unknown prompt character and an adapter from another base are clear errors', () => {
@@ -48,7 +48,7 @@ test('a missing data dir, an unknown prompt character and an adapter from anothe
   const bytes = readFileSync(other)
   bytes[bytes.length - 1] ^= 0x40
   writeFileSync(other, bytes)
-  failsClearly(example('--prompt', 'Q: x', '--base', other, '--adapter-file', adapters), /was trained on another base model/)
+  failsClearly(example('--prompt', 'Q: x', '--base', other, '--adapter-path', out), /was trained on another base model/)
 })
 
 test('a missing or damaged base checkpoint is one clear error', () => {

@@ -1,15 +1,15 @@
 // The example fine-tune's other flags end to end, as child processes with tiny settings (a few steps on a few
-// examples): QLoRA with --quantize and --fuse, --full, --resume-adapter-file, --adapter-strength 0, Ctrl-C during
-// training, and a damaged adapter file.
+// examples): QLoRA with --quantize and --fuse, --full, --resume-adapter-file, --adapter-strength 0, Ctrl-C sent
+// to `npm run example` as a terminal sends it, and a damaged adapter file.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { spawn } from 'node:child_process'
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync, copyFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { tmpdir, constants } from 'node:os'
 import { join } from 'node:path'
 import { nn } from '../src/node'
 import { loadBase } from '../examples/lib/checkpoint'
-import { root, script, base, example, exampleEnv, failsClearly, smallData, type Run } from './example-helpers'
+import { root, base, example, exampleEnv, failsClearly, smallData, type Run } from './example-helpers'
 
 const dir = mkdtempSync(join(tmpdir(), 'tenny-flags-'))
 const PROMPT = 'Q: What is relu in tenny?\nA: ' // as the example prints it (the flag takes \n literally)
@@ -37,7 +37,7 @@ function differs(a: ReturnType<typeof loadBase>['model'], b: ReturnType<typeof l
   return a.parameters().some((p, i) => p.data.some((x, j) => x !== pb[i].data[j]))
 }
 
-const trainLog = (out: string) => JSON.parse(readFileSync(join(out, 'train-log.json'), 'utf8'))
+const runRecord = (out: string) => JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'))
 
 /** The adapters in `file`, loaded onto a fresh base: every LoRA layer's A and B, by path. */
 function adapterWeights(file: string): Map<string, Float32Array> {
@@ -53,13 +53,12 @@ function adapterWeights(file: string): Map<string, Float32Array> {
 
 test('--quantize 4 --fuse trains QLoRA, writes adapters and fused.safetensors and reports the requantization', () => {
   const out = join(dir, 'q4')
-  const run = example(...tiny(), '--quantize', '4', '--fuse', '--adapter-file', join(out, 'adapters.safetensors'))
+  const run = example(...tiny(), '--quantize', '4', '--fuse', '--adapter-path', out)
   succeeds(run)
   assert.match(run.stdout, /Quantized \d+ Linear layers to 4 bits/)
   assert.match(run.stdout, /Fused \d+ layers by requantizing W \+ dW: \d+(\.\d)?% of codes changed, \d+% of dW retained on average/)
   for (const file of ['adapters.safetensors', 'adapter_config.json', 'fused.safetensors']) assert.ok(existsSync(join(out, file)), file)
-  const cfg = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8'))
-  assert.is(cfg.training.quantize, 4)
+  assert.is(runRecord(out).training.quantize, 4)
   // the fused model is a float checkpoint of the base's shape (the codes dequantized), not the base itself
   const fused = loadBase(join(out, 'fused.safetensors')).model, orig = loadBase(base).model
   assert.is(fused.numParameters(), orig.numParameters())
@@ -74,44 +73,45 @@ test('--quantize 4 --fuse trains QLoRA, writes adapters and fused.safetensors an
 
 test('--quantize 8 works too; --quantize 5 is one clear error', () => {
   const out = join(dir, 'q8')
-  const run = example(...tiny(), '--quantize', '8', '--adapter-file', join(out, 'adapters.safetensors'))
+  const run = example(...tiny(), '--quantize', '8', '--adapter-path', out)
   succeeds(run)
   assert.match(run.stdout, /Quantized \d+ Linear layers to 8 bits/)
   assert.ok(existsSync(join(out, 'adapters.safetensors')))
-  assert.is(JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8')).training.quantize, 8)
-  failsClearly(example(...tiny(), '--quantize', '5', '--adapter-file', join(dir, 'q5', 'adapters.safetensors')), /--quantize must be 4 or 8, got 5/)
+  assert.is(runRecord(out).training.quantize, 8)
+  failsClearly(example(...tiny(), '--quantize', '5', '--adapter-path', join(dir, 'q5')), /--quantize must be 4 or 8, got 5/)
   assert.not.ok(existsSync(join(dir, 'q5')), 'nothing written for --quantize 5')
 })
 
 test('--full writes full-model.safetensors and no adapters; --full --quantize 4 is one clear error', () => {
   const out = join(dir, 'full')
-  const run = example(...tiny(), '--full', '--adapter-file', join(out, 'adapters.safetensors'))
+  const run = example(...tiny(), '--full', '--adapter-path', out)
   succeeds(run)
   assert.match(run.stdout, /Full fine-tune: all [\d,]+ parameters train \(100%\)/)
   assert.ok(existsSync(join(out, 'full-model.safetensors')), 'full-model.safetensors')
   assert.not.ok(existsSync(join(out, 'adapters.safetensors')), 'no adapters.safetensors after --full')
   assert.not.ok(existsSync(join(out, 'adapter_config.json')), 'no adapter_config.json after --full')
-  const log = trainLog(out)
-  assert.ok(log.after.train < log.before.train, `train loss ${log.before.train} → ${log.after.train}`)
+  const log = runRecord(out)
+  assert.ok(log.final.train < log.before.train, `train loss ${log.before.train} → ${log.final.train}`)
   // the saved model has the base's shapes and weights that moved
   const tuned = loadBase(join(out, 'full-model.safetensors')).model, orig = loadBase(base).model
   assert.is(tuned.numParameters(), orig.numParameters())
   assert.ok(differs(tuned, orig), 'some weight of the fully fine-tuned model differs from the base')
 
-  failsClearly(example(...tiny(), '--full', '--quantize', '4', '--adapter-file', join(dir, 'full-q4', 'adapters.safetensors')),
+  failsClearly(example(...tiny(), '--full', '--quantize', '4', '--adapter-path', join(dir, 'full-q4')),
     /--full .*cannot be combined with --quantize/)
   assert.not.ok(existsSync(join(dir, 'full-q4')), 'nothing written for --full --quantize 4')
 })
 
 const first = join(dir, 'first', 'adapters.safetensors'), resumed = join(dir, 'resumed', 'adapters.safetensors')
+const firstRun = join(dir, 'first'), resumedRun = join(dir, 'resumed')
 
 test('--resume-adapter-file continues from saved adapters into another file', () => {
-  const a = example(...tiny(), '--adapter-file', first)
+  const a = example(...tiny(), '--adapter-path', firstRun)
   succeeds(a)
   assert.not.match(a.stdout, /Resuming from/)
-  const b = example(...tiny(), '--resume-adapter-file', first, '--adapter-file', resumed)
+  const b = example(...tiny(), '--resume-adapter-file', first, '--adapter-path', resumedRun)
   succeeds(b)
-  assert.ok(b.stdout.includes(`Resuming from ${first}`), `resume message in:\n${b.stdout}`)
+  assert.match(b.stdout, /Resuming from \S*first\/adapters\.safetensors \(rank 32, scale 2\)/)
   assert.ok(existsSync(resumed) && existsSync(join(dir, 'resumed', 'adapter_config.json')))
 
   const wa = adapterWeights(first), wb = adapterWeights(resumed)
@@ -119,15 +119,16 @@ test('--resume-adapter-file continues from saved adapters into another file', ()
   assert.ok([...wa].some(([k, x]) => x.some((v, i) => v !== wb.get(k)![i])), 'the resumed adapters differ from the first ones')
   // Same seed, same batches: starting from trained adapters, the resumed run's 3 steps have a lower train loss
   // than the first run's 3 steps from B = 0. A resume that silently started afresh would repeat them exactly.
-  const la = trainLog(join(dir, 'first')).train, lb = trainLog(join(dir, 'resumed')).train
+  const la = runRecord(firstRun).train, lb = runRecord(resumedRun).train
   assert.ok(lb[1][1] < la[1][1], `mean train loss over steps 1-3: first ${la[1][1]}, resumed ${lb[1][1]}`)
 })
 
 test('--adapter-strength 0 answers as the base does', () => {
-  const args = ['--prompt', 'Q: What is relu in tenny?\\nA: ', '--max-tokens', '12', '--adapter-file', resumed]
+  const args = ['--prompt', 'Q: What is relu in tenny?\\nA: ', '--max-tokens', '12', '--adapter-path', resumedRun]
   const zero = example(...args, '--adapter-strength', '0')
   succeeds(zero)
-  assert.match(zero.stdout, /Loaded adapters from /)
+  assert.match(zero.stdout, /Adapters: \S*resumed\n/)
+  assert.match(zero.stdout, /LoRA 'default': rank 32, alpha 64, scale 2 \(alpha\/rank\), strength 0, active: 13 layers/) // the strength used
   const baseAnswer = answerUnder(zero.stdout, 'Base model (knows English, not Tenny):')
   assert.is(answerUnder(zero.stdout, 'Adapted model (adapter strength 0):'), baseAnswer)
   // strength 1 (the default) runs and prints the plain header; its answer may or may not differ from the base
@@ -137,20 +138,23 @@ test('--adapter-strength 0 answers as the base does', () => {
   answerUnder(one.stdout, 'Adapted model:')
 })
 
-test('Ctrl-C during training stops early, saves adapters that load, and exits with 130', async () => {
+test('Ctrl-C sent to the whole process group of `npm run example` stops, saves adapters that load, and exits with 130', async () => {
   const out = join(dir, 'interrupted'), file = join(out, 'adapters.safetensors')
   const iters = 500 // progress every 50 steps; SIGINT at the first progress line, far from the end
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...tiny(iters), '--adapter-file', file], { cwd: root, env: exampleEnv() })
+  // its own process group (setsid), signalled as a terminal signals its foreground group: npm, sh and node all get it
+  // batches of 6 make a step (~0.1 s) longer than tsx's CLI waits for a child after a SIGINT before killing it
+  const child = spawn('npm', ['run', '-s', 'example', '--', ...tiny(iters), '--batch-size', '6', '--adapter-path', out], { cwd: root, env: exampleEnv(), detached: true })
   let stdout = '', stderr = '', sent = false
-  const status = await new Promise<number | null>((resolve, reject) => {
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`no progress within 40 s:\n${stdout}\n${stderr}`)) }, 40_000)
+  const status = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => { process.kill(-child.pid!, 'SIGKILL'); reject(new Error(`no progress within 60 s:\n${stdout}\n${stderr}`)) }, 60_000)
     child.stdout.setEncoding('utf8').on('data', (s: string) => {
       stdout += s
-      if (!sent && /^train \d+\/\d+ \|/m.test(stdout)) { sent = true; child.kill('SIGINT') }
+      if (!sent && /^train \d+\/\d+ \|/m.test(stdout)) { sent = true; process.kill(-child.pid!, 'SIGINT') }
     })
     child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s })
     child.on('error', reject)
-    child.on('close', (code) => { clearTimeout(timer); resolve(code) })
+    // npm waits for the script, then ends itself by the SIGINT it got: a shell reports 128 + 2 either way
+    child.on('close', (code, signal) => { clearTimeout(timer); resolve(code ?? 128 + constants.signals[signal!]) })
   })
   assert.ok(sent, `training progress was seen:\n${stdout}\n${stderr}`)
   assert.is(status, 130, `exit code ${status}\nstderr: ${stderr}\nstdout tail: ${stdout.slice(-2000)}`)
@@ -159,11 +163,11 @@ test('Ctrl-C during training stops early, saves adapters that load, and exits wi
   const steps = Number(m![1])
   assert.ok(steps >= 50 && steps < iters, `stopped after ${steps} of ${iters} steps`)
   assert.ok(existsSync(file), 'adapters.safetensors')
-  const cfg = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8'))
-  assert.is(cfg.training.iters, steps)
-  const answer = example('--prompt', 'Q: x', '--max-tokens', '5', '--adapter-file', file)
+  assert.is(runRecord(out).training.steps, steps)
+  adapterWeights(file) // they load onto the base
+  const answer = example('--prompt', 'Q: x', '--max-tokens', '5', '--adapter-path', out)
   succeeds(answer)
-  assert.match(answer.stdout, /Loaded adapters from /)
+  assert.match(answer.stdout, /Adapters: \S*interrupted\n/)
 })
 
 test('a damaged adapter file is one clear error', () => {
@@ -178,7 +182,7 @@ test('a damaged adapter file is one clear error', () => {
     mkdirSync(join(dir, name), { recursive: true })
     copyFileSync(join(dir, 'first', 'adapter_config.json'), join(dir, name, 'adapter_config.json')) // only the weights are bad
     writeFileSync(file, bytes)
-    failsClearly(example('--prompt', 'Q: x', '--max-tokens', '5', '--adapter-file', file), /adapters\.safetensors/)
+    failsClearly(example('--prompt', 'Q: x', '--max-tokens', '5', '--adapter-path', join(dir, name)), /adapters\.safetensors/)
   }
 })
 

@@ -1,7 +1,8 @@
 // Shared by the tests that run examples/lora-finetune.ts as a child process.
 import * as assert from 'uvu/assert'
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 export const root = join(import.meta.dirname, '..')
@@ -10,16 +11,26 @@ export const base = join(root, 'examples', 'base', 'base.safetensors')
 
 export type Run = { status: number | null; stdout: string; stderr: string }
 
-/** The child's environment: no colours, and no TENNY_DEBUG, so errors print one line, not a stack. */
+/** Where runs without --adapter-path go during the tests (TENNY_EXAMPLE_OUT), never the repository's examples/out. */
+export const outDir = mkdtempSync(join(tmpdir(), 'tenny-example-out-'))
+process.on('exit', () => rmSync(outDir, { recursive: true, force: true }))
+
+/** The child's environment: no colours, no TENNY_DEBUG (errors print one line, not a stack), runs under outDir. */
 export function exampleEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' }
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', TENNY_EXAMPLE_OUT: outDir }
   delete env.TENNY_DEBUG
+  delete env.FORCE_COLOR // it overrides NO_COLOR, with a warning on stderr
   return env
 }
 
 /** Run the example to completion with these flags. */
 export function example(...args: string[]): Run {
-  const run = spawnSync(process.execPath, ['--import', 'tsx', script, ...args], { cwd: root, encoding: 'utf8', env: exampleEnv() })
+  return exampleWith({}, ...args)
+}
+
+/** Run the example with these flags and extra environment variables (e.g. TENNY_EXAMPLE_OUT). */
+export function exampleWith(env: Record<string, string>, ...args: string[]): Run {
+  const run = spawnSync(process.execPath, ['--import', 'tsx', script, ...args], { cwd: root, encoding: 'utf8', env: { ...exampleEnv(), ...env } })
   return { status: run.status, stdout: run.stdout, stderr: run.stderr }
 }
 

@@ -1,6 +1,7 @@
 // Every matmul backend present on this machine against matmulRef: the TS kernels on one thread, on all
-// threads (worker_threads + SharedArrayBuffer), and gpu.js in each mode that opens here (webasm, threaded
-// webasm through the bridge worker, `cpu` with fixed shapes; webgpu and headlessgl where a GPU is found).
+// threads (worker_threads over a shared memory), the WebAssembly SIMD kernel on one thread and on all, and
+// gpu.js in each mode that opens here (webasm, threaded webasm through the bridge worker, `cpu` with fixed
+// shapes; webgpu and headlessgl where a GPU is found).
 // Also: each gpu.js trap from shared/MEASURED.md is shown avoided, a training run gives the same loss curve
 // on every backend, setBackend/backendInfo behave, and processes using the workers still exit.
 import { test } from 'uvu'
@@ -13,6 +14,7 @@ import { setBackend, backendInfo } from '../src/node' // Node's entry: installs 
 import { matmulAllThreads, startParallel, parallelInfo } from '../src/backends/parallel'
 import { openGpujs, gpujsTable, GpuMatmul, KernelCache, type GpujsMode, type GpujsPath } from '../src/backends/gpu'
 import { WorkerPool, sharedMemory } from '../src/backends/pool'
+import { wasmMatmul, wasmSupport } from '../src/backends/wasm'
 import { startNodeWorker } from '../src/backends/threads-node'
 import { manualSeed, random } from '../src/random'
 import { Tensor } from '../src/tensor'
@@ -38,6 +40,12 @@ function assertRelClose(got: Float32Array, want: Float32Array, what: string): vo
 const tables: [string, Table][] = [['cpu', cpu]]
 const parallelReady = startParallel().failure === ''
 if (parallelReady) tables.push(['parallel', { matmul: (a, b, m, k, n, f = {}) => matmulAllThreads(a, b, 1, m, k, n, f), matmulBatched: (a, b, t, m, k, n, f = {}) => matmulAllThreads(a, b, t, m, k, n, f) }])
+const wasmReady = wasmSupport() === ''
+if (wasmReady) {
+  for (const threads of parallelReady ? [false, true] : [false]) {
+    tables.push([`wasm ${threads ? 'all threads' : '1 thread'}`, { matmul: (a, b, m, k, n, f = {}) => wasmMatmul(a, b, 1, m, k, n, f, threads), matmulBatched: (a, b, t, m, k, n, f = {}) => wasmMatmul(a, b, t, m, k, n, f, threads) }])
+  }
+}
 const gpuPaths = new Map<GpujsMode, GpujsPath>()
 const gpuFailures = new Map<GpujsMode, string>()
 for (const mode of ['webasm', 'webasm-threads', 'cpu', 'headlessgl', 'webgpu'] as const) {
@@ -182,10 +190,11 @@ test('training: the loss curve is the same whichever backend runs matmul (parall
   setBackend('cpu')
   const want = lossCurve()
   assert.ok(want[3] < want[0], `the loss should fall: ${want}`)
-  const runs: [string, () => void][] = [['parallel', () => setBackend('parallel')]]
+  const runs: [string, () => void][] = [['parallel', () => setBackend('parallel')], ['wasm 1 thread', () => setBackend('wasm', { threads: 1 })], ['wasm', () => setBackend('wasm')]]
   for (const mode of gpuPaths.keys()) runs.push([`gpujs ${mode}`, () => setBackend('gpujs', { gpujsMode: mode })])
   for (const [name, use] of runs) {
     if (name === 'parallel' && !parallelReady) continue
+    if (name.startsWith('wasm') && !wasmReady) continue
     use()
     const got = lossCurve()
     if (name === 'parallel') assert.equal(got, want, 'parallel')
@@ -208,15 +217,42 @@ test('setBackend/backendInfo: say what runs and why; cpu restores the CPU table;
   for (const name of Object.keys(cpu) as (keyof Kernels)[]) assert.ok(K[name] === cpu[name], `K.${name} is back on the CPU table`)
   assert.is(backendInfo().backend, 'cpu')
   // @ts-expect-error: not a backend
-  assert.throws(() => setBackend('tpu'), /unknown backend 'tpu'/)
+  assert.throws(() => setBackend('tpu'), /unknown backend 'tpu': expected 'cpu', 'parallel', 'wasm', 'gpujs', 'auto'/)
 })
 
-test('auto: probes cpu, parallel and gpu.js, keeps the fastest that proved correct, and says so', () => {
+test('auto: times every backend that opens here, installs the fastest (never one measured slower), and says so', () => {
   const info = setBackend('auto')
   assert.is(info.requested, 'auto')
-  const cpuProbe = info.probes.find((p) => p.path === 'cpu')
-  assert.ok(cpuProbe?.gflops !== undefined && cpuProbe.gflops > 0, JSON.stringify(info.probes))
-  assert.match(info.reason, /probed at 256³/)
+  const timed = info.probes.filter((p) => p.gflops !== undefined)
+  const names = timed.map((p) => p.path)
+  assert.ok(names.includes('cpu (1 thread)'), names.join(', '))
+  if (parallelReady) assert.ok(names.includes('parallel (2 threads)') || names.some((n) => n.startsWith('parallel (')), names.join(', '))
+  if (wasmReady) assert.ok(names.includes('wasm (1 thread)'), names.join(', '))
+  for (const p of timed) assert.ok(p.gflops! > 0, `${p.path}: ${p.gflops}`) // p.gflops! : filtered above
+  const best = timed.reduce((x, y) => (y.gflops! > x.gflops! ? y : x))
+  assert.ok(best.path.startsWith(info.backend), `installed ${info.backend}, fastest was ${best.path}`)
+  assert.is(best.path, `${info.backend} (${info.threads} thread${info.threads > 1 ? 's' : ''})`)
+  assert.match(info.reason, /measured at 256³ A·Bᵀ, warmed, median of 7 alternating rounds: /)
+  assert.ok(info.reason.endsWith(`→ ${best.path}`) || info.reason.includes(`→ ${best.path} (`), info.reason)
+  setBackend('cpu')
+})
+
+test('wasm: setBackend says what runs; products past the memory grow it and stay correct; one thread or all', () => {
+  if (!wasmReady) return console.log(`  (wasm skipped: ${wasmSupport()})`)
+  const one = setBackend('wasm', { threads: 1 })
+  assert.is(one.backend, 'wasm')
+  assert.is(one.threads, 1)
+  assert.match(one.matmul, /WebAssembly SIMD 4×8 kernel .*1 thread/)
+  manualSeed(8)
+  const [m, k, n] = [1030, 1100, 1050] // 4.4 + 4.6 + 4.3 MB of operands: the memory starts at 128 KiB
+  const a = rnd(m * k), b = rnd(k * n)
+  const want = cpu.matmul(a, b, m, k, n, { transB: true })
+  assertRelClose(K.matmul(a, b, m, k, n, { transB: true }), want, 'wasm 1 thread, grown memory')
+  if (parallelReady) {
+    const all = setBackend('wasm')
+    assert.is(all.threads, parallelInfo().threads)
+    assertRelClose(K.matmul(a, b, m, k, n, { transB: true }), want, 'wasm all threads, grown memory')
+  }
   setBackend('cpu')
 })
 

@@ -1,15 +1,25 @@
 // The CPU kernels against their oracles: every fast matmul variant against matmulRef on awkward sizes,
 // the fused row kernels against plain float64 loops, and the movement kernels on hand-checkable values.
-// Each check loops over the kernel tables under test; a GPU or parallel table joins `tables` when present.
+// Each check loops over the kernel tables under test: the CPU's, the installed one if it differs, and the wasm
+// backend's on one thread and on all (every size forced onto it) where WebAssembly SIMD and threads exist.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { K, cpu, type Kernels } from '../src/kernels'
 import { matmulRef, matmulNN, matmulNT, matmulTN, transpose2d } from '../src/kernels/matmul'
 import { manualSeed, random } from '../src/random'
 import { assertClose } from './helpers'
+import { wasmKernels, wasmSupport } from '../src/backends/wasm'
+import { startPool } from '../src/backends/pool'
+import { useThreadSpawner } from '../src/backends/threads'
+import { nodeThreads } from '../src/backends/threads-node'
 
 const tables: [string, Kernels][] = [['cpu', cpu]]
 if ((Object.keys(cpu) as (keyof Kernels)[]).some((name) => K[name] !== cpu[name])) tables.push(['installed K', K]) // overrides in use
+useThreadSpawner(nodeThreads)
+if (wasmSupport() === '') {
+  tables.push(['wasm 1 thread', { ...cpu, ...wasmKernels({ threads: false, everySize: true }) }])
+  if (startPool()?.failure === '') tables.push(['wasm all threads', { ...cpu, ...wasmKernels({ threads: true, everySize: true }) }])
+}
 const SIZES = [1, 3, 7, 33, 130]
 
 function rnd(n: number): Float32Array {
@@ -19,6 +29,7 @@ function rnd(n: number): Float32Array {
 /** Float32 accumulation over k terms in [-1, 1]: MEASURED.md saw 6e-6 at k = 128; allow a margin. */
 const tolFor = (k: number) => ({ atol: 2e-6 * Math.max(k, 1), rtol: 1e-5 })
 
+console.log('  tables:', tables.map(([name]) => name).join(', '))
 test('matmul kernels: NN, NT, TN accumulate into C and match matmulRef on every size in {1,3,7,33,130}³', () => {
   manualSeed(1)
   for (const m of SIZES)
@@ -258,6 +269,35 @@ test('elementwise kernels on hand-checkable values', () => {
     // exact gelu x·Φ(x) at 1, −1 and 2 (Φ from tables); erf's approximation error stays below 2e-7
     assertClose(T.geluErf(Float32Array.from([1, -1, 2])), [0.8413447460685429, -0.15865525393145707, 1.9544997361036416], { atol: 3e-7 })
     assertClose(T.gelu(Float32Array.from([1, -1])), [0.8411919906082768, -0.15880800939172324], { atol: 1e-7 })
+  }
+})
+
+test('gelu and geluBackward: every table matches the TS loops on [-12, 12] and at the tails (float32 rounding)', () => {
+  const x = Float32Array.from([...Array.from({ length: 4001 }, (_, i) => -12 + (24 * i) / 4000), 0, -0, 1e-30, -1e-30, 88, -88, 100, -100, 1e10, -1e10, 3e38, -3e38, NaN])
+  const dy = x.map((_, i) => Math.sin(i))
+  for (const [name, T] of tables) {
+    assertClose(T.gelu(x), cpu.gelu(x), { atol: 1e-7, rtol: 2e-6, what: `${name} gelu` })
+    assertClose(T.geluBackward(x, dy), cpu.geluBackward(x, dy), { atol: 1e-7, rtol: 2e-6, what: `${name} geluBackward` })
+  }
+})
+
+test('attentionCausal and its backward: every table matches the TS kernels (odd T, a KV cache, hs not a multiple of 4)', () => {
+  manualSeed(9)
+  // (B, Tq, Tk, kvRows, H, hs): Tq < Tk is a cache holding earlier positions; kvRows > Tk its unused capacity
+  const shapes = [[1, 1, 1, 1, 1, 4], [2, 3, 3, 3, 2, 4], [1, 7, 7, 7, 3, 8], [2, 1, 7, 9, 2, 8], [1, 5, 33, 40, 2, 12], [3, 33, 33, 33, 1, 3]]
+  for (const [B, Tq, Tk, kvRows, H, hs] of shapes) {
+    const C = H * hs, scale = 1 / Math.sqrt(hs)
+    const q = rnd(B * Tq * C), k = rnd(B * kvRows * C), v = rnd(B * kvRows * C), dy = rnd(B * Tq * C)
+    const want = cpu.attentionCausal(q, k, v, B, Tq, Tk, kvRows, H, hs, scale)
+    const grads = cpu.attentionCausalBackward(dy, q, k, v, want.probs, B, Tq, Tk, kvRows, H, hs, scale)
+    for (const [name, T] of tables) {
+      const what = `${name} (${B}, ${Tq}, ${Tk}, ${kvRows}, ${H}, ${hs})`
+      const got = T.attentionCausal(q, k, v, B, Tq, Tk, kvRows, H, hs, scale)
+      assertClose(got.y, want.y, { atol: 2e-6, what: `${what} y` })
+      assertClose(got.probs, want.probs, { atol: 1e-6, what: `${what} probs` })
+      const g = T.attentionCausalBackward(dy, q, k, v, want.probs, B, Tq, Tk, kvRows, H, hs, scale)
+      for (const key of ['dq', 'dk', 'dv'] as const) assertClose(g[key], grads[key], { atol: 4e-6, what: `${what} ${key}` })
+    }
   }
 })
 

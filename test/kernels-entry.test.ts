@@ -57,7 +57,7 @@ test('importing src/index.ts needs no SharedArrayBuffer, Worker or shared memory
   assert.is(run.status, 0, run.stderr)
   const out = JSON.parse(run.stdout.trim().split('\n').pop() ?? '{}')
   assert.is(out.size, 40000)
-  assert.is(out.backend, 'cpu')
+  assert.ok(out.backend === 'cpu' || out.backend === 'wasm', out.backend) // wasm on one thread needs no shared memory
   assert.is(out.threads, 1)
   assert.match(out.failure, /no thread spawner: in Node import the `node` entry/)
 })
@@ -72,9 +72,23 @@ test('TENNY_BACKEND=bogus: import works, the first product throws one clear erro
   ].join('\n'), { TENNY_BACKEND: 'bogus' })
   assert.is(run.status, 0, run.stderr)
   const lines = run.stdout.trim().split('\n')
-  assert.match(lines[0], /^TENNY_BACKEND=bogus: not a backend \(expected one of cpu, parallel, gpujs, auto\)/)
-  assert.is(lines[1], 'TENNY_BACKEND=bogus: not a backend (expected one of cpu, parallel, gpujs, auto)')
+  assert.match(lines[0], /^TENNY_BACKEND=bogus: not a backend \(expected one of cpu, parallel, wasm, gpujs, auto\)/)
+  assert.is(lines[1], 'TENNY_BACKEND=bogus: not a backend (expected one of cpu, parallel, wasm, gpujs, auto)')
   assert.is(lines[2], '2,2,2,2')
+})
+
+test('without WebAssembly SIMD: the wasm backend is refused with the reason, and auto picks among the others', () => {
+  const run = node([
+    'WebAssembly.validate = () => false', // as a runtime without SIMD answers for the probe module
+    "const t = await import('./src/node.ts')",
+    "try { t.setBackend('wasm'); console.log('no error') } catch (err) { console.log(err.message) }",
+    "const info = t.setBackend('auto')",
+    'console.log(info.backend, info.wasm)',
+  ].join('\n'))
+  assert.is(run.status, 0, run.stderr)
+  const lines = run.stdout.trim().split('\n')
+  assert.is(lines[0], "setBackend('wasm'): WebAssembly SIMD is not supported here (a 128-bit SIMD module fails validation)")
+  assert.match(lines[1], /^(cpu|parallel) WebAssembly SIMD is not supported here/)
 })
 
 test('TENNY_BACKEND=bogus: the example still prints its --help', () => {

@@ -27,3 +27,24 @@ export function runMain(main: () => void | Promise<void>): void {
     process.exit(1)
   })
 }
+
+/** How long after the first Ctrl-C another one still counts as the same keypress, forwarded again by npm or a shell. */
+const ECHO_MS = 3000
+
+/**
+ * Ctrl-C as a request to stop cleanly: the first SIGINT sets stopped() (the caller finishes its step and saves).
+ * A terminal sends SIGINT to every process of the foreground group and npm forwards it once more, so one keypress
+ * can arrive twice; a second within 3 s is taken as that echo. A third, or a second after 3 s, exits at once (130).
+ */
+export function stopOnCtrlC(message: string): { stopped(): boolean; release(): void } {
+  let first = 0, count = 0
+  const onSigint = () => {
+    count++
+    if (count === 1) {
+      first = Date.now()
+      console.log(`\n${message} (Ctrl-C again to quit without saving)`)
+    } else if (count >= 3 || Date.now() - first > ECHO_MS) process.exit(130)
+  }
+  process.on('SIGINT', onSigint)
+  return { stopped: () => count > 0, release: () => void process.off('SIGINT', onSigint) }
+}

@@ -1,44 +1,43 @@
-// auto: time every candidate backend on this machine, each warmed first (a worker thread is slow for its
-// first calls), and keep the fastest; leaving the CPU table takes a clear gain, since the VM is noisy.
+// auto: time every candidate backend on this machine and keep the fastest, never one measured slower. Each is
+// warmed first (V8 starts wasm in its baseline compiler, and a worker thread is slow for its first calls), then
+// all are timed in alternating rounds, so a burst of load from another process falls on every candidate alike.
 import type { MatmulFlags } from '../kernels/matmul.js'
-import type { GpujsPath } from './gpu.js'
 
 /** One path tried by a probe: did it open and prove correct, how fast was it, and why not if not. */
 export type Probe = { path: string; ok: boolean; gflops?: number; note: string }
-type Table = { matmulBatched(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, flags?: MatmulFlags): Float32Array }
-export type Candidates = { cpu: Table; parallel: Table | string; gpu?: GpujsPath }
-export type Choice = { backend: 'cpu' | 'parallel' | 'gpujs'; fallback: 'cpu' | 'parallel'; reason: string }
+type Run = (a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, flags?: MatmulFlags) => Float32Array
+export type Candidate = { name: string; run: Run; note: string }
 
-const PROBE_SIZE = 256 // one (256, 256, 256) A·Bᵀ product per timed call: ~5–40 ms each here
-const MIN_GAIN = 1.15
+/** The probe's product, (256, 256, 256) A·Bᵀ (a linear layer's forward): 0.5–15 ms here, by backend. */
+const PROBE_SIZE = 256
+const WARM_MS = 60 // per candidate, and at least WARM_CALLS calls
+const WARM_CALLS = 8
+const ROUNDS = 7
 
-/** GFLOP/s of A·Bᵀ at PROBE_SIZE³: warmed for ≥ 8 calls and 100 ms, then the median of 5. */
-function gflops(run: (a: Float32Array, b: Float32Array) => Float32Array, n = PROBE_SIZE): number {
+/** Time each candidate (warmed, then ROUNDS alternating rounds); return the index of the fastest median. */
+export function fastest(candidates: Candidate[], probes: Probe[]): number {
+  const n = PROBE_SIZE
   const a = Float32Array.from({ length: n * n }, (_, i) => Math.sin(i)), b = Float32Array.from({ length: n * n }, (_, i) => Math.cos(i))
-  for (let calls = 0, t0 = performance.now(); calls < 8 || performance.now() - t0 < 100; calls++) run(a, b)
-  const times = [0, 1, 2, 3, 4].map(() => {
-    const t0 = performance.now()
-    run(a, b)
-    return performance.now() - t0
-  }).sort((x, y) => x - y)
-  return (2 * n ** 3) / times[2] / 1e6
+  const call = (c: Candidate) => c.run(a, b, 1, n, n, n, { transB: true })
+  for (const c of candidates) {
+    for (let calls = 0, t0 = performance.now(); calls < WARM_CALLS || performance.now() - t0 < WARM_MS; calls++) call(c)
+  }
+  const times: number[][] = candidates.map(() => [])
+  for (let round = 0; round < ROUNDS; round++) {
+    candidates.forEach((c, i) => {
+      const t0 = performance.now()
+      call(c)
+      times[i].push(performance.now() - t0)
+    })
+  }
+  const speeds = times.map((ts) => (2 * n ** 3) / ts.sort((x, y) => x - y)[ROUNDS >> 1] / 1e6)
+  candidates.forEach((c, i) => probes.push({ path: c.name, ok: true, gflops: speeds[i], note: c.note }))
+  return speeds.indexOf(Math.max(...speeds))
 }
 
-/** Measure the CPU table, the parallel path and the gpu.js path given; pick the fastest by a clear margin. */
-export function chooseAuto(c: Candidates, probes: Probe[]): Choice {
-  const n = PROBE_SIZE
-  const speed = (t: Table) => gflops((a, b) => t.matmulBatched(a, b, 1, n, n, n, { transB: true }))
-  const cpuSpeed = speed(c.cpu)
-  probes.push({ path: 'cpu', ok: true, gflops: cpuSpeed, note: 'TS kernels, 1 thread' })
-  const parallelSpeed = typeof c.parallel === 'string' ? 0 : speed(c.parallel)
-  probes.push(typeof c.parallel === 'string' ? { path: 'parallel', ok: false, note: c.parallel } : { path: 'parallel', ok: true, gflops: parallelSpeed, note: 'all threads' })
-  const gpu = c.gpu
-  const gpuSpeed = gpu ? gflops((a, b) => gpu.run(a, b, 1, n, n, n, { transB: true })) : 0
-  if (gpu) probes.push({ path: `gpujs ${gpu.mode}`, ok: true, gflops: gpuSpeed, note: 'self-check passed' })
-  const summary = `probed at ${n}³: ${probes.filter((p) => p.gflops !== undefined).map((p) => `${p.path} ${p.gflops?.toFixed(1)}`).join(', ')} GFLOP/s`
-  const fallback = parallelSpeed >= MIN_GAIN * cpuSpeed ? 'parallel' : 'cpu'
-  const fallbackSpeed = Math.max(cpuSpeed, fallback === 'parallel' ? parallelSpeed : 0)
-  // TODO: on a GPU machine, time gpu.js against the CPU side at 64³–1024³ and set its threshold from the crossover (untested: no GPU here)
-  if (gpu && gpuSpeed >= MIN_GAIN * fallbackSpeed) return { backend: 'gpujs', fallback, reason: `${summary} → gpujs ${gpu.mode}` }
-  return { backend: fallback, fallback, reason: `${summary} → ${fallback}` }
+/** A one-line account of the probe: each candidate's GFLOP/s and the one kept. */
+export function summary(probes: Probe[], chosen: string): string {
+  const timed = probes.filter((p) => p.gflops !== undefined).map((p) => `${p.path} ${p.gflops?.toFixed(1)}`)
+  const skipped = probes.filter((p) => !p.ok).map((p) => `${p.path}: ${p.note}`)
+  return `measured at ${PROBE_SIZE}³ A·Bᵀ, warmed, median of ${ROUNDS} alternating rounds: ${timed.join(', ')} GFLOP/s → ${chosen}${skipped.length ? ` (not tried: ${skipped.join('; ')})` : ''}`
 }

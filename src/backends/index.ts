@@ -1,54 +1,54 @@
-// Which code runs matmul: the TS kernels on one thread ('cpu'), on every core ('parallel'), or gpu.js
-// ('gpujs'); 'auto' measures them here and keeps the fastest that proves correct (auto.ts). Each backend is a
-// Partial<Kernels> of matmul entries; useKernels() installs it, and only this file calls it.
+// Which code runs matmul: the TS kernels on one thread ('cpu') or on every core ('parallel'), the generated
+// WebAssembly SIMD kernel ('wasm', one thread or all), or gpu.js ('gpujs'); 'auto' measures them here and keeps
+// the fastest (auto.ts). Each backend is a Partial<Kernels> of matmul entries; only this file installs one.
 import { cpu, useKernels, type Kernels } from '../kernels/index.js'
 import { qmatmul, qmatmulT, type MatmulFn } from '../kernels/quant.js'
-import { startParallel, parallelInfo, parallelKernels, PARALLEL_MIN_FLOPS } from './parallel.js'
+import { poolInfo, startPool } from './pool.js'
+import { parallelInfo, parallelKernels, PARALLEL_MIN_FLOPS } from './parallel.js'
+import { wasmKernels, wasmSupport, WASM_MIN_FLOPS, WASM_MIN_ROWS, WASM_THREADS_MIN_FLOPS } from './wasm/index.js'
 import { openGpujs, gpujsTable, gpujsCandidates, GPUJS_MIN_FLOPS, type GpujsMode, type GpujsPath } from './gpu.js'
-import { chooseAuto, type Probe } from './auto.js'
+import { fastest, summary, type Candidate, type Probe } from './auto.js'
 
-export type BackendName = 'cpu' | 'parallel' | 'gpujs' | 'auto'
-export type BackendOptions = { gpujsMode?: GpujsMode; timeoutMs?: number }
+export type BackendName = 'cpu' | 'parallel' | 'wasm' | 'gpujs' | 'auto'
+/** threads: for 'wasm', 1 or all the pool has (the default); gpujsMode: which gpu.js mode; timeoutMs: for starting workers. */
+export type BackendOptions = { threads?: number; gpujsMode?: GpujsMode; timeoutMs?: number }
 export type { Probe }
 export type BackendInfo = {
   /** what runs matmul now */
-  backend: 'cpu' | 'parallel' | 'gpujs'
+  backend: Exclude<BackendName, 'auto'>
   /** what was asked for, and by whom */
   requested: BackendName | 'auto (not probed yet)'
+  /** threads the backend uses for large products */
+  threads: number
   gpujsMode?: GpujsMode
   /** which kernels run which products */
   matmul: string
   reason: string
   probes: Probe[]
-  thresholds: { parallelMinFlops: number; gpujsMinFlops: number }
+  thresholds: { parallelMinFlops: number; wasmMinFlops: number; wasmMinRows: number; wasmThreadsMinFlops: number; gpujsMinFlops: number }
+  /** the thread pool: threads it gives, workers ready, blocks workers took (parallel), and why there are none */
   parallel: ReturnType<typeof parallelInfo>
+  /** why the wasm backend cannot run here ('' if it can) */
+  wasm: string
 }
-/** The matmul entries a backend provides; the quantized matmuls' tiles go through them too. */
-export type MatmulTable = Pick<Kernels, 'matmul' | 'matmulBatched'>
+/** The matmul entries every backend provides (the quantized matmuls' tiles go through them too), and any others it does better. */
+export type MatmulTable = Pick<Kernels, 'matmul' | 'matmulBatched'> & Partial<Kernels>
+type Installed = { backend: BackendInfo['backend']; threads: number; table: MatmulTable; gpujsMode?: GpujsMode }
 
-const BACKENDS: BackendName[] = ['cpu', 'parallel', 'gpujs', 'auto']
+const BACKENDS: BackendName[] = ['cpu', 'parallel', 'wasm', 'gpujs', 'auto']
 const CPU_TABLE: MatmulTable = { matmul: cpu.matmul, matmulBatched: cpu.matmulBatched }
 const opened = new Map<GpujsMode, GpujsPath>()
 const failed = new Map<GpujsMode, string>() // a mode that failed once is not retried in this process
-let info: BackendInfo = describe('cpu', 'auto (not probed yet)', 'the CPU table: no backend installed yet', [])
+let info: BackendInfo = describe({ backend: 'cpu', threads: 1, table: CPU_TABLE }, 'auto (not probed yet)', 'the CPU table: no backend installed yet', [])
 
 /** Route matmul through `name`; returns backendInfo(). Throws saying why if that backend cannot run here. */
 export function setBackend(name: BackendName, options: BackendOptions = {}): BackendInfo {
-  if (name === 'cpu') return install('cpu', 'cpu', CPU_TABLE, `setBackend('cpu')`, [])
-  if (name === 'parallel') {
-    const started = startParallel(options.timeoutMs)
-    if (started.failure) throw new Error(`setBackend('parallel'): ${started.failure}`)
-    return install('parallel', 'parallel', parallelKernels, `setBackend('parallel')`, [])
-  }
-  if (name === 'gpujs') {
-    const probes: Probe[] = []
-    const path = openFirst(options.gpujsMode ? [options.gpujsMode] : candidates(probes), options, probes)
-    if (!path) throw new Error(`setBackend('gpujs'): no gpu.js mode works here: ${probes.map((p) => `${p.path}: ${p.note}`).join('; ')}`)
-    probes.push({ path: `gpujs ${path.mode}`, ok: true, note: 'self-check passed' })
-    return install('gpujs', 'gpujs', gpujsTable(path.run, CPU_TABLE), `setBackend('gpujs')`, probes, path.mode)
-  }
   if (name === 'auto') return probeAuto(options)
-  throw new Error(`setBackend: unknown backend '${String(name)}': expected ${BACKENDS.map((b) => `'${b}'`).join(', ')}`)
+  if (!isBackendName(name)) throw new Error(`setBackend: unknown backend '${String(name)}': expected ${BACKENDS.map((b) => `'${b}'`).join(', ')}`)
+  const probes: Probe[] = []
+  const chosen = open(name, options, probes)
+  if (typeof chosen === 'string') throw new Error(`setBackend('${name}'): ${chosen}`)
+  return install(chosen, name, `setBackend('${name}'${options.threads ? `, { threads: ${options.threads} }` : ''})`, probes)
 }
 
 /** Which backend runs matmul, for which sizes, and why (including what probing found). */
@@ -57,10 +57,30 @@ export function backendInfo(): BackendInfo {
   return { ...info, reason: broken ? `${info.reason}; gpu.js failed since, the CPU runs its products: ${broken}` : info.reason, parallel: parallelInfo() }
 }
 
+/** Backend `name` ready to install, or why it cannot run here. Starts the thread pool where it needs it. */
+function open(name: Exclude<BackendName, 'auto'>, options: BackendOptions, probes: Probe[]): Installed | string {
+  if (name === 'cpu') return { backend: 'cpu', threads: 1, table: CPU_TABLE }
+  if (name === 'wasm') {
+    if (wasmSupport()) return wasmSupport()
+    const pool = options.threads === 1 ? undefined : startPool(options.timeoutMs)
+    const threads = pool && !pool.failure ? pool.size + 1 : 1
+    if (options.threads && options.threads > threads) return `${options.threads} threads asked for, ${threads} available: ${poolInfo().failure}`
+    return { backend: 'wasm', threads, table: wasmKernels({ threads: threads > 1 }) }
+  }
+  if (name === 'parallel') {
+    const pool = startPool(options.timeoutMs)
+    if (!pool || pool.failure) return poolInfo().failure
+    return { backend: 'parallel', threads: pool.size + 1, table: parallelKernels }
+  }
+  const path = openFirst(options.gpujsMode ? [options.gpujsMode] : candidates(probes), options, probes)
+  if (!path) return `no gpu.js mode works here: ${probes.map((p) => `${p.path}: ${p.note}`).join('; ')}`
+  return { backend: 'gpujs', threads: 1, table: gpujsTable(path.run, CPU_TABLE), gpujsMode: path.mode }
+}
+
 /**
- * Install the backend TENNY_BACKEND names (cpu | parallel | gpujs | auto), or auto when it is unset. Nothing
- * starts now: the first product big enough to matter picks (auto) or starts the backend. A name that is not a
- * backend is one clear error at the first product, not at import.
+ * Install the backend TENNY_BACKEND names (cpu | parallel | wasm | gpujs | auto), or auto when it is unset.
+ * Nothing starts now: the first product big enough to matter picks (auto) or starts the backend. A name that
+ * is not a backend is one clear error at the first product, not at import.
  */
 export function useDefaultBackend(): void {
   const env: unknown = Reflect.get(globalThis, 'process')
@@ -69,7 +89,7 @@ export function useDefaultBackend(): void {
   if (!isBackendName(wanted)) {
     const why = `TENNY_BACKEND=${wanted}: not a backend (expected one of ${BACKENDS.join(', ')})`
     useKernels(withQuant({ matmul: () => { throw new Error(why) }, matmulBatched: () => { throw new Error(why) } }))
-    info = describe('cpu', 'auto (not probed yet)', `${why}: every product throws until setBackend() picks one`, [])
+    info = { ...info, reason: `${why}: every product throws until setBackend() picks one` }
     return
   }
   lazily(wanted, `TENNY_BACKEND=${wanted}, started on the first product big enough to matter`)
@@ -77,33 +97,32 @@ export function useDefaultBackend(): void {
 
 const isBackendName = (name: string): name is BackendName => BACKENDS.some((b) => b === name)
 
-/** Install a table that starts backend `name` on the first product of ≥ 64³ multiply-adds, then runs it there. */
+/** Install a table that starts backend `name` on the first product of ≥ 16³ multiply-adds, then runs it there. */
 function lazily(name: BackendName, reason: string): void {
-  const minFlops = Math.min(PARALLEL_MIN_FLOPS, GPUJS_MIN_FLOPS)
   const start = () => {
     if (name === 'auto') return setBackend('auto')
     try {
       return { ...setBackend(name), reason: `TENNY_BACKEND=${name}` }
     } catch (err) { // the environment asked for it, so fall back and say why rather than fail every product
-      return install('cpu', 'cpu', CPU_TABLE, `TENNY_BACKEND=${name} failed, using cpu: ${err instanceof Error ? err.message : String(err)}`, [])
+      return install({ backend: 'cpu', threads: 1, table: CPU_TABLE }, 'cpu', `TENNY_BACKEND=${name} failed, using cpu: ${err instanceof Error ? err.message : String(err)}`, [])
     }
   }
   useKernels(withQuant({
     matmul(a, b, m, k, n, flags = {}) {
-      if (m * k * n < minFlops) return cpu.matmul(a, b, m, k, n, flags)
+      if (m * k * n < WASM_MIN_FLOPS) return cpu.matmul(a, b, m, k, n, flags)
       start()
-      return installedMatmul.matmul(a, b, m, k, n, flags)
+      return installed.table.matmul(a, b, m, k, n, flags)
     },
     matmulBatched(a, b, batch, m, k, n, flags = {}) {
-      if (batch * m * k * n < minFlops) return cpu.matmulBatched(a, b, batch, m, k, n, flags)
+      if (batch * m * k * n < WASM_MIN_FLOPS) return cpu.matmulBatched(a, b, batch, m, k, n, flags)
       start()
-      return installedMatmul.matmulBatched(a, b, batch, m, k, n, flags)
+      return installed.table.matmulBatched(a, b, batch, m, k, n, flags)
     },
   }))
-  info = describe('cpu', name === 'auto' ? 'auto (not probed yet)' : name, reason, [])
+  info = { ...info, requested: name === 'auto' ? 'auto (not probed yet)' : name, reason }
 }
 
-let installedMatmul: MatmulTable = CPU_TABLE
+let installed: Installed = { backend: 'cpu', threads: 1, table: CPU_TABLE }
 
 /** A table's products plus the quantized matmuls, whose tiles go through the same products. */
 function withQuant(table: MatmulTable): Partial<Kernels> {
@@ -111,21 +130,22 @@ function withQuant(table: MatmulTable): Partial<Kernels> {
   return { ...table, qmatmul: (x, q, m) => qmatmul(x, q, m, product), qmatmulT: (dy, q, m) => qmatmulT(dy, q, m, product) }
 }
 
-function install(backend: BackendInfo['backend'], requested: BackendName, table: MatmulTable, reason: string, probes: Probe[], gpujsMode?: GpujsMode): BackendInfo {
-  installedMatmul = table
-  useKernels(backend === 'cpu' ? {} : withQuant(table))
-  info = describe(backend, requested, reason, probes, gpujsMode)
+function install(chosen: Installed, requested: BackendName, reason: string, probes: Probe[]): BackendInfo {
+  installed = chosen
+  useKernels(chosen.backend === 'cpu' ? {} : withQuant(chosen.table))
+  info = describe(chosen, requested, reason, probes)
   return backendInfo()
 }
 
-function describe(backend: BackendInfo['backend'], requested: BackendInfo['requested'], reason: string, probes: Probe[], gpujsMode?: GpujsMode): BackendInfo {
+function describe({ backend, threads, gpujsMode }: Installed, requested: BackendInfo['requested'], reason: string, probes: Probe[]): BackendInfo {
   const matmul = {
     cpu: 'TS kernels (src/kernels/matmul.ts), 1 thread',
-    parallel: `TS matmulNT on ${parallelInfo().threads} threads for batch·m·k·n ≥ ${PARALLEL_MIN_FLOPS}, TS kernels below`,
+    parallel: `TS matmulNT on ${threads} threads for batch·m·k·n ≥ ${PARALLEL_MIN_FLOPS}, TS kernels below`,
+    wasm: `WebAssembly SIMD 4×8 kernel for batch·m·k·n ≥ ${WASM_MIN_FLOPS} and m ≥ ${WASM_MIN_ROWS}${threads > 1 ? `, on ${threads} threads from ${WASM_THREADS_MIN_FLOPS}` : ', 1 thread'}; TS kernels below`,
     gpujs: `gpu.js ${gpujsMode} for batch·m·k·n ≥ ${GPUJS_MIN_FLOPS}, TS kernels below`,
   }[backend]
-  const thresholds = { parallelMinFlops: PARALLEL_MIN_FLOPS, gpujsMinFlops: GPUJS_MIN_FLOPS }
-  return { backend, requested, gpujsMode, matmul, reason, probes, thresholds, parallel: parallelInfo() }
+  const thresholds = { parallelMinFlops: PARALLEL_MIN_FLOPS, wasmMinFlops: WASM_MIN_FLOPS, wasmMinRows: WASM_MIN_ROWS, wasmThreadsMinFlops: WASM_THREADS_MIN_FLOPS, gpujsMinFlops: GPUJS_MIN_FLOPS }
+  return { backend, requested, threads, gpujsMode, matmul, reason, probes, thresholds, parallel: parallelInfo(), wasm: wasmSupport() }
 }
 
 /** gpu.js modes worth trying here; the ones left out are noted in `probes`. */
@@ -156,13 +176,25 @@ function openFirst(modes: GpujsMode[], options: BackendOptions, probes: Probe[])
   return undefined
 }
 
-/** auto: measure the candidates (auto.ts) and install the one it picks. */
+/**
+ * auto: every backend that opens here, timed side by side (auto.ts); the fastest is installed. gpu.js joins only
+ * where a GPU is found: its CPU modes were 2–2.5× slower than one TS core in `npm run bench`.
+ */
 function probeAuto(options: BackendOptions): BackendInfo {
   const probes: Probe[] = []
-  const started = startParallel(options.timeoutMs)
-  const gpu = openFirst(candidates(probes), options, probes)
-  const choice = chooseAuto({ cpu: CPU_TABLE, parallel: started.failure ? started.failure : parallelKernels, gpu }, probes)
-  const cpuSide = choice.fallback === 'parallel' ? parallelKernels : CPU_TABLE
-  if (choice.backend === 'gpujs' && gpu) return install('gpujs', 'auto', gpujsTable(gpu.run, cpuSide), choice.reason, probes, gpu.mode)
-  return install(choice.fallback, 'auto', cpuSide, choice.reason, probes)
+  const tried: Installed[] = []
+  const consider = (name: Exclude<BackendName, 'auto'>, opts: BackendOptions) => {
+    const chosen = open(name, { ...options, ...opts }, probes)
+    if (typeof chosen === 'string') probes.push({ path: name, ok: false, note: chosen })
+    else tried.push(chosen)
+  }
+  consider('cpu', {})
+  consider('parallel', {})
+  consider('wasm', { threads: 1 })
+  if (tried.some((t) => t.backend === 'parallel')) consider('wasm', {})
+  if (candidates([]).some((mode) => mode === 'webgpu' || mode === 'headlessgl')) consider('gpujs', {})
+  const label = (t: Installed) => (t.backend === 'gpujs' ? `gpujs ${t.gpujsMode}` : `${t.backend} (${t.threads} thread${t.threads > 1 ? 's' : ''})`)
+  const list: Candidate[] = tried.map((t) => ({ name: label(t), note: '', run: (a, b, batch, m, k, n, flags = {}) => t.table.matmulBatched(a, b, batch, m, k, n, flags) }))
+  const best = tried[fastest(list, probes)]
+  return install(best, 'auto', summary(probes, label(best)), probes)
 }

@@ -3,8 +3,7 @@
 // Every block runs matmulNT on the same operands the CPU table would use: results are bit-identical.
 import { matmulNT, transpose2d, matmul as cpuMatmul, matmulBatched as cpuMatmulBatched, type MatmulFlags } from '../kernels/matmul.js'
 import type { Kernels } from '../kernels/index.js'
-import { WorkerPool, WorkerEnd, PARAMS, MAX_WORKERS, DATA_BYTE, sharedMemory } from './pool.js'
-import { threadSpawner, type ThreadSpawner } from './threads.js'
+import { WorkerEnd, PARAMS, DATA_BYTE, sharedPool, startPool, poolInfo } from './pool.js'
 
 /**
  * Products with m·k·n (× batch) below this stay on the CPU table. bench/backends.ts on the idle 2-core VM
@@ -20,44 +19,15 @@ export const TS_BLOCKS = 1
 // job parameters in the pool's control words: the next free block, blocks done by workers, and the shape
 const NEXT = PARAMS, BY_WORKERS = PARAMS + 1, BATCH = PARAMS + 2, M = PARAMS + 3, K = PARAMS + 4, N = PARAMS + 5, ITEMS = PARAMS + 6
 
-let pool: WorkerPool | undefined
-let noMemory = '' // why a shared memory could not be made, once tried
-
-/** Workers to start (one per extra core) with the spawner installed now, or why there can be none. */
-function plan(): { size: number; spawner: ThreadSpawner } | string {
-  const spawner = threadSpawner()
-  if ('failure' in spawner) return spawner.failure
-  if (noMemory) return noMemory
-  const size = Math.max(0, Math.min(spawner.cores() - 1, MAX_WORKERS))
-  return size > 0 ? { size, spawner } : `one core (${spawner.name} reports ${spawner.cores()})`
-}
-
-/** The shared pool of worker threads, made on first use (not at import); undefined where threads are unavailable. */
-export function sharedPool(): WorkerPool | undefined {
-  if (pool) return pool
-  const p = plan()
-  if (typeof p === 'string') return undefined
-  const memory = sharedMemory()
-  if (typeof memory === 'string') noMemory = memory
-  else pool = new WorkerPool(p.size, memory, (init, onError) => p.spawner.spawn(init, onError))
-  return pool
-}
-
 /** Threads this path uses (caller + workers), ready workers, blocks done by workers so far, and why it is off if it is. */
 export function parallelInfo(): { threads: number; workersReady: number; blocksByWorkers: number; failure: string } {
-  if (!pool) {
-    const p = plan()
-    return typeof p === 'string' ? { threads: 1, workersReady: 0, blocksByWorkers: 0, failure: p } : { threads: p.size + 1, workersReady: 0, blocksByWorkers: 0, failure: '' }
-  }
-  return { threads: pool.size + 1, workersReady: pool.started ? pool.readyCount() : 0, blocksByWorkers: pool.ctl[BY_WORKERS], failure: pool.failure }
+  const { threads, workersReady, failure, pool } = poolInfo()
+  return { threads, workersReady, blocksByWorkers: pool ? pool.ctl[BY_WORKERS] : 0, failure }
 }
 
 /** Start the workers and, where the caller may block, wait until they are ready (or timeoutMs). Returns parallelInfo(). */
 export function startParallel(timeoutMs = 10_000): ReturnType<typeof parallelInfo> {
-  const p = sharedPool()
-  const spawner = threadSpawner()
-  if (p && !('failure' in spawner) && spawner.canWaitForStart) p.waitReady(timeoutMs)
-  else p?.start()
+  startPool(timeoutMs)
   return parallelInfo()
 }
 

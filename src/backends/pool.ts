@@ -2,7 +2,7 @@
 // synchronous: the caller writes operands into the memory and job parameters into its control words, flips
 // idle workers to BUSY, works too, and blocks on Atomics.wait until they flip back. No Promise, no event loop.
 // A shared memory grows in place (every thread sees the new size), so no buffer is ever re-sent.
-import type { Thread, WorkerInit } from './threads.js'
+import { threadSpawner, type Thread, type ThreadSpawner, type WorkerInit } from './threads.js'
 import { webAssembly, type WasmMemory } from './webassembly.js'
 
 /** A worker's state word. STARTING until its module has loaded; FAILED is final. */
@@ -179,4 +179,47 @@ export class WorkerEnd {
     Atomics.store(this.ctl, this.slot, FAILED)
     Atomics.notify(this.ctl, this.slot)
   }
+}
+
+// ---- the pool the backends share ------------------------------------------------------------------
+
+let pool: WorkerPool | undefined
+let noMemory = '' // why a shared memory could not be made, once tried
+
+/** Workers to start (one per extra core) with the spawner installed now, or why there can be none. */
+function plan(): { size: number; spawner: ThreadSpawner } | string {
+  const spawner = threadSpawner()
+  if ('failure' in spawner) return spawner.failure
+  if (noMemory) return noMemory
+  const size = Math.max(0, Math.min(spawner.cores() - 1, MAX_WORKERS))
+  return size > 0 ? { size, spawner } : `one core (${spawner.name} reports ${spawner.cores()})`
+}
+
+/** The one pool every threaded backend shares, made on first use (not at import); undefined where threads are unavailable. */
+export function sharedPool(): WorkerPool | undefined {
+  if (pool) return pool
+  const p = plan()
+  if (typeof p === 'string') return undefined
+  const memory = sharedMemory()
+  if (typeof memory === 'string') noMemory = memory
+  else pool = new WorkerPool(p.size, memory, (init, onError) => p.spawner.spawn(init, onError))
+  return pool
+}
+
+/** Start the shared pool's workers and, where the caller may block, wait until they are ready (or timeoutMs). */
+export function startPool(timeoutMs = 10_000): WorkerPool | undefined {
+  const p = sharedPool()
+  const spawner = threadSpawner()
+  if (p && !('failure' in spawner) && spawner.canWaitForStart) p.waitReady(timeoutMs)
+  else p?.start()
+  return p
+}
+
+/** Threads the shared pool gives (caller + workers), how many are ready, and why there are none if so. */
+export function poolInfo(): { threads: number; workersReady: number; failure: string; pool?: WorkerPool } {
+  if (!pool) {
+    const p = plan()
+    return typeof p === 'string' ? { threads: 1, workersReady: 0, failure: p } : { threads: p.size + 1, workersReady: 0, failure: '' }
+  }
+  return { threads: pool.size + 1, workersReady: pool.started ? pool.readyCount() : 0, failure: pool.failure, pool }
 }

@@ -3,9 +3,10 @@
 // in the memory, since the caller may be blocked on this thread and cannot receive a message.
 import { WorkerEnd, BUSY, JOB } from './pool.js'
 import { parallelJob, TS_BLOCKS } from './parallel.js'
+import { wasmJob, WASM_PANELS } from './wasm/index.js'
 import type { WorkerInit } from './threads.js'
 
-const JOBS: Record<number, (end: WorkerEnd) => void> = { [TS_BLOCKS]: parallelJob }
+const JOBS: Record<number, (end: WorkerEnd) => void> = { [TS_BLOCKS]: parallelJob, [WASM_PANELS]: wasmJob }
 
 /** The worker's loop. Returns only when the pool is retired (its state word is no longer IDLE or BUSY). */
 export function runWorker(init: WorkerInit): void {
