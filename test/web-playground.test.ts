@@ -77,7 +77,7 @@ test('playground: served cross-origin isolated, it loads the base and answers th
   assert.is(await text('answer'), baseAnswer)
   const { model, tokenizer } = loadBase(BASE)
   assert.is(baseAnswer, nodeAnswer(model, tokenizer), 'greedy answers of the same base agree across engines')
-  assert.match(await text('backend'), /one thread|Web Workers|gpu\.js webgl/)
+  assert.match(await text('backend'), /^(TS kernels|WebAssembly SIMD) on (one thread|\d threads)|^gpu\.js webgl/)
   // auto timed gpu.js webgl2 in the Worker (OffscreenCanvas), which it does only after the self-check passed
   assert.match(await text('backend-detail'), /gpujs webgl2 \d/)
   assert.match(await text('threads'), /Web Worker|one thread/)

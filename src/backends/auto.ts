@@ -13,25 +13,42 @@ const PROBE_SIZE = 256
 const WARM_MS = 60 // per candidate, and at least WARM_CALLS calls
 const WARM_CALLS = 8
 const ROUNDS = 7
+/**
+ * A candidate this many times slower than the fastest one warmed before it is not timed further: its rounds could
+ * only confirm the loss. gpu.js on a software WebGL (SwiftShader in headless Chromium) takes 300–460 ms per probe
+ * product against 3–10 ms for the CPU paths, so timing it in full would add seconds to a page's start.
+ */
+const HOPELESS = 5
 
 /** Time each candidate (warmed, then ROUNDS alternating rounds); return the index of the fastest median. */
 export function fastest(candidates: Candidate[], probes: Probe[]): number {
   const n = PROBE_SIZE
   const a = Float32Array.from({ length: n * n }, (_, i) => Math.sin(i)), b = Float32Array.from({ length: n * n }, (_, i) => Math.cos(i))
   const call = (c: Candidate) => c.run(a, b, 1, n, n, n, { transB: true })
+  const warm: number[] = [] // ms of each candidate's fastest warm-up call after its first (which may compile)
   for (const c of candidates) {
-    for (let calls = 0, t0 = performance.now(); calls < WARM_CALLS || performance.now() - t0 < WARM_MS; calls++) call(c)
+    const best = Math.min(Infinity, ...warm)
+    let fastestCall = Infinity
+    for (let calls = 0, t0 = performance.now(); calls < WARM_CALLS || performance.now() - t0 < WARM_MS; calls++) {
+      const t1 = performance.now()
+      call(c)
+      if (calls >= 1) fastestCall = Math.min(fastestCall, performance.now() - t1)
+      if (calls >= 2 && fastestCall > HOPELESS * best) break // two calls past the first, both hopeless
+    }
+    warm.push(fastestCall)
   }
-  const times: number[][] = candidates.map(() => [])
+  const timed = warm.map((ms) => ms <= HOPELESS * Math.min(...warm))
+  const times: number[][] = candidates.map((_, i) => (timed[i] ? [] : [warm[i]]))
   for (let round = 0; round < ROUNDS; round++) {
     candidates.forEach((c, i) => {
+      if (!timed[i]) return
       const t0 = performance.now()
       call(c)
       times[i].push(performance.now() - t0)
     })
   }
-  const speeds = times.map((ts) => (2 * n ** 3) / ts.sort((x, y) => x - y)[ROUNDS >> 1] / 1e6)
-  candidates.forEach((c, i) => probes.push({ path: c.name, ok: true, gflops: speeds[i], note: c.note }))
+  const speeds = times.map((ts) => (2 * n ** 3) / ts.sort((x, y) => x - y)[ts.length >> 1] / 1e6)
+  candidates.forEach((c, i) => probes.push({ path: c.name, ok: true, gflops: speeds[i], note: timed[i] ? c.note : `not timed further: over ${HOPELESS}× slower than the fastest in warm-up` }))
   return speeds.indexOf(Math.max(...speeds))
 }
 
