@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
 
-export type TfBackend = 'cpu' | 'wasm'
+export type TfBackend = 'cpu' | 'wasm' | 'webgl' // webgl: in a browser (the bench page, examples/web)
 export type NamedWeights = Map<string, { data: Float32Array; shape: readonly number[] }>
 export type GPTConfig = { vocabSize: number; blockSize: number; nLayer: number; nHead: number; nEmbd: number }
 export type AdamWOptions = { lr: number; betas: [number, number]; eps: number; weightDecay: number }

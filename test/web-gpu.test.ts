@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { build } from 'vite'
-import { serve, launch, root } from './web-helpers'
+import { serve, launch, root } from '../examples/web/headless'
 
 type ModeResult = { backend?: string; mode?: string; worst?: number; at?: string; error?: string }
 

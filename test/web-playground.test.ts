@@ -12,7 +12,7 @@ import { unzipSync } from 'fflate'
 import type { Page } from 'puppeteer-core'
 import { Tensor, nn, parseSafetensors, type StoredTensor } from '../src/node'
 import { loadBase } from '../examples/lib/checkpoint'
-import { buildPlayground, serve, launch, root } from './web-helpers'
+import { buildPlayground, serve, launch, root } from '../examples/web/headless'
 
 const PROMPT = 'Q: What is relu in tenny?\nA: '
 const BASE = join(root, 'examples/base/base.safetensors')
@@ -225,6 +225,20 @@ test('playground: served without COOP/COEP it still runs, on one thread, and say
   } finally {
     await other.close()
     await plain.close()
+  }
+})
+
+test('bench page: every column, Tenny (cpu, parallel, wasm, gpu.js webgl2 and webgl) and tfjs (webgl, wasm), matches the CPU kernel before it is timed', async () => {
+  const bench = await chrome.browser.newPage()
+  try {
+    await bench.goto(`${site.url}bench.html?parity`)
+    await bench.waitForFunction(() => /^(Done\.|Error)/.test(document.getElementById('status')?.textContent ?? ''), { timeout: 90_000 })
+    assert.is(await bench.$eval('#status', (e) => e.textContent), 'Done.')
+    const rows = await bench.$$eval('#parity tbody tr', (trs) => trs.map((tr) => ({ column: tr.getAttribute('data-column'), ok: tr.getAttribute('data-ok'), text: tr.textContent })))
+    assert.equal(rows.map((r) => r.column), ['Tenny cpu', 'Tenny parallel', 'Tenny wasm 1 thread', 'Tenny wasm', 'Tenny gpujs webgl2', 'Tenny gpujs webgl', 'tfjs webgl', 'tfjs wasm'])
+    for (const r of rows) assert.is(r.ok, 'true', `${r.column}: ${r.text}`)
+  } finally {
+    await bench.close()
   }
 })
 

@@ -21,6 +21,6 @@ export default defineConfig({
     emptyOutDir: true,
     target: 'es2022',
     chunkSizeWarningLimit: 2048, // gpu.js and tfjs (bench page) are large, and that is fine for a demo
-    rolldownOptions: { input: { playground: here('index.html') } },
+    rolldownOptions: { input: { playground: here('index.html'), bench: here('bench.html') }, checks: { pluginTimings: false } },
   },
 })

@@ -91,7 +91,7 @@ function status(text: string, isError = false): void {
 function onReply(reply: Reply): void {
   if (reply.type === 'ready') {
     $('backend').textContent = reply.backend.gflops === null ? reply.backend.name : `${reply.backend.name}, ${reply.backend.gflops.toFixed(1)} GFLOP/s measured`
-    $('backend-detail').textContent = `(${reply.backend.reason})`
+    $('backend-detail').textContent = reply.backend.reason
     $('threads').textContent = reply.backend.threads
     $('model-facts').textContent = `Base model: ${reply.model}.`
     $('data-facts').textContent = `Data: ${reply.data}.`

@@ -1,6 +1,6 @@
-// Browser tests' plumbing: build the playground with Vite into a temporary folder, serve it from a small static
-// server (with or without the COOP/COEP headers that give a page SharedArrayBuffer), and drive Debian's Chromium
-// headless through puppeteer-core. When no Chromium is found the tests fail saying how to get one.
+// Headless runs of the pages (the browser tests, `npm run web:bench`): build them with Vite into a temporary
+// folder, serve it from a small static server (with or without the COOP/COEP headers that give a page
+// SharedArrayBuffer), and drive Debian's Chromium through puppeteer-core. No Chromium: an error saying how to get one.
 import { createServer, type Server } from 'node:http'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -8,7 +8,7 @@ import { extname, join, normalize } from 'node:path'
 import { build } from 'vite'
 import puppeteer, { type Browser } from 'puppeteer-core'
 
-export const root = join(import.meta.dirname, '..')
+export const root = join(import.meta.dirname, '../..')
 const ISOLATION = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' }
 const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json', '.wasm': 'application/wasm' }
 
