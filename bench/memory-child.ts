@@ -1,4 +1,4 @@
-// One peak-memory measurement in a process of its own: `tsx bench/memory-child.ts <tenny|tfjs> <backend>
+// One peak-memory measurement in a process of its own: `tsx bench/memory-child.ts <tenny|tfjs|jaxjs> <backend>
 // <full|lora> <steps>` trains the tiny GPT for a few steps and prints one JSON line. Only the measured
 // engine is imported, so neither engine's code or weights count against the other.
 import { readFileSync } from 'node:fs'
@@ -24,8 +24,8 @@ function peakMB(): number {
 async function main(): Promise<void> {
   const [engine, backend, mode, stepsArg] = process.argv.slice(2)
   const steps = Number(stepsArg)
-  if (!['tenny', 'tfjs'].includes(engine) || !['full', 'lora'].includes(mode) || !(steps >= 1)) {
-    throw new Error(`memory-child: usage <tenny|tfjs> <backend> <full|lora> <steps>, got ${process.argv.slice(2).join(' ')}`)
+  if (!['tenny', 'tfjs', 'jaxjs'].includes(engine) || !['full', 'lora'].includes(mode) || !(steps >= 1)) {
+    throw new Error(`memory-child: usage <tenny|tfjs|jaxjs> <backend> <full|lora> <steps>, got ${process.argv.slice(2).join(' ')}`)
   }
   const { idx, targets } = batchData(TINY_GPT, BATCH)
   let step: () => number
@@ -37,8 +37,16 @@ async function main(): Promise<void> {
     await backends.use(backend)
     loadedMB = mb(process.memoryUsage().rss)
     step = tennyTrainer(buildTennyGPT(TINY_GPT, SEED, { lora: mode === 'lora' }), idx, targets, BATCH)
+  } else if (engine === 'jaxjs') { // the full step only, through jit (backend: 'jit') or eagerly
+    const { JaxGPT } = await import('./jaxjs-gpt')
+    const { randomWeights } = await import('./config')
+    if (mode !== 'full') throw new Error('memory-child: jax-js trains all weights only')
+    loadedMB = mb(process.memoryUsage().rss)
+    const model = new JaxGPT(TINY_GPT, randomWeights(TINY_GPT), ADAMW)
+    step = () => model.step(idx, targets, BATCH, { useJit: backend === 'jit' })
   } else {
-    const { TfGPT, useTf, randomWeights } = await import('./tfjs-gpt')
+    const { TfGPT, useTf } = await import('./tfjs-gpt')
+    const { randomWeights } = await import('./config')
     if (backend !== 'cpu' && backend !== 'wasm') throw new Error(`memory-child: tfjs backend must be cpu or wasm, got ${backend}`)
     await useTf(backend)
     loadedMB = mb(process.memoryUsage().rss)

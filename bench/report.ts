@@ -3,7 +3,7 @@
 import type { Cell, Row } from './timing'
 import { lowerIsBetter } from './timing'
 
-export type Meta = { date: string; cpu: string; cores: number; node: string; tfjs: string; mode: string; load: string; tennyBackends: string; notes: string[] }
+export type Meta = { date: string; cpu: string; cores: number; node: string; tfjs: string; jaxjs?: string; mode: string; load: string; tennyBackends: string; notes: string[] }
 
 export type Comparison = { tennyColumn: string; tfjsColumn: string; tennyOverTfjs: number; advantage: number }
 
@@ -32,16 +32,17 @@ function words(row: Row, c: Comparison, tennyColumns: number): string {
   return `${c.tennyOverTfjs.toFixed(2)} (${how}${which})`
 }
 
+/** Tenny's columns, and the peers' (tfjs, then jax-js) that Tenny's best is compared with. */
 export function columnsOf(rows: Row[]): { tenny: string[]; tfjs: string[] } {
   const all = [...new Set(rows.flatMap((r) => Object.keys(r.cells)))]
-  return { tenny: all.filter((c) => c.startsWith('Tenny')), tfjs: all.filter((c) => c.startsWith('tfjs')) }
+  return { tenny: all.filter((c) => c.startsWith('Tenny')), tfjs: [...all.filter((c) => c.startsWith('tfjs')), ...all.filter((c) => c.startsWith('jax-js'))] }
 }
 
 export function markdown(rows: Row[], meta: Meta): string {
   const { tenny, tfjs } = columnsOf(rows)
   const head = ['workload', 'unit', ...tenny, ...tfjs, ...tfjs.map((c) => `Tenny/${c}`)]
   const lines = [
-    `Measured ${meta.date} on ${meta.cpu} (${meta.cores} cores), Node ${meta.node}, TensorFlow.js ${meta.tfjs}; ${meta.mode}; load average ${meta.load}.`,
+    `Measured ${meta.date} on ${meta.cpu} (${meta.cores} cores), Node ${meta.node}, TensorFlow.js ${meta.tfjs}${meta.jaxjs ? `, jax-js ${meta.jaxjs}` : ''}; ${meta.mode}; load average ${meta.load}.`,
     `Tenny backends: ${meta.tennyBackends}.`,
     '',
     `| ${head.join(' | ')} |`,
@@ -60,7 +61,7 @@ export function markdown(rows: Row[], meta: Meta): string {
     })
     lines.push(`| ${row.name} | ${row.unit} | ${[...cells, ...ratios].join(' | ')} |`)
   }
-  lines.push('', `Tenny/tfjs is Tenny's best column divided by tfjs's, in the row's unit (ms and MB: lower is better; tok/s: higher is better). — = not measured (see the notes).`, '', '**Notes**', '')
+  lines.push('', `Tenny/peer is Tenny's best column divided by the peer's (a tfjs or jax-js column), in the row's unit (ms and MB: lower is better; tok/s: higher is better). — = not measured (see the notes).`, '', '**Notes**', '')
   for (const n of meta.notes) lines.push(`- ${n}`)
   for (const row of rows) if (row.notes.length) lines.push(`- *${row.name}*: ${row.notes.join('; ')}.`)
   return lines.join('\n') + '\n'
@@ -90,7 +91,7 @@ const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
 /** Horizontal bars of Tenny's advantage over each tfjs column, on a log2 axis centred at 1× (right = Tenny better). */
 export function svg(rows: Row[], meta: Meta): string {
   const { tfjs } = columnsOf(rows)
-  const colors = ['#e07a5f', '#3d5a80', '#81b29a', '#f2cc8f']
+  const colors = ['#e07a5f', '#3d5a80', '#81b29a', '#f2cc8f', '#9b5de5']
   const bar = 9, gap = 4, labelW = 430, margin = 45, plotW = 420, top = 56, maxLog = 4 // ±16×; margin holds a left bar's value label
   const rowH = tfjs.length * bar + gap * 2
   const height = top + rows.length * rowH + 40
@@ -99,7 +100,7 @@ export function svg(rows: Row[], meta: Meta): string {
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${labelW + margin + plotW + 150}" height="${height}" font-family="sans-serif" font-size="11">`,
     `<rect width="100%" height="100%" fill="white"/>`,
-    `<text x="10" y="18" font-size="14" font-weight="bold">Tenny vs TensorFlow.js: how many times better Tenny's best backend is (log scale)</text>`,
+    `<text x="10" y="18" font-size="14" font-weight="bold">Tenny vs TensorFlow.js and jax-js: how many times better Tenny's best backend is (log scale)</text>`,
     `<text x="10" y="36" fill="#555">${esc(`${meta.date}, ${meta.cpu}, ${meta.cores} cores, Node ${meta.node}, ${meta.mode}. Right of 1×: Tenny faster / smaller; left: tfjs.`)}</text>`,
   ]
   tfjs.forEach((c, i) => out.push(`<rect x="${labelW + margin + plotW + 10}" y="${top + i * 16}" width="10" height="10" fill="${colors[i % colors.length]}"/><text x="${labelW + margin + plotW + 24}" y="${top + i * 16 + 9}">vs ${esc(c)}</text>`))
@@ -123,4 +124,22 @@ export function svg(rows: Row[], meta: Meta): string {
   })
   out.push('</svg>')
   return out.join('\n') + '\n'
+}
+
+/** --quick's compact table: each row's best Tenny column, and each peer's value and ratio. */
+export function compact(rows: Row[]): string {
+  const { tfjs } = columnsOf(rows)
+  const lines = [`| workload | unit | Tenny best | ${tfjs.join(' | ')} |`, `|---|---|---:|${tfjs.map(() => '---:').join('|')}|`]
+  for (const row of rows) {
+    const tenny = Object.entries(row.cells).filter((e): e is [string, Cell] => e[0].startsWith('Tenny') && e[1] !== null)
+    if (tenny.length === 0) continue
+    const lower = lowerIsBetter(row)
+    const [name, best] = tenny.reduce((a, b) => ((lower ? b[1].value < a[1].value : b[1].value > a[1].value) ? b : a))
+    const peers = tfjs.map((c) => {
+      const cell = row.cells[c], cmp = compare(row, c)
+      return cell && cmp ? `${fmt(cell.value)} (${cmp.advantage >= 1 ? `${cmp.advantage.toFixed(2)}× better` : `${(1 / cmp.advantage).toFixed(2)}× worse`})` : '—'
+    })
+    lines.push(`| ${label(row)} | ${row.unit} | ${fmt(best.value)} (${name.replace('Tenny ', '')}) | ${peers.join(' | ')} |`)
+  }
+  return lines.join('\n') + '\n'
 }

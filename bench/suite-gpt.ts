@@ -7,6 +7,7 @@ import { TINY_GPT, BATCH, ADAMW, LORA, PARITY_TOL, SEED, batchData } from './con
 import { buildTennyGPT, exportWeights, tennyLoss, tennyTrainer, ids } from './tenny-gpt'
 import { medianOf, type Cell, type Row } from './timing'
 import type { TennyBackends } from './tenny-backends'
+import { jaxTrainingCells, jaxGenerationCell } from './suite-jaxjs'
 
 /** Time training steps; also return the losses of the first two steps for the cross-engine check. */
 function timeSteps(step: () => number, quick: boolean, slow: boolean): { cell: Cell; losses: number[] } {
@@ -19,13 +20,14 @@ function timeSteps(step: () => number, quick: boolean, slow: boolean): { cell: C
   return { cell, losses: [first, second] }
 }
 
-export type GptOptions = { quick: boolean; tenny: TennyBackends; tfBackends: TfBackend[]; cfg?: GPTConfig; B?: number }
+export type GptOptions = { quick: boolean; tenny: TennyBackends; tfBackends: TfBackend[]; jaxjs: boolean; cfg?: GPTConfig; B?: number }
 
-export async function gptRows({ quick, tenny, tfBackends, cfg = TINY_GPT, B = BATCH }: GptOptions): Promise<Row[]> {
+export async function gptRows({ quick, tenny, tfBackends, jaxjs, cfg = TINY_GPT, B = BATCH }: GptOptions): Promise<Row[]> {
   const T = cfg.blockSize
   const { idx, targets } = batchData(cfg, B)
   const section = `tiny GPT (vocab ${cfg.vocabSize}, context ${T}, C ${cfg.nEmbd}, ${cfg.nHead} heads, ${cfg.nLayer} layers, MLP 4x, batch ${B}, AdamW)`
   const rows: Row[] = []
+  let jaxLater: (() => void) | undefined
   for (const lora of [false, true]) {
     const row: Row = { section, name: lora ? `training step, LoRA r=${LORA.rank} on qProj, vProj (base frozen)` : 'training step, all weights', unit: 'ms', cells: {}, notes: [] }
     rows.push(row)
@@ -68,13 +70,17 @@ export async function gptRows({ quick, tenny, tfBackends, cfg = TINY_GPT, B = BA
       }
       model.dispose()
     }
+    // jax-js trains last, after every Tenny and tfjs cell: its arrays and compiled kernels would otherwise weigh on
+    // the garbage collector during the rows measured after it (the LoRA row measured slower than the full one)
+    if (jaxjs && !lora) jaxLater = () => jaxTrainingCells(row, cfg, weights, idx, targets, B, { first, second: tennySecond }, quick)
   }
-  rows.push(await generationRow({ quick, tenny, tfBackends, cfg }, section))
+  rows.push(await generationRow({ quick, tenny, tfBackends, jaxjs, cfg }, section))
+  jaxLater?.()
   return rows
 }
 
 /** Row (5): greedy generation from a 1-token prompt to a full context, batch 1, with each engine's KV cache. */
-async function generationRow({ quick, tenny, tfBackends, cfg = TINY_GPT }: GptOptions, section: string): Promise<Row> {
+async function generationRow({ quick, tenny, tfBackends, jaxjs, cfg = TINY_GPT }: GptOptions, section: string): Promise<Row> {
   const n = cfg.blockSize - 1
   const row: Row = { section, name: `generation, greedy, ${n} new tokens, KV cache, batch 1`, unit: 'tok/s', cells: {}, notes: [] }
   const model = buildTennyGPT(cfg, SEED)
@@ -100,5 +106,6 @@ async function generationRow({ quick, tenny, tfBackends, cfg = TINY_GPT }: GptOp
     row.cells[`tfjs ${backend}`] = tokensPerSecond(medianOf(() => { tfModel.generate(prompt, n) }, { warmup: 0, runs: quick ? 1 : 5 }))
     tfModel.dispose()
   }
+  if (jaxjs) jaxGenerationCell(row, cfg, weights, reference, quick)
   return row
 }

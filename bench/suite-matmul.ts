@@ -8,8 +8,9 @@ import { matmul, linear } from '../ops/matmul'
 import { useTf, type TfBackend } from './tfjs-gpt'
 import { timeCall, uniformData, type Row } from './timing'
 import type { TennyBackends } from './tenny-backends'
+import { jaxMatmulCell } from './suite-jaxjs'
 
-export type MatmulOptions = { quick: boolean; sizes: number[]; tenny: TennyBackends; tfBackends: TfBackend[] }
+export type MatmulOptions = { quick: boolean; sizes: number[]; tenny: TennyBackends; tfBackends: TfBackend[]; jaxjs: boolean }
 
 type Case = { n: number; transB: boolean; mode: 'compute' | 'trip' }
 
@@ -28,7 +29,7 @@ function tolerance(n: number): number {
   return 2e-7 * n * Math.sqrt(n)
 }
 
-export async function matmulRows({ quick, sizes, tenny, tfBackends }: MatmulOptions): Promise<Row[]> {
+export async function matmulRows({ quick, sizes, tenny, tfBackends, jaxjs }: MatmulOptions): Promise<Row[]> {
   const cases: Case[] = sizes.flatMap((n) => [false, true].flatMap((transB) => (['compute', 'trip'] as const).map((mode) => ({ n, transB, mode }))))
   const rows = new Map<Case, Row>()
   for (const c of cases) {
@@ -93,6 +94,12 @@ export async function matmulRows({ quick, sizes, tenny, tfBackends }: MatmulOpti
         check(c, column, trip())
         rows.get(c)!.cells[column] = timeCall(() => { trip() }, { quick })
       }
+    }
+  }
+  if (jaxjs) {
+    for (const c of cases.filter((c) => c.mode === 'compute')) {
+      const { a, b } = data.get(c.n)!
+      rows.get(c)!.cells['jax-js'] = jaxMatmulCell(a, b, c.n, c.transB, quick, (out) => check(c, 'jax-js', out))
     }
   }
   const order = (r: Row) => (r.section.includes('read-back') ? 1 : 0)

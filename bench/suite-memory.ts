@@ -6,9 +6,9 @@ import type { MemoryReport } from './memory-child'
 import type { TfBackend } from './tfjs-gpt'
 import type { Row } from './timing'
 
-export type MemoryOptions = { quick: boolean; tennyBackends: string[]; tfBackends: TfBackend[] }
+export type MemoryOptions = { quick: boolean; tennyBackends: string[]; tfBackends: TfBackend[]; jaxjs: boolean }
 
-function runChild(engine: 'tenny' | 'tfjs', backend: string, mode: 'full' | 'lora', steps: number): MemoryReport | string {
+function runChild(engine: 'tenny' | 'tfjs' | 'jaxjs', backend: string, mode: 'full' | 'lora', steps: number): MemoryReport | string {
   const script = fileURLToPath(new URL('./memory-child.ts', import.meta.url))
   const res = spawnSync(process.execPath, ['--import', 'tsx', script, engine, backend, mode, String(steps)], { encoding: 'utf8', timeout: 300_000, maxBuffer: 16 << 20 })
   const line = res.stdout.trim().split('\n').pop() ?? ''
@@ -16,16 +16,16 @@ function runChild(engine: 'tenny' | 'tfjs', backend: string, mode: 'full' | 'lor
   return JSON.parse(line) as MemoryReport
 }
 
-export function memoryRows({ quick, tennyBackends, tfBackends }: MemoryOptions): Row[] {
+export function memoryRows({ quick, tennyBackends, tfBackends, jaxjs }: MemoryOptions): Row[] {
   const steps = quick ? 1 : 2
   const repeats = quick ? 1 : 2 // RSS depends on when V8 collects: report the larger of two processes
   const rows: Row[] = []
   for (const mode of ['full', 'lora'] as const) {
     const row: Row = { section: 'memory (peak RSS of a whole Node process training the tiny GPT)', name: `GPT peak RSS, ${mode === 'full' ? 'all weights' : 'LoRA r=8'}, ${steps} step${steps > 1 ? 's' : ''} (own process)`, unit: 'MB', cells: {}, notes: [] }
     rows.push(row)
-    const columns = [...tennyBackends.map((b) => ['tenny', b] as const), ...tfBackends.map((b) => ['tfjs', b] as const)]
+    const columns = [...tennyBackends.map((b) => ['tenny', b] as const), ...tfBackends.map((b) => ['tfjs', b] as const), ...(jaxjs && mode === 'full' ? [['jaxjs', 'jit'] as const] : [])]
     for (const [engine, backend] of columns) {
-      const column = `${engine === 'tenny' ? 'Tenny' : 'tfjs'} ${backend}`
+      const column = `${{ tenny: 'Tenny', tfjs: 'tfjs', jaxjs: 'jax-js' }[engine]} ${backend}`
       if (quick && engine === 'tfjs' && backend === 'cpu') {
         row.cells[column] = null
         row.notes.push(`${column}: not run under --quick`)

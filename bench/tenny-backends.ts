@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
-type BackendApi = { setBackend(name: string): unknown; backendInfo(): unknown }
+type BackendApi = { setBackend(name: string, options?: { threads?: number }): unknown; backendInfo(): unknown }
 
 export type TennyBackends = {
   /** backends that started, 'cpu' always first */
@@ -16,7 +16,8 @@ export type TennyBackends = {
   info(): unknown
 }
 
-const CANDIDATES = ['cpu', 'parallel', 'gpujs']
+/** Bench columns: a name, and what setBackend() is given for it. wasm-Nt is the wasm backend on all N threads. */
+const CANDIDATES: [string, string, { threads?: number }][] = [['cpu', 'cpu', {}], ['parallel', 'parallel', {}], ['wasm-1t', 'wasm', { threads: 1 }], ['wasm-Nt', 'wasm', {}], ['gpujs', 'gpujs', {}]]
 
 function isBackendApi(m: unknown): m is BackendApi {
   return typeof m === 'object' && m !== null && 'setBackend' in m && typeof m.setBackend === 'function' && 'backendInfo' in m && typeof m.backendInfo === 'function'
@@ -39,23 +40,34 @@ export async function loadTennyBackends(only?: string[], url = new URL('../src/n
   const names: string[] = []
   const notes: string[] = []
   const details: Record<string, string> = {}
+  const calls = new Map<string, [string, { threads?: number }]>([['cpu', ['cpu', {}]]]) // suites go back to cpu after each column
   const field = (info: unknown, key: string) => (typeof info === 'object' && info !== null && key in info ? String((info as Record<string, unknown>)[key]) : '?')
-  for (const name of CANDIDATES.filter((n) => !only || only.includes(n))) {
+  for (const [column, backend, options] of CANDIDATES) {
+    if (only && !only.includes(column) && !(column === 'wasm-Nt' && only.some((o) => /^wasm-\d+t$/.test(o) && o !== 'wasm-1t'))) continue
     try {
-      await api.setBackend(name)
+      await api.setBackend(backend, options)
+      const info = api.backendInfo()
+      const name = column === 'wasm-Nt' ? `wasm-${field(info, 'threads')}t` : column
+      if (names.includes(name)) continue // one core: wasm on all threads is wasm-1t again
       names.push(name)
-      details[name] = field(api.backendInfo(), 'matmul')
+      calls.set(name, [backend, options])
+      details[name] = field(info, 'matmul')
     } catch (err) {
-      notes.push(`Tenny backend '${name}' skipped: ${err instanceof Error ? err.message : String(err)}`)
+      notes.push(`Tenny backend '${column}' skipped: ${err instanceof Error ? err.message : String(err)}`)
     }
   }
   if (!only) { // what a user gets by default
     try {
       await api.setBackend('auto')
       const info = api.backendInfo()
-      notes.push(`setBackend('auto') picks '${field(info, 'backend')}' on this machine (${field(info, 'matmul')}).`)
+      notes.push(`setBackend('auto') picks '${field(info, 'backend')}' on ${field(info, 'threads')} thread(s) on this machine (${field(info, 'reason')}).`)
     } catch { /* a backend module without 'auto' */ }
   }
   await api.setBackend('cpu')
-  return { names, notes, details, use: async (n) => { await api.setBackend(n) }, info: () => api.backendInfo() }
+  const use = async (name: string) => {
+    const call = calls.get(name)
+    if (!call) throw new Error(`bench: Tenny backend '${name}' is not one of ${names.join(', ')}`)
+    await api.setBackend(call[0], call[1])
+  }
+  return { names, notes, details, use, info: () => api.backendInfo() }
 }

@@ -8,10 +8,9 @@ import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
 
 export type TfBackend = 'cpu' | 'wasm' | 'webgl' // webgl: in a browser (the bench page, examples/web)
-export type NamedWeights = Map<string, { data: Float32Array; shape: readonly number[] }>
-export type GPTConfig = { vocabSize: number; blockSize: number; nLayer: number; nHead: number; nEmbd: number }
-export type AdamWOptions = { lr: number; betas: [number, number]; eps: number; weightDecay: number }
-export type LoRAOptions = { targets: string[]; rank: number; alpha: number }
+import type { NamedWeights, GPTConfig, AdamWOptions, LoRAOptions } from './config'
+export { randomWeights } from './config'
+export type { NamedWeights, GPTConfig, AdamWOptions, LoRAOptions }
 
 /** Switch tfjs to a backend; wasm runs single-threaded SIMD in Node (its threads are off there by design). */
 export async function useTf(backend: TfBackend): Promise<void> {
@@ -28,43 +27,6 @@ export function tfInfo(): { version: string; backend: string; simd: boolean; thr
     simd: wasm && env.getBool('WASM_HAS_SIMD_SUPPORT'),
     threads: wasm && env.getBool('WASM_HAS_MULTITHREAD_SUPPORT'),
   }
-}
-
-/**
- * Weights named and shaped as Tenny's GPT names them, filled with small seeded values (LayerNorm gains 1):
- * for the memory children, which must not load Tenny to make weights for tfjs.
- */
-export function randomWeights(cfg: GPTConfig, lora?: LoRAOptions): NamedWeights {
-  const { vocabSize: V, blockSize, nLayer, nEmbd: C } = cfg
-  const w: NamedWeights = new Map()
-  let s = 12345
-  const fill = (name: string, shape: number[], value?: number) => {
-    const data = new Float32Array(shape.reduce((a, b) => a * b, 1))
-    for (let i = 0; i < data.length; i++) data[i] = value ?? ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648 - 0.5) * 0.04
-    w.set(name, { data, shape })
-  }
-  const linear = (p: string, out: number, inp: number, bias = true) => {
-    fill(`${p}.weight`, [out, inp])
-    if (bias) fill(`${p}.bias`, [out])
-    if (lora && lora.targets.some((t) => p.endsWith(`.${t}`))) {
-      fill(`${p}.loraA`, [lora.rank, inp])
-      fill(`${p}.loraB`, [out, lora.rank], 0)
-    }
-  }
-  const norm = (p: string) => { fill(`${p}.weight`, [C], 1); fill(`${p}.bias`, [C], 0) }
-  fill('wte.weight', [V, C])
-  fill('wpe.weight', [blockSize, C])
-  for (let i = 0; i < nLayer; i++) {
-    const p = `blocks.${i}`
-    norm(`${p}.ln1`)
-    for (const name of ['qProj', 'kProj', 'vProj', 'outProj']) linear(`${p}.attn.${name}`, C, C)
-    norm(`${p}.ln2`)
-    linear(`${p}.mlp.fc`, 4 * C, C)
-    linear(`${p}.mlp.proj`, C, 4 * C)
-  }
-  norm('lnF')
-  linear('lmHead', V, C, false)
-  return w
 }
 
 let nextVariable = 0 // tfjs variable names are global: keep them unique across models

@@ -6,7 +6,7 @@ import { join, dirname } from 'node:path'
 import { Tensor, noGrad, manualSeed, nn, optim } from '../src/node'
 import { loadBase, saveBase } from './lib/checkpoint'
 import { loadSplits, padBatch, maskTargets, Batcher } from './lib/data'
-import { trainStep } from './lib/step' // the step the browser playground (examples/web) trains with too
+import { trainStep, lossOrNaN } from './lib/step' // the step the browser playground (examples/web) trains with too
 import { CharTokenizer } from './lib/tokenizer'
 import { parseFlags, HELP, type Flags } from './lib/flags'
 import { newRunFolder, findRun, checkBase, readRun, writeRun, shown, ADAPTERS } from './lib/runs'
@@ -112,7 +112,7 @@ function evaluate(model: nn.GPT, data: Data, examples: number[][]): number {
     let total = 0, count = 0
     for (let i = 0; i < examples.length; i += 8) {
       const batch = data.batch(examples.slice(i, i + 8))
-      total += model.loss(batch.inputs, batch.targets).item() * batch.tokens
+      total += lossOrNaN(() => model.loss(batch.inputs, batch.targets).item()) * batch.tokens
       count += batch.tokens
     }
     model.train()

@@ -6,7 +6,8 @@ import { basename, dirname, join } from 'node:path'
 import { writeFileAtomic, readFileCapped } from '../src/files-node.js'
 import type { LoadOptions } from '../src/safetensors.js'
 import { Module } from './module.js'
-import { adapterFiles, loadAdapterFiles, peftFiles, importPEFTFiles, mlxFiles, importMLXFiles, type AdapterFiles } from './adapters.js'
+import { adapterFiles, loadAdapterFiles, type AdapterFiles } from './adapters.js'
+import { peftFiles, importPEFTFiles, mlxFiles, importMLXFiles } from './interop.js'
 
 const CONFIG = 'adapter_config.json'
 
@@ -16,7 +17,7 @@ function mlxFormat(op: string, file: string): 'safetensors' | 'npz' {
   throw new Error(`${op}: ${file}: expected a .safetensors or .npz file name`)
 }
 
-/** Write adapter `name` to `file` (.safetensors) and adapter_config.json beside it; returns the config. */
+/** Write adapter `name` to `file` (.safetensors, its config in its metadata: one atomic unit) and a copy of the config to adapter_config.json beside it; returns the config. */
 export function saveAdapters(file: string, model: Module, { name }: { name?: string } = {}): Record<string, unknown> {
   const files = adapterFiles(model, { name })
   writeFileAtomic(file, files['adapters.safetensors'])
@@ -24,10 +25,12 @@ export function saveAdapters(file: string, model: Module, { name }: { name?: str
   return JSON.parse(new TextDecoder().decode(files[CONFIG]))
 }
 
-/** Load what saveAdapters wrote (as adapter `name`, default the saved name), after checking names, shapes and the base. */
+/** Load what saveAdapters wrote (as adapter `name`, default the saved name), after checking the config against the tensors and the base. */
 export function loadAdapters(model: Module, file: string, options: { name?: string } & LoadOptions = {}): { name: string; paths: string[] } {
-  const config = readFileCapped('loadAdapters', join(dirname(file), CONFIG), options)
-  return loadAdapterFiles(model, { [CONFIG]: config, 'adapters.safetensors': readFileCapped('loadAdapters', file, options) }, { ...options, source: file })
+  const files: AdapterFiles = { 'adapters.safetensors': readFileCapped('loadAdapters', file, options) }
+  const cfgPath = join(dirname(file), CONFIG) // read only for a file saved before its config moved into its metadata
+  if (existsSync(cfgPath)) files[CONFIG] = readFileCapped('loadAdapters', cfgPath, options)
+  return loadAdapterFiles(model, files, { ...options, source: file })
 }
 
 /** Write PEFT's adapter_model.safetensors and adapter_config.json into `dir`. */

@@ -15,6 +15,11 @@ import { CausalSelfAttention } from './attention.js'
 import { GPT, Block, MLP, checkConfig, type GPTConfig } from './gpt.js'
 import type { Optimizer, ParamState } from './optim.js'
 
+/** Throws naming `what` when `data` holds NaN or ±Infinity: a loaded NaN would not fail, it would answer nothing. */
+export function assertFinite(what: string, data: ArrayLike<number>): void {
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) throw new Error(`${what} holds ${data[i]} at index ${i}`)
+}
+
 // ---- quantized layers' buffers ----------------------------------------------------------------------
 
 /** A QuantizedLinear's packed arrays as stored tensors: codes and scales (+ affine biases), not parameters. */
@@ -132,11 +137,22 @@ function readConfig(metadata: Record<string, string>): GPTConfig {
   return config as GPTConfig
 }
 
+/** The config's sizes against the tensors that carry them, before a model is built from it: a small file may claim a huge one. */
+function checkSizes(c: GPTConfig, tensors: Record<string, StoredTensor>): void {
+  const carriers: [string, number[]][] = [['wte.weight', [c.vocabSize, c.nEmbd]], ['wpe.weight', [c.blockSize, c.nEmbd]], [`blocks.${c.nLayer - 1}.ln1.weight`, [c.nEmbd]]]
+  for (const [k, shape] of carriers) {
+    const t = Object.hasOwn(tensors, k) ? tensors[k] : undefined
+    if (!t || !sameShape(t.shape, shape)) throw new Error(`the config (${JSON.stringify(c)}) needs ${k} ${shapeStr(shape)}, but the file has ${t ? shapeStr(t.shape) : 'no such tensor'}`)
+  }
+}
+
 /** Rebuild the GPT that checkpointToBytes wrote, quantized layers included, after checking the config and every tensor. */
 export function checkpointFromBytes(bytes: Uint8Array, source = '<bytes>', options: LoadOptions = {}): GPT {
   try {
     const { tensors, metadata } = parseSafetensors(bytes, source, options)
     const config = readConfig(metadata)
+    checkSizes(config, tensors)
+    for (const [k, t] of Object.entries(tensors)) if (t.data instanceof Float32Array) assertFinite(k, t.data)
     const stream = rngState() // building the model draws an init that is overwritten: leave the stream untouched
     const model = new GPT(config)
     setRngState(stream)
@@ -177,17 +193,21 @@ export function loadOptimizerBytes(opt: Optimizer, bytes: Uint8Array, source = '
   const { tensors, metadata } = parseSafetensors(bytes, source, options)
   if (metadata.format !== 'tenny-optimizer') throw new Error(`${op}: ${source} is not an optimizer state file (format ${JSON.stringify(metadata.format)})`)
   if (metadata.optimizer !== opt.constructor.name) throw new Error(`${op}: ${source} holds ${metadata.optimizer} state, not ${opt.constructor.name}`)
-  let steps: Record<string, number>
+  let steps: unknown
   try {
     steps = JSON.parse(metadata.steps ?? '')
   } catch {
     throw new Error(`${op}: ${source} has no readable 'steps' in its metadata`)
   }
-  const state: Record<string, ParamState> = Object.fromEntries(Object.entries(steps).map(([i, step]) => [i, { step, buffers: {} }]))
+  if (typeof steps !== 'object' || steps === null || Array.isArray(steps)) throw new Error(`${op}: ${source}: 'steps' must map parameter indices to step counts, got ${metadata.steps}`)
+  // Number('') is 0 and Number('Infinity') is not a learning rate: only a plain decimal number is read as one
+  if (!/^(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(metadata.lr ?? '')) throw new Error(`${op}: ${source}: lr ${JSON.stringify(metadata.lr)} is not a number ≥ 0`)
+  const state = new Map(Object.entries(steps).map(([i, step]): [string, ParamState] => [i, { step, buffers: {} }]))
   for (const [key, t] of Object.entries(tensors)) { // '<parameter index>.<buffer name>', e.g. '3.m'
-    const [i, b] = key.split('.')
-    if (!state[i] || b === undefined) throw new Error(`${op}: ${source}: tensor '${key}' belongs to no parameter listed in 'steps'`)
-    state[i].buffers[b] = t.data as Float32Array
+    const m = /^(\d+)\.(\w+)$/.exec(key), st = m && state.get(m[1])
+    if (!m || !st || !(t.data instanceof Float32Array)) throw new Error(`${op}: ${source}: tensor '${key}' is not '<index>.<buffer>' of a parameter listed in 'steps' (as F32)`)
+    assertFinite(`${op}: ${source}: '${key}'`, t.data)
+    st.buffers[m[2]] = t.data
   }
-  opt.loadStateDict({ lr: Number(metadata.lr), state }) // validates indices, buffer names and sizes
+  opt.loadStateDict({ lr: Number(metadata.lr), state: Object.fromEntries(state) }) // validates indices, steps, buffer names and sizes
 }

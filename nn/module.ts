@@ -85,7 +85,11 @@ export class Module {
       const src = Object.hasOwn(dict, k) ? dict[k] : undefined
       if (src && !sameShape(src.shape, t.shape)) throw new Error(`loadStateDict: ${k} has shape ${shapeStr(src.shape)} in the file but ${shapeStr(t.shape)} in the model`)
     }
-    for (const [k, t] of Object.entries(own)) if (Object.hasOwn(dict, k)) t.data.set(dict[k].data) // validated above: all or nothing
+    for (const [k, t] of Object.entries(own)) {
+      if (!Object.hasOwn(dict, k)) continue
+      t.data.set(dict[k].data) // validated above: all or nothing
+      t.version++
+    }
   }
 
   /** The sub-module at a dotted path such as `blocks.0.attn.qProj` (array items by index). */

@@ -38,6 +38,7 @@ export abstract class Optimizer {
       if (!st) this.state.set(i, (st = { step: 0, buffers: this.newBuffers(p.size) }))
       st.step++
       this.update(p.data, p.grad.data, st)
+      p.version++ // a graph built before this step is stale for p: its backward now refuses
     }
   }
 
@@ -53,10 +54,10 @@ export abstract class Optimizer {
   /** Restore what stateDict() returned (validated first: an index, buffer name or size that does not fit → error). */
   loadStateDict(dict: OptimizerStateDict): void {
     const name = `${this.constructor.name}.loadStateDict`
-    if (!(dict.lr >= 0)) throw new Error(`${name}: lr must be ≥ 0, got ${dict.lr}`)
+    if (!(Number.isFinite(dict.lr) && dict.lr >= 0)) throw new Error(`${name}: lr must be a finite number ≥ 0, got ${dict.lr}`)
     const fresh = new Map<number, ParamState>() // built whole before it replaces anything: a bad entry changes nothing
     for (const [key, st] of Object.entries(dict.state)) {
-      const i = Number(key), p = this.params[i]
+      const i = /^\d+$/.test(key) ? Number(key) : NaN, p = this.params[i]
       if (!Number.isInteger(i) || !p) throw new Error(`${name}: state for parameter ${key}, but there are ${this.params.length} parameters`)
       if (!Number.isInteger(st.step) || st.step < 1) throw new Error(`${name}: parameter ${key} has step ${st.step}, expected a positive integer`)
       const expected = Object.keys(this.newBuffers(0)).sort().join(',')

@@ -81,19 +81,23 @@ export function neg(x: Tensor): Tensor {
   return affine(x, -1, 0)
 }
 
-/** xᵉ, with e a number or a broadcast tensor. */
+/**
+ * xᵉ, with e a number or a broadcast tensor. As PyTorch's pow_backward: dx = 0 where e = 0 (x⁰ is constant, even
+ * at x = 0 where e·x^(e−1) would be 0·∞), and de = 0 where x = 0 and e ≥ 0 (there xᵉ·ln x would be 0·(−∞)).
+ */
 export function pow(x: Tensor, exponent: Operand): Tensor {
   if (typeof exponent === 'number') {
     const e = exponent
     return fromOp(K.powScalar(x.data, e), x.shape, [x], (dy) => {
-      addGrad(x, K.mul(dy, K.affine(K.powScalar(x.data, e - 1), e, 0))) // dx = dy · e·x^(e−1)
+      addGrad(x, e === 0 ? new Float32Array(dy.length) : K.mul(dy, K.affine(K.powScalar(x.data, e - 1), e, 0))) // dx = dy · e·x^(e−1)
     })
   }
   const { shape, ad, bd } = broadcastPair('pow', x, exponent)
-  const out = K.pow(ad, bd)
+  const out = K.pow(ad, bd), zero = new Float32Array(out.length)
   return fromOp(out, shape, [x, exponent], (dy) => {
-    if (x.requiresGrad) addGrad(x, sumTo(K.mul(dy, K.mul(bd, K.pow(ad, K.affine(bd, 1, -1)))), shape, x.shape)) // dx = dy · e·x^(e−1)
-    if (exponent.requiresGrad) addGrad(exponent, sumTo(K.mul(dy, K.mul(out, K.log(ad))), shape, exponent.shape)) // de = dy · xᵉ·ln x
+    if (x.requiresGrad) addGrad(x, sumTo(K.where(bd, K.mul(dy, K.mul(bd, K.pow(ad, K.affine(bd, 1, -1)))), zero), shape, x.shape)) // dx = dy · e·x^(e−1)
+    const de = K.mul(dy, K.mul(out, K.log(ad))) // de = dy · xᵉ·ln x, kept at x = 0 only where e < 0
+    if (exponent.requiresGrad) addGrad(exponent, sumTo(K.where(ad, de, K.where(K.relu(K.affine(bd, -1, 0)), de, zero)), shape, exponent.shape))
   })
 }
 

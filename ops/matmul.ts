@@ -20,7 +20,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const aBatch = a.shape.slice(0, -2), bBatch = b.shape.slice(0, -2)
 
   if (bBatch.length === 0) { // (..., m, k) @ (k, n): fold the batch into the rows, one kernel call
-    const rows = a.size / k
+    const rows = sizeOf(a.shape.slice(0, -1)) // not a.size / k: an inner size of 0 gives zeros, as in PyTorch
     return fromOp(K.matmul(a.data, b.data, rows, k, n), [...aBatch, m, n], [a, b], (dy) => {
       if (a.requiresGrad) addGrad(a, K.matmul(dy, b.data, rows, n, k, { transB: true }))  // dA = dy · Bᵀ
       if (b.requiresGrad) addGrad(b, K.matmul(a.data, dy, k, rows, n, { transA: true }))  // dB = Aᵀ · dy
@@ -46,7 +46,7 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
   const [nOut, nIn] = w.shape
   if (x.ndim === 0 || x.shape[x.ndim - 1] !== nIn) throw new Error(`linear: input ${shapeStr(x.shape)} does not end in ${nIn}, the weight's in-features ${shapeStr(w.shape)}`)
   if (b && (b.ndim !== 1 || b.shape[0] !== nOut)) throw new Error(`linear: bias ${shapeStr(b.shape)} must be (${nOut})`)
-  const rows = x.size / nIn
+  const rows = sizeOf(x.shape.slice(0, -1)) // not x.size / nIn, which is NaN when nIn = 0
   const y = K.matmul(x.data, w.data, rows, nIn, nOut, { transB: true })
   if (b) K.addRowInPlace(y, b.data, rows, nOut)
   return fromOp(y, [...x.shape.slice(0, -1), nOut], b ? [x, w, b] : [x, w], (dy) => {

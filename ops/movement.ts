@@ -2,7 +2,7 @@
 // Their backwards move the gradient back the way the data came.
 import { Tensor, fromOp, addGrad } from '../src/tensor.js'
 import { K } from '../src/kernels/index.js'
-import { sizeOf, shapeStr, normAxis, checkShape, broadcastShapes, broadcastTo, sumTo, sameShape } from '../src/shape.js'
+import { sizeOf, shapeStr, normAxis, checkShape, broadcastShapes, broadcastTo, sumTo, sameShape, around } from '../src/shape.js'
 
 /** Same data, new shape; one dim may be −1 (inferred). */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -26,8 +26,7 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
   if (dims.length !== x.ndim) throw new Error(`permute: got ${dims.length} dims ${JSON.stringify(dims)} for a tensor with ${x.ndim} dims ${shapeStr(x.shape)}`)
   const perm = dims.map((d) => normAxis('permute', d, x.ndim))
   if (new Set(perm).size !== perm.length) throw new Error(`permute: ${JSON.stringify(dims)} is not a permutation of 0..${x.ndim - 1}`)
-  const inverse = new Array<number>(perm.length)
-  perm.forEach((p, i) => (inverse[p] = i))
+  const inverse = perm.map((_, i) => perm.indexOf(i)) // output axis of each input axis
   const outShape = perm.map((p) => x.shape[p])
   return fromOp(K.permute(x.data, x.shape, perm), outShape, [x], (dy) => {
     addGrad(x, K.permute(dy, outShape, inverse)) // dx = dy with the axes put back
@@ -36,16 +35,8 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
 
 /** Swap two axes (default: the last two). */
 export function transpose(x: Tensor, dim0 = -2, dim1 = -1): Tensor {
-  const perm = x.shape.map((_, i) => i)
   const a = normAxis('transpose', dim0, x.ndim), b = normAxis('transpose', dim1, x.ndim)
-  perm[a] = b
-  perm[b] = a
-  return permute(x, perm)
-}
-
-/** View as (outer, shape[axis], inner). */
-function around(shape: readonly number[], axis: number): [number, number, number] {
-  return [sizeOf(shape.slice(0, axis)), shape[axis], sizeOf(shape.slice(axis + 1))]
+  return permute(x, x.shape.map((_, i) => (i === a || i === b ? a + b - i : i))) // a and b swap places
 }
 
 /** Elements [start, end) along `axis`; negative indices count from the end, as in Python. */

@@ -65,6 +65,10 @@ export function crossEntropy(logits: Tensor, targets: Tensor | Int32Array, { ign
   }
   if (reduction === 'mean' && count === 0) throw new Error('crossEntropy: every target equals ignoreIndex, so the mean is undefined')
   const { losses, probs } = K.crossEntropyRows(logits.data, t, rows, cols, ignoreIndex)
+  // a loss is checked, not returned as NaN: a NaN loss would train on silently (and a row's loss is finite iff its
+  // logits are, −∞ allowed away from the target, as masks use); checking the rows' losses is cheaper than the logits
+  const bad = losses.findIndex((l) => !Number.isFinite(l))
+  if (bad >= 0) throw new Error(`crossEntropy: row ${bad} of logits ${shapeStr(logits.shape)} gives loss ${losses[bad]}: its logits hold NaN or +Infinity (or −Infinity at the target). A diverging model (try a lower learning rate) or bad input`)
   const backward = (dyRow: Float32Array) => addGrad(logits, K.crossEntropyRowsBackward(probs, t, dyRow, rows, cols, ignoreIndex)) // dx = dy·(softmax − onehot)
   if (reduction === 'none') return fromOp(losses, rowShape, [logits], backward)
   const total = K.sumAll(losses)
@@ -77,6 +81,10 @@ export function crossEntropy(logits: Tensor, targets: Tensor | Int32Array, { ign
 /** mean((a − b)²) or its sum / per-element form. */
 export function mseLoss(a: Tensor, b: Tensor, { reduction = 'mean' }: { reduction?: Reduction } = {}): Tensor {
   broadcastShapes('mseLoss', a.shape, b.shape) // so a shape error names this op, not sub
+  for (const [name, t] of [['a', a], ['b', b]] as const) {
+    const i = t.data.findIndex((v) => !Number.isFinite(v)) // NaN in, NaN loss: refused here, with where it came from
+    if (i >= 0) throw new Error(`mseLoss: ${name} ${shapeStr(t.shape)} holds ${t.data[i]} at index ${i}, so the loss would be ${Number.isNaN(t.data[i]) ? 'NaN' : 'infinite'}`)
+  }
   const d = sub(a, b)
   const sq = mul(d, d)
   if (reduction === 'none') return sq

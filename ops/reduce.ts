@@ -2,7 +2,7 @@
 // mean, variance and logsumexp are composites, so autograd derives their gradients.
 import { Tensor, fromOp, addGrad } from '../src/tensor.js'
 import { K } from '../src/kernels/index.js'
-import { sizeOf, normAxis, broadcastTo } from '../src/shape.js'
+import { normAxis, broadcastTo, around } from '../src/shape.js'
 import { add, sub, mul, log, exp } from './elementwise.js'
 import { reshape, permute } from './movement.js'
 
@@ -22,11 +22,6 @@ function reducedShape(shape: readonly number[], axes: number[], keepDims: boolea
     else if (keepDims) out.push(1)
   })
   return out
-}
-
-/** View `shape` as (outer, shape[axis], inner) around one axis. */
-function around(shape: readonly number[], axis: number): [number, number, number] {
-  return [sizeOf(shape.slice(0, axis)), shape[axis], sizeOf(shape.slice(axis + 1))]
 }
 
 /** Σ over `axis` (a number, a list, or all when omitted). A full reduction has shape []. */

@@ -44,6 +44,11 @@ export function normAxis(op: string, axis: number, ndim: number): number {
   return axis < 0 ? axis + ndim : axis
 }
 
+/** View `shape` as (outer, shape[axis], inner) around one axis: how the axis kernels see any tensor. */
+export function around(shape: Shape, axis: number): [number, number, number] {
+  return [sizeOf(shape.slice(0, axis)), shape[axis], sizeOf(shape.slice(axis + 1))]
+}
+
 /** The broadcast shape of a and b (NumPy rules: align right; each pair equal or one of them 1). */
 export function broadcastShapes(op: string, a: Shape, b: Shape): number[] {
   const n = Math.max(a.length, b.length)

@@ -12,6 +12,8 @@ export class Tensor {
   grad: Tensor | null = null
   parents: Tensor[] = []
   backwardFn: (() => void) | null = null
+  /** Bumped by every in-place write through Tenny (optimizer steps, loadStateDict); raw `data[i] = v` is not seen. */
+  version = 0
   private released = false
 
   constructor(readonly data: Float32Array, shape: Shape, public requiresGrad = false) {
@@ -114,9 +116,15 @@ function topoSort(root: Tensor): Tensor[] {
 export function fromOp(data: Float32Array, shape: Shape, parents: Tensor[], backward: (dy: Float32Array) => void): Tensor {
   const out = new Tensor(data, shape)
   if (gradEnabled && parents.some((p) => p.requiresGrad)) {
+    // PyTorch's version counter: a parent written in place after this forward would make its gradient wrong
+    const versions = parents.map((p) => p.version)
     out.requiresGrad = true
     out.parents = parents
-    out.backwardFn = () => backward(out.grad!.data) // backward() only calls this once out.grad is set
+    out.backwardFn = () => { // backward() only calls this once out.grad is set
+      const i = parents.findIndex((p, j) => p.version !== versions[j])
+      if (i >= 0) throw new Error(`backward: input ${i} ${shapeStr(parents[i].shape)} of an op was changed in place after the forward (version ${versions[i]} → ${parents[i].version}, e.g. by an optimizer step), so its gradient would be wrong; run the forward again`)
+      backward(out.grad!.data)
+    }
   }
   return out
 }

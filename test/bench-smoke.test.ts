@@ -5,6 +5,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import type { GPTConfig } from '../nn/gpt'
 import { TfGPT, useTf, randomWeights } from '../bench/tfjs-gpt'
+import { JaxGPT } from '../bench/jaxjs-gpt'
 import { ADAMW, LORA, PARITY_TOL, batchData } from '../bench/config'
 import { buildTennyGPT, exportWeights, tennyLoss, tennyTrainer, ids } from '../bench/tenny-gpt'
 import { compare, markdown } from '../bench/report'
@@ -36,6 +37,26 @@ for (const backend of ['cpu', 'wasm'] as const) {
     tf.dispose()
   })
 }
+
+test('bench parity: jax-js (jit and eager) reproduces Tenny\'s first loss and its loss after one AdamW step, and its greedy tokens', () => {
+  for (const useJit of [true, false]) {
+    const model = buildTennyGPT(CFG, 5)
+    const jax = new JaxGPT(CFG, exportWeights(model), ADAMW)
+    const first = tennyLoss(model, idx, targets, B)
+    assert.ok(Math.abs(jax.lossValue(idx, targets, B) - first) <= PARITY_TOL, `first loss: Tenny ${first}, jax-js ${jax.lossValue(idx, targets, B)}`)
+    const step = tennyTrainer(model, idx, targets, B)
+    const tennyLosses = [step(), step()]
+    const jaxLosses = [jax.step(idx, targets, B, { useJit }), jax.step(idx, targets, B, { useJit })]
+    assert.ok(Math.abs(tennyLosses[0] - jaxLosses[0]) <= PARITY_TOL, `step 1 (jit ${useJit}): Tenny ${tennyLosses[0]}, jax-js ${jaxLosses[0]}`)
+    assert.ok(Math.abs(tennyLosses[1] - jaxLosses[1]) <= 1e-3, `after one AdamW step (jit ${useJit}): Tenny ${tennyLosses[1]}, jax-js ${jaxLosses[1]}`)
+    jax.dispose()
+  }
+  const model = buildTennyGPT(CFG, 6)
+  const jax = new JaxGPT(CFG, exportWeights(model), ADAMW)
+  const tenny = Array.from(model.generate(ids(new Int32Array([3]), 1, 1), CFG.blockSize - 1, { temperature: 0 }).data.subarray(1))
+  assert.equal(Array.from(jax.generate(new Int32Array([3]), CFG.blockSize - 1)), tenny)
+  jax.dispose()
+})
 
 test('bench parity: tfjs and Tenny generate the same greedy tokens with their KV caches', async () => {
   await useTf('cpu')
@@ -87,7 +108,7 @@ test('bench: Tenny backend columns are those setBackend() accepts; one that fail
   const file = join(mkdtempSync(join(tmpdir(), 'tenny-bench-')), 'backend.mjs')
   writeFileSync(file, [
     "let current = 'cpu'",
-    "export function setBackend(name) { if (name === 'gpujs') throw new Error('no GPU here'); current = name }",
+    "export function setBackend(name) { if (name === 'gpujs') throw new Error('no GPU here'); if (name === 'wasm') throw new Error('no SIMD here'); current = name }",
     'export function backendInfo() { return { backend: current } }',
   ].join('\n'))
   const backends = await loadTennyBackends(undefined, pathToFileURL(file))

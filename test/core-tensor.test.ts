@@ -3,6 +3,9 @@ import * as assert from 'uvu/assert'
 import { Tensor, tensor, zeros, ones, full, arange, eye, rand, randn, randint, noGrad, isGradEnabled } from '../src/tensor'
 import { manualSeed, rngState, setRngState, random } from '../src/random'
 import { add, mul, sum, matmul, exp } from '../ops'
+import { SGD } from '../nn/optim'
+import { Linear } from '../nn/linear'
+import { assertClose } from './helpers'
 
 test('tensor: nested arrays give shape and row-major data', () => {
   const t = tensor([[1, 2, 3], [4, 5, 6]])
@@ -212,6 +215,26 @@ test('random: different seeds give different streams; string and number seeds bo
   const n = randn([2000], { mean: 1, std: 2 })
   const m = n.data.reduce((s, v) => s + v, 0) / n.size
   assert.ok(Math.abs(m - 1) < 0.2, `sample mean ${m}`)
+})
+
+test('version counter: a parameter an optimizer steps or loadStateDict overwrites after the forward makes backward an error, not a wrong gradient', () => {
+  const w = tensor([1, 2, 3], { requiresGrad: true })
+  const x = tensor([4, 5, 6])
+  const loss = sum(mul(mul(w, w), x))
+  assert.is(w.version, 0)
+  const opt = new SGD([w], { lr: 0.1 })
+  w.grad = tensor([1, 1, 1])
+  opt.step() // w changes in place, after the graph above saved it
+  assert.is(w.version, 1)
+  assert.throws(() => loss.backward(), /^backward: input 0 \(3\) of an op was changed in place after the forward \(version 0 → 1, e\.g\. by an optimizer step\), so its gradient would be wrong; run the forward again/)
+  const again = sum(mul(mul(w, w), x)) // a new forward sees the new values: fine
+  w.grad = null
+  again.backward()
+  assertClose(w.grad!.data, Array.from(w.data, (v, i) => 2 * v * x.data[i]))
+  const m = new Linear(2, 1)
+  const out = sum(m.forward(tensor([[1, 2]])))
+  m.loadStateDict(new Linear(2, 1).stateDict())
+  assert.throws(() => out.backward(), /was changed in place after the forward/)
 })
 
 test.run()

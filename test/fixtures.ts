@@ -7,6 +7,9 @@ import { add, tanh } from '../ops'
 import { Module } from '../nn/module'
 import { Linear } from '../nn/linear'
 import type { GPTConfig } from '../nn/gpt'
+import { manualSeed } from '../src/random'
+import { applyLoRA, loraLayers, type ApplyLoRAOptions } from '../nn/lora-model'
+import { normal } from './helpers'
 
 /** The GPT the nn tests build: small enough for finite differences and bitwise round trips. */
 export const TINY_GPT: GPTConfig = { vocabSize: 11, blockSize: 8, nLayer: 2, nHead: 2, nEmbd: 16 }
@@ -60,4 +63,20 @@ export function withDir(fn: (dir: string) => void, prefix = 'tenny-test-'): void
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
+}
+
+/** Seed `seed`: a small Toy (width 8, two blocks of qProj/vProj), fresh copies of its base, and the base with LoRA whose B has moved off zero. */
+export function adaptedToy(seed: number, options: ApplyLoRAOptions = {}): { fresh: () => Toy; adapted: Toy } {
+  manualSeed(seed)
+  const make = () => new Toy({ d: 8, n: 2, fc: false, head: false })
+  const adapted = make()
+  const state = adapted.stateDict()
+  const fresh = () => {
+    const m = make()
+    m.loadStateDict(state)
+    return m
+  }
+  applyLoRA(adapted, { rank: 2, ...options })
+  for (const [, l] of loraLayers(adapted)) l.loraB.data.set(normal(l.loraB.shape, 0.3).data)
+  return { fresh, adapted }
 }

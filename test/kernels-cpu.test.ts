@@ -301,4 +301,37 @@ test('attentionCausal and its backward: every table matches the TS kernels (odd 
   }
 })
 
+test('softmaxRows and crossEntropyRows: every table matches the TS kernels on (37, 65) logits over [-30, 30], a target per row', () => {
+  manualSeed(10)
+  const [rows, cols] = [37, 65]
+  const x = rnd(rows * cols).map((v) => 30 * v), t = Int32Array.from({ length: rows }, (_, r) => (r * 7) % cols)
+  t[3] = -100 // an ignored row
+  const want = cpu.crossEntropyRows(x, t, rows, cols, -100)
+  for (const [name, T] of tables) {
+    assertClose(T.softmaxRows(x, rows, cols), cpu.softmaxRows(x, rows, cols), { atol: 1e-7, rtol: 2e-6, what: `${name} softmaxRows` })
+    const got = T.crossEntropyRows(x, t, rows, cols, -100)
+    assertClose(got.losses, want.losses, { atol: 2e-6, rtol: 2e-6, what: `${name} crossEntropyRows losses` })
+    assertClose(got.probs, want.probs, { atol: 1e-7, rtol: 2e-6, what: `${name} crossEntropyRows probs` })
+  }
+})
+
+test('layerNormRows and its backward: every table matches the TS kernels where cols is a multiple of 4 (the SIMD path)', () => {
+  manualSeed(11)
+  for (const [rows, cols] of [[1, 4], [3, 8], [37, 128]]) {
+    const x = rnd(rows * cols).map((v) => 3 * v + 1), w = rnd(cols), b = rnd(cols), dy = rnd(rows * cols)
+    const want = cpu.layerNormRows(x, w, b, rows, cols, 1e-5)
+    const grads = cpu.layerNormRowsBackward(dy, x, w, want.mean, want.rstd, rows, cols)
+    for (const [name, T] of tables) {
+      const what = `${name} (${rows}, ${cols})`
+      const got = T.layerNormRows(x, w, b, rows, cols, 1e-5)
+      for (const key of ['y', 'mean', 'rstd'] as const) assertClose(got[key], want[key], { atol: 2e-6, rtol: 2e-6, what: `${what} ${key}` })
+      const g = T.layerNormRowsBackward(dy, x, w, want.mean, want.rstd, rows, cols)
+      for (const key of ['dx', 'dw', 'db'] as const) assertClose(g[key], grads[key], { atol: 1e-5, rtol: 1e-5, what: `${what} ${key}` })
+      const frozen = T.layerNormRowsBackward(dy, x, w, want.mean, want.rstd, rows, cols, false)
+      assert.equal(Array.from(frozen.dx), Array.from(g.dx), `${what}: frozen dx`)
+      assert.is(frozen.dw.length + frozen.db.length, 0)
+    }
+  }
+})
+
 test.run()

@@ -80,7 +80,7 @@ test('loadAdapters: an unknown key, a missing key, a wrong shape or another base
   expectRejected({ ...good, 'blocks.1.qProj.loraA': { dtype: 'F32', shape: [2, 4], data: new Float32Array(8) } }, /'blocks\.1\.qProj' is \(8,8\) in the model, but its adapter of rank 2/)
   saveAdapters(file, adapted)
   assert.throws(() => loadAdapters(new Toy(8, 3), file), /was made for another base model: its base hash is [0-9a-f]{16}, this model's is [0-9a-f]{16}/)
-  assert.throws(() => loadAdapters(fresh(), join(dir, 'nope', 'adapters.safetensors')), /nope\/adapter_config\.json does not exist/)
+  assert.throws(() => loadAdapters(fresh(), join(dir, 'nope', 'adapters.safetensors')), /nope\/adapters\.safetensors does not exist/)
 }))
 
 test('loadAdapters onto a quantized base: the hash ignores quantization, and the adapter runs on Q(W)', () => withDir((dir) => {

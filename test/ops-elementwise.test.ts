@@ -152,4 +152,15 @@ test('errors: broadcast failures name the op and both shapes; clamp with min > m
   assert.throws(() => clamp(a, 2, 1), /^clamp: min 2 is greater than max 1/)
 })
 
+test('pow at 0: d/dx x⁰ = 0 and d/de 0ᵉ = 0 for e ≥ 0, as PyTorch (was NaN); 0⁻¹ keeps its infinities', () => {
+  const x = tensor([0, 0, 2, 0], { requiresGrad: true }), e = tensor([0, 2, 0, -1], { requiresGrad: true })
+  pow(x, e).backward(Float32Array.from([1, 1, 1, 1]))
+  assert.equal(Array.from(x.grad!.data), [0, 0, 0, -Infinity]) // e·x^(e−1): 0 where e = 0, then 2·0, 0, −1·0⁻²
+  assert.equal(Array.from(e.grad!.data.slice(0, 2)), [0, 0])
+  assertClose([e.grad!.data[2]], [Math.LN2], { rtol: 1e-6 }) // 2⁰·ln 2
+  const y = tensor([0, 3], { requiresGrad: true })
+  pow(y, 0).backward(Float32Array.from([1, 1]))
+  assert.equal(Array.from(y.grad!.data), [0, 0])
+})
+
 test.run()

@@ -90,4 +90,17 @@ test('errors: matmul and linear name the op and both shapes', () => {
   assert.throws(() => linear(zeros([2, 3]), zeros([4, 3]), zeros([3])), /^linear: bias \(3\) must be \(4\)/)
 })
 
+test('matmul and linear with an inner dimension of 0: zeros of the right shape (as PyTorch), and empty gradients', () => {
+  const a = zeros([3, 0], { requiresGrad: true }), b = zeros([0, 4], { requiresGrad: true })
+  const y = matmul(a, b)
+  assert.equal(y.shape, [3, 4])
+  assert.equal(Array.from(y.data), new Array(12).fill(0))
+  sum(y).backward()
+  assert.equal([a.grad!.shape, b.grad!.shape], [[3, 0], [0, 4]])
+  const x = zeros([2, 3, 0]), w = zeros([5, 0], { requiresGrad: true })
+  assert.equal(linear(x, w).shape, [2, 3, 5])
+  assert.equal(Array.from(linear(x, w, tensor([1, 2, 3, 4, 5])).data.slice(0, 5)), [1, 2, 3, 4, 5]) // x·wᵀ = 0, then + b
+  assert.equal(matmul(zeros([2, 5, 0]), zeros([2, 0, 3])).shape, [2, 5, 3])
+})
+
 test.run()

@@ -173,4 +173,15 @@ test('errors: class ids, token ids, layerNorm sizes and dropout p name the op an
   assert.throws(() => dropout(zeros([2]), -0.1), /^dropout: p must be in \[0, 1\), got -0\.1/)
 })
 
+test('losses check their inputs: NaN or +Infinity logits and NaN in mseLoss are errors naming the op, −Infinity away from the target is fine', () => {
+  const t = tensor([0, 2])
+  assert.throws(() => crossEntropy(tensor([[1, 2, 3], [1, NaN, 0]]), t), /^crossEntropy: row 1 of logits \(2,3\) gives loss NaN: its logits hold NaN or \+Infinity/)
+  assert.throws(() => crossEntropy(tensor([[Infinity, 2, 3], [1, 1, 0]]), t, { reduction: 'none' }), /crossEntropy: row 0 of logits \(2,3\) gives loss NaN/)
+  assert.throws(() => crossEntropy(tensor([[-Infinity, 2, 3], [1, 1, 0]]), t), /crossEntropy: row 0 of logits \(2,3\) gives loss Infinity: .*−Infinity at the target.*lower learning rate/)
+  const masked = crossEntropy(tensor([[1, -Infinity, 3], [1, 1, -Infinity]]), tensor([0, 1])) // −∞ as a mask: allowed
+  assert.ok(Number.isFinite(masked.item()), `masked logits give a finite loss, got ${masked.item()}`)
+  assert.throws(() => mseLoss(tensor([1, 2, NaN]), tensor([1, 2, 3])), /^mseLoss: a \(3\) holds NaN at index 2, so the loss would be NaN/)
+  assert.throws(() => mseLoss(tensor([1, 2]), tensor([Infinity, 2])), /mseLoss: b \(2\) holds Infinity at index 0, so the loss would be infinite/)
+})
+
 test.run()

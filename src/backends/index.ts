@@ -7,7 +7,7 @@ import { poolInfo, startPool } from './pool.js'
 import { parallelInfo, parallelKernels, PARALLEL_MIN_FLOPS } from './parallel.js'
 import { wasmKernels, wasmSupport, WASM_MIN_FLOPS, WASM_MIN_ROWS, WASM_THREADS_MIN_FLOPS } from './wasm/index.js'
 import { openGpujs, gpujsTable, gpujsCandidates, GPUJS_MIN_FLOPS, type GpujsMode, type GpujsPath } from './gpu.js'
-import { fastest, summary, type Candidate, type Probe } from './auto.js'
+import { fastest, summary, PROBE_SIZE, SIMD_PROBE_SIZE, type Candidate, type Probe } from './auto.js'
 
 export type BackendName = 'cpu' | 'parallel' | 'wasm' | 'gpujs' | 'auto'
 /** threads: for 'wasm', 1 or all the pool has (the default); gpujsMode: which gpu.js mode; timeoutMs: for starting workers. */
@@ -195,7 +195,7 @@ function probeAuto(options: BackendOptions): BackendInfo {
   if (tried.some((t) => t.backend === 'parallel')) consider('wasm', {})
   if (candidates([]).some((mode) => mode === 'webgpu' || mode === 'headlessgl' || mode === 'webgl2' || mode === 'webgl')) consider('gpujs', {})
   const label = (t: Installed) => (t.backend === 'gpujs' ? `gpujs ${t.gpujsMode}` : `${t.backend} (${t.threads} thread${t.threads > 1 ? 's' : ''})`)
-  const list: Candidate[] = tried.map((t) => ({ name: label(t), note: '', run: (a, b, batch, m, k, n, flags = {}) => t.table.matmulBatched(a, b, batch, m, k, n, flags) }))
+  const list: Candidate[] = tried.map((t) => ({ name: label(t), note: '', threads: t.threads, n: t.backend === 'wasm' ? SIMD_PROBE_SIZE : PROBE_SIZE, run: (a, b, batch, m, k, n, flags = {}) => t.table.matmulBatched(a, b, batch, m, k, n, flags) }))
   const best = tried[fastest(list, probes)]
   return install(best, 'auto', summary(probes, label(best)), probes)
 }

@@ -51,13 +51,23 @@ export function matmulNT(a: Float32Array, b: Float32Array, c: Float32Array, m: n
       c[c0 + j] += s0; c[c1 + j] += s1; c[c2 + j] += s2
     }
   }
-  for (; i < m; i++) { // the last m % 3 rows: plain dot products
-    const aRow = i * k
-    for (let j = 0; j < n; j++) {
+  for (; i < m; i++) { // the last m % 3 rows (all of a single-row product, as in generation): 4 rows of B at once
+    const aRow = i * k, cRow = i * n
+    let j = 0
+    for (; j + 4 <= n; j += 4) { // four independent sums: one alone waits on its own adds (~4× slower at m = 1)
+      const b0 = j * k, b1 = b0 + k, b2 = b1 + k, b3 = b2 + k
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0
+      for (let p = 0; p < k; p++) {
+        const x = a[aRow + p]
+        s0 += x * b[b0 + p]; s1 += x * b[b1 + p]; s2 += x * b[b2 + p]; s3 += x * b[b3 + p]
+      }
+      c[cRow + j] += s0; c[cRow + j + 1] += s1; c[cRow + j + 2] += s2; c[cRow + j + 3] += s3
+    }
+    for (; j < n; j++) {
       const bRow = j * k
       let s = 0
       for (let p = 0; p < k; p++) s += a[aRow + p] * b[bRow + p]
-      c[i * n + j] += s
+      c[cRow + j] += s
     }
   }
 }
@@ -65,20 +75,10 @@ export function matmulNT(a: Float32Array, b: Float32Array, c: Float32Array, m: n
 /**
  * C += A·B, A (m, k), B (k, n). Repacks B as Bᵀ (cost k·n, small next to m·k·n) and runs matmulNT:
  * on this V8, NT's register-held dot products measured ~3.9 GFLOP/s at 512 against ~2.0 for the
- * i-k-j loop that updates four rows of C in memory (bench/matmul.ts). Below 3 rows the repack does not pay.
+ * i-k-j loop that updates four rows of C in memory (bench/matmul.ts).
  */
 export function matmulNN(a: Float32Array, b: Float32Array, c: Float32Array, m: number, k: number, n: number): void {
-  if (m >= 3) {
-    matmulNT(a, transpose2d(b, k, n), c, m, k, n)
-    return
-  }
-  for (let i = 0; i < m; i++) {
-    const cRow = i * n, aRow = i * k
-    for (let p = 0; p < k; p++) {
-      const aip = a[aRow + p], bRow = p * n
-      for (let j = 0; j < n; j++) c[cRow + j] += aip * b[bRow + j]
-    }
-  }
+  matmulNT(a, transpose2d(b, k, n), c, m, k, n)
 }
 
 /** C += Aᵀ·B, A (k, m), B (k, n): repack Aᵀ (cost k·m), then the NN path. */

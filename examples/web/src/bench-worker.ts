@@ -175,19 +175,19 @@ async function run(mode: BenchMode): Promise<void> {
   for (const column of TENNY.filter((c) => passed(`Tenny ${c.name}`)?.ok)) {
     const sizes = sizesFor(`Tenny ${column.name}`)
     post({ type: 'status', text: `Timing matmul: Tenny ${column.name} at ${sizes.join(', ')}…` })
-    merge(await bench.timeMatmul({ quick, sizes, tenny: tennyColumns([column]), tfBackends: [] }))
+    merge(await bench.timeMatmul({ quick, sizes, tenny: tennyColumns([column]), tfBackends: [], jaxjs: false }))
   }
   for (const backend of TFJS.filter((b) => passed(`tfjs ${b}`)?.ok)) {
     const sizes = sizesFor(`tfjs ${backend}`)
     post({ type: 'status', text: `Timing matmul: tfjs ${backend} at ${sizes.join(', ')}…` })
     if (backend === 'webgl') merge(await webglTrips(bench, sizes, quick))
-    else merge(await bench.timeMatmul({ quick, sizes, tenny: tennyColumns([]), tfBackends: [backend] }))
+    else merge(await bench.timeMatmul({ quick, sizes, tenny: tennyColumns([]), tfBackends: [backend], jaxjs: false }))
   }
   const gptTenny = TENNY.filter((c) => passed(`Tenny ${c.name}`)?.ok && fast(`Tenny ${c.name}`))
   const gptTf = TFJS.filter((b) => passed(`tfjs ${b}`)?.ok && fast(`tfjs ${b}`))
   notes.push(`GPT rows: the columns whose 256³ product took ≤ ${SLOW_MS} ms (${[...gptTenny.map((c) => `Tenny ${c.name}`), ...gptTf.map((b) => `tfjs ${b}`)].join(', ')})`)
   post({ type: 'status', text: 'Timing the tiny GPT: training steps and generation…' })
-  merge(await bench.gptRows({ quick, tenny: tennyColumns(gptTenny), tfBackends: gptTf }))
+  merge(await bench.gptRows({ quick, tenny: tennyColumns(gptTenny), tfBackends: gptTf, jaxjs: false }))
   setBackend('cpu')
   const all = [...rows.values()]
   post({ type: 'done', markdown: bench.markdown(all, meta(mode, notes, bench.tfInfo().version)), rows: all })

@@ -87,3 +87,42 @@ export function geluBackwardKernel(): FunctionBody {
   })
   return f
 }
+
+/**
+ * softmaxRows(src, dst, stats, rows, colsPad): each row of colsPad floats (a multiple of 4; padded with −∞, which
+ * exp turns into 0) becomes its softmax, as kernels/rows.ts's softmaxRows; stats gets each row's max and Σ e^(x − max),
+ * from which the caller takes log-sum-exp for cross-entropy.
+ *   for (let r = 0; r < rows; r++) { max = max_j x[j]; e[j] = exp(x[j] − max); sum = Σ e; y[j] = e[j] / sum }
+ */
+export function softmaxRowsKernel(): FunctionBody {
+  const f = new FunctionBody(['i32', 'i32', 'i32', 'i32', 'i32'])
+  const [src, dst, stats, rows, colsPad] = [0, 1, 2, 3, 4]
+  const r = f.local('i32'), j = f.local('i32'), at = f.local('i32'), out = f.local('i32')
+  const m = f.local('v128'), acc = f.local('v128'), x = f.local('v128'), e = f.local('v128'), mx = f.local('f32'), sum = f.local('f32')
+  const lanes = (v: number, op: 'f32.add' | 'f32.max') => f.get(v).lane(0).get(v).lane(1).op(op).get(v).lane(2).op(op).get(v).lane(3).op(op)
+  const eachVectorOfRow = (body: () => void) => f.forLoop(j, () => f.i32(0), () => f.get(colsPad), () => {
+    f.get(src).get(r).get(colsPad).op('i32.mul').get(j).op('i32.add').i32(4).op('i32.mul').op('i32.add').set(at)
+    f.get(dst).get(r).get(colsPad).op('i32.mul').get(j).op('i32.add').i32(4).op('i32.mul').op('i32.add').set(out)
+    body()
+  }, 4)
+  f.forLoop(r, () => f.i32(0), () => f.get(rows), () => {
+    f.splat(-Infinity).set(m)
+    eachVectorOfRow(() => f.get(m).get(at).mem('v128.load').op('f32x4.max').set(m))
+    lanes(m, 'f32.max')
+    f.set(mx)
+    f.zero().set(acc)
+    eachVectorOfRow(() => {
+      f.get(at).mem('v128.load').get(mx).op('f32x4.splat').op('f32x4.sub').set(x)
+      exp(f, x, e)
+      f.get(out).get(e).mem('v128.store')
+      f.get(acc).get(e).op('f32x4.add').set(acc)
+    })
+    lanes(acc, 'f32.add')
+    f.set(sum)
+    f.get(stats).get(r).i32(8).op('i32.mul').op('i32.add').get(mx).mem('f32.store')
+    f.get(stats).get(r).i32(8).op('i32.mul').op('i32.add').get(sum).mem('f32.store', 4)
+    f.f32(1).get(sum).op('f32.div').op('f32x4.splat').set(x)
+    eachVectorOfRow(() => f.get(out).get(out).mem('v128.load').get(x).op('f32x4.mul').mem('v128.store'))
+  })
+  return f
+}

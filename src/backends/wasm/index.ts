@@ -1,41 +1,29 @@
-// The wasm backend: matmul through the generated 4 × 8 SIMD microkernel (matmul.ts). The caller packs op(A) and
-// op(B) into the module's memory (pack.ts), every thread then takes 8-column panels of C from a shared counter,
-// and C is copied back out. One thread uses a private memory; all threads share the pool's.
+// The wasm backend: matmul through the generated 4 × 8 SIMD microkernel (matmul.ts). The caller packs op(B) into
+// the module's memory (pack.ts); every thread then takes ranges of rows of C from a shared counter, packs its rows
+// of A and runs the kernel chunk by chunk of k; C is copied back out. One thread uses a private memory; all
+// threads share the pool's. The other kernels (gelu, softmax, layer norm, attention) are in kernels.ts.
 import { matmul as cpuMatmul, matmulBatched as cpuMatmulBatched, type MatmulFlags } from '../../kernels/matmul.js'
-import { cpu, type Kernels } from '../../kernels/index.js'
-import { webAssembly, type WasmMemory } from '../webassembly.js'
-import { DATA_BYTE, PARAMS, growTo, sharedPool, type WorkerEnd, type WorkerPool } from '../pool.js'
-import { wasmModule, FunctionBody } from './emit.js'
-import { panelKernel } from './matmul.js'
-import { geluKernel, geluBackwardKernel } from './elementwise.js'
-import { attentionForwardKernel, attentionBackwardKernel } from './attention.js'
+import type { Kernels } from '../../kernels/index.js'
+import { DATA_BYTE, PARAMS, growTo, sharedPool, type WorkerEnd } from '../pool.js'
+import { instantiate, singleThread, poolThreads, type Panel } from './module.js'
+import { elementwiseKernels, attentionKernels, softmaxKernels, layerNormKernels } from './kernels.js'
 import { packA, packB, unpackC, type Layout } from './pack.js'
 
+export { wasmSupport, kernelBytes } from './module.js'
+export { WASM_MIN_ELEMENTS, WASM_MIN_ATTENTION } from './kernels.js'
+
 /**
- * Products below these sizes stay on the TS kernels (bench/backends.ts measured the crossovers): under
- * WASM_MIN_FLOPS multiply-adds or WASM_MIN_ROWS rows of C, packing costs more than the SIMD kernel saves.
- * Threads join from WASM_THREADS_MIN_FLOPS, where sharing the panels pays for waking the workers.
+ * Products below these sizes stay on the TS kernels, and threads join only above the third: crossovers measured
+ * by bench/backends.ts (2-core EPYC VM, Node 20, 2026-12-01, alternating calls): wasm / TS A·Bᵀ 0.64× at 12³,
+ * 1.27× at 16³, 2.8× at 32³; at k = 128, n = 384 wasm wins from m = 4 (packing B costs too much for fewer rows);
+ * 2 threads / 1 thread 0.68× at 64³, 0.82× at 96³, 1.12× at 128³, 1.24× at 192³, ~1.65× at 512³.
  */
 export const WASM_MIN_FLOPS = 16 * 16 * 16
 export const WASM_MIN_ROWS = 4
-export const WASM_THREADS_MIN_FLOPS = 64 * 64 * 64
-/** Elementwise kernels below this many elements stay on the TS loops (copying in and out costs more). */
-export const WASM_MIN_ELEMENTS = 256
-/** Attention below this many score multiply-adds (B·H·Tq·Tk·hs) stays on the TS kernel, as one cached token does. */
-export const WASM_MIN_ATTENTION = 32 * 32 * 32
+export const WASM_THREADS_MIN_FLOPS = 128 * 128 * 128
 /** This backend's job kind in the pool's JOB word (worker.ts dispatches on it). */
 export const WASM_PANELS = 2
 
-type Panel = (aPack: number, aStride: number, bPanel: number, cPanel: number, mBlocks: number, kc: number, ldc: number) => void
-/** The module's exports: byte addresses and counts in, nothing out (results are written to memory). */
-type Exports = {
-  panel: Panel
-  gelu: (src: number, dst: number, count: number) => void
-  geluBackward: (src: number, dy: number, dst: number, count: number) => void
-  attentionForward: (q: number, k: number, v: number, y: number, probs: number, kT: number, Tq: number, Tk: number, TkPad: number, shift: number, hs: number, rowBytes: number, scale: number) => void
-  attentionBackward: (q: number, k: number, v: number, dy: number, probs: number, dq: number, dk: number, dv: number, vT: number, ds: number, Tq: number, Tk: number, TkPad: number, shift: number, hs: number, rowBytes: number, scale: number) => void
-}
-const MAX_PAGES = 16384 // 1 GiB, as the pool's shared memory
 /** p runs in chunks of KC (a block's chunk 4 KiB, a panel's 8 KiB: both in L1); an item is at most ROW_BLOCKS blocks of 4 rows. */
 const KC = 256
 const ROW_BLOCKS = 16
@@ -44,52 +32,6 @@ const ROW_BLOCKS = 16
 // from the start of the memory): A as given (A_SOURCE, threads only), A and B packed, C
 const NEXT = PARAMS, ITEMS = PARAMS + 1, BATCH = PARAMS + 2, M = PARAMS + 3, KK = PARAMS + 4, N = PARAMS + 5
 const TRANS_A = PARAMS + 6, RANGE = PARAMS + 7, A_SOURCE = PARAMS + 8, A = PARAMS + 9, B = PARAMS + 10, C = PARAMS + 11
-
-/** The kernel module's bytes, importing a shared or a private memory as env.memory. */
-export function kernelBytes(shared: boolean): Uint8Array {
-  return wasmModule({ shared, minPages: 1, maxPages: MAX_PAGES }, {
-    panel: panelKernel(), gelu: geluKernel(), geluBackward: geluBackwardKernel(),
-    attentionForward: attentionForwardKernel(), attentionBackward: attentionBackwardKernel(),
-  })
-}
-
-let support: string | undefined
-/** Why this runtime cannot run the kernels ('' if it can): no WebAssembly, or no SIMD (a module with one v128 local fails validation). */
-export function wasmSupport(): string {
-  if (support === undefined) {
-    const probe = new FunctionBody([])
-    probe.zero().set(probe.local('v128'))
-    if (!webAssembly) support = 'no WebAssembly in this runtime'
-    else if (!webAssembly.validate(wasmModule({ shared: false, minPages: 1, maxPages: 1 }, { simd: probe }))) support = 'WebAssembly SIMD is not supported here (a 128-bit SIMD module fails validation)'
-    else support = ''
-  }
-  return support
-}
-
-/** A new instance's exports on `memory`. */
-function instantiate(memory: WasmMemory, shared: boolean): Exports {
-  if (!webAssembly) throw new Error('wasm backend: no WebAssembly in this runtime')
-  const instance = new webAssembly.Instance(new webAssembly.Module(kernelBytes(shared)), { env: { memory } })
-  return instance.exports as Exports
-}
-
-type Kernel = { memory: WasmMemory; run: Exports }
-let single: Kernel | undefined // one thread: a private memory
-let pooled: Kernel | undefined // the caller's instance on the pool's shared memory
-
-function singleThread(): Kernel {
-  if (!single) {
-    if (!webAssembly) throw new Error('wasm backend: no WebAssembly in this runtime')
-    const memory = new webAssembly.Memory({ initial: 2, maximum: MAX_PAGES })
-    single = { memory, run: instantiate(memory, false) }
-  }
-  return single
-}
-
-function poolThreads(pool: WorkerPool): Kernel {
-  pooled ??= { memory: pool.memory, run: instantiate(pool.memory, true) }
-  return pooled
-}
 
 /** The call's shapes as the control words hold them. */
 function layoutOf(ctl: Int32Array): Layout {
@@ -165,37 +107,11 @@ export function wasmJob(end: WorkerEnd): void {
 }
 
 /**
- * An elementwise kernel on the one-thread module: copy `inputs` (equal lengths) into its memory, run `kernel`
- * on their addresses and an output's, copy the output out.
- */
-function elementwise(inputs: Float32Array[], kernel: (addresses: number[], count: number) => void): Float32Array {
-  const length = inputs[0].length, padded = Math.ceil(length / 4) * 4
-  if (length === 0) return new Float32Array(0)
-  const { memory } = singleThread()
-  if (!growTo(memory, 4 * padded * (inputs.length + 1))) throw new Error(`wasm backend: ${length} elements do not fit in 1 GiB`)
-  const floats = new Float32Array(memory.buffer), base = DATA_BYTE / 4
-  inputs.forEach((input, i) => floats.set(input, base + i * padded))
-  const addresses = inputs.map((_, i) => 4 * (base + i * padded))
-  const out = base + inputs.length * padded
-  kernel([...addresses, 4 * out], padded)
-  return floats.slice(out, out + length)
-}
-
-/** gelu and its backward through the SIMD exp, from WASM_MIN_ELEMENTS elements (everySize: always). */
-function elementwiseKernels(everySize: boolean): Pick<Kernels, 'gelu' | 'geluBackward'> {
-  const big = (a: Float32Array) => everySize || a.length >= WASM_MIN_ELEMENTS
-  return {
-    gelu: (a) => (big(a) ? elementwise([a], ([src, dst], count) => singleThread().run.gelu(src, dst, count)) : cpu.gelu(a)),
-    geluBackward: (a, dy) => (big(a) ? elementwise([a, dy], ([src, g, dst], count) => singleThread().run.geluBackward(src, g, dst, count)) : cpu.geluBackward(a, dy)),
-  }
-}
-
-/**
  * The backend's kernel-table entries: small products on the TS kernels, the rest on 1 thread or on all.
  * everySize sends every product to the SIMD kernel (and to the threads, if any), as the tests do.
  */
 export function wasmKernels({ threads, everySize = false }: { threads: boolean; everySize?: boolean }): Pick<Kernels, 'matmul' | 'matmulBatched'> & Partial<Kernels> {
-  return { ...matmulKernels(threads, everySize), ...elementwiseKernels(everySize), ...attentionKernels(everySize) }
+  return { ...matmulKernels(threads, everySize), ...elementwiseKernels(everySize), ...attentionKernels(everySize), ...softmaxKernels(everySize), ...layerNormKernels(everySize) }
 }
 
 function matmulKernels(threads: boolean, everySize: boolean): Pick<Kernels, 'matmul' | 'matmulBatched'> {
@@ -204,70 +120,5 @@ function matmulKernels(threads: boolean, everySize: boolean): Pick<Kernels, 'mat
   return {
     matmul: (a, b, m, k, n, flags = {}) => (route(1, m, k, n) ? wasmMatmul(a, b, 1, m, k, n, flags, shared(1, m, k, n)) : cpuMatmul(a, b, m, k, n, flags)),
     matmulBatched: (a, b, batch, m, k, n, flags = {}) => (route(batch, m, k, n) ? wasmMatmul(a, b, batch, m, k, n, flags, shared(batch, m, k, n)) : cpuMatmulBatched(a, b, batch, m, k, n, flags)),
-  }
-}
-
-/** Float offsets of consecutive regions of the given sizes, from DATA_BYTE, in the one-thread module's memory (grown to fit). */
-function regions(sizes: number[]): { floats: Float32Array; at: number[] } {
-  const { memory } = singleThread()
-  const at: number[] = []
-  let end = DATA_BYTE / 4
-  for (const size of sizes) {
-    at.push(end)
-    end += Math.ceil(size / 4) * 4 // keep every region 16-byte aligned
-  }
-  if (!growTo(memory, 4 * end - DATA_BYTE)) throw new Error(`wasm backend: ${end} floats of attention operands do not fit in 1 GiB`)
-  return { floats: new Float32Array(memory.buffer), at }
-}
-
-/** Copy (rows, cols) rows of `src` into rows of `stride` floats at `at`, or back out (unpad). */
-function padRows(floats: Float32Array, at: number, src: Float32Array, rows: number, cols: number, stride: number): void {
-  if (cols === stride) floats.set(src, at)
-  else for (let r = 0; r < rows; r++) floats.set(src.subarray(r * cols, (r + 1) * cols), at + r * stride)
-}
-function unpadRows(floats: Float32Array, at: number, rows: number, cols: number, stride: number): Float32Array {
-  if (cols === stride) return floats.slice(at, at + rows * cols)
-  const out = new Float32Array(rows * cols)
-  for (let r = 0; r < rows; r++) out.set(floats.subarray(at + r * stride, at + r * stride + cols), r * cols)
-  return out
-}
-
-type Attention = Pick<Kernels, 'attentionCausal' | 'attentionCausalBackward'>
-
-/** attentionCausal and its backward per (b, h) in the generated kernels (attention.ts), where hs is a multiple of 4. */
-function attentionKernels(everySize: boolean): Attention {
-  const big = (B: number, Tq: number, Tk: number, H: number, hs: number) => hs % 4 === 0 && (everySize || B * H * Tq * Tk * hs >= WASM_MIN_ATTENTION)
-  return {
-    attentionCausal(q, k, v, B, Tq, Tk, kvRows, H, hs, scale) {
-      if (!big(B, Tq, Tk, H, hs)) return cpu.attentionCausal(q, k, v, B, Tq, Tk, kvRows, H, hs, scale)
-      const C = H * hs, TkPad = Math.ceil(Tk / 4) * 4
-      const { floats, at: [aq, ak, av, ay, ap, akT] } = regions([B * Tq * C, B * kvRows * C, B * kvRows * C, B * Tq * C, B * H * Tq * TkPad, hs * TkPad])
-      floats.set(q, aq); floats.set(k, ak); floats.set(v, av)
-      const run = singleThread().run
-      for (let b = 0; b < B; b++)
-        for (let h = 0; h < H; h++) {
-          const head = 4 * h * hs
-          run.attentionForward(4 * (aq + b * Tq * C) + head, 4 * (ak + b * kvRows * C) + head, 4 * (av + b * kvRows * C) + head, 4 * (ay + b * Tq * C) + head,
-            4 * (ap + (b * H + h) * Tq * TkPad), 4 * akT, Tq, Tk, TkPad, Tk - Tq, hs, 4 * C, scale)
-        }
-      return { y: floats.slice(ay, ay + B * Tq * C), probs: unpadRows(floats, ap, B * H * Tq, Tk, TkPad) }
-    },
-    attentionCausalBackward(dy, q, k, v, probs, B, Tq, Tk, kvRows, H, hs, scale) {
-      if (!big(B, Tq, Tk, H, hs)) return cpu.attentionCausalBackward(dy, q, k, v, probs, B, Tq, Tk, kvRows, H, hs, scale)
-      const C = H * hs, TkPad = Math.ceil(Tk / 4) * 4, kv = B * kvRows * C
-      const { floats, at } = regions([B * Tq * C, kv, kv, B * Tq * C, B * H * Tq * TkPad, B * Tq * C, kv, kv, hs * TkPad, Tq * TkPad])
-      const [aq, ak, av, ady, ap, adq, adk, adv, avT, ads] = at
-      floats.set(q, aq); floats.set(k, ak); floats.set(v, av); floats.set(dy, ady)
-      padRows(floats, ap, probs, B * H * Tq, Tk, TkPad)
-      floats.fill(0, adk, adk + 2 * kv) // rows of dk and dv past Tk stay 0 (dv follows dk)
-      const run = singleThread().run
-      for (let b = 0; b < B; b++)
-        for (let h = 0; h < H; h++) {
-          const head = 4 * h * hs, rowsQ = 4 * b * Tq * C + head, rowsK = 4 * b * kvRows * C + head
-          run.attentionBackward(4 * aq + rowsQ, 4 * ak + rowsK, 4 * av + rowsK, 4 * ady + rowsQ, 4 * (ap + (b * H + h) * Tq * TkPad),
-            4 * adq + rowsQ, 4 * adk + rowsK, 4 * adv + rowsK, 4 * avT, 4 * ads, Tq, Tk, TkPad, Tk - Tq, hs, 4 * C, scale)
-        }
-      return { dq: floats.slice(adq, adq + B * Tq * C), dk: floats.slice(adk, adk + kv), dv: floats.slice(adv, adv + kv) }
-    },
   }
 }

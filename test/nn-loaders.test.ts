@@ -1,0 +1,267 @@
+// Loaders that lose nothing and change nothing on bad input (issue 16): adapter saves are one unit, every loader
+// checks names, shapes, ranks, finite values and settings first, and a failed load leaves the model as it was.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { createHash } from 'node:crypto'
+import { spawn } from 'node:child_process'
+import { Tensor } from '../src/tensor'
+import { manualSeed } from '../src/random'
+import { serializeSafetensors, parseSafetensors, type StoredTensor } from '../src/safetensors'
+import { saveSafetensors, loadSafetensors } from '../src/safetensors-node'
+import { Module } from '../nn/module'
+import { GPT } from '../nn/gpt'
+import { AdamW, SGD } from '../nn/optim'
+import { applyLoRA, loraLayers } from '../nn/lora-model'
+import { adapterFiles, loadAdapterFiles } from '../nn/adapters'
+import { peftFiles, importPEFTFiles, mlxFiles, importMLXFiles } from '../nn/interop'
+import { saveAdapters, loadAdapters, exportPEFT, importPEFT, exportMLX, importMLX } from '../nn/adapters-node'
+import { saveCheckpoint, loadCheckpoint, saveOptimizer, loadOptimizer } from '../nn/checkpoint-node'
+import { checkpointToBytes, optimizerToBytes, loadOptimizerBytes } from '../nn/checkpoint'
+import { uniform } from './helpers'
+import { TINY_GPT, adaptedToy, withDir } from './fixtures'
+
+const bits = (t: Tensor) => Array.from(t.data)
+const json = (bytes: Uint8Array) => JSON.parse(new TextDecoder().decode(bytes))
+const bytesOf = (value: unknown) => new TextEncoder().encode(JSON.stringify(value))
+
+/** Everything a load could change: the module tree (paths and classes), every parameter's values and trainable flag. */
+function fingerprint(model: Module): string {
+  const h = createHash('sha256')
+  for (const [path, m] of model.namedModules()) h.update(`${path}:${m.constructor.name};`)
+  for (const [name, t] of model.namedParameters()) h.update(`${name}:${t.requiresGrad}:`).update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength))
+  return h.digest('hex')
+}
+
+/** `load` must throw `pattern` and leave `model` exactly as it was. */
+function refused(model: Module, load: () => unknown, pattern: RegExp): void {
+  const before = fingerprint(model)
+  assert.throws(load, pattern)
+  assert.is(fingerprint(model), before, `the model changed although the load failed (${pattern})`)
+}
+
+/** Tenny's files with the config (in the metadata and the copy) and tensors edited. */
+function tennyFiles(model: Module, edit: (cfg: Record<string, unknown>, tensors: Record<string, StoredTensor>) => void): Record<string, Uint8Array> {
+  const files = adapterFiles(model)
+  const { tensors } = parseSafetensors(files['adapters.safetensors'])
+  const cfg = json(files['adapter_config.json'])
+  edit(cfg, tensors)
+  return { 'adapters.safetensors': serializeSafetensors(tensors, { format: 'tenny-lora', config: JSON.stringify(cfg) }), 'adapter_config.json': bytesOf(cfg) }
+}
+
+test('saveAdapters is one unit: a config from another save beside the file (a kill between two writes) changes nothing', () => withDir((dir) => {
+  const a = adaptedToy(1, { rank: 4, alpha: 8 }), b = adaptedToy(1, { rank: 4, alpha: 128 }) // same base, 16× the scale
+  const x = uniform([3, 8]), want = a.adapted.forward(x)
+  mkdirSync(join(dir, 'a'))
+  mkdirSync(join(dir, 'b'))
+  saveAdapters(join(dir, 'a', 'adapters.safetensors'), a.adapted)
+  saveAdapters(join(dir, 'b', 'adapters.safetensors'), b.adapted)
+  copyFileSync(join(dir, 'b', 'adapter_config.json'), join(dir, 'a', 'adapter_config.json'))
+  const model = a.fresh()
+  loadAdapters(model, join(dir, 'a', 'adapters.safetensors'))
+  assert.equal(bits(model.forward(x)), bits(want))
+  assert.is(loraLayers(model)[0][1].scale, 2)
+  // a file from before configs moved inside: the loose config is read, and checked against the tensors
+  const legacy = join(dir, 'legacy.safetensors')
+  saveSafetensors(legacy, loadSafetensors(join(dir, 'a', 'adapters.safetensors')).tensors)
+  writeFileSync(join(dir, 'adapter_config.json'), JSON.stringify({ ...json(readFileSync(join(dir, 'b', 'adapter_config.json'))), rank: 8 }))
+  refused(a.fresh(), () => loadAdapters(a.fresh(), legacy), /loraA is \(4,8\) and loraB \(8,4\), but the config says rank 8: weights and config do not belong together/)
+}))
+
+test('two processes saving adapters to one path while a third loads: every load is one whole save, never a mix', async () => {
+  const dir = resolve('test', `.concurrent-${process.pid}`)
+  mkdirSync(dir, { recursive: true })
+  const file = join(dir, 'adapters.safetensors')
+  const script = join(dir, 'writer.ts')
+  writeFileSync(script, [
+    `import { adaptedToy } from ${JSON.stringify(resolve('test', 'fixtures.ts'))}`,
+    `import { saveAdapters } from ${JSON.stringify(resolve('nn', 'adapters-node.ts'))}`,
+    `const { adapted } = adaptedToy(2, { rank: Number(process.argv[2]), alpha: Number(process.argv[3]) })`,
+    `for (const end = Date.now() + 2500; Date.now() < end;) saveAdapters(${JSON.stringify(file)}, adapted)`,
+  ].join('\n'))
+  manualSeed(3)
+  const x = uniform([2, 8])
+  const saves = [[2, 4], [4, 64]] // rank and alpha: scale 2 and 16
+  const expected = saves.map(([rank, alpha]) => bits(adaptedToy(2, { rank, alpha }).adapted.forward(x)))
+  assert.not.equal(expected[0], expected[1])
+  saveAdapters(file, adaptedToy(2, { rank: 2, alpha: 4 }).adapted)
+  const writers = saves.map(([rank, alpha]) => spawn(process.execPath, ['--import', 'tsx', script, String(rank), String(alpha)], { stdio: 'ignore' }))
+  const done = writers.map((w) => new Promise((ok) => w.on('exit', ok)))
+  let running = 2, loads = 0
+  void Promise.all(done).then(() => (running = 0))
+  const { fresh } = adaptedToy(2)
+  while (running > 0 || loads < 20) {
+    const model = fresh()
+    loadAdapters(model, file)
+    const y = bits(model.forward(x))
+    assert.ok(expected.some((e) => e.every((v, i) => v === y[i])), `load ${loads} is neither save: a mixed pair`)
+    loads++
+    await new Promise((next) => setImmediate(next))
+  }
+  assert.ok(loads >= 20)
+  rmSync(dir, { recursive: true, force: true })
+})
+
+test('loadAdapters refuses bad settings and values, and the model is left exactly as it was (parameters, flags, layers)', () => {
+  const { adapted, fresh } = adaptedToy(4)
+  const model = fresh()
+  const load = (edit: Parameters<typeof tennyFiles>[1]) => () => loadAdapterFiles(model, tennyFiles(adapted, edit))
+  refused(model, load((cfg) => { cfg.dropout = 1.5 }), /loadAdapters: adapters\.safetensors: dropout must be a number in \[0, 1\), got 1\.5/)
+  refused(model, load((cfg) => { cfg.paths = [] }), /loadAdapters: config paths must be a non-empty list of layer paths, got \[\]/)
+  refused(model, load((cfg) => { cfg.perLayer = { 'blocks.1.vProj': { scale: 'abc' } } }), /'blocks\.1\.vProj': scale must be a finite number, got "abc"/)
+  refused(model, load((cfg) => { cfg.scale = Infinity }), /scale must be a finite number, got (Infinity|null)/) // JSON writes Infinity as null
+  refused(model, load((cfg) => { cfg.alpha = '8' }), /alpha must be a finite number, got "8"/)
+  refused(model, load((cfg, t) => { t['blocks.0.vProj.loraA'].data[3] = NaN }), /'blocks\.0\.vProj': A holds NaN at index 3/)
+  refused(model, load((cfg, t) => { t['blocks.1.qProj.loraB'].data[0] = -Infinity }), /'blocks\.1\.qProj': B holds -Infinity at index 0/)
+  refused(model, load((cfg, t) => {
+    cfg.rank = 0
+    for (const k of Object.keys(t)) t[k] = { dtype: 'F32', shape: k.endsWith('loraA') ? [0, 8] : [8, 0], data: new Float32Array(0) }
+  }), /config rank of 'blocks\.0\.qProj' must be a positive integer, got 0/)
+  refused(model, load((cfg) => { cfg.rank = 3 }), /but the config says rank 3: weights and config do not belong together/)
+  refused(model, load((cfg) => { cfg.useDora = 'yes' }), /config useDora must be true or false, got "yes"/)
+  refused(model, () => loadAdapterFiles(model, { 'adapter_config.json': bytesOf({}) }), /loadAdapters: no adapters\.safetensors among the files/)
+  // onto a model that already has adapters: a bad file leaves the stacks as they were
+  loadAdapterFiles(model, adapterFiles(adapted), { name: 'first' })
+  refused(model, load((cfg) => { cfg.dropout = -0.1 }), /dropout must be a number in \[0, 1\), got -0\.1/)
+  refused(model, () => loadAdapterFiles(model, tennyFiles(adapted, (cfg, t) => { t['blocks.0.qProj.loraA'].data[0] = NaN }), { name: 'first' }), /A holds NaN/)
+})
+
+test('importPEFT and importMLX refuse bad settings, empty files and mismatched ranks; the model is unchanged', () => {
+  const { adapted, fresh } = adaptedToy(5)
+  const model = fresh()
+  const peft = peftFiles(adapted)
+  const peftWith = (edit: (cfg: Record<string, unknown>) => void, tensors?: Record<string, StoredTensor>) => {
+    const cfg = json(peft['adapter_config.json'])
+    edit(cfg)
+    return { 'adapter_config.json': bytesOf(cfg), 'adapter_model.safetensors': tensors ? serializeSafetensors(tensors) : peft['adapter_model.safetensors'] }
+  }
+  refused(model, () => importPEFTFiles(model, peftWith((cfg) => { cfg.lora_dropout = 7 })), /importPEFT: adapter_config\.json: lora_dropout must be a number in \[0, 1\), got 7/)
+  refused(model, () => importPEFTFiles(model, peftWith(() => {}, {})), /importPEFT: adapter_model\.safetensors holds no adapter tensors/)
+  refused(model, () => importPEFTFiles(model, peftWith((cfg) => { cfg.r = 8 })), /lora_A is \(2,8\) and lora_B \(8,2\), but adapter_config\.json says rank 8/)
+  refused(model, () => importPEFTFiles(model, peftWith((cfg) => { cfg.lora_alpha = 'x' })), /lora_alpha \(or alpha_pattern\) of 'blocks\.\d\.\w+' must be a finite number, got "x"/)
+  refused(model, () => importPEFTFiles(model, peftWith((cfg) => { cfg.use_dora = true })), /missing tensor 'base_model\.model\.blocks\.\d\.\w+\.lora_magnitude_vector'/)
+  const mlx = mlxFiles(adapted)
+  refused(model, () => importMLXFiles(model, { 'adapters.safetensors': mlx['adapters.safetensors'] }, { scale: NaN }), /importMLX: \{ scale \} must be a finite number, got NaN/)
+  refused(model, () => importMLXFiles(model, { 'adapters.safetensors': serializeSafetensors({}), 'adapter_config.json': mlx['adapter_config.json'] }), /importMLX: adapters\.safetensors holds no adapter tensors/)
+  const cfg = json(mlx['adapter_config.json'])
+  refused(model, () => importMLXFiles(model, { ...mlx, 'adapter_config.json': bytesOf({ ...cfg, fine_tune_type: 'full' }) }), /fine_tune_type must be 'lora' or 'dora' \(a 'full' fine-tune holds no adapters\), got "full"/)
+  refused(model, () => importMLXFiles(model, { ...mlx, 'adapter_config.json': bytesOf({ ...cfg, lora_parameters: { ...cfg.lora_parameters, scale: 1e309 } }) }), /lora_parameters\.scale must be a finite number, got (Infinity|null)/)
+  refused(model, () => importMLXFiles(model, { ...mlx, 'adapter_config.json': bytesOf({ ...cfg, lora_parameters: { ...cfg.lora_parameters, dropout: 1 } }) }), /lora_parameters\.dropout must be a number in \[0, 1\), got 1/)
+  withDir((dir) => { // by path too: the node functions read the same checks
+    exportPEFT(join(dir, 'peft'), adapted)
+    writeFileSync(join(dir, 'peft', 'adapter_config.json'), JSON.stringify({ ...json(peft['adapter_config.json']), lora_dropout: 1.5 }))
+    refused(model, () => importPEFT(model, join(dir, 'peft')), /lora_dropout must be a number in \[0, 1\), got 1\.5/)
+    exportMLX(join(dir, 'a.npz'), adapted)
+    refused(model, () => importMLX(model, join(dir, 'a.npz'), { scale: Infinity }), /\{ scale \} must be a finite number, got Infinity/)
+  })
+})
+
+test('loadCheckpoint: a 160-byte file declaring a huge vocabulary fails at once, before a model is built; NaN weights are refused', () => withDir((dir) => {
+  const config = { ...TINY_GPT, vocabSize: 1e9 }
+  const tiny = join(dir, 'tiny.safetensors')
+  writeFileSync(tiny, serializeSafetensors({}, { format: 'tenny-gpt', config: JSON.stringify(config) }))
+  assert.ok(readFileSync(tiny).length <= 160, `${readFileSync(tiny).length} bytes`)
+  const t0 = performance.now()
+  assert.throws(() => loadCheckpoint(tiny), /needs wte\.weight \(1000000000,16\), but the file has no such tensor/)
+  assert.ok(performance.now() - t0 < 1000, `refused in ${(performance.now() - t0).toFixed(0)} ms`)
+  manualSeed(6)
+  const gpt = new GPT(TINY_GPT)
+  const { tensors, metadata } = parseSafetensors(checkpointToBytes(gpt))
+  tensors['blocks.1.mlp.fc.weight'].data[5] = NaN
+  const bad = join(dir, 'nan.safetensors')
+  saveSafetensors(bad, tensors, metadata)
+  assert.throws(() => loadCheckpoint(bad), /blocks\.1\.mlp\.fc\.weight holds NaN at index 5/)
+  const deeper = join(dir, 'deeper.safetensors')
+  saveSafetensors(deeper, parseSafetensors(checkpointToBytes(gpt)).tensors, { ...metadata, config: JSON.stringify({ ...TINY_GPT, nLayer: 100000 }) })
+  assert.throws(() => loadCheckpoint(deeper), /needs blocks\.99999\.ln1\.weight \(16\), but the file has no such tensor/)
+  saveCheckpoint(join(dir, 'good.safetensors'), gpt)
+  assert.equal(bits(loadCheckpoint(join(dir, 'good.safetensors')).wte.weight), bits(gpt.wte.weight))
+}))
+
+test('optimizer load: lr "Infinity" or "", steps null, a key __proto__.m and NaN buffers are clear errors; the state is unchanged', () => withDir((dir) => {
+  const p = new Tensor(Float32Array.from([1, 2, 3]), [3], true)
+  const opt = new AdamW([p], { lr: 0.1 })
+  p.grad = new Tensor(Float32Array.from([1, 1, 1]), [3])
+  opt.step()
+  const { tensors, metadata } = parseSafetensors(optimizerToBytes(opt))
+  const before = JSON.stringify(opt.stateDict(), (_, v) => (v instanceof Float32Array ? Array.from(v) : v))
+  const load = (meta: Record<string, string>, t: Record<string, StoredTensor> = tensors) => () => loadOptimizerBytes(opt, serializeSafetensors(t, { ...metadata, ...meta }), 'opt.safetensors')
+  assert.throws(load({ lr: 'Infinity' }), /AdamW\.load: opt\.safetensors: lr "Infinity" is not a number ≥ 0/)
+  assert.throws(load({ lr: '' }), /lr "" is not a number ≥ 0/)
+  assert.throws(load({ lr: '-1' }), /lr "-1" is not a number ≥ 0/)
+  assert.throws(load({ steps: 'null' }), /AdamW\.load: opt\.safetensors: 'steps' must map parameter indices to step counts, got null/)
+  assert.throws(load({ steps: '{"0": null}' }), /parameter 0 has step null, expected a positive integer/)
+  assert.throws(load({}, { ...tensors, '__proto__.m': tensors['0.m'] }), /tensor '__proto__\.m' is not '<index>\.<buffer>' of a parameter listed in 'steps'/)
+  const nan = { ...tensors, '0.v': { ...tensors['0.v'], data: Float32Array.from([1, NaN, 1]) } }
+  assert.throws(load({}, nan), /'0\.v' holds NaN at index 1/)
+  assert.is(JSON.stringify(opt.stateDict(), (_, v) => (v instanceof Float32Array ? Array.from(v) : v)), before)
+  saveOptimizer(join(dir, 'o.safetensors'), opt)
+  const other = new SGD([p], { lr: 1 })
+  assert.throws(() => loadOptimizer(other, join(dir, 'o.safetensors')), /holds AdamW state, not SGD/)
+  assert.throws(() => opt.loadStateDict({ lr: Infinity, state: {} }), /lr must be a finite number ≥ 0, got Infinity/)
+}))
+
+// ---- what PEFT and mlx-lm select with the configs Tenny writes ----------------------------------------
+
+type PeftConfig = { target_modules: string | string[]; layers_to_transform?: number | number[] | null; layers_pattern?: string | string[] | null }
+
+/**
+ * PEFT's check_target_module_exists (src/peft/tuners/tuners_utils.py, huggingface/peft 5d602fd), re-implemented:
+ * a string is a regex that must match the whole key; a name in the list matches itself or a dotted suffix; then
+ * layers_to_transform keeps keys whose layer index (found by `.*?\.[^.]*\.(\d+)\.`, or `.*?\.<pattern>\.(\d+)\.`) is listed.
+ */
+function peftSelects(cfg: PeftConfig, key: string): boolean {
+  const targets = cfg.target_modules
+  if (typeof targets === 'string') return new RegExp(`^(?:${targets})$`).test(key)
+  if (targets.includes(key)) return true
+  if (!targets.some((t) => key.endsWith(`.${t}`))) return false
+  const indexes = cfg.layers_to_transform
+  if (indexes === null || indexes === undefined || (Array.isArray(indexes) && indexes.length === 0)) return true
+  const patterns = cfg.layers_pattern ? [cfg.layers_pattern].flat() : []
+  const m = patterns.length === 0 ? /^.*?\.[^.]*\.(\d+)\./.exec(key) : patterns.map((p) => new RegExp(`^.*?\\.${p}\\.(\\d+)\\.`).exec(key)).find((r) => r) ?? null
+  if (!m) return false
+  return typeof indexes === 'number' ? Number(m[1]) === indexes : indexes.includes(Number(m[1]))
+}
+
+/**
+ * mlx-lm's linear_to_lora_layers (mlx_lm/tuner/utils.py, ml-explore/mlx-lm 0367286), re-implemented: the keys
+ * are wrapped in model.layers[-max(num_layers, 0):] (Python slicing: 0 means all), and at the top level.
+ */
+function mlxWraps(model: GPT, cfg: { num_layers: number; lora_parameters: { keys: string[] } }): string[] {
+  const keys = new Set(cfg.lora_parameters.keys), n = Math.max(cfg.num_layers, 0)
+  const start = n === 0 ? 0 : Math.max(0, model.blocks.length - n)
+  const wrapped: string[] = []
+  for (let i = start; i < model.blocks.length; i++) for (const [k] of model.blocks[i].namedModules()) if (keys.has(k)) wrapped.push(`blocks.${i}.${k}`)
+  for (const [k] of model.namedModules()) if (keys.has(k)) wrapped.push(k)
+  return wrapped
+}
+
+test('exportPEFT and exportMLX configs select exactly the adapted layers, read the way PEFT and mlx-lm read them', () => {
+  const placements: [string, Parameters<typeof applyLoRA>[1]][] = [
+    ['q and v, every block', {}], ['q and v, block 0 only', { layers: [0] }], ['the last block', { layers: 1 }],
+    ['fc, block 1', { targets: ['fc'], layers: [1] }], ['every Linear incl. the head', { targets: /Proj|fc|proj|lmHead/ }],
+  ]
+  for (const [what, options] of placements) {
+    manualSeed(7)
+    const gpt = new GPT(TINY_GPT)
+    const { paths } = applyLoRA(gpt, { rank: 2, ...options })
+    const base = new GPT(TINY_GPT) // the model the loaders wrap: no adapters, the same module names
+    const peftCfg = json(peftFiles(gpt)['adapter_config.json']) as PeftConfig
+    const selected = [...base.namedModules()].map(([k]) => k).filter((k) => k !== '' && peftSelects(peftCfg, k))
+    assert.equal(selected.sort(), [...paths].sort(), `PEFT, ${what}: ${JSON.stringify(peftCfg.target_modules)}`)
+    const keys = Object.keys(parseSafetensors(peftFiles(gpt)['adapter_model.safetensors']).tensors).map((k) => k.replace(/^base_model\.model\.|\.lora_[AB]\.weight$/g, ''))
+    assert.ok(keys.every((k) => selected.includes(k)), `PEFT, ${what}: every tensor lands on a selected module`)
+    if (options?.targets instanceof RegExp) continue // lmHead is outside the blocks: fine for PEFT; mlx-lm keys it at the top level too
+    const mlxCfg = json(mlxFiles(gpt)['adapter_config.json'])
+    const wrapped = mlxWraps(base, mlxCfg)
+    assert.ok(paths.every((p) => wrapped.includes(p)), `mlx-lm, ${what}: every adapted layer is wrapped (num_layers ${mlxCfg.num_layers}, keys ${mlxCfg.lora_parameters.keys}), got ${wrapped}`)
+  }
+  manualSeed(8)
+  const head = new GPT(TINY_GPT)
+  const { paths } = applyLoRA(head, { rank: 2, targets: ['qProj', 'lmHead'], layers: undefined })
+  const wrapped = mlxWraps(new GPT(TINY_GPT), json(mlxFiles(head)['adapter_config.json']))
+  assert.ok(paths.every((p) => wrapped.includes(p)), `mlx-lm with the head: ${wrapped}`)
+})
+
+test.run()
