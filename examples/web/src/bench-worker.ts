@@ -128,15 +128,8 @@ function tennyColumns(columns: TennyColumn[]): Tenny {
   }
 }
 
-async function run(mode: BenchMode): Promise<void> {
-  post({ type: 'status', text: 'Starting the backends (threads, gpu.js on WebGL, tfjs)…' })
-  const bench = await loadBench()
-  useGpujs(gpujs)
-  await startBackend('cpu') // let the thread pool's Web Workers come up before any column needs them
-  setWasmPaths({ 'tfjs-backend-wasm.wasm': wasmUrl, 'tfjs-backend-wasm-simd.wasm': simdUrl, 'tfjs-backend-wasm-threaded-simd.wasm': threadedUrl })
-  // NOTE: tfjs-wasm's threaded build starts its pthreads from an inlined script that fails once bundled
-  // ("e is not defined", seen with Vite 8); its single-threaded SIMD build is what the Node bench measures too
-  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false)
+/** Every column's parity checks, posted to the page as each finishes. */
+async function checkColumns(bench: Bench): Promise<ParityRow[]> {
   const checks: ParityRow[] = []
   for (const column of TENNY) {
     post({ type: 'status', text: `Parity: Tenny ${column.name}…` })
@@ -148,6 +141,19 @@ async function run(mode: BenchMode): Promise<void> {
     checks.push(await tfParity(bench, backend))
     post({ type: 'parity', rows: checks })
   }
+  return checks
+}
+
+async function run(mode: BenchMode): Promise<void> {
+  post({ type: 'status', text: 'Starting the backends (threads, gpu.js on WebGL, tfjs)…' })
+  const bench = await loadBench()
+  useGpujs(gpujs)
+  await startBackend('cpu') // let the thread pool's Web Workers come up before any column needs them
+  setWasmPaths({ 'tfjs-backend-wasm.wasm': wasmUrl, 'tfjs-backend-wasm-simd.wasm': simdUrl, 'tfjs-backend-wasm-threaded-simd.wasm': threadedUrl })
+  // NOTE: tfjs-wasm's threaded build starts its pthreads from an inlined script that fails once bundled
+  // ("e is not defined", seen with Vite 8); its single-threaded SIMD build is what the Node bench measures too
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false)
+  const checks = await checkColumns(bench)
   if (mode === 'parity') return post({ type: 'done', markdown: '', rows: [] })
 
   const quick = mode === 'quick'
