@@ -80,7 +80,11 @@ test('playground: served cross-origin isolated, it loads the base and answers th
   assert.match(await text('backend'), /^(TS kernels|WebAssembly SIMD) on (one thread|\d threads)|^gpu\.js webgl/)
   // auto timed gpu.js webgl2 in the Worker (OffscreenCanvas), which it does only after the self-check passed
   assert.match(await text('backend-detail'), /gpujs webgl2 \d/)
-  assert.match(await text('threads'), /Web Worker|one thread/)
+  // cross-origin isolated, the training worker starts Web Workers over shared memory, one per extra core
+  const cores = await page.evaluate(() => navigator.hardwareConcurrency)
+  const threads = /^(\d+) \(this worker \+ (\d+) Web Workers? ready\)$/.exec(await text('threads'))
+  const expected = Math.min(cores, 32) // the pool's MAX_WORKERS (31) plus this worker
+  if (cores > 1) assert.ok(threads && Number(threads[1]) === expected && Number(threads[2]) === expected - 1, `${cores} cores: ${await text('threads')}`)
 })
 
 test('playground: LoRA trains in the Web Worker: loss falls over 40 steps, the page stays responsive, the answer changes', async () => {
