@@ -53,14 +53,24 @@ function nodeAnswer(model: nn.GPT, tokenizer: ReturnType<typeof loadBase>['token
   return PROMPT + tokenizer.decode(out.data.subarray(ids.length)).split('\n')[0]
 }
 
+// NOTE: uvu does not print an error thrown in a before hook, so set-up failures (no Chromium, say) are kept and
+// thrown by each test, where they are printed
+let setup: Error | null = null
 test.before(async () => {
-  dist = await buildPlayground()
-  site = await serve(dist)
-  chrome = await launch()
-  page = await chrome.browser.newPage()
-  downloads = mkdtempSync(join(tmpdir(), 'tenny-downloads-'))
-  const cdp = await page.createCDPSession()
-  await cdp.send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: downloads })
+  try {
+    dist = await buildPlayground()
+    site = await serve(dist)
+    chrome = await launch()
+    page = await chrome.browser.newPage()
+    downloads = mkdtempSync(join(tmpdir(), 'tenny-downloads-'))
+    const cdp = await page.createCDPSession()
+    await cdp.send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: downloads })
+  } catch (err) {
+    setup = err instanceof Error ? err : new Error(String(err))
+  }
+})
+test.before.each(() => {
+  if (setup) throw setup
 })
 
 test.after(async () => {
