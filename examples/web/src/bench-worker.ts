@@ -1,6 +1,7 @@
 // The bench page's measuring side, in a Web Worker (Tenny's threads block, so they need one; tfjs's webgl runs on
 // an OffscreenCanvas there). Parity first, as `npm run bench` does: every column's products against Tenny's CPU
-// kernel; then bench/'s own suites (matmul rows, the tiny GPT's training step) on the columns that passed.
+// kernel; then bench/'s own suites (matmul rows, the tiny GPT's training step) on the columns that passed, with
+// jax-js's columns as `npm run bench` adds them (parity-checked there: its products and first losses).
 import * as tf from '@tensorflow/tfjs'
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm'
 import wasmUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url'
@@ -189,11 +190,13 @@ async function run(mode: BenchMode): Promise<void> {
     if (backend === 'webgl') merge(await webglTrips(bench, sizes, quick))
     else merge(await bench.timeMatmul({ quick, sizes, tenny: tennyColumns([]), tfBackends: [backend], jaxjs: false }))
   }
+  post({ type: 'status', text: 'Timing matmul: jax-js…' })
+  merge(await bench.timeMatmul({ quick, sizes: quick ? [256, 512] : [256, 512, 1024], tenny: tennyColumns([]), tfBackends: [], jaxjs: true }))
   const gptTenny = TENNY.filter((c) => passed(`Tenny ${c.name}`)?.ok && fast(`Tenny ${c.name}`))
   const gptTf = TFJS.filter((b) => passed(`tfjs ${b}`)?.ok && fast(`tfjs ${b}`))
   notes.push(`GPT rows: the columns whose 256³ product took ≤ ${SLOW_MS} ms (${[...gptTenny.map((c) => `Tenny ${c.name}`), ...gptTf.map((b) => `tfjs ${b}`)].join(', ')})`)
   post({ type: 'status', text: 'Timing the tiny GPT: training steps and generation…' })
-  merge(await bench.gptRows({ quick, tenny: tennyColumns(gptTenny), tfBackends: gptTf, jaxjs: false }))
+  merge(await bench.gptRows({ quick, tenny: tennyColumns(gptTenny), tfBackends: gptTf, jaxjs: true }))
   setBackend('cpu')
   const all = [...rows.values()]
   post({ type: 'done', markdown: bench.markdown(all, meta(mode, notes, bench.tfInfo().version)), rows: all })
