@@ -15,6 +15,7 @@ import { matmulAllThreads, startParallel, parallelInfo } from '../src/backends/p
 import { openGpujs, gpujsTable, GpuMatmul, KernelCache, type GpujsMode, type GpujsPath } from '../src/backends/gpu'
 import { WorkerPool, sharedMemory } from '../src/backends/pool'
 import { wasmMatmul, wasmSupport } from '../src/backends/wasm'
+import { fastest, type Probe } from '../src/backends/auto'
 import { startNodeWorker } from '../src/backends/threads-node'
 import { manualSeed, random } from '../src/random'
 import { Tensor } from '../src/tensor'
@@ -260,6 +261,18 @@ test('auto: times every backend that opens here, installs the fastest (never one
   assert.match(info.reason, /measured on \(n, n, n\) A·Bᵀ \(n = 256 for the TS kernels, 512 for wasm\), warmed, median of 7 alternating rounds: /)
   assert.ok(info.reason.endsWith(`→ ${installed!.path}`) || info.reason.includes(`→ ${installed!.path} (`), info.reason)
   setBackend('cpu')
+})
+
+test('auto: a candidate over 5x slower than one warmed before it gets 3 calls, not 15, and is never chosen', () => {
+  let slowCalls = 0
+  const wait = (ms: number) => { for (const t0 = performance.now(); performance.now() - t0 < ms;) { /* a slow backend */ } }
+  const fast = { name: 'fast', note: '', n: 256, threads: 1, run: (a: Float32Array) => { wait(1); return a } }
+  const slow = { name: 'slow', note: '', n: 256, threads: 1, run: (a: Float32Array) => { slowCalls++; wait(20); return a } }
+  const probes: Probe[] = []
+  assert.is(fastest([fast, slow], probes), 0)
+  assert.is(slowCalls, 3, 'a first call (it may compile), then two that confirm it')
+  assert.match(probes[1].note, /not timed further: over 5× slower/)
+  assert.ok(probes[1].gflops! < probes[0].gflops! / 5, JSON.stringify(probes)) // gflops set for both
 })
 
 test('wasm: setBackend says what runs; products past the memory grow it and stay correct; one thread or all', () => {
