@@ -192,12 +192,13 @@ export function openGpujs(mode: GpujsMode, { timeoutMs = 30_000, cacheSize = KER
   const gm = new GpuMatmul(mode, { cacheSize })
   let lost = '' // once the WebGL context is lost, every product runs on the CPU and failure() says why
   const run: MatmulRun = (a, b, batch, m, k, n, flags) => {
-    if (lost) return cpuMatmulBatched(a, b, batch, m, k, n, flags)
+    const { transA, transB } = flags // no bias: gpujsTable adds it after, to the CPU's result as to the kernel's
+    if (lost) return cpuMatmulBatched(a, b, batch, m, k, n, { transA, transB })
     const c = gm.run(a, b, batch, m, k, n, flags)
     if (c instanceof Promise) throw new Error(`gpu.js ${mode}: kernel answered with a Promise`)
     if (!gm.contextLost()) return c
     lost = `gpu.js ${mode}: the WebGL context was lost (at a ${batch}×${m}×${k}×${n} product, whose zeros were not used)`
-    return cpuMatmulBatched(a, b, batch, m, k, n, flags)
+    return cpuMatmulBatched(a, b, batch, m, k, n, { transA, transB })
   }
   try {
     selfCheck(mode, run)
