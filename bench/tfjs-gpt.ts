@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
 
-export type TfBackend = 'cpu' | 'wasm'
+export type TfBackend = 'cpu' | 'wasm' | 'webgl' // webgl: in a browser (the bench page, examples/web)
 import type { NamedWeights, GPTConfig, AdamWOptions, LoRAOptions } from './config'
 export { randomWeights } from './config'
 export type { NamedWeights, GPTConfig, AdamWOptions, LoRAOptions }

@@ -3,9 +3,10 @@
 // `npm run example -- --help` lists the flags; examples/lib/ holds the plumbing (flags, data, run folders, charts).
 import { existsSync } from 'node:fs'
 import { join, dirname } from 'node:path'
-import { Tensor, noGrad, manualSeed, nn, optim, crossEntropy, logSoftmax, mean, sum, mul, add } from '../src/node'
+import { Tensor, noGrad, manualSeed, nn, optim } from '../src/node'
 import { loadBase, saveBase } from './lib/checkpoint'
-import { loadSplits, padBatch, maskTargets, Batcher, IGNORE } from './lib/data'
+import { loadSplits, padBatch, maskTargets, Batcher } from './lib/data'
+import { trainStep, lossOrNaN } from './lib/step' // the step the browser playground (examples/web) trains with too
 import { CharTokenizer } from './lib/tokenizer'
 import { parseFlags, HELP, type Flags } from './lib/flags'
 import { newRunFolder, findRun, checkBase, readRun, writeRun, shown, ADAPTERS } from './lib/runs'
@@ -198,7 +199,7 @@ async function train(model: nn.GPT, data: Data, flags: Flags, before: Losses): P
   while (run.steps < flags.iters && !ctrlC.stopped() && stale < flags.patience) {
     opt.lr = schedule(run.steps)
     const batch = data.batch(batches.next())
-    const ce = trainStep(model, opt, params, batch, flags)
+    const ce = trainStep(model, opt, params, batch, flags.smoothing)
     run.steps++
     run.tokens += batch.tokens
     checkFinite('training loss', ce, run.steps, flags)
@@ -220,41 +221,6 @@ async function train(model: nn.GPT, data: Data, flags: Flags, before: Losses): P
   console.log(`${why} ${run.steps} steps in ${run.seconds.toFixed(0)} s (${(run.tokens / run.seconds).toFixed(0)} tokens/s)`)
   console.log(`Kept the ${flags.full ? 'weights' : 'adapters'} of step ${run.keptStep}: validation loss ${best.loss.toFixed(3)}, the lowest (step ${run.steps}: ${run.final.valid.toFixed(3)})`)
   return run
-}
-
-/** One optimizer step on one batch; returns the batch's plain cross-entropy. */
-function trainStep(model: nn.GPT, opt: optim.AdamW, params: Tensor[], batch: Batch, flags: Flags): number {
-  const step = lossOrNaN(() => smoothedLoss(model.forward(batch.inputs), batch.targets, batch.tokens, flags.smoothing)) // logits (B, T, V) → scalar
-  if (typeof step === 'number') return step // diverged: checkFinite reports it
-  const { loss, ce } = step
-  opt.zeroGrad()
-  loss.backward()
-  optim.clipGradNorm(params, 1)
-  opt.step()
-  return ce
-}
-
-/**
- * Cross-entropy with label smoothing: (1 − eps)·CE(target) + eps·CE(uniform), the uniform part being the mean of
- * −log p over the vocabulary. With ~100 examples the adapter memorises them; smoothing keeps it from becoming
- * certain, so held-out loss does not blow up while the trained answers are learned.  logits (B, T, V), targets (B, T)
- */
-function smoothedLoss(logits: Tensor, targets: Tensor, tokens: number, eps: number): { loss: Tensor; ce: number } {
-  const ce = crossEntropy(logits, targets) // mean over the non-padding positions
-  if (eps === 0) return { loss: ce, ce: ce.item() }
-  const real = new Tensor(targets.data.map((t) => (t === IGNORE ? 0 : 1)), targets.shape) // (B, T): 0 at padding
-  const uniform = mul(sum(mul(mean(logSoftmax(logits), -1), real)), -1 / tokens) // mean over positions of −mean_v log p
-  return { loss: add(mul(ce, 1 - eps), mul(uniform, eps)), ce: ce.item() }
-}
-
-/** crossEntropy refuses to return a NaN or infinite loss (it names the row); for training that is a diverged run: NaN, for checkFinite. */
-function lossOrNaN<T>(f: () => T): T | number {
-  try {
-    return f()
-  } catch (err) {
-    if (err instanceof Error && err.message.startsWith('crossEntropy: row')) return NaN
-    throw err
-  }
 }
 
 /** A loss that is NaN or infinite ends the run before anything is saved: one line saying where and what to try. */

@@ -47,8 +47,7 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
   if (x.ndim === 0 || x.shape[x.ndim - 1] !== nIn) throw new Error(`linear: input ${shapeStr(x.shape)} does not end in ${nIn}, the weight's in-features ${shapeStr(w.shape)}`)
   if (b && (b.ndim !== 1 || b.shape[0] !== nOut)) throw new Error(`linear: bias ${shapeStr(b.shape)} must be (${nOut})`)
   const rows = sizeOf(x.shape.slice(0, -1)) // not x.size / nIn, which is NaN when nIn = 0
-  const y = K.matmul(x.data, w.data, rows, nIn, nOut, { transB: true })
-  if (b) K.addRowInPlace(y, b.data, rows, nOut)
+  const y = K.matmul(x.data, w.data, rows, nIn, nOut, { transB: true, bias: b?.data })
   return fromOp(y, [...x.shape.slice(0, -1), nOut], b ? [x, w, b] : [x, w], (dy) => {
     if (x.requiresGrad) addGrad(x, K.matmul(dy, w.data, rows, nOut, nIn))                  // dx = dy · w
     if (w.requiresGrad) addGrad(w, K.matmul(dy, x.data, nOut, rows, nIn, { transA: true })) // dw = dyᵀ · x

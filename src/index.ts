@@ -7,6 +7,8 @@ export { manualSeed, rngState, setRngState, random, randomNormal, randomInt } fr
 export type { RngState } from './random.js'
 export { K, useKernels, type Kernels } from './kernels/index.js'
 export { setBackend, backendInfo, type BackendName, type BackendOptions, type BackendInfo } from './backends/index.js'
+export { startBackend } from './backends/start.js'
+export { useGpujs } from './backends/gpu-web.js'
 export type { Shape } from './shape.js'
 export * from '../ops/index.js'
 export * as nn from '../nn/index.js'

@@ -2,6 +2,7 @@
 // backward() is a topological sort followed by one reverse sweep, as in micrograd, but iterative.
 import { type Shape, sizeOf, shapeStr, checkShape, stridesOf } from './shape.js'
 import { random, randomNormal, randomInt } from './random.js'
+import { K } from './kernels/index.js'
 
 let gradEnabled = true
 
@@ -64,7 +65,7 @@ export class Tensor {
       if (this.size !== 1) throw new Error(`backward: output of shape ${shapeStr(this.shape)} is not a scalar; pass its gradient explicitly`)
       seed = new Float32Array([1])
     } else {
-      seed = grad instanceof Tensor ? grad.data : grad
+      seed = (grad instanceof Tensor ? grad.data : grad).slice() // the root keeps its grad: not the caller's array
       if (seed.length !== this.size) throw new Error(`backward: gradient has ${seed.length} elements, tensor ${shapeStr(this.shape)} has ${this.size}`)
     }
     const order = topoSort(this)
@@ -129,15 +130,19 @@ export function fromOp(data: Float32Array, shape: Shape, parents: Tensor[], back
   return out
 }
 
-/** Accumulate `g` into t.grad. The first gradient is copied, since ops may hand the same dy to several parents. */
+/**
+ * Accumulate `g` into t.grad. Ops may hand one dy to several parents, so a leaf copies its first gradient (its grad
+ * is the caller's to change) while an intermediate adopts it, read only by its own backward and never written.
+ */
 export function addGrad(t: Tensor, g: Float32Array): void {
   if (!t.requiresGrad) return
+  const leaf = t.backwardFn === null
   if (t.grad === null) {
-    t.grad = new Tensor(g.slice(), t.shape)
+    t.grad = new Tensor(leaf ? g.slice() : g, t.shape)
     return
   }
-  const acc = t.grad.data
-  for (let i = 0; i < acc.length; i++) acc[i] += g[i]
+  if (!leaf) t.grad = new Tensor(K.add(t.grad.data, g), t.shape) // an intermediate's grad may be shared: a fresh sum
+  else for (let i = 0; i < g.length; i++) t.grad.data[i] += g[i]
 }
 
 /** Run fn without recording a graph (inference, optimizer steps, evaluation). */

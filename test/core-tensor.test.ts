@@ -152,6 +152,20 @@ test('autograd: a node used by several paths sums their gradients (diamond graph
   assert.is(x.grad!.item(), 4)
 })
 
+test('autograd: one dy handed to several parents stays unchanged while one of them accumulates more, and leaves own their grads', () => {
+  const x = tensor([1, 1], { requiresGrad: true })
+  const h1 = mul(x, 2), h2 = mul(x, 3) // intermediates
+  const v = add(add(h1, h2), h1) // add hands its dy to both parents; h1 then gets a second gradient
+  v.backward(tensor([1, 10]))
+  assert.equal(Array.from(x.grad!.data), [2 + 3 + 2, 20 + 30 + 20]) // h2's share read after h1 accumulated: still dy
+  const seed = new Float32Array([1, 1])
+  const a = tensor([1, 2], { requiresGrad: true }), b = tensor([3, 4], { requiresGrad: true })
+  const w = add(a, b)
+  w.backward(seed)
+  a.grad!.data[0] = 100 // a caller may scale a leaf's grad in place (gradient clipping does)
+  assert.equal([b.grad!.data[0], seed[0], w.grad!.data[0]], [1, 1, 1], 'b.grad, the seed and the root\'s grad are not a.grad\'s array')
+})
+
 test('autograd: leaves keep their grad, intermediates do not, and retainGraph replays without double counting inside the graph', () => {
   const x = tensor([1, 2], { requiresGrad: true })
   const h = exp(x)

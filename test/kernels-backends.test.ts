@@ -15,6 +15,7 @@ import { matmulAllThreads, startParallel, parallelInfo } from '../src/backends/p
 import { openGpujs, gpujsTable, GpuMatmul, KernelCache, type GpujsMode, type GpujsPath } from '../src/backends/gpu'
 import { WorkerPool, sharedMemory } from '../src/backends/pool'
 import { wasmMatmul, wasmSupport } from '../src/backends/wasm'
+import { fastest, type Probe } from '../src/backends/auto'
 import { startNodeWorker } from '../src/backends/threads-node'
 import { manualSeed, random } from '../src/random'
 import { Tensor } from '../src/tensor'
@@ -83,11 +84,31 @@ test('every backend: matmulBatched (3 products, K up to 1024) matches matmulRef 
     }
 })
 
+test('every backend: a bias row is added to every row of C (linear\'s y = x·Wᵀ + b), single and batched, each variant', () => {
+  manualSeed(5)
+  for (const [batch, m, k, n] of [[1, 1, 3, 1], [1, 7, 33, 130], [1, 130, 7, 33], [2, 33, 130, 7], [3, 3, 1024, 9]])
+    for (const flags of FLAGS) {
+      const a = rnd(batch * m * k), b = rnd(batch * k * n), bias = rnd(n)
+      const want = new Float32Array(batch * m * n)
+      for (let t = 0; t < batch; t++) want.set(matmulRef(a.subarray(t * m * k, (t + 1) * m * k), b.subarray(t * k * n, (t + 1) * k * n), m, k, n, flags), t * m * n)
+      for (let i = 0; i < want.length; i++) want[i] += bias[i % n]
+      for (const [name, T] of tables) {
+        const what = `${name} (${batch},${m},${k},${n}) ${JSON.stringify(flags)} + bias`
+        if (batch === 1) assertRelClose(T.matmul(a, b, m, k, n, { ...flags, bias }), want, `${what}: matmul`)
+        assertRelClose(T.matmulBatched(a, b, batch, m, k, n, { ...flags, bias }), want, `${what}: matmulBatched`)
+      }
+    }
+  const [m, k, n] = [130, 257, 66], a = rnd(m * k), b = rnd(k * n), bias = rnd(n)
+  const plain = cpu.matmul(a, b, m, k, n, { transB: true })
+  for (let i = 0; i < plain.length; i++) plain[i] += bias[i % n]
+  assert.equal(Array.from(cpu.matmul(a, b, m, k, n, { transB: true, bias })), Array.from(plain), 'cpu: the bias is added after the product, bit for bit as matmul then addRowInPlace')
+})
+
 test('parallel: workers compute blocks themselves, and the result is bit-identical to the CPU table', () => {
   if (!parallelReady) return console.log(`  (parallel skipped: ${parallelInfo().failure})`)
   manualSeed(3)
   const before = parallelInfo().blocksByWorkers
-  for (const flags of FLAGS) {
+  for (const flags of [...FLAGS, { transB: true, bias: rnd(66) }]) {
     const [m, k, n] = [130, 257, 66]
     const a = rnd(m * k), b = rnd(k * n)
     const got = matmulAllThreads(a, b, 1, m, k, n, flags, { callerWorks: false }) // every block on a worker
@@ -240,6 +261,18 @@ test('auto: times every backend that opens here, installs the fastest (never one
   assert.match(info.reason, /measured on \(n, n, n\) A·Bᵀ \(n = 256 for the TS kernels, 512 for wasm\), warmed, median of 7 alternating rounds: /)
   assert.ok(info.reason.endsWith(`→ ${installed!.path}`) || info.reason.includes(`→ ${installed!.path} (`), info.reason)
   setBackend('cpu')
+})
+
+test('auto: a candidate over 5x slower than one warmed before it gets 3 calls, not 15, and is never chosen', () => {
+  let slowCalls = 0
+  const wait = (ms: number) => { for (const t0 = performance.now(); performance.now() - t0 < ms;) { /* a slow backend */ } }
+  const fast = { name: 'fast', note: '', n: 256, threads: 1, run: (a: Float32Array) => { wait(1); return a } }
+  const slow = { name: 'slow', note: '', n: 256, threads: 1, run: (a: Float32Array) => { slowCalls++; wait(20); return a } }
+  const probes: Probe[] = []
+  assert.is(fastest([fast, slow], probes), 0)
+  assert.is(slowCalls, 3, 'a first call (it may compile), then two that confirm it')
+  assert.match(probes[1].note, /not timed further: over 5× slower/)
+  assert.ok(probes[1].gflops! < probes[0].gflops! / 5, JSON.stringify(probes)) // gflops set for both
 })
 
 test('wasm: setBackend says what runs; products past the memory grow it and stay correct; one thread or all', () => {

@@ -272,6 +272,16 @@ test('elementwise kernels on hand-checkable values', () => {
   }
 })
 
+test('add: every table gives the TS loop\'s sums bit for bit on sizes {1,3,7,33,130} and 1024·130, infinities and NaN included', () => {
+  manualSeed(12)
+  for (const n of [...SIZES, 1024 * 130]) {
+    const a = rnd(n), b = rnd(n)
+    a[0] = Infinity; b[n - 1] = NaN
+    const want = Array.from(cpu.add(a, b))
+    for (const [name, T] of tables) assert.equal(Array.from(T.add(a, b)), want, `${name} add, ${n} elements`)
+  }
+})
+
 test('gelu and geluBackward: every table matches the TS loops on [-12, 12] and at the tails (float32 rounding)', () => {
   const x = Float32Array.from([...Array.from({ length: 4001 }, (_, i) => -12 + (24 * i) / 4000), 0, -0, 1e-30, -1e-30, 88, -88, 100, -100, 1e10, -1e10, 3e38, -3e38, NaN])
   const dy = x.map((_, i) => Math.sin(i))
@@ -284,7 +294,9 @@ test('gelu and geluBackward: every table matches the TS loops on [-12, 12] and a
 test('attentionCausal and its backward: every table matches the TS kernels (odd T, a KV cache, hs not a multiple of 4)', () => {
   manualSeed(9)
   // (B, Tq, Tk, kvRows, H, hs): Tq < Tk is a cache holding earlier positions; kvRows > Tk its unused capacity
-  const shapes = [[1, 1, 1, 1, 1, 4], [2, 3, 3, 3, 2, 4], [1, 7, 7, 7, 3, 8], [2, 1, 7, 9, 2, 8], [1, 5, 33, 40, 2, 12], [3, 33, 33, 33, 1, 3]]
+  // hs 16, 20, 32: the wasm kernels' weighted sums take 16 columns at a time, then the rest one vector at a time
+  const shapes = [[1, 1, 1, 1, 1, 4], [2, 3, 3, 3, 2, 4], [1, 7, 7, 7, 3, 8], [2, 1, 7, 9, 2, 8], [1, 5, 33, 40, 2, 12], [3, 33, 33, 33, 1, 3],
+    [2, 7, 7, 7, 2, 20], [1, 33, 33, 33, 2, 32], [1, 3, 130, 130, 1, 16]]
   for (const [B, Tq, Tk, kvRows, H, hs] of shapes) {
     const C = H * hs, scale = 1 / Math.sqrt(hs)
     const q = rnd(B * Tq * C), k = rnd(B * kvRows * C), v = rnd(B * kvRows * C), dy = rnd(B * Tq * C)
@@ -312,6 +324,25 @@ test('softmaxRows and crossEntropyRows: every table matches the TS kernels on (3
     const got = T.crossEntropyRows(x, t, rows, cols, -100)
     assertClose(got.losses, want.losses, { atol: 2e-6, rtol: 2e-6, what: `${name} crossEntropyRows losses` })
     assertClose(got.probs, want.probs, { atol: 1e-7, rtol: 2e-6, what: `${name} crossEntropyRows probs` })
+  }
+})
+
+test('layerNormRows and its backward: every table matches the TS kernels where cols is a multiple of 4 (the SIMD path)', () => {
+  manualSeed(11)
+  for (const [rows, cols] of [[1, 4], [3, 8], [37, 128]]) {
+    const x = rnd(rows * cols).map((v) => 3 * v + 1), w = rnd(cols), b = rnd(cols), dy = rnd(rows * cols)
+    const want = cpu.layerNormRows(x, w, b, rows, cols, 1e-5)
+    const grads = cpu.layerNormRowsBackward(dy, x, w, want.mean, want.rstd, rows, cols)
+    for (const [name, T] of tables) {
+      const what = `${name} (${rows}, ${cols})`
+      const got = T.layerNormRows(x, w, b, rows, cols, 1e-5)
+      for (const key of ['y', 'mean', 'rstd'] as const) assertClose(got[key], want[key], { atol: 2e-6, rtol: 2e-6, what: `${what} ${key}` })
+      const g = T.layerNormRowsBackward(dy, x, w, want.mean, want.rstd, rows, cols)
+      for (const key of ['dx', 'dw', 'db'] as const) assertClose(g[key], grads[key], { atol: 1e-5, rtol: 1e-5, what: `${what} ${key}` })
+      const frozen = T.layerNormRowsBackward(dy, x, w, want.mean, want.rstd, rows, cols, false)
+      assert.equal(Array.from(frozen.dx), Array.from(g.dx), `${what}: frozen dx`)
+      assert.is(frozen.dw.length + frozen.db.length, 0)
+    }
   }
 })
 

@@ -1,8 +1,10 @@
 // `npm test`: typecheck, then every test/*.test.ts under uvu, then one closing line "N passed, N failed".
 import { spawnSync } from 'node:child_process'
 
+// the library, tests, bench and Node examples; then the playground's page code, under the DOM's types
 const tsc = spawnSync('npx', ['tsc', '--noEmit'], { stdio: 'inherit' })
-if (tsc.status !== 0) {
+const tscWeb = tsc.status === 0 ? spawnSync('npx', ['tsc', '--noEmit', '-p', 'examples/web'], { stdio: 'inherit' }) : tsc
+if (tsc.status !== 0 || tscWeb.status !== 0) {
   console.log('typecheck failed')
   console.log('0 passed, 1 failed')
   process.exit(1)

@@ -22,6 +22,12 @@ const WARM_MS = 60 // per candidate, and at least WARM_CALLS calls
 const TIE = 0.05
 const WARM_CALLS = 8
 const ROUNDS = 7
+/**
+ * A candidate this many times slower than the fastest one warmed before it is not timed further: its rounds could
+ * only confirm the loss. gpu.js on a software WebGL (SwiftShader in headless Chromium) takes 300–460 ms per probe
+ * product against 3–10 ms for the CPU paths, so timing it in full would add seconds to a page's start.
+ */
+const HOPELESS = 5
 
 /** Time each candidate (warmed, then ROUNDS alternating rounds); return the index of the fastest median (ties: fewest threads). */
 export function fastest(candidates: Candidate[], probes: Probe[]): number {
@@ -31,19 +37,31 @@ export function fastest(candidates: Candidate[], probes: Probe[]): number {
     const [a, b] = operands.get(c.n)!  // set above for every candidate's n
     return c.run(a, b, 1, c.n, c.n, c.n, { transB: true })
   }
+  const gflops = (c: Candidate, ms: number) => (2 * c.n ** 3) / ms / 1e6
+  const warm: number[] = [] // GFLOP/s of each candidate's fastest warm-up call after its first (which may compile)
   for (const c of candidates) {
-    for (let calls = 0, t0 = performance.now(); calls < WARM_CALLS || performance.now() - t0 < WARM_MS; calls++) call(c)
+    const best = Math.max(0, ...warm)
+    let fastestCall = Infinity
+    for (let calls = 0, t0 = performance.now(); calls < WARM_CALLS || performance.now() - t0 < WARM_MS; calls++) {
+      const t1 = performance.now()
+      call(c)
+      if (calls >= 1) fastestCall = Math.min(fastestCall, performance.now() - t1)
+      if (calls >= 2 && HOPELESS * gflops(c, fastestCall) < best) break // two calls past the first, both hopeless
+    }
+    warm.push(gflops(c, fastestCall))
   }
-  const times: number[][] = candidates.map(() => [])
+  const timed = warm.map((speed) => HOPELESS * speed >= Math.max(...warm))
+  const times: number[][] = candidates.map((c, i) => (timed[i] ? [] : [(2 * c.n ** 3) / warm[i] / 1e6]))
   for (let round = 0; round < ROUNDS; round++) {
     candidates.forEach((c, i) => {
+      if (!timed[i]) return
       const t0 = performance.now()
       call(c)
       times[i].push(performance.now() - t0)
     })
   }
-  const speeds = times.map((ts, i) => (2 * candidates[i].n ** 3) / ts.sort((x, y) => x - y)[ROUNDS >> 1] / 1e6)
-  candidates.forEach((c, i) => probes.push({ path: c.name, ok: true, gflops: speeds[i], note: c.note }))
+  const speeds = times.map((ts, i) => gflops(candidates[i], ts.sort((x, y) => x - y)[ts.length >> 1]))
+  candidates.forEach((c, i) => probes.push({ path: c.name, ok: true, gflops: speeds[i], note: timed[i] ? c.note : `not timed further: over ${HOPELESS}× slower than the fastest in warm-up` }))
   const best = Math.max(...speeds)
   const tied = candidates.map((c, i) => i).filter((i) => speeds[i] >= (1 - TIE) * best)
   return tied.reduce((x, y) => (candidates[y].threads < candidates[x].threads || (candidates[y].threads === candidates[x].threads && speeds[y] > speeds[x]) ? y : x))

@@ -2,4 +2,4 @@
 import { workerData } from 'node:worker_threads'
 import { gpujsWorker, type BridgeInit } from './gpu-node.js'
 
-await gpujsWorker(workerData as BridgeInit)
+void gpujsWorker(workerData as BridgeInit) // it reports its own failures in the shared memory (no top-level await: bundled as CommonJS from the sources)

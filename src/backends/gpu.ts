@@ -8,9 +8,10 @@
 // the module itself comes from the bridge's loadGpujs() on first use, so Tenny installs and runs without it.
 import type { GPU, IKernelFunctionThis } from 'gpu.js'
 import { matmul as cpuMatmul, matmulBatched as cpuMatmulBatched, transpose2d, type MatmulFlags } from '../kernels/matmul.js'
+import { addRowInPlace } from '../kernels/rows.js'
 
-/** The gpu.js modes Tenny can drive. 'webgpu' and 'webasm-threads' run in a bridge worker. */
-export type GpujsMode = 'webgpu' | 'headlessgl' | 'webasm-threads' | 'webasm' | 'cpu'
+/** The gpu.js modes Tenny can drive. 'webgpu' and 'webasm-threads' run in a bridge worker; 'webgl2' and 'webgl' in browsers (gpu-web.ts). */
+export type GpujsMode = 'webgpu' | 'webgl2' | 'webgl' | 'headlessgl' | 'webasm-threads' | 'webasm' | 'cpu'
 type Variant = 'nn' | 'nt' | 'tn'
 type MatmulTable = { matmul: typeof cpuMatmul; matmulBatched: typeof cpuMatmulBatched }
 type Dims = { M: number; K: number; N: number }
@@ -117,6 +118,13 @@ export class GpuMatmul {
     return out instanceof Promise ? out.then((o: unknown) => flatten(o, batch * m * n)) : flatten(out, batch * m * n)
   }
 
+  /** Has the WebGL context gone (GPU reset, a shader past the OS's time limit)? Then readback gives zeros, silently. */
+  contextLost(): boolean {
+    const context: unknown = Reflect.get(this.gpu, 'context')
+    const isLost: unknown = typeof context === 'object' && context !== null ? Reflect.get(context, 'isContextLost') : undefined
+    return typeof isLost === 'function' && isLost.call(context) === true
+  }
+
   destroy(): void {
     this.cache.clear()
     void this.gpu.destroy()
@@ -142,7 +150,7 @@ let loaded: Gpujs | undefined
 /** The gpu.js module, from the bridge's loader the first time (checked to be gpu.js), then as loaded. */
 function gpujs(): Gpujs {
   if (loaded) return loaded
-  if (!bridge) throw new Error('gpu.js: no loader here; in Node import the `node` entry, which loads gpu.js when a gpujs backend is asked for')
+  if (!bridge) throw new Error('gpu.js: no loader here; in Node import the `node` entry, which loads gpu.js when a gpujs backend is asked for; in a browser bundle call useGpujs(gpujs) with the module you import')
   const module = bridge.loadGpujs()
   if (!isGpujs(module)) throw new Error('gpu.js: the module that loaded has no GPU class (not gpu.js 2?)')
   loaded = module
@@ -163,7 +171,7 @@ export function gpujsCandidates(): { modes: GpujsMode[]; skipped: string } {
   return bridge ? bridge.candidates() : { modes: ['webasm'], skipped: 'webgpu, headlessgl, webasm-threads: need Node\'s entry (src/node.ts)' }
 }
 
-/** Run op(A)·op(B) for `batch` products, synchronously. */
+/** Run op(A)·op(B) for `batch` products, synchronously; flags.bias is not applied here (gpujsTable adds it). */
 export type MatmulRun = (a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, flags: MatmulFlags) => Float32Array
 /** An opened gpu.js path: its mode, a synchronous runner, and how to release it. */
 export type GpujsPath = { mode: GpujsMode; run: MatmulRun; close(): void; /** why it stopped working since it opened ('' if it did not) */ failure(): string }
@@ -180,11 +188,17 @@ export function openGpujs(mode: GpujsMode, { timeoutMs = 30_000, cacheSize = KER
   const { GPU } = gpujs()
   if (mode === 'headlessgl' && !GPU.isHeadlessGLSupported) throw new Error('gpu.js headlessgl: the optional native package `gl` is not installed or has no display (see shared/MEASURED.md §7)')
   if (mode === 'webasm' && !GPU.isWebAssemblySupported) throw new Error('gpu.js webasm: WebAssembly is not supported here')
+  if ((mode === 'webgl2' && !GPU.isWebGL2Supported) || (mode === 'webgl' && !GPU.isWebGLSupported)) throw new Error(`gpu.js ${mode}: no ${mode === 'webgl2' ? 'WebGL 2' : 'WebGL'} context here (a browser page, or a Web Worker with OffscreenCanvas)`)
   const gm = new GpuMatmul(mode, { cacheSize })
+  let lost = '' // once the WebGL context is lost, every product runs on the CPU and failure() says why
   const run: MatmulRun = (a, b, batch, m, k, n, flags) => {
+    const { transA, transB } = flags // no bias: gpujsTable adds it after, to the CPU's result as to the kernel's
+    if (lost) return cpuMatmulBatched(a, b, batch, m, k, n, { transA, transB })
     const c = gm.run(a, b, batch, m, k, n, flags)
     if (c instanceof Promise) throw new Error(`gpu.js ${mode}: kernel answered with a Promise`)
-    return c
+    if (!gm.contextLost()) return c
+    lost = `gpu.js ${mode}: the WebGL context was lost (at a ${batch}×${m}×${k}×${n} product, whose zeros were not used)`
+    return cpuMatmulBatched(a, b, batch, m, k, n, { transA, transB })
   }
   try {
     selfCheck(mode, run)
@@ -192,14 +206,19 @@ export function openGpujs(mode: GpujsMode, { timeoutMs = 30_000, cacheSize = KER
     gm.destroy()
     throw err
   }
-  return { mode, run, close: () => gm.destroy(), failure: () => '' }
+  return { mode, run, close: () => gm.destroy(), failure: () => lost }
 }
 
 /** Kernel-table entries that send products of ≥ minFlops (batch·m·k·n) to `run`, the rest to `fallback`. */
 export function gpujsTable(run: MatmulRun, fallback: MatmulTable, minFlops = GPUJS_MIN_FLOPS): MatmulTable {
+  const biased: MatmulRun = (a, b, batch, m, k, n, flags) => { // gpu.js kernels know no bias: add it after
+    const c = run(a, b, batch, m, k, n, flags)
+    if (flags.bias) addRowInPlace(c, flags.bias, batch * m, n)
+    return c
+  }
   return {
-    matmul: (a, b, m, k, n, flags = {}) => (m * k * n < minFlops ? fallback.matmul(a, b, m, k, n, flags) : run(a, b, 1, m, k, n, flags)),
-    matmulBatched: (a, b, batch, m, k, n, flags = {}) => (batch * m * k * n < minFlops ? fallback.matmulBatched(a, b, batch, m, k, n, flags) : run(a, b, batch, m, k, n, flags)),
+    matmul: (a, b, m, k, n, flags = {}) => (m * k * n < minFlops ? fallback.matmul(a, b, m, k, n, flags) : biased(a, b, 1, m, k, n, flags)),
+    matmulBatched: (a, b, batch, m, k, n, flags = {}) => (batch * m * k * n < minFlops ? fallback.matmulBatched(a, b, batch, m, k, n, flags) : biased(a, b, batch, m, k, n, flags)),
   }
 }
 

@@ -178,7 +178,8 @@ function openFirst(modes: GpujsMode[], options: BackendOptions, probes: Probe[])
 
 /**
  * auto: every backend that opens here, timed side by side (auto.ts); the fastest is installed. gpu.js joins only
- * where a GPU is found: its CPU modes were 2–2.5× slower than one TS core in `npm run bench`.
+ * where a GPU may be (webgpu, headlessgl, or a browser's WebGL): its CPU modes were 2–2.5× slower than one TS
+ * core in `npm run bench`.
  */
 function probeAuto(options: BackendOptions): BackendInfo {
   const probes: Probe[] = []
@@ -192,7 +193,7 @@ function probeAuto(options: BackendOptions): BackendInfo {
   consider('parallel', {})
   consider('wasm', { threads: 1 })
   if (tried.some((t) => t.backend === 'parallel')) consider('wasm', {})
-  if (candidates([]).some((mode) => mode === 'webgpu' || mode === 'headlessgl')) consider('gpujs', {})
+  if (candidates([]).some((mode) => mode === 'webgpu' || mode === 'headlessgl' || mode === 'webgl2' || mode === 'webgl')) consider('gpujs', {})
   const label = (t: Installed) => (t.backend === 'gpujs' ? `gpujs ${t.gpujsMode}` : `${t.backend} (${t.threads} thread${t.threads > 1 ? 's' : ''})`)
   const list: Candidate[] = tried.map((t) => ({ name: label(t), note: '', threads: t.threads, n: t.backend === 'wasm' ? SIMD_PROBE_SIZE : PROBE_SIZE, run: (a, b, batch, m, k, n, flags = {}) => t.table.matmulBatched(a, b, batch, m, k, n, flags) }))
   const best = tried[fastest(list, probes)]

@@ -2,6 +2,7 @@
 // of C (matmulNT's unroll) from one shared counter, so a slow or late worker only means the caller takes more.
 // Every block runs matmulNT on the same operands the CPU table would use: results are bit-identical.
 import { matmulNT, transpose2d, matmul as cpuMatmul, matmulBatched as cpuMatmulBatched, type MatmulFlags } from '../kernels/matmul.js'
+import { addRowInPlace } from '../kernels/rows.js'
 import type { Kernels } from '../kernels/index.js'
 import { WorkerEnd, PARAMS, DATA_BYTE, sharedPool, startPool, poolInfo } from './pool.js'
 
@@ -55,13 +56,14 @@ function worthSharing(batch: number, m: number, k: number, n: number): boolean {
  * `batch` products op(A_i)·op(B_i) on all threads whatever their size (the table entries above add the
  * threshold). Lays out A' (batch, m, k), B' (batch, n, k) and C (batch, m, n) in shared memory, A' and B'
  * being the operands matmulNT wants (op(A) and op(B)ᵀ, row-major), then splits C into blocks of rows.
- * callerWorks = false leaves every block to the workers (tests use it to prove the workers compute).
+ * flags.bias is added after, as on the CPU. callerWorks = false leaves every block to the workers (tests use it to prove the workers compute).
  */
-export function matmulAllThreads(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, { transA = false, transB = false }: MatmulFlags = {}, { callerWorks = true } = {}): Float32Array {
+export function matmulAllThreads(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, flags: MatmulFlags = {}, { callerWorks = true } = {}): Float32Array {
+  const { transA = false, transB = false, bias } = flags
   const p = sharedPool()
   const aSize = batch * m * k, bSize = batch * n * k, cSize = batch * m * n
   const data = p && !p.failure ? p.reserve(aSize + bSize + cSize) : null
-  if (!p || !data) return cpuMatmulBatched(a, b, batch, m, k, n, { transA, transB })
+  if (!p || !data) return cpuMatmulBatched(a, b, batch, m, k, n, flags)
   p.start() // lazily, once; until the workers are up the caller takes every block
   for (let t = 0; t < batch; t++) {
     const aT = a.subarray(t * m * k, (t + 1) * m * k), bT = b.subarray(t * k * n, (t + 1) * k * n)
@@ -80,9 +82,11 @@ export function matmulAllThreads(a: Float32Array, b: Float32Array, batch: number
   try {
     p.join(taken)
   } catch {
-    return cpuMatmulBatched(a, b, batch, m, k, n, { transA, transB }) // the pool is retired; parallelInfo() says why
+    return cpuMatmulBatched(a, b, batch, m, k, n, flags) // the pool is retired; parallelInfo() says why
   }
-  return data.slice(aSize + bSize, aSize + bSize + cSize)
+  const c = data.slice(aSize + bSize, aSize + bSize + cSize)
+  if (bias) addRowInPlace(c, bias, batch * m, n) // as the CPU table does, so the results stay bit-identical
+  return c
 }
 
 /** Take blocks of rows from the shared counter until none is left; each is one matmulNT call. Returns blocks done. */

@@ -34,6 +34,7 @@ export function threadSpawner(): ThreadSpawner | { failure: string } {
 
 type WebWorker = { postMessage(message: unknown): void; terminate(): void; addEventListener(type: 'error', listener: (e: { message?: string }) => void): void }
 type WebWorkerClass = new (url: URL, options: { type: 'module' }) => WebWorker
+declare const Worker: WebWorkerClass // the DOM's, present in browsers (checked before use); not in the ES2022 library
 
 /**
  * Web Workers, where they can share memory and the caller can block on them: a cross-origin-isolated page
@@ -51,7 +52,9 @@ function webWorkers(): ThreadSpawner | { failure: string } {
     cores: () => (typeof concurrency === 'number' ? concurrency : 1),
     canWaitForStart: false, // a new worker may need this thread's event loop to start
     spawn(init, onError) {
-      const worker = new (WorkerClass as WebWorkerClass)(new URL('./worker-web.js', import.meta.url), { type: 'module' })
+      // NOTE: written as `new Worker(new URL(…, import.meta.url))` so bundlers (Vite, webpack, esbuild's
+      // plugins) see it and bundle the worker's own imports; any other spelling ships a URL that 404s
+      const worker = new Worker(new URL('./worker-web.js', import.meta.url), { type: 'module' })
       worker.addEventListener('error', (e) => onError(e.message ?? 'the worker failed to load'))
       worker.postMessage(init)
       return worker

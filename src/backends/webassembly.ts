@@ -13,5 +13,6 @@ type WebAssemblyApi = {
   validate(bytes: Uint8Array): boolean
 }
 
+const found: unknown = Reflect.get(globalThis, 'WebAssembly') // unknown first: with the DOM library its type is the DOM's, whose Module takes only an ArrayBuffer-backed view
 /** The runtime's WebAssembly namespace, or undefined where there is none. */
-export const webAssembly: WebAssemblyApi | undefined = Reflect.get(globalThis, 'WebAssembly')
+export const webAssembly = found as WebAssemblyApi | undefined

@@ -1,8 +1,9 @@
 // Matrix products on row-major Float32Arrays. matmulRef is the oracle; NN, NT and TN are the fast
 // variants, one per transpose case, so every backward product is a single call. All three run matmulNT's
 // dot products: NN and TN first copy an operand transposed (k·n or k·m floats, small next to m·k·n).
+import { addRowInPlace } from './rows.js'
 
-export type MatmulFlags = { transA?: boolean; transB?: boolean }
+export type MatmulFlags = { transA?: boolean; transB?: boolean; /** a row (n) added to every row of C: linear's bias */ bias?: Float32Array }
 
 /** Reference: C = op(A)·op(B), op(A) (m, k), op(B) (k, n). Slow, obviously right; the tests' oracle. */
 export function matmulRef(a: Float32Array, b: Float32Array, m: number, k: number, n: number, { transA = false, transB = false }: MatmulFlags = {}): Float32Array {
@@ -111,20 +112,22 @@ export function matmulInto(a: Float32Array, b: Float32Array, c: Float32Array, m:
   else matmulNT(transpose2d(a, k, m), b, c, m, k, n) // Aᵀ·Bᵀ is rare: materialize Aᵀ once
 }
 
-/** C = op(A)·op(B): op(A) (m, k), op(B) (k, n), C (m, n). */
-export function matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number, { transA = false, transB = false }: MatmulFlags = {}): Float32Array {
+/** C = op(A)·op(B) (+ bias on every row): op(A) (m, k), op(B) (k, n), C (m, n). */
+export function matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number, { transA = false, transB = false, bias }: MatmulFlags = {}): Float32Array {
   const c = new Float32Array(m * n)
   matmulInto(a, b, c, m, k, n, transA, transB)
+  if (bias) addRowInPlace(c, bias, m, n)
   return c
 }
 
-/** `batch` independent products, each op(A_i) (m, k) · op(B_i) (k, n); A and B hold their matrices back to back. */
-export function matmulBatched(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, { transA = false, transB = false }: MatmulFlags = {}): Float32Array {
+/** `batch` independent products, each op(A_i) (m, k) · op(B_i) (k, n) (+ bias on every row); A and B hold their matrices back to back. */
+export function matmulBatched(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, { transA = false, transB = false, bias }: MatmulFlags = {}): Float32Array {
   const c = new Float32Array(batch * m * n)
   for (let t = 0; t < batch; t++) {
     const aT = a.subarray(t * m * k, (t + 1) * m * k)
     const bT = b.subarray(t * k * n, (t + 1) * k * n)
     matmulInto(aT, bT, c.subarray(t * m * n, (t + 1) * m * n), m, k, n, transA, transB)
   }
+  if (bias) addRowInPlace(c, bias, batch * m, n)
   return c
 }

@@ -15,7 +15,7 @@ function setup(f: FunctionBody, names: string[]): Locals {
   if (names.some((name) => I32_LOCALS.includes(name))) throw new Error('attention kernel: a parameter shares a local\'s name')
   const L: Locals = Object.fromEntries(names.map((name, i) => [name, i]))
   for (const name of I32_LOCALS) L[name] = f.local('i32')
-  for (const name of ['a', 'acc', 'e', 'm']) L[name] = f.local('v128')
+  for (const name of ['a', 'acc', 'acc1', 'acc2', 'acc3', 'wv', 'e', 'm']) L[name] = f.local('v128')
   for (const name of ['mx', 'total']) L[name] = f.local('f32')
   return L
 }
@@ -42,51 +42,50 @@ function transpose(f: FunctionBody, rows: number, T: number, L: Locals): void {
   })
 }
 
-/**
- * out[0 .. 4n) = Σ_d splat(x[d]) · T[d][0 .. 4n): a row of dot products x·row_j, four j per step:
- *   for (let jv = 0; jv < n; jv++) out[jv] = 0
- *   for (let d = 0; d < hs; d++) { const a = splat(x[d]); for (let jv = 0; jv < n; jv++) out[jv] += a · T[d][jv] }
- */
-function dotRows(f: FunctionBody, x: number, T: number, out: number, L: Locals): void {
-  f.forLoop(L.jv, () => f.i32(0), () => f.get(L.n), () => {
-    address(f, out, L.jv, () => f.i32(V128))
-    f.zero().mem('v128.store')
-  })
-  f.forLoop(L.d, () => f.i32(0), () => f.get(L.hs), () => {
-    address(f, x, L.d, () => f.i32(F32))
-    f.mem('v128.load32_splat').set(L.a)
-    address(f, T, L.d, () => f.get(L.TkPad).i32(F32).op('i32.mul')) // &T[d][0]
-    f.set(L.tp)
-    f.get(out).set(L.op)
-    f.forLoop(L.jv, () => f.i32(0), () => f.get(L.n), () => {
-      f.get(L.op).get(L.op).mem('v128.load').get(L.a).get(L.tp).mem('v128.load').op('f32x4.mul').op('f32x4.add').mem('v128.store')
-      f.get(L.op).i32(V128).op('i32.add').set(L.op)
-      f.get(L.tp).i32(V128).op('i32.add').set(L.tp)
-    })
-  })
-}
+/** A weighted sum of rows: its weights (wStride bytes apart), its rows (rowStride bytes apart) and how many columns. */
+type Sum = { w: number; wStride: () => void; rows: number; rowStride: () => void; width: () => void }
 
 /**
- * out[dc..dc+3] = Σ_{idx = lo}^{hi − 1} splat(w[idx]) · rows[idx][dc..dc+3] for each vector of hs: a weighted sum of rows,
- * with weights wStride bytes apart (a row of probabilities or ds: 4; a column of them: 4·TkPad).
+ * out[c..c+3] = Σ_{idx = lo}^{hi − 1} splat(w[idx]) · rows[idx][c..c+3] for c = 0, 4, … < width (lo, hi: locals L.lo,
+ * L.hi). The weights are a row of probabilities or ds (stride 4), a column of them (4·TkPad), or a query (4) against
+ * the rows of kT. Four vectors (16 columns) at a time while they fit, then one: four independent sums keep the adds
+ * from waiting on each other, and each weight is loaded once for the four.
  */
-function weightedRows(f: FunctionBody, w: number, wStride: () => void, rows: number, out: number, L: Locals): void {
-  f.forLoop(L.dc, () => f.i32(0), () => f.get(L.hs), () => { // dc: the vector's first column
-    f.zero().set(L.acc)
-    address(f, w, L.lo, wStride)
-    f.set(L.wp)
-    address(f, rows, L.lo, () => f.get(L.rowBytes))
-    f.get(L.dc).i32(F32).op('i32.mul').op('i32.add').set(L.rp)
-    f.forLoop(L.idx, () => f.get(L.lo), () => f.get(L.hi), () => {
-      f.get(L.acc).get(L.wp).mem('v128.load32_splat').get(L.rp).mem('v128.load').op('f32x4.mul').op('f32x4.add').set(L.acc)
-      f.get(L.wp)
-      wStride()
-      f.op('i32.add').set(L.wp)
-      f.get(L.rp).get(L.rowBytes).op('i32.add').set(L.rp)
-    })
-    f.get(out).get(L.dc).i32(F32).op('i32.mul').op('i32.add').get(L.acc).mem('v128.store')
-  }, 4)
+function weightedRows(f: FunctionBody, sum: Sum, out: number, L: Locals): void {
+  f.forLoop(L.dc, () => f.i32(0), () => { sum.width(); f.i32(12).op('i32.sub') }, () => weightedColumns(f, sum, out, L, 4), 16) // dc + 16 ≤ width
+  f.forLoop(L.dc, () => f.get(L.dc), sum.width, () => weightedColumns(f, sum, out, L, 1), 4) // the rest, from where dc stopped
 }
+
+/** weightedRows for `vectors` vectors from column dc: sums in acc, acc1, … */
+function weightedColumns(f: FunctionBody, { w, wStride, rows, rowStride }: Sum, out: number, L: Locals, vectors: number): void {
+  const acc = [L.acc, L.acc1, L.acc2, L.acc3].slice(0, vectors)
+  for (const a of acc) f.zero().set(a)
+  address(f, w, L.lo, wStride)
+  f.set(L.wp)
+  address(f, rows, L.lo, rowStride)
+  f.get(L.dc).i32(F32).op('i32.mul').op('i32.add').set(L.rp)
+  f.forLoop(L.idx, () => f.get(L.lo), () => f.get(L.hi), () => {
+    f.get(L.wp).mem('v128.load32_splat').set(L.wv)
+    acc.forEach((a, g) => f.get(a).get(L.wv).get(L.rp).mem('v128.load', g * V128).op('f32x4.mul').op('f32x4.add').set(a))
+    f.get(L.wp)
+    wStride()
+    f.op('i32.add').set(L.wp)
+    f.get(L.rp)
+    rowStride()
+    f.op('i32.add').set(L.rp)
+  })
+  acc.forEach((a, g) => f.get(out).get(L.dc).i32(F32).op('i32.mul').op('i32.add').get(a).mem('v128.store', g * V128))
+}
+
+/** out[0 .. 4n) = x·T[·][0 .. 4n) = Σ_d splat(x[d]) · T[d][0 .. 4n): a row of dot products x·row_j, as a weighted sum of T's rows. */
+function dotRows(f: FunctionBody, x: number, T: number, out: number, L: Locals): void {
+  f.i32(0).set(L.lo)
+  f.get(L.hs).set(L.hi)
+  weightedRows(f, { w: x, wStride: () => f.i32(F32), rows: T, rowStride: () => f.get(L.TkPad).i32(F32).op('i32.mul'), width: () => f.get(L.n).i32(4).op('i32.mul') }, out, L)
+}
+
+/** Σ_j w_j·row_j over rows of q, k, v or dy (rowBytes apart), hs columns. */
+const rowsOf = (f: FunctionBody, w: number, wStride: () => void, rows: number, L: Locals): Sum => ({ w, wStride, rows, rowStride: () => f.get(L.rowBytes), width: () => f.get(L.hs) })
 
 /** The four lanes of local v combined by `op` into one f32 on the stack. */
 function across(f: FunctionBody, v: number, op: 'f32.add' | 'f32.max'): void {
@@ -157,7 +156,7 @@ export function attentionForwardKernel(): FunctionBody {
     })
     f.i32(0).set(L.lo)
     f.get(L.last).i32(1).op('i32.add').set(L.hi)
-    weightedRows(f, L.row, () => f.i32(F32), L.v, L.yi, L) // y_i = Σ_j p_ij·v_j
+    weightedRows(f, rowsOf(f, L.row, () => f.i32(F32), L.v, L), L.yi, L) // y_i = Σ_j p_ij·v_j
   })
   return f
 }
@@ -191,7 +190,7 @@ export function attentionBackwardKernel(): FunctionBody {
     })
     f.i32(0).set(L.lo)
     f.get(L.last).i32(1).op('i32.add').set(L.hi)
-    weightedRows(f, L.row, () => f.i32(F32), L.k, L.yi, L) // dq_i = Σ_j ds_ij·k_j
+    weightedRows(f, rowsOf(f, L.row, () => f.i32(F32), L.k, L), L.yi, L) // dq_i = Σ_j ds_ij·k_j
   })
   f.forLoop(L.j, () => f.i32(0), () => f.get(L.Tk), () => { // dk_j and dv_j over the queries that see key j
     f.get(L.j).get(L.shift).op('i32.sub').set(L.lo)
@@ -203,10 +202,10 @@ export function attentionBackwardKernel(): FunctionBody {
     }
     address(f, L.dk, L.j, () => f.get(L.rowBytes))
     f.set(L.yi)
-    weightedRows(f, column(L.ds), () => f.get(L.TkPad).i32(F32).op('i32.mul'), L.q, L.yi, L)
+    weightedRows(f, rowsOf(f, column(L.ds), () => f.get(L.TkPad).i32(F32).op('i32.mul'), L.q, L), L.yi, L)
     address(f, L.dv, L.j, () => f.get(L.rowBytes))
     f.set(L.yi)
-    weightedRows(f, column(L.probs), () => f.get(L.TkPad).i32(F32).op('i32.mul'), L.dy, L.yi, L)
+    weightedRows(f, rowsOf(f, column(L.probs), () => f.get(L.TkPad).i32(F32).op('i32.mul'), L.dy, L), L.yi, L)
   })
   return f
 }

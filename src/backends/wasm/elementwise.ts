@@ -20,6 +20,14 @@ export function eachVector(f: FunctionBody, pointers: number[], count: number, b
   })
 }
 
+/** add(a, b, dst, count): dst[i] = a[i] + b[i], as kernels/elementwise.ts's add. */
+export function addKernel(): FunctionBody {
+  const f = new FunctionBody(['i32', 'i32', 'i32', 'i32'])
+  const [a, b, dst, count] = [0, 1, 2, 3]
+  eachVector(f, [a, b, dst], count, () => f.get(dst).get(a).mem('v128.load').get(b).mem('v128.load').op('f32x4.add').mem('v128.store'))
+  return f
+}
+
 /**
  * y = e^x in each lane; x is overwritten. Cephes' expf, max relative error ~1.5e-7 (float32 rounding is 6e-8):
  *   x = clamp(x, −87.34, 88.72)                   // at 88.72, 2ⁿ below is ∞ and so is e^x
@@ -30,7 +38,7 @@ export function eachVector(f: FunctionBody, pointers: number[], count: number, b
 export function exp(f: FunctionBody, x: number, y: number): void {
   const n = f.local('v128'), under = f.local('v128')
   f.get(x).splat(-87.33654).op('f32x4.lt').set(under)
-  f.get(x).splat(88.72283).op('f32x4.min').splat(-87.33654).op('f32x4.max').set(x)
+  f.get(x).splat(88.72283).op('f32x4.pmin').splat(-87.33654).op('f32x4.pmax').set(x)
   f.get(x).splat(Math.LOG2E).op('f32x4.mul').op('f32x4.nearest').set(n)
   f.get(x).get(n).splat(0.693359375).op('f32x4.mul').op('f32x4.sub').get(n).splat(-2.12194440e-4).op('f32x4.mul').op('f32x4.sub').set(x)
   f.splat(1.9875691500e-4)
@@ -77,7 +85,7 @@ export function geluBackwardKernel(): FunctionBody {
   const x = f.local('v128'), e = f.local('v128'), s = f.local('v128'), xc = f.local('v128')
   eachVector(f, [src, dy, dst], count, () => {
     f.get(src).mem('v128.load').set(x)
-    f.get(x).splat(20).op('f32x4.min').splat(-20).op('f32x4.max').set(xc)
+    f.get(x).splat(20).op('f32x4.pmin').splat(-20).op('f32x4.pmax').set(xc)
     geluExp(f, x, e)
     f.splat(1).splat(1).splat(1).get(e).op('f32x4.div').op('f32x4.add').op('f32x4.div').set(s) // s = 1/(1 + 1/e)
     f.get(dst).get(s)

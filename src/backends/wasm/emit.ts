@@ -57,6 +57,9 @@ const OPCODES = {
   'f32x4.abs': [0xfd, ...u32(0xe0)], 'f32x4.neg': [0xfd, ...u32(0xe1)], 'f32x4.sqrt': [0xfd, ...u32(0xe3)],
   'f32x4.add': [0xfd, ...u32(0xe4)], 'f32x4.sub': [0xfd, ...u32(0xe5)], 'f32x4.mul': [0xfd, ...u32(0xe6)], 'f32x4.div': [0xfd, ...u32(0xe7)],
   'f32x4.min': [0xfd, ...u32(0xe8)], 'f32x4.max': [0xfd, ...u32(0xe9)],
+  // pmin(a, b) = b < a ? b : a and pmax(a, b) = a < b ? b : a: one x64 instruction each (min/max also order
+  // −0 < +0 and propagate NaN from either side, which costs V8 several), and a NaN in a stays
+  'f32x4.pmin': [0xfd, ...u32(0xea)], 'f32x4.pmax': [0xfd, ...u32(0xeb)],
   'i32x4.trunc_sat_f32x4_s': [0xfd, ...u32(0xf8)],
 } satisfies Record<string, number[]>
 export type OpName = keyof typeof OPCODES

@@ -1,31 +1,9 @@
-// Packing for the SIMD microkernel (matmul.ts), in plain TypeScript: op(A) into blocks of 4 rows and op(B) into
-// panels of 8 columns, both p-major, so the kernel's loads are contiguous; the transpose flags are absorbed here
-// (each case reads its operand in storage order). Rows and columns past m and n are packed as zeros.
+// Packing for the SIMD microkernel (matmul.ts), in plain TypeScript: op(B) into panels of 8 columns, p-major, so
+// the kernel's two loads per p are contiguous; the transpose flag is absorbed here (each case reads B in storage
+// order). Columns past n are packed as zeros. A needs no packing: the kernel reads it in place through strides.
 
 /** Shapes of one call: `batch` products of op(A) (m, k) · op(B) (k, n); m in blocks of 4, n in panels of 8. */
 export type Layout = { batch: number; m: number; k: number; n: number; mBlocks: number; nPanels: number }
-
-/**
- * Blocks ib0 .. ib1 of batch entry t: dst[at + ((t·mBlocks + ib)·k + p)·4 + r] = op(A_t)[4·ib + r][p], 0 past
- * row m. A_t is stored (m, k) from a[src], or (k, m) when transA.
- */
-export function packA(a: Float32Array, src: number, transA: boolean, { m, k, mBlocks }: Layout, t: number, ib0: number, ib1: number, dst: Float32Array, at: number): void {
-  for (let ib = ib0; ib < ib1; ib++) {
-    const block = at + (t * mBlocks + ib) * k * 4, rows = Math.min(4, m - ib * 4)
-    if (transA) { // A_t (k, m): the block's 4 values at each p are contiguous in row p of A
-      for (let p = 0; p < k; p++) {
-        const from = src + p * m + ib * 4, to = block + p * 4
-        for (let r = 0; r < rows; r++) dst[to + r] = a[from + r]
-      }
-    } else { // A_t (m, k): each of the block's rows is contiguous
-      for (let r = 0; r < rows; r++) {
-        const from = src + (ib * 4 + r) * k
-        for (let p = 0; p < k; p++) dst[block + p * 4 + r] = a[from + p]
-      }
-    }
-    for (let r = rows; r < 4; r++) for (let p = 0; p < k; p++) dst[block + p * 4 + r] = 0 // rows past m
-  }
-}
 
 /**
  * dst[at + ((t·nPanels + jb)·k + p)·8 + c] = op(B_t)[p][8·jb + c], 0 past column n. Returns the float offset after it.

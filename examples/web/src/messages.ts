@@ -1,0 +1,40 @@
+// What the page (main.ts) and the model's Web Worker (worker.ts) say to each other: plain objects, posted.
+
+/** LoRA settings, named as PEFT's LoraConfig and mlx-lm's lora config name them. */
+export type Settings = {
+  rank: number // r
+  alpha: number // lora_alpha: the update is scaled by alpha / rank
+  targets: string[] // target_modules: which Linear layers get an adapter
+  learningRate: number
+  iters: number // optimizer steps
+  batchSize: number
+}
+
+/** What the page asks of the worker. */
+export type Request =
+  | { type: 'ask'; prompt: string; temperature: number; strength: number }
+  | { type: 'train'; settings: Settings }
+  | { type: 'stop' }
+  | { type: 'download'; layout: Layout }
+  | { type: 'load'; files: Record<string, Uint8Array> }
+
+/** The three adapter layouts: Tenny's own, Hugging Face PEFT's, mlx-lm's. */
+export type Layout = 'tenny' | 'peft' | 'mlx'
+export const LAYOUT_NAMES: Record<Layout, string> = { tenny: "Tenny's layout", peft: "PEFT's layout", mlx: "mlx-lm's layout" }
+
+/** Per adapted layer: what ΔW = scale·B·A turned out to be (nn.loraReport). */
+export type LayerReport = { path: string; rank: number; deltaRank: number; singularValues: number[]; relativeNorm: number }
+
+/** The kernels that run, in words, and their measured speed. */
+export type BackendSummary = { name: string; detail: string; gflops: number | null; reason: string; threads: string }
+
+/** What the worker tells the page. */
+export type Reply =
+  | { type: 'ready'; backend: BackendSummary; model: string; data: string; defaultTargets: string[] }
+  | { type: 'answer'; prompt: string; text: string; strength: number; adapted: boolean }
+  | { type: 'progress'; step: number; iters: number; trainLoss: number; validLoss: number | null; tokensPerSecond: number; etaSeconds: number }
+  | { type: 'trained'; steps: number; seconds: number; stopped: boolean; report: LayerReport[] }
+  | { type: 'loaded'; what: string; report: LayerReport[] }
+  | { type: 'files'; layout: Layout; files: Record<string, Uint8Array> }
+  | { type: 'status'; text: string }
+  | { type: 'error'; text: string; training: boolean }
