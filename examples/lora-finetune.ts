@@ -24,6 +24,7 @@ type Losses = { train: number; valid: number; test: number }
 type Run = {
   train: [number, number][]; valid: [number, number][]; steps: number; keptStep: number
   before: Losses; final: Losses; kept: Losses; seconds: number; tokens: number; interrupted: boolean
+  examples: { train: number; valid: number; test: number }
 }
 
 async function main(): Promise<void> {
@@ -41,9 +42,12 @@ async function main(): Promise<void> {
   attachAdapters(model, flags, folder, basePath)
   if (baseAnswer !== null) show(flags, flags.base === undefined ? 'Base model (knows English, not Tenny)' : `Base model (${shown(basePath)})`, baseAnswer)
 
-  const run = flags.train ? await train(model, data!, flags, before!) : null
-  if (run) {
+  let run: Run | null = null
+  if (flags.train) {
+    const ctrlC = stopOnCtrlC('Ctrl-C: stopping after this step and saving the best adapters so far') // until saved
+    run = await train(model, data!, flags, before!, ctrlC)
     save(model, tokenizer, flags, run, folder!, basePath)
+    ctrlC.release()
     if (run.interrupted) process.exit(130)
     if (!flags.full) report(model)
   }
@@ -176,14 +180,14 @@ const setStrength = (model: nn.GPT, strength: number) => nn.setAdapters(model, {
  * --steps-per-eval steps the validation loss decides which adapters to keep (the lowest so far); --patience stops
  * when it has not improved for that many evaluations. Ctrl-C stops after the current step; the best are kept.
  */
-async function train(model: nn.GPT, data: Data, flags: Flags, before: Losses): Promise<Run> {
+async function train(model: nn.GPT, data: Data, flags: Flags, before: Losses, ctrlC: { stopped(): boolean }): Promise<Run> {
   const params = model.trainableParameters()
   const opt = new optim.AdamW(params, { lr: flags.lr, weightDecay: 0 })
   const schedule = optim.cosineSchedule({ lr: flags.lr, warmupSteps: Math.min(10, flags.iters), totalSteps: flags.iters, minLr: flags.lr / 10 })
   const batches = new Batcher(data.train, flags.batchSize)
-  const run: Run = { train: [[0, before.train]], valid: [[0, before.valid]], steps: 0, keptStep: 0, before, final: before, kept: before, seconds: 0, tokens: 0, interrupted: false }
+  const run: Run = { train: [[0, before.train]], valid: [[0, before.valid]], steps: 0, keptStep: 0, before, final: before, kept: before, seconds: 0, tokens: 0, interrupted: false,
+    examples: { train: data.train.length, valid: data.valid.length, test: data.test.length } }
   let best = { loss: before.valid, weights: snapshot(params) }, stale = 0, window: number[] = []
-  const ctrlC = stopOnCtrlC('Ctrl-C: stopping after this step and saving the best adapters so far')
   console.log(`\nFine-tuning for ${flags.iters} steps, ${flags.batchSize} examples per step (Ctrl-C stops early and saves the adapters)`)
   const evalPoint = () => { // the train loss since the last point, the validation loss now, and the best so far
     run.train.push([run.steps, window.reduce((a, b) => a + b, 0) / window.length])
@@ -216,7 +220,6 @@ async function train(model: nn.GPT, data: Data, flags: Flags, before: Losses): P
   run.final = losses(model, data)
   restore(params, best.weights)
   run.kept = run.keptStep === run.steps ? run.final : losses(model, data)
-  ctrlC.release()
   const why = run.interrupted ? 'Interrupted after' : run.steps < flags.iters ? `Stopped early (--patience ${flags.patience}) after` : 'Trained'
   console.log(`${why} ${run.steps} steps in ${run.seconds.toFixed(0)} s (${(run.tokens / run.seconds).toFixed(0)} tokens/s)`)
   console.log(`Kept the ${flags.full ? 'weights' : 'adapters'} of step ${run.keptStep}: validation loss ${best.loss.toFixed(3)}, the lowest (step ${run.steps}: ${run.final.valid.toFixed(3)})`)
@@ -245,7 +248,7 @@ function save(model: nn.GPT, tokenizer: CharTokenizer, flags: Flags, run: Run, f
   const file = join(folder, flags.full ? 'full-model.safetensors' : ADAPTERS)
   if (flags.full) saveBase(file, model, tokenizer, { fineTunedFrom: shown(basePath), steps: String(run.keptStep) })
   else nn.saveAdapters(file, model)
-  writeRun(folder, basePath, { training, before: run.before, final: run.final, kept: run.kept, train: run.train, valid: run.valid })
+  writeRun(folder, basePath, { training, examples: run.examples, before: run.before, final: run.final, kept: run.kept, train: run.train, valid: run.valid })
   console.log(`Saved ${flags.full ? 'the fine-tuned model' : 'the adapters'} of step ${run.keptStep} to ${shown(file)}`)
 }
 

@@ -32,7 +32,7 @@ Files:
   --no-adapter             answer (and --test) with the base alone, e.g. a fused model as --base
 Training:
   --iters N                optimizer steps (default 1000)
-  --batch-size N           examples per step (default 8)
+  --batch-size N           examples per step (default 16)
   --lr X                   peak learning rate; warmup, then cosine decay to a tenth (default 1e-2)
   --rank N, --alpha X      LoRA rank and alpha; scale = alpha / rank (default 32, 64)
   --lora-layers N          adapt the last N blocks (default: all)
@@ -92,7 +92,7 @@ export function parseFlags(argv: string[]): Flags | 'help' {
     strength: num('adapter-strength', '1'),
     base: v.base, data: v.data ?? join(examples, 'data'), adapterPath: v['adapter-path'], resume: v['resume-adapter-file'], noAdapter: !!v['no-adapter'],
     iters: num('iters', '1000', { integer: true, min: 1 }),
-    batchSize: num('batch-size', '8', { integer: true, min: 1 }),
+    batchSize: num('batch-size', '16', { integer: true, min: 1 }),
     lr: num('lr', '1e-2', { min: 0 }),
     rank: num('rank', '32', { integer: true, min: 1 }),
     alpha: num('alpha', '64'),
