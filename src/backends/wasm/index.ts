@@ -7,7 +7,7 @@ import { matmul as cpuMatmul, matmulBatched as cpuMatmulBatched, type MatmulFlag
 import type { Kernels } from '../../kernels/index.js'
 import { DATA_BYTE, PARAMS, growTo, sharedPool, type WorkerEnd } from '../pool.js'
 import { instantiate, singleThread, poolThreads, type Panel } from './module.js'
-import { elementwiseKernels, attentionKernels, softmaxKernels, layerNormKernels } from './kernels.js'
+import { elementwiseKernels, attentionKernels, softmaxKernels, layerNormKernels, reduceKernels } from './kernels.js'
 import { packB, unpackC, type Layout } from './pack.js'
 
 export { wasmSupport, kernelBytes } from './module.js'
@@ -136,7 +136,7 @@ export function wasmJob(end: WorkerEnd): void {
  * everySize sends every product to the SIMD kernel (and to the threads, if any), as the tests do.
  */
 export function wasmKernels({ threads, everySize = false }: { threads: boolean; everySize?: boolean }): Pick<Kernels, 'matmul' | 'matmulBatched'> & Partial<Kernels> {
-  return { ...matmulKernels(threads, everySize), ...elementwiseKernels(everySize), ...attentionKernels(everySize), ...softmaxKernels(everySize), ...layerNormKernels(everySize) }
+  return { ...matmulKernels(threads, everySize), ...elementwiseKernels(everySize), ...attentionKernels(everySize), ...softmaxKernels(everySize), ...layerNormKernels(everySize), ...reduceKernels(everySize) }
 }
 
 function matmulKernels(threads: boolean, everySize: boolean): Pick<Kernels, 'matmul' | 'matmulBatched'> {
