@@ -115,7 +115,7 @@ export function wasmMatmul(a: Float32Array, b: Float32Array, batch: number, m: n
   const taken = pool.post(WASM_PANELS)
   runItems(ctl, memory, module.run.panel)
   try {
-    pool.join(taken)
+    pool.join(taken, { takeBack: true }) // every item is taken: a worker that has not woken yet is not waited for
   } catch {
     return cpuMatmulBatched(a, b, batch, m, k, n, flags) // the pool is retired; its failure says why
   }
