@@ -9,7 +9,7 @@ import { addKernel, geluKernel, geluBackwardKernel, softmaxRowsKernel } from './
 import { attentionForwardKernel, attentionBackwardKernel } from './attention.js'
 import { layerNormKernel, layerNormBackwardKernel, sumAxisKernel } from './rows.js'
 
-export type Panel = (a: number, aRow: number, aStep: number, bPanel: number, bStep: number, cPanel: number, mBlocks: number, kc: number, ldc: number) => void
+export type Panel = (a: number, aRow: number, aStep: number, bPanel: number, bStep: number, cPanel: number, init: number, mBlocks: number, kc: number, ldc: number) => void
 /** The module's exports: byte addresses and counts in, nothing out (results are written to memory). */
 export type Exports = {
   panel: Panel
