@@ -13,7 +13,7 @@ import { matmulRef } from '../src/kernels/matmul'
 import { setBackend, backendInfo } from '../src/node' // Node's entry: installs worker_threads and gpu.js's bridge
 import { matmulAllThreads, startParallel, parallelInfo } from '../src/backends/parallel'
 import { openGpujs, gpujsTable, GpuMatmul, KernelCache, type GpujsMode, type GpujsPath } from '../src/backends/gpu'
-import { WorkerPool, sharedMemory } from '../src/backends/pool'
+import { WorkerPool, WorkerEnd, sharedMemory, IDLE, BUSY, RUNNING, STATES, JOB } from '../src/backends/pool'
 import { wasmMatmul, wasmSupport } from '../src/backends/wasm'
 import { fastest, type Probe } from '../src/backends/auto'
 import { startNodeWorker } from '../src/backends/threads-node'
@@ -187,6 +187,32 @@ test('a failing worker is reported, not waited for', () => {
   pool.waitReady(20_000)
   assert.match(pool.failure, /no-such-worker/)
   assert.ok(performance.now() - t0 < 10_000, `the failure took ${performance.now() - t0} ms to surface`)
+})
+
+test('pool: a job no worker has claimed yet is taken back at join (takeBack), a claimed one is left to its worker, and claimJob waits past a taken-back one', () => {
+  const memory = sharedMemory()
+  if (typeof memory === 'string') return assert.unreachable(memory)
+  const pool = new WorkerPool(1, memory, () => ({ terminate() {} })) // a worker this thread plays by hand
+  pool.start()
+  const end = new WorkerEnd({ memory, index: 0 })
+  end.idle() // loaded and waiting
+  pool.join(pool.post(7), { takeBack: true }) // never claimed: returns at once instead of waiting for the worker
+  assert.is(end.state(), IDLE, 'taken back')
+  const taken = pool.post(7)
+  assert.is(end.state(), BUSY)
+  assert.ok(end.claimJob(), 'a posted job is claimed')
+  assert.is(end.state(), RUNNING, 'claimed: join\'s take-back (BUSY → IDLE) cannot withdraw it')
+  end.idle() // the job done
+  pool.join(taken, { takeBack: true })
+  assert.is(pool.failure, '')
+  Atomics.store(pool.ctl, STATES, BUSY) // posted, then taken back before the worker woke ...
+  Atomics.store(pool.ctl, STATES, IDLE)
+  pool.post(8) // ... and a new job posted: the worker claims the new one
+  assert.ok(end.claimJob())
+  assert.is(pool.ctl[JOB], 8, 'the job kind the worker sees')
+  end.idle()
+  pool.retire('test over')
+  assert.not.ok(end.claimJob(), 'a retired pool: claimJob returns false')
 })
 
 /** Four SGD steps of a 128→128→16 MLP (products above every threshold) under the current backend. */

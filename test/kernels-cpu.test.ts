@@ -282,6 +282,16 @@ test('add: every table gives the TS loop\'s sums bit for bit on sizes {1,3,7,33,
   }
 })
 
+test('sumAxis: every table gives the TS loop\'s sums bit for bit, inner a multiple of 4 (the SIMD path) or not, n from {1,3,7,33,130} and 1024', () => {
+  manualSeed(13)
+  for (const [outer, inner] of [[1, 4], [1, 128], [3, 8], [2, 7], [1, 1], [7, 36]])
+    for (const n of [...SIZES, 1024]) {
+      const a = rnd(outer * n * inner)
+      const want = Array.from(cpu.sumAxis(a, outer, n, inner))
+      for (const [name, T] of tables) assert.equal(Array.from(T.sumAxis(a, outer, n, inner)), want, `${name} sumAxis (${outer}, ${n}, ${inner})`)
+    }
+})
+
 test('gelu and geluBackward: every table matches the TS loops on [-12, 12] and at the tails (float32 rounding)', () => {
   const x = Float32Array.from([...Array.from({ length: 4001 }, (_, i) => -12 + (24 * i) / 4000), 0, -0, 1e-30, -1e-30, 88, -88, 100, -100, 1e10, -1e10, 3e38, -3e38, NaN])
   const dy = x.map((_, i) => Math.sin(i))

@@ -80,7 +80,7 @@ export function matmulAllThreads(a: Float32Array, b: Float32Array, batch: number
   const taken = p.post(TS_BLOCKS)
   if (callerWorks || taken.length === 0) runBlocks(ctl, data)
   try {
-    p.join(taken)
+    p.join(taken, { takeBack: callerWorks }) // if the caller worked, every block is taken: an unwoken worker is not waited for
   } catch {
     return cpuMatmulBatched(a, b, batch, m, k, n, flags) // the pool is retired; parallelInfo() says why
   }

@@ -5,8 +5,12 @@
 import { threadSpawner, type Thread, type ThreadSpawner, type WorkerInit } from './threads.js'
 import { webAssembly, type WasmMemory } from './webassembly.js'
 
-/** A worker's state word. STARTING until its module has loaded; FAILED is final. */
-export const STARTING = 0, IDLE = 1, BUSY = 2, FAILED = 3
+/**
+ * A worker's state word. STARTING until its module has loaded; FAILED is final. The caller posts a job by IDLE →
+ * BUSY; a pool worker claims it by BUSY → RUNNING, so a caller that did every item itself can take back a job no
+ * worker has claimed yet (BUSY → IDLE) instead of waiting for that worker to be scheduled just to find nothing left.
+ */
+export const STARTING = 0, IDLE = 1, BUSY = 2, FAILED = 3, RUNNING = 4
 // control words (Int32, at the start of the memory): progress (stall detection), the job's kind, its parameters
 const PROGRESS = 0
 export const JOB = 1, PARAMS = 2
@@ -71,7 +75,7 @@ export class WorkerPool {
 
   readyCount(): number {
     let ready = 0
-    for (let w = 0; w < this.size; w++) if (this.state(w) === IDLE || this.state(w) === BUSY) ready++
+    for (let w = 0; w < this.size; w++) if (this.state(w) === IDLE || this.state(w) === BUSY || this.state(w) === RUNNING) ready++
     return ready
   }
 
@@ -105,12 +109,16 @@ export class WorkerPool {
     return taken
   }
 
-  /** Block until every worker in `taken` is back to IDLE. Throws (and retires the pool) if one failed or hung. */
-  join(taken: number[]): void {
+  /**
+   * Block until every worker in `taken` is back to IDLE. Throws (and retires the pool) if one failed or hung.
+   * takeBack: the caller has taken every item itself, so a job a worker has not claimed yet is withdrawn.
+   */
+  join(taken: number[], { takeBack = false } = {}): void {
     for (const w of taken) {
+      if (takeBack && Atomics.compareExchange(this.ctl, STATES + w, BUSY, IDLE) === BUSY) continue
       let progress = Atomics.load(this.ctl, PROGRESS), since = performance.now()
-      while (this.state(w) === BUSY) {
-        Atomics.wait(this.ctl, STATES + w, BUSY, 1000)
+      for (let s = this.state(w); s === BUSY || s === RUNNING; s = this.state(w)) {
+        Atomics.wait(this.ctl, STATES + w, s, 1000)
         const now = Atomics.load(this.ctl, PROGRESS)
         if (now !== progress) [progress, since] = [now, performance.now()]
         else if (performance.now() - since > STALL_MS) this.fail(w, `worker ${w} made no progress for ${STALL_MS / 1000} s`)
@@ -168,6 +176,16 @@ export class WorkerEnd {
   /** Block this thread until the caller posts a job (state BUSY). */
   waitForJob(): void {
     while (this.state() === IDLE) Atomics.wait(this.ctl, this.slot, IDLE)
+  }
+
+  /** Wait for a job and claim it (BUSY → RUNNING): true; false once the pool is retired. A job taken back is waited past. */
+  claimJob(): boolean {
+    for (;;) {
+      this.waitForJob()
+      const was = Atomics.compareExchange(this.ctl, this.slot, BUSY, RUNNING)
+      if (was === BUSY) return true
+      if (was !== IDLE) return false
+    }
   }
 
   /** The caller may be blocked on this worker: leave the reason in the memory, then flip the state word. */

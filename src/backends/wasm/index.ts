@@ -7,7 +7,7 @@ import { matmul as cpuMatmul, matmulBatched as cpuMatmulBatched, type MatmulFlag
 import type { Kernels } from '../../kernels/index.js'
 import { DATA_BYTE, PARAMS, growTo, sharedPool, type WorkerEnd } from '../pool.js'
 import { instantiate, singleThread, poolThreads, type Panel } from './module.js'
-import { elementwiseKernels, attentionKernels, softmaxKernels, layerNormKernels } from './kernels.js'
+import { elementwiseKernels, attentionKernels, softmaxKernels, layerNormKernels, reduceKernels } from './kernels.js'
 import { packB, unpackC, type Layout } from './pack.js'
 
 export { wasmSupport, kernelBytes } from './module.js'
@@ -37,7 +37,7 @@ const ROW_BLOCKS = 16
 const B_AS_GIVEN_MAX_ROWS = 128
 
 // job parameters in the pool's control words: the item counter, shapes, and where each operand is (in floats
-// from the start of the memory): A as given, B packed or as given, C, and the bias row padded to C's width (or -1)
+// from the start of the memory): A as given, B packed or as given, C, and the bias row padded to C's width (zeros without one)
 const NEXT = PARAMS, ITEMS = PARAMS + 1, BATCH = PARAMS + 2, M = PARAMS + 3, KK = PARAMS + 4, N = PARAMS + 5
 const TRANS_A = PARAMS + 6, RANGE = PARAMS + 7, A = PARAMS + 8, B = PARAMS + 9, C = PARAMS + 10, B_PACKED = PARAMS + 11, BIAS = PARAMS + 12
 
@@ -49,10 +49,10 @@ function layoutOf(ctl: Int32Array): Layout {
 
 /**
  * Take items from the shared counter until none is left. An item is up to RANGE blocks of 4 rows of C for one
- * batch entry t: set those rows of C to 0 (or the bias), then C += A·B chunk by chunk of p, panel by panel. A_t is read in place:
- * op(A_t)[i][p] at byte aRow·i + aStep·p from its start, whether stored (m, k) or, transposed, (k, m).
+ * batch entry t: C = bias + A·B, chunk by chunk of p (the first starting from the bias row, or zeros), panel by
+ * panel. A_t is read in place: op(A_t)[i][p] at byte aRow·i + aStep·p from its start, stored (m, k) or (k, m).
  */
-function runItems(ctl: Int32Array, memory: Float32Array, panel: Panel): void {
+function runItems(ctl: Int32Array, panel: Panel): void {
   const L = layoutOf(ctl), { m, k, mBlocks, nPanels } = L, range = ctl[RANGE]
   const perEntry = Math.ceil(mBlocks / range), ldc = nPanels * 8
   const aRow = ctl[TRANS_A] === 1 ? 4 : 4 * k, aStep = ctl[TRANS_A] === 1 ? 4 * m : 4
@@ -62,12 +62,10 @@ function runItems(ctl: Int32Array, memory: Float32Array, panel: Panel): void {
     const t = Math.floor(item / perEntry), ib0 = (item % perEntry) * range, ib1 = Math.min(ib0 + range, mBlocks)
     const aRows = 4 * (ctl[A] + t * m * k) + 4 * ib0 * aRow // &op(A_t)[4·ib0][0], in bytes
     const cRows = ctl[C] + (t * mBlocks * 4 + ib0 * 4) * ldc // &C_t[4·ib0][0]
-    const cEnd = cRows + (ib1 - ib0) * 4 * ldc
-    if (ctl[BIAS] < 0) memory.fill(0, cRows, cEnd)
-    else for (let row = cRows; row < cEnd; row += ldc) memory.copyWithin(row, ctl[BIAS], ctl[BIAS] + ldc) // C starts from the bias
     for (let p0 = 0; p0 < k; p0 += KC) {
       for (let jb = 0; jb < nPanels; jb++) {
-        panel(aRows + p0 * aStep, aRow, aStep, bChunk(t, jb, p0), bStep, 4 * (cRows + jb * 8), ib1 - ib0, Math.min(KC, k - p0), 4 * ldc)
+        const init = p0 === 0 ? 4 * (ctl[BIAS] + jb * 8) : 0 // the first chunk starts from the bias (or 0), the rest from C
+        panel(aRows + p0 * aStep, aRow, aStep, bChunk(t, jb, p0), bStep, 4 * (cRows + jb * 8), init, ib1 - ib0, Math.min(KC, k - p0), 4 * ldc)
       }
     }
   }
@@ -85,7 +83,7 @@ export function wasmMatmul(a: Float32Array, b: Float32Array, batch: number, m: n
   const packed = flags.transB === true || m > B_AS_GIVEN_MAX_ROWS
   const bSize = packed ? batch * L.nPanels * 8 * k : Math.ceil((batch * k * n + 8) / 4) * 4, cSize = batch * L.mBlocks * 4 * L.nPanels * 8
   const base = DATA_BYTE / 4
-  const biasSize = flags.bias ? L.nPanels * 8 : 0
+  const biasSize = L.nPanels * 8 // the bias row padded with zeros, or all zeros
   if (!growTo(module.memory, 4 * (aSize + bSize + cSize + biasSize))) return cpuMatmulBatched(a, b, batch, m, k, n, flags) // past 1 GiB
   const memory = new Float32Array(module.memory.buffer)
   const ctl = new Int32Array(module.memory.buffer, 0, PARAMS + 16)
@@ -96,11 +94,9 @@ export function wasmMatmul(a: Float32Array, b: Float32Array, batch: number, m: n
   memory.set(a.subarray(0, batch * m * k), base)
   memory.fill(0, base + batch * m * k, base + aSize)
   ctl[B_PACKED] = packed ? 1 : 0
-  ctl[BIAS] = flags.bias ? ctl[C] + cSize : -1
-  if (flags.bias) {
-    memory.set(flags.bias.subarray(0, n), ctl[BIAS])
-    memory.fill(0, ctl[BIAS] + n, ctl[BIAS] + biasSize)
-  }
+  ctl[BIAS] = ctl[C] + cSize
+  memory.fill(0, ctl[BIAS], ctl[BIAS] + biasSize)
+  if (flags.bias) memory.set(flags.bias.subarray(0, n), ctl[BIAS])
   if (packed) packB(b, flags.transB ?? false, L, memory, ctl[B])
   else {
     memory.set(b.subarray(0, batch * k * n), ctl[B])
@@ -108,14 +104,14 @@ export function wasmMatmul(a: Float32Array, b: Float32Array, batch: number, m: n
   }
   Atomics.store(ctl, NEXT, 0)
   if (!shared) {
-    runItems(ctl, memory, module.run.panel)
+    runItems(ctl, module.run.panel)
     return unpackC(memory, ctl[C], L)
   }
   pool.start()
   const taken = pool.post(WASM_PANELS)
-  runItems(ctl, memory, module.run.panel)
+  runItems(ctl, module.run.panel)
   try {
-    pool.join(taken)
+    pool.join(taken, { takeBack: true }) // every item is taken: a worker that has not woken yet is not waited for
   } catch {
     return cpuMatmulBatched(a, b, batch, m, k, n, flags) // the pool is retired; its failure says why
   }
@@ -126,8 +122,7 @@ export function wasmMatmul(a: Float32Array, b: Float32Array, batch: number, m: n
 let workerPanel: Panel | undefined
 export function wasmJob(end: WorkerEnd): void {
   workerPanel ??= instantiate(end.init.memory, true).panel
-  const memory = new Float32Array(end.init.memory.buffer) // made per job: the memory may have grown since the last
-  runItems(end.ctl, memory, workerPanel)
+  runItems(end.ctl, workerPanel)
   end.progress()
 }
 
@@ -136,7 +131,7 @@ export function wasmJob(end: WorkerEnd): void {
  * everySize sends every product to the SIMD kernel (and to the threads, if any), as the tests do.
  */
 export function wasmKernels({ threads, everySize = false }: { threads: boolean; everySize?: boolean }): Pick<Kernels, 'matmul' | 'matmulBatched'> & Partial<Kernels> {
-  return { ...matmulKernels(threads, everySize), ...elementwiseKernels(everySize), ...attentionKernels(everySize), ...softmaxKernels(everySize), ...layerNormKernels(everySize) }
+  return { ...matmulKernels(threads, everySize), ...elementwiseKernels(everySize), ...attentionKernels(everySize), ...softmaxKernels(everySize), ...layerNormKernels(everySize), ...reduceKernels(everySize) }
 }
 
 function matmulKernels(threads: boolean, everySize: boolean): Pick<Kernels, 'matmul' | 'matmulBatched'> {

@@ -128,3 +128,16 @@ export function layerNormKernels(everySize: boolean): Pick<Kernels, 'layerNormRo
     },
   }
 }
+
+/** sumAxis in SIMD where inner is a multiple of 4 (a bias's gradient, Σ_rows dy), from WASM_MIN_ELEMENTS: bit for bit the TS loop's sums. */
+export function reduceKernels(everySize: boolean): Pick<Kernels, 'sumAxis'> {
+  return {
+    sumAxis(a, outer, n, inner) {
+      if (inner % 4 !== 0 || inner === 0 || !(everySize || a.length >= WASM_MIN_ELEMENTS)) return cpu.sumAxis(a, outer, n, inner)
+      const { floats, at: [src, dst] } = regions([outer * n * inner, outer * inner])
+      floats.set(a.subarray(0, outer * n * inner), src)
+      singleThread().run.sumAxis(4 * src, 4 * dst, outer, n, inner)
+      return floats.slice(dst, dst + outer * inner)
+    },
+  }
+}

@@ -15,11 +15,13 @@ import { FunctionBody, type ValType } from './emit.js'
 const F32 = 4, V128 = 16
 
 /**
- * panel(a, aRow, aStep, bPanel, cPanel, mBlocks, kc, ldc): one 8-column panel of C, for mBlocks blocks of 4 rows
- * of op(A) from address a, over one chunk of kc values of p. As TypeScript, with A[i][p] at a + i·aRow + p·aStep:
+ * panel(a, aRow, aStep, bPanel, bStep, cPanel, init, mBlocks, kc, ldc): one 8-column panel of C, for mBlocks blocks
+ * of 4 rows of op(A) from address a, over one chunk of kc values of p. As TypeScript, with A[i][p] at
+ * a + i·aRow + p·aStep and the panel's row p at bPanel + p·bStep:
  *
  *   for (let ib = 0; ib < mBlocks; ib++) {                // a do-while: the caller never passes mBlocks = 0
- *     const acc = [0, 1, 2, 3].map((r) => [C[4·ib + r][0..3], C[4·ib + r][4..7]])  // C += …: start from C
+ *     const acc = [0, 1, 2, 3].map((r) => init ? [init[0..3], init[4..7]]        // the first chunk: from the
+ *                                              : [C[4·ib + r][0..3], C[4·ib + r][4..7]])  // bias (or 0); then C += …
  *     for (let p = 0; p < kc; p++) {                      // a do-while too: kc ≥ 1
  *       const b0 = bPanel[p][0..3], b1 = bPanel[p][4..7]
  *       for (let r = 0; r < 4; r++) {                     // unrolled
@@ -33,9 +35,9 @@ const F32 = 4, V128 = 16
  * The p loop walks one pointer along row 4·ib of A and one through the panel; rows 1–3 are 1–3 aRow further.
  */
 export function panelKernel(): FunctionBody {
-  const params: ValType[] = ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']
+  const params: ValType[] = ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']
   const f = new FunctionBody(params)
-  const [aStart, aRow, aStep, bPanel, bStep, cPanel, mBlocks, kc, ldc] = [0, 1, 2, 3, 4, 5, 6, 7, 8]
+  const [aStart, aRow, aStep, bPanel, bStep, cPanel, init, mBlocks, kc, ldc] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
   const block = f.local('i32'), ap = f.local('i32'), bp = f.local('i32'), bEnd = f.local('i32'), cRow = f.local('i32'), ib = f.local('i32')
   const row = [0, f.local('i32'), f.local('i32'), f.local('i32')] // r · aRow
   const b = [f.local('v128'), f.local('v128')]
@@ -49,7 +51,10 @@ export function panelKernel(): FunctionBody {
   f.get(bPanel).get(kc).get(bStep).op('i32.mul').op('i32.add').set(bEnd)
   f.i32(0).set(ib)
   f.doWhile(() => { // for each block ib
-    for (let r = 0; r < 4; r++) for (let v = 0; v < 2; v++) cAddress(r).mem('v128.load', v * V128).set(acc[r][v])
+    f.get(init).ifElse( // the accumulators start from init's 8 floats in every row, or from C
+      () => { for (let r = 0; r < 4; r++) for (let v = 0; v < 2; v++) f.get(init).mem('v128.load', v * V128).set(acc[r][v]) },
+      () => { for (let r = 0; r < 4; r++) for (let v = 0; v < 2; v++) cAddress(r).mem('v128.load', v * V128).set(acc[r][v]) },
+    )
     f.get(block).set(ap)
     f.get(bPanel).set(bp)
     f.doWhile(() => { // for each p of the chunk

@@ -7,9 +7,9 @@ import { wasmModule, FunctionBody } from './emit.js'
 import { panelKernel } from './matmul.js'
 import { addKernel, geluKernel, geluBackwardKernel, softmaxRowsKernel } from './elementwise.js'
 import { attentionForwardKernel, attentionBackwardKernel } from './attention.js'
-import { layerNormKernel, layerNormBackwardKernel } from './rows.js'
+import { layerNormKernel, layerNormBackwardKernel, sumAxisKernel } from './rows.js'
 
-export type Panel = (a: number, aRow: number, aStep: number, bPanel: number, bStep: number, cPanel: number, mBlocks: number, kc: number, ldc: number) => void
+export type Panel = (a: number, aRow: number, aStep: number, bPanel: number, bStep: number, cPanel: number, init: number, mBlocks: number, kc: number, ldc: number) => void
 /** The module's exports: byte addresses and counts in, nothing out (results are written to memory). */
 export type Exports = {
   panel: Panel
@@ -17,6 +17,7 @@ export type Exports = {
   gelu: (src: number, dst: number, count: number) => void
   geluBackward: (src: number, dy: number, dst: number, count: number) => void
   softmaxRows: (src: number, dst: number, stats: number, rows: number, colsPad: number) => void
+  sumAxis: (src: number, dst: number, outer: number, n: number, inner: number) => void
   layerNorm: (x: number, w: number, b: number, y: number, stats: number, rows: number, cols: number, invCols: number, eps: number) => void
   layerNormBackward: (dy: number, x: number, w: number, stats: number, dx: number, dw: number, db: number, rows: number, cols: number, invCols: number, withParams: number) => void
   attentionForward: (q: number, k: number, v: number, y: number, probs: number, kT: number, Tq: number, Tk: number, TkPad: number, shift: number, hs: number, rowBytes: number, scale: number) => void
@@ -29,7 +30,7 @@ export function kernelBytes(shared: boolean): Uint8Array {
   return wasmModule({ shared, minPages: 1, maxPages: MAX_PAGES }, {
     panel: panelKernel(), add: addKernel(), gelu: geluKernel(), geluBackward: geluBackwardKernel(), softmaxRows: softmaxRowsKernel(),
     attentionForward: attentionForwardKernel(), attentionBackward: attentionBackwardKernel(),
-    layerNorm: layerNormKernel(), layerNormBackward: layerNormBackwardKernel(),
+    layerNorm: layerNormKernel(), layerNormBackward: layerNormBackwardKernel(), sumAxis: sumAxisKernel(),
   })
 }
 

@@ -1,7 +1,7 @@
 // Layer norm over rows as WebAssembly SIMD, mirroring src/kernels/rows.ts's layerNormRows and its backward (read
 // those first): each row's sums go four columns per step, then one horizontal add. cols is a multiple of 4 (the
 // caller checks); stats holds every row's mean, then every row's rstd. Sums run in float32 here, where the TS loops
-// add in float64: results agree to float32 rounding, not bit for bit.
+// add in float64: results agree to float32 rounding, not bit for bit. Also sumAxis, which agrees bit for bit.
 import { FunctionBody } from './emit.js'
 
 type Locals = Record<string, number>
@@ -114,6 +114,29 @@ export function layerNormBackwardKernel(): FunctionBody {
       f.get(g).get(gMean).op('f32x4.splat').op('f32x4.sub').get(xHat).get(gxMean).op('f32x4.splat').op('f32x4.mul').op('f32x4.sub')
       f.get(rs).op('f32x4.splat').op('f32x4.mul').mem('v128.store')
     })
+  })
+  return f
+}
+
+/**
+ * sumAxis(src, dst, outer, n, inner): dst[o][i] = Σ_j src[o][j][i], as kernels/rows.ts's sumAxis, for inner a multiple
+ * of 4: four i at a time, j in the same order, so each lane rounds as the TS loop's float32 accumulator does.
+ *   for (o) for (i += 4) { acc = 0; for (j) acc += src[o][j][i..i+3]; dst[o][i..i+3] = acc }
+ */
+export function sumAxisKernel(): FunctionBody {
+  const f = new FunctionBody(['i32', 'i32', 'i32', 'i32', 'i32'])
+  const [src, dst, outer, n, inner] = [0, 1, 2, 3, 4]
+  const o = f.local('i32'), i = f.local('i32'), j = f.local('i32'), at = f.local('i32'), acc = f.local('v128')
+  f.forLoop(o, () => f.i32(0), () => f.get(outer), () => {
+    f.forLoop(i, () => f.i32(0), () => f.get(inner), () => {
+      f.zero().set(acc)
+      f.get(src).get(o).get(n).op('i32.mul').get(inner).op('i32.mul').get(i).op('i32.add').i32(4).op('i32.mul').op('i32.add').set(at) // &src[o][0][i]
+      f.forLoop(j, () => f.i32(0), () => f.get(n), () => {
+        f.get(acc).get(at).mem('v128.load').op('f32x4.add').set(acc)
+        f.get(at).get(inner).i32(4).op('i32.mul').op('i32.add').set(at) // next j: inner floats on
+      })
+      f.get(dst).get(o).get(inner).op('i32.mul').get(i).op('i32.add').i32(4).op('i32.mul').op('i32.add').get(acc).mem('v128.store') // &dst[o][i]
+    }, 4)
   })
   return f
 }
