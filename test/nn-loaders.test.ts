@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path'
 import { createHash } from 'node:crypto'
 import { spawn } from 'node:child_process'
 import { Tensor } from '../src/tensor'
-import { manualSeed } from '../src/random'
+import { manualSeed, rngState } from '../src/random'
 import { serializeSafetensors, parseSafetensors, type StoredTensor } from '../src/safetensors'
 import { saveSafetensors, loadSafetensors } from '../src/safetensors-node'
 import { Module } from '../nn/module'
@@ -18,7 +18,8 @@ import { adapterFiles, loadAdapterFiles } from '../nn/adapters'
 import { peftFiles, importPEFTFiles, mlxFiles, importMLXFiles } from '../nn/interop'
 import { saveAdapters, loadAdapters, exportPEFT, importPEFT, exportMLX, importMLX } from '../nn/adapters-node'
 import { saveCheckpoint, loadCheckpoint, saveOptimizer, loadOptimizer } from '../nn/checkpoint-node'
-import { checkpointToBytes, optimizerToBytes, loadOptimizerBytes } from '../nn/checkpoint'
+import { checkpointToBytes, checkpointFromBytes, optimizerToBytes, loadOptimizerBytes } from '../nn/checkpoint'
+import { quantize } from '../nn/quantized'
 import { uniform } from './helpers'
 import { TINY_GPT, adaptedToy, withDir } from './fixtures'
 
@@ -178,6 +179,28 @@ test('loadCheckpoint: a 160-byte file declaring a huge vocabulary fails at once,
   saveCheckpoint(join(dir, 'good.safetensors'), gpt)
   assert.equal(bits(loadCheckpoint(join(dir, 'good.safetensors')).wte.weight), bits(gpt.wte.weight))
 }))
+
+test('loadCheckpoint: a few hundred bytes claiming 100,000 blocks, or a quantized layer without its codes, fail at once', () => {
+  const t = (shape: number[]): StoredTensor => ({ dtype: 'F32', shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) })
+  // only the tensors that carry the config's sizes: the last block's ln1 is there, blocks 0 … 99,998 are not
+  const config = { vocabSize: 1, blockSize: 1, nLayer: 100000, nHead: 1, nEmbd: 1 }
+  const deep = serializeSafetensors({ 'wte.weight': t([1, 1]), 'wpe.weight': t([1, 1]), 'blocks.99999.ln1.weight': t([1]) }, { format: 'tenny-gpt', config: JSON.stringify(config) })
+  assert.ok(deep.length < 400, `${deep.length} bytes`)
+  let t0 = performance.now()
+  assert.throws(() => checkpointFromBytes(deep, 'deep.safetensors'), /checkpointFromBytes: deep\.safetensors: the config \(.*"nLayer":100000.*\) needs blocks\.99999\.ln1\.bias \(1\), but the file has no such tensor/)
+  assert.ok(performance.now() - t0 < 1000, `refused in ${(performance.now() - t0).toFixed(0)} ms`)
+  // a quantized layer's codes are checked with the rest, before anything is built: at least 2 bits per weight
+  manualSeed(9)
+  const gpt = new GPT({ ...TINY_GPT, nLayer: 1 })
+  quantize(gpt, { bits: 4, groupSize: 16 })
+  const { tensors, metadata } = parseSafetensors(checkpointToBytes(gpt))
+  tensors['blocks.0.mlp.fc.codes'] = { dtype: 'U32', shape: [64, 0], data: new Uint32Array(0) }
+  t0 = performance.now()
+  assert.throws(() => checkpointFromBytes(serializeSafetensors(tensors, metadata)), /needs blocks\.0\.mlp\.fc\.codes \(64,16\), but the file has \(64,0\)/)
+  const stream = rngState()
+  assert.throws(() => checkpointFromBytes(deep))
+  assert.equal(rngState(), stream, 'a failed load leaves the random stream as it was')
+})
 
 test('optimizer load: lr "Infinity" or "", steps null, a key __proto__.m and NaN buffers are clear errors; the state is unchanged', () => withDir((dir) => {
   const p = new Tensor(Float32Array.from([1, 2, 3]), [3], true)
