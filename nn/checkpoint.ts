@@ -91,6 +91,7 @@ export function checkpointToBytes(model: GPT, metadata: Record<string, string> =
       throw new Error(`checkpointToBytes: '${name}' is a ${m.constructor.name}, which a checkpoint cannot rebuild; merge LoRA layers first (mergeLoRA) or save the adapters apart (saveAdapters)`)
     }
   }
+  for (const [k, t] of Object.entries(model.stateDict())) assertFinite(`checkpointToBytes: ${k}`, t.data) // as loading requires
   const meta: Record<string, string> = { ...metadata, config: JSON.stringify(model.config), format: 'tenny-gpt' }
   if (Object.keys(quantized).length) meta.quantized = JSON.stringify(quantized)
   return serializeSafetensors({ ...checkpointTensors(model), ...buffers(model) }, meta)
@@ -196,6 +197,7 @@ export function optimizerToBytes(opt: Optimizer): Uint8Array {
   const { lr, state } = opt.stateDict()
   const tensors: Record<string, Tensor> = {}
   for (const [i, st] of Object.entries(state)) for (const [b, data] of Object.entries(st.buffers)) tensors[`${i}.${b}`] = new Tensor(data, [data.length])
+  for (const [k, t] of Object.entries(tensors)) assertFinite(`optimizerToBytes: '${k}'`, t.data) // as loading requires
   const steps = Object.fromEntries(Object.entries(state).map(([i, st]) => [i, st.step])) // Adam's bias correction needs each t
   // safetensors metadata holds only strings: lr and the steps go in as text, checked again when read
   return serializeSafetensors(tensors, { format: 'tenny-optimizer', optimizer: opt.constructor.name, lr: String(lr), steps: JSON.stringify(steps) })

@@ -158,6 +158,48 @@ test('importPEFT and importMLX refuse bad settings, empty files and mismatched r
   })
 })
 
+test('a per-layer entry that is not an object, a setting written as null and a PEFT file naming one half twice are refused', () => {
+  const { adapted, fresh } = adaptedToy(10)
+  const model = fresh()
+  const load = (edit: Parameters<typeof tennyFiles>[1]) => () => loadAdapterFiles(model, tennyFiles(adapted, edit))
+  refused(model, load((cfg) => { cfg.perLayer = { 'blocks.0.qProj': null } }), /loadAdapters: config perLayer must be an object of \{ rank\?, alpha, scale \} by layer path, got \{"blocks\.0\.qProj":null\}/)
+  refused(model, load((cfg) => { cfg.perLayer = { 'blocks.0.qProj': 5 } }), /config perLayer must be an object/)
+  // JSON writes Infinity as null: a null must not quietly become the file-wide value
+  refused(model, load((cfg) => { cfg.perLayer = { 'blocks.0.qProj': { alpha: 4, scale: null } } }), /'blocks\.0\.qProj': scale must be a finite number, got null/)
+  refused(model, load((cfg) => { cfg.perLayer = { 'blocks.0.qProj': { rank: null, alpha: 4, scale: 2 } } }), /config rank of 'blocks\.0\.qProj' must be a positive integer, got null/)
+  refused(model, load((cfg) => { cfg.dropout = null }), /dropout must be a number in \[0, 1\), got null/)
+  const peft = peftFiles(adapted)
+  const cfg = json(peft['adapter_config.json'])
+  const withConfig = (edit: Record<string, unknown>) => ({ ...peft, 'adapter_config.json': bytesOf({ ...cfg, ...edit }) })
+  refused(model, () => importPEFTFiles(model, withConfig({ alpha_pattern: { 'blocks.0.qProj': null } })), /lora_alpha \(or alpha_pattern\) of 'blocks\.0\.qProj' must be a finite number, got null/)
+  refused(model, () => importPEFTFiles(model, withConfig({ rank_pattern: { 'blocks.1.vProj': null } })), /r \(or rank_pattern\) of 'blocks\.1\.vProj' must be a positive integer, got null/)
+  const { tensors } = parseSafetensors(peft['adapter_model.safetensors'])
+  const other = { ...tensors['base_model.model.blocks.0.qProj.lora_A.weight'], data: new Float32Array(16).fill(0.5) }
+  const twice = serializeSafetensors({ ...tensors, 'base_model.model.blocks.0.qProj.lora_A.other.weight': other })
+  refused(model, () => importPEFTFiles(model, { ...peft, 'adapter_model.safetensors': twice }), /importPEFT: adapter_model\.safetensors: 'base_model\.model\.blocks\.0\.qProj\.lora_A\.other\.weight' is the second lora_A of 'blocks\.0\.qProj'/)
+})
+
+test('saves refuse NaN and infinite weights: a diverged model never replaces good adapters, a checkpoint or optimizer state', () => withDir((dir) => {
+  const { adapted } = adaptedToy(11)
+  const file = join(dir, 'adapters.safetensors')
+  saveAdapters(file, adapted)
+  const good = readFileSync(file)
+  loraLayers(adapted)[1][1].loraB.data[2] = NaN
+  assert.throws(() => saveAdapters(file, adapted), /adapterFiles: the model: 'blocks\.0\.vProj': B holds NaN at index 2/)
+  assert.equal(readFileSync(file), good, 'the earlier adapters are untouched')
+  assert.throws(() => peftFiles(adapted), /exportPEFT: the model: 'blocks\.0\.vProj': B holds NaN/)
+  assert.throws(() => mlxFiles(adapted), /exportMLX: the model: 'blocks\.0\.vProj': B holds NaN/)
+  manualSeed(12)
+  const gpt = new GPT(TINY_GPT)
+  gpt.stateDict()['blocks.1.attn.qProj.weight'].data[4] = Infinity
+  assert.throws(() => saveCheckpoint(join(dir, 'gpt.safetensors'), gpt), /checkpointToBytes: blocks\.1\.attn\.qProj\.weight holds Infinity at index 4/)
+  const p = new Tensor(Float32Array.from([1, 2]), [2], true)
+  const opt = new AdamW([p])
+  p.grad = new Tensor(Float32Array.from([NaN, 1]), [2])
+  opt.step()
+  assert.throws(() => saveOptimizer(join(dir, 'opt.safetensors'), opt), /optimizerToBytes: '0\.m' holds NaN at index 0/)
+}))
+
 test('loadCheckpoint: a 160-byte file declaring a huge vocabulary fails at once, before a model is built; NaN weights are refused', () => withDir((dir) => {
   const config = { ...TINY_GPT, vocabSize: 1e9 }
   const tiny = join(dir, 'tiny.safetensors')
