@@ -223,7 +223,7 @@ export function loadOptimizerBytes(opt: Optimizer, bytes: Uint8Array, source = '
     const m = /^(\d+)\.(\w+)$/.exec(key), st = m && state.get(m[1])
     if (!m || !st || !(t.data instanceof Float32Array)) throw new Error(`${op}: ${source}: tensor '${key}' is not '<index>.<buffer>' of a parameter listed in 'steps' (as F32)`)
     assertFinite(`${op}: ${source}: '${key}'`, t.data)
-    st.buffers[m[2]] = t.data
+    st.buffers = { ...st.buffers, [m[2]]: t.data } // a computed key is an own property, even '__proto__': checked, not lost
   }
   opt.loadStateDict({ lr: Number(metadata.lr), state: Object.fromEntries(state) }) // validates indices, steps, buffer names and sizes
 }

@@ -267,6 +267,23 @@ test('optimizer load: lr "Infinity" or "", steps null, a key __proto__.m and NaN
   assert.throws(() => opt.loadStateDict({ lr: Infinity, state: {} }), /lr must be a finite number ≥ 0, got Infinity/)
 }))
 
+test('optimizer load: a buffer named __proto__ (once dropped without a word) or a negative Adam v (NaN at the next step) is refused', () => {
+  const p = new Tensor(Float32Array.from([1, 2, 3]), [3], true)
+  const opt = new AdamW([p], { lr: 0.1 })
+  p.grad = new Tensor(Float32Array.from([1, 1, 1]), [3])
+  opt.step()
+  const { tensors, metadata } = parseSafetensors(optimizerToBytes(opt))
+  const before = JSON.stringify(opt.stateDict(), (_, v) => (v instanceof Float32Array ? Array.from(v) : v))
+  const load = (t: Record<string, StoredTensor>) => () => loadOptimizerBytes(opt, serializeSafetensors(t, metadata), 'opt.safetensors')
+  assert.throws(load(Object.fromEntries([...Object.entries(tensors), ['0.__proto__', tensors['0.m']]])), /AdamW\.loadStateDict: parameter 0 has buffers m,v,__proto__, expected m,v/)
+  assert.throws(load({ ...tensors, '0.v': { ...tensors['0.v'], data: Float32Array.from([0.1, -1, 0.1]) } }), /AdamW\.loadStateDict: parameter 0 has v = -1 at index 1; v is a mean of squared gradients, never negative/)
+  assert.is(JSON.stringify(opt.stateDict(), (_, v) => (v instanceof Float32Array ? Array.from(v) : v)), before)
+  const { state } = opt.stateDict()
+  assert.throws(() => opt.loadStateDict({ lr: 0.1, state: { 0: { step: 1, buffers: { ...state[0].buffers, v: Float32Array.from([NaN, 0, 0]) } } } }), /has v = NaN at index 0/)
+  opt.step() // and the state it kept still steps to finite values
+  assert.ok(p.data.every(Number.isFinite))
+})
+
 // ---- what PEFT and mlx-lm select with the configs Tenny writes ----------------------------------------
 
 type PeftConfig = { target_modules: string | string[]; layers_to_transform?: number | number[] | null; layers_pattern?: string | string[] | null }
