@@ -119,6 +119,9 @@ export function install(op: string, source: string, model: Module, { layers, dro
   if (layers.length === 0) throw new Error(`${op}: ${source} holds no adapter tensors`)
   setting(op, `${source}: dropout`, dropout, isDropout, 'a number in [0, 1)')
   if (unique(layers.map((l) => l.path)).length !== layers.length) throw new Error(`${op}: ${source}: a layer path appears twice`)
+  // an adapter `name` left on a layer the file does not cover would mix two files under one name
+  const stale = loraLayers(model).filter(([p, top]) => getAdapter(top, name) && !layers.some((l) => l.path === p)).map(([p]) => p)
+  if (stale.length) throw new Error(`${op}: ${source}: the model's adapter '${name}' is also on ${stale.join(', ')}, which this file does not cover (load it under another name)`)
   const places = layers.map((l) => {
     checkLayer(op, source, l)
     let m: Module

@@ -179,6 +179,18 @@ test('a per-layer entry that is not an object, a setting written as null and a P
   refused(model, () => importPEFTFiles(model, { ...peft, 'adapter_model.safetensors': twice }), /importPEFT: adapter_model\.safetensors: 'base_model\.model\.blocks\.0\.qProj\.lora_A\.other\.weight' is the second lora_A of 'blocks\.0\.qProj'/)
 })
 
+test('reloading adapter x from a file that covers fewer layers is refused: the old x would stay on the others, two files mixed under one name', () => {
+  const both = adaptedToy(14, { rank: 2 }), qOnly = adaptedToy(14, { rank: 2, targets: ['qProj'] }) // one base
+  const model = both.fresh()
+  loadAdapterFiles(model, adapterFiles(both.adapted), { name: 'x' })
+  refused(model, () => loadAdapterFiles(model, adapterFiles(qOnly.adapted), { name: 'x' }),
+    /loadAdapters: adapters\.safetensors: the model's adapter 'x' is also on blocks\.0\.vProj, blocks\.1\.vProj, which this file does not cover \(load it under another name\)/)
+  refused(model, () => importPEFTFiles(model, peftFiles(qOnly.adapted), { name: 'x' }), /importPEFT: .*adapter 'x' is also on blocks\.0\.vProj/)
+  loadAdapterFiles(model, adapterFiles(qOnly.adapted), { name: 'y' }) // under another name it stacks
+  loadAdapterFiles(model, adapterFiles(both.adapted), { name: 'x' }) // and x from a file covering all its layers replaces it
+  assert.equal(loraLayers(model).map(([p]) => p), ['blocks.0.qProj', 'blocks.0.vProj', 'blocks.1.qProj', 'blocks.1.vProj'])
+})
+
 test('saves refuse NaN and infinite weights: a diverged model never replaces good adapters, a checkpoint or optimizer state', () => withDir((dir) => {
   const { adapted } = adaptedToy(11)
   const file = join(dir, 'adapters.safetensors')
