@@ -100,6 +100,9 @@ function loadData(flags: Flags, tokenizer: CharTokenizer, blockSize: number): Da
   const splits = loadSplits(flags.data)
   const [train, valid, test] = [splits.train, splits.valid, splits.test].map((examples) => examples.map((e) => tokenizer.encode(e.text + '\n', `${e.file}:${e.line}`)))
   console.log(`Data: ${train.length} train, ${valid.length} valid, ${test.length} test examples from ${shown(flags.data)}`)
+  // padBatch cuts an example to the context, as mlx-lm does: say so, since the cut part may be the answer
+  const ids = [train, valid, test].flat(), cut = [splits.train, splits.valid, splits.test].flat().filter((_, i) => ids[i].length > blockSize + 1)
+  if (cut.length) console.log(`Note: ${cut.length} example(s) (first: ${shown(cut[0].file)}:${cut[0].line}) longer than the model's ${blockSize}-character context: only the first ${blockSize + 1} characters of each are used`)
   if (flags.train && flags.batchSize > train.length) throw new Error(`--batch-size ${flags.batchSize} is more than the ${train.length} training examples in ${shown(flags.data)}`)
   const batch = (examples: number[][]): Batch => {
     const b = padBatch(examples, blockSize)

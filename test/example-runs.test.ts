@@ -154,6 +154,12 @@ test('CLI edge cases are one clear error each: a huge batch, an empty prompt, a 
   const resumed = join(dir, 'resumed')
   succeeds(example(...tiny, '--resume-adapter-file', file, '--adapter-path', resumed))
   assert.is(record(resumed).training.rank, 32, 'the run records the rank it trained')
+  // an example longer than the context is cut to it (as mlx-lm does), and the run says so rather than train on half of it
+  const long = smallData(join(dir, 'long'), { train: 4, valid: 2, test: 2 })
+  writeFileSync(join(long, 'train.jsonl'), readFileSync(join(long, 'train.jsonl'), 'utf8') + JSON.stringify({ text: `Q: ${'x'.repeat(200)}?\nA: y` }) + '\n')
+  const cut = example('--train', '--iters', '2', '--batch-size', '2', '--max-tokens', '5', '--data', long, '--adapter-path', join(dir, 'cut'))
+  succeeds(cut)
+  assert.match(cut.stdout, /Note: 1 example\(s\) \(first: \S+train\.jsonl:5\) longer than the model's 128-character context: only the first 129 characters of each are used/)
   // --lora-dropout applies to a resumed run (it was ignored while run.json recorded it); without it, the file's
   const dropped = join(dir, 'dropout')
   succeeds(example(...tiny, '--resume-adapter-file', file, '--lora-dropout', '0.5', '--adapter-path', dropped))
