@@ -3,7 +3,7 @@
 // file's size against { maxBytes } before reading it.
 import { existsSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
-import { writeFileAtomic, readFileCapped } from '../src/files-node.js'
+import { writeFilesAtomic, readFileCapped } from '../src/files-node.js'
 import type { LoadOptions } from '../src/safetensors.js'
 import { Module } from './module.js'
 import { adapterFiles, loadAdapterFiles, type AdapterFiles } from './adapters.js'
@@ -20,8 +20,7 @@ function mlxFormat(op: string, file: string): 'safetensors' | 'npz' {
 /** Write adapter `name` to `file` (.safetensors, its config in its metadata: one atomic unit) and a copy of the config to adapter_config.json beside it; returns the config. */
 export function saveAdapters(file: string, model: Module, { name }: { name?: string } = {}): Record<string, unknown> {
   const files = adapterFiles(model, { name })
-  writeFileAtomic(file, files['adapters.safetensors'])
-  writeFileAtomic(join(dirname(file), CONFIG), files[CONFIG])
+  writeFilesAtomic([[file, files['adapters.safetensors']], [join(dirname(file), CONFIG), files[CONFIG]]])
   return JSON.parse(new TextDecoder().decode(files[CONFIG]))
 }
 
@@ -35,7 +34,7 @@ export function loadAdapters(model: Module, file: string, options: { name?: stri
 
 /** Write PEFT's adapter_model.safetensors and adapter_config.json into `dir`. */
 export function exportPEFT(dir: string, model: Module, options: { name?: string; baseModel?: string } = {}): void {
-  for (const [file, bytes] of Object.entries(peftFiles(model, options))) writeFileAtomic(join(dir, file), bytes)
+  writeFilesAtomic(Object.entries(peftFiles(model, options)).map(([file, bytes]) => [join(dir, file), bytes]))
 }
 
 /** Load a PEFT LoRA adapter directory into the model (as adapter `name`, default 'default'). */
@@ -49,8 +48,7 @@ export function importPEFT(model: Module, dir: string, options: { name?: string 
 export function exportMLX(file: string, model: Module, { name }: { name?: string } = {}): void {
   const format = mlxFormat('exportMLX', file)
   const files = mlxFiles(model, { name, format })
-  writeFileAtomic(file, files[`adapters.${format}`])
-  writeFileAtomic(join(dirname(file), CONFIG), files[CONFIG])
+  writeFilesAtomic([[file, files[`adapters.${format}`]], [join(dirname(file), CONFIG), files[CONFIG]]])
 }
 
 /** Load MLX LoRA weights; the scale comes from adapter_config.json beside the file, or { scale } (the original lora.py used 2.0). */

@@ -36,29 +36,41 @@ function removeStaleTemps(path: string): void {
   }
 }
 
-/**
- * Write a file atomically: a temp file `<path>.tmp-<pid>`, fsync, then a rename, so a crash or a kill leaves
- * the old file or the new one, never half of one. Creates the folder, removes its temp file when it fails,
- * and removes temp files that killed saves of the same path left behind.
- */
-export function writeFileAtomic(path: string, data: Uint8Array | string): void {
+/** Write `<path>.tmp-<pid>` and fsync it (creating the folder, removing temp files that killed saves of `path` left). */
+function writeTemp(path: string, data: Uint8Array | string): string {
   mkdirSync(dirname(path), { recursive: true })
   removeStaleTemps(path)
   const tmp = `${path}.tmp-${process.pid}`
+  const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data
+  const fd = openSync(tmp, 'w')
   try {
-    const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data
-    const fd = openSync(tmp, 'w')
-    try {
-      for (let at = 0; at < bytes.length;) at += writeSync(fd, bytes, at, bytes.length - at)
-      fsyncSync(fd) // the data is on disk before the rename makes it the file
-    } finally {
-      closeSync(fd)
-    }
-    renameSync(tmp, path)
+    for (let at = 0; at < bytes.length;) at += writeSync(fd, bytes, at, bytes.length - at)
+    fsyncSync(fd) // the data is on disk before the rename makes it the file
+  } finally {
+    closeSync(fd)
+  }
+  return tmp
+}
+
+/**
+ * Write files that belong together (weights and their config) atomically, as one batch: every temp file is written
+ * and fsynced before any is renamed into place, so a crash or a failure leaves the old files or the new ones, and
+ * only the microseconds between two renames, not a whole write, could split a pair. Removes its temp files when it fails.
+ */
+export function writeFilesAtomic(files: [path: string, data: Uint8Array | string][]): void {
+  const temps: string[] = []
+  try {
+    for (const [path, data] of files) temps.push(writeTemp(path, data))
+    for (const [i, [path]] of files.entries()) renameSync(temps[i], path)
   } catch (err) {
-    rmSync(tmp, { force: true })
+    for (const tmp of temps) rmSync(tmp, { force: true })
     throw err
   }
+}
+
+/** Write a file atomically: a temp file `<path>.tmp-<pid>`, fsync, then a rename, so a crash leaves the old file or the new one. */
+export function writeFileAtomic(path: string, data: Uint8Array | string): void {
+  writeFilesAtomic([[path, data]])
 }
 
 /** A file's bytes, after checking that it is a regular file of at most `maxBytes` (nothing is read otherwise). */

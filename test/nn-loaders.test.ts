@@ -2,7 +2,7 @@
 // checks names, shapes, ranks, finite values and settings first, and a failed load leaves the model as it was.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { createHash } from 'node:crypto'
 import { spawn } from 'node:child_process'
@@ -68,6 +68,25 @@ test('saveAdapters is one unit: a config from another save beside the file (a ki
   saveSafetensors(legacy, loadSafetensors(join(dir, 'a', 'adapters.safetensors')).tensors)
   writeFileSync(join(dir, 'adapter_config.json'), JSON.stringify({ ...json(readFileSync(join(dir, 'b', 'adapter_config.json'))), rank: 8 }))
   refused(a.fresh(), () => loadAdapters(a.fresh(), legacy), /loraA is \(4,8\) and loraB \(8,4\), but the config says rank 8: weights and config do not belong together/)
+}))
+
+test('exportPEFT and exportMLX write their two files as one batch: a save failing on the second leaves the earlier pair whole', () => withDir((dir) => {
+  // a kill between the two writes left new weights beside the old config (12 of 30 kill -9s mid-exportPEFT), which
+  // PEFT, mlx-lm and the importers here load with the other save's scale; now both are written before either is renamed
+  const { adapted, fresh } = adaptedToy(15, { rank: 2, alpha: 4 })
+  const x = uniform([3, 8]), want = adapted.forward(x)
+  exportPEFT(join(dir, 'peft'), adapted)
+  exportMLX(join(dir, 'mlx', 'adapters.safetensors'), adapted)
+  const before = [join(dir, 'peft'), join(dir, 'mlx')].map((d) => readdirSync(d).sort().map((f) => readFileSync(join(d, f))))
+  for (const [, l] of loraLayers(adapted)) l.loraB.data.forEach((v, i, d) => { d[i] = 3 * v })
+  for (const d of ['peft', 'mlx']) mkdirSync(join(dir, d, `adapter_config.json.tmp-${process.pid}`)) // the second temp file cannot be written
+  assert.throws(() => exportPEFT(join(dir, 'peft'), adapted), /EISDIR|illegal operation on a directory/)
+  assert.throws(() => exportMLX(join(dir, 'mlx', 'adapters.safetensors'), adapted), /EISDIR|illegal operation on a directory/)
+  const after = [join(dir, 'peft'), join(dir, 'mlx')].map((d) => readdirSync(d).filter((f) => !f.includes('.tmp-')).sort().map((f) => readFileSync(join(d, f))))
+  assert.equal(after, before, 'the earlier files, both of them')
+  const model = fresh()
+  importPEFT(model, join(dir, 'peft'))
+  assert.equal(bits(model.forward(x)), bits(want))
 }))
 
 test('two processes saving adapters to one path while a third loads: every load is one whole save, never a mix', async () => {
