@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   manualSeed(flags.seed)
   const basePath = flags.base ?? BASE_PATH
   const { model, tokenizer } = loadModel(basePath, flags)
-  const folder = runFolder(flags, basePath)
+  let folder = runFolder(flags, basePath)
   quantizeBase(model, flags, folder)
   const data = flags.train || flags.test ? loadData(flags, tokenizer, model.config.blockSize) : null
   const before = data && losses(model, data)
@@ -46,7 +46,7 @@ async function main(): Promise<void> {
   if (flags.train) {
     const ctrlC = stopOnCtrlC('Ctrl-C: stopping after this step and saving the best adapters so far') // until saved
     run = await train(model, data!, flags, before!, ctrlC)
-    save(model, tokenizer, flags, run, folder!, basePath)
+    folder = save(model, tokenizer, flags, run, folder!, basePath)
     ctrlC.release()
     if (run.interrupted) process.exit(130)
     if (!flags.full) report(model)
@@ -168,7 +168,8 @@ function resume(model: nn.GPT, flags: Flags, basePath: string): void {
   if (flags.given.has('targets') || flags.given.has('lora-layers')) throw new Error(`--targets and --lora-layers cannot change a resumed run: its layers are ${shown(file)}'s`)
   const useDora = layer instanceof nn.DoRALinear
   if (flags.useDora && !useDora) throw new Error(`--use-dora cannot resume ${shown(file)}: its adapters are plain LoRA`)
-  Object.assign(flags, { rank, alpha: scale * rank, useDora }) // run.json records what was trained
+  if (flags.given.has('lora-dropout')) for (const [, l] of nn.loraLayers(model)) l.dropout = flags.loraDropout // a setting of this run
+  Object.assign(flags, { rank, alpha: scale * rank, useDora, loraDropout: layer.dropout }) // run.json records what was trained
   console.log(`Resuming from ${shown(file)} (${useDora ? 'DoRA, ' : ''}rank ${rank}, scale ${scale})`)
 }
 
@@ -237,19 +238,22 @@ function checkFinite(what: string, value: number, step: number, flags: Flags): v
 const snapshot = (params: Tensor[]): Float32Array[] => params.map((p) => p.data.slice())
 const restore = (params: Tensor[], saved: Float32Array[]) => params.forEach((p, i) => p.data.set(saved[i]))
 
-/** Write the kept adapters (or the whole model after --full) and run.json into the run's own folder. */
-function save(model: nn.GPT, tokenizer: CharTokenizer, flags: Flags, run: Run, folder: string, basePath: string): void {
+/** Write run.json, then the kept adapters (or the whole model after --full), into the run's own folder; returns it. */
+function save(model: nn.GPT, tokenizer: CharTokenizer, flags: Flags, run: Run, planned: string, basePath: string): string {
   const training = {
     iters: flags.iters, steps: run.steps, keptStep: run.keptStep, batchSize: flags.batchSize, lr: flags.lr, rank: flags.rank, alpha: flags.alpha,
     targets: flags.targets, loraLayers: flags.loraLayers ?? model.config.nLayer, useDora: flags.useDora, loraDropout: flags.loraDropout,
     labelSmoothing: flags.smoothing, mask: flags.mask, stepsPerEval: flags.stepsPerEval, patience: Number.isFinite(flags.patience) ? flags.patience : null,
     quantize: flags.quantize, full: flags.full, seed: flags.seed,
   }
+  // run.json first: it claims the folder, so a run that saved there meanwhile is never overwritten
+  const folder = writeRun(planned, basePath, { training, examples: run.examples, before: run.before, final: run.final, kept: run.kept, train: run.train, valid: run.valid })
+  if (folder !== planned) console.log(`${shown(planned)} was taken by another run meanwhile: saving into ${shown(folder)}`)
   const file = join(folder, flags.full ? 'full-model.safetensors' : ADAPTERS)
   if (flags.full) saveBase(file, model, tokenizer, { fineTunedFrom: shown(basePath), steps: String(run.keptStep) })
   else nn.saveAdapters(file, model)
-  writeRun(folder, basePath, { training, examples: run.examples, before: run.before, final: run.final, kept: run.kept, train: run.train, valid: run.valid })
   console.log(`Saved ${flags.full ? 'the fine-tuned model' : 'the adapters'} of step ${run.keptStep} to ${shown(file)}`)
+  return folder
 }
 
 /** What ΔW = scale·B·A turned out to be, per layer (LoRA paper, section 7; nn/lora-report.ts). */

@@ -57,6 +57,7 @@ export function collect(op: string, model: Module, name?: string): Parsed & { na
     const p = plainLoRA(a) // a PiSSA adapter as plain LoRA on the original W (rank 2r)
     return { path, loraA: p.loraA.data, loraB: p.loraB.data, rank: p.loraA.shape[0], alpha: p.alpha, scale: p.scale, ...(a instanceof DoRALinear && { magnitude: a.magnitude.data }) }
   })
+  for (const l of layers) checkLayer(op, 'the model', l) // a file its own loader would refuse is never written
   return { name: wanted, layers, dropout: found[0].a.dropout, dora }
 }
 
@@ -79,6 +80,7 @@ const show = (v: unknown): string => (typeof v === 'number' ? String(v) : JSON.s
 export const isRank = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 1
 export const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v)
 export const isDropout = (v: unknown): v is number => typeof v === 'number' && v >= 0 && v < 1
+export const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 
 /** A setting that must pass `ok` (or be absent, when it has a fallback), or a clear error naming it. */
 export function setting<T>(op: string, where: string, value: unknown, ok: (v: unknown) => v is T, expected: string, fallback?: T): T {
@@ -207,17 +209,18 @@ export function loadAdapterFiles(model: Module, files: AdapterFiles, { name, sou
   const expected = new Set(paths.flatMap((p) => [`${p}.loraA`, `${p}.loraB`, ...(dora ? [`${p}.magnitude`] : [])]))
   const unknown = Object.keys(tensors).filter((k) => !expected.has(k))
   if (unknown.length) throw new Error(`${op}: ${source}: unknown key(s) ${unknown.join(', ')} (not in the config's paths)`)
-  const perLayer = setting(op, 'config perLayer', cfg.perLayer, (v): v is Record<string, Record<string, unknown>> => typeof v === 'object' && v !== null && !Array.isArray(v), 'an object', {})
+  const perLayer = setting(op, 'config perLayer', cfg.perLayer, (v): v is Record<string, Record<string, unknown>> => isObject(v) && Object.values(v).every(isObject), 'an object of { rank?, alpha, scale } by layer path', {})
   const layers = paths.map((path): LayerAdapter => {
     const a = f32(op, source, `${path}.loraA`, tensors[`${path}.loraA`]), b = f32(op, source, `${path}.loraB`, tensors[`${path}.loraB`])
     const own = Object.hasOwn(perLayer, path) ? perLayer[path] : {}
-    const rank = setting(op, `config rank of '${path}'`, own.rank ?? cfg.rank, isRank, 'a positive integer')
+    const pick = (k: string) => (Object.hasOwn(own, k) ? own[k] : cfg[k]) // a null is checked, not replaced by the file-wide value
+    const rank = setting(op, `config rank of '${path}'`, pick('rank'), isRank, 'a positive integer')
     if (a.shape[0] !== rank || b.shape[1] !== rank) throw new Error(`${op}: ${source}: '${path}': loraA is (${a.shape.join(',')}) and loraB (${b.shape.join(',')}), but the config says rank ${rank}: weights and config do not belong together`)
     const magnitude = dora ? f32(op, source, `${path}.magnitude`, tensors[`${path}.magnitude`], 1).data : undefined
-    return { path, loraA: a.data, loraB: b.data, rank, alpha: (own.alpha ?? cfg.alpha) as number, scale: (own.scale ?? cfg.scale) as number, magnitude }
+    return { path, loraA: a.data, loraB: b.data, rank, alpha: pick('alpha') as number, scale: pick('scale') as number, magnitude }
   })
   const adapter = name ?? setting(op, 'config name', cfg.name, (v): v is string => typeof v === 'string' && v !== '', 'a non-empty string', 'default')
-  install(op, source, model, { layers, dropout: (cfg.dropout ?? 0) as number, dora }, adapter) // checks alpha, scale, dropout and values
+  install(op, source, model, { layers, dropout: (cfg.dropout === undefined ? 0 : cfg.dropout) as number, dora }, adapter) // checks alpha, scale, dropout and values
   return { name: adapter, paths }
 }
 

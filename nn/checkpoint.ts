@@ -91,6 +91,7 @@ export function checkpointToBytes(model: GPT, metadata: Record<string, string> =
       throw new Error(`checkpointToBytes: '${name}' is a ${m.constructor.name}, which a checkpoint cannot rebuild; merge LoRA layers first (mergeLoRA) or save the adapters apart (saveAdapters)`)
     }
   }
+  for (const [k, t] of Object.entries(model.stateDict())) assertFinite(`checkpointToBytes: ${k}`, t.data) // as loading requires
   const meta: Record<string, string> = { ...metadata, config: JSON.stringify(model.config), format: 'tenny-gpt' }
   if (Object.keys(quantized).length) meta.quantized = JSON.stringify(quantized)
   return serializeSafetensors({ ...checkpointTensors(model), ...buffers(model) }, meta)
@@ -137,12 +138,22 @@ function readConfig(metadata: Record<string, string>): GPTConfig {
   return config as GPTConfig
 }
 
-/** The config's sizes against the tensors that carry them, before a model is built from it: a small file may claim a huge one. */
+/** The config's sizes against the file, tensor by tensor, before a model is built from it: a small file may claim a huge one. */
 function checkSizes(c: GPTConfig, tensors: Record<string, StoredTensor>): void {
-  const carriers: [string, number[]][] = [['wte.weight', [c.vocabSize, c.nEmbd]], ['wpe.weight', [c.blockSize, c.nEmbd]], [`blocks.${c.nLayer - 1}.ln1.weight`, [c.nEmbd]]]
-  for (const [k, shape] of carriers) {
+  const need = (k: string, shape: number[], fits = (t: StoredTensor) => sameShape(t.shape, shape)): void => {
     const t = Object.hasOwn(tensors, k) ? tensors[k] : undefined
-    if (!t || !sameShape(t.shape, shape)) throw new Error(`the config (${JSON.stringify(c)}) needs ${k} ${shapeStr(shape)}, but the file has ${t ? shapeStr(t.shape) : 'no such tensor'}`)
+    if (!t || !fits(t)) throw new Error(`the config (${JSON.stringify(c)}) needs ${k} ${shapeStr(shape)}, but the file has ${t ? shapeStr(t.shape) : 'no such tensor'}`)
+  }
+  need('wte.weight', [c.vocabSize, c.nEmbd])
+  need('wpe.weight', [c.blockSize, c.nEmbd])
+  // every block's tensors, as one block names them, from the last block down: a 300-byte file may claim 100,000 blocks
+  const block = [...new Block(c).namedParameters()]
+  for (let i = c.nLayer - 1; i >= 0; i--) {
+    for (const [k, p] of block) {
+      const codes = `blocks.${i}.${k.replace(/weight$/, 'codes')}` // a quantized weight: codes of at least 2 bits each
+      if (k.endsWith('.weight') && Object.hasOwn(tensors, codes)) need(codes, p.shape, (t) => 4 * t.data.byteLength >= p.size)
+      else need(`blocks.${i}.${k}`, p.shape)
+    }
   }
 }
 
@@ -151,11 +162,15 @@ export function checkpointFromBytes(bytes: Uint8Array, source = '<bytes>', optio
   try {
     const { tensors, metadata } = parseSafetensors(bytes, source, options)
     const config = readConfig(metadata)
-    checkSizes(config, tensors)
     for (const [k, t] of Object.entries(tensors)) if (t.data instanceof Float32Array) assertFinite(k, t.data)
-    const stream = rngState() // building the model draws an init that is overwritten: leave the stream untouched
-    const model = new GPT(config)
-    setRngState(stream)
+    const stream = rngState() // building draws an init that is overwritten: leave the stream untouched
+    let model: GPT
+    try {
+      checkSizes(config, tensors)
+      model = new GPT(config)
+    } finally {
+      setRngState(stream)
+    }
     requantize(model, metadata.quantized) // now the model has the file's layout: every name and shape can be compared
     const own = checkpointTensors(model), bufs = buffers(model)
     const missing = [...Object.keys(own), ...Object.keys(bufs)].filter((k) => !Object.hasOwn(tensors, k))
@@ -182,6 +197,7 @@ export function optimizerToBytes(opt: Optimizer): Uint8Array {
   const { lr, state } = opt.stateDict()
   const tensors: Record<string, Tensor> = {}
   for (const [i, st] of Object.entries(state)) for (const [b, data] of Object.entries(st.buffers)) tensors[`${i}.${b}`] = new Tensor(data, [data.length])
+  for (const [k, t] of Object.entries(tensors)) assertFinite(`optimizerToBytes: '${k}'`, t.data) // as loading requires
   const steps = Object.fromEntries(Object.entries(state).map(([i, st]) => [i, st.step])) // Adam's bias correction needs each t
   // safetensors metadata holds only strings: lr and the steps go in as text, checked again when read
   return serializeSafetensors(tensors, { format: 'tenny-optimizer', optimizer: opt.constructor.name, lr: String(lr), steps: JSON.stringify(steps) })
@@ -207,7 +223,7 @@ export function loadOptimizerBytes(opt: Optimizer, bytes: Uint8Array, source = '
     const m = /^(\d+)\.(\w+)$/.exec(key), st = m && state.get(m[1])
     if (!m || !st || !(t.data instanceof Float32Array)) throw new Error(`${op}: ${source}: tensor '${key}' is not '<index>.<buffer>' of a parameter listed in 'steps' (as F32)`)
     assertFinite(`${op}: ${source}: '${key}'`, t.data)
-    st.buffers[m[2]] = t.data
+    st.buffers = { ...st.buffers, [m[2]]: t.data } // a computed key is an own property, even '__proto__': checked, not lost
   }
   opt.loadStateDict({ lr: Number(metadata.lr), state: Object.fromEntries(state) }) // validates indices, steps, buffer names and sizes
 }

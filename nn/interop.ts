@@ -8,7 +8,7 @@ import { transpose as transposeOp } from '../ops/movement.js'
 import { Module } from './module.js'
 import { loraScale, scaleRule } from './lora.js'
 import { linearLayers, blockIndex } from './lora-model.js'
-import { CONFIG, collect, install, need, readJson, setting, f32, text, unique, isRank, isFiniteNumber, isDropout, type AdapterFiles, type LayerAdapter } from './adapters.js'
+import { CONFIG, collect, install, need, readJson, setting, f32, text, unique, isRank, isFiniteNumber, isDropout, isObject, type AdapterFiles, type LayerAdapter } from './adapters.js'
 
 const isBoolean = (v: unknown): v is boolean => typeof v === 'boolean'
 
@@ -59,11 +59,11 @@ export function peftFiles(model: Module, { name, baseModel = 'tenny' }: { name?:
   return { 'adapter_model.safetensors': serializeSafetensors(tensors, { format: 'pt' }), [CONFIG]: text(config) }
 }
 
-/** The value of a PEFT pattern (rank_pattern, alpha_pattern) whose key is this path or a dotted suffix of it (PEFT's get_pattern_key). */
-function pattern(p: unknown, path: string): unknown {
-  if (typeof p !== 'object' || p === null) return undefined
+/** The value of a PEFT pattern (rank_pattern, alpha_pattern) whose key is this path or a dotted suffix of it (PEFT's get_pattern_key), else `fallback`. */
+function pattern(p: unknown, path: string, fallback: unknown): unknown {
+  if (typeof p !== 'object' || p === null) return fallback
   for (const [k, v] of Object.entries(p)) if (path === k || path.endsWith(`.${k}`)) return v
-  return undefined
+  return fallback
 }
 
 /** Load PEFT's files (adapter_model.safetensors + adapter_config.json) into the model as adapter `name`. */
@@ -79,12 +79,14 @@ export function importPEFTFiles(model: Module, files: AdapterFiles, { name = 'de
   for (const [key, t] of Object.entries(tensors)) { // group the halves (and DoRA's m) by layer path
     const m = PEFT_KEY.exec(key)
     if (!m || (m[2] === 'lora_magnitude_vector' && !dora)) throw new Error(`${op}: ${source}: unknown key '${key}' (expected base_model.model.<path>.lora_A.weight or .lora_B.weight${dora ? ' or .lora_magnitude_vector' : ''})`)
-    parts.set(m[1], { ...parts.get(m[1]), [m[2]]: t })
+    const layer = parts.get(m[1]) ?? {} // `lora_A.weight` and `lora_A.<adapter>.weight` name the same half: which would be meant?
+    if (Object.hasOwn(layer, m[2])) throw new Error(`${op}: ${source}: '${key}' is the second ${m[2]} of '${m[1]}'`)
+    parts.set(m[1], { ...layer, [m[2]]: t })
   }
   const layers = [...parts].map(([path, h]): LayerAdapter => {
     const a = f32(op, source, `base_model.model.${path}.lora_A.weight`, h.lora_A), b = f32(op, source, `base_model.model.${path}.lora_B.weight`, h.lora_B)
-    const rank = setting(op, `${CONFIG}: r (or rank_pattern) of '${path}'`, pattern(cfg.rank_pattern, path) ?? cfg.r, isRank, 'a positive integer')
-    const layerAlpha = setting(op, `${CONFIG}: lora_alpha (or alpha_pattern) of '${path}'`, pattern(cfg.alpha_pattern, path) ?? cfg.lora_alpha, isFiniteNumber, 'a finite number')
+    const rank = setting(op, `${CONFIG}: r (or rank_pattern) of '${path}'`, pattern(cfg.rank_pattern, path, cfg.r), isRank, 'a positive integer')
+    const layerAlpha = setting(op, `${CONFIG}: lora_alpha (or alpha_pattern) of '${path}'`, pattern(cfg.alpha_pattern, path, cfg.lora_alpha), isFiniteNumber, 'a finite number')
     if (a.shape[0] !== rank || b.shape[1] !== rank) throw new Error(`${op}: ${source}: '${path}': lora_A is (${a.shape.join(',')}) and lora_B (${b.shape.join(',')}), but ${CONFIG} says rank ${rank}`)
     const magnitude = dora ? f32(op, source, `base_model.model.${path}.lora_magnitude_vector`, h.lora_magnitude_vector, 1).data : undefined
     return { path, loraA: a.data, loraB: b.data, rank, alpha: layerAlpha, scale: loraScale({ rank, alpha: layerAlpha, useRslora }), magnitude }
@@ -132,7 +134,7 @@ export function importMLXFiles(model: Module, files: AdapterFiles, { name = 'def
   if (weights.length !== 1 || !/\.(safetensors|npz)$/.test(weights[0])) throw new Error(`${op}: expected one .safetensors or .npz file beside ${CONFIG}, got ${weights.join(', ') || 'none'}`)
   const file = source ?? weights[0]
   const cfg = Object.hasOwn(files, CONFIG) ? readJson(op, CONFIG, files[CONFIG]) : {}
-  const params = setting(op, `${CONFIG}: lora_parameters`, cfg.lora_parameters, (v): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v), 'an object', {})
+  const params = setting(op, `${CONFIG}: lora_parameters`, cfg.lora_parameters, isObject, 'an object', {})
   if (scale === undefined && params.scale === undefined) throw new Error(`${op}: no ${CONFIG} with lora_parameters.scale next to ${file}; pass { scale } (the original mlx-examples lora.py used 2.0)`)
   const s = setting(op, scale === undefined ? `${CONFIG}: lora_parameters.scale` : '{ scale }', scale ?? params.scale, isFiniteNumber, 'a finite number')
   const kind = setting(op, `${CONFIG}: fine_tune_type`, cfg.fine_tune_type, (v): v is string => v === 'lora' || v === 'dora', "'lora' or 'dora' (a 'full' fine-tune holds no adapters)", 'lora')

@@ -19,7 +19,7 @@ export class Linear extends Module {
   /** `given`: exact tensors instead of the random init (nothing is drawn); Linear.fromWeights checks and copies them. */
   constructor(readonly inFeatures: number, readonly outFeatures: number, { bias = true } = {}, given?: { weight: Tensor; bias: Tensor | null }) {
     super()
-    const bound = 1 / Math.sqrt(inFeatures)
+    const bound = inFeatures > 0 ? 1 / Math.sqrt(inFeatures) : 0 // no inputs: a zero bias, as PyTorch, not U(±∞) = NaN
     this.weight = given ? given.weight : rand([outFeatures, inFeatures], { low: -bound, high: bound, requiresGrad: true })
     this.bias = given ? given.bias : bias ? rand([outFeatures], { low: -bound, high: bound, requiresGrad: true }) : null
   }

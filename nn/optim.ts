@@ -123,6 +123,15 @@ export class Adam extends Optimizer {
     return { m: new Float32Array(size), v: new Float32Array(size) }
   }
 
+  /** As Optimizer's, and v must be ≥ 0: a running mean of g², whose √ would make the next step NaN if it were not. */
+  override loadStateDict(dict: OptimizerStateDict): void {
+    for (const [i, { buffers }] of Object.entries(dict.state)) {
+      const at = buffers.v instanceof Float32Array ? buffers.v.findIndex((x) => !(x >= 0)) : -1
+      if (at >= 0) throw new Error(`${this.constructor.name}.loadStateDict: parameter ${i} has v = ${buffers.v[at]} at index ${at}; v is a mean of squared gradients, never negative`)
+    }
+    super.loadStateDict(dict)
+  }
+
   protected update(w: Float32Array, g: Float32Array, st: ParamState): void {
     const { lr, eps, weightDecay: wd } = this
     const [b1, b2] = this.betas

@@ -12,6 +12,8 @@ export function sampleNext(logits: Float32Array, rows: number, V: number, { temp
   const out = new Int32Array(rows)
   for (let r = 0; r < rows; r++) {
     const row = logits.subarray(r * V, (r + 1) * V)
+    const bad = row.findIndex((x) => x !== x || x === Infinity) // argmax would pick token 0 for NaNs; -∞ masks a token
+    if (bad >= 0) throw new Error(`sample: row ${r} of the logits holds ${row[bad]} at token ${bad} (the model's output overflowed or is NaN)`)
     out[r] = temperature === 0 ? argmax(row) : draw(row, temperature, topK ?? V, topP ?? 1)
   }
   return out

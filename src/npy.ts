@@ -37,13 +37,14 @@ export function decodeNpy(bytes: Uint8Array, source = '<npy>'): NpyArray {
   const start = 8 + lenBytes + headerLen
   if (start > bytes.length) fail(`header of ${headerLen} bytes runs past the end of the ${bytes.length}-byte file`)
   const header = new TextDecoder().decode(bytes.subarray(8 + lenBytes, start))
-  const descr = /'descr':\s*'([^']*)'/.exec(header)?.[1]
-  const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1]
-  const dims = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1]
-  if (descr === undefined || fortran === undefined || dims === undefined) return fail(`cannot read the header ${JSON.stringify(header.trim())}`)
+  // the dict as numpy writes it (its keys sorted; spacing aside): a key found anywhere else (inside another
+  // value, or a second time) would be a guess where numpy reads something else
+  const m = /^\{\s*'descr':\s*'([^']*)',\s*'fortran_order':\s*(True|False),\s*'shape':\s*\(((?:\s*\d+\s*,)*(?:\s*\d+)?\s*)\),?\s*\}\s*$/.exec(header)
+  if (!m) return fail(`cannot read the header ${JSON.stringify(header.trim().slice(0, 200))} (expected {'descr': …, 'fortran_order': …, 'shape': (…)})`)
+  const [, descr, fortran, dims] = m
   if (descr !== '<f4' && descr !== '<f8') fail(`dtype '${descr}' is not supported (expected little-endian float32 '<f4' or float64 '<f8')`)
   const shape = dims.split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number)
-  if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`bad shape (${dims})`)
+  if (!shape.every((d) => Number.isSafeInteger(d))) fail(`bad shape (${dims})`)
   const n = shape.reduce((a, d) => a * d, 1), size = descr === '<f4' ? 4 : 8
   if (bytes.length - start !== n * size) fail(`shape (${shape.join(',')}) needs ${n * size} data bytes, the file has ${bytes.length - start}`)
   let data: Float32Array = new Float32Array(n)

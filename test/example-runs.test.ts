@@ -3,11 +3,13 @@
 // that turns NaN stops with one line and writes nothing, and the CLI's edge cases are one clear error each.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { example, exampleWith, failsClearly, smallData, type Run } from './example-helpers'
+import { example, exampleWith, exampleEnv, failsClearly, smallData, root, script, type Run } from './example-helpers'
+import { writeRun } from '../examples/lib/runs'
 
 const dir = mkdtempSync(join(tmpdir(), 'tenny-runs-'))
 const data = smallData(join(dir, 'data'), { train: 16, valid: 4, test: 4 })
@@ -89,6 +91,38 @@ test('each training run writes its own folder; answering runs read the newest; n
   failsClearly(exampleWith({ TENNY_EXAMPLE_OUT: join(dir, 'empty') }, '--prompt', 'Q: x'), /no trained adapters in \S+ yet: run `npm run example` first, or give --adapter-path DIR/)
 })
 
+test('two runs saving into one folder (started in the same second, or given the same --adapter-path): the later one takes <folder>-2, nothing is overwritten', () => {
+  const base = join(dir, 'claimed'), basePath = join(dir, 'base.bin')
+  writeFileSync(basePath, 'a base')
+  const rec = (seed: number) => ({ training: { seed } })
+  assert.is(writeRun(base, basePath, rec(1)), base)
+  assert.is(writeRun(base, basePath, rec(2)), `${base}-2`, 'run.json is claimed, not replaced')
+  assert.is(record(base).training.seed, 1)
+  assert.is(record(`${base}-2`).training.seed, 2)
+  const leftovers = join(dir, 'leftovers') // adapters of a run killed before its run.json: still another run's folder
+  mkdirSync(leftovers)
+  writeFileSync(join(leftovers, 'adapters.safetensors'), 'x')
+  assert.is(writeRun(leftovers, basePath, rec(3)), `${leftovers}-2`)
+  assert.equal(readdirSync(leftovers), ['adapters.safetensors'])
+  // two processes given one folder: whichever saves second saves beside it, and says so
+  const folder = join(dir, 'shared')
+  const runs = [1, 2].map((seed) => spawn(process.execPath, ['--import', 'tsx', script, ...tiny, '--seed', String(seed), '--adapter-path', folder], { cwd: root, env: exampleEnv() }))
+  const outputs = runs.map((child) => new Promise<string>((done) => {
+    let out = ''
+    child.stdout.on('data', (d) => { out += d })
+    child.stderr.on('data', (d) => { out += d })
+    child.on('close', (code) => done(`${out}\nexit ${code}`))
+  }))
+  return Promise.all(outputs).then((logs) => {
+    const refused = logs.filter((l) => /already holds another run/.test(l)) // the later one may start after the first saved
+    assert.ok(logs.every((l) => /exit 0$/.test(l) || /already holds another run/.test(l)), logs.join('\n----\n'))
+    const seeds = [folder, `${folder}-2`].filter((f) => existsSync(join(f, 'run.json'))).map((f) => record(f).training.seed).sort()
+    assert.equal(seeds, refused.length ? [seeds[0]] : [1, 2], `each run in its own folder: ${logs.join('\n----\n')}`)
+    if (!refused.length) assert.ok(logs.some((l) => l.includes(`was taken by another run meanwhile: saving into`)))
+    for (const f of [folder, `${folder}-2`].filter((f) => existsSync(f))) assert.ok(existsSync(join(f, 'adapters.safetensors')), f)
+  })
+})
+
 test('a loss that turns NaN stops training in one line naming the step and what to try; nothing is written', () => {
   const out = mkdtempSync(join(dir, 'nan-'))
   const env = { TENNY_EXAMPLE_OUT: out }
@@ -120,6 +154,14 @@ test('CLI edge cases are one clear error each: a huge batch, an empty prompt, a 
   const resumed = join(dir, 'resumed')
   succeeds(example(...tiny, '--resume-adapter-file', file, '--adapter-path', resumed))
   assert.is(record(resumed).training.rank, 32, 'the run records the rank it trained')
+  // --lora-dropout applies to a resumed run (it was ignored while run.json recorded it); without it, the file's
+  const dropped = join(dir, 'dropout')
+  succeeds(example(...tiny, '--resume-adapter-file', file, '--lora-dropout', '0.5', '--adapter-path', dropped))
+  assert.is(record(dropped).training.loraDropout, 0.5)
+  assert.is(JSON.parse(readFileSync(join(dropped, 'adapter_config.json'), 'utf8')).dropout, 0.5, 'the adapters trained with the dropout the run records')
+  const again = join(dir, 'again')
+  succeeds(example(...tiny, '--resume-adapter-file', join(dropped, 'adapters.safetensors'), '--adapter-path', again))
+  assert.is(record(again).training.loraDropout, 0.5, "a resumed run without --lora-dropout keeps, and records, the file's")
 })
 
 test.after(() => rmSync(dir, { recursive: true, force: true }))

@@ -6,6 +6,7 @@ import { Tensor, randint, noGrad } from '../src/tensor'
 import { manualSeed, rngState, setRngState } from '../src/random'
 import { saveSafetensors, loadSafetensors } from '../src/safetensors-node'
 import { GPT } from '../nn/gpt'
+import { sampleNext } from '../nn/sampling'
 import { QuantizedLinear, quantize, type QuantizeOptions } from '../nn/quantized'
 import { applyLoRA } from '../nn/lora-model'
 import { AdamW } from '../nn/optim'
@@ -84,6 +85,18 @@ test('GPT.generate: runs without dropout and restores training mode; maxNewToken
   assert.equal(gpt.generate(prompt, 0).data, prompt.data)
   assert.throws(() => gpt.generate(prompt, -1), /GPT.generate: maxNewTokens must be an integer ≥ 0, got -1/)
   assert.throws(() => gpt.generate(prompt, 1.5), /maxNewTokens must be an integer ≥ 0, got 1.5/)
+})
+
+test('sampling refuses NaN and +Infinity logits (an overflowed model answered token 0, a newline, and exited 0); -Infinity masks a token', () => {
+  assert.throws(() => sampleNext(Float32Array.from([0, 1, 2, 3, NaN, 5]), 2, 3, { temperature: 0 }), /sample: row 1 of the logits holds NaN at token 1 \(the model's output overflowed or is NaN\)/)
+  assert.throws(() => sampleNext(Float32Array.from([0, Infinity, 2]), 1, 3), /sample: row 0 of the logits holds Infinity at token 1/)
+  assert.equal(Array.from(sampleNext(Float32Array.from([5, -Infinity, 2]), 1, 3, { temperature: 0 })), [0])
+  assert.equal(Array.from(sampleNext(Float32Array.from([-Infinity, 1, -Infinity]), 1, 3, { temperature: 1 })), [1])
+  manualSeed(13)
+  const gpt = new GPT(config)
+  applyLoRA(gpt, { rank: 2 })
+  for (const p of gpt.trainableParameters()) p.data.fill(1e30) // a strength or scale that overflows float32
+  assert.throws(() => gpt.generate(randint(0, 11, [1, 3]), 4, { temperature: 0 }), /sample: row 0 of the logits holds NaN/)
 })
 
 test('GPT.generate: the KV cache gives the same tokens as recomputing the full context, greedy and sampled, past blockSize', () => {

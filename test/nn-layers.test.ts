@@ -1,6 +1,6 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { Tensor, tensor } from '../src/tensor'
+import { Tensor, tensor, zeros } from '../src/tensor'
 import { manualSeed } from '../src/random'
 import { Linear } from '../nn/linear'
 import { Embedding } from '../nn/embedding'
@@ -14,6 +14,12 @@ test('Linear: gradients of input, weight and bias match finite differences', () 
   const lin = new Linear(3, 4)
   const x = uniform([2, 5, 3], 1, true)
   gradcheck(() => lin.forward(x), [x, lin.weight, lin.bias!])
+})
+
+test('Linear(0, n): no inputs, so its bias starts at 0 (PyTorch\'s bound for fan_in 0), not NaN from U(±1/√0)', () => {
+  const layer = new Linear(0, 3)
+  assert.equal(Array.from(layer.bias!.data), [0, 0, 0])
+  assert.equal(Array.from(layer.forward(zeros([2, 0])).data), [0, 0, 0, 0, 0, 0])
 })
 
 test('LayerNorm: normalises each row to mean 0, variance 1, then applies weight and bias', () => {

@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path'
 import { createHash } from 'node:crypto'
 import { spawn } from 'node:child_process'
 import { Tensor } from '../src/tensor'
-import { manualSeed } from '../src/random'
+import { manualSeed, rngState } from '../src/random'
 import { serializeSafetensors, parseSafetensors, type StoredTensor } from '../src/safetensors'
 import { saveSafetensors, loadSafetensors } from '../src/safetensors-node'
 import { Module } from '../nn/module'
@@ -18,7 +18,8 @@ import { adapterFiles, loadAdapterFiles } from '../nn/adapters'
 import { peftFiles, importPEFTFiles, mlxFiles, importMLXFiles } from '../nn/interop'
 import { saveAdapters, loadAdapters, exportPEFT, importPEFT, exportMLX, importMLX } from '../nn/adapters-node'
 import { saveCheckpoint, loadCheckpoint, saveOptimizer, loadOptimizer } from '../nn/checkpoint-node'
-import { checkpointToBytes, optimizerToBytes, loadOptimizerBytes } from '../nn/checkpoint'
+import { checkpointToBytes, checkpointFromBytes, optimizerToBytes, loadOptimizerBytes } from '../nn/checkpoint'
+import { quantize } from '../nn/quantized'
 import { uniform } from './helpers'
 import { TINY_GPT, adaptedToy, withDir } from './fixtures'
 
@@ -157,6 +158,48 @@ test('importPEFT and importMLX refuse bad settings, empty files and mismatched r
   })
 })
 
+test('a per-layer entry that is not an object, a setting written as null and a PEFT file naming one half twice are refused', () => {
+  const { adapted, fresh } = adaptedToy(10)
+  const model = fresh()
+  const load = (edit: Parameters<typeof tennyFiles>[1]) => () => loadAdapterFiles(model, tennyFiles(adapted, edit))
+  refused(model, load((cfg) => { cfg.perLayer = { 'blocks.0.qProj': null } }), /loadAdapters: config perLayer must be an object of \{ rank\?, alpha, scale \} by layer path, got \{"blocks\.0\.qProj":null\}/)
+  refused(model, load((cfg) => { cfg.perLayer = { 'blocks.0.qProj': 5 } }), /config perLayer must be an object/)
+  // JSON writes Infinity as null: a null must not quietly become the file-wide value
+  refused(model, load((cfg) => { cfg.perLayer = { 'blocks.0.qProj': { alpha: 4, scale: null } } }), /'blocks\.0\.qProj': scale must be a finite number, got null/)
+  refused(model, load((cfg) => { cfg.perLayer = { 'blocks.0.qProj': { rank: null, alpha: 4, scale: 2 } } }), /config rank of 'blocks\.0\.qProj' must be a positive integer, got null/)
+  refused(model, load((cfg) => { cfg.dropout = null }), /dropout must be a number in \[0, 1\), got null/)
+  const peft = peftFiles(adapted)
+  const cfg = json(peft['adapter_config.json'])
+  const withConfig = (edit: Record<string, unknown>) => ({ ...peft, 'adapter_config.json': bytesOf({ ...cfg, ...edit }) })
+  refused(model, () => importPEFTFiles(model, withConfig({ alpha_pattern: { 'blocks.0.qProj': null } })), /lora_alpha \(or alpha_pattern\) of 'blocks\.0\.qProj' must be a finite number, got null/)
+  refused(model, () => importPEFTFiles(model, withConfig({ rank_pattern: { 'blocks.1.vProj': null } })), /r \(or rank_pattern\) of 'blocks\.1\.vProj' must be a positive integer, got null/)
+  const { tensors } = parseSafetensors(peft['adapter_model.safetensors'])
+  const other = { ...tensors['base_model.model.blocks.0.qProj.lora_A.weight'], data: new Float32Array(16).fill(0.5) }
+  const twice = serializeSafetensors({ ...tensors, 'base_model.model.blocks.0.qProj.lora_A.other.weight': other })
+  refused(model, () => importPEFTFiles(model, { ...peft, 'adapter_model.safetensors': twice }), /importPEFT: adapter_model\.safetensors: 'base_model\.model\.blocks\.0\.qProj\.lora_A\.other\.weight' is the second lora_A of 'blocks\.0\.qProj'/)
+})
+
+test('saves refuse NaN and infinite weights: a diverged model never replaces good adapters, a checkpoint or optimizer state', () => withDir((dir) => {
+  const { adapted } = adaptedToy(11)
+  const file = join(dir, 'adapters.safetensors')
+  saveAdapters(file, adapted)
+  const good = readFileSync(file)
+  loraLayers(adapted)[1][1].loraB.data[2] = NaN
+  assert.throws(() => saveAdapters(file, adapted), /adapterFiles: the model: 'blocks\.0\.vProj': B holds NaN at index 2/)
+  assert.equal(readFileSync(file), good, 'the earlier adapters are untouched')
+  assert.throws(() => peftFiles(adapted), /exportPEFT: the model: 'blocks\.0\.vProj': B holds NaN/)
+  assert.throws(() => mlxFiles(adapted), /exportMLX: the model: 'blocks\.0\.vProj': B holds NaN/)
+  manualSeed(12)
+  const gpt = new GPT(TINY_GPT)
+  gpt.stateDict()['blocks.1.attn.qProj.weight'].data[4] = Infinity
+  assert.throws(() => saveCheckpoint(join(dir, 'gpt.safetensors'), gpt), /checkpointToBytes: blocks\.1\.attn\.qProj\.weight holds Infinity at index 4/)
+  const p = new Tensor(Float32Array.from([1, 2]), [2], true)
+  const opt = new AdamW([p])
+  p.grad = new Tensor(Float32Array.from([NaN, 1]), [2])
+  opt.step()
+  assert.throws(() => saveOptimizer(join(dir, 'opt.safetensors'), opt), /optimizerToBytes: '0\.m' holds NaN at index 0/)
+}))
+
 test('loadCheckpoint: a 160-byte file declaring a huge vocabulary fails at once, before a model is built; NaN weights are refused', () => withDir((dir) => {
   const config = { ...TINY_GPT, vocabSize: 1e9 }
   const tiny = join(dir, 'tiny.safetensors')
@@ -178,6 +221,28 @@ test('loadCheckpoint: a 160-byte file declaring a huge vocabulary fails at once,
   saveCheckpoint(join(dir, 'good.safetensors'), gpt)
   assert.equal(bits(loadCheckpoint(join(dir, 'good.safetensors')).wte.weight), bits(gpt.wte.weight))
 }))
+
+test('loadCheckpoint: a few hundred bytes claiming 100,000 blocks, or a quantized layer without its codes, fail at once', () => {
+  const t = (shape: number[]): StoredTensor => ({ dtype: 'F32', shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) })
+  // only the tensors that carry the config's sizes: the last block's ln1 is there, blocks 0 … 99,998 are not
+  const config = { vocabSize: 1, blockSize: 1, nLayer: 100000, nHead: 1, nEmbd: 1 }
+  const deep = serializeSafetensors({ 'wte.weight': t([1, 1]), 'wpe.weight': t([1, 1]), 'blocks.99999.ln1.weight': t([1]) }, { format: 'tenny-gpt', config: JSON.stringify(config) })
+  assert.ok(deep.length < 400, `${deep.length} bytes`)
+  let t0 = performance.now()
+  assert.throws(() => checkpointFromBytes(deep, 'deep.safetensors'), /checkpointFromBytes: deep\.safetensors: the config \(.*"nLayer":100000.*\) needs blocks\.99999\.ln1\.bias \(1\), but the file has no such tensor/)
+  assert.ok(performance.now() - t0 < 1000, `refused in ${(performance.now() - t0).toFixed(0)} ms`)
+  // a quantized layer's codes are checked with the rest, before anything is built: at least 2 bits per weight
+  manualSeed(9)
+  const gpt = new GPT({ ...TINY_GPT, nLayer: 1 })
+  quantize(gpt, { bits: 4, groupSize: 16 })
+  const { tensors, metadata } = parseSafetensors(checkpointToBytes(gpt))
+  tensors['blocks.0.mlp.fc.codes'] = { dtype: 'U32', shape: [64, 0], data: new Uint32Array(0) }
+  t0 = performance.now()
+  assert.throws(() => checkpointFromBytes(serializeSafetensors(tensors, metadata)), /needs blocks\.0\.mlp\.fc\.codes \(64,16\), but the file has \(64,0\)/)
+  const stream = rngState()
+  assert.throws(() => checkpointFromBytes(deep))
+  assert.equal(rngState(), stream, 'a failed load leaves the random stream as it was')
+})
 
 test('optimizer load: lr "Infinity" or "", steps null, a key __proto__.m and NaN buffers are clear errors; the state is unchanged', () => withDir((dir) => {
   const p = new Tensor(Float32Array.from([1, 2, 3]), [3], true)
@@ -201,6 +266,23 @@ test('optimizer load: lr "Infinity" or "", steps null, a key __proto__.m and NaN
   assert.throws(() => loadOptimizer(other, join(dir, 'o.safetensors')), /holds AdamW state, not SGD/)
   assert.throws(() => opt.loadStateDict({ lr: Infinity, state: {} }), /lr must be a finite number ≥ 0, got Infinity/)
 }))
+
+test('optimizer load: a buffer named __proto__ (once dropped without a word) or a negative Adam v (NaN at the next step) is refused', () => {
+  const p = new Tensor(Float32Array.from([1, 2, 3]), [3], true)
+  const opt = new AdamW([p], { lr: 0.1 })
+  p.grad = new Tensor(Float32Array.from([1, 1, 1]), [3])
+  opt.step()
+  const { tensors, metadata } = parseSafetensors(optimizerToBytes(opt))
+  const before = JSON.stringify(opt.stateDict(), (_, v) => (v instanceof Float32Array ? Array.from(v) : v))
+  const load = (t: Record<string, StoredTensor>) => () => loadOptimizerBytes(opt, serializeSafetensors(t, metadata), 'opt.safetensors')
+  assert.throws(load(Object.fromEntries([...Object.entries(tensors), ['0.__proto__', tensors['0.m']]])), /AdamW\.loadStateDict: parameter 0 has buffers m,v,__proto__, expected m,v/)
+  assert.throws(load({ ...tensors, '0.v': { ...tensors['0.v'], data: Float32Array.from([0.1, -1, 0.1]) } }), /AdamW\.loadStateDict: parameter 0 has v = -1 at index 1; v is a mean of squared gradients, never negative/)
+  assert.is(JSON.stringify(opt.stateDict(), (_, v) => (v instanceof Float32Array ? Array.from(v) : v)), before)
+  const { state } = opt.stateDict()
+  assert.throws(() => opt.loadStateDict({ lr: 0.1, state: { 0: { step: 1, buffers: { ...state[0].buffers, v: Float32Array.from([NaN, 0, 0]) } } } }), /has v = NaN at index 0/)
+  opt.step() // and the state it kept still steps to finite values
+  assert.ok(p.data.every(Number.isFinite))
+})
 
 // ---- what PEFT and mlx-lm select with the configs Tenny writes ----------------------------------------
 

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { zipSync } from 'fflate'
-import { encodeNpy, encodeNpz, decodeNpz, type NpyArray } from '../src/npy'
+import { encodeNpy, decodeNpy, encodeNpz, decodeNpz, type NpyArray } from '../src/npy'
 import { saveNpz, loadNpz } from '../src/npy-node'
 import { DEFAULT_MAX_BYTES } from '../src/safetensors'
 
@@ -37,6 +37,28 @@ function withDir(fn: (dir: string) => void): void {
     rmSync(dir, { recursive: true, force: true })
   }
 }
+
+test('npy: a header is read only as numpy lays it out; a descr inside another value, a second shape or a malformed tuple is refused, not guessed', () => {
+  const npy = (header: string, values: number[]) => { // a v1.0 .npy with this header text and these float32 values
+    const h = new TextEncoder().encode(header + '\n'), data = Float32Array.from(values)
+    const out = new Uint8Array(10 + h.length + data.byteLength)
+    out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0])
+    new DataView(out.buffer).setUint16(8, h.length, true)
+    out.set(h, 10)
+    out.set(new Uint8Array(data.buffer), 10 + h.length)
+    return out
+  }
+  const four = [1, 2, 3, 4]
+  // numpy reads these as int32 and as shape (2, 2): guessing '<f4' or (4,) from the first match would be silently wrong
+  assert.throws(() => decodeNpy(npy(`{'x': "'descr': '<f4'", 'descr': '<i4', 'fortran_order': False, 'shape': (4,), }`, four), 'a.npy'), /npy: a\.npy: cannot read the header/)
+  assert.throws(() => decodeNpy(npy(`{'descr': '<f4', 'fortran_order': False, 'shape': (4,), 'shape': (2, 2), }`, four)), /cannot read the header/)
+  for (const dims of ['2,,2', '0x4,', '4.0,', '-4,', ',']) assert.throws(() => decodeNpy(npy(`{'descr': '<f4', 'fortran_order': False, 'shape': (${dims}), }`, four)), /cannot read the header/, dims)
+  // what numpy and the other writers emit: spacing, no trailing comma, a scalar
+  assert.equal(decodeNpy(npy(`{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }        `, four)).shape, [2, 2])
+  assert.equal(decodeNpy(npy(`{'descr':'<f4','fortran_order':True,'shape':(2,2)}`, four)).data, Float32Array.from([1, 3, 2, 4]))
+  assert.equal(decodeNpy(npy(`{'descr': '<f4', 'fortran_order': False, 'shape': (), }`, [7])).shape, [])
+  assert.equal(decodeNpy(encodeNpy({ shape: [1, 4], data: Float32Array.from(four) })).data, Float32Array.from(four))
+})
 
 test('npz: arrays named __proto__, constructor and toString come back by name, none dropped', () => {
   // as numpy.savez(f, **{'__proto__': …}) writes it: one stored `<name>.npy` per array

@@ -1,7 +1,7 @@
 // Run folders: each training run writes into a folder of its own (examples/out/<date-time> unless --adapter-path
 // names one) and never into one that already holds a run; a run that only answers reads the newest one.
 // run.json in the folder records the settings, the base checkpoint (by sha256) and the losses.
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs'
+import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import { join, dirname, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -53,11 +53,26 @@ export function fileHash(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 16)
 }
 
-/** Write run.json (atomically), naming the base checkpoint by path and hash. */
-export function writeRun(folder: string, basePath: string, record: Omit<RunRecord, 'base'>): void {
-  mkdirSync(folder, { recursive: true })
-  const full = { base: { file: relative(folder, basePath), sha256: fileHash(basePath) }, ...record }
-  writeFileAtomic(join(folder, RUN_FILE), JSON.stringify(full, null, 1) + '\n')
+/**
+ * Write run.json, naming the base checkpoint by path and hash, and so claim the folder: the file is linked into
+ * place, which fails where one exists, so of two runs saving into one folder (started in the same second, or
+ * given the same --adapter-path) the later takes `<folder>-2` (or -3, …) instead of overwriting. Returns the folder.
+ */
+export function writeRun(folder: string, basePath: string, record: Omit<RunRecord, 'base'>): string {
+  for (let path = folder, i = 2; ; path = `${folder}-${i++}`) {
+    if (RUN_OUTPUTS.some((f) => existsSync(join(path, f)))) continue // another run's files, run.json or not
+    mkdirSync(path, { recursive: true })
+    const tmp = join(path, `${RUN_FILE}.tmp-${process.pid}`)
+    writeFileAtomic(tmp, JSON.stringify({ base: { file: relative(path, basePath), sha256: fileHash(basePath) }, ...record }, null, 1) + '\n')
+    try {
+      linkSync(tmp, join(path, RUN_FILE))
+      return path
+    } catch (err) {
+      if (!(err instanceof Error && 'code' in err && err.code === 'EEXIST')) throw err
+    } finally {
+      rmSync(tmp, { force: true })
+    }
+  }
 }
 
 /** The folder's run.json, or null for adapters saved some other way. */
