@@ -1,13 +1,13 @@
 // GFLOP/s of every matmul path Tenny has, at square sizes 64–1024, and the size thresholds they suggest for
 // src/backends/parallel.ts (PARALLEL_MIN_FLOPS) and src/backends/wasm/index.ts (WASM_MIN_FLOPS, WASM_MIN_ROWS,
-// WASM_THREADS_MIN_FLOPS). Each threshold compares two paths call by call, alternating, in this one process.
+// WASM_ROWS_BELOW, WASM_THREADS_MIN_FLOPS). Each threshold compares two paths call by call, alternating, in this one process.
 //   npx tsx bench/backends.ts [--sizes=64,128,256,512,1024] [--quick] [--gpujs] [--thresholds-only]
 // gpu.js compiles a kernel per shape on its first call: that call is a warm-up, never timed.
 import { availableParallelism, cpus } from 'node:os'
 import '../src/node' // Node's entry: worker_threads for the pool, gpu.js's bridge modes
 import { cpu } from '../src/kernels'
 import { matmulAllThreads, startParallel, PARALLEL_MIN_FLOPS } from '../src/backends/parallel'
-import { wasmMatmul, wasmSupport, WASM_MIN_FLOPS, WASM_MIN_ROWS, WASM_THREADS_MIN_FLOPS } from '../src/backends/wasm'
+import { wasmMatmul, wasmPanels, wasmRows, wasmSupport, WASM_MIN_FLOPS, WASM_MIN_ROWS, WASM_ROWS_BELOW, WASM_THREADS_MIN_FLOPS } from '../src/backends/wasm'
 import { openGpujs, type GpujsMode } from '../src/backends/gpu'
 import type { MatmulFlags } from '../src/kernels/matmul'
 
@@ -86,7 +86,9 @@ function sweep(label: string, fast: Run, slow: Run, shapes: [number, number, num
 const cube = (ns: number[]) => ns.map((n): [number, number, number] => [n, n, n])
 const cpuRun: Run = (a, b, m, k, n, f) => cpu.matmul(a, b, m, k, n, f)
 const wasm1: Run = (a, b, m, k, n, f) => wasmMatmul(a, b, 1, m, k, n, f, false)
-const wasmAll: Run = (a, b, m, k, n, f) => wasmMatmul(a, b, 1, m, k, n, f, true)
+const panels1: Run = (a, b, m, k, n, f) => wasmPanels(a, b, 1, m, k, n, f, false)
+const panelsAll: Run = (a, b, m, k, n, f) => wasmPanels(a, b, 1, m, k, n, f, true)
+const rows1: Run = (a, b, m, k, n, f) => wasmRows(a, b, 1, m, k, n, f.bias)
 console.log('\n## Thresholds (A·Bᵀ; a path "wins" from 1.1× up)\n')
 if (!par.failure) {
   const wins = sweep('parallel / cpu', (a, b, m, k, n, f) => matmulAllThreads(a, b, 1, m, k, n, f), cpuRun, cube([48, 64, 80, 96, 128]))
@@ -95,10 +97,14 @@ if (!par.failure) {
 if (!wasm) {
   const cubes = sweep('wasm 1 thr / cpu', wasm1, cpuRun, cube([4, 8, 12, 16, 24, 32]))
   console.log(`wasm wins from ${cubes[0]?.[0] ?? 'never'}³ (WASM_MIN_FLOPS in use: ${WASM_MIN_FLOPS})\n`)
-  const rows = sweep('wasm 1 thr / cpu', wasm1, cpuRun, [1, 2, 3, 4, 6, 8].map((m): [number, number, number] => [m, 128, 384]))
-  console.log(`wasm wins from m = ${rows[0]?.[0] ?? 'never'} at k = 128, n = 384 (WASM_MIN_ROWS in use: ${WASM_MIN_ROWS})\n`)
+  const few = [1, 2, 3, 4, 6, 8].map((m): [number, number, number] => [m, 128, 384])
+  const rows = sweep('wasm 4×8 kernel, 1 thr / cpu', panels1, cpuRun, few)
+  console.log(`the 4×8 kernel wins from m = ${rows[0]?.[0] ?? 'never'} at k = 128, n = 384 (WASM_MIN_ROWS in use: ${WASM_MIN_ROWS})\n`)
+  sweep('wasm row kernel / cpu', rows1, cpuRun, few)
+  const byRows = sweep('wasm row kernel / 4×8 kernel, 1 thr', rows1, panels1, [16, 32, 48, 64, 96, 128].map((m): [number, number, number] => [m, 128, 384]))
+  console.log(`the row kernel wins up to m = ${byRows.at(-1)?.[0] ?? 'never'} at k = 128, n = 384 (WASM_ROWS_BELOW in use: ${WASM_ROWS_BELOW})\n`)
   if (!par.failure) {
-    const wins = sweep(`wasm ${threads} thr / 1 thr`, wasmAll, wasm1, cube([32, 48, 64, 80, 96, 128, 192]))
+    const wins = sweep(`wasm 4×8 kernel, ${threads} thr / 1 thr`, panelsAll, panels1, cube([32, 48, 64, 80, 96, 128, 192]))
     console.log(`threads win from ${wins[0]?.[0] ?? 'never'}³ (WASM_THREADS_MIN_FLOPS in use: ${WASM_THREADS_MIN_FLOPS})`)
   }
 }

@@ -65,7 +65,8 @@ async function main(): Promise<void> {
     matmul: () => matmulRows({ quick, sizes, tenny, tfBackends, jaxjs }),
     mlp: () => mlpRows({ quick, tenny, tfBackends }),
     gpt: () => gptRows({ quick, tenny, tfBackends, jaxjs }),
-    memory: async () => memoryRows({ quick, tennyBackends: tenny.names, tfBackends, jaxjs }),
+    // the memory rows also measure `auto`, what a user gets by default (its probe included), unless --backends narrows them
+    memory: async () => memoryRows({ quick, tennyBackends: option('backends') ? tenny.names : [...tenny.names, 'auto'], tfBackends, jaxjs }),
   }
   const here = (f: string) => fileURLToPath(new URL(f, import.meta.url))
   const kept: Row[] = process.argv.includes('--merge') && existsSync(here('./results.json'))

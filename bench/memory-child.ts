@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs'
 import { TINY_GPT, BATCH, LORA, SEED, ADAMW, batchData } from './config'
 
-export type MemoryReport = { loadedMB: number; builtMB: number; peakMB: number; stepMs: number; loss: number }
+export type MemoryReport = { loadedMB: number; builtMB: number; peakMB: number; stepMs: number; loss: number; /** what Tenny's `auto` installed */ picked?: string }
 
 const mb = (bytes: number) => bytes / (1024 * 1024)
 
@@ -30,7 +30,14 @@ async function main(): Promise<void> {
   const { idx, targets } = batchData(TINY_GPT, BATCH)
   let step: () => number
   let loadedMB: number
-  if (engine === 'tenny') {
+  let picked: (() => string) | undefined
+  if (engine === 'tenny' && backend === 'auto') { // what a user gets: the entry's default, probed at the first product of the first step
+    const { backendInfo } = await import('../src/node')
+    const { buildTennyGPT, tennyTrainer } = await import('./tenny-gpt')
+    loadedMB = mb(process.memoryUsage().rss)
+    step = tennyTrainer(buildTennyGPT(TINY_GPT, SEED, { lora: mode === 'lora' }), idx, targets, BATCH)
+    picked = () => `${backendInfo().backend} on ${backendInfo().threads} thread(s)`
+  } else if (engine === 'tenny') {
     const { buildTennyGPT, tennyTrainer } = await import('./tenny-gpt')
     const { loadTennyBackends } = await import('./tenny-backends')
     const backends = await loadTennyBackends([backend])
@@ -58,7 +65,7 @@ async function main(): Promise<void> {
   const t0 = performance.now()
   for (let i = 0; i < steps; i++) loss = step()
   const stepMs = (performance.now() - t0) / steps
-  const report: MemoryReport = { loadedMB, builtMB, peakMB: peakMB(), stepMs, loss }
+  const report: MemoryReport = { loadedMB, builtMB, peakMB: peakMB(), stepMs, loss, picked: picked?.() }
   console.log(JSON.stringify(report))
 }
 

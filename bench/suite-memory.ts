@@ -41,7 +41,8 @@ export function memoryRows({ quick, tennyBackends, tfBackends, jaxjs }: MemoryOp
       const ok = reports.filter((r): r is MemoryReport => typeof r !== 'string')
       const peaks = ok.map((r) => r.peakMB)
       row.cells[column] = { value: Math.max(...peaks), method: `the larger peak RSS (VmHWM) of ${repeats} child process(es), ${steps} step(s) each`, samples: repeats }
-      row.notes.push(`${column}: ${peaks.map((p) => p.toFixed(0)).join(' and ')} MB peak, ${ok[0].loadedMB.toFixed(0)} MB with the engine loaded before the model`)
+      const picks = ok.some((r) => r.picked) ? ` (auto picked ${ok.map((r) => r.picked).join(', then ')}; its probe runs in the first step)` : ''
+      row.notes.push(`${column}: ${peaks.map((p) => p.toFixed(0)).join(' and ')} MB peak, ${ok[0].loadedMB.toFixed(0)} MB with the engine loaded before the model${picks}`)
     }
   }
   return rows

@@ -75,8 +75,7 @@ export class Tensor {
     }
     for (const t of order) if (t.backwardFn) t.grad = null // intermediate grads restart from zero each call
     addGrad(this, seed)
-    for (let i = order.length - 1; i >= 0; i--) {
-      const t = order[i]
+    for (let t = order.pop(); t !== undefined; t = order.pop()) { // popped: once swept, nothing here holds a node's data
       if (t.backwardFn && t.grad) t.backwardFn()
       const intermediate = t !== this && (t.backwardFn !== null || t.released)
       if (t.backwardFn && !retainGraph) {

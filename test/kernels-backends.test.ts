@@ -14,11 +14,12 @@ import { setBackend, backendInfo } from '../src/node' // Node's entry: installs 
 import { matmulAllThreads, startParallel, parallelInfo } from '../src/backends/parallel'
 import { openGpujs, gpujsTable, GpuMatmul, KernelCache, type GpujsMode, type GpujsPath } from '../src/backends/gpu'
 import { WorkerPool, WorkerEnd, sharedMemory, IDLE, BUSY, RUNNING, STATES, JOB } from '../src/backends/pool'
-import { wasmMatmul, wasmSupport } from '../src/backends/wasm'
+import { wasmMatmul, wasmSupport, WASM_ROWS_BELOW } from '../src/backends/wasm'
 import { fastest, type Probe } from '../src/backends/auto'
 import { startNodeWorker } from '../src/backends/threads-node'
 import { manualSeed, random } from '../src/random'
-import { Tensor } from '../src/tensor'
+import { Tensor, randint } from '../src/tensor'
+import { GPT } from '../nn/gpt'
 import { linear } from '../ops/matmul'
 import { relu } from '../ops/elementwise'
 import { mseLoss } from '../ops/nn'
@@ -316,6 +317,39 @@ test('wasm: setBackend says what runs; products past the memory grow it and stay
     const all = setBackend('wasm')
     assert.is(all.threads, parallelInfo().threads)
     assertRelClose(K.matmul(a, b, m, k, n, { transB: true }), want, 'wasm all threads, grown memory')
+  }
+  setBackend('cpu')
+})
+
+test('wasm: A·Bᵀ with few rows (a linear layer in generation) takes the row kernel; it matches matmulRef on awkward sizes, batched, with a bias', () => {
+  if (!wasmReady) return console.log(`  (wasm skipped: ${wasmSupport()})`)
+  manualSeed(9)
+  for (const threads of [false, true])
+    for (const [batch, m] of [[1, 1], [1, 3], [2, 2], [1, 33], [1, WASM_ROWS_BELOW - 1]])
+      for (const k of [4, 32, 132, 1024])
+        for (const n of [1, 3, 7, 33, 130]) {
+          const a = rnd(batch * m * k), b = rnd(batch * n * k), bias = rnd(n)
+          const want = new Float32Array(batch * m * n)
+          for (let t = 0; t < batch; t++) want.set(matmulRef(a.subarray(t * m * k, (t + 1) * m * k), b.subarray(t * n * k, (t + 1) * n * k), m, k, n, { transB: true }), t * m * n)
+          const what = `(${batch},${m},${k},${n})${threads ? ' all threads' : ''}`
+          assertRelClose(wasmMatmul(a, b, batch, m, k, n, { transB: true }, threads), want, what)
+          for (let i = 0; i < want.length; i++) want[i] += bias[i % n]
+          assertRelClose(wasmMatmul(a, b, batch, m, k, n, { transB: true, bias }, threads), want, `${what} + bias`)
+        }
+})
+
+test('wasm: generation with the KV cache (one-row products on the row kernel) gives the tokens of the full recompute and of the CPU table', () => {
+  if (!wasmReady) return console.log(`  (wasm skipped: ${wasmSupport()})`)
+  manualSeed(10)
+  const gpt = new GPT({ vocabSize: 65, blockSize: 24, nLayer: 2, nHead: 4, nEmbd: 64 })
+  const prompt = randint(0, 65, [1, 2])
+  setBackend('cpu')
+  const onCpu = gpt.generate(prompt, 30, { temperature: 0 }).data
+  for (const threads of parallelReady ? [1, 2] : [1]) {
+    setBackend('wasm', { threads })
+    const cached = gpt.generate(prompt, 30, { temperature: 0 }).data
+    assert.equal(cached, gpt.generate(prompt, 30, { temperature: 0, useCache: false }).data, `wasm ${threads} thread(s): cached vs recomputed`)
+    assert.equal(cached, onCpu, `wasm ${threads} thread(s) vs the CPU table`)
   }
   setBackend('cpu')
 })

@@ -5,7 +5,7 @@ import { cpu, useKernels, type Kernels } from '../kernels/index.js'
 import { qmatmul, qmatmulT, type MatmulFn } from '../kernels/quant.js'
 import { poolInfo, startPool } from './pool.js'
 import { parallelInfo, parallelKernels, PARALLEL_MIN_FLOPS } from './parallel.js'
-import { wasmKernels, wasmSupport, WASM_MIN_FLOPS, WASM_MIN_ROWS, WASM_THREADS_MIN_FLOPS } from './wasm/index.js'
+import { wasmKernels, wasmSupport, WASM_MIN_FLOPS, WASM_MIN_ROWS, WASM_ROWS_BELOW, WASM_THREADS_MIN_FLOPS } from './wasm/index.js'
 import { openGpujs, gpujsTable, gpujsCandidates, GPUJS_MIN_FLOPS, type GpujsMode, type GpujsPath } from './gpu.js'
 import { fastest, summary, PROBE_SIZE, SIMD_PROBE_SIZE, type Candidate, type Probe } from './auto.js'
 
@@ -25,7 +25,7 @@ export type BackendInfo = {
   matmul: string
   reason: string
   probes: Probe[]
-  thresholds: { parallelMinFlops: number; wasmMinFlops: number; wasmMinRows: number; wasmThreadsMinFlops: number; gpujsMinFlops: number }
+  thresholds: { parallelMinFlops: number; wasmMinFlops: number; wasmMinRows: number; wasmRowsBelow: number; wasmThreadsMinFlops: number; gpujsMinFlops: number }
   /** the thread pool: threads it gives, workers ready, blocks workers took (parallel), and why there are none */
   parallel: ReturnType<typeof parallelInfo>
   /** why the wasm backend cannot run here ('' if it can) */
@@ -141,10 +141,10 @@ function describe({ backend, threads, gpujsMode }: Installed, requested: Backend
   const matmul = {
     cpu: 'TS kernels (src/kernels/matmul.ts), 1 thread',
     parallel: `TS matmulNT on ${threads} threads for batch·m·k·n ≥ ${PARALLEL_MIN_FLOPS}, TS kernels below`,
-    wasm: `WebAssembly SIMD 4×8 kernel for batch·m·k·n ≥ ${WASM_MIN_FLOPS} and m ≥ ${WASM_MIN_ROWS}${threads > 1 ? `, on ${threads} threads from ${WASM_THREADS_MIN_FLOPS}` : ', 1 thread'}; TS kernels below`,
+    wasm: `WebAssembly SIMD 4×8 kernel for batch·m·k·n ≥ ${WASM_MIN_FLOPS} and m ≥ ${WASM_MIN_ROWS}${threads > 1 ? `, on ${threads} threads from ${WASM_THREADS_MIN_FLOPS}` : ', 1 thread'} (A·Bᵀ below m = ${WASM_ROWS_BELOW}: a row kernel, 1 thread); TS kernels below`,
     gpujs: `gpu.js ${gpujsMode} for batch·m·k·n ≥ ${GPUJS_MIN_FLOPS}, TS kernels below`,
   }[backend]
-  const thresholds = { parallelMinFlops: PARALLEL_MIN_FLOPS, wasmMinFlops: WASM_MIN_FLOPS, wasmMinRows: WASM_MIN_ROWS, wasmThreadsMinFlops: WASM_THREADS_MIN_FLOPS, gpujsMinFlops: GPUJS_MIN_FLOPS }
+  const thresholds = { parallelMinFlops: PARALLEL_MIN_FLOPS, wasmMinFlops: WASM_MIN_FLOPS, wasmMinRows: WASM_MIN_ROWS, wasmRowsBelow: WASM_ROWS_BELOW, wasmThreadsMinFlops: WASM_THREADS_MIN_FLOPS, gpujsMinFlops: GPUJS_MIN_FLOPS }
   return { backend, requested, threads, gpujsMode, matmul, reason, probes, thresholds, parallel: parallelInfo(), wasm: wasmSupport() }
 }
 

@@ -76,3 +76,50 @@ export function panelKernel(): FunctionBody {
   })
   return f
 }
+
+/**
+ * rowDots(x, w, y, nPad, k): y[j] += x · w[j] for j < nPad, x (k) and w (nPad, k) row-major, k a multiple of 4 —
+ * one row of A·Bᵀ, as a linear layer computes for a single token in generation. B's rows are read as given (no
+ * packing, which would cost as much as the product at one row). As TypeScript:
+ *
+ *   for (let j = 0; j < nPad; j += 4) {                  // 4 rows of w share each load of x; nPad a multiple of 4
+ *     const acc = [0, 1, 2, 3].map(() => [0, 0, 0, 0])   // 4 lanes of partial sums per row
+ *     for (let p = 0; p < k; p += 4)
+ *       for (let r = 0; r < 4; r++) acc[r][0..3] += x[p..p+3] * w[j + r][p..p+3]
+ *     for (let r = 0; r < 4; r++) y[j + r] += (acc[r][0] + acc[r][1]) + (acc[r][2] + acc[r][3])
+ *   }
+ */
+export function rowDotsKernel(): FunctionBody {
+  const f = new FunctionBody(['i32', 'i32', 'i32', 'i32', 'i32'])
+  const [x, w, y, nPad, k] = [0, 1, 2, 3, 4]
+  const j = f.local('i32'), xp = f.local('i32'), wp = f.local('i32'), xEnd = f.local('i32'), rowBytes = f.local('i32')
+  const xv = f.local('v128')
+  const acc = [f.local('v128'), f.local('v128'), f.local('v128'), f.local('v128')]
+  f.get(k).i32(F32).op('i32.mul').set(rowBytes)
+  f.get(x).get(rowBytes).op('i32.add').set(xEnd)
+  f.i32(0).set(j)
+  f.doWhile(() => { // for each 4 rows of w, from j
+    for (const a of acc) f.zero().set(a)
+    f.get(x).set(xp)
+    f.get(w).set(wp) // &w[j][p]; rows j + 1 .. j + 3 are 1–3 rowBytes further
+    f.doWhile(() => { // for each 4 values of p
+      f.get(xp).mem('v128.load').set(xv)
+      for (let r = 0; r < 4; r++) {
+        f.get(acc[r]).get(xv).get(wp)
+        if (r > 0) f.get(rowBytes).i32(r).op('i32.mul').op('i32.add')
+        f.mem('v128.load').op('f32x4.mul').op('f32x4.add').set(acc[r])
+      }
+      f.get(wp).i32(V128).op('i32.add').set(wp)
+      f.get(xp).i32(V128).op('i32.add').tee(xp).get(xEnd).op('i32.lt_u') // p < k
+    })
+    for (let r = 0; r < 4; r++) { // y[j + r] += (lane 0 + lane 1) + (lane 2 + lane 3)
+      f.get(y).get(y).mem('f32.load', F32 * r)
+      f.get(acc[r]).lane(0).get(acc[r]).lane(1).op('f32.add').get(acc[r]).lane(2).get(acc[r]).lane(3).op('f32.add').op('f32.add')
+      f.op('f32.add').mem('f32.store', F32 * r)
+    }
+    f.get(y).i32(4 * F32).op('i32.add').set(y)
+    f.get(w).get(rowBytes).i32(4).op('i32.mul').op('i32.add').set(w) // 4 rows down
+    f.get(j).i32(4).op('i32.add').tee(j).get(nPad).op('i32.lt_u') // j < nPad
+  })
+  return f
+}

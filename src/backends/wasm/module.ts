@@ -4,7 +4,7 @@
 import { webAssembly, type WasmMemory } from '../webassembly.js'
 import { DATA_BYTE, growTo, type WorkerPool } from '../pool.js'
 import { wasmModule, FunctionBody } from './emit.js'
-import { panelKernel } from './matmul.js'
+import { panelKernel, rowDotsKernel } from './matmul.js'
 import { addKernel, geluKernel, geluBackwardKernel, softmaxRowsKernel } from './elementwise.js'
 import { attentionForwardKernel, attentionBackwardKernel } from './attention.js'
 import { layerNormKernel, layerNormBackwardKernel, sumAxisKernel } from './rows.js'
@@ -13,6 +13,7 @@ export type Panel = (a: number, aRow: number, aStep: number, bPanel: number, bSt
 /** The module's exports: byte addresses and counts in, nothing out (results are written to memory). */
 export type Exports = {
   panel: Panel
+  rowDots: (x: number, w: number, y: number, nPad: number, k: number) => void
   add: (a: number, b: number, dst: number, count: number) => void
   gelu: (src: number, dst: number, count: number) => void
   geluBackward: (src: number, dy: number, dst: number, count: number) => void
@@ -28,7 +29,7 @@ const MAX_PAGES = 16384 // 1 GiB, as the pool's shared memory
 /** The kernel module's bytes, importing a shared or a private memory as env.memory. */
 export function kernelBytes(shared: boolean): Uint8Array {
   return wasmModule({ shared, minPages: 1, maxPages: MAX_PAGES }, {
-    panel: panelKernel(), add: addKernel(), gelu: geluKernel(), geluBackward: geluBackwardKernel(), softmaxRows: softmaxRowsKernel(),
+    panel: panelKernel(), rowDots: rowDotsKernel(), add: addKernel(), gelu: geluKernel(), geluBackward: geluBackwardKernel(), softmaxRows: softmaxRowsKernel(),
     attentionForward: attentionForwardKernel(), attentionBackward: attentionBackwardKernel(),
     layerNorm: layerNormKernel(), layerNormBackward: layerNormBackwardKernel(), sumAxis: sumAxisKernel(),
   })
