@@ -1,4 +1,4 @@
-// `npx tsx bench/lora.ts [--runs N]`: what LoRA and QLoRA save on the tiny GPT of issues 3, 4 and 6 — ms per
+// `npx tsx bench/lora.ts [--runs N] [--backend auto|cpu|parallel|wasm]`: what LoRA and QLoRA save on the tiny GPT of issues 3, 4 and 6 — ms per
 // training step (all weights, LoRA, and LoRA on a quantized base in each mode), trainable parameters, optimizer
 // state, weight storage, and adapter file bytes against a full checkpoint. Medians of a few steps: the machine is shared.
 import { mkdtempSync, rmSync, statSync } from 'node:fs'
@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { noGrad } from '../src/tensor'
+import { setBackend, type BackendName } from '../src/node'
 import { manualSeed } from '../src/random'
 import { GPT } from '../nn/gpt'
 import { AdamW } from '../nn/optim'
@@ -18,8 +19,9 @@ import { TINY_GPT, BATCH, ADAMW, LORA, SEED, batchData } from './config'
 import { ids } from './tenny-gpt'
 import { medianOf } from './timing'
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' } } })
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, backend: { type: 'string', default: 'auto' } } })
 const runs = Number(values.runs)
+const info = setBackend(values.backend as BackendName) // what a user gets by default: auto
 const T = TINY_GPT.blockSize
 const { idx, targets } = batchData(TINY_GPT, BATCH)
 const x = ids(idx, BATCH, T), y = ids(targets, BATCH, T)
@@ -51,7 +53,7 @@ function build(setup: Setup): GPT {
 }
 
 const kb = (b: number) => `${(b / 1024).toFixed(1)} KB`
-console.log(`tiny GPT: vocab ${TINY_GPT.vocabSize}, T ${T}, C ${TINY_GPT.nEmbd}, ${TINY_GPT.nHead} heads, ${TINY_GPT.nLayer} layers, batch ${BATCH}, AdamW; median of ${runs} steps after 1 warm-up\n`)
+console.log(`tiny GPT: vocab ${TINY_GPT.vocabSize}, T ${T}, C ${TINY_GPT.nEmbd}, ${TINY_GPT.nHead} heads, ${TINY_GPT.nLayer} layers, batch ${BATCH}, AdamW; median of ${runs} steps after 1 warm-up; backend ${info.backend} on ${info.threads} thread(s)\n`)
 console.log('| setup | step ms | forward ms | trainable params | optimizer state | weights held |')
 console.log('|---|---:|---:|---:|---:|---:|')
 let fullMs = 0
@@ -66,7 +68,8 @@ for (const setup of setups) {
   const forward = medianOf(() => noGrad(() => model.forward(x)), { warmup: 1, runs })
   const state = Object.values(opt.stateDict().state).reduce((n, st) => n + Object.values(st.buffers).reduce((m, b) => m + b.byteLength, 0), 0)
   if (!setup.lora) fullMs = step.value
-  const faster = setup.lora ? ` (${((100 * (fullMs - step.value)) / fullMs).toFixed(0)}% less)` : ''
+  const saved = Math.round((100 * (fullMs - step.value)) / fullMs)
+  const faster = setup.lora ? ` (${Math.abs(saved)}% ${saved >= 0 ? 'less' : 'more'})` : ''
   console.log(`| ${setup.name} | ${step.value.toFixed(0)}${faster} | ${forward.value.toFixed(0)} | ${model.numParameters({ trainable: true }).toLocaleString('en-US')} | ${kb(state)} | ${kb(weightBytes(model))} |`)
 }
 
