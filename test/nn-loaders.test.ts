@@ -275,13 +275,19 @@ test('loadCheckpoint: a few hundred bytes claiming 100,000 blocks, or a quantize
   assert.equal(rngState(), stream, 'a failed load leaves the random stream as it was')
 })
 
-test('optimizer load: lr "Infinity" or "", steps null, a key __proto__.m and NaN buffers are clear errors; the state is unchanged', () => withDir((dir) => {
+/** An AdamW after one step on a 3-element parameter, its saved file parsed, and its state as text (to compare). */
+function steppedAdamW() {
   const p = new Tensor(Float32Array.from([1, 2, 3]), [3], true)
   const opt = new AdamW([p], { lr: 0.1 })
   p.grad = new Tensor(Float32Array.from([1, 1, 1]), [3])
   opt.step()
-  const { tensors, metadata } = parseSafetensors(optimizerToBytes(opt))
-  const before = JSON.stringify(opt.stateDict(), (_, v) => (v instanceof Float32Array ? Array.from(v) : v))
+  const state = () => JSON.stringify(opt.stateDict(), (_, v) => (v instanceof Float32Array ? Array.from(v) : v))
+  return { p, opt, state, ...parseSafetensors(optimizerToBytes(opt)) }
+}
+
+test('optimizer load: lr "Infinity" or "", steps null, a key __proto__.m and NaN buffers are clear errors; the state is unchanged', () => withDir((dir) => {
+  const { p, opt, state: stateText, tensors, metadata } = steppedAdamW()
+  const before = stateText()
   const load = (meta: Record<string, string>, t: Record<string, StoredTensor> = tensors) => () => loadOptimizerBytes(opt, serializeSafetensors(t, { ...metadata, ...meta }), 'opt.safetensors')
   assert.throws(load({ lr: 'Infinity' }), /AdamW\.load: opt\.safetensors: lr "Infinity" is not a number ≥ 0/)
   assert.throws(load({ lr: '' }), /lr "" is not a number ≥ 0/)
@@ -291,7 +297,7 @@ test('optimizer load: lr "Infinity" or "", steps null, a key __proto__.m and NaN
   assert.throws(load({}, { ...tensors, '__proto__.m': tensors['0.m'] }), /tensor '__proto__\.m' is not '<index>\.<buffer>' of a parameter listed in 'steps'/)
   const nan = { ...tensors, '0.v': { ...tensors['0.v'], data: Float32Array.from([1, NaN, 1]) } }
   assert.throws(load({}, nan), /'0\.v' holds NaN at index 1/)
-  assert.is(JSON.stringify(opt.stateDict(), (_, v) => (v instanceof Float32Array ? Array.from(v) : v)), before)
+  assert.is(stateText(), before)
   saveOptimizer(join(dir, 'o.safetensors'), opt)
   const other = new SGD([p], { lr: 1 })
   assert.throws(() => loadOptimizer(other, join(dir, 'o.safetensors')), /holds AdamW state, not SGD/)
@@ -299,16 +305,12 @@ test('optimizer load: lr "Infinity" or "", steps null, a key __proto__.m and NaN
 }))
 
 test('optimizer load: a buffer named __proto__ (once dropped without a word) or a negative Adam v (NaN at the next step) is refused', () => {
-  const p = new Tensor(Float32Array.from([1, 2, 3]), [3], true)
-  const opt = new AdamW([p], { lr: 0.1 })
-  p.grad = new Tensor(Float32Array.from([1, 1, 1]), [3])
-  opt.step()
-  const { tensors, metadata } = parseSafetensors(optimizerToBytes(opt))
-  const before = JSON.stringify(opt.stateDict(), (_, v) => (v instanceof Float32Array ? Array.from(v) : v))
+  const { p, opt, state: stateText, tensors, metadata } = steppedAdamW()
+  const before = stateText()
   const load = (t: Record<string, StoredTensor>) => () => loadOptimizerBytes(opt, serializeSafetensors(t, metadata), 'opt.safetensors')
   assert.throws(load(Object.fromEntries([...Object.entries(tensors), ['0.__proto__', tensors['0.m']]])), /AdamW\.loadStateDict: parameter 0 has buffers m,v,__proto__, expected m,v/)
   assert.throws(load({ ...tensors, '0.v': { ...tensors['0.v'], data: Float32Array.from([0.1, -1, 0.1]) } }), /AdamW\.loadStateDict: parameter 0 has v = -1 at index 1; v is a mean of squared gradients, never negative/)
-  assert.is(JSON.stringify(opt.stateDict(), (_, v) => (v instanceof Float32Array ? Array.from(v) : v)), before)
+  assert.is(stateText(), before)
   const { state } = opt.stateDict()
   assert.throws(() => opt.loadStateDict({ lr: 0.1, state: { 0: { step: 1, buffers: { ...state[0].buffers, v: Float32Array.from([NaN, 0, 0]) } } } }), /has v = NaN at index 0/)
   opt.step() // and the state it kept still steps to finite values
