@@ -214,7 +214,7 @@ async function train(model: nn.GPT, data: Data, flags: Flags, before: Losses, ct
     window.push(ce) // the plain cross-entropy, comparable with the evaluations
     if (run.steps % flags.stepsPerEval === 0) evalPoint()
     const tokps = run.tokens / ((performance.now() - start) / 1000)
-    bar.update(run.steps, { loss: ce.toFixed(3), val: run.valid[run.valid.length - 1][1].toFixed(3), tokps: tokps.toFixed(0) })
+    bar.update(run.steps, { loss: loss3(ce), val: loss3(run.valid[run.valid.length - 1][1]), tokps: tokps.toFixed(0) })
     await new Promise((resolve) => setImmediate(resolve)) // let a Ctrl-C be seen between steps
   }
   if (run.valid[run.valid.length - 1][0] !== run.steps) evalPoint() // the last step counts too, also after Ctrl-C
@@ -226,7 +226,7 @@ async function train(model: nn.GPT, data: Data, flags: Flags, before: Losses, ct
   run.kept = run.keptStep === run.steps ? run.final : losses(model, data)
   const why = run.interrupted ? 'Interrupted after' : run.steps < flags.iters ? `Stopped early (--patience ${flags.patience}) after` : 'Trained'
   console.log(`${why} ${run.steps} steps in ${run.seconds.toFixed(0)} s (${(run.tokens / run.seconds).toFixed(0)} tokens/s)`)
-  console.log(`Kept the ${flags.full ? 'weights' : 'adapters'} of step ${run.keptStep}: validation loss ${best.loss.toFixed(3)}, the lowest (step ${run.steps}: ${run.final.valid.toFixed(3)})`)
+  console.log(`Kept the ${flags.full ? 'weights' : 'adapters'} of step ${run.keptStep}: validation loss ${loss3(best.loss)}, the lowest (step ${run.steps}: ${loss3(run.final.valid)})`)
   return run
 }
 
@@ -268,11 +268,14 @@ function report(model: nn.GPT): void {
   }
 }
 
+/** A loss for a column: 3 decimals, or in exponent form once a diverging run has pushed it past 1e5 (it fits either way). */
+const loss3 = (x: number) => (Math.abs(x) < 1e5 ? x.toFixed(3) : x.toExponential(2))
+
 /** Train, valid and test loss of the base and of the adapted model (the kept step), and where training ended. */
 function summary(before: Losses, after: Losses, run: Run | null): void {
   const kept = run ? `kept: ${run.keptStep}` : 'adapted'
-  const row = (name: string, a: number, b: number, c?: number) => console.log(name.padEnd(18) + a.toFixed(3).padStart(9) +
-    (c === undefined ? '' : c.toFixed(3).padStart(12)) + b.toFixed(3).padStart(12) + `${(((b - a) / a) * 100).toFixed(0)}%`.padStart(9))
+  const row = (name: string, a: number, b: number, c?: number) => console.log(name.padEnd(18) + loss3(a).padStart(9) +
+    (c === undefined ? '' : loss3(c).padStart(12)) + loss3(b).padStart(12) + `${(((b - a) / a) * 100).toFixed(0)}%`.padStart(9))
   console.log(`\n${''.padEnd(18)}${'base'.padStart(9)}${run ? `end: ${run.steps}`.padStart(12) : ''}${kept.padStart(12)}${'change'.padStart(9)}`)
   row('train loss', before.train, after.train, run?.final.train)
   row('valid loss', before.valid, after.valid, run?.final.valid)
