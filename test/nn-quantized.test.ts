@@ -113,9 +113,9 @@ test('qmatmul and qmatmulT agree with dequantize + matmulRef on awkward sizes', 
   }
 })
 
-test('qmatmul and qmatmulT on a weight of several tiles (out 300) equal dequantize + matmulRef to 1e-5 relative', () => {
+test('qmatmul and qmatmulT on a weight of several tiles (out 1100) equal dequantize + matmulRef to 1e-5 relative', () => {
   manualSeed(12)
-  // 16K-float tiles: 126 rows at in=130, 120 at in=136, so 300 rows are 2 full tiles and a ragged third
+  // 64K-float tiles: 504 rows at in=130, 480 at in=136, so 1100 rows are 2 full tiles and a ragged third
   const cases: [string, QuantizeOptions, number][] = [
     ['affine 4-bit', { mode: 'affine', bits: 4, groupSize: 8 }, 136], // affine groups need in % 8 = 0: 130 cannot be
     ['affine 8-bit', { mode: 'affine', bits: 8, groupSize: 68 }, 136],
@@ -123,11 +123,11 @@ test('qmatmul and qmatmulT on a weight of several tiles (out 300) equal dequanti
     ['nf4', { mode: 'nf4', groupSize: 26 }, 130],
   ]
   useThreadSpawner(nodeThreads)
-  for (const backend of ['cpu', 'parallel'] as const) { // the tiles' products go through the backend's matmul: the CPU's, then every core's
+  for (const backend of ['cpu', 'parallel', 'wasm'] as const) { // the tiles' products go through the backend's matmul: the CPU's, every core's, SIMD's
     setBackend(backend)
     try {
-      for (const [name, opts, k] of cases) {
-        const n = 300
+      // 1100 rows: several tiles; 70: one, whose product a backend returns as the result itself
+      for (const [[name, opts, k], n] of cases.flatMap((c) => [[c, 1100], [c, 70]] as const)) {
         const q = K.quantize(normal([n, k]).data, n, k, opts)
         for (const m of [3, 37]) { // below matmulNT's 4-row unroll, and not a multiple of it
           const x = uniform([m, k]).data, dy = uniform([m, n]).data, what = `${backend} ${name} ${m}x${k}x${n}`

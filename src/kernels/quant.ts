@@ -181,9 +181,9 @@ export function dequantize(q: QuantizedWeights): Float32Array {
 // Why tiles: the float Ŵ is what quantization saves, so the matmuls never rebuild it. They decode at most
 // TILE_FLOATS weights (a tile of whole rows of Ŵ) at a time and multiply each tile with `product`: the CPU's
 // matmul here, a backend's own when it installs these kernels (src/backends), so its threads or SIMD run the
-// tiles too. 16K floats (64 KB) stay in L2 while every row of x passes over them, and decoding costs rows·cols
-// per call whatever m is.
-const TILE_FLOATS = 16384
+// tiles too. 64K floats (256 KB) stay in L2 while every row of x passes over them, and hold a whole 512 × 128
+// layer, so a small model's layers are one product each; decoding costs rows·cols per call whatever m is.
+const TILE_FLOATS = 65536
 
 // One scratch buffer for every call, grown when a larger one is needed and never shrunk: two tiles (bounded)
 // plus, in qmatmulT, the tile's m × rows columns of dy (which grow with the batch).
@@ -225,34 +225,37 @@ export function qmatmul(x: Float32Array, q: QuantizedWeights, m: number, product
 }
 
 /**
- * dx = dy · Ŵ. dy (m, n), Ŵ (n, k) packed → dx (m, k) = Σ over tiles dy[:, tile] · Ŵ[tile, :]. Each tile is
- * decoded and transposed within the scratch, so every product is the A·Bᵀ form that matmulNT runs without repacking.
- * Without `product` the CPU's matmulNT adds each tile's product into dx in place; a backend's returns it fresh.
+ * dx = dy · Ŵ. dy (m, n), Ŵ (n, k) packed → dx (m, k) = Σ over tiles dy[:, tile] · Ŵ[tile, :]. A backend's
+ * `product` takes each decoded tile as it is (a plain A·B) and returns the tile's part fresh. Without it the
+ * CPU's matmulNT adds each part into dx in place, so each tile is first transposed within the scratch (the A·Bᵀ
+ * form matmulNT runs without repacking).
  */
 export function qmatmulT(dy: Float32Array, q: QuantizedWeights, m: number, product?: MatmulFn): Float32Array {
   const n = q.rows, k = q.cols, t = tileRows(q)
   const buf = scratchOf(2 * t * k + (t < n ? m * t : 0))
   const wTile = buf.subarray(0, t * k), wTileT = buf.subarray(t * k, 2 * t * k)
   const dyTile = t < n ? buf.subarray(2 * t * k) : dy // Ŵ in one tile: its columns of dy are all of dy
-  const dx = new Float32Array(m * k)
+  const dx = new Float32Array(product && t === n ? 0 : m * k) // (a backend's one tile: its product is dx)
   for (let j0 = 0; j0 < n; j0 += t) {
     const tj = Math.min(t, n - j0)
     dequantizeRowsInto(q, j0, j0 + tj, wTile)
-    for (let j = 0; j < tj; j++) { // wTileT (k, tj) = wTileᵀ
-      const row = j * k
-      for (let p = 0; p < k; p++) wTileT[p * tj + j] = wTile[row + p]
-    }
     if (t < n) {
       for (let i = 0; i < m; i++) { // dyTile (m, tj) = dy[:, j0 .. j0 + tj]
         const dyRow = i * n + j0, tRow = i * tj
         for (let j = 0; j < tj; j++) dyTile[tRow + j] = dy[dyRow + j]
       }
     }
-    if (!product) matmulNT(dyTile, wTileT, dx, m, tj, k) // dx += dyTile · wTile, in place
-    else { // a backend's product (more cores, SIMD, a GPU) returns each tile's (m, k) product fresh: add it in
-      const part = product(dyTile.subarray(0, m * tj), wTileT.subarray(0, k * tj), m, tj, k, { transB: true })
+    if (product) { // a backend's product (more cores, SIMD, a GPU): dyTile (m, tj) · wTile (tj, k)
+      const part = product(dyTile.subarray(0, m * tj), wTile.subarray(0, tj * k), m, tj, k)
+      if (t === n) return part // one tile: its part is dx
       for (let i = 0; i < part.length; i++) dx[i] += part[i]
+      continue
     }
+    for (let j = 0; j < tj; j++) { // wTileT (k, tj) = wTileᵀ
+      const row = j * k
+      for (let p = 0; p < k; p++) wTileT[p * tj + j] = wTile[row + p]
+    }
+    matmulNT(dyTile, wTileT, dx, m, tj, k) // dx += dyTile · wTile, in place
   }
   return dx
 }
