@@ -12,6 +12,22 @@ import { CONFIG, collect, install, need, readJson, setting, f32, text, unique, i
 
 const isBoolean = (v: unknown): v is boolean => typeof v === 'boolean'
 
+/** FNV-1a (32-bit, 8 hex digits) of `bytes`: names which weights file a config was saved with (not cryptographic). */
+function fnv1a(bytes: Uint8Array): string {
+  let h = 0x811c9dc5
+  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 0x01000193)
+  return (h >>> 0).toString(16).padStart(8, '0')
+}
+
+/**
+ * These layouts are two files, renamed one after the other: a crash between the renames, or a second save (or a
+ * read) in between, pairs one save's weights with another's config, with the same ranks but another scale. Each
+ * writer records in one file what the other holds; a pair whose record disagrees is refused (other tools record nothing).
+ */
+function samePair(op: string, source: string, recorded: unknown, found: string): void {
+  if (recorded !== undefined && recorded !== found) throw new Error(`${op}: ${source} and ${CONFIG} come from different saves (one records ${String(recorded)}, the other has ${found}): a save interrupted or overwritten between its two files, or a config edited by hand; export again`)
+}
+
 /** (rows, cols) → (cols, rows): MLX stores the factors the other way round, x·lora_a·lora_b. */
 function transpose(data: Float32Array, rows: number, cols: number): Float32Array {
   return transposeOp(new Tensor(data, [rows, cols])).data
@@ -56,8 +72,12 @@ export function peftFiles(model: Module, { name, baseModel = 'tenny' }: { name?:
     target_modules: peftTargets(model, layers.map((l) => l.path)), layers_to_transform: null, layers_pattern: null,
     rank_pattern: rankPattern, alpha_pattern: alphaPattern, init_lora_weights: true, modules_to_save: null,
   }
-  return { 'adapter_model.safetensors': serializeSafetensors(tensors, { format: 'pt' }), [CONFIG]: text(config) }
+  // PEFT drops unknown config keys with a warning (older versions refuse them): the weights' metadata records its scale settings
+  return { 'adapter_model.safetensors': serializeSafetensors(tensors, { format: 'pt', tenny_lora_settings: peftSettings(config) }), [CONFIG]: text(config) }
 }
+
+/** The settings of a PEFT config that set each layer's rank and scale, as one string. */
+const peftSettings = (c: Record<string, unknown>): string => JSON.stringify([c.r, c.lora_alpha, c.use_rslora, c.use_dora, c.rank_pattern, c.alpha_pattern])
 
 /** The value of a PEFT pattern (rank_pattern, alpha_pattern) whose key is this path or a dotted suffix of it (PEFT's get_pattern_key), else `fallback`. */
 function pattern(p: unknown, path: string, fallback: unknown): unknown {
@@ -74,7 +94,7 @@ export function importPEFTFiles(model: Module, files: AdapterFiles, { name = 'de
   const useRslora = setting(op, `${CONFIG}: use_rslora`, cfg.use_rslora, isBoolean, 'true or false', false)
   const dora = setting(op, `${CONFIG}: use_dora`, cfg.use_dora, isBoolean, 'true or false', false)
   const dropout = setting(op, `${CONFIG}: lora_dropout`, cfg.lora_dropout, isDropout, 'a number in [0, 1)', 0)
-  const { tensors } = parseSafetensors(need(op, files, 'adapter_model.safetensors'), source, options)
+  const { tensors, metadata } = parseSafetensors(need(op, files, 'adapter_model.safetensors'), source, options)
   const parts = new Map<string, Record<string, StoredTensor>>()
   for (const [key, t] of Object.entries(tensors)) { // group the halves (and DoRA's m) by layer path
     const m = PEFT_KEY.exec(key)
@@ -91,6 +111,7 @@ export function importPEFTFiles(model: Module, files: AdapterFiles, { name = 'de
     const magnitude = dora ? f32(op, source, `base_model.model.${path}.lora_magnitude_vector`, h.lora_magnitude_vector, 1).data : undefined
     return { path, loraA: a.data, loraB: b.data, rank, alpha: layerAlpha, scale: loraScale({ rank, alpha: layerAlpha, useRslora }), magnitude }
   })
+  samePair(op, source, metadata.tenny_lora_settings, peftSettings(cfg)) // after the rank checks, which say more
   install(op, source, model, { layers, dropout, dora }, name)
   return { paths: layers.map((l) => l.path) }
 }
@@ -120,10 +141,11 @@ export function mlxFiles(model: Module, { name, format = 'safetensors' }: { name
   for (const [path] of model.namedModules()) blocks = Math.max(blocks, blockIndex(path) + 1)
   const indices = layers.map((l) => blockIndex(l.path)).filter((i) => i >= 0)
   const keys = unique(layers.map((l) => (blockIndex(l.path) >= 0 ? l.path.replace(/^.*?\.\d+\./, '') : l.path))).sort() // paths inside a block, e.g. attn.qProj
-  const config = { fine_tune_type: dora ? 'dora' : 'lora', num_layers: indices.length ? blocks - Math.min(...indices) : 0, lora_parameters: { rank: first.rank, scale: first.scale, dropout, keys } }
   const bytes = format === 'npz'
     ? encodeNpz(arrays)
     : serializeSafetensors(Object.fromEntries(Object.entries(arrays).map(([k, a]) => [k, { dtype: 'F32', ...a }])))
+  // an .npz has no metadata, and mlx-lm ignores config keys it does not use: the config names its weights file
+  const config = { fine_tune_type: dora ? 'dora' : 'lora', num_layers: indices.length ? blocks - Math.min(...indices) : 0, lora_parameters: { rank: first.rank, scale: first.scale, dropout, keys }, tenny_adapters_fnv1a: fnv1a(bytes) }
   return { [`adapters.${format}`]: bytes, [CONFIG]: text(config) }
 }
 
@@ -157,6 +179,7 @@ export function importMLXFiles(model: Module, files: AdapterFiles, { name = 'def
     // MLX gives the scale, not alpha: alpha = scale·rank keeps loraScale's alpha/rank rule true
     return { path, loraA: transpose(a.data, inF, rank), loraB: transpose(b.data, rank, outF), rank, alpha: s * rank, scale: s, magnitude }
   })
+  if (layers.length) samePair(op, file, cfg.tenny_adapters_fnv1a, fnv1a(files[weights[0]])) // an empty file: install says so
   install(op, file, model, { layers, dropout: setting(op, `${CONFIG}: lora_parameters.dropout`, params.dropout, isDropout, 'a number in [0, 1)', 0), dora }, name)
   return { paths: layers.map((l) => l.path) }
 }

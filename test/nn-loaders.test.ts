@@ -89,6 +89,31 @@ test('exportPEFT and exportMLX write their two files as one batch: a save failin
   assert.equal(bits(model.forward(x)), bits(want))
 }))
 
+test('PEFT and mlx-lm pairs mixed from two saves of one rank (a kill between the renames, a second writer) are refused, not loaded at the other scale', () => {
+  // measured: kill -9 mid-exportPEFT left 3 of 30 such pairs, and a reader beside two writers loaded 50 of 172
+  // (PEFT) and 69 of 163 (mlx-lm) with the other save's scale, 16x off, without a word
+  const a = adaptedToy(16, { rank: 2, alpha: 4 }), b = adaptedToy(16, { rank: 2, alpha: 64 }) // one base
+  for (const [, l] of loraLayers(b.adapted)) l.loraB.data.forEach((v, i, d) => { d[i] = -v }) // trained further, say
+  const x = uniform([3, 8])
+  const mixes: [string, (m: Module, files: Record<string, Uint8Array>) => unknown, (m: Module) => Record<string, Uint8Array>][] = [
+    ['PEFT', (m, f) => importPEFTFiles(m, f), (m) => peftFiles(m)],
+    ['MLX .safetensors', (m, f) => importMLXFiles(m, f), (m) => mlxFiles(m)],
+    ['MLX .npz', (m, f) => importMLXFiles(m, f), (m) => mlxFiles(m, { format: 'npz' })],
+  ]
+  for (const [layout, load, files] of mixes) {
+    const [fa, fb] = [files(a.adapted), files(b.adapted)]
+    const model = a.fresh()
+    refused(model, () => load(model, { ...fb, 'adapter_config.json': fa['adapter_config.json'] }), /come from different saves .*: a save interrupted or overwritten between its two files/)
+    refused(model, () => load(model, { ...fa, 'adapter_config.json': fb['adapter_config.json'] }), /come from different saves/)
+    load(model, fb) // a whole pair loads as saved
+    assert.equal(bits(model.forward(x)), bits(b.adapted.forward(x)), layout)
+  }
+  // files other tools wrote record nothing: still read
+  const other = a.fresh(), peft = peftFiles(a.adapted)
+  importPEFTFiles(other, { ...peft, 'adapter_model.safetensors': serializeSafetensors(parseSafetensors(peft['adapter_model.safetensors']).tensors, { format: 'pt' }) })
+  assert.equal(bits(other.forward(x)), bits(a.adapted.forward(x)))
+})
+
 test('two processes saving adapters to one path while a third loads: every load is one whole save, never a mix', async () => {
   const dir = resolve('test', `.concurrent-${process.pid}`)
   mkdirSync(dir, { recursive: true })
