@@ -9,7 +9,7 @@
 // and C is read and written with a row stride ldc (bytes). A call covers one chunk p0 .. p0 + kc of k, so a
 // block's chunk of A and a panel's (8·kc floats) stay in L1 while the chunk of A's rows stays in L2.
 // 4 × 8 is the largest tile whose 8 accumulators, 2 B vectors and 1 splat fit x64's 16 vector registers:
-// 5 × 8 and 6 × 8 spilled and measured slower (shared/MEASURED.md).
+// 5 × 8 and 6 × 8 spilled and measured slower on the project's 2-core dev VM.
 import { FunctionBody, type ValType } from './emit.js'
 
 /** Bytes per float, per f32x4 vector. */
