@@ -58,7 +58,7 @@ async function main(): Promise<void> {
   }
   if (before && data) summary(before, run ? run.kept : losses(model, data), run)
   if (run) charts(run, flags, folder!)
-  if (flags.fuse) fuse(model, tokenizer, flags, folder!, data)
+  if (flags.fuse) fuse(model, tokenizer, folder!, data)
   console.log(`\nWall time ${(performance.now() / 1000).toFixed(0)} s`) // since the process started
 }
 
@@ -295,8 +295,9 @@ function charts(run: Run, flags: Flags, folder: string): void {
 }
 
 /** Fold the adapters into the weights and write fused.safetensors, a base of its own (with a fidelity report if quantized). */
-function fuse(model: nn.GPT, tokenizer: CharTokenizer, flags: Flags, folder: string, data: Data | null): void {
-  const quantized = flags.quantize !== null
+function fuse(model: nn.GPT, tokenizer: CharTokenizer, folder: string, data: Data | null): void {
+  // the base may be quantized by --quantize or by the run being fused (quantizeBase reads its run.json)
+  const quantized = [...model.namedModules()].some(([, m]) => m instanceof nn.QuantizedLinear)
   const { paths, reports } = nn.mergeLoRA(model, { keepQuantized: quantized })
   if (quantized) {
     const r = Object.values(reports)

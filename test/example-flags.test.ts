@@ -123,6 +123,15 @@ test('--resume-adapter-file continues from saved adapters into another file', ()
   assert.ok(lb[1][1] < la[1][1], `mean train loss over steps 1-3: first ${la[1][1]}, resumed ${lb[1][1]}`)
 })
 
+test('--fuse alone on a QLoRA run requantizes W + dW as --train --fuse does (the bits its run.json records, not the flags)', () => {
+  const out = join(dir, 'q4-later')
+  succeeds(example(...tiny(), '--quantize', '4', '--adapter-path', out))
+  const fused = example('--fuse', '--adapter-path', out)
+  succeeds(fused)
+  assert.match(fused.stdout, /Quantized \d+ Linear layers to 4 bits/)
+  assert.match(fused.stdout, /Fused \d+ layers by requantizing W \+ dW: \d+(\.\d)?% of codes changed/)
+})
+
 test('--use-dora trains DoRA adapters that load back as DoRA; --fuse alone fuses that run into a base of its own', () => {
   const out = join(dir, 'dora')
   const run = example(...tiny(), '--use-dora', '--adapter-path', out)

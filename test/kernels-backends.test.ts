@@ -2,7 +2,7 @@
 // threads (worker_threads over a shared memory), the WebAssembly SIMD kernel on one thread and on all, and
 // gpu.js in each mode that opens here (webasm, threaded webasm through the bridge worker, `cpu` with fixed
 // shapes; webgpu and headlessgl where a GPU is found).
-// Also: each gpu.js trap from shared/MEASURED.md is shown avoided, a training run gives the same loss curve
+// Also: each gpu.js trap measured on the dev machine (listed atop src/backends/gpu.ts) is shown avoided, a training run gives the same loss curve
 // on every backend, setBackend/backendInfo behave, and processes using the workers still exit.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -28,7 +28,7 @@ import { uniform } from './helpers'
 type Table = Pick<Kernels, 'matmul' | 'matmulBatched'>
 const rnd = (size: number) => Float32Array.from({ length: size }, () => 2 * random() - 1)
 
-/** ‖got − want‖∞ ≤ 1e-4 · max(1, ‖want‖∞): float32 sums over K = 1024 terms in [-1, 1] err by ~1e-4 absolute (MEASURED.md). */
+/** ‖got − want‖∞ ≤ 1e-4 · max(1, ‖want‖∞): float32 sums over K = 1024 terms in [-1, 1] err by ~1e-4 absolute (measured on the dev machine). */
 function assertRelClose(got: Float32Array, want: Float32Array, what: string): void {
   assert.is(got.length, want.length, `${what}: length`)
   let scale = 1

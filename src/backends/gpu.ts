@@ -1,4 +1,5 @@
-// gpu.js matmul kernels for the kernel table, built around the gpu.js traps in shared/MEASURED.md:
+// gpu.js matmul kernels for the kernel table, built around gpu.js traps measured on the
+// project's dev machine (each is shown avoided in test/kernels-backends.test.ts):
 // K lives in `constants` (a loop bounded by an argument stops at loopMaxIterations without a word),
 // every shape gets its own compiled kernel (no dynamic arguments or output), compiled kernels sit in a
 // bounded LRU that destroy()s what it evicts, and results, which come back as rows, are flattened once.
@@ -186,7 +187,7 @@ export function openGpujs(mode: GpujsMode, { timeoutMs = 30_000, cacheSize = KER
     return bridge.open(mode, timeoutMs, cacheSize)
   }
   const { GPU } = gpujs()
-  if (mode === 'headlessgl' && !GPU.isHeadlessGLSupported) throw new Error('gpu.js headlessgl: the optional native package `gl` is not installed or has no display (see shared/MEASURED.md §7)')
+  if (mode === 'headlessgl' && !GPU.isHeadlessGLSupported) throw new Error('gpu.js headlessgl: the optional native package `gl` is not installed or has no display (gpu.js builds it from source, and it needs an X display: run under `xvfb-run -a`)')
   if (mode === 'webasm' && !GPU.isWebAssemblySupported) throw new Error('gpu.js webasm: WebAssembly is not supported here')
   if ((mode === 'webgl2' && !GPU.isWebGL2Supported) || (mode === 'webgl' && !GPU.isWebGLSupported)) throw new Error(`gpu.js ${mode}: no ${mode === 'webgl2' ? 'WebGL 2' : 'WebGL'} context here (a browser page, or a Web Worker with OffscreenCanvas)`)
   const gm = new GpuMatmul(mode, { cacheSize })

@@ -2,7 +2,7 @@
 // first): scores, softmax and the weighted sum of values forward; dp, ds, dq, dk and dv backward. Rows of q, k,
 // v, dy (hs floats each) lie `rowBytes` apart, as in the (B, T, C) tensors; hs is a multiple of 4. Scores,
 // probabilities and ds use rows of TkPad (Tk rounded up to 4) floats, so a row is whole vectors, and lanes past a
-// query's last visible key hold 0. The caller (wasm/index.ts) copies tensors in and out and loops over (b, h).
+// query's last visible key hold 0. The caller (wasm/kernels.ts) copies tensors in and out and loops over (b, h).
 import { FunctionBody, type ValType } from './emit.js'
 import { exp } from './elementwise.js'
 

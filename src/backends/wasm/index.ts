@@ -1,8 +1,9 @@
 // The wasm backend: matmul through the generated 4 × 8 SIMD microkernel (matmul.ts). The caller copies A into the
-// module's memory as it is (the kernel reads it through strides) and packs op(B) (pack.ts); every thread then takes
-// ranges of rows of C from a shared counter and runs the kernel chunk by chunk of k; C is copied back out. One
-// thread uses a private memory; all threads share the pool's. The other kernels (gelu, softmax, layer norm,
-// attention) are in kernels.ts.
+// module's memory as it is (the kernel reads it through strides) and packs op(B) (pack.ts), or copies an
+// untransposed B as it is for at most B_AS_GIVEN_MAX_ROWS rows of C; every thread then takes ranges of rows of C
+// from a shared counter and runs the kernel chunk by chunk of k; C is copied back out. One thread uses a private
+// memory; all threads share the pool's. A·Bᵀ with few rows takes the row kernel (wasmRows) instead. The other
+// kernels (add, gelu, softmax, layer norm, column sums, attention) are in kernels.ts.
 import { matmul as cpuMatmul, matmulBatched as cpuMatmulBatched, type MatmulFlags } from '../../kernels/matmul.js'
 import type { Kernels } from '../../kernels/index.js'
 import { DATA_BYTE, PARAMS, growTo, sharedPool, type WorkerEnd } from '../pool.js'

@@ -2,7 +2,6 @@
 // memory, calls the generated function, and copies the result out; below its threshold (or for a shape the
 // kernel does not take) it calls the TS loop instead.
 import { cpu, type Kernels } from '../../kernels/index.js'
-import { DATA_BYTE, growTo } from '../pool.js'
 import { singleThread, regions, padRows, unpadRows } from './module.js'
 
 /** Elementwise kernels below this many elements stay on the TS loops (copying in and out costs more). */
@@ -15,15 +14,12 @@ export const WASM_MIN_ATTENTION = 32 * 32 * 32
  * on their addresses and an output's, copy the output out.
  */
 function elementwise(inputs: Float32Array[], kernel: (addresses: number[], count: number) => void): Float32Array {
-  const length = inputs[0].length, padded = Math.ceil(length / 4) * 4
+  const length = inputs[0].length
   if (length === 0) return new Float32Array(0)
-  const { memory } = singleThread()
-  if (!growTo(memory, 4 * padded * (inputs.length + 1))) throw new Error(`wasm backend: ${length} elements do not fit in 1 GiB`)
-  const floats = new Float32Array(memory.buffer), base = DATA_BYTE / 4
-  inputs.forEach((input, i) => floats.set(input, base + i * padded))
-  const addresses = inputs.map((_, i) => 4 * (base + i * padded))
-  const out = base + inputs.length * padded
-  kernel([...addresses, 4 * out], padded)
+  const { floats, at } = regions([...inputs.map(() => length), length]) // the inputs, then the output
+  inputs.forEach((input, i) => floats.set(input, at[i]))
+  kernel(at.map((a) => 4 * a), Math.ceil(length / 4) * 4) // whole f32x4 vectors: regions are padded to 4 floats
+  const out = at[inputs.length]
   return floats.slice(out, out + length)
 }
 

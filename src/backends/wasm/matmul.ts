@@ -3,12 +3,13 @@
 //
 // A is read where it lies, through two strides: op(A)[i][p] sits at a + i·aRow + p·aStep (bytes), so a row-major
 // A (aRow = 4k, aStep = 4) and a transposed one (aRow = 4, aStep = 4m) need no copy. B is packed by the caller
-// (pack.ts) in panels of 8 columns, p-major, so its two vectors per p are contiguous:
+// (pack.ts) in panels of 8 columns, p-major, so its two vectors per p are contiguous (bStep = 32 bytes):
 //   bPack[jb][p][c] = op(B)[p][8·jb + c]        (k·8 floats per panel)
+// or, untransposed and for few rows of C, read as given: panel jb's row p is B[p][8·jb ..], bStep = 4n.
 // and C is read and written with a row stride ldc (bytes). A call covers one chunk p0 .. p0 + kc of k, so a
 // block's chunk of A and a panel's (8·kc floats) stay in L1 while the chunk of A's rows stays in L2.
 // 4 × 8 is the largest tile whose 8 accumulators, 2 B vectors and 1 splat fit x64's 16 vector registers:
-// 5 × 8 and 6 × 8 spilled and measured slower (shared/MEASURED.md).
+// 5 × 8 and 6 × 8 spilled and measured slower on the project's 2-core dev VM.
 import { FunctionBody, type ValType } from './emit.js'
 
 /** Bytes per float, per f32x4 vector. */

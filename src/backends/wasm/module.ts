@@ -82,7 +82,7 @@ export function regions(sizes: number[]): { floats: Float32Array; at: number[] }
     at.push(end)
     end += Math.ceil(size / 4) * 4 // keep every region 16-byte aligned
   }
-  if (!growTo(memory, 4 * end - DATA_BYTE)) throw new Error(`wasm backend: ${end} floats of attention operands do not fit in 1 GiB`)
+  if (!growTo(memory, 4 * end - DATA_BYTE)) throw new Error(`wasm backend: ${end} floats of operands do not fit in 1 GiB`)
   return { floats: new Float32Array(memory.buffer), at }
 }
 
