@@ -228,6 +228,7 @@ export function loadAdapterFiles(model: Module, files: AdapterFiles, { name, sou
 }
 
 export function need(op: string, files: AdapterFiles, key: string): Uint8Array {
+  if (typeof files !== 'object' || files === null) throw new Error(`${op}: expected the files as { name: Uint8Array }, got ${files === null ? 'null' : typeof files}`) // called from plain JS
   const bytes = Object.hasOwn(files, key) ? files[key] : undefined
   if (!(bytes instanceof Uint8Array)) throw new Error(`${op}: no ${key} among the files (${Object.keys(files).join(', ') || 'none'})`)
   return bytes

@@ -152,7 +152,7 @@ export function mlxFiles(model: Module, { name, format = 'safetensors' }: { name
 /** Load MLX LoRA (or DoRA) weights: one .safetensors or .npz file; the scale from adapter_config.json if present, or { scale } (the original lora.py used 2.0). */
 export function importMLXFiles(model: Module, files: AdapterFiles, { name = 'default', scale, source, ...options }: { name?: string; scale?: number; source?: string } & LoadOptions = {}): { paths: string[] } {
   const op = 'importMLX'
-  const weights = Object.keys(files).filter((k) => k !== CONFIG)
+  const weights = Object.keys(files ?? {}).filter((k) => k !== CONFIG)
   if (weights.length !== 1 || !/\.(safetensors|npz)$/.test(weights[0])) throw new Error(`${op}: expected one .safetensors or .npz file beside ${CONFIG}, got ${weights.join(', ') || 'none'}`)
   const file = source ?? weights[0]
   const cfg = Object.hasOwn(files, CONFIG) ? readJson(op, CONFIG, files[CONFIG]) : {}

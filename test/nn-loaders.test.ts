@@ -221,6 +221,11 @@ test('a per-layer entry that is not an object, a setting written as null and a P
   const other = { ...tensors['base_model.model.blocks.0.qProj.lora_A.weight'], data: new Float32Array(16).fill(0.5) }
   const twice = serializeSafetensors({ ...tensors, 'base_model.model.blocks.0.qProj.lora_A.other.weight': other })
   refused(model, () => importPEFTFiles(model, { ...peft, 'adapter_model.safetensors': twice }), /importPEFT: adapter_model\.safetensors: 'base_model\.model\.blocks\.0\.qProj\.lora_A\.other\.weight' is the second lora_A of 'blocks\.0\.qProj'/)
+  // from plain JavaScript (a page's code), where the types do not stop it: no files at all is one clear line
+  const none = null as unknown as Parameters<typeof loadAdapterFiles>[1]
+  refused(model, () => loadAdapterFiles(model, none), /^loadAdapters: expected the files as \{ name: Uint8Array \}, got null$/)
+  refused(model, () => importPEFTFiles(model, none), /^importPEFT: expected the files as \{ name: Uint8Array \}, got null$/)
+  refused(model, () => importMLXFiles(model, none), /^importMLX: expected one \.safetensors or \.npz file beside adapter_config\.json, got none$/)
 })
 
 test('reloading adapter x from a file that covers fewer layers is refused: the old x would stay on the others, two files mixed under one name', () => {
