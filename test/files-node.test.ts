@@ -1,20 +1,11 @@
 // Atomic writes: what a killed save leaves behind is cleaned by the next one, and nothing of a live writer's is.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { writeFileAtomic, readFileCapped } from '../src/files-node'
-
-function withDir(fn: (dir: string) => void): void {
-  const dir = mkdtempSync(join(tmpdir(), 'tenny-files-'))
-  try {
-    fn(dir)
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
-}
+import { withDir } from './fixtures'
 
 /** A PID that no process holds now: a child that has already exited. */
 function deadPid(): number {

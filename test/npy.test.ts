@@ -1,13 +1,13 @@
 // .npz as bytes: names no object key can swallow, and caps checked before anything is inflated.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { zipSync } from 'fflate'
 import { encodeNpy, decodeNpy, encodeNpz, decodeNpz, type NpyArray } from '../src/npy'
 import { saveNpz, loadNpz } from '../src/npy-node'
 import { DEFAULT_MAX_BYTES } from '../src/safetensors'
+import { withDir } from './fixtures'
 
 const arr = (...values: number[]): NpyArray => ({ shape: [values.length], data: Float32Array.from(values) })
 
@@ -27,15 +27,6 @@ function declareSize(zip: Uint8Array, size: number): Uint8Array {
     if (sig === 0x02014b50) view.setUint32(i + 24, size, true)
   }
   return out
-}
-
-function withDir(fn: (dir: string) => void): void {
-  const dir = mkdtempSync(join(tmpdir(), 'tenny-npz-'))
-  try {
-    fn(dir)
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
 }
 
 test('npy: a header is read only as numpy lays it out; a descr inside another value, a second shape or a malformed tuple is refused, not guessed', () => {
