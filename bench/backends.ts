@@ -1,14 +1,14 @@
 // GFLOP/s of every matmul path Tenny has, at square sizes 64–1024, and the size thresholds they suggest for
-// src/backends/parallel.ts (PARALLEL_MIN_FLOPS) and src/backends/wasm/index.ts (WASM_MIN_FLOPS, WASM_MIN_ROWS,
+// src/backends/threads/parallel.ts (PARALLEL_MIN_FLOPS) and src/backends/wasm/index.ts (WASM_MIN_FLOPS, WASM_MIN_ROWS,
 // WASM_ROWS_BELOW, WASM_THREADS_MIN_FLOPS). Each threshold compares two paths call by call, alternating, in this one process.
 //   npx tsx bench/backends.ts [--sizes=64,128,256,512,1024] [--quick] [--gpujs] [--thresholds-only]
 // gpu.js compiles a kernel per shape on its first call: that call is a warm-up, never timed.
 import { availableParallelism, cpus } from 'node:os'
 import '../src/node' // Node's entry: worker_threads for the pool, gpu.js's bridge modes
 import { cpu } from '../src/kernels'
-import { matmulAllThreads, startParallel, PARALLEL_MIN_FLOPS } from '../src/backends/parallel'
+import { matmulAllThreads, startParallel, PARALLEL_MIN_FLOPS } from '../src/backends/threads/parallel'
 import { wasmMatmul, wasmPanels, wasmRows, wasmSupport, WASM_MIN_FLOPS, WASM_MIN_ROWS, WASM_ROWS_BELOW, WASM_THREADS_MIN_FLOPS } from '../src/backends/wasm'
-import { openGpujs, type GpujsMode } from '../src/backends/gpu'
+import { openGpujs, type GpujsMode } from '../src/backends/gpujs/gpu'
 import type { MatmulFlags } from '../src/kernels/matmul'
 
 type Run = (a: Float32Array, b: Float32Array, m: number, k: number, n: number, flags: MatmulFlags) => Float32Array

@@ -259,7 +259,7 @@ function save(model: nn.GPT, tokenizer: CharTokenizer, flags: Flags, run: Run, p
   return folder
 }
 
-/** What ΔW = scale·B·A turned out to be, per layer (LoRA paper, section 7; nn/lora-report.ts). */
+/** What ΔW = scale·B·A turned out to be, per layer (LoRA paper, section 7; nn/files/lora-report.ts). */
 function report(model: nn.GPT): void {
   console.log('\nWhat the adapters learned, per layer: rank of ΔW (at most r), ‖ΔW‖/‖W‖, largest singular values')
   for (const r of nn.loraReport(model, { log: () => {} })) {

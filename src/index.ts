@@ -8,14 +8,14 @@ export type { RngState } from './random.js'
 export { K, useKernels, type Kernels } from './kernels/index.js'
 export { setBackend, backendInfo, type BackendName, type BackendOptions, type BackendInfo } from './backends/index.js'
 export { startBackend } from './backends/start.js'
-export { useGpujs } from './backends/gpu-web.js'
+export { useGpujs } from './backends/gpujs/gpu-web.js'
 export type { Shape } from './shape.js'
 export * from '../ops/index.js'
 export * as nn from '../nn/index.js'
-export { serializeSafetensors, parseSafetensors, toTensor, DEFAULT_MAX_BYTES, type Dtype, type StoredTensor, type StoredData, type LoadOptions } from './safetensors.js'
+export { serializeSafetensors, parseSafetensors, toTensor, DEFAULT_MAX_BYTES, type Dtype, type StoredTensor, type StoredData, type LoadOptions } from './formats/safetensors.js'
 export * as optim from '../nn/optim.js'
 export * as linalg from '../ops/linalg.js'
-export { encodeNpy, decodeNpy, encodeNpz, decodeNpz, type NpyArray } from './npy.js'
+export { encodeNpy, decodeNpy, encodeNpz, decodeNpz, type NpyArray } from './formats/npy.js'
 
 // The default backend: auto (or the one TENNY_BACKEND names), which measures the matmul paths on the first
 // product big enough to matter. This call is the only import-time change to the kernel table K; it starts no

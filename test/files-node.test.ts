@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert'
 import { mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
-import { writeFileAtomic, readFileCapped } from '../src/files-node'
+import { writeFileAtomic, readFileCapped } from '../src/formats/files-node'
 import { withDir } from './fixtures'
 
 /** A PID that no process holds now: a child that has already exited. */

@@ -2,7 +2,7 @@
 // threads (worker_threads over a shared memory), the WebAssembly SIMD kernel on one thread and on all, and
 // gpu.js in each mode that opens here (webasm, threaded webasm through the bridge worker, `cpu` with fixed
 // shapes; webgpu and headlessgl where a GPU is found).
-// Also: each gpu.js trap measured on the dev machine (listed atop src/backends/gpu.ts) is shown avoided, a training run gives the same loss curve
+// Also: each gpu.js trap measured on the dev machine (listed atop src/backends/gpujs/gpu.ts) is shown avoided, a training run gives the same loss curve
 // on every backend, setBackend/backendInfo behave, and processes using the workers still exit.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -11,12 +11,12 @@ import { GPU } from 'gpu.js'
 import { K, cpu, type Kernels } from '../src/kernels'
 import { matmulRef } from '../src/kernels/matmul'
 import { setBackend, backendInfo } from '../src/node' // Node's entry: installs worker_threads and gpu.js's bridge
-import { matmulAllThreads, startParallel, parallelInfo } from '../src/backends/parallel'
-import { openGpujs, gpujsTable, GpuMatmul, KernelCache, type GpujsMode, type GpujsPath } from '../src/backends/gpu'
-import { WorkerPool, WorkerEnd, sharedMemory, IDLE, BUSY, RUNNING, STATES, JOB } from '../src/backends/pool'
+import { matmulAllThreads, startParallel, parallelInfo } from '../src/backends/threads/parallel'
+import { openGpujs, gpujsTable, GpuMatmul, KernelCache, type GpujsMode, type GpujsPath } from '../src/backends/gpujs/gpu'
+import { WorkerPool, WorkerEnd, sharedMemory, IDLE, BUSY, RUNNING, STATES, JOB } from '../src/backends/threads/pool'
 import { wasmMatmul, wasmSupport, WASM_ROWS_BELOW } from '../src/backends/wasm'
 import { fastest, type Probe } from '../src/backends/auto'
-import { startNodeWorker } from '../src/backends/threads-node'
+import { startNodeWorker } from '../src/backends/threads/threads-node'
 import { manualSeed, random } from '../src/random'
 import { Tensor, randint } from '../src/tensor'
 import { GPT } from '../nn/gpt'

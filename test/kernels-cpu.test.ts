@@ -9,9 +9,9 @@ import { matmulRef, matmulNN, matmulNT, matmulTN, transpose2d } from '../src/ker
 import { manualSeed, random } from '../src/random'
 import { assertClose } from './helpers'
 import { wasmKernels, wasmSupport } from '../src/backends/wasm'
-import { startPool } from '../src/backends/pool'
-import { useThreadSpawner } from '../src/backends/threads'
-import { nodeThreads } from '../src/backends/threads-node'
+import { startPool } from '../src/backends/threads/pool'
+import { useThreadSpawner } from '../src/backends/threads/threads'
+import { nodeThreads } from '../src/backends/threads/threads-node'
 
 const tables: [string, Kernels][] = [['cpu', cpu]]
 if ((Object.keys(cpu) as (keyof Kernels)[]).some((name) => K[name] !== cpu[name])) tables.push(['installed K', K]) // overrides in use

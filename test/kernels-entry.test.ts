@@ -38,7 +38,7 @@ test('browser bundle of src/index.ts: no file in src/backends or src/kernels imp
   assert.ok(bundled.some((f) => f.startsWith('src/backends/')), 'the backends are part of the bundle')
   const ours = importers.filter((i) => i.startsWith('src/backends/') || i.startsWith('src/kernels/'))
   assert.equal(ours, [], `backend files reachable from src/index.ts import Node-only modules:\n${ours.join('\n')}`)
-  for (const nodeOnly of ['src/backends/threads-node.ts', 'src/backends/gpu-node.ts', 'src/backends/worker-node.ts']) {
+  for (const nodeOnly of ['src/backends/threads/threads-node.ts', 'src/backends/gpujs/gpu-node.ts', 'src/backends/threads/worker-node.ts']) {
     assert.not.ok(bundled.includes(nodeOnly), `${nodeOnly} is reachable from src/index.ts`)
   }
 })

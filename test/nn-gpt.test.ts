@@ -4,15 +4,15 @@ import { writeFileSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Tensor, randint, noGrad } from '../src/tensor'
 import { manualSeed, rngState, setRngState } from '../src/random'
-import { saveSafetensors, loadSafetensors } from '../src/safetensors-node'
+import { saveSafetensors, loadSafetensors } from '../src/formats/safetensors-node'
 import { GPT } from '../nn/gpt'
 import { sampleNext } from '../nn/sampling'
 import { QuantizedLinear, quantize, type QuantizeOptions } from '../nn/quantized'
 import { applyLoRA } from '../nn/lora-model'
 import { AdamW } from '../nn/optim'
-import { buffers } from '../nn/checkpoint'
+import { buffers } from '../nn/files/checkpoint'
 import { TINY_GPT, withDir } from './fixtures'
-import { saveCheckpoint, loadCheckpoint } from '../nn/checkpoint-node'
+import { saveCheckpoint, loadCheckpoint } from '../nn/files/checkpoint-node'
 
 const config = TINY_GPT
 

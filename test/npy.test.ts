@@ -4,9 +4,9 @@ import * as assert from 'uvu/assert'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { zipSync } from 'fflate'
-import { encodeNpy, decodeNpy, encodeNpz, decodeNpz, type NpyArray } from '../src/npy'
-import { saveNpz, loadNpz } from '../src/npy-node'
-import { DEFAULT_MAX_BYTES } from '../src/safetensors'
+import { encodeNpy, decodeNpy, encodeNpz, decodeNpz, type NpyArray } from '../src/formats/npy'
+import { saveNpz, loadNpz } from '../src/formats/npy-node'
+import { DEFAULT_MAX_BYTES } from '../src/formats/safetensors'
 import { withDir } from './fixtures'
 
 const arr = (...values: number[]): NpyArray => ({ shape: [values.length], data: Float32Array.from(values) })

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { tensor } from '../src/tensor'
 import { manualSeed } from '../src/random'
-import { serializeSafetensors, parseSafetensors, toTensor, DEFAULT_MAX_BYTES, type StoredTensor } from '../src/safetensors'
-import { saveSafetensors, loadSafetensors } from '../src/safetensors-node'
+import { serializeSafetensors, parseSafetensors, toTensor, DEFAULT_MAX_BYTES, type StoredTensor } from '../src/formats/safetensors'
+import { saveSafetensors, loadSafetensors } from '../src/formats/safetensors-node'
 import { normal } from './helpers'
 
 /** A file from a header object and raw data bytes, unpadded: the way a corrupt or foreign writer might make one. */

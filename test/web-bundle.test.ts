@@ -22,7 +22,7 @@ test('browser bundle of src/index.ts: no module anywhere imports node:*, webgpu 
   }
   const result = await build({ entryPoints: [join(root, 'src/index.ts')], bundle: true, platform: 'browser', format: 'esm', write: false, logLevel: 'silent', metafile: true, plugins: [record] })
   const bundled = Object.keys(result.metafile.inputs)
-  for (const part of ['nn/adapters.ts', 'nn/checkpoint.ts', 'src/safetensors.ts', 'src/backends/wasm/index.ts', 'src/backends/gpu-web.ts']) {
+  for (const part of ['nn/files/adapters.ts', 'nn/files/checkpoint.ts', 'src/formats/safetensors.ts', 'src/backends/wasm/index.ts', 'src/backends/gpujs/gpu-web.ts']) {
     assert.ok(bundled.includes(part), `${part} is part of the bundle`)
   }
   assert.equal(imports, [], `modules reachable from src/index.ts import Node-only or optional packages:\n${imports.join('\n')}`)

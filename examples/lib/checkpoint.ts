@@ -1,8 +1,8 @@
 // The base model's checkpoint: GPT weights and config plus the tokenizer's alphabet, in one .safetensors file.
 import { existsSync } from 'node:fs'
 import { GPT } from '../../nn/gpt'
-import { loadCheckpoint } from '../../nn/checkpoint-node'
-import { saveSafetensors, loadSafetensors } from '../../src/safetensors-node'
+import { loadCheckpoint } from '../../nn/files/checkpoint-node'
+import { saveSafetensors, loadSafetensors } from '../../src/formats/safetensors-node'
 import { CharTokenizer } from './tokenizer'
 
 /** Save weights, config, alphabet and free-form notes (how it was trained) atomically. */

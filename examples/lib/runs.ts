@@ -5,7 +5,7 @@ import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, rmSync, sta
 import { createHash } from 'node:crypto'
 import { join, dirname, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { writeFileAtomic } from '../../src/files-node'
+import { writeFileAtomic } from '../../src/formats/files-node'
 
 /** Where run folders go: examples/out, or $TENNY_EXAMPLE_OUT (the tests run the README's commands there). */
 export const OUT_DIR = process.env.TENNY_EXAMPLE_OUT || join(dirname(fileURLToPath(import.meta.url)), '..', 'out')

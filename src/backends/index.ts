@@ -4,10 +4,10 @@
 // (wasm: elementwise, softmax, layer norm, attention). Only this file installs one.
 import { cpu, useKernels, type Kernels } from '../kernels/index.js'
 import { qmatmul, qmatmulT, type MatmulFn } from '../kernels/quant.js'
-import { poolInfo, startPool } from './pool.js'
-import { parallelInfo, parallelKernels, PARALLEL_MIN_FLOPS } from './parallel.js'
+import { poolInfo, startPool } from './threads/pool.js'
+import { parallelInfo, parallelKernels, PARALLEL_MIN_FLOPS } from './threads/parallel.js'
 import { wasmKernels, wasmSupport, WASM_MIN_FLOPS, WASM_MIN_ROWS, WASM_ROWS_BELOW, WASM_THREADS_MIN_FLOPS } from './wasm/index.js'
-import { openGpujs, gpujsTable, gpujsCandidates, GPUJS_MIN_FLOPS, type GpujsMode, type GpujsPath } from './gpu.js'
+import { openGpujs, gpujsTable, gpujsCandidates, GPUJS_MIN_FLOPS, type GpujsMode, type GpujsPath } from './gpujs/gpu.js'
 import { fastest, summary, PROBE_SIZE, SIMD_PROBE_SIZE, type Candidate, type Probe } from './auto.js'
 
 export type BackendName = 'cpu' | 'parallel' | 'wasm' | 'gpujs' | 'auto'

@@ -2,7 +2,7 @@
 // event loop turns, so a synchronous setBackend there would measure (or install) a pool with no worker ready
 // yet. startBackend starts the pool, awaits its workers without blocking, then does what setBackend does.
 import { setBackend, type BackendName, type BackendOptions, type BackendInfo } from './index.js'
-import { sharedPool, STARTING } from './pool.js'
+import { sharedPool, STARTING } from './threads/pool.js'
 
 /** setBackend(name, options) once the thread pool's workers have started, failed, or timeoutMs (10 s) passed. */
 export async function startBackend(name: BackendName = 'auto', options: BackendOptions = {}): Promise<BackendInfo> {

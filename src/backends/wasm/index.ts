@@ -6,7 +6,7 @@
 // kernels (add, gelu, softmax, layer norm, column sums, attention) are in kernels.ts.
 import { matmul as cpuMatmul, matmulBatched as cpuMatmulBatched, type MatmulFlags } from '../../kernels/matmul.js'
 import type { Kernels } from '../../kernels/index.js'
-import { DATA_BYTE, PARAMS, growTo, sharedPool, type WorkerEnd } from '../pool.js'
+import { DATA_BYTE, PARAMS, growTo, sharedPool, type WorkerEnd } from '../threads/pool.js'
 import { instantiate, singleThread, poolThreads, regions, unpadRows, type Panel } from './module.js'
 import { elementwiseKernels, attentionKernels, softmaxKernels, layerNormKernels, reduceKernels } from './kernels.js'
 import { packB, unpackC, type Layout } from './pack.js'

@@ -2,7 +2,7 @@
 // (SIMD validated on a tiny module), and the instances — one on a private memory for one thread, one per thread
 // on the pool's shared memory — with the helpers that lay operands out in a memory.
 import { webAssembly, type WasmMemory } from '../webassembly.js'
-import { DATA_BYTE, growTo, type WorkerPool } from '../pool.js'
+import { DATA_BYTE, growTo, type WorkerPool } from '../threads/pool.js'
 import { wasmModule, FunctionBody } from './emit.js'
 import { panelKernel, rowDotsKernel } from './matmul.js'
 import { addKernel, geluKernel, geluBackwardKernel, softmaxRowsKernel } from './elementwise.js'

@@ -1,19 +1,19 @@
 // Checkpoints as .safetensors bytes (browser-safe; checkpoint-node.ts adds file paths): a GPT's weights, config
 // and quantized layers' codes, and an optimizer's state. The one idea: check everything the file says against
 // what the model needs before a single value is copied in, so a bad file changes nothing.
-import { Tensor } from '../src/tensor.js'
-import { rngState, setRngState } from '../src/random.js'
-import { serializeSafetensors, parseSafetensors, toTensor, type StoredTensor, type StoredData, type LoadOptions } from '../src/safetensors.js'
-import { shapeStr, sameShape } from '../src/shape.js'
-import { Module } from './module.js'
-import { Linear } from './linear.js'
-import { QuantizedLinear } from './quantized.js'
-import { Embedding } from './embedding.js'
-import { LayerNorm } from './layernorm.js'
-import { Dropout } from './dropout.js'
-import { CausalSelfAttention } from './attention.js'
-import { GPT, Block, MLP, checkConfig, type GPTConfig } from './gpt.js'
-import type { Optimizer, ParamState } from './optim.js'
+import { Tensor } from '../../src/tensor.js'
+import { rngState, setRngState } from '../../src/random.js'
+import { serializeSafetensors, parseSafetensors, toTensor, type StoredTensor, type StoredData, type LoadOptions } from '../../src/formats/safetensors.js'
+import { shapeStr, sameShape } from '../../src/shape.js'
+import { Module } from '../module.js'
+import { Linear } from '../linear.js'
+import { QuantizedLinear } from '../quantized.js'
+import { Embedding } from '../embedding.js'
+import { LayerNorm } from '../layernorm.js'
+import { Dropout } from '../dropout.js'
+import { CausalSelfAttention } from '../attention.js'
+import { GPT, Block, MLP, checkConfig, type GPTConfig } from '../gpt.js'
+import type { Optimizer, ParamState } from '../optim.js'
 
 /** Throws naming `what` when `data` holds NaN or ±Infinity: a loaded NaN would not fail, it would answer nothing. */
 export function assertFinite(what: string, data: ArrayLike<number>): void {

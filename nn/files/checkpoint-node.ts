@@ -1,9 +1,9 @@
 // Checkpoints by path, for Node: a GPT and an optimizer's state written atomically and read (size-capped by
 // { maxBytes }) as the bytes that checkpoint.ts makes and checks.
-import { writeFileAtomic, readFileCapped } from '../src/files-node.js'
-import type { LoadOptions } from '../src/safetensors.js'
-import { GPT } from './gpt.js'
-import type { Optimizer } from './optim.js'
+import { writeFileAtomic, readFileCapped } from '../../src/formats/files-node.js'
+import type { LoadOptions } from '../../src/formats/safetensors.js'
+import { GPT } from '../gpt.js'
+import type { Optimizer } from '../optim.js'
 import { checkpointToBytes, checkpointFromBytes, optimizerToBytes, loadOptimizerBytes } from './checkpoint.js'
 
 /** Save a GPT (weights, quantized codes, config, and `metadata` notes) as one .safetensors file. */

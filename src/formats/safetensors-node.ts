@@ -1,7 +1,7 @@
 // Safetensors files by path, for Node only; the format itself (bytes in, bytes out) is in safetensors.ts.
 import { serializeSafetensors, parseSafetensors, type LoadOptions, type StoredTensor } from './safetensors.js'
 import { writeFileAtomic, readFileCapped } from './files-node.js'
-import type { Tensor } from './tensor.js'
+import type { Tensor } from '../tensor.js'
 
 /** Write a .safetensors file atomically. */
 export function saveSafetensors(path: string, tensors: Record<string, Tensor | StoredTensor>, metadata: Record<string, string> = {}): void {

@@ -1,16 +1,16 @@
 // What a LoRA adapter learned, after section 7 of the LoRA paper (Hu et al., 2021): the rank and singular values
 // of ΔW = scale·B·A, its size next to W, how strongly it amplifies directions W barely used, and how much two
 // adapters' subspaces overlap. All of it from the factors: ΔW (out, in) is never formed.
-import { Tensor, noGrad } from '../src/tensor.js'
-import { shapeStr } from '../src/shape.js'
-import { mul } from '../ops/elementwise.js'
-import { matmul } from '../ops/matmul.js'
-import { slice, transpose } from '../ops/movement.js'
-import * as linalg from '../ops/linalg.js'
-import { Module } from './module.js'
-import { type LoRALinear } from './lora.js'
-import { plainLoRA, originalWeight } from './pissa.js'
-import { loraLayers, adapterStack, adapterNames, getAdapter, activeAdapter } from './lora-model.js'
+import { Tensor, noGrad } from '../../src/tensor.js'
+import { shapeStr } from '../../src/shape.js'
+import { mul } from '../../ops/elementwise.js'
+import { matmul } from '../../ops/matmul.js'
+import { slice, transpose } from '../../ops/movement.js'
+import * as linalg from '../../ops/linalg.js'
+import { Module } from '../module.js'
+import { type LoRALinear } from '../lora.js'
+import { plainLoRA, originalWeight } from '../pissa.js'
+import { loraLayers, adapterStack, adapterNames, getAdapter, activeAdapter } from '../lora-model.js'
 
 const EPS32 = 2 ** -23
 

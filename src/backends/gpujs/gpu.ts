@@ -8,8 +8,8 @@
 // gpu.js is an optional peer dependency (`npm install gpu.js` beside Tenny): only its types are imported here,
 // the module itself comes from the bridge's loadGpujs() on first use, so Tenny installs and runs without it.
 import type { GPU, IKernelFunctionThis } from 'gpu.js'
-import { matmul as cpuMatmul, matmulBatched as cpuMatmulBatched, transpose2d, type MatmulFlags } from '../kernels/matmul.js'
-import { addRowInPlace } from '../kernels/rows.js'
+import { matmul as cpuMatmul, matmulBatched as cpuMatmulBatched, transpose2d, type MatmulFlags } from '../../kernels/matmul.js'
+import { addRowInPlace } from '../../kernels/rows.js'
 
 /** The gpu.js modes Tenny can drive. 'webgpu' and 'webasm-threads' run in a bridge worker; 'webgl2' and 'webgl' in browsers (gpu-web.ts). */
 export type GpujsMode = 'webgpu' | 'webgl2' | 'webgl' | 'headlessgl' | 'webasm-threads' | 'webasm' | 'cpu'

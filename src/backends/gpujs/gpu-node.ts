@@ -3,11 +3,11 @@
 // synchronous. Node-only (node:fs, worker_threads, the `webgpu` package); src/node.ts installs it.
 import { existsSync, readdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { matmulBatched as cpuMatmulBatched } from '../kernels/matmul.js'
+import { matmulBatched as cpuMatmulBatched } from '../../kernels/matmul.js'
 import { GpuMatmul, checkCases, compare, useGpujsBridge, webgpuAvailable, type GpujsBridge, type GpujsMode, type GpujsPath, type MatmulRun } from './gpu.js'
-import { WorkerPool, WorkerEnd, PARAMS, BUSY, IDLE, DATA_BYTE, sharedMemory } from './pool.js'
-import { startNodeWorker } from './threads-node.js'
-import type { WorkerInit } from './threads.js'
+import { WorkerPool, WorkerEnd, PARAMS, BUSY, IDLE, DATA_BYTE, sharedMemory } from '../threads/pool.js'
+import { startNodeWorker } from '../threads/threads-node.js'
+import type { WorkerInit } from '../threads/threads.js'
 
 type BridgeMode = 'webgpu' | 'webasm-threads'
 export type BridgeInit = WorkerInit & { mode: BridgeMode; cacheSize: number }

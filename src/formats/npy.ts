@@ -2,7 +2,7 @@
 // preamble (magic, version, header length), an ASCII Python-dict header padded to 64 bytes, then raw data; an
 // .npz is a zip of .npy files (fflate does the zip). Bytes in, bytes out; files by path are in npy-node.ts.
 import { zipSync, unzipSync, type UnzipFileInfo, type Zippable } from 'fflate'
-import { permute } from './kernels/movement.js'
+import { permute } from '../kernels/movement.js'
 import { byteCap, tooBig, type LoadOptions } from './safetensors.js'
 
 export type NpyArray = { shape: number[]; data: Float32Array }

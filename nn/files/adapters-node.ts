@@ -3,9 +3,9 @@
 // file's size against { maxBytes } before reading it.
 import { existsSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
-import { writeFilesAtomic, readFileCapped } from '../src/files-node.js'
-import type { LoadOptions } from '../src/safetensors.js'
-import { Module } from './module.js'
+import { writeFilesAtomic, readFileCapped } from '../../src/formats/files-node.js'
+import type { LoadOptions } from '../../src/formats/safetensors.js'
+import { Module } from '../module.js'
 import { adapterFiles, loadAdapterFiles, type AdapterFiles } from './adapters.js'
 import { peftFiles, importPEFTFiles, mlxFiles, importMLXFiles } from './interop.js'
 

@@ -1,13 +1,13 @@
 // The adapter layouts other tools read, as bytes: PEFT's (Hugging Face) and mlx-lm's (and the original
 // mlx-examples lora.py's .npz). Each writer gives configs those loaders select exactly the adapted layers with;
 // each reader checks all of it (adapters.ts's install) before the model changes.
-import { Tensor } from '../src/tensor.js'
-import { serializeSafetensors, parseSafetensors, type StoredTensor, type LoadOptions } from '../src/safetensors.js'
-import { encodeNpz, decodeNpz } from '../src/npy.js'
-import { transpose as transposeOp } from '../ops/movement.js'
-import { Module } from './module.js'
-import { loraScale, scaleRule } from './lora.js'
-import { linearLayers, blockIndex } from './lora-model.js'
+import { Tensor } from '../../src/tensor.js'
+import { serializeSafetensors, parseSafetensors, type StoredTensor, type LoadOptions } from '../../src/formats/safetensors.js'
+import { encodeNpz, decodeNpz } from '../../src/formats/npy.js'
+import { transpose as transposeOp } from '../../ops/movement.js'
+import { Module } from '../module.js'
+import { loraScale, scaleRule } from '../lora.js'
+import { linearLayers, blockIndex } from '../lora-model.js'
 import { CONFIG, collect, install, need, readJson, setting, f32, text, unique, isRank, isFiniteNumber, isDropout, isObject, type AdapterFiles, type LayerAdapter } from './adapters.js'
 
 const isBoolean = (v: unknown): v is boolean => typeof v === 'boolean'

@@ -3,7 +3,7 @@
 // idle workers to BUSY, works too, and blocks on Atomics.wait until they flip back. No Promise, no event loop.
 // A shared memory grows in place (every thread sees the new size), so no buffer is ever re-sent.
 import { threadSpawner, type Thread, type ThreadSpawner, type WorkerInit } from './threads.js'
-import { webAssembly, type WasmMemory } from './webassembly.js'
+import { webAssembly, type WasmMemory } from '../webassembly.js'
 
 /**
  * A worker's state word. STARTING until its module has loaded; FAILED is final. The caller posts a job by IDLE →

@@ -1,16 +1,16 @@
 // Adapter files as bytes, { filename: Uint8Array }, so a browser page downloads and loads them as Node does
 // (adapters-node.ts adds paths): Tenny's own layout here, PEFT's and mlx-lm's in interop.ts. Every loader reads
 // and checks everything (names, shapes, ranks, finite values, settings) before the model changes: a bad file changes nothing.
-import { Tensor } from '../src/tensor.js'
-import { rngState, setRngState } from '../src/random.js'
-import { serializeSafetensors, parseSafetensors, type StoredTensor, type LoadOptions } from '../src/safetensors.js'
-import { Module } from './module.js'
-import { Linear } from './linear.js'
-import { QuantizedLinear } from './quantized.js'
-import { LoRALinear, type BaseLayer } from './lora.js'
-import { DoRALinear } from './dora.js'
-import { PiSSALinear, plainLoRA, originalWeight } from './pissa.js'
-import { loraLayers, adapterStack, getAdapter, activeAdapter, blockIndex } from './lora-model.js'
+import { Tensor } from '../../src/tensor.js'
+import { rngState, setRngState } from '../../src/random.js'
+import { serializeSafetensors, parseSafetensors, type StoredTensor, type LoadOptions } from '../../src/formats/safetensors.js'
+import { Module } from '../module.js'
+import { Linear } from '../linear.js'
+import { QuantizedLinear } from '../quantized.js'
+import { LoRALinear, type BaseLayer } from '../lora.js'
+import { DoRALinear } from '../dora.js'
+import { PiSSALinear, plainLoRA, originalWeight } from '../pissa.js'
+import { loraLayers, adapterStack, getAdapter, activeAdapter, blockIndex } from '../lora-model.js'
 import { assertFinite } from './checkpoint.js'
 
 /** Files by name, as bytes: what a browser downloads or a drop gives, and what the -node functions write and read. */

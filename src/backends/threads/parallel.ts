@@ -1,9 +1,9 @@
 // Matmul on every core, still synchronous: the calling thread and the pool's workers take blocks of 3 rows
 // of C (matmulNT's unroll) from one shared counter, so a slow or late worker only means the caller takes more.
 // Every block runs matmulNT on the same operands the CPU table would use: results are bit-identical.
-import { matmulNT, transpose2d, matmul as cpuMatmul, matmulBatched as cpuMatmulBatched, type MatmulFlags } from '../kernels/matmul.js'
-import { addRowInPlace } from '../kernels/rows.js'
-import type { Kernels } from '../kernels/index.js'
+import { matmulNT, transpose2d, matmul as cpuMatmul, matmulBatched as cpuMatmulBatched, type MatmulFlags } from '../../kernels/matmul.js'
+import { addRowInPlace } from '../../kernels/rows.js'
+import type { Kernels } from '../../kernels/index.js'
 import { WorkerEnd, PARAMS, DATA_BYTE, sharedPool, startPool, poolInfo } from './pool.js'
 
 /**

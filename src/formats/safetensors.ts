@@ -2,8 +2,8 @@
 // ({name: {dtype, shape, data_offsets}, "__metadata__": {...}}), then the raw little-endian data.
 // The one idea: check the whole header against the file before trusting a single byte of data.
 // Bytes in, bytes out, so it runs in browsers too; reading and writing files is in safetensors-node.ts.
-import { Tensor } from './tensor.js'
-import { shapeStr } from './shape.js'
+import { Tensor } from '../tensor.js'
+import { shapeStr } from '../shape.js'
 
 export type Dtype = 'F32' | 'F16' | 'BF16' | 'I8' | 'U8' | 'I32' | 'U32'
 export type StoredData = Float32Array | Int8Array | Uint8Array | Int32Array | Uint32Array

@@ -1,7 +1,7 @@
 // Where the backends' threads come from. A ThreadSpawner starts workers that run runWorker (worker.ts) on a
 // WebAssembly.Memory shared with the caller. Node's spawner (worker_threads, threads-node.ts) is installed by
 // src/node.ts; in a cross-origin-isolated Web Worker, Web Workers are used. Nothing here starts a thread.
-import type { WasmMemory } from './webassembly.js'
+import type { WasmMemory } from '../webassembly.js'
 
 /** What a worker receives: the memory it shares with the caller, and its index (its state word). */
 export type WorkerInit = { memory: WasmMemory; index: number }
