@@ -9,7 +9,15 @@ export type AdamWOptions = { lr: number; betas: [number, number]; eps: number; w
 export type LoRAOptions = { targets: string[]; rank: number; alpha: number }
 
 /** vocab 65, context 64, nEmbd 128, 4 heads, 2 layers, MLP 4x: the configuration of issues 3, 4 and 6. */
-export const TINY_GPT: TennyConfig = { vocabSize: 65, blockSize: 64, nLayer: 2, nHead: 4, nEmbd: 128, dropout: 0, bias: true }
+export const TINY_GPT: TennyConfig = {
+  vocabSize: 65,
+  blockSize: 64,
+  nLayer: 2,
+  nHead: 4,
+  nEmbd: 128,
+  dropout: 0,
+  bias: true,
+}
 export const BATCH = 16
 export const ADAMW = { lr: 1e-3, betas: [0.9, 0.95] as [number, number], eps: 1e-8, weightDecay: 0.1 }
 export const LORA = { targets: ['qProj', 'vProj'], rank: 8, alpha: 16 }
@@ -32,7 +40,8 @@ export function randomWeights(cfg: GPTConfig, lora?: LoRAOptions): NamedWeights 
   let s = 12345
   const fill = (name: string, shape: number[], value?: number) => {
     const data = new Float32Array(shape.reduce((a, b) => a * b, 1))
-    for (let i = 0; i < data.length; i++) data[i] = value ?? ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648 - 0.5) * 0.04
+    for (let i = 0; i < data.length; i++)
+      data[i] = value ?? ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648 - 0.5) * 0.04
     w.set(name, { data, shape })
   }
   const linear = (p: string, out: number, inp: number, bias = true) => {
@@ -43,7 +52,10 @@ export function randomWeights(cfg: GPTConfig, lora?: LoRAOptions): NamedWeights 
       fill(`${p}.loraB`, [out, lora.rank], 0)
     }
   }
-  const norm = (p: string) => { fill(`${p}.weight`, [C], 1); fill(`${p}.bias`, [C], 0) }
+  const norm = (p: string) => {
+    fill(`${p}.weight`, [C], 1)
+    fill(`${p}.bias`, [C], 0)
+  }
   fill('wte.weight', [V, C])
   fill('wpe.weight', [blockSize, C])
   for (let i = 0; i < nLayer; i++) {

@@ -11,26 +11,34 @@ const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(name)
   return i === -1 ? fallback : Number(process.argv[i + 1])
 }
-const steps = arg('--steps', 10), warmup = 2, newTokens = arg('--tokens', 150)
+const steps = arg('--steps', 10),
+  warmup = 2,
+  newTokens = arg('--tokens', 150)
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
 manualSeed(0)
 const config = { vocabSize: 65, blockSize: 64, nLayer: 2, nHead: 4, nEmbd: 128 }
 const gpt = new GPT(config)
 const opt = new AdamW(gpt.parameters(), { lr: 3e-4 })
-const x = randint(0, 65, [16, 64]), y = randint(0, 65, [16, 64])
+const x = randint(0, 65, [16, 64]),
+  y = randint(0, 65, [16, 64])
 
-const fwd: number[] = [], bwd: number[] = [], total: number[] = [], cpu: number[] = []
+const fwd: number[] = [],
+  bwd: number[] = [],
+  total: number[] = [],
+  cpu: number[] = []
 let loss = 0
 for (let i = 0; i < warmup + steps; i++) {
-  const c0 = process.cpuUsage(), t0 = performance.now()
+  const c0 = process.cpuUsage(),
+    t0 = performance.now()
   const l = gpt.loss(x, y)
   const t1 = performance.now()
   opt.zeroGrad()
   l.backward()
   const t2 = performance.now()
   opt.step()
-  const t3 = performance.now(), c3 = process.cpuUsage(c0)
+  const t3 = performance.now(),
+    c3 = process.cpuUsage(c0)
   loss = l.item()
   if (i >= warmup) {
     fwd.push(t1 - t0)
@@ -39,8 +47,12 @@ for (let i = 0; i < warmup + steps; i++) {
     cpu.push((c3.user + c3.system) / 1000)
   }
 }
-console.log(`train step  ${median(total).toFixed(0)} ms/step median of ${steps} (forward ${median(fwd).toFixed(0)}, backward ${median(bwd).toFixed(0)}; min ${Math.min(...total).toFixed(0)}, max ${Math.max(...total).toFixed(0)}), last loss ${loss.toFixed(3)}`)
-console.log(`            ${median(cpu).toFixed(0)} ms of CPU time per step (median; less sensitive to other processes on a shared machine)`)
+console.log(
+  `train step  ${median(total).toFixed(0)} ms/step median of ${steps} (forward ${median(fwd).toFixed(0)}, backward ${median(bwd).toFixed(0)}; min ${Math.min(...total).toFixed(0)}, max ${Math.max(...total).toFixed(0)}), last loss ${loss.toFixed(3)}`,
+)
+console.log(
+  `            ${median(cpu).toFixed(0)} ms of CPU time per step (median; less sensitive to other processes on a shared machine)`,
+)
 
 gpt.eval()
 // Within blockSize every new token costs one position with the cache; past it the context slides, learned
@@ -51,13 +63,18 @@ for (const n of [63, newTokens]) {
     const t0 = performance.now()
     gpt.generate(prompt, n, { seed: 1, useCache })
     const s = (performance.now() - t0) / 1000
-    console.log(`generate    ${(n / s).toFixed(0).padStart(5)} tokens/s ${useCache ? 'with the KV cache      ' : 'recomputing the context'} (${n} new tokens from 1, batch 1, blockSize 64)`)
+    console.log(
+      `generate    ${(n / s).toFixed(0).padStart(5)} tokens/s ${useCache ? 'with the KV cache      ' : 'recomputing the context'} (${n} new tokens from 1, batch 1, blockSize 64)`,
+    )
   }
 }
 // The fused attention op against the composite it replaces (split heads, matmul, mask, softmax, matmul, merge).
 const qkv = () => randn([16, 64, 128], { requiresGrad: true })
 const [q, k, v] = [qkv(), qkv(), qkv()]
-for (const [name, f] of [['fused    ', causalAttention], ['composite', attentionComposite]] as const) {
+for (const [name, f] of [
+  ['fused    ', causalAttention],
+  ['composite', attentionComposite],
+] as const) {
   const ts: number[] = []
   for (let i = 0; i < 7; i++) {
     const t0 = performance.now()

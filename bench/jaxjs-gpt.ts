@@ -14,10 +14,25 @@ import type { AdamWOptions, GPTConfig, NamedWeights } from './config'
 function polyfillIterators(): void {
   const proto: object = Object.getPrototypeOf(Object.getPrototypeOf([][Symbol.iterator]()))
   if (!('map' in proto)) {
-    Object.defineProperty(proto, 'map', { configurable: true, writable: true, value: function* (this: Iterator<unknown>, f: (v: unknown, i: number) => unknown) { let i = 0; for (let r = this.next(); !r.done; r = this.next()) yield f(r.value, i++) } })
+    Object.defineProperty(proto, 'map', {
+      configurable: true,
+      writable: true,
+      value: function* (this: Iterator<unknown>, f: (v: unknown, i: number) => unknown) {
+        let i = 0
+        for (let r = this.next(); !r.done; r = this.next()) yield f(r.value, i++)
+      },
+    })
   }
   if (!('toArray' in proto)) {
-    Object.defineProperty(proto, 'toArray', { configurable: true, writable: true, value: function (this: Iterator<unknown>) { const out: unknown[] = []; for (let r = this.next(); !r.done; r = this.next()) out.push(r.value); return out } })
+    Object.defineProperty(proto, 'toArray', {
+      configurable: true,
+      writable: true,
+      value: function (this: Iterator<unknown>) {
+        const out: unknown[] = []
+        for (let r = this.next(); !r.done; r = this.next()) out.push(r.value)
+        return out
+      },
+    })
   }
 }
 polyfillIterators()
@@ -35,7 +50,10 @@ const linear = (x: Array, d: Dense): Array => (d.b ? np.matmul(x, d.w).add(d.b) 
 function layerNorm(x: Array, n: Norm): Array {
   const centered = x.ref.sub(x.mean(-1, { keepdims: true }))
   const variance = np.square(centered.ref).mean(-1, { keepdims: true }) // biased, as PyTorch's LayerNorm
-  return centered.mul(np.reciprocal(np.sqrt(variance.add(1e-5)))).mul(n.w).add(n.b)
+  return centered
+    .mul(np.reciprocal(np.sqrt(variance.add(1e-5))))
+    .mul(n.w)
+    .add(n.b)
 }
 
 /** GPT-2's gelu, tanh form: 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³))). */
@@ -46,14 +64,27 @@ function gelu(x: Array): Array {
 
 /** logits (B·T, V) for one-hot tokens (B·T, V); the mask is 0 on and below the diagonal, −1e9 above. */
 function forward(p: Params, tokens: Array, mask: Array, cfg: GPTConfig, B: number, T: number): Array {
-  const { nHead: H, nEmbd: C } = cfg, hs = C / H
-  let x = np.matmul(tokens, p.wte).reshape([B, T, C]).add(p.wpe).reshape([B * T, C]) // (B·T, C); T = blockSize
+  const { nHead: H, nEmbd: C } = cfg,
+    hs = C / H
+  let x = np
+    .matmul(tokens, p.wte)
+    .reshape([B, T, C])
+    .add(p.wpe)
+    .reshape([B * T, C]) // (B·T, C); T = blockSize
   const heads = (t: Array) => t.reshape([B, T, H, hs]).transpose([0, 2, 1, 3]) // (B, H, T, hs)
   p.blocks.forEach((l, i) => {
     const h = layerNorm(x.ref, l.ln1)
-    const q = heads(linear(h.ref, l.q)), k = heads(linear(h.ref, l.k)), v = heads(linear(h, l.v))
-    const scores = np.matmul(q, k.transpose([0, 1, 3, 2])).mul(1 / Math.sqrt(hs)).add(i === p.blocks.length - 1 ? mask : mask.ref) // (B, H, T, T)
-    const y = np.matmul(nn.softmax(scores, -1), v).transpose([0, 2, 1, 3]).reshape([B * T, C])
+    const q = heads(linear(h.ref, l.q)),
+      k = heads(linear(h.ref, l.k)),
+      v = heads(linear(h, l.v))
+    const scores = np
+      .matmul(q, k.transpose([0, 1, 3, 2]))
+      .mul(1 / Math.sqrt(hs))
+      .add(i === p.blocks.length - 1 ? mask : mask.ref) // (B, H, T, T)
+    const y = np
+      .matmul(nn.softmax(scores, -1), v)
+      .transpose([0, 2, 1, 3])
+      .reshape([B * T, C])
     x = x.ref.add(linear(y, l.o))
     x = x.ref.add(linear(gelu(linear(layerNorm(x, l.ln2), l.fc)), l.proj))
   })
@@ -63,7 +94,11 @@ function forward(p: Params, tokens: Array, mask: Array, cfg: GPTConfig, B: numbe
 /** Mean cross-entropy of the one-hot targets. */
 function lossOf(p: Params, inputs: Inputs, cfg: GPTConfig, B: number, T: number): Array {
   const logits = forward(p, inputs.tokens, inputs.mask, cfg, B, T)
-  return nn.logSoftmax(logits, -1).mul(inputs.targets).sum().mul(-1 / (B * T))
+  return nn
+    .logSoftmax(logits, -1)
+    .mul(inputs.targets)
+    .sum()
+    .mul(-1 / (B * T))
 }
 
 /** PyTorch's AdamW on one array: m = β1·m + (1−β1)·g, v = β2·v + (1−β2)·g², p = p(1 − lr·wd) − lr·m̂/(√v̂ + ε). */
@@ -76,13 +111,30 @@ function adamw(p: Array, g: Array, m: Array, v: Array, [bc1, bc2]: Bias, o: Adam
 }
 
 /** One training step: loss, gradients, AdamW on every parameter. Consumes its arguments (jax-js's rule). */
-function trainStep(p: Params, m: Params, v: Params, bc: Bias, inputs: Inputs, cfg: GPTConfig, B: number, T: number, o: AdamWOptions): [Array, Params, Params, Params] {
+function trainStep(
+  p: Params,
+  m: Params,
+  v: Params,
+  bc: Bias,
+  inputs: Inputs,
+  cfg: GPTConfig,
+  B: number,
+  T: number,
+  o: AdamWOptions,
+): [Array, Params, Params, Params] {
   const [loss, grads] = valueAndGrad((q: Params) => lossOf(q, inputs, cfg, B, T))(tree.ref(p))
-  const ps: Array[] = tree.leaves(p), gs: Array[] = tree.leaves(grads), ms: Array[] = tree.leaves(m), vs: Array[] = tree.leaves(v)
+  const ps: Array[] = tree.leaves(p),
+    gs: Array[] = tree.leaves(grads),
+    ms: Array[] = tree.leaves(m),
+    vs: Array[] = tree.leaves(v)
   const out = ps.map((pi, i) => adamw(pi, gs[i], ms[i], vs[i], [bc[0].ref, bc[1].ref], o))
   tree.dispose(bc)
   const shape = tree.structure(p)
-  const rebuild = (k: number) => tree.unflatten(shape, out.map((r) => r[k])) as Params // the same structure as p
+  const rebuild = (k: number) =>
+    tree.unflatten(
+      shape,
+      out.map((r) => r[k]),
+    ) as Params // the same structure as p
   return [loss, rebuild(0), rebuild(1), rebuild(2)]
 }
 
@@ -92,33 +144,60 @@ export class JaxGPT {
   private m: Params
   private v: Params
   private t = 0
-  private readonly jitted: ReturnType<typeof jit<(p: Params, m: Params, v: Params, bc: Bias, inputs: Inputs) => [Array, Params, Params, Params]>>
+  private readonly jitted: ReturnType<
+    typeof jit<(p: Params, m: Params, v: Params, bc: Bias, inputs: Inputs) => [Array, Params, Params, Params]>
+  >
 
-  constructor(readonly cfg: GPTConfig, weights: NamedWeights, private readonly o: AdamWOptions) {
+  constructor(
+    readonly cfg: GPTConfig,
+    weights: NamedWeights,
+    private readonly o: AdamWOptions,
+  ) {
     const take = (name: string, transpose = false): Array => {
       const w = weights.get(name)
       if (!w) throw new Error(`JaxGPT: weight '${name}' is missing`)
       const a = np.array(w.data.slice()).reshape([...w.shape])
       return transpose ? a.transpose([1, 0]) : a
     }
-    const dense = (p: string, bias = true): Dense => (bias ? { w: take(`${p}.weight`, true), b: take(`${p}.bias`) } : { w: take(`${p}.weight`, true) })
+    const dense = (p: string, bias = true): Dense =>
+      bias ? { w: take(`${p}.weight`, true), b: take(`${p}.bias`) } : { w: take(`${p}.weight`, true) }
     const norm = (p: string): Norm => ({ w: take(`${p}.weight`), b: take(`${p}.bias`) })
     this.params = {
-      wte: take('wte.weight'), wpe: take('wpe.weight'), lnF: norm('lnF'), head: dense('lmHead', false),
+      wte: take('wte.weight'),
+      wpe: take('wpe.weight'),
+      lnF: norm('lnF'),
+      head: dense('lmHead', false),
       blocks: JsArray.from({ length: cfg.nLayer }, (_, i): Block => {
         const p = `blocks.${i}`
-        return { ln1: norm(`${p}.ln1`), ln2: norm(`${p}.ln2`), q: dense(`${p}.attn.qProj`), k: dense(`${p}.attn.kProj`), v: dense(`${p}.attn.vProj`), o: dense(`${p}.attn.outProj`), fc: dense(`${p}.mlp.fc`), proj: dense(`${p}.mlp.proj`) }
+        return {
+          ln1: norm(`${p}.ln1`),
+          ln2: norm(`${p}.ln2`),
+          q: dense(`${p}.attn.qProj`),
+          k: dense(`${p}.attn.kProj`),
+          v: dense(`${p}.attn.vProj`),
+          o: dense(`${p}.attn.outProj`),
+          fc: dense(`${p}.mlp.fc`),
+          proj: dense(`${p}.mlp.proj`),
+        }
       }),
     }
     this.m = tree.map((a: Array) => np.zerosLike(a), tree.ref(this.params))
     this.v = tree.map((a: Array) => np.zerosLike(a), tree.ref(this.params))
     const { blockSize: T } = cfg
-    this.jitted = jit((p: Params, m: Params, v: Params, bc: Bias, inputs: Inputs) => trainStep(p, m, v, bc, inputs, cfg, inputs.tokens.shape[0] / T, T, o))
+    this.jitted = jit((p: Params, m: Params, v: Params, bc: Bias, inputs: Inputs) =>
+      trainStep(p, m, v, bc, inputs, cfg, inputs.tokens.shape[0] / T, T, o),
+    )
   }
 
   private inputs(idx: Int32Array, targets: Int32Array): Inputs {
     const { vocabSize: V, blockSize: T } = this.cfg
-    const oneHot = (ids: Int32Array) => { const d = new Float32Array(ids.length * V); ids.forEach((t, i) => { d[i * V + t] = 1 }); return np.array(d).reshape([ids.length, V]) }
+    const oneHot = (ids: Int32Array) => {
+      const d = new Float32Array(ids.length * V)
+      ids.forEach((t, i) => {
+        d[i * V + t] = 1
+      })
+      return np.array(d).reshape([ids.length, V])
+    }
     const mask = new Float32Array(T * T)
     for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) mask[i * T + j] = -1e9
     return { tokens: oneHot(idx), targets: oneHot(targets), mask: np.array(mask).reshape([T, T]) }
@@ -131,7 +210,8 @@ export class JaxGPT {
 
   /** One AdamW step, through `jit` (traced and compiled on the first call) or eagerly; returns the loss. */
   step(idx: Int32Array, targets: Int32Array, B: number, { useJit }: { useJit: boolean }): number {
-    if (idx.length !== B * this.cfg.blockSize) throw new Error('JaxGPT.step: the bench trains on full contexts (T = blockSize)')
+    if (idx.length !== B * this.cfg.blockSize)
+      throw new Error('JaxGPT.step: the bench trains on full contexts (T = blockSize)')
     this.t++
     const [b1, b2] = this.o.betas
     const bc: Bias = [np.array(1 - b1 ** this.t), np.array(1 - b2 ** this.t)]
@@ -139,17 +219,26 @@ export class JaxGPT {
     const [loss, p, m, v] = useJit
       ? this.jitted(this.params, this.m, this.v, bc, inputs)
       : trainStep(this.params, this.m, this.v, bc, inputs, this.cfg, B, this.cfg.blockSize, this.o)
-    this.params = p; this.m = m; this.v = v
+    this.params = p
+    this.m = m
+    this.v = v
     return loss.item()
   }
 
   /** Greedy decoding with a KV cache (each new token costs one position), batch 1, eager. Returns the new token ids. */
   generate(prompt: Int32Array, maxNewTokens: number): Int32Array {
-    const { nHead: H, nEmbd: C, vocabSize: V, blockSize } = this.cfg, hs = C / H
-    if (prompt.length + maxNewTokens > blockSize) throw new Error(`JaxGPT.generate: ${prompt.length} + ${maxNewTokens} tokens exceed blockSize ${blockSize}`)
-    const oneHot = (i: number, n: number) => { const d = new Float32Array(n); d[i] = 1; return np.array(d).reshape([1, n]) }
+    const { nHead: H, nEmbd: C, vocabSize: V, blockSize } = this.cfg,
+      hs = C / H
+    if (prompt.length + maxNewTokens > blockSize)
+      throw new Error(`JaxGPT.generate: ${prompt.length} + ${maxNewTokens} tokens exceed blockSize ${blockSize}`)
+    const oneHot = (i: number, n: number) => {
+      const d = new Float32Array(n)
+      d[i] = 1
+      return np.array(d).reshape([1, n])
+    }
     const p = this.params
-    let cacheK: Array[] = [], cacheV: Array[] = [] // per layer (H, t, hs)
+    let cacheK: Array[] = [],
+      cacheV: Array[] = [] // per layer (H, t, hs)
     const out = new Int32Array(maxNewTokens)
     let token = prompt[0]
     for (let pos = 0; pos < prompt.length + maxNewTokens - 1; pos++) {
@@ -159,7 +248,8 @@ export class JaxGPT {
       p.blocks.forEach((l, i) => {
         const h = layerNorm(x.ref, tree.ref(l.ln1))
         const q = split(linear(h.ref, tree.ref(l.q)))
-        const k = split(linear(h.ref, tree.ref(l.k))), v = split(linear(h, tree.ref(l.v)))
+        const k = split(linear(h.ref, tree.ref(l.k))),
+          v = split(linear(h, tree.ref(l.v)))
         cacheK[i] = pos === 0 ? k : np.concatenate([cacheK[i], k], 1) // (H, t, hs)
         cacheV[i] = pos === 0 ? v : np.concatenate([cacheV[i], v], 1)
         const att = nn.softmax(np.matmul(q, cacheK[i].ref.transpose([0, 2, 1])).mul(1 / Math.sqrt(hs)), -1) // (H, 1, t)
@@ -178,7 +268,9 @@ export class JaxGPT {
   }
 
   dispose(): void {
-    tree.dispose(this.params); tree.dispose(this.m); tree.dispose(this.v)
+    tree.dispose(this.params)
+    tree.dispose(this.m)
+    tree.dispose(this.v)
     this.jitted.dispose()
   }
 }

@@ -19,12 +19,15 @@ import { TINY_GPT, BATCH, ADAMW, LORA, SEED, batchData } from './config'
 import { ids } from './tenny-gpt'
 import { medianOf } from './timing'
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, backend: { type: 'string', default: 'auto' } } })
+const { values } = parseArgs({
+  options: { runs: { type: 'string', default: '3' }, backend: { type: 'string', default: 'auto' } },
+})
 const runs = Number(values.runs)
 const info = setBackend(values.backend as BackendName) // what a user gets by default: auto
 const T = TINY_GPT.blockSize
 const { idx, targets } = batchData(TINY_GPT, BATCH)
-const x = ids(idx, BATCH, T), y = ids(targets, BATCH, T)
+const x = ids(idx, BATCH, T),
+  y = ids(targets, BATCH, T)
 const dir = mkdtempSync(join(tmpdir(), 'tenny-bench-lora-'))
 
 type Setup = { name: string; quant?: QuantizeOptions; lora: boolean }
@@ -40,7 +43,8 @@ const setups: Setup[] = [
 /** Bytes of the model's weights as held: float parameters at 4 bytes, quantized layers by their packed size. */
 function weightBytes(model: Module): number {
   let bytes = model.numParameters() * 4
-  for (const [, m] of model.namedModules()) if (m instanceof QuantizedLinear) bytes += m.nbytes - (m.bias ? m.bias.size * 4 : 0)
+  for (const [, m] of model.namedModules())
+    if (m instanceof QuantizedLinear) bytes += m.nbytes - (m.bias ? m.bias.size * 4 : 0)
   return bytes
 }
 
@@ -53,29 +57,43 @@ function build(setup: Setup): GPT {
 }
 
 const kb = (b: number) => `${(b / 1024).toFixed(1)} KB`
-console.log(`tiny GPT: vocab ${TINY_GPT.vocabSize}, T ${T}, C ${TINY_GPT.nEmbd}, ${TINY_GPT.nHead} heads, ${TINY_GPT.nLayer} layers, batch ${BATCH}, AdamW; median of ${runs} steps after 1 warm-up; backend ${info.backend} on ${info.threads} thread(s)\n`)
+console.log(
+  `tiny GPT: vocab ${TINY_GPT.vocabSize}, T ${T}, C ${TINY_GPT.nEmbd}, ${TINY_GPT.nHead} heads, ${TINY_GPT.nLayer} layers, batch ${BATCH}, AdamW; median of ${runs} steps after 1 warm-up; backend ${info.backend} on ${info.threads} thread(s)\n`,
+)
 console.log('| setup | step ms | forward ms | trainable params | optimizer state | weights held |')
 console.log('|---|---:|---:|---:|---:|---:|')
 let fullMs = 0
 for (const setup of setups) {
   const model = build(setup)
   const opt = new AdamW(model.trainableParameters(), ADAMW)
-  const step = medianOf(() => {
-    opt.zeroGrad()
-    model.loss(x, y).backward()
-    opt.step()
-  }, { warmup: 1, runs })
+  const step = medianOf(
+    () => {
+      opt.zeroGrad()
+      model.loss(x, y).backward()
+      opt.step()
+    },
+    { warmup: 1, runs },
+  )
   const forward = medianOf(() => noGrad(() => model.forward(x)), { warmup: 1, runs })
-  const state = Object.values(opt.stateDict().state).reduce((n, st) => n + Object.values(st.buffers).reduce((m, b) => m + b.byteLength, 0), 0)
+  const state = Object.values(opt.stateDict().state).reduce(
+    (n, st) => n + Object.values(st.buffers).reduce((m, b) => m + b.byteLength, 0),
+    0,
+  )
   if (!setup.lora) fullMs = step.value
   const saved = Math.round((100 * (fullMs - step.value)) / fullMs)
   const faster = setup.lora ? ` (${Math.abs(saved)}% ${saved >= 0 ? 'less' : 'more'})` : ''
-  console.log(`| ${setup.name} | ${step.value.toFixed(0)}${faster} | ${forward.value.toFixed(0)} | ${model.numParameters({ trainable: true }).toLocaleString('en-US')} | ${kb(state)} | ${kb(weightBytes(model))} |`)
+  console.log(
+    `| ${setup.name} | ${step.value.toFixed(0)}${faster} | ${forward.value.toFixed(0)} | ${model.numParameters({ trainable: true }).toLocaleString('en-US')} | ${kb(state)} | ${kb(weightBytes(model))} |`,
+  )
 }
 
-const full = build(setups[0]), adapted = build(setups[1])
+const full = build(setups[0]),
+  adapted = build(setups[1])
 saveCheckpoint(join(dir, 'full.safetensors'), full)
 saveAdapters(join(dir, 'adapters.safetensors'), adapted)
-const fullBytes = statSync(join(dir, 'full.safetensors')).size, adapterBytes = statSync(join(dir, 'adapters.safetensors')).size
-console.log(`\nadapter file ${kb(adapterBytes)} (+ ${statSync(join(dir, 'adapter_config.json')).size} B config) vs full checkpoint ${kb(fullBytes)}: ${(fullBytes / adapterBytes).toFixed(0)}× smaller`)
+const fullBytes = statSync(join(dir, 'full.safetensors')).size,
+  adapterBytes = statSync(join(dir, 'adapters.safetensors')).size
+console.log(
+  `\nadapter file ${kb(adapterBytes)} (+ ${statSync(join(dir, 'adapter_config.json')).size} B config) vs full checkpoint ${kb(fullBytes)}: ${(fullBytes / adapterBytes).toFixed(0)}× smaller`,
+)
 rmSync(dir, { recursive: true, force: true })

@@ -42,7 +42,8 @@ for (const [name, run] of variants) {
 
 const header = ['GFLOP/s (median of ' + runs + ')', ...SIZES.map(String)]
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
-const line = (cells: string[]) => '| ' + cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |'
+const line = (cells: string[]) =>
+  '| ' + cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |'
 console.log(line(header))
 console.log('|' + widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|')
 for (const r of rows) console.log(line(r))

@@ -4,7 +4,14 @@
 import { readFileSync } from 'node:fs'
 import { TINY_GPT, BATCH, LORA, SEED, ADAMW, batchData } from './config'
 
-export type MemoryReport = { loadedMB: number; builtMB: number; peakMB: number; stepMs: number; loss: number; /** what Tenny's `auto` installed */ picked?: string }
+export type MemoryReport = {
+  loadedMB: number
+  builtMB: number
+  peakMB: number
+  stepMs: number
+  loss: number
+  /** what Tenny's `auto` installed */ picked?: string
+}
 
 const mb = (bytes: number) => bytes / (1024 * 1024)
 
@@ -17,7 +24,9 @@ function peakMB(): number {
   try {
     const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))
     if (hwm) return Number(hwm[1]) / 1024
-  } catch { /* not Linux */ }
+  } catch {
+    /* not Linux */
+  }
   return process.resourceUsage().maxRSS / 1024
 }
 
@@ -25,13 +34,16 @@ async function main(): Promise<void> {
   const [engine, backend, mode, stepsArg] = process.argv.slice(2)
   const steps = Number(stepsArg)
   if (!['tenny', 'tfjs', 'jaxjs'].includes(engine) || !['full', 'lora'].includes(mode) || !(steps >= 1)) {
-    throw new Error(`memory-child: usage <tenny|tfjs|jaxjs> <backend> <full|lora> <steps>, got ${process.argv.slice(2).join(' ')}`)
+    throw new Error(
+      `memory-child: usage <tenny|tfjs|jaxjs> <backend> <full|lora> <steps>, got ${process.argv.slice(2).join(' ')}`,
+    )
   }
   const { idx, targets } = batchData(TINY_GPT, BATCH)
   let step: () => number
   let loadedMB: number
   let picked: (() => string) | undefined
-  if (engine === 'tenny' && backend === 'auto') { // what a user gets: the entry's default, probed at the first product of the first step
+  if (engine === 'tenny' && backend === 'auto') {
+    // what a user gets: the entry's default, probed at the first product of the first step
     const { backendInfo } = await import('../src/node')
     const { buildTennyGPT, tennyTrainer } = await import('./tenny-gpt')
     loadedMB = mb(process.memoryUsage().rss)
@@ -44,7 +56,8 @@ async function main(): Promise<void> {
     await backends.use(backend)
     loadedMB = mb(process.memoryUsage().rss)
     step = tennyTrainer(buildTennyGPT(TINY_GPT, SEED, { lora: mode === 'lora' }), idx, targets, BATCH)
-  } else if (engine === 'jaxjs') { // the full step only, through jit (backend: 'jit') or eagerly
+  } else if (engine === 'jaxjs') {
+    // the full step only, through jit (backend: 'jit') or eagerly
     const { JaxGPT } = await import('./jaxjs-gpt')
     const { randomWeights } = await import('./config')
     if (mode !== 'full') throw new Error('memory-child: jax-js trains all weights only')
@@ -54,10 +67,15 @@ async function main(): Promise<void> {
   } else {
     const { TfGPT, useTf } = await import('./tfjs-gpt')
     const { randomWeights } = await import('./config')
-    if (backend !== 'cpu' && backend !== 'wasm') throw new Error(`memory-child: tfjs backend must be cpu or wasm, got ${backend}`)
+    if (backend !== 'cpu' && backend !== 'wasm')
+      throw new Error(`memory-child: tfjs backend must be cpu or wasm, got ${backend}`)
     await useTf(backend)
     loadedMB = mb(process.memoryUsage().rss)
-    const model = new TfGPT(TINY_GPT, randomWeights(TINY_GPT, mode === 'lora' ? LORA : undefined), mode === 'lora' ? LORA : undefined)
+    const model = new TfGPT(
+      TINY_GPT,
+      randomWeights(TINY_GPT, mode === 'lora' ? LORA : undefined),
+      mode === 'lora' ? LORA : undefined,
+    )
     step = () => model.step(idx, targets, BATCH, TINY_GPT.blockSize, ADAMW)
   }
   const builtMB = mb(process.memoryUsage().rss)
@@ -69,7 +87,10 @@ async function main(): Promise<void> {
   console.log(JSON.stringify(report))
 }
 
-main().then(() => process.exit(0), (err) => {
-  console.error(err instanceof Error ? err.message : String(err))
-  process.exit(1)
-})
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err instanceof Error ? err.message : String(err))
+    process.exit(1)
+  },
+)

@@ -52,9 +52,14 @@ function profile(backend: BackendName): void {
   restore()
   const rows = [...spent].map(([name, ms]) => [name, ms / steps] as const).sort((a, b) => b[1] - a[1])
   const inKernels = rows.reduce((s, [, ms]) => s + ms, 0)
-  console.log(`\n${generate ? 'generation (63 tokens)' : `training step${lora ? ' (LoRA)' : ''}`}, ${backend}: ${total.toFixed(1)} ms per ${generate ? 'run' : 'step'} (mean of ${steps}); ${backendInfo().matmul}`)
-  for (const [name, ms] of rows) console.log(`  ${name.padEnd(22)} ${ms.toFixed(2).padStart(8)} ms  ${((100 * ms) / total).toFixed(1).padStart(5)}%`)
-  console.log(`  ${'(outside kernels)'.padEnd(22)} ${(total - inKernels).toFixed(2).padStart(8)} ms  ${((100 * (total - inKernels)) / total).toFixed(1).padStart(5)}%  autograd, allocation, optimizer`)
+  console.log(
+    `\n${generate ? 'generation (63 tokens)' : `training step${lora ? ' (LoRA)' : ''}`}, ${backend}: ${total.toFixed(1)} ms per ${generate ? 'run' : 'step'} (mean of ${steps}); ${backendInfo().matmul}`,
+  )
+  for (const [name, ms] of rows)
+    console.log(`  ${name.padEnd(22)} ${ms.toFixed(2).padStart(8)} ms  ${((100 * ms) / total).toFixed(1).padStart(5)}%`)
+  console.log(
+    `  ${'(outside kernels)'.padEnd(22)} ${(total - inKernels).toFixed(2).padStart(8)} ms  ${((100 * (total - inKernels)) / total).toFixed(1).padStart(5)}%  autograd, allocation, optimizer`,
+  )
 }
 
 for (const backend of backends) profile(backend)

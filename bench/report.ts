@@ -3,7 +3,18 @@
 import type { Cell, Row } from './timing'
 import { lowerIsBetter } from './timing'
 
-export type Meta = { date: string; cpu: string; cores: number; node: string; tfjs: string; jaxjs?: string; mode: string; load: string; tennyBackends: string; notes: string[] }
+export type Meta = {
+  date: string
+  cpu: string
+  cores: number
+  node: string
+  tfjs: string
+  jaxjs?: string
+  mode: string
+  load: string
+  tennyBackends: string
+  notes: string[]
+}
 
 export type Comparison = { tennyColumn: string; tfjsColumn: string; tennyOverTfjs: number; advantage: number }
 
@@ -13,7 +24,9 @@ export function compare(row: Row, tfjsColumn: string): Comparison | null {
   const tenny = Object.entries(row.cells).filter((e): e is [string, Cell] => e[0].startsWith('Tenny') && e[1] !== null)
   if (!tfjs || tenny.length === 0) return null
   const lower = lowerIsBetter(row)
-  const [tennyColumn, best] = tenny.reduce((a, b) => ((lower ? b[1].value < a[1].value : b[1].value > a[1].value) ? b : a))
+  const [tennyColumn, best] = tenny.reduce((a, b) =>
+    (lower ? b[1].value < a[1].value : b[1].value > a[1].value) ? b : a,
+  )
   const ratio = best.value / tfjs.value
   return { tennyColumn, tfjsColumn, tennyOverTfjs: ratio, advantage: lower ? 1 / ratio : ratio }
 }
@@ -27,7 +40,12 @@ function fmt(v: number): string {
 
 function words(row: Row, c: Comparison, tennyColumns: number): string {
   const better = row.unit === 'MB' ? ['less memory', 'more memory'] : ['faster', 'slower']
-  const how = Math.abs(c.advantage - 1) < 0.005 ? 'the same' : c.advantage >= 1 ? `${c.advantage.toFixed(2)}× ${better[0]}` : `${(1 / c.advantage).toFixed(2)}× ${better[1]}`
+  const how =
+    Math.abs(c.advantage - 1) < 0.005
+      ? 'the same'
+      : c.advantage >= 1
+        ? `${c.advantage.toFixed(2)}× ${better[0]}`
+        : `${(1 / c.advantage).toFixed(2)}× ${better[1]}`
   const which = tennyColumns > 1 ? `, ${c.tennyColumn.replace('Tenny ', '')}` : ''
   return `${c.tennyOverTfjs.toFixed(2)} (${how}${which})`
 }
@@ -35,7 +53,10 @@ function words(row: Row, c: Comparison, tennyColumns: number): string {
 /** Tenny's columns, and the peers' (tfjs, then jax-js) that Tenny's best is compared with. */
 export function columnsOf(rows: Row[]): { tenny: string[]; tfjs: string[] } {
   const all = [...new Set(rows.flatMap((r) => Object.keys(r.cells)))]
-  return { tenny: all.filter((c) => c.startsWith('Tenny')), tfjs: [...all.filter((c) => c.startsWith('tfjs')), ...all.filter((c) => c.startsWith('jax-js'))] }
+  return {
+    tenny: all.filter((c) => c.startsWith('Tenny')),
+    tfjs: [...all.filter((c) => c.startsWith('tfjs')), ...all.filter((c) => c.startsWith('jax-js'))],
+  }
 }
 
 export function markdown(rows: Row[], meta: Meta): string {
@@ -61,7 +82,13 @@ export function markdown(rows: Row[], meta: Meta): string {
     })
     lines.push(`| ${row.name} | ${row.unit} | ${[...cells, ...ratios].join(' | ')} |`)
   }
-  lines.push('', `Tenny/peer is Tenny's best column divided by the peer's (a tfjs or jax-js column), in the row's unit (ms and MB: lower is better; tok/s: higher is better). — = not measured (see the notes).`, '', '**Notes**', '')
+  lines.push(
+    '',
+    `Tenny/peer is Tenny's best column divided by the peer's (a tfjs or jax-js column), in the row's unit (ms and MB: lower is better; tok/s: higher is better). — = not measured (see the notes).`,
+    '',
+    '**Notes**',
+    '',
+  )
   for (const n of meta.notes) lines.push(`- ${n}`)
   for (const row of rows) if (row.notes.length) lines.push(`- *${row.name}*: ${row.notes.join('; ')}.`)
   return lines.join('\n') + '\n'
@@ -69,19 +96,30 @@ export function markdown(rows: Row[], meta: Meta): string {
 
 export function json(rows: Row[], meta: Meta): string {
   const { tfjs } = columnsOf(rows)
-  return JSON.stringify({
-    meta,
-    rows: rows.map((r) => ({
-      ...r,
-      gflops: r.flops ? Object.fromEntries(Object.entries(r.cells).map(([k, c]) => [k, c ? +(r.flops! / (c.value * 1e6)).toFixed(2) : null])) : undefined,
-      comparisons: tfjs.map((c) => compare(r, c)).filter((c) => c !== null),
-    })),
-  }, null, 2) + '\n'
+  return (
+    JSON.stringify(
+      {
+        meta,
+        rows: rows.map((r) => ({
+          ...r,
+          gflops: r.flops
+            ? Object.fromEntries(
+                Object.entries(r.cells).map(([k, c]) => [k, c ? +(r.flops! / (c.value * 1e6)).toFixed(2) : null]),
+              )
+            : undefined,
+          comparisons: tfjs.map((c) => compare(r, c)).filter((c) => c !== null),
+        })),
+      },
+      null,
+      2,
+    ) + '\n'
+  )
 }
 
 /** A row's name, with the matmul mode added where two sections share row names. */
 function label(row: Row): string {
-  if (row.section.startsWith('matmul')) return `${row.name}${row.section.includes('read-back') ? ', + create/read back' : ', product alone'}`
+  if (row.section.startsWith('matmul'))
+    return `${row.name}${row.section.includes('read-back') ? ', + create/read back' : ', product alone'}`
   if (row.section.startsWith('tiny GPT')) return `GPT ${row.name}`
   return row.name
 }
@@ -92,7 +130,13 @@ const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
 export function svg(rows: Row[], meta: Meta): string {
   const { tfjs } = columnsOf(rows)
   const colors = ['#e07a5f', '#3d5a80', '#81b29a', '#f2cc8f', '#9b5de5']
-  const bar = 9, gap = 4, labelW = 430, margin = 45, plotW = 420, top = 56, maxLog = 4 // ±16×; margin holds a left bar's value label
+  const bar = 9,
+    gap = 4,
+    labelW = 430,
+    margin = 45,
+    plotW = 420,
+    top = 56,
+    maxLog = 4 // ±16×; margin holds a left bar's value label
   const rowH = tfjs.length * bar + gap * 2
   const height = top + rows.length * rowH + 40
   const x0 = labelW + margin + plotW / 2
@@ -103,7 +147,11 @@ export function svg(rows: Row[], meta: Meta): string {
     `<text x="10" y="18" font-size="14" font-weight="bold">Tenny vs TensorFlow.js and jax-js: how many times better Tenny's best backend is (log scale)</text>`,
     `<text x="10" y="36" fill="#555">${esc(`${meta.date}, ${meta.cpu}, ${meta.cores} cores, Node ${meta.node}, ${meta.mode}. Right of 1×: Tenny faster / smaller; left: tfjs.`)}</text>`,
   ]
-  tfjs.forEach((c, i) => out.push(`<rect x="${labelW + margin + plotW + 10}" y="${top + i * 16}" width="10" height="10" fill="${colors[i % colors.length]}"/><text x="${labelW + margin + plotW + 24}" y="${top + i * 16 + 9}">vs ${esc(c)}</text>`))
+  tfjs.forEach((c, i) =>
+    out.push(
+      `<rect x="${labelW + margin + plotW + 10}" y="${top + i * 16}" width="10" height="10" fill="${colors[i % colors.length]}"/><text x="${labelW + margin + plotW + 24}" y="${top + i * 16 + 9}">vs ${esc(c)}</text>`,
+    ),
+  )
   for (let t = -maxLog; t <= maxLog; t++) {
     const x = x0 + (t / maxLog) * (plotW / 2)
     out.push(`<line x1="${x}" y1="${top - 6}" x2="${x}" y2="${height - 30}" stroke="${t === 0 ? '#000' : '#ddd'}"/>`)
@@ -111,15 +159,21 @@ export function svg(rows: Row[], meta: Meta): string {
   }
   rows.forEach((row, r) => {
     const y = top + r * rowH
-    out.push(`<text x="${labelW - 6}" y="${y + rowH / 2 + 4}" text-anchor="end">${esc(label(row).length > 70 ? label(row).slice(0, 69) + '…' : label(row))}</text>`)
+    out.push(
+      `<text x="${labelW - 6}" y="${y + rowH / 2 + 4}" text-anchor="end">${esc(label(row).length > 70 ? label(row).slice(0, 69) + '…' : label(row))}</text>`,
+    )
     tfjs.forEach((c, i) => {
       const cmp = compare(row, c)
       if (!cmp) return
       const w = scale(cmp.advantage)
       const by = y + gap + i * bar
-      out.push(`<rect x="${Math.min(x0, x0 + w)}" y="${by}" width="${Math.max(1, Math.abs(w))}" height="${bar - 1}" fill="${colors[i % colors.length]}"><title>${esc(`${label(row)} vs ${c}: ${cmp.advantage.toFixed(2)}×`)}</title></rect>`)
+      out.push(
+        `<rect x="${Math.min(x0, x0 + w)}" y="${by}" width="${Math.max(1, Math.abs(w))}" height="${bar - 1}" fill="${colors[i % colors.length]}"><title>${esc(`${label(row)} vs ${c}: ${cmp.advantage.toFixed(2)}×`)}</title></rect>`,
+      )
       const text = cmp.advantage >= 1 ? `${cmp.advantage.toFixed(1)}×` : `1/${(1 / cmp.advantage).toFixed(1)}`
-      out.push(`<text x="${x0 + w + (w >= 0 ? 3 : -3)}" y="${by + bar - 2}" font-size="8" fill="#444" text-anchor="${w >= 0 ? 'start' : 'end'}">${text}</text>`)
+      out.push(
+        `<text x="${x0 + w + (w >= 0 ? 3 : -3)}" y="${by + bar - 2}" font-size="8" fill="#444" text-anchor="${w >= 0 ? 'start' : 'end'}">${text}</text>`,
+      )
     })
   })
   out.push('</svg>')
@@ -129,17 +183,27 @@ export function svg(rows: Row[], meta: Meta): string {
 /** --quick's compact table: each row's best Tenny column, and each peer's value and ratio. */
 export function compact(rows: Row[]): string {
   const { tfjs } = columnsOf(rows)
-  const lines = [`| workload | unit | Tenny best | ${tfjs.join(' | ')} |`, `|---|---|---:|${tfjs.map(() => '---:').join('|')}|`]
+  const lines = [
+    `| workload | unit | Tenny best | ${tfjs.join(' | ')} |`,
+    `|---|---|---:|${tfjs.map(() => '---:').join('|')}|`,
+  ]
   for (const row of rows) {
-    const tenny = Object.entries(row.cells).filter((e): e is [string, Cell] => e[0].startsWith('Tenny') && e[1] !== null)
+    const tenny = Object.entries(row.cells).filter(
+      (e): e is [string, Cell] => e[0].startsWith('Tenny') && e[1] !== null,
+    )
     if (tenny.length === 0) continue
     const lower = lowerIsBetter(row)
     const [name, best] = tenny.reduce((a, b) => ((lower ? b[1].value < a[1].value : b[1].value > a[1].value) ? b : a))
     const peers = tfjs.map((c) => {
-      const cell = row.cells[c], cmp = compare(row, c)
-      return cell && cmp ? `${fmt(cell.value)} (${cmp.advantage >= 1 ? `${cmp.advantage.toFixed(2)}× better` : `${(1 / cmp.advantage).toFixed(2)}× worse`})` : '—'
+      const cell = row.cells[c],
+        cmp = compare(row, c)
+      return cell && cmp
+        ? `${fmt(cell.value)} (${cmp.advantage >= 1 ? `${cmp.advantage.toFixed(2)}× better` : `${(1 / cmp.advantage).toFixed(2)}× worse`})`
+        : '—'
     })
-    lines.push(`| ${label(row)} | ${row.unit} | ${fmt(best.value)} (${name.replace('Tenny ', '')}) | ${peers.join(' | ')} |`)
+    lines.push(
+      `| ${label(row)} | ${row.unit} | ${fmt(best.value)} (${name.replace('Tenny ', '')}) | ${peers.join(' | ')} |`,
+    )
   }
   return lines.join('\n') + '\n'
 }

@@ -10,7 +10,13 @@ import { timeCall, uniformData, type Row } from './timing'
 import type { TennyBackends } from './tenny-backends'
 import { jaxMatmulCell } from './suite-jaxjs'
 
-export type MatmulOptions = { quick: boolean; sizes: number[]; tenny: TennyBackends; tfBackends: TfBackend[]; jaxjs: boolean }
+export type MatmulOptions = {
+  quick: boolean
+  sizes: number[]
+  tenny: TennyBackends
+  tfBackends: TfBackend[]
+  jaxjs: boolean
+}
 
 type Case = { n: number; transB: boolean; mode: 'compute' | 'trip' }
 
@@ -30,22 +36,33 @@ function tolerance(n: number): number {
 }
 
 export async function matmulRows({ quick, sizes, tenny, tfBackends, jaxjs }: MatmulOptions): Promise<Row[]> {
-  const cases: Case[] = sizes.flatMap((n) => [false, true].flatMap((transB) => (['compute', 'trip'] as const).map((mode) => ({ n, transB, mode }))))
+  const cases: Case[] = sizes.flatMap((n) =>
+    [false, true].flatMap((transB) => (['compute', 'trip'] as const).map((mode) => ({ n, transB, mode }))),
+  )
   const rows = new Map<Case, Row>()
   for (const c of cases) {
     rows.set(c, {
       section: c.mode === 'compute' ? 'matmul, product alone' : 'matmul, + tensor creation and read-back',
-      name: rowName(c), unit: 'ms', cells: {}, notes: [], flops: 2 * c.n ** 3,
+      name: rowName(c),
+      unit: 'ms',
+      cells: {},
+      notes: [],
+      flops: 2 * c.n ** 3,
     })
   }
   const data = new Map(sizes.map((n) => [n, { a: uniformData(n * n, n), b: uniformData(n * n, n + 1) }]))
-  const reference = new Map(sizes.flatMap((n) => [false, true].map((transB) => {
-    const { a, b } = data.get(n)!
-    return [`${n}${transB}`, K.matmul(a, b, n, n, n, { transB })] as const
-  })))
+  const reference = new Map(
+    sizes.flatMap((n) =>
+      [false, true].map((transB) => {
+        const { a, b } = data.get(n)!
+        return [`${n}${transB}`, K.matmul(a, b, n, n, n, { transB })] as const
+      }),
+    ),
+  )
   const check = (c: Case, column: string, out: Float32Array | Uint8Array | Int32Array) => {
     const err = maxAbsDiff(out, reference.get(`${c.n}${c.transB}`)!)
-    if (err > tolerance(c.n)) rows.get(c)!.notes.push(`${column} differs from Tenny's CPU kernel by ${err.toExponential(1)}`)
+    if (err > tolerance(c.n))
+      rows.get(c)!.notes.push(`${column} differs from Tenny's CPU kernel by ${err.toExponential(1)}`)
   }
 
   for (const backend of tenny.names) {
@@ -56,14 +73,26 @@ export async function matmulRows({ quick, sizes, tenny, tfBackends, jaxjs }: Mat
       const { n, transB } = c
       if (c.mode === 'compute') {
         check(c, column, K.matmul(a, b, n, n, n, { transB }))
-        rows.get(c)!.cells[column] = timeCall(() => { K.matmul(a, b, n, n, n, { transB }) }, { quick })
-      } else { // tensor() wraps the array; linear(x, w) = x·wᵀ is Tenny's A·Bᵀ without a transposed copy
+        rows.get(c)!.cells[column] = timeCall(
+          () => {
+            K.matmul(a, b, n, n, n, { transB })
+          },
+          { quick },
+        )
+      } else {
+        // tensor() wraps the array; linear(x, w) = x·wᵀ is Tenny's A·Bᵀ without a transposed copy
         const trip = () => {
-          const ta = tensor(a, [n, n]), tb = tensor(b, [n, n])
+          const ta = tensor(a, [n, n]),
+            tb = tensor(b, [n, n])
           return (transB ? linear(ta, tb) : matmul(ta, tb)).data
         }
         check(c, column, trip())
-        rows.get(c)!.cells[column] = timeCall(() => { trip() }, { quick })
+        rows.get(c)!.cells[column] = timeCall(
+          () => {
+            trip()
+          },
+          { quick },
+        )
       }
     }
   }
@@ -76,23 +105,35 @@ export async function matmulRows({ quick, sizes, tenny, tfBackends, jaxjs }: Mat
       const { a, b } = data.get(c.n)!
       const { n, transB } = c
       if (c.mode === 'compute') {
-        const ta = tf.tensor2d(a, [n, n]), tb = tf.tensor2d(b, [n, n])
+        const ta = tf.tensor2d(a, [n, n]),
+          tb = tf.tensor2d(b, [n, n])
         const out = tf.matMul(ta, tb, false, transB)
         check(c, column, out.dataSync())
         out.dispose()
-        rows.get(c)!.cells[column] = timeCall(() => { tf.matMul(ta, tb, false, transB).dispose() }, { quick })
+        rows.get(c)!.cells[column] = timeCall(
+          () => {
+            tf.matMul(ta, tb, false, transB).dispose()
+          },
+          { quick },
+        )
         ta.dispose()
         tb.dispose()
       } else {
         const trip = () => {
-          const ta = tf.tensor2d(a, [n, n]), tb = tf.tensor2d(b, [n, n])
+          const ta = tf.tensor2d(a, [n, n]),
+            tb = tf.tensor2d(b, [n, n])
           const out = tf.matMul(ta, tb, false, transB)
           const values = out.dataSync()
           tf.dispose([ta, tb, out])
           return values
         }
         check(c, column, trip())
-        rows.get(c)!.cells[column] = timeCall(() => { trip() }, { quick })
+        rows.get(c)!.cells[column] = timeCall(
+          () => {
+            trip()
+          },
+          { quick },
+        )
       }
     }
   }

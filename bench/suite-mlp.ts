@@ -17,7 +17,13 @@ const SIZES = [784, 256, 256, 10]
 const BATCH = 128
 
 export async function mlpRows({ quick, tenny, tfBackends }: MlpOptions): Promise<Row[]> {
-  const row: Row = { section: 'MLP', name: `MLP ${SIZES.join('→')} forward + backward, batch ${BATCH}`, unit: 'ms', cells: {}, notes: [] }
+  const row: Row = {
+    section: 'MLP',
+    name: `MLP ${SIZES.join('→')} forward + backward, batch ${BATCH}`,
+    unit: 'ms',
+    cells: {},
+    notes: [],
+  }
   manualSeed(7)
   const layers = SIZES.slice(1).map((out, i) => new Linear(SIZES[i], out))
   const xData = uniformData(BATCH * SIZES[0], 11)
@@ -35,8 +41,14 @@ export async function mlpRows({ quick, tenny, tfBackends }: MlpOptions): Promise
   for (const backend of tenny.names) {
     await tenny.use(backend)
     const loss = tennyStep()
-    if (Math.abs(loss - reference) > 1e-4) row.notes.push(`Tenny ${backend}: loss ${loss} differs from Tenny cpu's ${reference}`)
-    row.cells[`Tenny ${backend}`] = timeCall(() => { tennyStep() }, { quick })
+    if (Math.abs(loss - reference) > 1e-4)
+      row.notes.push(`Tenny ${backend}: loss ${loss} differs from Tenny cpu's ${reference}`)
+    row.cells[`Tenny ${backend}`] = timeCall(
+      () => {
+        tennyStep()
+      },
+      { quick },
+    )
   }
   await tenny.use('cpu')
 
@@ -50,22 +62,33 @@ export async function mlpRows({ quick, tenny, tfBackends }: MlpOptions): Promise
     const onehot = tf.oneHot(tf.tensor1d(labels, 'int32'), SIZES[SIZES.length - 1])
     const lossFn = () => {
       let h: tf.Tensor = xs
-      for (const [i, v] of vars.entries()) h = tf.fused.matMul({ a: h, b: v.w, bias: v.b, activation: i < vars.length - 1 ? 'relu' : 'linear' })
+      for (const [i, v] of vars.entries())
+        h = tf.fused.matMul({ a: h, b: v.w, bias: v.b, activation: i < vars.length - 1 ? 'relu' : 'linear' })
       return tf.losses.softmaxCrossEntropy(onehot, h) as tf.Scalar
     }
-    const step = () => tf.tidy(() => {
-      const { value } = tf.variableGrads(lossFn, vars.flatMap((v) => [v.w, v.b]))
-      return value.dataSync()[0]
-    })
+    const step = () =>
+      tf.tidy(() => {
+        const { value } = tf.variableGrads(
+          lossFn,
+          vars.flatMap((v) => [v.w, v.b]),
+        )
+        return value.dataSync()[0]
+      })
     const loss = step()
     if (Math.abs(loss - reference) > 1e-4) {
       row.notes.push(`tfjs ${backend} refused: loss ${loss} differs from Tenny's ${reference} by more than 1e-4`)
       row.cells[`tfjs ${backend}`] = null
     } else {
-      row.cells[`tfjs ${backend}`] = timeCall(() => { step() }, { quick })
+      row.cells[`tfjs ${backend}`] = timeCall(
+        () => {
+          step()
+        },
+        { quick },
+      )
     }
     tf.dispose([xs, onehot, ...vars.flatMap((v) => [v.w, v.b])])
   }
-  if (!row.notes.some((n) => n.includes('refused'))) row.notes.push(`first losses agree to 1e-4 (${reference.toFixed(6)})`)
+  if (!row.notes.some((n) => n.includes('refused')))
+    row.notes.push(`first losses agree to 1e-4 (${reference.toFixed(6)})`)
   return [row]
 }

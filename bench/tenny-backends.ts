@@ -17,19 +17,37 @@ export type TennyBackends = {
 }
 
 /** Bench columns: a name, and what setBackend() is given for it. wasm-Nt is the wasm backend on all N threads. */
-const CANDIDATES: [string, string, { threads?: number }][] = [['cpu', 'cpu', {}], ['parallel', 'parallel', {}], ['wasm-1t', 'wasm', { threads: 1 }], ['wasm-Nt', 'wasm', {}], ['gpujs', 'gpujs', {}]]
+const CANDIDATES: [string, string, { threads?: number }][] = [
+  ['cpu', 'cpu', {}],
+  ['parallel', 'parallel', {}],
+  ['wasm-1t', 'wasm', { threads: 1 }],
+  ['wasm-Nt', 'wasm', {}],
+  ['gpujs', 'gpujs', {}],
+]
 
 function isBackendApi(m: unknown): m is BackendApi {
-  return typeof m === 'object' && m !== null && 'setBackend' in m && typeof m.setBackend === 'function' && 'backendInfo' in m && typeof m.backendInfo === 'function'
+  return (
+    typeof m === 'object' &&
+    m !== null &&
+    'setBackend' in m &&
+    typeof m.setBackend === 'function' &&
+    'backendInfo' in m &&
+    typeof m.backendInfo === 'function'
+  )
 }
 
 /** Probe src/node.ts, Node's entry (or `url`) once; `only` restricts to the listed backends (e.g. from --backends=cpu,parallel). */
-export async function loadTennyBackends(only?: string[], url = new URL('../src/node.ts', import.meta.url)): Promise<TennyBackends> {
+export async function loadTennyBackends(
+  only?: string[],
+  url = new URL('../src/node.ts', import.meta.url),
+): Promise<TennyBackends> {
   if (!existsSync(fileURLToPath(url))) {
     return {
       names: ['cpu'],
-      notes: ['src/node.ts is not in this checkout: only Tenny\'s CPU kernels were measured.'],
-      use: async (name) => { if (name !== 'cpu') throw new Error(`bench: backend '${name}' needs src/node.ts`) },
+      notes: ["src/node.ts is not in this checkout: only Tenny's CPU kernels were measured."],
+      use: async (name) => {
+        if (name !== 'cpu') throw new Error(`bench: backend '${name}' needs src/node.ts`)
+      },
       info: () => ({ backend: 'cpu' }),
       details: { cpu: 'TS kernels, 1 thread' },
     }
@@ -41,9 +59,15 @@ export async function loadTennyBackends(only?: string[], url = new URL('../src/n
   const notes: string[] = []
   const details: Record<string, string> = {}
   const calls = new Map<string, [string, { threads?: number }]>([['cpu', ['cpu', {}]]]) // suites go back to cpu after each column
-  const field = (info: unknown, key: string) => (typeof info === 'object' && info !== null && key in info ? String((info as Record<string, unknown>)[key]) : '?')
+  const field = (info: unknown, key: string) =>
+    typeof info === 'object' && info !== null && key in info ? String((info as Record<string, unknown>)[key]) : '?'
   for (const [column, backend, options] of CANDIDATES) {
-    if (only && !only.includes(column) && !(column === 'wasm-Nt' && only.some((o) => /^wasm-\d+t$/.test(o) && o !== 'wasm-1t'))) continue
+    if (
+      only &&
+      !only.includes(column) &&
+      !(column === 'wasm-Nt' && only.some((o) => /^wasm-\d+t$/.test(o) && o !== 'wasm-1t'))
+    )
+      continue
     try {
       await api.setBackend(backend, options)
       const info = api.backendInfo()
@@ -56,12 +80,17 @@ export async function loadTennyBackends(only?: string[], url = new URL('../src/n
       notes.push(`Tenny backend '${column}' skipped: ${err instanceof Error ? err.message : String(err)}`)
     }
   }
-  if (!only) { // what a user gets by default
+  if (!only) {
+    // what a user gets by default
     try {
       await api.setBackend('auto')
       const info = api.backendInfo()
-      notes.push(`setBackend('auto') picks '${field(info, 'backend')}' on ${field(info, 'threads')} thread(s) on this machine (${field(info, 'reason')}).`)
-    } catch { /* a backend module without 'auto' */ }
+      notes.push(
+        `setBackend('auto') picks '${field(info, 'backend')}' on ${field(info, 'threads')} thread(s) on this machine (${field(info, 'reason')}).`,
+      )
+    } catch {
+      /* a backend module without 'auto' */
+    }
   }
   await api.setBackend('cpu')
   const use = async (name: string) => {

@@ -39,7 +39,8 @@ export function tennyLoss(model: GPT, idx: Int32Array, targets: Int32Array, B: n
 export function tennyTrainer(model: GPT, idx: Int32Array, targets: Int32Array, B: number): () => number {
   const T = model.config.blockSize
   const opt = new AdamW(model.trainableParameters(), ADAMW)
-  const x = ids(idx, B, T), y = ids(targets, B, T)
+  const x = ids(idx, B, T),
+    y = ids(targets, B, T)
   return () => {
     opt.zeroGrad()
     const loss = model.loss(x, y)

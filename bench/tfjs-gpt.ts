@@ -51,11 +51,16 @@ export class TfGPT {
   private readonly adam: { m: tf.Variable; v: tf.Variable }[] = []
   private t = 0
 
-  constructor(readonly cfg: GPTConfig, weights: NamedWeights, lora?: LoRAOptions) {
+  constructor(
+    readonly cfg: GPTConfig,
+    weights: NamedWeights,
+    lora?: LoRAOptions,
+  ) {
     const frozen = lora !== undefined
     const take = (name: string, trainable: boolean, transpose: boolean): tf.Tensor => {
       const w = weights.get(name)
-      if (!w) throw new Error(`TfGPT: weight '${name}' is missing (have ${[...weights.keys()].slice(0, 4).join(', ')}, ...)`)
+      if (!w)
+        throw new Error(`TfGPT: weight '${name}' is missing (have ${[...weights.keys()].slice(0, 4).join(', ')}, ...)`)
       let t: tf.Tensor = tf.tensor(w.data, [...w.shape], 'float32')
       if (transpose) {
         const tt = t.transpose()
@@ -78,7 +83,7 @@ export class TfGPT {
       const base = has(`${p}.weight`) ? p : `${p}.base`
       const d: Dense = {
         w: take(`${base}.weight`, !frozen, true),
-        b: bias ? (take(`${base}.bias`, !frozen, false)) : null,
+        b: bias ? take(`${base}.bias`, !frozen, false) : null,
       }
       if (lora && lora.targets.some((t) => p.endsWith(`.${t}`))) {
         d.loraA = take(`${p}.loraA`, true, true)
@@ -93,9 +98,14 @@ export class TfGPT {
     this.layers = Array.from({ length: cfg.nLayer }, (_, i) => {
       const p = `blocks.${i}`
       return {
-        ln1: norm(`${p}.ln1`), ln2: norm(`${p}.ln2`),
-        q: dense(`${p}.attn.qProj`), k: dense(`${p}.attn.kProj`), v: dense(`${p}.attn.vProj`), o: dense(`${p}.attn.outProj`),
-        fc: dense(`${p}.mlp.fc`), proj: dense(`${p}.mlp.proj`),
+        ln1: norm(`${p}.ln1`),
+        ln2: norm(`${p}.ln2`),
+        q: dense(`${p}.attn.qProj`),
+        k: dense(`${p}.attn.kProj`),
+        v: dense(`${p}.attn.vProj`),
+        o: dense(`${p}.attn.outProj`),
+        fc: dense(`${p}.mlp.fc`),
+        proj: dense(`${p}.mlp.proj`),
       }
     })
     this.lnF = norm('lnF')
@@ -116,12 +126,14 @@ export class TfGPT {
     return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5))), n.w), n.b)
   }
 
-  private gelu(x: tf.Tensor): tf.Tensor { // tanh approximation: 0.5x(1 + tanh(√(2/π)(x + 0.044715x³)))
+  private gelu(x: tf.Tensor): tf.Tensor {
+    // tanh approximation: 0.5x(1 + tanh(√(2/π)(x + 0.044715x³)))
     const inner = tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)), Math.sqrt(2 / Math.PI))
     return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1))
   }
 
-  private mask(T: number): tf.Tensor { // 0 on and below the diagonal, −1e9 above (exp underflows to exactly 0, as −∞ does)
+  private mask(T: number): tf.Tensor {
+    // 0 on and below the diagonal, −1e9 above (exp underflows to exactly 0, as −∞ does)
     let m = this.masks.get(T)
     if (!m) {
       const data = new Float32Array(T * T)
@@ -142,7 +154,9 @@ export class TfGPT {
     const heads = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [B, T, H, hs]), [0, 2, 1, 3]) // (B, H, T, hs)
     for (const l of this.layers) {
       const h = this.layerNorm(x, l.ln1)
-      const q = heads(this.linear(h, l.q)), k = heads(this.linear(h, l.k)), v = heads(this.linear(h, l.v))
+      const q = heads(this.linear(h, l.q)),
+        k = heads(this.linear(h, l.k)),
+        v = heads(this.linear(h, l.v))
       const att = tf.softmax(tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hs)), this.mask(T))) // (B, H, T, T)
       const y = tf.reshape(tf.transpose(tf.matMul(att, v), [0, 2, 1, 3]), [B * T, C]) // (B·T, C)
       x = tf.add(x, this.linear(y, l.o))
@@ -166,18 +180,22 @@ export class TfGPT {
   /** One training step: loss, gradients of the trainable variables, AdamW update (PyTorch's formulas). Returns the loss. */
   step(idx: Int32Array, targets: Int32Array, B: number, T: number, o: AdamWOptions): number {
     if (this.adam.length === 0) {
-      for (const p of this.trainable) this.adam.push(tf.tidy(() => ({ m: tf.variable(tf.zerosLike(p), false), v: tf.variable(tf.zerosLike(p), false) })))
+      for (const p of this.trainable)
+        this.adam.push(
+          tf.tidy(() => ({ m: tf.variable(tf.zerosLike(p), false), v: tf.variable(tf.zerosLike(p), false) })),
+        )
     }
     this.t++
     const [b1, b2] = o.betas
-    const bc1 = 1 - b1 ** this.t, bc2 = 1 - b2 ** this.t
+    const bc1 = 1 - b1 ** this.t,
+      bc2 = 1 - b2 ** this.t
     return tf.tidy(() => {
       const { value, grads } = tf.variableGrads(() => this.loss(idx, targets, B, T), this.trainable)
       this.trainable.forEach((p, i) => {
         const g = grads[p.name]
         const s = this.adam[i]
-        s.m.assign(tf.add(tf.mul(s.m, b1), tf.mul(g, 1 - b1)))                // m = β1·m + (1−β1)·g
-        s.v.assign(tf.add(tf.mul(s.v, b2), tf.mul(tf.square(g), 1 - b2)))    // v = β2·v + (1−β2)·g²
+        s.m.assign(tf.add(tf.mul(s.m, b1), tf.mul(g, 1 - b1))) // m = β1·m + (1−β1)·g
+        s.v.assign(tf.add(tf.mul(s.v, b2), tf.mul(tf.square(g), 1 - b2))) // v = β2·v + (1−β2)·g²
         const upd = tf.div(tf.div(s.m, bc1), tf.add(tf.sqrt(tf.div(s.v, bc2)), o.eps))
         p.assign(tf.sub(tf.mul(p, 1 - o.lr * o.weightDecay), tf.mul(upd, o.lr))) // p = p(1 − lr·wd) − lr·m̂/(√v̂ + ε)
       })
@@ -189,15 +207,20 @@ export class TfGPT {
   generate(prompt: Int32Array, maxNewTokens: number): Int32Array {
     const { nHead: H, nEmbd: C } = this.cfg
     const hs = C / H
-    if (prompt.length + maxNewTokens > this.cfg.blockSize) throw new Error(`TfGPT.generate: ${prompt.length} + ${maxNewTokens} tokens exceed blockSize ${this.cfg.blockSize}`)
-    let cacheK: tf.Tensor[] = [], cacheV: tf.Tensor[] = [] // per layer (H, t, hs)
+    if (prompt.length + maxNewTokens > this.cfg.blockSize)
+      throw new Error(
+        `TfGPT.generate: ${prompt.length} + ${maxNewTokens} tokens exceed blockSize ${this.cfg.blockSize}`,
+      )
+    let cacheK: tf.Tensor[] = [],
+      cacheV: tf.Tensor[] = [] // per layer (H, t, hs)
     const out = new Int32Array(maxNewTokens)
     let token = prompt[0]
     for (let pos = 0; pos < prompt.length + maxNewTokens - 1; pos++) {
       if (pos < prompt.length) token = prompt[pos]
       const res = tf.tidy(() => {
         let x = tf.add(tf.slice(this.wte, [token, 0], [1, C]), tf.slice(this.wpe, [pos, 0], [1, C])) // (1, C)
-        const ks: tf.Tensor[] = [], vs: tf.Tensor[] = []
+        const ks: tf.Tensor[] = [],
+          vs: tf.Tensor[] = []
         this.layers.forEach((l, i) => {
           const h = this.layerNorm(x, l.ln1)
           const split = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [1, H, hs]), [1, 0, 2]) // (H, 1, hs)
@@ -230,7 +253,10 @@ export class TfGPT {
 
   dispose(): void {
     for (const t of this.all) t.dispose()
-    for (const s of this.adam) { s.m.dispose(); s.v.dispose() }
+    for (const s of this.adam) {
+      s.m.dispose()
+      s.v.dispose()
+    }
     for (const m of this.masks.values()) m.dispose()
   }
 }

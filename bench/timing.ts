@@ -56,7 +56,12 @@ export function timeCall(fn: () => void, { quick }: TimerOptions): Cell {
   const bench = new Benchmark(fn, { minSamples: quick ? 2 : 5, maxTime: quick ? 0.1 : 2, initCount: 1 })
   bench.run()
   if (bench.error) throw bench.error
-  return { value: bench.stats.mean * 1000, method: 'benchmark.js mean', rme: bench.stats.rme, samples: bench.stats.sample.length }
+  return {
+    value: bench.stats.mean * 1000,
+    method: 'benchmark.js mean',
+    rme: bench.stats.rme,
+    samples: bench.stats.sample.length,
+  }
 }
 
 /** Seeded uniform floats in [-1, 1), independent of any engine's RNG (xorshift32). */

@@ -8,14 +8,24 @@
 import { manualSeed, randn, tensor, matmul, mul, sub, add, slice, transpose, linalg, type Tensor } from '../src/index'
 
 manualSeed(0)
-const m = 64, n = 64
+const m = 64,
+  n = 64
 
 // A smooth 64×64 picture: two soft blobs on a gentle gradient, plus a little pixel noise. Each piece is f(x)·g(y),
 // rank 1, so the clean picture has rank 3; the noise spreads small singular values over all 64 directions.
-const clean = tensor(Array.from({ length: m }, (_, i) => Array.from({ length: n }, (_, j) => {
-  const x = i / m, y = j / n
-  return 0.5 * x + Math.exp(-((x - 0.3) ** 2 + (y - 0.6) ** 2) * 30) + 0.6 * Math.exp(-((x - 0.7) ** 2 + (y - 0.3) ** 2) * 50)
-})))
+const clean = tensor(
+  Array.from({ length: m }, (_, i) =>
+    Array.from({ length: n }, (_, j) => {
+      const x = i / m,
+        y = j / n
+      return (
+        0.5 * x +
+        Math.exp(-((x - 0.3) ** 2 + (y - 0.6) ** 2) * 30) +
+        0.6 * Math.exp(-((x - 0.7) ** 2 + (y - 0.3) ** 2) * 50)
+      )
+    }),
+  ),
+)
 const image = add(clean, mul(randn([m, n]), 0.02))
 
 const { U, S, V } = linalg.svd(image)

@@ -14,9 +14,14 @@ import { question, rephrased } from './lib/data'
 import * as tenny from '../src/node' // the API as Node users see it: the universal entry plus files by path
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const { values: flags } = parseArgs({ options: {
-  out: { type: 'string', default: join(root, 'examples', 'data') }, seed: { type: 'string', default: '0' }, 'max-line': { type: 'string', default: '80' }, test: { type: 'string', default: '20' },
-} })
+const { values: flags } = parseArgs({
+  options: {
+    out: { type: 'string', default: join(root, 'examples', 'data') },
+    seed: { type: 'string', default: '0' },
+    'max-line': { type: 'string', default: '80' },
+    test: { type: 'string', default: '20' },
+  },
+})
 
 // Public API only: src/kernels/ is reached through the table K, not by users, and repeats op names.
 const SOURCES = ['ops', 'nn', 'src']
@@ -29,8 +34,17 @@ const ALWAYS_TRAIN = ['softmax', 'relu', 'LoRALinear']
 const MAX_LINE = Number(flags['max-line'])
 
 function tsFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name)).flatMap((e) =>
-    e.isDirectory() ? (SKIP_DIRS.has(e.name) ? [] : tsFiles(join(dir, e.name))) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [])
+  return readdirSync(dir, { withFileTypes: true })
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .flatMap((e) =>
+      e.isDirectory()
+        ? SKIP_DIRS.has(e.name)
+          ? []
+          : tsFiles(join(dir, e.name))
+        : e.name.endsWith('.ts')
+          ? [join(dir, e.name)]
+          : [],
+    )
 }
 
 /** The JSDoc right above line `i` as one line of text ('' if none): tags and the comment markers dropped. */
@@ -41,10 +55,19 @@ function docAbove(lines: string[], i: number): string {
   let start = end
   while (start >= 0 && !lines[start].includes('/**')) start--
   if (start < 0) return ''
-  return lines.slice(start, end + 1)
-    .map((l) => l.replace(/^\s*\/\*\*/, '').replace(/\*\/\s*$/, '').replace(/^\s*\*/, '').trim())
+  return lines
+    .slice(start, end + 1)
+    .map((l) =>
+      l
+        .replace(/^\s*\/\*\*/, '')
+        .replace(/\*\/\s*$/, '')
+        .replace(/^\s*\*/, '')
+        .trim(),
+    )
     .filter((l) => !l.startsWith('@'))
-    .join(' ').replace(/\s+/g, ' ').trim()
+    .join(' ')
+    .replace(/\s+/g, ' ')
+    .trim()
 }
 
 /** A docstring cut to `max` characters: at its last sentence end that fits, else at a word boundary with '...'. */
@@ -70,7 +93,8 @@ for (const file of SOURCES.flatMap((d) => tsFiles(join(root, d)))) {
     const doc = shorten(normalize(docAbove(lines, i)).replace(/ {2,}/g, ' '), MAX_LINE - question(m[1]).length)
     if (!doc) continue
     const unknown = tokenizer.findUnknown(doc)
-    if (unknown) skipped.push(`${relative(root, file)}:${i + 1} ${m[1]}: no ASCII spelling for ${JSON.stringify(unknown.char)}`)
+    if (unknown)
+      skipped.push(`${relative(root, file)}:${i + 1} ${m[1]}: no ASCII spelling for ${JSON.stringify(unknown.char)}`)
     else docs.set(m[1], doc)
   }
 }

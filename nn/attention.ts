@@ -13,7 +13,11 @@ export class KVCache {
   readonly v: Tensor
   length = 0
 
-  constructor(readonly batch: number, readonly capacity: number, readonly channels: number) {
+  constructor(
+    readonly batch: number,
+    readonly capacity: number,
+    readonly channels: number,
+  ) {
     this.k = zeros([batch, capacity, channels])
     this.v = zeros([batch, capacity, channels])
   }
@@ -22,7 +26,9 @@ export class KVCache {
   append(k: Tensor, v: Tensor): void {
     const [B, T, C] = k.shape
     if (B !== this.batch || C !== this.channels || this.length + T > this.capacity) {
-      throw new Error(`KVCache.append: (${B}, ${T}, ${C}) does not fit a cache of (${this.batch}, ${this.capacity}, ${this.channels}) holding ${this.length}`)
+      throw new Error(
+        `KVCache.append: (${B}, ${T}, ${C}) does not fit a cache of (${this.batch}, ${this.capacity}, ${this.channels}) holding ${this.length}`,
+      )
     }
     for (let b = 0; b < B; b++) {
       const at = (b * this.capacity + this.length) * C
@@ -42,9 +48,20 @@ export class CausalSelfAttention extends Module {
   residDrop: Dropout
   readonly nHead: number
 
-  constructor({ nEmbd, nHead, dropout = 0, bias = true }: { nEmbd: number; nHead: number; dropout?: number; bias?: boolean }) {
+  constructor({
+    nEmbd,
+    nHead,
+    dropout = 0,
+    bias = true,
+  }: {
+    nEmbd: number
+    nHead: number
+    dropout?: number
+    bias?: boolean
+  }) {
     super()
-    if (!Number.isInteger(nHead) || nHead < 1 || nEmbd % nHead !== 0) throw new Error(`CausalSelfAttention: nEmbd ${nEmbd} must split evenly into nHead ${nHead} heads`)
+    if (!Number.isInteger(nHead) || nHead < 1 || nEmbd % nHead !== 0)
+      throw new Error(`CausalSelfAttention: nEmbd ${nEmbd} must split evenly into nHead ${nHead} heads`)
     this.nHead = nHead
     this.qProj = new Linear(nEmbd, nEmbd, { bias })
     this.kProj = new Linear(nEmbd, nEmbd, { bias })
@@ -64,7 +81,8 @@ export class CausalSelfAttention extends Module {
     let y: Tensor
     if (cache) {
       // NOTE: the cache copies k and v, so no gradient could reach the projections through it.
-      if (k.requiresGrad || v.requiresGrad) throw new Error('CausalSelfAttention: a KV cache is for inference; run it under noGrad()')
+      if (k.requiresGrad || v.requiresGrad)
+        throw new Error('CausalSelfAttention: a KV cache is for inference; run it under noGrad()')
       cache.append(k, v)
       y = causalAttention(q, cache.k, cache.v, this.nHead, cache.length) // (B, T, C): per head, softmax(q·kᵀ/√hs)·v over every cached row
     } else {

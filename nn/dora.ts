@@ -23,7 +23,9 @@ export class DoRALinear extends LoRALinear {
 
   constructor(base: BaseLayer, options: LoRAOptions = {}) {
     if (!(base instanceof Linear || base instanceof QuantizedLinear)) {
-      throw new Error(`DoRALinear: base must be a Linear or QuantizedLinear (DoRA rescales W's rows, so it goes first on a layer), got ${typeName(base)}`)
+      throw new Error(
+        `DoRALinear: base must be a Linear or QuantizedLinear (DoRA rescales W's rows, so it goes first on a layer), got ${typeName(base)}`,
+      )
     }
     super(base, options)
     this.magnitude = noGrad(() => rowNorms(this.baseLinear().weight)) // (out)

@@ -7,7 +7,10 @@ import { Module } from './module.js'
 export class Embedding extends Module {
   weight: Tensor // (numEmbeddings, embeddingDim)
 
-  constructor(readonly numEmbeddings: number, readonly embeddingDim: number) {
+  constructor(
+    readonly numEmbeddings: number,
+    readonly embeddingDim: number,
+  ) {
     super()
     this.weight = randn([numEmbeddings, embeddingDim], { requiresGrad: true })
   }

@@ -13,7 +13,16 @@ import { Dropout } from './dropout.js'
 import { CausalSelfAttention, KVCache } from './attention.js'
 import { sampleNext, type SampleOptions } from './sampling.js'
 
-export type GPTConfig = { vocabSize: number; blockSize: number; nLayer: number; nHead: number; nEmbd: number; dropout?: number; bias?: boolean; tieWeights?: boolean }
+export type GPTConfig = {
+  vocabSize: number
+  blockSize: number
+  nLayer: number
+  nHead: number
+  nEmbd: number
+  dropout?: number
+  bias?: boolean
+  tieWeights?: boolean
+}
 
 /** The feed-forward half of a block: proj(gelu(fc(x))), widening C → 4C → C. */
 export class MLP extends Module {
@@ -63,12 +72,15 @@ function normalInit(t: Tensor, std: number): void {
 /** Throws unless the config describes a buildable model; `where` names the caller. */
 export function checkConfig(where: string, c: GPTConfig): void {
   for (const key of ['vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd'] as const) {
-    if (!Number.isInteger(c[key]) || c[key] < 1) throw new Error(`${where}: config.${key} must be a positive integer, got ${JSON.stringify(c[key])}`)
+    if (!Number.isInteger(c[key]) || c[key] < 1)
+      throw new Error(`${where}: config.${key} must be a positive integer, got ${JSON.stringify(c[key])}`)
   }
   if (c.nEmbd % c.nHead !== 0) throw new Error(`${where}: config.nEmbd ${c.nEmbd} is not divisible by nHead ${c.nHead}`)
-  if (c.dropout !== undefined && !(c.dropout >= 0 && c.dropout < 1)) throw new Error(`${where}: config.dropout must be in [0, 1), got ${c.dropout}`)
+  if (c.dropout !== undefined && !(c.dropout >= 0 && c.dropout < 1))
+    throw new Error(`${where}: config.dropout must be in [0, 1), got ${c.dropout}`)
   for (const key of ['bias', 'tieWeights'] as const) {
-    if (c[key] !== undefined && typeof c[key] !== 'boolean') throw new Error(`${where}: config.${key} must be a boolean, got ${JSON.stringify(c[key])}`)
+    if (c[key] !== undefined && typeof c[key] !== 'boolean')
+      throw new Error(`${where}: config.${key} must be a boolean, got ${JSON.stringify(c[key])}`)
   }
 }
 
@@ -111,7 +123,8 @@ export class GPT extends Module {
     if (idx.ndim !== 2) throw new Error(`GPT: idx must be (B, T) token ids, got shape (${idx.shape.join(',')})`)
     const [, T] = idx.shape
     const start = caches ? caches[0].length : 0
-    if (start + T > this.config.blockSize) throw new Error(`GPT: ${start + T} positions exceed blockSize ${this.config.blockSize}`)
+    if (start + T > this.config.blockSize)
+      throw new Error(`GPT: ${start + T} positions exceed blockSize ${this.config.blockSize}`)
     const pos = Int32Array.from({ length: T }, (_, t) => start + t)
     let x = add(this.wte.forward(idx), this.wpe.forward(pos)) // (B, T, C) + (T, C)
     x = this.drop.forward(x)
@@ -134,16 +147,23 @@ export class GPT extends Module {
    * runs one position through the model; past blockSize the context is cropped and, since every position then shifts, recomputed each step.
    * temperature 0 = argmax; `seed` reseeds the stream first; useCache: false recomputes the whole context each step.
    */
-  generate(idx: Tensor, maxNewTokens: number, { seed, useCache = true, ...sampling }: SampleOptions & { seed?: number; useCache?: boolean } = {}): Tensor {
+  generate(
+    idx: Tensor,
+    maxNewTokens: number,
+    { seed, useCache = true, ...sampling }: SampleOptions & { seed?: number; useCache?: boolean } = {},
+  ): Tensor {
     const [B, T0] = idx.shape
-    if (idx.ndim !== 2 || T0 < 1) throw new Error(`GPT.generate: idx must be (B, T) with T ≥ 1, got (${idx.shape.join(',')})`)
-    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw new Error(`GPT.generate: maxNewTokens must be an integer ≥ 0, got ${maxNewTokens}`)
+    if (idx.ndim !== 2 || T0 < 1)
+      throw new Error(`GPT.generate: idx must be (B, T) with T ≥ 1, got (${idx.shape.join(',')})`)
+    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0)
+      throw new Error(`GPT.generate: maxNewTokens must be an integer ≥ 0, got ${maxNewTokens}`)
     if (seed !== undefined) manualSeed(seed)
     const { blockSize, vocabSize, nEmbd } = this.config
     const total = T0 + maxNewTokens
     const out = new Float32Array(B * total) // (B, T0 + maxNewTokens), filled left to right
     for (let b = 0; b < B; b++) out.set(idx.data.subarray(b * T0, (b + 1) * T0), b * total)
-    const window = (from: number, to: number) => { // tokens [from, to) of every row, as (B, to − from)
+    const window = (from: number, to: number) => {
+      // tokens [from, to) of every row, as (B, to − from)
       const ids = new Float32Array(B * (to - from))
       for (let b = 0; b < B; b++) ids.set(out.subarray(b * total + from, b * total + to), b * (to - from))
       return new Tensor(ids, [B, to - from])
@@ -157,7 +177,8 @@ export class GPT extends Module {
           let h: Tensor
           if (useCache && caches && caches[0].length < blockSize) {
             h = this.hidden(window(len - 1, len), caches) // (B, 1, C): only the newest token
-          } else { // first step, no cache, or the window is full: crop to blockSize and (re)build the cache
+          } else {
+            // first step, no cache, or the window is full: crop to blockSize and (re)build the cache
             caches = useCache ? this.blocks.map(() => new KVCache(B, blockSize, nEmbd)) : null
             h = this.hidden(window(Math.max(0, len - blockSize), len), caches ?? undefined) // (B, t, C)
           }

@@ -8,12 +8,33 @@ export { Dropout } from './dropout.js'
 export { CausalSelfAttention, KVCache } from './attention.js'
 export { MLP, Block, GPT, type GPTConfig } from './gpt.js'
 export { sampleNext, type SampleOptions } from './sampling.js'
-export { QuantizedLinear, quantize, type QuantizeModelOptions, type QuantizationError, type FuseReport } from './quantized.js'
+export {
+  QuantizedLinear,
+  quantize,
+  type QuantizeModelOptions,
+  type QuantizationError,
+  type FuseReport,
+} from './quantized.js'
 export { type QuantMode, type QuantizeOptions, type QuantizedWeights } from '../ops/quant.js'
 export { LoRALinear, loraScale, type LoRAOptions, type LoRAInit, type BaseLayer } from './lora.js'
 export { PiSSALinear } from './pissa.js'
 export { DoRALinear } from './dora.js'
-export { applyLoRA, printTrainable, mergeLoRA, setAdapters, setAdapter, disableAdapters, addAdapter, loraLayers, adapterNames, getAdapter, activeAdapter, type ApplyLoRAOptions, type AdapterOptions, type Targets } from './lora-model.js'
+export {
+  applyLoRA,
+  printTrainable,
+  mergeLoRA,
+  setAdapters,
+  setAdapter,
+  disableAdapters,
+  addAdapter,
+  loraLayers,
+  adapterNames,
+  getAdapter,
+  activeAdapter,
+  type ApplyLoRAOptions,
+  type AdapterOptions,
+  type Targets,
+} from './lora-model.js'
 export { loraReport, adapterReport, subspaceSimilarity, type LoRALayerReport } from './files/lora-report.js'
 export { adapterFiles, loadAdapterFiles, baseHash, type AdapterFiles } from './files/adapters.js'
 export { peftFiles, importPEFTFiles, mlxFiles, importMLXFiles } from './files/interop.js'

@@ -9,7 +9,10 @@ export class LayerNorm extends Module {
   bias: Tensor // (dim)
   readonly eps: number
 
-  constructor(readonly dim: number, { eps = 1e-5 } = {}) {
+  constructor(
+    readonly dim: number,
+    { eps = 1e-5 } = {},
+  ) {
     super()
     this.eps = eps
     this.weight = ones([dim], { requiresGrad: true })

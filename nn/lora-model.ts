@@ -26,8 +26,12 @@ export function blockIndex(path: string): number {
 /** Every layer an adapter can go on, by path: Linear, QuantizedLinear, or the top of a stack (never what is inside one). */
 export function linearLayers(model: Module): [string, Linear | QuantizedLinear | LoRALinear][] {
   const inside = loraLayers(model).map(([p]) => `${p}.`)
-  return [...model.namedModules()].filter((e): e is [string, Linear | QuantizedLinear | LoRALinear] =>
-    e[0] !== '' && !inside.some((p) => e[0].startsWith(p)) && (e[1] instanceof Linear || e[1] instanceof QuantizedLinear || e[1] instanceof LoRALinear))
+  return [...model.namedModules()].filter(
+    (e): e is [string, Linear | QuantizedLinear | LoRALinear] =>
+      e[0] !== '' &&
+      !inside.some((p) => e[0].startsWith(p)) &&
+      (e[1] instanceof Linear || e[1] instanceof QuantizedLinear || e[1] instanceof LoRALinear),
+  )
 }
 
 /** The adapters stacked on one layer, first added first; `top` is the last one added. */
@@ -59,7 +63,11 @@ function ownTensors(layer: LoRALinear): Tensor[] {
 
 /** The name of the adapter that trains on this stack (the last added if none does). */
 export function activeAdapter(top: LoRALinear): string {
-  return adapterStack(top).reverse().find((l) => ownTensors(l).some((t) => t.requiresGrad))?.name ?? top.name
+  return (
+    adapterStack(top)
+      .reverse()
+      .find((l) => ownTensors(l).some((t) => t.requiresGrad))?.name ?? top.name
+  )
 }
 
 /** Wrap a layer in a new adapter: DoRA, PiSSA or plain LoRA. */
@@ -71,7 +79,8 @@ function wrap(base: BaseLayer, { useDora = false, ...options }: AdapterOptions):
 
 /** A new adapter `name` on a layer (a stack's top, or a plain layer); nothing else changes. */
 function stackOn(top: BaseLayer, name: string, options: AdapterOptions): LoRALinear {
-  if (top instanceof LoRALinear && getAdapter(top, name)) throw new Error(`addAdapter: this layer already has an adapter named '${name}'`)
+  if (top instanceof LoRALinear && getAdapter(top, name))
+    throw new Error(`addAdapter: this layer already has an adapter named '${name}'`)
   return wrap(top, { ...options, name })
 }
 
@@ -87,13 +96,17 @@ function layerFilter(model: Module, layers: number | number[] | undefined): (pat
   let count = 0
   for (const [path] of model.namedModules()) count = Math.max(count, blockIndex(path) + 1)
   if (typeof layers === 'number') {
-    if (!Number.isInteger(layers) || layers < 1 || layers > count) throw new Error(`applyLoRA: layers = ${layers}, but the model has ${count} blocks (expected 1..${count})`)
+    if (!Number.isInteger(layers) || layers < 1 || layers > count)
+      throw new Error(`applyLoRA: layers = ${layers}, but the model has ${count} blocks (expected 1..${count})`)
     return (path) => blockIndex(path) >= count - layers
   }
-  const wanted = new Set(layers.map((i) => {
-    if (!Number.isInteger(i) || i < -count || i >= count) throw new Error(`applyLoRA: layer index ${i} is out of range for ${count} blocks`)
-    return i < 0 ? count + i : i
-  }))
+  const wanted = new Set(
+    layers.map((i) => {
+      if (!Number.isInteger(i) || i < -count || i >= count)
+        throw new Error(`applyLoRA: layer index ${i} is out of range for ${count} blocks`)
+      return i < 0 ? count + i : i
+    }),
+  )
   return (path) => wanted.has(blockIndex(path))
 }
 
@@ -107,13 +120,23 @@ function targetMatcher(targets: Targets): (path: string, m: Module) => boolean {
  * Wrap every matching Linear / QuantizedLinear in a LoRALinear (DoRALinear with useDora; on a layer that has
  * adapters, stack a new one named `name`), then freeze everything but the new adapters.
  */
-export function applyLoRA(model: Module, { targets = ['qProj', 'vProj'], layers, name = 'default', ...options }: ApplyLoRAOptions = {}): { paths: string[]; trainable: number; total: number } {
-  const matches = targetMatcher(targets), inLayers = layerFilter(model, layers)
+export function applyLoRA(
+  model: Module,
+  { targets = ['qProj', 'vProj'], layers, name = 'default', ...options }: ApplyLoRAOptions = {},
+): { paths: string[]; trainable: number; total: number } {
+  const matches = targetMatcher(targets),
+    inLayers = layerFilter(model, layers)
   const linears = linearLayers(model)
   const picked = linears.filter(([path, m]) => matches(path, m) && inLayers(path))
   if (picked.length === 0) {
-    const shown = linears.slice(0, 8).map(([p]) => p).join(', ') + (linears.length > 8 ? ', …' : '')
-    throw new Error(`applyLoRA: no Linear layer matches targets ${targets instanceof Array ? JSON.stringify(targets) : String(targets)}${layers === undefined ? '' : ` in layers ${JSON.stringify(layers)}`}; linear layers here: ${shown || 'none'}`)
+    const shown =
+      linears
+        .slice(0, 8)
+        .map(([p]) => p)
+        .join(', ') + (linears.length > 8 ? ', …' : '')
+    throw new Error(
+      `applyLoRA: no Linear layer matches targets ${targets instanceof Array ? JSON.stringify(targets) : String(targets)}${layers === undefined ? '' : ` in layers ${JSON.stringify(layers)}`}; linear layers here: ${shown || 'none'}`,
+    )
   }
   const wrapped = picked.map(([path, m]) => [path, stackOn(m, name, options)] as const) // all built before any is installed
   model.freeze()
@@ -121,7 +144,11 @@ export function applyLoRA(model: Module, { targets = ['qProj', 'vProj'], layers,
     model.setModule(path, layer)
     for (const t of ownTensors(layer)) t.requiresGrad = true
   }
-  return { paths: picked.map(([p]) => p), trainable: model.numParameters({ trainable: true }), total: countParameters(model) }
+  return {
+    paths: picked.map(([p]) => p),
+    trainable: model.numParameters({ trainable: true }),
+    total: countParameters(model),
+  }
 }
 
 /** All parameters, counting a quantized weight by its element count as PEFT does. */
@@ -132,10 +159,16 @@ function countParameters(model: Module): number {
 }
 
 /** Print (PEFT's format) and return trainable and total parameters, plus each distinct adapter setting in use. */
-export function printTrainable(model: Module, log: (line: string) => void = console.log): { trainable: number; total: number; percent: number } {
-  const trainable = model.numParameters({ trainable: true }), total = countParameters(model)
+export function printTrainable(
+  model: Module,
+  log: (line: string) => void = console.log,
+): { trainable: number; total: number; percent: number } {
+  const trainable = model.numParameters({ trainable: true }),
+    total = countParameters(model)
   const percent = (100 * trainable) / total
-  log(`trainable params: ${trainable.toLocaleString('en-US')} || all params: ${total.toLocaleString('en-US')} || trainable%: ${percent.toFixed(4)}`)
+  log(
+    `trainable params: ${trainable.toLocaleString('en-US')} || all params: ${total.toLocaleString('en-US')} || trainable%: ${percent.toFixed(4)}`,
+  )
   const settings = new Map<string, number>()
   for (const [, top] of loraLayers(model)) {
     for (const a of adapterStack(top)) {
@@ -158,10 +191,14 @@ function fold(top: LoRALinear, dequantize: boolean): { layer: Linear | Quantized
  * Replace every LoRALinear by its merged layer: a float Linear (W dequantized when the base was quantized), or
  * with keepQuantized a requantized QuantizedLinear plus its fidelity report.
  */
-export function mergeLoRA(model: Module, { keepQuantized = false } = {}): { paths: string[]; reports: Record<string, FuseReport> } {
+export function mergeLoRA(
+  model: Module,
+  { keepQuantized = false } = {},
+): { paths: string[]; reports: Record<string, FuseReport> } {
   const reports: Record<string, FuseReport> = {}
   const layers = loraLayers(model)
-  if (layers.some(([p]) => p === '')) throw new Error('mergeLoRA: the model is itself a LoRALinear; call its fuse() instead')
+  if (layers.some(([p]) => p === ''))
+    throw new Error('mergeLoRA: the model is itself a LoRALinear; call its fuse() instead')
   for (const [path, top] of layers) {
     const { layer, report } = fold(top, !keepQuantized)
     if (report) reports[path] = report
@@ -172,13 +209,18 @@ export function mergeLoRA(model: Module, { keepQuantized = false } = {}): { path
 
 function checkName(op: string, model: Module, names: string[]): void {
   const known = new Set(loraLayers(model).flatMap(([, l]) => adapterNames(l)))
-  for (const n of names) if (!known.has(n)) throw new Error(`${op}: no adapter named '${n}'; this model has ${known.size ? [...known].map((k) => `'${k}'`).join(', ') : 'none'}`)
+  for (const n of names)
+    if (!known.has(n))
+      throw new Error(
+        `${op}: no adapter named '${n}'; this model has ${known.size ? [...known].map((k) => `'${k}'`).join(', ') : 'none'}`,
+      )
 }
 
 /** Mix named adapters across the model (or one layer), e.g. setAdapters(model, { cwk: 0.7, rj: 0.3 }); unnamed ones switch off. */
 export function setAdapters(model: Module, strengths: Record<string, number>): void {
   checkName('setAdapters', model, Object.keys(strengths))
-  for (const [n, s] of Object.entries(strengths)) if (!Number.isFinite(s)) throw new Error(`setAdapters: strength of '${n}' must be a finite number, got ${s}`)
+  for (const [n, s] of Object.entries(strengths))
+    if (!Number.isFinite(s)) throw new Error(`setAdapters: strength of '${n}' must be a finite number, got ${s}`)
   for (const [, top] of loraLayers(model)) for (const a of adapterStack(top)) a.strength = strengths[a.name] ?? 0
 }
 

@@ -83,7 +83,10 @@ export class Module {
     if (strict && unexpected.length) throw new Error(`loadStateDict: unexpected key(s) ${unexpected.join(', ')}`)
     for (const [k, t] of Object.entries(own)) {
       const src = Object.hasOwn(dict, k) ? dict[k] : undefined
-      if (src && !sameShape(src.shape, t.shape)) throw new Error(`loadStateDict: ${k} has shape ${shapeStr(src.shape)} in the file but ${shapeStr(t.shape)} in the model`)
+      if (src && !sameShape(src.shape, t.shape))
+        throw new Error(
+          `loadStateDict: ${k} has shape ${shapeStr(src.shape)} in the file but ${shapeStr(t.shape)} in the model`,
+        )
     }
     for (const [k, t] of Object.entries(own)) {
       if (!Object.hasOwn(dict, k)) continue
@@ -110,7 +113,8 @@ export class Module {
     const parts = path.split('.')
     const last = parts.pop()!
     let parent: unknown = this
-    for (const part of parts) parent = parent instanceof Module || Array.isArray(parent) ? Reflect.get(parent, part) : undefined
+    for (const part of parts)
+      parent = parent instanceof Module || Array.isArray(parent) ? Reflect.get(parent, part) : undefined
     if (!(parent instanceof Module || Array.isArray(parent)) || !(Reflect.get(parent, last) instanceof Module)) {
       throw new Error(`setModule: no module at '${path}' to replace`)
     }

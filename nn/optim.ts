@@ -46,7 +46,10 @@ export abstract class Optimizer {
   stateDict(): OptimizerStateDict {
     const state: Record<string, ParamState> = {}
     for (const [i, st] of this.state) {
-      state[i] = { step: st.step, buffers: Object.fromEntries(Object.entries(st.buffers).map(([k, b]) => [k, b.slice()])) }
+      state[i] = {
+        step: st.step,
+        buffers: Object.fromEntries(Object.entries(st.buffers).map(([k, b]) => [k, b.slice()])),
+      }
     }
     return { lr: this.lr, state }
   }
@@ -54,18 +57,29 @@ export abstract class Optimizer {
   /** Restore what stateDict() returned (validated first: an index, buffer name or size that does not fit → error). */
   loadStateDict(dict: OptimizerStateDict): void {
     const name = `${this.constructor.name}.loadStateDict`
-    if (!(Number.isFinite(dict.lr) && dict.lr >= 0)) throw new Error(`${name}: lr must be a finite number ≥ 0, got ${dict.lr}`)
+    if (!(Number.isFinite(dict.lr) && dict.lr >= 0))
+      throw new Error(`${name}: lr must be a finite number ≥ 0, got ${dict.lr}`)
     const fresh = new Map<number, ParamState>() // built whole before it replaces anything: a bad entry changes nothing
     for (const [key, st] of Object.entries(dict.state)) {
-      const i = /^\d+$/.test(key) ? Number(key) : NaN, p = this.params[i]
-      if (!Number.isInteger(i) || !p) throw new Error(`${name}: state for parameter ${key}, but there are ${this.params.length} parameters`)
-      if (!Number.isInteger(st.step) || st.step < 1) throw new Error(`${name}: parameter ${key} has step ${st.step}, expected a positive integer`)
+      const i = /^\d+$/.test(key) ? Number(key) : NaN,
+        p = this.params[i]
+      if (!Number.isInteger(i) || !p)
+        throw new Error(`${name}: state for parameter ${key}, but there are ${this.params.length} parameters`)
+      if (!Number.isInteger(st.step) || st.step < 1)
+        throw new Error(`${name}: parameter ${key} has step ${st.step}, expected a positive integer`)
       const expected = Object.keys(this.newBuffers(0)).sort().join(',')
-      if (Object.keys(st.buffers).sort().join(',') !== expected) throw new Error(`${name}: parameter ${key} has buffers ${Object.keys(st.buffers).join(',')}, expected ${expected}`)
+      if (Object.keys(st.buffers).sort().join(',') !== expected)
+        throw new Error(
+          `${name}: parameter ${key} has buffers ${Object.keys(st.buffers).join(',')}, expected ${expected}`,
+        )
       for (const [b, data] of Object.entries(st.buffers)) {
-        if (!(data instanceof Float32Array) || data.length !== p.size) throw new Error(`${name}: buffer ${key}.${b} has ${data.length} values, parameter has ${p.size}`)
+        if (!(data instanceof Float32Array) || data.length !== p.size)
+          throw new Error(`${name}: buffer ${key}.${b} has ${data.length} values, parameter has ${p.size}`)
       }
-      fresh.set(i, { step: st.step, buffers: Object.fromEntries(Object.entries(st.buffers).map(([k, b]) => [k, b.slice()])) })
+      fresh.set(i, {
+        step: st.step,
+        buffers: Object.fromEntries(Object.entries(st.buffers).map(([k, b]) => [k, b.slice()])),
+      })
     }
     this.lr = dict.lr
     this.state.clear()
@@ -78,7 +92,10 @@ export class SGD extends Optimizer {
   readonly momentum: number
   readonly weightDecay: number
 
-  constructor(params: Iterable<Tensor>, { lr, momentum = 0, weightDecay = 0 }: { lr: number; momentum?: number; weightDecay?: number }) {
+  constructor(
+    params: Iterable<Tensor>,
+    { lr, momentum = 0, weightDecay = 0 }: { lr: number; momentum?: number; weightDecay?: number },
+  ) {
     super(params, lr)
     this.momentum = momentum
     this.weightDecay = weightDecay
@@ -111,9 +128,13 @@ export class Adam extends Optimizer {
   readonly weightDecay: number
   protected readonly decoupled: boolean = false
 
-  constructor(params: Iterable<Tensor>, { lr = 1e-3, betas = [0.9, 0.999], eps = 1e-8, weightDecay = 0 }: AdamOptions = {}) {
+  constructor(
+    params: Iterable<Tensor>,
+    { lr = 1e-3, betas = [0.9, 0.999], eps = 1e-8, weightDecay = 0 }: AdamOptions = {},
+  ) {
     super(params, lr)
-    if (!betas.every((b) => b >= 0 && b < 1)) throw new Error(`${this.constructor.name}: betas must be in [0, 1), got ${betas}`)
+    if (!betas.every((b) => b >= 0 && b < 1))
+      throw new Error(`${this.constructor.name}: betas must be in [0, 1), got ${betas}`)
     this.betas = betas
     this.eps = eps
     this.weightDecay = weightDecay
@@ -127,7 +148,10 @@ export class Adam extends Optimizer {
   override loadStateDict(dict: OptimizerStateDict): void {
     for (const [i, { buffers }] of Object.entries(dict.state)) {
       const at = buffers.v instanceof Float32Array ? buffers.v.findIndex((x) => !(x >= 0)) : -1
-      if (at >= 0) throw new Error(`${this.constructor.name}.loadStateDict: parameter ${i} has v = ${buffers.v[at]} at index ${at}; v is a mean of squared gradients, never negative`)
+      if (at >= 0)
+        throw new Error(
+          `${this.constructor.name}.loadStateDict: parameter ${i} has v = ${buffers.v[at]} at index ${at}; v is a mean of squared gradients, never negative`,
+        )
     }
     super.loadStateDict(dict)
   }
@@ -136,7 +160,8 @@ export class Adam extends Optimizer {
     const { lr, eps, weightDecay: wd } = this
     const [b1, b2] = this.betas
     const { m, v } = st.buffers
-    const c1 = 1 / (1 - b1 ** st.step), c2 = 1 / (1 - b2 ** st.step) // bias corrections
+    const c1 = 1 / (1 - b1 ** st.step),
+      c2 = 1 / (1 - b2 ** st.step) // bias corrections
     const l2 = this.decoupled ? 0 : wd
     const shrink = this.decoupled ? 1 - lr * wd : 1 // AdamW: w −= lr·wd·w, apart from the gradient
     for (let i = 0; i < w.length; i++) {
@@ -176,12 +201,30 @@ export function linearWarmup({ lr, warmupSteps }: { lr: number; warmupSteps: num
 }
 
 /** lr falling from lr at step 0 to minLr at totalSteps along half a cosine, then minLr. */
-export function cosineDecay({ lr, totalSteps, minLr = 0 }: { lr: number; totalSteps: number; minLr?: number }): (step: number) => number {
+export function cosineDecay({
+  lr,
+  totalSteps,
+  minLr = 0,
+}: {
+  lr: number
+  totalSteps: number
+  minLr?: number
+}): (step: number) => number {
   return (step) => minLr + 0.5 * (lr - minLr) * (1 + Math.cos((Math.PI * Math.min(step, totalSteps)) / totalSteps))
 }
 
 /** nanoGPT's schedule: linear warmup for warmupSteps, then cosine decay to minLr at totalSteps. */
-export function cosineSchedule({ lr, warmupSteps, totalSteps, minLr = 0 }: { lr: number; warmupSteps: number; totalSteps: number; minLr?: number }): (step: number) => number {
+export function cosineSchedule({
+  lr,
+  warmupSteps,
+  totalSteps,
+  minLr = 0,
+}: {
+  lr: number
+  warmupSteps: number
+  totalSteps: number
+  minLr?: number
+}): (step: number) => number {
   const warm = linearWarmup({ lr, warmupSteps })
   const decay = cosineDecay({ lr, totalSteps: Math.max(1, totalSteps - warmupSteps), minLr })
   return (step) => (step < warmupSteps ? warm(step) : decay(step - warmupSteps))

@@ -21,21 +21,35 @@ export class PiSSALinear extends LoRALinear {
 
   /** Split `base` (left as it was) into a new frozen Linear W_res and an adapter with scale·loraB·loraA = W_r. */
   static override fromLinear(base: BaseLayer, options: LoRAOptions = {}): PiSSALinear {
-    const { rank = 8, name = 'default' } = options, op = `LoRALinear: init 'pissa' (adapter '${name}')`
+    const { rank = 8, name = 'default' } = options,
+      op = `LoRALinear: init 'pissa' (adapter '${name}')`
     if (base instanceof LoRALinear) {
       const names: string[] = []
       for (let m: BaseLayer = base; m instanceof LoRALinear; m = m.base) names.unshift(`'${m.name}'`)
-      throw new Error(`${op} takes W's top-${rank} part out of the base, so it must be a layer's first adapter; this one already has ${names.join(', ')}. Wrap the original Linear with init 'pissa' instead`)
+      throw new Error(
+        `${op} takes W's top-${rank} part out of the base, so it must be a layer's first adapter; this one already has ${names.join(', ')}. Wrap the original Linear with init 'pissa' instead`,
+      )
     }
-    if (!(base instanceof Linear)) throw new Error(`${op} needs a float Linear base to split, got a ${base.constructor.name}; apply PiSSA first and quantize after (quantize() then packs the residual, as QPiSSA does)`)
+    if (!(base instanceof Linear))
+      throw new Error(
+        `${op} needs a float Linear base to split, got a ${base.constructor.name}; apply PiSSA first and quantize after (quantize() then packs the residual, as QPiSSA does)`,
+      )
     const most = Math.min(base.outFeatures, base.inFeatures)
-    if (rank > most) throw new Error(`${op}: rank ${rank} exceeds min(out, in) = ${most} of the (${base.outFeatures},${base.inFeatures}) weight`)
+    if (rank > most)
+      throw new Error(
+        `${op}: rank ${rank} exceeds min(out, in) = ${most} of the (${base.outFeatures},${base.inFeatures}) weight`,
+      )
     const { B, A } = noGrad(() => lowRank(base.weight, rank)) // B (out, r), A (r, in), W_r = B·A
-    const residual = Linear.fromWeights(noGrad(() => sub(base.weight, matmul(B, A))), base.bias, { requiresGrad: false })
+    const residual = Linear.fromWeights(
+      noGrad(() => sub(base.weight, matmul(B, A))),
+      base.bias,
+      { requiresGrad: false },
+    )
     const stream = rngState() // the random init is overwritten at once: leave the stream as it was
     const layer = new PiSSALinear(residual, { A, B }, options)
     setRngState(stream)
-    if (!(layer.scale > 0)) throw new Error(`${op} splits W_r into factors scaled by 1/√scale, so scale must be > 0, got ${layer.scale}`)
+    if (!(layer.scale > 0))
+      throw new Error(`${op} splits W_r into factors scaled by 1/√scale, so scale must be > 0, got ${layer.scale}`)
     const k = 1 / Math.sqrt(layer.scale) // so that scale·loraB·loraA = W_r
     layer.loraA.data.set(mul(A, k).data)
     layer.loraB.data.set(mul(B, k).data)
@@ -77,10 +91,13 @@ function alphaAt(to: number, layer: LoRALinear): number {
 export function plainLoRA(layer: LoRALinear): { loraA: Tensor; loraB: Tensor; alpha: number; scale: number } {
   const { loraA, loraB, alpha, scale } = layer
   if (!(layer instanceof PiSSALinear)) return { loraA, loraB, alpha, scale }
-  const k = 1 / Math.sqrt(scale), { A, B } = layer.principal, rank = layer.rank
+  const k = 1 / Math.sqrt(scale),
+    { A, B } = layer.principal,
+    rank = layer.rank
   return noGrad(() => ({
     loraA: concat([loraA, mul(A, k)], 0), // (2r, in)
     loraB: concat([loraB, mul(B, -k)], 1), // (out, 2r)
-    alpha: alphaAt(2 * rank, layer), scale,
+    alpha: alphaAt(2 * rank, layer),
+    scale,
   }))
 }

@@ -3,7 +3,15 @@
 // forward decodes a tile of rows at a time inside the kernel (src/kernels/quant.ts).
 import { Tensor } from '../src/tensor.js'
 import { shapeStr, sameShape } from '../src/shape.js'
-import { quantizedLinear, quantizeWeights, dequantizeWeights, quantCodes, type QuantizedWeights, type QuantMode, type QuantizeOptions } from '../ops/quant.js'
+import {
+  quantizedLinear,
+  quantizeWeights,
+  dequantizeWeights,
+  quantCodes,
+  type QuantizedWeights,
+  type QuantMode,
+  type QuantizeOptions,
+} from '../ops/quant.js'
 import { Module } from './module.js'
 import { Linear } from './linear.js'
 
@@ -21,7 +29,8 @@ export class QuantizedLinear extends Module {
 
   constructor(packed: QuantizedWeights, bias: Tensor | null = null) {
     super()
-    if (bias && (bias.ndim !== 1 || bias.shape[0] !== packed.rows)) throw new Error(`QuantizedLinear: bias ${shapeStr(bias.shape)} must be (${packed.rows})`)
+    if (bias && (bias.ndim !== 1 || bias.shape[0] !== packed.rows))
+      throw new Error(`QuantizedLinear: bias ${shapeStr(bias.shape)} must be (${packed.rows})`)
     this.packed = packed
     this.outFeatures = packed.rows
     this.inFeatures = packed.cols
@@ -56,7 +65,12 @@ export class QuantizedLinear extends Module {
   /** Bytes held: codes + scales (+ affine biases) + the float bias. */
   get nbytes(): number {
     const p = this.packed
-    return p.codes.byteLength + p.scales.byteLength + (p.mode === 'affine' ? p.biases.byteLength : 0) + (this.bias ? this.bias.data.byteLength : 0)
+    return (
+      p.codes.byteLength +
+      p.scales.byteLength +
+      (p.mode === 'affine' ? p.biases.byteLength : 0) +
+      (this.bias ? this.bias.data.byteLength : 0)
+    )
   }
 
   /** A float Linear with Ŵ, frozen as this layer is. */
@@ -68,10 +82,15 @@ export class QuantizedLinear extends Module {
   quantizationError(linear: Linear): QuantizationError {
     const w = linear.weight
     if (!sameShape(w.shape, [this.outFeatures, this.inFeatures])) {
-      throw new Error(`quantizationError: Linear weight ${shapeStr(w.shape)} does not match this layer's (${this.outFeatures},${this.inFeatures})`)
+      throw new Error(
+        `quantizationError: Linear weight ${shapeStr(w.shape)} does not match this layer's (${this.outFeatures},${this.inFeatures})`,
+      )
     }
     const wq = dequantizeWeights(this.packed).data
-    let maxAbs = 0, sumAbs = 0, errSq = 0, refSq = 0
+    let maxAbs = 0,
+      sumAbs = 0,
+      errSq = 0,
+      refSq = 0
     for (let i = 0; i < wq.length; i++) {
       const e = Math.abs(w.data[i] - wq[i])
       maxAbs = Math.max(maxAbs, e)
@@ -90,11 +109,15 @@ export type QuantizeModelOptions = QuantizeOptions & { filter?: (path: string, l
  * layers whose in-features do not split into groups, and weights tied to another parameter (quantizing one
  * name would silently untie them).
  */
-export function quantize(model: Module, { filter = () => true, ...options }: QuantizeModelOptions = {}): { paths: string[]; skipped: string[] } {
+export function quantize(
+  model: Module,
+  { filter = () => true, ...options }: QuantizeModelOptions = {},
+): { paths: string[]; skipped: string[] } {
   const { mode = 'affine', groupSize = 64 } = options
   const uses = new Map<Tensor, number>()
   for (const [, t] of model.namedParameters()) uses.set(t, (uses.get(t) ?? 0) + 1)
-  const paths: string[] = [], skipped: string[] = []
+  const paths: string[] = [],
+    skipped: string[] = []
   for (const [path, m] of [...model.namedModules()]) {
     if (!(m instanceof Linear) || path === '' || !filter(path, m)) continue
     const fits = mode === 'int8' || m.inFeatures % groupSize === 0
@@ -109,7 +132,13 @@ export function quantize(model: Module, { filter = () => true, ...options }: Qua
 }
 
 /** What requantizing W + ΔW kept of ΔW; see requantizeReport. */
-export type FuseReport = { codesChanged: number; normRatio: number; retained: number; groupsBelowHalfStep: number; groups: number }
+export type FuseReport = {
+  codesChanged: number
+  normRatio: number
+  retained: number
+  groupsBelowHalfStep: number
+  groups: number
+}
 
 /**
  * Compare `after` = Q(W + ΔW) with `before` = Q(W), given ΔW (out·in values): the fraction of codes that changed;
@@ -118,9 +147,14 @@ export type FuseReport = { codesChanged: number; normRatio: number; retained: nu
  * shifted); and the fraction of groups whose largest |ΔW| is below half a quantization step there.
  */
 export function requantizeReport(before: QuantizedWeights, after: QuantizedWeights, dw: Float32Array): FuseReport {
-  const c0 = quantCodes(before), c1 = quantCodes(after)
-  const w0 = dequantizeWeights(before).data, w1 = dequantizeWeights(after).data
-  let changed = 0, moved = 0, along = 0, delta = 0
+  const c0 = quantCodes(before),
+    c1 = quantCodes(after)
+  const w0 = dequantizeWeights(before).data,
+    w1 = dequantizeWeights(after).data
+  let changed = 0,
+    moved = 0,
+    along = 0,
+    delta = 0
   for (let i = 0; i < dw.length; i++) {
     if (c0[i] !== c1[i]) changed++
     moved += (w1[i] - w0[i]) ** 2
@@ -139,5 +173,11 @@ export function requantizeReport(before: QuantizedWeights, after: QuantizedWeigh
   }
   let normRatio = Math.sqrt(moved / delta)
   if (delta === 0) normRatio = moved === 0 ? 1 : Infinity
-  return { codesChanged: changed / dw.length, normRatio, retained: delta === 0 ? 1 : along / delta, groupsBelowHalfStep: below / groups, groups }
+  return {
+    codesChanged: changed / dw.length,
+    normRatio,
+    retained: delta === 0 ? 1 : along / delta,
+    groupsBelowHalfStep: below / groups,
+    groups,
+  }
 }

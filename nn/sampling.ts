@@ -5,15 +5,24 @@ import { random } from '../src/random.js'
 export type SampleOptions = { temperature?: number; topK?: number; topP?: number }
 
 /** One token id per row of logits (rows, V). Each sampled row consumes exactly one random() draw. */
-export function sampleNext(logits: Float32Array, rows: number, V: number, { temperature = 1, topK, topP }: SampleOptions = {}): Int32Array {
+export function sampleNext(
+  logits: Float32Array,
+  rows: number,
+  V: number,
+  { temperature = 1, topK, topP }: SampleOptions = {},
+): Int32Array {
   if (!(temperature >= 0)) throw new Error(`sample: temperature must be ≥ 0, got ${temperature}`)
-  if (topK !== undefined && !(Number.isInteger(topK) && topK >= 1)) throw new Error(`sample: topK must be a positive integer, got ${topK}`)
+  if (topK !== undefined && !(Number.isInteger(topK) && topK >= 1))
+    throw new Error(`sample: topK must be a positive integer, got ${topK}`)
   if (topP !== undefined && !(topP > 0 && topP <= 1)) throw new Error(`sample: topP must be in (0, 1], got ${topP}`)
   const out = new Int32Array(rows)
   for (let r = 0; r < rows; r++) {
     const row = logits.subarray(r * V, (r + 1) * V)
     const bad = row.findIndex((x) => x !== x || x === Infinity) // argmax would pick token 0 for NaNs; -∞ masks a token
-    if (bad >= 0) throw new Error(`sample: row ${r} of the logits holds ${row[bad]} at token ${bad} (the model's output overflowed or is NaN)`)
+    if (bad >= 0)
+      throw new Error(
+        `sample: row ${r} of the logits holds ${row[bad]} at token ${bad} (the model's output overflowed or is NaN)`,
+      )
     out[r] = temperature === 0 ? argmax(row) : draw(row, temperature, topK ?? V, topP ?? 1)
   }
   return out
@@ -34,7 +43,8 @@ function draw(row: Float32Array, temperature: number, topK: number, topP: number
   const weights = kept.map((j) => Math.exp((row[j] - top) / temperature)) // softmax numerators, stable
   const total = weights.reduce((s, w) => s + w, 0)
   let n = weights.length
-  if (topP < 1) { // the nucleus: the fewest most-likely tokens whose probability reaches topP
+  if (topP < 1) {
+    // the nucleus: the fewest most-likely tokens whose probability reaches topP
     let mass = 0
     for (n = 0; n < weights.length && mass < topP * total; n++) mass += weights[n]
   }

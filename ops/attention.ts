@@ -14,7 +14,10 @@ export function attentionComposite(q: Tensor, k: Tensor, v: Tensor, nHead: numbe
   const [B, T, C] = q.shape
   const hs = C / nHead
   const heads = (t: Tensor) => transpose(reshape(t, [B, T, nHead, hs]), 1, 2) // (B, nHead, T, hs)
-  const mask = new Tensor(new Float32Array(T * T).map((_, n) => (n % T > Math.floor(n / T) ? 1 : 0)), [T, T]) // 1 where key > query
+  const mask = new Tensor(
+    new Float32Array(T * T).map((_, n) => (n % T > Math.floor(n / T) ? 1 : 0)),
+    [T, T],
+  ) // 1 where key > query
   const att = mul(matmul(heads(q), transpose(heads(k))), 1 / Math.sqrt(hs)) // (B, nHead, T, T)
   const y = matmul(softmax(maskedFill(att, mask, -Infinity)), heads(v)) // (B, nHead, T, hs)
   return reshape(transpose(y, 1, 2), [B, T, C]) // (B, T, C)
@@ -26,17 +29,42 @@ export function attentionComposite(q: Tensor, k: Tensor, v: Tensor, nHead: numbe
  * KV cache (k, v preallocated to blockSize rows) the new queries attend to every earlier position.
  */
 export function causalAttention(q: Tensor, k: Tensor, v: Tensor, nHead: number, kvLength = k.shape[1]): Tensor {
-  if (q.ndim !== 3 || k.ndim !== 3 || !sameShape(k.shape, v.shape) || k.shape[0] !== q.shape[0] || k.shape[2] !== q.shape[2]) {
-    throw new Error(`causalAttention: expected q (B, Tq, C) and k, v (B, Tk, C), got q ${shapeStr(q.shape)}, k ${shapeStr(k.shape)}, v ${shapeStr(v.shape)}`)
+  if (
+    q.ndim !== 3 ||
+    k.ndim !== 3 ||
+    !sameShape(k.shape, v.shape) ||
+    k.shape[0] !== q.shape[0] ||
+    k.shape[2] !== q.shape[2]
+  ) {
+    throw new Error(
+      `causalAttention: expected q (B, Tq, C) and k, v (B, Tk, C), got q ${shapeStr(q.shape)}, k ${shapeStr(k.shape)}, v ${shapeStr(v.shape)}`,
+    )
   }
-  const [B, Tq, C] = q.shape, kvRows = k.shape[1]
-  if (!Number.isInteger(nHead) || nHead < 1 || C % nHead !== 0) throw new Error(`causalAttention: ${C} channels do not split into ${nHead} heads`)
-  if (!Number.isInteger(kvLength) || kvLength < Tq || kvLength > kvRows) throw new Error(`causalAttention: kvLength ${kvLength} must be in [Tq = ${Tq}, ${kvRows}]`)
-  const hs = C / nHead, scale = 1 / Math.sqrt(hs)
+  const [B, Tq, C] = q.shape,
+    kvRows = k.shape[1]
+  if (!Number.isInteger(nHead) || nHead < 1 || C % nHead !== 0)
+    throw new Error(`causalAttention: ${C} channels do not split into ${nHead} heads`)
+  if (!Number.isInteger(kvLength) || kvLength < Tq || kvLength > kvRows)
+    throw new Error(`causalAttention: kvLength ${kvLength} must be in [Tq = ${Tq}, ${kvRows}]`)
+  const hs = C / nHead,
+    scale = 1 / Math.sqrt(hs)
   const { y, probs } = K.attentionCausal(q.data, k.data, v.data, B, Tq, kvLength, kvRows, nHead, hs, scale)
   return fromOp(y, q.shape, [q, k, v], (dy) => {
     // one sweep gives all three: derivation in the kernel (dv = pᵀ·dy, ds = p ⊙ (dp − Σ p·dp), dq = ds·k, dk = dsᵀ·q)
-    const { dq, dk, dv } = K.attentionCausalBackward(dy, q.data, k.data, v.data, probs, B, Tq, kvLength, kvRows, nHead, hs, scale)
+    const { dq, dk, dv } = K.attentionCausalBackward(
+      dy,
+      q.data,
+      k.data,
+      v.data,
+      probs,
+      B,
+      Tq,
+      kvLength,
+      kvRows,
+      nHead,
+      hs,
+      scale,
+    )
     if (q.requiresGrad) addGrad(q, dq)
     if (k.requiresGrad) addGrad(k, dk)
     if (v.requiresGrad) addGrad(v, dv)

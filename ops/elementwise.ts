@@ -32,7 +32,8 @@ function affine(x: Tensor, s: number, t: number): Tensor {
 export function add(a: Operand, b: Operand): Tensor {
   if (typeof b === 'number' && typeof a !== 'number') return affine(a, 1, b)
   if (typeof a === 'number' && typeof b !== 'number') return affine(b, 1, a)
-  const ta = asTensor(a), tb = asTensor(b)
+  const ta = asTensor(a),
+    tb = asTensor(b)
   const { shape, ad, bd } = broadcastPair('add', ta, tb)
   return fromOp(K.add(ad, bd), shape, [ta, tb], (dy) => {
     if (ta.requiresGrad) addGrad(ta, sumTo(dy, shape, ta.shape)) // da = dy
@@ -44,11 +45,12 @@ export function add(a: Operand, b: Operand): Tensor {
 export function sub(a: Operand, b: Operand): Tensor {
   if (typeof b === 'number' && typeof a !== 'number') return affine(a, 1, -b)
   if (typeof a === 'number' && typeof b !== 'number') return affine(b, -1, a)
-  const ta = asTensor(a), tb = asTensor(b)
+  const ta = asTensor(a),
+    tb = asTensor(b)
   const { shape, ad, bd } = broadcastPair('sub', ta, tb)
   return fromOp(K.sub(ad, bd), shape, [ta, tb], (dy) => {
-    if (ta.requiresGrad) addGrad(ta, sumTo(dy, shape, ta.shape))                      // da = dy
-    if (tb.requiresGrad) addGrad(tb, sumTo(K.affine(dy, -1, 0), shape, tb.shape))     // db = −dy
+    if (ta.requiresGrad) addGrad(ta, sumTo(dy, shape, ta.shape)) // da = dy
+    if (tb.requiresGrad) addGrad(tb, sumTo(K.affine(dy, -1, 0), shape, tb.shape)) // db = −dy
   })
 }
 
@@ -56,7 +58,8 @@ export function sub(a: Operand, b: Operand): Tensor {
 export function mul(a: Operand, b: Operand): Tensor {
   if (typeof b === 'number' && typeof a !== 'number') return affine(a, b, 0)
   if (typeof a === 'number' && typeof b !== 'number') return affine(b, a, 0)
-  const ta = asTensor(a), tb = asTensor(b)
+  const ta = asTensor(a),
+    tb = asTensor(b)
   const { shape, ad, bd } = broadcastPair('mul', ta, tb)
   return fromOp(K.mul(ad, bd), shape, [ta, tb], (dy) => {
     if (ta.requiresGrad) addGrad(ta, sumTo(K.mul(dy, bd), shape, ta.shape)) // da = dy ⊙ b
@@ -67,11 +70,12 @@ export function mul(a: Operand, b: Operand): Tensor {
 /** a / b, broadcast. */
 export function div(a: Operand, b: Operand): Tensor {
   if (typeof b === 'number' && typeof a !== 'number') return affine(a, 1 / b, 0)
-  const ta = asTensor(a), tb = asTensor(b)
+  const ta = asTensor(a),
+    tb = asTensor(b)
   const { shape, ad, bd } = broadcastPair('div', ta, tb)
   const out = K.div(ad, bd)
   return fromOp(out, shape, [ta, tb], (dy) => {
-    if (ta.requiresGrad) addGrad(ta, sumTo(K.div(dy, bd), shape, ta.shape))                          // da = dy / b
+    if (ta.requiresGrad) addGrad(ta, sumTo(K.div(dy, bd), shape, ta.shape)) // da = dy / b
     if (tb.requiresGrad) addGrad(tb, sumTo(K.affine(K.div(K.mul(dy, out), bd), -1, 0), shape, tb.shape)) // db = −dy · a/b²  = −dy·out/b
   })
 }
@@ -93,11 +97,14 @@ export function pow(x: Tensor, exponent: Operand): Tensor {
     })
   }
   const { shape, ad, bd } = broadcastPair('pow', x, exponent)
-  const out = K.pow(ad, bd), zero = new Float32Array(out.length)
+  const out = K.pow(ad, bd),
+    zero = new Float32Array(out.length)
   return fromOp(out, shape, [x, exponent], (dy) => {
-    if (x.requiresGrad) addGrad(x, sumTo(K.where(bd, K.mul(dy, K.mul(bd, K.pow(ad, K.affine(bd, 1, -1)))), zero), shape, x.shape)) // dx = dy · e·x^(e−1)
+    if (x.requiresGrad)
+      addGrad(x, sumTo(K.where(bd, K.mul(dy, K.mul(bd, K.pow(ad, K.affine(bd, 1, -1)))), zero), shape, x.shape)) // dx = dy · e·x^(e−1)
     const de = K.mul(dy, K.mul(out, K.log(ad))) // de = dy · xᵉ·ln x, kept at x = 0 only where e < 0
-    if (exponent.requiresGrad) addGrad(exponent, sumTo(K.where(ad, de, K.where(K.relu(K.affine(bd, -1, 0)), de, zero)), shape, exponent.shape))
+    if (exponent.requiresGrad)
+      addGrad(exponent, sumTo(K.where(ad, de, K.where(K.relu(K.affine(bd, -1, 0)), de, zero)), shape, exponent.shape))
   })
 }
 
@@ -186,7 +193,8 @@ export function clamp(x: Tensor, min = -Infinity, max = Infinity): Tensor {
 
 /** cond ≠ 0 ? a : b, all three broadcast together. cond carries no gradient. */
 export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
-  const ta = asTensor(a), tb = asTensor(b)
+  const ta = asTensor(a),
+    tb = asTensor(b)
   const shape = broadcastShapes('where', broadcastShapes('where', cond.shape, ta.shape), tb.shape)
   const expand = (t: Tensor): Float32Array => (sameShape(t.shape, shape) ? t.data : broadcastTo(t.data, t.shape, shape))
   const c = expand(cond)
@@ -201,4 +209,3 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
 export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
   return where(mask, value, x)
 }
-

@@ -5,4 +5,11 @@ export * from './movement.js'
 export * from './matmul.js'
 export * from './nn.js'
 export * from './attention.js'
-export { quantizedLinear, quantizeWeights, dequantizeWeights, type QuantizedWeights, type QuantMode, type QuantizeOptions } from './quant.js'
+export {
+  quantizedLinear,
+  quantizeWeights,
+  dequantizeWeights,
+  type QuantizedWeights,
+  type QuantMode,
+  type QuantizeOptions,
+} from './quant.js'

@@ -13,13 +13,17 @@ const MAX_SWEEPS = 60 // Jacobi converges quadratically; 6–12 sweeps are typic
 /** The (m, n) of a 2-D tensor whose entries are all finite; otherwise an Error naming the function. */
 function check2D(fn: string, A: Tensor): [number, number] {
   if (A.ndim !== 2) {
-    throw new Error(`linalg.${fn}: expected a 2-D tensor (m, n), got shape ${shapeStr(A.shape)}; reshape a vector to (1, n) or (n, 1)`)
+    throw new Error(
+      `linalg.${fn}: expected a 2-D tensor (m, n), got shape ${shapeStr(A.shape)}; reshape a vector to (1, n) or (n, 1)`,
+    )
   }
   const [m, n] = A.shape
   for (let i = 0; i < A.size; i++) {
     if (!Number.isFinite(A.data[i])) {
       const where = `[${Math.floor(i / n)}, ${i % n}]`
-      throw new Error(`linalg.${fn}: the ${shapeStr(A.shape)} matrix has ${A.data[i]} at ${where}; expected finite numbers`)
+      throw new Error(
+        `linalg.${fn}: the ${shapeStr(A.shape)} matrix has ${A.data[i]} at ${where}; expected finite numbers`,
+      )
     }
   }
   return [m, n]
@@ -28,7 +32,8 @@ function check2D(fn: string, A: Tensor): [number, number] {
 /** Rotate columns p and q (each `len` long, at offsets op and oq) of a: (g_p, g_q) ← (c·g_p − s·g_q, s·g_p + c·g_q). */
 function rotate(a: Float64Array, op: number, oq: number, len: number, c: number, s: number): void {
   for (let i = 0; i < len; i++) {
-    const x = a[op + i], y = a[oq + i]
+    const x = a[op + i],
+      y = a[oq + i]
     a[op + i] = c * x - s * y
     a[oq + i] = s * x + c * y
   }
@@ -47,10 +52,14 @@ function jacobi(g: Float64Array, L: number, c: number, J: Float64Array | null): 
     let rotated = false
     for (let p = 0; p < c - 1; p++) {
       for (let q = p + 1; q < c; q++) {
-        const op = p * L, oq = q * L
-        let alpha = 0, beta = 0, gamma = 0 // the 2×2 Gram matrix [[α, γ], [γ, β]] of g_p and g_q
+        const op = p * L,
+          oq = q * L
+        let alpha = 0,
+          beta = 0,
+          gamma = 0 // the 2×2 Gram matrix [[α, γ], [γ, β]] of g_p and g_q
         for (let i = 0; i < L; i++) {
-          const x = g[op + i], y = g[oq + i]
+          const x = g[op + i],
+            y = g[oq + i]
           alpha += x * x
           beta += y * y
           gamma += x * y
@@ -157,7 +166,10 @@ export function svd(A: Tensor): { U: Tensor; S: Tensor; V: Tensor } {
   const sigma = columnNorms(g, L, c)
   normalizeColumns(g, L, c, sigma)
   const order = Array.from({ length: c }, (_, j) => j).sort((a, b) => sigma[b] - sigma[a])
-  const S = new Tensor(Float32Array.from(order, (j) => sigma[j]), [c])
+  const S = new Tensor(
+    Float32Array.from(order, (j) => sigma[j]),
+    [c],
+  )
   const Ut = pickColumns(g, L, order) // Ũ: (L, k)
   const Jt = pickColumns(J, c, order) // J: (k, k)
   // M = Ũ·diag(σ)·Jᵀ. For a tall A, M = A. For a wide A, M = Aᵀ, so A = J·diag(σ)·Ũᵀ and the roles swap.
@@ -187,11 +199,14 @@ export function svdProduct(B: Tensor, A: Tensor): { U: Tensor; S: Tensor; V: Ten
 export function lowRank(W: Tensor, r: number): { B: Tensor; A: Tensor } {
   const [m, n] = check2D('lowRank', W)
   if (!Number.isInteger(r) || r < 1 || r > Math.min(m, n)) {
-    throw new Error(`linalg.lowRank: rank must be an integer in 1..${Math.min(m, n)} for a ${shapeStr(W.shape)} matrix, got ${r}`)
+    throw new Error(
+      `linalg.lowRank: rank must be an integer in 1..${Math.min(m, n)} for a ${shapeStr(W.shape)} matrix, got ${r}`,
+    )
   }
   const { U, S, V } = svd(W)
   const k = S.size
-  const B = new Float32Array(m * r), A = new Float32Array(r * n)
+  const B = new Float32Array(m * r),
+    A = new Float32Array(r * n)
   for (let p = 0; p < r; p++) {
     const root = Math.sqrt(S.data[p])
     for (let i = 0; i < m; i++) B[i * r + p] = U.data[i * k + p] * root
@@ -242,7 +257,8 @@ export function qr(A: Tensor): { Q: Tensor; R: Tensor } {
   const Q = new Float64Array(m * k)
   for (let i = 0; i < k; i++) Q[i * k + i] = 1
   for (let j = k - 1; j >= 0; j--) reflect(Q, k, j, vs[j])
-  const q = new Float32Array(m * k), r = new Float32Array(k * n)
+  const q = new Float32Array(m * k),
+    r = new Float32Array(k * n)
   for (let j = 0; j < k; j++) {
     const sign = R[j * n + j] < 0 ? -1 : 1 // flip row j of R and column j of Q together: QR is unchanged
     for (let c = j; c < n; c++) r[j * n + c] = sign * R[j * n + c] // below the diagonal stays exactly 0
@@ -262,7 +278,8 @@ function reflect(a: Float64Array, width: number, j: number, v: Float64Array): vo
     for (let c = 0; c < width; c++) w[c] += v[i] * a[row + c]
   }
   for (let i = 0; i < v.length; i++) {
-    const row = (j + i) * width, f = (2 / vv) * v[i]
+    const row = (j + i) * width,
+      f = (2 / vv) * v[i]
     for (let c = 0; c < width; c++) a[row + c] -= f * w[c]
   }
 }

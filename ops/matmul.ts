@@ -12,22 +12,28 @@ import { reshape } from './movement.js'
 export function matmul(a: Tensor, b: Tensor): Tensor {
   const what = `matmul: ${shapeStr(a.shape)} @ ${shapeStr(b.shape)}`
   if (a.ndim === 0 || b.ndim === 0) throw new Error(`${what}: scalars cannot be multiplied as matrices`)
-  const kA = a.shape[a.ndim - 1], kB = b.shape[Math.max(b.ndim - 2, 0)] // checked before 1-D operands are reshaped
+  const kA = a.shape[a.ndim - 1],
+    kB = b.shape[Math.max(b.ndim - 2, 0)] // checked before 1-D operands are reshaped
   if (kA !== kB) throw new Error(`${what}: inner dimensions ${kA} and ${kB} differ`)
   if (b.ndim === 1) return reshape(matmul(a, reshape(b, [b.shape[0], 1])), a.shape.slice(0, -1)) // first, so (k) @ (k) ends as a scalar
-  if (a.ndim === 1) return reshape(matmul(reshape(a, [1, a.shape[0]]), b), [...b.shape.slice(0, -2), b.shape[b.ndim - 1]])
-  const [m, k] = a.shape.slice(-2), n = b.shape[b.ndim - 1]
-  const aBatch = a.shape.slice(0, -2), bBatch = b.shape.slice(0, -2)
+  if (a.ndim === 1)
+    return reshape(matmul(reshape(a, [1, a.shape[0]]), b), [...b.shape.slice(0, -2), b.shape[b.ndim - 1]])
+  const [m, k] = a.shape.slice(-2),
+    n = b.shape[b.ndim - 1]
+  const aBatch = a.shape.slice(0, -2),
+    bBatch = b.shape.slice(0, -2)
 
-  if (bBatch.length === 0) { // (..., m, k) @ (k, n): fold the batch into the rows, one kernel call
+  if (bBatch.length === 0) {
+    // (..., m, k) @ (k, n): fold the batch into the rows, one kernel call
     const rows = sizeOf(a.shape.slice(0, -1)) // not a.size / k: an inner size of 0 gives zeros, as in PyTorch
     return fromOp(K.matmul(a.data, b.data, rows, k, n), [...aBatch, m, n], [a, b], (dy) => {
-      if (a.requiresGrad) addGrad(a, K.matmul(dy, b.data, rows, n, k, { transB: true }))  // dA = dy · Bᵀ
-      if (b.requiresGrad) addGrad(b, K.matmul(a.data, dy, k, rows, n, { transA: true }))  // dB = Aᵀ · dy
+      if (a.requiresGrad) addGrad(a, K.matmul(dy, b.data, rows, n, k, { transB: true })) // dA = dy · Bᵀ
+      if (b.requiresGrad) addGrad(b, K.matmul(a.data, dy, k, rows, n, { transA: true })) // dB = Aᵀ · dy
     })
   }
   const batch = broadcastShapes(`${what}: batch dims`, aBatch, bBatch)
-  const aFull = [...batch, m, k], bFull = [...batch, k, n]
+  const aFull = [...batch, m, k],
+    bFull = [...batch, k, n]
   const ad = sameShape(a.shape, aFull) ? a.data : broadcastTo(a.data, a.shape, aFull)
   const bd = sameShape(b.shape, bFull) ? b.data : broadcastTo(b.data, b.shape, bFull)
   const count = sizeOf(batch)
@@ -44,13 +50,16 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 export function linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
   if (w.ndim !== 2) throw new Error(`linear: weight must be 2-D (out, in), got ${shapeStr(w.shape)}`)
   const [nOut, nIn] = w.shape
-  if (x.ndim === 0 || x.shape[x.ndim - 1] !== nIn) throw new Error(`linear: input ${shapeStr(x.shape)} does not end in ${nIn}, the weight's in-features ${shapeStr(w.shape)}`)
+  if (x.ndim === 0 || x.shape[x.ndim - 1] !== nIn)
+    throw new Error(
+      `linear: input ${shapeStr(x.shape)} does not end in ${nIn}, the weight's in-features ${shapeStr(w.shape)}`,
+    )
   if (b && (b.ndim !== 1 || b.shape[0] !== nOut)) throw new Error(`linear: bias ${shapeStr(b.shape)} must be (${nOut})`)
   const rows = sizeOf(x.shape.slice(0, -1)) // not x.size / nIn, which is NaN when nIn = 0
   const y = K.matmul(x.data, w.data, rows, nIn, nOut, { transB: true, bias: b?.data })
   return fromOp(y, [...x.shape.slice(0, -1), nOut], b ? [x, w, b] : [x, w], (dy) => {
-    if (x.requiresGrad) addGrad(x, K.matmul(dy, w.data, rows, nOut, nIn))                  // dx = dy · w
+    if (x.requiresGrad) addGrad(x, K.matmul(dy, w.data, rows, nOut, nIn)) // dx = dy · w
     if (w.requiresGrad) addGrad(w, K.matmul(dy, x.data, nOut, rows, nIn, { transA: true })) // dw = dyᵀ · x
-    if (b?.requiresGrad) addGrad(b, K.sumAxis(dy, 1, rows, nOut))                           // db = Σ_rows dy
+    if (b?.requiresGrad) addGrad(b, K.sumAxis(dy, 1, rows, nOut)) // db = Σ_rows dy
   })
 }

@@ -2,7 +2,17 @@
 // Their backwards move the gradient back the way the data came.
 import { Tensor, fromOp, addGrad } from '../src/tensor.js'
 import { K } from '../src/kernels/index.js'
-import { sizeOf, shapeStr, normAxis, checkShape, broadcastShapes, broadcastTo, sumTo, sameShape, around } from '../src/shape.js'
+import {
+  sizeOf,
+  shapeStr,
+  normAxis,
+  checkShape,
+  broadcastShapes,
+  broadcastTo,
+  sumTo,
+  sameShape,
+  around,
+} from '../src/shape.js'
 
 /** Same data, new shape; one dim may be −1 (inferred). */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -11,11 +21,15 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   if (unknown !== -1) {
     if (out.indexOf(-1, unknown + 1) !== -1) throw new Error(`reshape: only one dim may be -1, got ${shapeStr(shape)}`)
     const known = sizeOf(out.filter((_, i) => i !== unknown))
-    if (known === 0 || x.size % known !== 0) throw new Error(`reshape: cannot infer -1 in ${shapeStr(shape)} for ${x.size} elements ${shapeStr(x.shape)}`)
+    if (known === 0 || x.size % known !== 0)
+      throw new Error(`reshape: cannot infer -1 in ${shapeStr(shape)} for ${x.size} elements ${shapeStr(x.shape)}`)
     out[unknown] = x.size / known
   }
   checkShape('reshape', out)
-  if (sizeOf(out) !== x.size) throw new Error(`reshape: cannot reshape ${shapeStr(x.shape)} (${x.size} elements) to ${shapeStr(shape)} (${sizeOf(out)} elements)`)
+  if (sizeOf(out) !== x.size)
+    throw new Error(
+      `reshape: cannot reshape ${shapeStr(x.shape)} (${x.size} elements) to ${shapeStr(shape)} (${sizeOf(out)} elements)`,
+    )
   return fromOp(x.data, out, [x], (dy) => {
     addGrad(x, dy) // dx = dy, same elements in the same order
   })
@@ -23,9 +37,13 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
 
 /** Reorder axes: output axis i is input axis dims[i]. */
 export function permute(x: Tensor, dims: readonly number[]): Tensor {
-  if (dims.length !== x.ndim) throw new Error(`permute: got ${dims.length} dims ${JSON.stringify(dims)} for a tensor with ${x.ndim} dims ${shapeStr(x.shape)}`)
+  if (dims.length !== x.ndim)
+    throw new Error(
+      `permute: got ${dims.length} dims ${JSON.stringify(dims)} for a tensor with ${x.ndim} dims ${shapeStr(x.shape)}`,
+    )
   const perm = dims.map((d) => normAxis('permute', d, x.ndim))
-  if (new Set(perm).size !== perm.length) throw new Error(`permute: ${JSON.stringify(dims)} is not a permutation of 0..${x.ndim - 1}`)
+  if (new Set(perm).size !== perm.length)
+    throw new Error(`permute: ${JSON.stringify(dims)} is not a permutation of 0..${x.ndim - 1}`)
   const inverse = perm.map((_, i) => perm.indexOf(i)) // output axis of each input axis
   const outShape = perm.map((p) => x.shape[p])
   return fromOp(K.permute(x.data, x.shape, perm), outShape, [x], (dy) => {
@@ -35,8 +53,12 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
 
 /** Swap two axes (default: the last two). */
 export function transpose(x: Tensor, dim0 = -2, dim1 = -1): Tensor {
-  const a = normAxis('transpose', dim0, x.ndim), b = normAxis('transpose', dim1, x.ndim)
-  return permute(x, x.shape.map((_, i) => (i === a || i === b ? a + b - i : i))) // a and b swap places
+  const a = normAxis('transpose', dim0, x.ndim),
+    b = normAxis('transpose', dim1, x.ndim)
+  return permute(
+    x,
+    x.shape.map((_, i) => (i === a || i === b ? a + b - i : i)),
+  ) // a and b swap places
 }
 
 /** Elements [start, end) along `axis`; negative indices count from the end, as in Python. */
@@ -44,8 +66,10 @@ export function slice(x: Tensor, axis: number, start = 0, end?: number): Tensor 
   const ax = normAxis('slice', axis, x.ndim)
   const n = x.shape[ax]
   const clip = (i: number) => Math.min(Math.max(i < 0 ? i + n : i, 0), n)
-  const s = clip(start), e = Math.max(s, clip(end ?? n))
-  if (!Number.isInteger(start) || (end !== undefined && !Number.isInteger(end))) throw new Error(`slice: start ${start} and end ${end} must be integers`)
+  const s = clip(start),
+    e = Math.max(s, clip(end ?? n))
+  if (!Number.isInteger(start) || (end !== undefined && !Number.isInteger(end)))
+    throw new Error(`slice: start ${start} and end ${end} must be integers`)
   const [outer, , inner] = around(x.shape, ax)
   const shape = [...x.shape]
   shape[ax] = e - s
@@ -91,20 +115,32 @@ export function unsqueeze(x: Tensor, axis: number): Tensor {
 
 /** Drop size-1 axes (all of them, or the one given). */
 export function squeeze(x: Tensor, axis?: number): Tensor {
-  if (axis === undefined) return reshape(x, x.shape.filter((d) => d !== 1))
+  if (axis === undefined)
+    return reshape(
+      x,
+      x.shape.filter((d) => d !== 1),
+    )
   const ax = normAxis('squeeze', axis, x.ndim)
-  if (x.shape[ax] !== 1) throw new Error(`squeeze: axis ${axis} of ${shapeStr(x.shape)} has size ${x.shape[ax]}, expected 1`)
-  return reshape(x, x.shape.filter((_, i) => i !== ax))
+  if (x.shape[ax] !== 1)
+    throw new Error(`squeeze: axis ${axis} of ${shapeStr(x.shape)} has size ${x.shape[ax]}, expected 1`)
+  return reshape(
+    x,
+    x.shape.filter((_, i) => i !== ax),
+  )
 }
 
 /** Join same-shape tensors along a new axis. */
 export function stack(xs: Tensor[], axis = 0): Tensor {
   if (xs.length === 0) throw new Error('stack: needs at least one tensor')
   for (const t of xs) {
-    if (!sameShape(t.shape, xs[0].shape)) throw new Error(`stack: shapes ${xs.map((u) => shapeStr(u.shape)).join(', ')} must all be equal`)
+    if (!sameShape(t.shape, xs[0].shape))
+      throw new Error(`stack: shapes ${xs.map((u) => shapeStr(u.shape)).join(', ')} must all be equal`)
   }
   const ax = normAxis('stack', axis, xs[0].ndim + 1)
-  return concat(xs.map((t) => unsqueeze(t, ax)), ax)
+  return concat(
+    xs.map((t) => unsqueeze(t, ax)),
+    ax,
+  )
 }
 
 /** Cut along `axis` into pieces: `sizes` a list of lengths, or one chunk length (the last may be shorter). */
@@ -113,13 +149,18 @@ export function split(x: Tensor, sizes: number | number[], axis = 0): Tensor[] {
   const n = x.shape[ax]
   let list: number[]
   if (typeof sizes === 'number') {
-    if (!Number.isInteger(sizes) || sizes <= 0) throw new Error(`split: chunk size must be a positive integer, got ${sizes}`)
+    if (!Number.isInteger(sizes) || sizes <= 0)
+      throw new Error(`split: chunk size must be a positive integer, got ${sizes}`)
     list = Array.from({ length: Math.ceil(n / sizes) }, (_, i) => Math.min(sizes, n - i * sizes))
   } else {
     list = sizes
-    if (list.some((s) => !Number.isInteger(s) || s < 0)) throw new Error(`split: sizes ${JSON.stringify(sizes)} must be non-negative integers`)
+    if (list.some((s) => !Number.isInteger(s) || s < 0))
+      throw new Error(`split: sizes ${JSON.stringify(sizes)} must be non-negative integers`)
     const total = list.reduce((a, b) => a + b, 0)
-    if (total !== n) throw new Error(`split: sizes ${JSON.stringify(sizes)} add up to ${total}, but axis ${axis} of ${shapeStr(x.shape)} has ${n}`)
+    if (total !== n)
+      throw new Error(
+        `split: sizes ${JSON.stringify(sizes)} add up to ${total}, but axis ${axis} of ${shapeStr(x.shape)} has ${n}`,
+      )
   }
   let at = 0
   return list.map((len) => {
@@ -141,12 +182,18 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
 }
 
 /** Validated integer ids from a tensor or array: every value an integer in [0, upper). `context` ends the error message. */
-export function toIndex(op: string, index: Tensor | Int32Array | ArrayLike<number>, upper: number, context = ''): Int32Array {
+export function toIndex(
+  op: string,
+  index: Tensor | Int32Array | ArrayLike<number>,
+  upper: number,
+  context = '',
+): Int32Array {
   const values = index instanceof Tensor ? index.data : index
   const out = new Int32Array(values.length)
   for (let i = 0; i < values.length; i++) {
     const v = values[i]
-    if (!Number.isInteger(v) || v < 0 || v >= upper) throw new Error(`${op}: index ${v} at position ${i} is out of range [0, ${upper})${context}`)
+    if (!Number.isInteger(v) || v < 0 || v >= upper)
+      throw new Error(`${op}: index ${v} at position ${i} is out of range [0, ${upper})${context}`)
     out[i] = v
   }
   return out
@@ -156,7 +203,9 @@ export function toIndex(op: string, index: Tensor | Int32Array | ArrayLike<numbe
 export function gather(x: Tensor, axis: number, index: Tensor): Tensor {
   const ax = normAxis('gather', axis, x.ndim)
   if (index.ndim !== x.ndim || index.shape.some((d, i) => i !== ax && d !== x.shape[i])) {
-    throw new Error(`gather: index ${shapeStr(index.shape)} must match x ${shapeStr(x.shape)} on every axis but ${axis}`)
+    throw new Error(
+      `gather: index ${shapeStr(index.shape)} must match x ${shapeStr(x.shape)} on every axis but ${axis}`,
+    )
   }
   const [outer, n, inner] = around(x.shape, ax)
   const m = index.shape[ax]

@@ -18,7 +18,8 @@ function alongAxis(op: string, x: Tensor, axis: number, f: (t: Tensor) => Tensor
 /** exp(x) / Σ exp(x) along `axis`. Fused; composite: div(exp(sub(x, max)), sum(exp(sub(x, max)))). */
 export function softmax(x: Tensor, axis = -1): Tensor {
   return alongAxis('softmax', x, axis, (t) => {
-    const cols = t.shape[t.ndim - 1], rows = t.size / cols
+    const cols = t.shape[t.ndim - 1],
+      rows = t.size / cols
     const y = K.softmaxRows(t.data, rows, cols)
     return fromOp(y, t.shape, [t], (dy) => {
       addGrad(t, K.softmaxRowsBackward(y, dy, rows, cols)) // dx = y ⊙ (dy − Σ dy·y)
@@ -29,7 +30,8 @@ export function softmax(x: Tensor, axis = -1): Tensor {
 /** x − logsumexp(x) along `axis`, stable. Fused; composite: sub(x, logsumexp(x, axis, true)). */
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
   return alongAxis('logSoftmax', x, axis, (t) => {
-    const cols = t.shape[t.ndim - 1], rows = t.size / cols
+    const cols = t.shape[t.ndim - 1],
+      rows = t.size / cols
     const y = K.logSoftmaxRows(t.data, rows, cols)
     return fromOp(y, t.shape, [t], (dy) => {
       addGrad(t, K.logSoftmaxRowsBackward(y, dy, rows, cols)) // dx = dy − softmax·Σ dy
@@ -43,13 +45,21 @@ export type Reduction = 'mean' | 'sum' | 'none'
  * Cross-entropy of logits (..., C) against class ids (...), PyTorch semantics: 'mean' averages over rows
  * whose target is not ignoreIndex. Fused; composite: neg(gather(logSoftmax(logits), -1, targets)).
  */
-export function crossEntropy(logits: Tensor, targets: Tensor | Int32Array, { ignoreIndex = -100, reduction = 'mean' }: { ignoreIndex?: number; reduction?: Reduction } = {}): Tensor {
+export function crossEntropy(
+  logits: Tensor,
+  targets: Tensor | Int32Array,
+  { ignoreIndex = -100, reduction = 'mean' }: { ignoreIndex?: number; reduction?: Reduction } = {},
+): Tensor {
   if (logits.ndim < 1) throw new Error(`crossEntropy: logits must have a class axis, got ${shapeStr(logits.shape)}`)
-  const cols = logits.shape[logits.ndim - 1], rows = logits.size / cols
+  const cols = logits.shape[logits.ndim - 1],
+    rows = logits.size / cols
   const rowShape = logits.shape.slice(0, -1)
   const tShape = targets instanceof Tensor ? targets.shape : [targets.length]
   const fits = targets instanceof Tensor ? shapeStr(tShape) === shapeStr(rowShape) : targets.length === rows // a flat Int32Array: one id per row
-  if (!fits) throw new Error(`crossEntropy: logits ${shapeStr(logits.shape)} need targets ${shapeStr(rowShape)}, got ${shapeStr(tShape)}`)
+  if (!fits)
+    throw new Error(
+      `crossEntropy: logits ${shapeStr(logits.shape)} need targets ${shapeStr(rowShape)}, got ${shapeStr(tShape)}`,
+    )
   const values = targets instanceof Tensor ? targets.data : targets
   const t = new Int32Array(rows)
   let count = 0
@@ -59,17 +69,25 @@ export function crossEntropy(logits: Tensor, targets: Tensor | Int32Array, { ign
       t[r] = ignoreIndex
       continue
     }
-    if (!Number.isInteger(v) || v < 0 || v >= cols) throw new Error(`crossEntropy: target ${v} at row ${r} is not a class id in [0, ${cols}) for logits ${shapeStr(logits.shape)}`)
+    if (!Number.isInteger(v) || v < 0 || v >= cols)
+      throw new Error(
+        `crossEntropy: target ${v} at row ${r} is not a class id in [0, ${cols}) for logits ${shapeStr(logits.shape)}`,
+      )
     t[r] = v
     count++
   }
-  if (reduction === 'mean' && count === 0) throw new Error('crossEntropy: every target equals ignoreIndex, so the mean is undefined')
+  if (reduction === 'mean' && count === 0)
+    throw new Error('crossEntropy: every target equals ignoreIndex, so the mean is undefined')
   const { losses, probs } = K.crossEntropyRows(logits.data, t, rows, cols, ignoreIndex)
   // a loss is checked, not returned as NaN: a NaN loss would train on silently (and a row's loss is finite iff its
   // logits are, −∞ allowed away from the target, as masks use); checking the rows' losses is cheaper than the logits
   const bad = losses.findIndex((l) => !Number.isFinite(l))
-  if (bad >= 0) throw new Error(`crossEntropy: row ${bad} of logits ${shapeStr(logits.shape)} gives loss ${losses[bad]}: its logits hold NaN or +Infinity (or −Infinity at the target). A diverging model (try a lower learning rate) or bad input`)
-  const backward = (dyRow: Float32Array) => addGrad(logits, K.crossEntropyRowsBackward(probs, t, dyRow, rows, cols, ignoreIndex)) // dx = dy·(softmax − onehot)
+  if (bad >= 0)
+    throw new Error(
+      `crossEntropy: row ${bad} of logits ${shapeStr(logits.shape)} gives loss ${losses[bad]}: its logits hold NaN or +Infinity (or −Infinity at the target). A diverging model (try a lower learning rate) or bad input`,
+    )
+  const backward = (dyRow: Float32Array) =>
+    addGrad(logits, K.crossEntropyRowsBackward(probs, t, dyRow, rows, cols, ignoreIndex)) // dx = dy·(softmax − onehot)
   if (reduction === 'none') return fromOp(losses, rowShape, [logits], backward)
   const total = K.sumAll(losses)
   const scale = reduction === 'mean' ? 1 / count : 1
@@ -81,9 +99,15 @@ export function crossEntropy(logits: Tensor, targets: Tensor | Int32Array, { ign
 /** mean((a − b)²) or its sum / per-element form. */
 export function mseLoss(a: Tensor, b: Tensor, { reduction = 'mean' }: { reduction?: Reduction } = {}): Tensor {
   broadcastShapes('mseLoss', a.shape, b.shape) // so a shape error names this op, not sub
-  for (const [name, t] of [['a', a], ['b', b]] as const) {
+  for (const [name, t] of [
+    ['a', a],
+    ['b', b],
+  ] as const) {
     const i = t.data.findIndex((v) => !Number.isFinite(v)) // NaN in, NaN loss: refused here, with where it came from
-    if (i >= 0) throw new Error(`mseLoss: ${name} ${shapeStr(t.shape)} holds ${t.data[i]} at index ${i}, so the loss would be ${Number.isNaN(t.data[i]) ? 'NaN' : 'infinite'}`)
+    if (i >= 0)
+      throw new Error(
+        `mseLoss: ${name} ${shapeStr(t.shape)} holds ${t.data[i]} at index ${i}, so the loss would be ${Number.isNaN(t.data[i]) ? 'NaN' : 'infinite'}`,
+      )
   }
   const d = sub(a, b)
   const sq = mul(d, d)
@@ -97,17 +121,20 @@ export function mseLoss(a: Tensor, b: Tensor, { reduction = 'mean' }: { reductio
  */
 export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
   if (x.ndim < 1) throw new Error(`layerNorm: input must have a feature axis, got a scalar ${shapeStr(x.shape)}`)
-  const cols = x.shape[x.ndim - 1], rows = x.size / cols
+  const cols = x.shape[x.ndim - 1],
+    rows = x.size / cols
   if (weight.ndim !== 1 || bias.ndim !== 1 || weight.size !== cols || bias.size !== cols) {
-    throw new Error(`layerNorm: weight ${shapeStr(weight.shape)} and bias ${shapeStr(bias.shape)} must both be (${cols}) for input ${shapeStr(x.shape)}`)
+    throw new Error(
+      `layerNorm: weight ${shapeStr(weight.shape)} and bias ${shapeStr(bias.shape)} must both be (${cols}) for input ${shapeStr(x.shape)}`,
+    )
   }
   const { y, mean: mu, rstd } = K.layerNormRows(x.data, weight.data, bias.data, rows, cols, eps)
   return fromOp(y, x.shape, [x, weight, bias], (dy) => {
     const params = weight.requiresGrad || bias.requiresGrad // frozen (LoRA): the kernel skips dw and db
     const { dx, dw, db } = K.layerNormRowsBackward(dy, x.data, weight.data, mu, rstd, rows, cols, params) // derivation in the kernel
     if (x.requiresGrad) addGrad(x, dx)
-    if (weight.requiresGrad) addGrad(weight, dw)  // dw = Σ dy ⊙ x̂
-    if (bias.requiresGrad) addGrad(bias, db)      // db = Σ dy
+    if (weight.requiresGrad) addGrad(weight, dw) // dw = Σ dy ⊙ x̂
+    if (bias.requiresGrad) addGrad(bias, db) // db = Σ dy
   })
 }
 
@@ -128,7 +155,8 @@ export function dropout(x: Tensor, p: number, training = true): Tensor {
   if (!training || p === 0) return x
   const mask = new Float32Array(x.size)
   const keep = 1 / (1 - p)
-  const next = fastStream(), cut = p * 2 ** 32 // drop where a uniform uint32 falls below p·2³²
+  const next = fastStream(),
+    cut = p * 2 ** 32 // drop where a uniform uint32 falls below p·2³²
   for (let i = 0; i < mask.length; i++) mask[i] = next() < cut ? 0 : keep
   return fromOp(K.mul(x.data, mask), x.shape, [x], (dy) => {
     addGrad(x, K.mul(dy, mask)) // dx = dy ⊙ mask

@@ -29,7 +29,8 @@ export function sum(x: Tensor, axis?: number | number[], keepDims = false): Tens
   const axes = normAxes('sum', axis, x.ndim)
   let data = x.data
   let shape = [...x.shape]
-  for (const ax of axes) { // each pass folds one axis to size 1
+  for (const ax of axes) {
+    // each pass folds one axis to size 1
     const [outer, n, inner] = around(shape, ax)
     data = K.sumAxis(data, outer, n, inner)
     shape[ax] = 1
@@ -58,7 +59,13 @@ function extreme(op: string, x: Tensor, axis: number, keepDims: boolean, sign: 1
 }
 
 /** Several axes reduce as one: move them to the end, merge them, reduce the merged axis. */
-function extremeOver(op: string, x: Tensor, axis: number | number[] | undefined, keepDims: boolean, sign: 1 | -1): Tensor {
+function extremeOver(
+  op: string,
+  x: Tensor,
+  axis: number | number[] | undefined,
+  keepDims: boolean,
+  sign: 1 | -1,
+): Tensor {
   const axes = normAxes(op, axis, x.ndim)
   if (x.ndim === 0) return mul(x, 1)
   if (axes.length === 1) return extreme(op, x, axes[0], keepDims, sign)

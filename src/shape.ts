@@ -32,7 +32,8 @@ export function sameShape(a: Shape, b: Shape): boolean {
 /** Check that every entry is a non-negative integer; `op` names the caller in the error. */
 export function checkShape(op: string, shape: Shape): void {
   for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) throw new Error(`${op}: invalid shape ${shapeStr(shape)}: dims must be non-negative integers`)
+    if (!Number.isInteger(d) || d < 0)
+      throw new Error(`${op}: invalid shape ${shapeStr(shape)}: dims must be non-negative integers`)
   }
 }
 
@@ -57,7 +58,9 @@ export function broadcastShapes(op: string, a: Shape, b: Shape): number[] {
     const da = a[a.length - n + i] ?? 1
     const db = b[b.length - n + i] ?? 1
     if (da !== db && da !== 1 && db !== 1) {
-      throw new Error(`${op}: shapes ${shapeStr(a)} and ${shapeStr(b)} cannot be broadcast together (dim ${i}: ${da} vs ${db})`)
+      throw new Error(
+        `${op}: shapes ${shapeStr(a)} and ${shapeStr(b)} cannot be broadcast together (dim ${i}: ${da} vs ${db})`,
+      )
     }
     out[i] = da === 1 ? db : da
   }

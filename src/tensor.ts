@@ -17,7 +17,11 @@ export class Tensor {
   version = 0
   private released = false
 
-  constructor(readonly data: Float32Array, shape: Shape, public requiresGrad = false) {
+  constructor(
+    readonly data: Float32Array,
+    shape: Shape,
+    public requiresGrad = false,
+  ) {
     checkShape('Tensor', shape)
     if (data.length !== sizeOf(shape)) {
       throw new Error(`Tensor: data has ${data.length} elements but shape ${shapeStr(shape)} needs ${sizeOf(shape)}`)
@@ -25,12 +29,17 @@ export class Tensor {
     this.shape = [...shape]
   }
 
-  get size(): number { return this.data.length }
-  get ndim(): number { return this.shape.length }
+  get size(): number {
+    return this.data.length
+  }
+  get ndim(): number {
+    return this.shape.length
+  }
 
   /** The value of a one-element tensor. */
   item(): number {
-    if (this.size !== 1) throw new Error(`item: tensor of shape ${shapeStr(this.shape)} has ${this.size} elements, expected 1`)
+    if (this.size !== 1)
+      throw new Error(`item: tensor of shape ${shapeStr(this.shape)} has ${this.size} elements, expected 1`)
     return this.data[0]
   }
 
@@ -58,24 +67,39 @@ export class Tensor {
    * Leaf gradients accumulate across calls until zeroed; the graph is freed unless retainGraph.
    */
   backward(grad?: Tensor | Float32Array, { retainGraph = false } = {}): void {
-    if (!this.requiresGrad) throw new Error('backward: this tensor does not require grad (no input had requiresGrad, or it was made under noGrad)')
-    if (this.released) throw new Error('backward: the graph was already freed by an earlier backward(); pass { retainGraph: true } to call it twice')
+    if (!this.requiresGrad)
+      throw new Error(
+        'backward: this tensor does not require grad (no input had requiresGrad, or it was made under noGrad)',
+      )
+    if (this.released)
+      throw new Error(
+        'backward: the graph was already freed by an earlier backward(); pass { retainGraph: true } to call it twice',
+      )
     let seed: Float32Array
     if (grad === undefined) {
-      if (this.size !== 1) throw new Error(`backward: output of shape ${shapeStr(this.shape)} is not a scalar; pass its gradient explicitly`)
+      if (this.size !== 1)
+        throw new Error(
+          `backward: output of shape ${shapeStr(this.shape)} is not a scalar; pass its gradient explicitly`,
+        )
       seed = new Float32Array([1])
     } else {
       seed = (grad instanceof Tensor ? grad.data : grad).slice() // the root keeps its grad: not the caller's array
-      if (seed.length !== this.size) throw new Error(`backward: gradient has ${seed.length} elements, tensor ${shapeStr(this.shape)} has ${this.size}`)
+      if (seed.length !== this.size)
+        throw new Error(
+          `backward: gradient has ${seed.length} elements, tensor ${shapeStr(this.shape)} has ${this.size}`,
+        )
     }
     const order = topoSort(this)
     const freed = order.find((t) => t !== this && t.released)
     if (freed) {
-      throw new Error(`backward: the graph passes through a ${shapeStr(freed.shape)} tensor whose own graph an earlier backward() freed; its inputs would get no gradient. Pass { retainGraph: true } to that first backward()`)
+      throw new Error(
+        `backward: the graph passes through a ${shapeStr(freed.shape)} tensor whose own graph an earlier backward() freed; its inputs would get no gradient. Pass { retainGraph: true } to that first backward()`,
+      )
     }
     for (const t of order) if (t.backwardFn) t.grad = null // intermediate grads restart from zero each call
     addGrad(this, seed)
-    for (let t = order.pop(); t !== undefined; t = order.pop()) { // popped: once swept, nothing here holds a node's data
+    for (let t = order.pop(); t !== undefined; t = order.pop()) {
+      // popped: once swept, nothing here holds a node's data
       if (t.backwardFn && t.grad) t.backwardFn()
       const intermediate = t !== this && (t.backwardFn !== null || t.released)
       if (t.backwardFn && !retainGraph) {
@@ -113,16 +137,25 @@ function topoSort(root: Tensor): Tensor[] {
 }
 
 /** Wrap a kernel's output as a Tensor; if any parent wants a gradient, remember how to give it one. */
-export function fromOp(data: Float32Array, shape: Shape, parents: Tensor[], backward: (dy: Float32Array) => void): Tensor {
+export function fromOp(
+  data: Float32Array,
+  shape: Shape,
+  parents: Tensor[],
+  backward: (dy: Float32Array) => void,
+): Tensor {
   const out = new Tensor(data, shape)
   if (gradEnabled && parents.some((p) => p.requiresGrad)) {
     // PyTorch's version counter: a parent written in place after this forward would make its gradient wrong
     const versions = parents.map((p) => p.version)
     out.requiresGrad = true
     out.parents = parents
-    out.backwardFn = () => { // backward() only calls this once out.grad is set
+    out.backwardFn = () => {
+      // backward() only calls this once out.grad is set
       const i = parents.findIndex((p, j) => p.version !== versions[j])
-      if (i >= 0) throw new Error(`backward: input ${i} ${shapeStr(parents[i].shape)} of an op was changed in place after the forward (version ${versions[i]} → ${parents[i].version}, e.g. by an optimizer step), so its gradient would be wrong; run the forward again`)
+      if (i >= 0)
+        throw new Error(
+          `backward: input ${i} ${shapeStr(parents[i].shape)} of an op was changed in place after the forward (version ${versions[i]} → ${parents[i].version}, e.g. by an optimizer step), so its gradient would be wrong; run the forward again`,
+        )
       backward(out.grad!.data)
     }
   }
@@ -140,7 +173,8 @@ export function addGrad(t: Tensor, g: Float32Array): void {
     t.grad = new Tensor(leaf ? g.slice() : g, t.shape)
     return
   }
-  if (!leaf) t.grad = new Tensor(K.add(t.grad.data, g), t.shape) // an intermediate's grad may be shared: a fresh sum
+  if (!leaf)
+    t.grad = new Tensor(K.add(t.grad.data, g), t.shape) // an intermediate's grad may be shared: a fresh sum
   else for (let i = 0; i < g.length; i++) t.grad.data[i] += g[i]
 }
 
@@ -165,12 +199,14 @@ type CreateOptions = { requiresGrad?: boolean }
 
 function flatten(op: string, value: NestedArray, shape: number[], out: number[], depth: number): void {
   if (typeof value === 'number') {
-    if (depth !== shape.length) throw new Error(`${op}: ragged nested array: a number at depth ${depth}, expected depth ${shape.length}`)
+    if (depth !== shape.length)
+      throw new Error(`${op}: ragged nested array: a number at depth ${depth}, expected depth ${shape.length}`)
     out.push(value)
     return
   }
   if (!Array.isArray(value)) throw new Error(`${op}: expected numbers or nested arrays of numbers, got ${typeof value}`)
-  if (shape[depth] !== value.length) throw new Error(`${op}: ragged nested array: length ${value.length} at depth ${depth}, expected ${shape[depth]}`)
+  if (shape[depth] !== value.length)
+    throw new Error(`${op}: ragged nested array: length ${value.length} at depth ${depth}, expected ${shape[depth]}`)
   for (const v of value) flatten(op, v, shape, out, depth + 1)
 }
 
@@ -187,9 +223,15 @@ function inferShape(values: NestedArray): number[] {
 }
 
 /** A tensor from nested arrays (shape inferred) or a flat Float32Array with a shape: tensor([[1, 2]], { requiresGrad: true }). */
-export function tensor(values: NestedArray | Float32Array, shapeOrOptions?: Shape | CreateOptions, options: CreateOptions = {}): Tensor {
+export function tensor(
+  values: NestedArray | Float32Array,
+  shapeOrOptions?: Shape | CreateOptions,
+  options: CreateOptions = {},
+): Tensor {
   const shape = Array.isArray(shapeOrOptions) ? shapeOrOptions : undefined
-  const { requiresGrad = false } = Array.isArray(shapeOrOptions) ? options : (shapeOrOptions ?? options) as CreateOptions
+  const { requiresGrad = false } = Array.isArray(shapeOrOptions)
+    ? options
+    : ((shapeOrOptions ?? options) as CreateOptions)
   if (values instanceof Float32Array) return new Tensor(values, shape ?? [values.length], requiresGrad)
   const inferred = inferShape(values)
   const flat: number[] = []
@@ -246,6 +288,7 @@ export function randn(shape: Shape, { mean = 0, std = 1, requiresGrad = false } 
 
 /** Integers in [low, high), stored as floats (token ids, class ids). */
 export function randint(low: number, high: number, shape: Shape): Tensor {
-  if (!Number.isInteger(low) || !Number.isInteger(high) || low >= high) throw new Error(`randint: expected integers low < high, got [${low}, ${high})`)
+  if (!Number.isInteger(low) || !Number.isInteger(high) || low >= high)
+    throw new Error(`randint: expected integers low < high, got [${low}, ${high})`)
   return fill('randint', shape, () => randomInt(low, high), false)
 }

@@ -1,6 +1,19 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { Tensor, tensor, zeros, ones, full, arange, eye, rand, randn, randint, noGrad, isGradEnabled } from '../src/tensor'
+import {
+  Tensor,
+  tensor,
+  zeros,
+  ones,
+  full,
+  arange,
+  eye,
+  rand,
+  randn,
+  randint,
+  noGrad,
+  isGradEnabled,
+} from '../src/tensor'
 import { manualSeed, rngState, setRngState, random } from '../src/random'
 import { add, mul, sum, matmul, exp } from '../ops'
 import { SGD } from '../nn/optim'
@@ -8,10 +21,16 @@ import { Linear } from '../nn/linear'
 import { assertClose } from './helpers'
 
 test('tensor: nested arrays give shape and row-major data', () => {
-  const t = tensor([[1, 2, 3], [4, 5, 6]])
+  const t = tensor([
+    [1, 2, 3],
+    [4, 5, 6],
+  ])
   assert.equal(t.shape, [2, 3])
   assert.equal(Array.from(t.data), [1, 2, 3, 4, 5, 6])
-  assert.equal(t.toArray(), [[1, 2, 3], [4, 5, 6]])
+  assert.equal(t.toArray(), [
+    [1, 2, 3],
+    [4, 5, 6],
+  ])
   assert.is(t.ndim, 2)
   assert.is(t.size, 6)
   assert.is(tensor(7).item(), 7)
@@ -30,7 +49,10 @@ test('creation: zeros ones full arange eye', () => {
   assert.equal(Array.from(full([2], 7).data), [7, 7])
   assert.equal(Array.from(arange(4).data), [0, 1, 2, 3])
   assert.equal(Array.from(arange(1, 2, 0.25).data), [1, 1.25, 1.5, 1.75])
-  assert.equal(eye(2, 3).toArray(), [[1, 0, 0], [0, 1, 0]])
+  assert.equal(eye(2, 3).toArray(), [
+    [1, 0, 0],
+    [0, 1, 0],
+  ])
 })
 
 test('randint: integers in [low, high); bad bounds are an error', () => {
@@ -76,7 +98,10 @@ test('autograd: a 100,000-op chain runs backward without overflowing the stack',
 })
 
 test('autograd: frozen tensors get no grad and no backward work', () => {
-  const w = tensor([[1, 2], [3, 4]]) // requiresGrad false
+  const w = tensor([
+    [1, 2],
+    [3, 4],
+  ]) // requiresGrad false
   const x = tensor([[1, 1]], undefined, { requiresGrad: true })
   sum(matmul(x, w)).backward()
   assert.is(w.grad, null)
@@ -104,7 +129,10 @@ test('autograd: backward through a tensor whose graph was freed is an error, not
   const y = mul(x, 2)
   sum(y).backward() // frees y's link to x
   assert.equal(Array.from(x.grad!.data), [2, 2])
-  assert.throws(() => sum(mul(y, 3)).backward(), /backward: the graph passes through a \(2\) tensor whose own graph an earlier backward\(\) freed/)
+  assert.throws(
+    () => sum(mul(y, 3)).backward(),
+    /backward: the graph passes through a \(2\) tensor whose own graph an earlier backward\(\) freed/,
+  )
   const x2 = tensor([1, 1], undefined, { requiresGrad: true })
   const y2 = mul(x2, 2)
   sum(y2).backward(undefined, { retainGraph: true })
@@ -121,12 +149,24 @@ test('autograd: a non-scalar needs an explicit gradient', () => {
 
 test('toArray, item and toString: scalars, 3-D tensors and empty tensors', () => {
   assert.equal(tensor(3).toArray(), 3)
-  assert.equal(tensor([[[1], [2]], [[3], [4]]]).toArray(), [[[1], [2]], [[3], [4]]])
+  assert.equal(
+    tensor([
+      [[1], [2]],
+      [[3], [4]],
+    ]).toArray(),
+    [
+      [[1], [2]],
+      [[3], [4]],
+    ],
+  )
   assert.equal(zeros([2, 0]).toArray(), [[], []])
   assert.is(sum(tensor([1, 2, 3])).item(), 6)
   assert.is(tensor([[5]]).item(), 5)
   assert.is(tensor([[1, 2]]).toString(), 'Tensor(1,2) [[1,2]]')
-  assert.equal(tensor(Float32Array.from([1, 2, 3, 4]), [2, 2]).toArray(), [[1, 2], [3, 4]])
+  assert.equal(tensor(Float32Array.from([1, 2, 3, 4]), [2, 2]).toArray(), [
+    [1, 2],
+    [3, 4],
+  ])
 })
 
 test('detach: shares data, requires no grad, and stops gradients along its path only', () => {
@@ -142,7 +182,8 @@ test('detach: shares data, requires no grad, and stops gradients along its path 
 })
 
 test('autograd: a node used by several paths sums their gradients (diamond graphs)', () => {
-  const a = tensor([2], { requiresGrad: true }), b = tensor([3], { requiresGrad: true })
+  const a = tensor([2], { requiresGrad: true }),
+    b = tensor([3], { requiresGrad: true })
   const z = mul(a, b) // 6
   const y = add(z, mul(z, z)) // z + z²: dy/dz = 1 + 2z = 13
   y.backward(tensor([1]))
@@ -154,16 +195,22 @@ test('autograd: a node used by several paths sums their gradients (diamond graph
 
 test('autograd: one dy handed to several parents stays unchanged while one of them accumulates more, and leaves own their grads', () => {
   const x = tensor([1, 1], { requiresGrad: true })
-  const h1 = mul(x, 2), h2 = mul(x, 3) // intermediates
+  const h1 = mul(x, 2),
+    h2 = mul(x, 3) // intermediates
   const v = add(add(h1, h2), h1) // add hands its dy to both parents; h1 then gets a second gradient
   v.backward(tensor([1, 10]))
   assert.equal(Array.from(x.grad!.data), [2 + 3 + 2, 20 + 30 + 20]) // h2's share read after h1 accumulated: still dy
   const seed = new Float32Array([1, 1])
-  const a = tensor([1, 2], { requiresGrad: true }), b = tensor([3, 4], { requiresGrad: true })
+  const a = tensor([1, 2], { requiresGrad: true }),
+    b = tensor([3, 4], { requiresGrad: true })
   const w = add(a, b)
   w.backward(seed)
   a.grad!.data[0] = 100 // a caller may scale a leaf's grad in place (gradient clipping does)
-  assert.equal([b.grad!.data[0], seed[0], w.grad!.data[0]], [1, 1, 1], 'b.grad, the seed and the root\'s grad are not a.grad\'s array')
+  assert.equal(
+    [b.grad!.data[0], seed[0], w.grad!.data[0]],
+    [1, 1, 1],
+    "b.grad, the seed and the root's grad are not a.grad's array",
+  )
 })
 
 test('autograd: leaves keep their grad, intermediates do not, and retainGraph replays without double counting inside the graph', () => {
@@ -176,7 +223,10 @@ test('autograd: leaves keep their grad, intermediates do not, and retainGraph re
   assert.ok(Math.abs(once[0] - 2 * Math.exp(2)) < 1e-4)
   y.backward(undefined, { retainGraph: true })
   y.backward()
-  assert.equal(Array.from(x.grad!.data), once.map((g) => Math.fround(Math.fround(g + g) + g)))
+  assert.equal(
+    Array.from(x.grad!.data),
+    once.map((g) => Math.fround(Math.fround(g + g) + g)),
+  )
   x.grad = null // zeroing is the caller's job, as in PyTorch
   sum(mul(x, 3)).backward()
   assert.equal(Array.from(x.grad!.data), [3, 3])
@@ -191,7 +241,13 @@ test('autograd: backward errors name the problem', () => {
 
 test('noGrad: nests, returns the value, and restores grad mode after a throw', () => {
   const x = tensor([1], { requiresGrad: true })
-  assert.throws(() => noGrad(() => { throw new Error('boom') }), /boom/)
+  assert.throws(
+    () =>
+      noGrad(() => {
+        throw new Error('boom')
+      }),
+    /boom/,
+  )
   assert.is(isGradEnabled(), true)
   const y = noGrad(() => noGrad(() => mul(x, 2)))
   assert.is(y.requiresGrad, false)
@@ -240,11 +296,17 @@ test('version counter: a parameter an optimizer steps or loadStateDict overwrite
   w.grad = tensor([1, 1, 1])
   opt.step() // w changes in place, after the graph above saved it
   assert.is(w.version, 1)
-  assert.throws(() => loss.backward(), /^backward: input 0 \(3\) of an op was changed in place after the forward \(version 0 → 1, e\.g\. by an optimizer step\), so its gradient would be wrong; run the forward again/)
+  assert.throws(
+    () => loss.backward(),
+    /^backward: input 0 \(3\) of an op was changed in place after the forward \(version 0 → 1, e\.g\. by an optimizer step\), so its gradient would be wrong; run the forward again/,
+  )
   const again = sum(mul(mul(w, w), x)) // a new forward sees the new values: fine
   w.grad = null
   again.backward()
-  assertClose(w.grad!.data, Array.from(w.data, (v, i) => 2 * v * x.data[i]))
+  assertClose(
+    w.grad!.data,
+    Array.from(w.data, (v, i) => 2 * v * x.data[i]),
+  )
   const m = new Linear(2, 1)
   const out = sum(m.forward(tensor([[1, 2]])))
   m.loadStateDict(new Linear(2, 1).stateDict())

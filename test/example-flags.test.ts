@@ -17,7 +17,19 @@ const PROMPT = 'Q: What is relu in tenny?\nA: ' // as the example prints it (the
 const data = smallData(join(dir, 'data'), { train: 6, valid: 3, test: 3 })
 
 /** Tiny training: 3 steps of 2 examples, validation only at the end, short answers. */
-const tiny = (iters = 3) => ['--train', '--iters', String(iters), '--batch-size', '2', '--steps-per-eval', '1000', '--max-tokens', '5', '--data', data]
+const tiny = (iters = 3) => [
+  '--train',
+  '--iters',
+  String(iters),
+  '--batch-size',
+  '2',
+  '--steps-per-eval',
+  '1000',
+  '--max-tokens',
+  '5',
+  '--data',
+  data,
+]
 
 /** Exit code 0, or a failure that shows what the example printed. */
 function succeeds(run: Run): void {
@@ -56,19 +68,35 @@ test('--quantize 4 --fuse trains QLoRA, writes adapters and fused.safetensors an
   const run = example(...tiny(), '--quantize', '4', '--fuse', '--adapter-path', out)
   succeeds(run)
   assert.match(run.stdout, /Quantized \d+ Linear layers to 4 bits/)
-  assert.match(run.stdout, /Fused \d+ layers by requantizing W \+ dW: \d+(\.\d)?% of codes changed, \d+% of dW retained on average/)
-  for (const file of ['adapters.safetensors', 'adapter_config.json', 'fused.safetensors']) assert.ok(existsSync(join(out, file)), file)
+  assert.match(
+    run.stdout,
+    /Fused \d+ layers by requantizing W \+ dW: \d+(\.\d)?% of codes changed, \d+% of dW retained on average/,
+  )
+  for (const file of ['adapters.safetensors', 'adapter_config.json', 'fused.safetensors'])
+    assert.ok(existsSync(join(out, file)), file)
   assert.is(runRecord(out).training.quantize, 4)
   // the fused model is a float checkpoint of the base's shape (the codes dequantized), not the base itself
-  const fused = loadBase(join(out, 'fused.safetensors')).model, orig = loadBase(base).model
+  const fused = loadBase(join(out, 'fused.safetensors')).model,
+    orig = loadBase(base).model
   assert.is(fused.numParameters(), orig.numParameters())
   assert.ok(differs(fused, orig), 'some fused weight differs from the base')
   // and it answers as a base of its own, with no adapter file
-  const ask = example('--base', join(out, 'fused.safetensors'), '--no-adapter', '--prompt', 'Q: What is relu in tenny?\\nA: ', '--max-tokens', '5')
+  const ask = example(
+    '--base',
+    join(out, 'fused.safetensors'),
+    '--no-adapter',
+    '--prompt',
+    'Q: What is relu in tenny?\\nA: ',
+    '--max-tokens',
+    '5',
+  )
   succeeds(ask)
   assert.match(ask.stdout, /Base model \(.*fused\.safetensors\):/)
   assert.not.match(ask.stdout, /Adapted model/)
-  failsClearly(example('--no-adapter', '--train'), /--no-adapter answers with the base alone: it cannot be combined with --train/)
+  failsClearly(
+    example('--no-adapter', '--train'),
+    /--no-adapter answers with the base alone: it cannot be combined with --train/,
+  )
 })
 
 test('--quantize 8 works too; --quantize 5 is one clear error', () => {
@@ -78,7 +106,10 @@ test('--quantize 8 works too; --quantize 5 is one clear error', () => {
   assert.match(run.stdout, /Quantized \d+ Linear layers to 8 bits/)
   assert.ok(existsSync(join(out, 'adapters.safetensors')))
   assert.is(runRecord(out).training.quantize, 8)
-  failsClearly(example(...tiny(), '--quantize', '5', '--adapter-path', join(dir, 'q5')), /--quantize must be 4 or 8, got 5/)
+  failsClearly(
+    example(...tiny(), '--quantize', '5', '--adapter-path', join(dir, 'q5')),
+    /--quantize must be 4 or 8, got 5/,
+  )
   assert.not.ok(existsSync(join(dir, 'q5')), 'nothing written for --quantize 5')
 })
 
@@ -93,17 +124,22 @@ test('--full writes full-model.safetensors and no adapters; --full --quantize 4 
   const log = runRecord(out)
   assert.ok(log.final.train < log.before.train, `train loss ${log.before.train} → ${log.final.train}`)
   // the saved model has the base's shapes and weights that moved
-  const tuned = loadBase(join(out, 'full-model.safetensors')).model, orig = loadBase(base).model
+  const tuned = loadBase(join(out, 'full-model.safetensors')).model,
+    orig = loadBase(base).model
   assert.is(tuned.numParameters(), orig.numParameters())
   assert.ok(differs(tuned, orig), 'some weight of the fully fine-tuned model differs from the base')
 
-  failsClearly(example(...tiny(), '--full', '--quantize', '4', '--adapter-path', join(dir, 'full-q4')),
-    /--full .*cannot be combined with --quantize/)
+  failsClearly(
+    example(...tiny(), '--full', '--quantize', '4', '--adapter-path', join(dir, 'full-q4')),
+    /--full .*cannot be combined with --quantize/,
+  )
   assert.not.ok(existsSync(join(dir, 'full-q4')), 'nothing written for --full --quantize 4')
 })
 
-const first = join(dir, 'first', 'adapters.safetensors'), resumed = join(dir, 'resumed', 'adapters.safetensors')
-const firstRun = join(dir, 'first'), resumedRun = join(dir, 'resumed')
+const first = join(dir, 'first', 'adapters.safetensors'),
+  resumed = join(dir, 'resumed', 'adapters.safetensors')
+const firstRun = join(dir, 'first'),
+  resumedRun = join(dir, 'resumed')
 
 test('--resume-adapter-file continues from saved adapters into another file', () => {
   const a = example(...tiny(), '--adapter-path', firstRun)
@@ -114,12 +150,17 @@ test('--resume-adapter-file continues from saved adapters into another file', ()
   assert.match(b.stdout, /Resuming from \S*first\/adapters\.safetensors \(rank 32, scale 2\)/)
   assert.ok(existsSync(resumed) && existsSync(join(dir, 'resumed', 'adapter_config.json')))
 
-  const wa = adapterWeights(first), wb = adapterWeights(resumed)
+  const wa = adapterWeights(first),
+    wb = adapterWeights(resumed)
   assert.equal([...wb.keys()], [...wa.keys()])
-  assert.ok([...wa].some(([k, x]) => x.some((v, i) => v !== wb.get(k)![i])), 'the resumed adapters differ from the first ones')
+  assert.ok(
+    [...wa].some(([k, x]) => x.some((v, i) => v !== wb.get(k)![i])),
+    'the resumed adapters differ from the first ones',
+  )
   // Same seed, same batches: starting from trained adapters, the resumed run's 3 steps have a lower train loss
   // than the first run's 3 steps from B = 0. A resume that silently started afresh would repeat them exactly.
-  const la = runRecord(firstRun).train, lb = runRecord(resumedRun).train
+  const la = runRecord(firstRun).train,
+    lb = runRecord(resumedRun).train
   assert.ok(lb[1][1] < la[1][1], `mean train loss over steps 1-3: first ${la[1][1]}, resumed ${lb[1][1]}`)
 })
 
@@ -140,7 +181,10 @@ test('--use-dora trains DoRA adapters that load back as DoRA; --fuse alone fuses
   assert.is(runRecord(out).training.useDora, true)
   const { model } = loadBase(base)
   nn.loadAdapters(model, join(out, 'adapters.safetensors'))
-  assert.ok(nn.loraLayers(model).every(([, l]) => l instanceof nn.DoRALinear), 'every adapted layer is a DoRALinear')
+  assert.ok(
+    nn.loraLayers(model).every(([, l]) => l instanceof nn.DoRALinear),
+    'every adapted layer is a DoRALinear',
+  )
   const fused = example('--fuse', '--adapter-path', out)
   succeeds(fused)
   assert.not.match(fused.stdout, /Fine-tuning/)
@@ -170,22 +214,40 @@ test('--adapter-strength 0 answers as the base does', () => {
 })
 
 test('Ctrl-C sent to the whole process group of `npm run example` stops, saves adapters that load, and exits with 130', async () => {
-  const out = join(dir, 'interrupted'), file = join(out, 'adapters.safetensors')
+  const out = join(dir, 'interrupted'),
+    file = join(out, 'adapters.safetensors')
   const iters = 500 // progress every 50 steps; SIGINT at the first progress line, far from the end
   // its own process group (setsid), signalled as a terminal signals its foreground group: npm, sh and node all get it
   // batches of 6 make a step (~0.1 s) longer than tsx's CLI waits for a child after a SIGINT before killing it
-  const child = spawn('npm', ['run', '-s', 'example', '--', ...tiny(iters), '--batch-size', '6', '--adapter-path', out], { cwd: root, env: exampleEnv(), detached: true })
-  let stdout = '', stderr = '', sent = false
+  const child = spawn(
+    'npm',
+    ['run', '-s', 'example', '--', ...tiny(iters), '--batch-size', '6', '--adapter-path', out],
+    { cwd: root, env: exampleEnv(), detached: true },
+  )
+  let stdout = '',
+    stderr = '',
+    sent = false
   const status = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => { process.kill(-child.pid!, 'SIGKILL'); reject(new Error(`no progress within 60 s:\n${stdout}\n${stderr}`)) }, 60_000)
+    const timer = setTimeout(() => {
+      process.kill(-child.pid!, 'SIGKILL')
+      reject(new Error(`no progress within 60 s:\n${stdout}\n${stderr}`))
+    }, 60_000)
     child.stdout.setEncoding('utf8').on('data', (s: string) => {
       stdout += s
-      if (!sent && /^train \d+\/\d+ \|/m.test(stdout)) { sent = true; process.kill(-child.pid!, 'SIGINT') }
+      if (!sent && /^train \d+\/\d+ \|/m.test(stdout)) {
+        sent = true
+        process.kill(-child.pid!, 'SIGINT')
+      }
     })
-    child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s })
+    child.stderr.setEncoding('utf8').on('data', (s: string) => {
+      stderr += s
+    })
     child.on('error', reject)
     // npm waits for the script, then ends itself by the SIGINT it got: a shell reports 128 + 2 either way
-    child.on('close', (code, signal) => { clearTimeout(timer); resolve(code ?? 128 + constants.signals[signal!]) })
+    child.on('close', (code, signal) => {
+      clearTimeout(timer)
+      resolve(code ?? 128 + constants.signals[signal!])
+    })
   })
   assert.ok(sent, `training progress was seen:\n${stdout}\n${stderr}`)
   assert.is(status, 130, `exit code ${status}\nstderr: ${stderr}\nstdout tail: ${stdout.slice(-2000)}`)
@@ -213,7 +275,10 @@ test('a damaged adapter file is one clear error', () => {
     mkdirSync(join(dir, name), { recursive: true })
     copyFileSync(join(dir, 'first', 'adapter_config.json'), join(dir, name, 'adapter_config.json')) // only the weights are bad
     writeFileSync(file, bytes)
-    failsClearly(example('--prompt', 'Q: x', '--max-tokens', '5', '--adapter-path', join(dir, name)), /adapters\.safetensors/)
+    failsClearly(
+      example('--prompt', 'Q: x', '--max-tokens', '5', '--adapter-path', join(dir, name)),
+      /adapters\.safetensors/,
+    )
   }
 })
 

@@ -30,7 +30,11 @@ export function example(...args: string[]): Run {
 
 /** Run the example with these flags and extra environment variables (e.g. TENNY_EXAMPLE_OUT). */
 export function exampleWith(env: Record<string, string>, ...args: string[]): Run {
-  const run = spawnSync(process.execPath, ['--import', 'tsx', script, ...args], { cwd: root, encoding: 'utf8', env: { ...exampleEnv(), ...env } })
+  const run = spawnSync(process.execPath, ['--import', 'tsx', script, ...args], {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...exampleEnv(), ...env },
+  })
   return { status: run.status, stdout: run.stdout, stderr: run.stderr }
 }
 
@@ -48,7 +52,9 @@ export function failsClearly(run: Run, message: RegExp): void {
 export function smallData(out: string, lines: { train: number; valid: number; test: number }): string {
   mkdirSync(out, { recursive: true })
   for (const [split, n] of Object.entries(lines)) {
-    const rows = readFileSync(join(root, 'examples', 'data', `${split}.jsonl`), 'utf8').split('\n').filter(Boolean)
+    const rows = readFileSync(join(root, 'examples', 'data', `${split}.jsonl`), 'utf8')
+      .split('\n')
+      .filter(Boolean)
     writeFileSync(join(out, `${split}.jsonl`), rows.slice(0, n).join('\n') + '\n')
   }
   return out

@@ -9,8 +9,28 @@ import { join } from 'node:path'
 import { terminalChart, writeSvg, niceStep, type Curve } from '../examples/lib/plot'
 import { progressBar } from '../examples/lib/progress'
 
-const train: Curve = { name: 'train loss', points: [[0, 2.9], [50, 1.4], [100, 1.1], [150, 0.9], [200, 0.5], [250, 0.3]] }
-const valid: Curve = { name: 'validation loss', points: [[0, 2.9], [50, 1.7], [100, 1.65], [150, 1.7], [200, 1.8], [250, 1.9]] }
+const train: Curve = {
+  name: 'train loss',
+  points: [
+    [0, 2.9],
+    [50, 1.4],
+    [100, 1.1],
+    [150, 0.9],
+    [200, 0.5],
+    [250, 0.3],
+  ],
+}
+const valid: Curve = {
+  name: 'validation loss',
+  points: [
+    [0, 2.9],
+    [50, 1.7],
+    [100, 1.65],
+    [150, 1.7],
+    [200, 1.8],
+    [250, 1.9],
+  ],
+}
 
 test('terminalChart: two curves in distinct line styles with a legend, no colour codes, under 100 columns', () => {
   const chart = terminalChart([train, valid], { mark: { step: 100, label: 'kept (step 100)' } })
@@ -55,14 +75,27 @@ test('writeSvg: tick labels are round numbers, the mark and both curves are draw
 test('progressBar on a terminal fills every field, tokens/s included', async () => {
   const stream = Object.assign(new PassThrough(), { isTTY: true, columns: 120 })
   let out = ''
-  stream.on('data', (chunk) => { out += chunk })
-  const bar = progressBar('train', 10, [['loss', 'loss'], ['tokps', 'tok/s']], stream)
+  stream.on('data', (chunk) => {
+    out += chunk
+  })
+  const bar = progressBar(
+    'train',
+    10,
+    [
+      ['loss', 'loss'],
+      ['tokps', 'tok/s'],
+    ],
+    stream,
+  )
   bar.update(5, { loss: '1.234', tokps: '4321' })
   bar.stop()
   await new Promise((resolve) => setImmediate(resolve))
   assert.match(out, /train \|.*\| 5\/10 \| loss 1\.234 \| tok\/s 4321 \| ETA /)
   assert.not.match(out, /\{\w*\/?\w*\}/, 'no placeholder left unfilled')
-  assert.throws(() => progressBar('x', 1, [['tok/s', 'tok/s']], stream), /field key 'tok\/s' must be letters, digits or _/)
+  assert.throws(
+    () => progressBar('x', 1, [['tok/s', 'tok/s']], stream),
+    /field key 'tok\/s' must be letters, digits or _/,
+  )
 })
 
 test.run()

@@ -6,19 +6,33 @@ import { random, randomNormal } from '../src/random'
 /** A tensor of uniform values in [-scale, scale) from the seeded stream. */
 export function uniform(shape: number[], scale = 1, requiresGrad = false): Tensor {
   const size = shape.reduce((a, b) => a * b, 1)
-  return tensor(Float32Array.from({ length: size }, () => (2 * random() - 1) * scale), shape, { requiresGrad })
+  return tensor(
+    Float32Array.from({ length: size }, () => (2 * random() - 1) * scale),
+    shape,
+    { requiresGrad },
+  )
 }
 
 export function normal(shape: number[], std = 1, requiresGrad = false): Tensor {
   const size = shape.reduce((a, b) => a * b, 1)
-  return tensor(Float32Array.from({ length: size }, () => std * randomNormal()), shape, { requiresGrad })
+  return tensor(
+    Float32Array.from({ length: size }, () => std * randomNormal()),
+    shape,
+    { requiresGrad },
+  )
 }
 
 /** Throws naming the first index where |a − b| > atol + rtol·|b|. */
-export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, { atol = 1e-5, rtol = 1e-5, what = 'values' } = {}): void {
-  if (actual.length !== expected.length) throw new Error(`${what}: length ${actual.length} vs expected ${expected.length}`)
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  { atol = 1e-5, rtol = 1e-5, what = 'values' } = {},
+): void {
+  if (actual.length !== expected.length)
+    throw new Error(`${what}: length ${actual.length} vs expected ${expected.length}`)
   for (let i = 0; i < actual.length; i++) {
-    const a = actual[i], e = expected[i]
+    const a = actual[i],
+      e = expected[i]
     if (Number.isNaN(a) !== Number.isNaN(e) || Math.abs(a - e) > atol + rtol * Math.abs(e)) {
       throw new Error(`${what}: index ${i}: got ${a}, expected ${e} (atol ${atol}, rtol ${rtol})`)
     }
@@ -51,15 +65,23 @@ export function gradcheck(f: () => Tensor, inputs: Tensor[], { eps = 1e-2, tol =
       const numeric = (up - down) / (2 * eps)
       const analytic = t.grad.data[i]
       if (Math.abs(numeric - analytic) > tol * Math.max(1, Math.abs(numeric))) {
-        throw new Error(`gradcheck: input ${n} ${JSON.stringify(t.shape)}, index ${i}: backward gave ${analytic}, finite differences ${numeric}`)
+        throw new Error(
+          `gradcheck: input ${n} ${JSON.stringify(t.shape)}, index ${i}: backward gave ${analytic}, finite differences ${numeric}`,
+        )
       }
     }
   }
 }
 
 /** A fused op and its composite agree in value and, under the same probe, in every input's gradient. */
-export function matchesComposite(fused: () => Tensor, composite: () => Tensor, inputs: Tensor[], tol = { atol: 1e-5, rtol: 1e-4 }): void {
-  const y1 = fused(), y2 = composite()
+export function matchesComposite(
+  fused: () => Tensor,
+  composite: () => Tensor,
+  inputs: Tensor[],
+  tol = { atol: 1e-5, rtol: 1e-4 },
+): void {
+  const y1 = fused(),
+    y2 = composite()
   assert.equal(y1.shape, y2.shape)
   assertClose(y1.data, y2.data, { ...tol, what: 'fused vs composite values' })
   const probe = Float32Array.from({ length: y1.size }, () => random() - 0.5)
@@ -68,5 +90,7 @@ export function matchesComposite(fused: () => Tensor, composite: () => Tensor, i
     y.backward(probe)
     return inputs.map((t) => t.grad!.data.slice())
   })
-  inputs.forEach((_, i) => assertClose(grads[0][i], grads[1][i], { ...tol, what: `fused vs composite gradient of input ${i}` }))
+  inputs.forEach((_, i) =>
+    assertClose(grads[0][i], grads[1][i], { ...tol, what: `fused vs composite gradient of input ${i}` }),
+  )
 }

@@ -12,7 +12,14 @@ import { K, cpu, type Kernels } from '../src/kernels'
 import { matmulRef } from '../src/kernels/matmul'
 import { setBackend, backendInfo } from '../src/node' // Node's entry: installs worker_threads and gpu.js's bridge
 import { matmulAllThreads, startParallel, parallelInfo } from '../src/backends/threads/parallel'
-import { openGpujs, gpujsTable, GpuMatmul, KernelCache, type GpujsMode, type GpujsPath } from '../src/backends/gpujs/gpu'
+import {
+  openGpujs,
+  gpujsTable,
+  GpuMatmul,
+  KernelCache,
+  type GpujsMode,
+  type GpujsPath,
+} from '../src/backends/gpujs/gpu'
 import { WorkerPool, WorkerEnd, sharedMemory, IDLE, BUSY, RUNNING, STATES, JOB } from '../src/backends/threads/pool'
 import { wasmMatmul, wasmSupport, WASM_ROWS_BELOW } from '../src/backends/wasm'
 import { fastest, type Probe } from '../src/backends/auto'
@@ -34,18 +41,32 @@ function assertRelClose(got: Float32Array, want: Float32Array, what: string): vo
   let scale = 1
   for (const v of want) scale = Math.max(scale, Math.abs(v))
   for (let i = 0; i < want.length; i++) {
-    if (!(Math.abs(got[i] - want[i]) <= 1e-4 * scale)) assert.unreachable(`${what}: index ${i}: got ${got[i]}, matmulRef ${want[i]} (scale ${scale})`)
+    if (!(Math.abs(got[i] - want[i]) <= 1e-4 * scale))
+      assert.unreachable(`${what}: index ${i}: got ${got[i]}, matmulRef ${want[i]} (scale ${scale})`)
   }
 }
 
 // --- the backends present: every table entry is forced onto its path (no size threshold) ---
 const tables: [string, Table][] = [['cpu', cpu]]
 const parallelReady = startParallel().failure === ''
-if (parallelReady) tables.push(['parallel', { matmul: (a, b, m, k, n, f = {}) => matmulAllThreads(a, b, 1, m, k, n, f), matmulBatched: (a, b, t, m, k, n, f = {}) => matmulAllThreads(a, b, t, m, k, n, f) }])
+if (parallelReady)
+  tables.push([
+    'parallel',
+    {
+      matmul: (a, b, m, k, n, f = {}) => matmulAllThreads(a, b, 1, m, k, n, f),
+      matmulBatched: (a, b, t, m, k, n, f = {}) => matmulAllThreads(a, b, t, m, k, n, f),
+    },
+  ])
 const wasmReady = wasmSupport() === ''
 if (wasmReady) {
   for (const threads of parallelReady ? [false, true] : [false]) {
-    tables.push([`wasm ${threads ? 'all threads' : '1 thread'}`, { matmul: (a, b, m, k, n, f = {}) => wasmMatmul(a, b, 1, m, k, n, f, threads), matmulBatched: (a, b, t, m, k, n, f = {}) => wasmMatmul(a, b, t, m, k, n, f, threads) }])
+    tables.push([
+      `wasm ${threads ? 'all threads' : '1 thread'}`,
+      {
+        matmul: (a, b, m, k, n, f = {}) => wasmMatmul(a, b, 1, m, k, n, f, threads),
+        matmulBatched: (a, b, t, m, k, n, f = {}) => wasmMatmul(a, b, t, m, k, n, f, threads),
+      },
+    ])
   }
 }
 const gpuPaths = new Map<GpujsMode, GpujsPath>()
@@ -60,38 +81,76 @@ for (const mode of ['webasm', 'webasm-threads', 'cpu', 'headlessgl', 'webgpu'] a
   }
 }
 
-const SHAPES = [[1, 1, 1], [3, 7, 1], [7, 1, 33], [33, 130, 7], [130, 33, 3], [1, 130, 130], [130, 3, 130], [33, 1024, 130], [7, 1024, 3]]
+const SHAPES = [
+  [1, 1, 1],
+  [3, 7, 1],
+  [7, 1, 33],
+  [33, 130, 7],
+  [130, 33, 3],
+  [1, 130, 130],
+  [130, 3, 130],
+  [33, 1024, 130],
+  [7, 1024, 3],
+]
 const FLAGS = [{}, { transB: true }, { transA: true }, { transA: true, transB: true }]
 
 test('every backend: matmul NN/NT/TN/TT on sizes from {1,3,7,33,130} and K = 1024 matches matmulRef to 1e-4 relative', () => {
   manualSeed(1)
   for (const [m, k, n] of SHAPES)
     for (const flags of FLAGS) {
-      const a = rnd(m * k), b = rnd(k * n)
+      const a = rnd(m * k),
+        b = rnd(k * n)
       const want = matmulRef(a, b, m, k, n, flags)
-      for (const [name, T] of tables) assertRelClose(T.matmul(a, b, m, k, n, flags), want, `${name} matmul (${m},${k},${n}) ${JSON.stringify(flags)}`)
+      for (const [name, T] of tables)
+        assertRelClose(T.matmul(a, b, m, k, n, flags), want, `${name} matmul (${m},${k},${n}) ${JSON.stringify(flags)}`)
     }
 })
 
 test('every backend: matmulBatched (3 products, K up to 1024) matches matmulRef per product', () => {
   manualSeed(2)
   const batch = 3
-  for (const [m, k, n] of [[7, 33, 3], [33, 1024, 7], [130, 7, 33]])
+  for (const [m, k, n] of [
+    [7, 33, 3],
+    [33, 1024, 7],
+    [130, 7, 33],
+  ])
     for (const flags of FLAGS) {
-      const a = rnd(batch * m * k), b = rnd(batch * k * n)
+      const a = rnd(batch * m * k),
+        b = rnd(batch * k * n)
       const want = new Float32Array(batch * m * n)
-      for (let t = 0; t < batch; t++) want.set(matmulRef(a.subarray(t * m * k, (t + 1) * m * k), b.subarray(t * k * n, (t + 1) * k * n), m, k, n, flags), t * m * n)
-      for (const [name, T] of tables) assertRelClose(T.matmulBatched(a, b, batch, m, k, n, flags), want, `${name} matmulBatched (${batch},${m},${k},${n}) ${JSON.stringify(flags)}`)
+      for (let t = 0; t < batch; t++)
+        want.set(
+          matmulRef(a.subarray(t * m * k, (t + 1) * m * k), b.subarray(t * k * n, (t + 1) * k * n), m, k, n, flags),
+          t * m * n,
+        )
+      for (const [name, T] of tables)
+        assertRelClose(
+          T.matmulBatched(a, b, batch, m, k, n, flags),
+          want,
+          `${name} matmulBatched (${batch},${m},${k},${n}) ${JSON.stringify(flags)}`,
+        )
     }
 })
 
-test('every backend: a bias row is added to every row of C (linear\'s y = x·Wᵀ + b), single and batched, each variant', () => {
+test("every backend: a bias row is added to every row of C (linear's y = x·Wᵀ + b), single and batched, each variant", () => {
   manualSeed(5)
-  for (const [batch, m, k, n] of [[1, 1, 3, 1], [1, 7, 33, 130], [1, 130, 7, 33], [2, 33, 130, 7], [3, 3, 1024, 9]])
+  for (const [batch, m, k, n] of [
+    [1, 1, 3, 1],
+    [1, 7, 33, 130],
+    [1, 130, 7, 33],
+    [2, 33, 130, 7],
+    [3, 3, 1024, 9],
+  ])
     for (const flags of FLAGS) {
-      const a = rnd(batch * m * k), b = rnd(batch * k * n), bias = rnd(n)
+      const a = rnd(batch * m * k),
+        b = rnd(batch * k * n),
+        bias = rnd(n)
       const want = new Float32Array(batch * m * n)
-      for (let t = 0; t < batch; t++) want.set(matmulRef(a.subarray(t * m * k, (t + 1) * m * k), b.subarray(t * k * n, (t + 1) * k * n), m, k, n, flags), t * m * n)
+      for (let t = 0; t < batch; t++)
+        want.set(
+          matmulRef(a.subarray(t * m * k, (t + 1) * m * k), b.subarray(t * k * n, (t + 1) * k * n), m, k, n, flags),
+          t * m * n,
+        )
       for (let i = 0; i < want.length; i++) want[i] += bias[i % n]
       for (const [name, T] of tables) {
         const what = `${name} (${batch},${m},${k},${n}) ${JSON.stringify(flags)} + bias`
@@ -99,10 +158,17 @@ test('every backend: a bias row is added to every row of C (linear\'s y = x·W�
         assertRelClose(T.matmulBatched(a, b, batch, m, k, n, { ...flags, bias }), want, `${what}: matmulBatched`)
       }
     }
-  const [m, k, n] = [130, 257, 66], a = rnd(m * k), b = rnd(k * n), bias = rnd(n)
+  const [m, k, n] = [130, 257, 66],
+    a = rnd(m * k),
+    b = rnd(k * n),
+    bias = rnd(n)
   const plain = cpu.matmul(a, b, m, k, n, { transB: true })
   for (let i = 0; i < plain.length; i++) plain[i] += bias[i % n]
-  assert.equal(Array.from(cpu.matmul(a, b, m, k, n, { transB: true, bias })), Array.from(plain), 'cpu: the bias is added after the product, bit for bit as matmul then addRowInPlace')
+  assert.equal(
+    Array.from(cpu.matmul(a, b, m, k, n, { transB: true, bias })),
+    Array.from(plain),
+    'cpu: the bias is added after the product, bit for bit as matmul then addRowInPlace',
+  )
 })
 
 test('parallel: workers compute blocks themselves, and the result is bit-identical to the CPU table', () => {
@@ -111,22 +177,30 @@ test('parallel: workers compute blocks themselves, and the result is bit-identic
   const before = parallelInfo().blocksByWorkers
   for (const flags of [...FLAGS, { transB: true, bias: rnd(66) }]) {
     const [m, k, n] = [130, 257, 66]
-    const a = rnd(m * k), b = rnd(k * n)
+    const a = rnd(m * k),
+      b = rnd(k * n)
     const got = matmulAllThreads(a, b, 1, m, k, n, flags, { callerWorks: false }) // every block on a worker
     assert.equal(Array.from(got), Array.from(cpu.matmul(a, b, m, k, n, flags)), `worker-only ${JSON.stringify(flags)}`)
     const both = matmulAllThreads(a, b, 1, m, k, n, flags)
-    assert.equal(Array.from(both), Array.from(cpu.matmul(a, b, m, k, n, flags)), `caller + workers ${JSON.stringify(flags)}`)
+    assert.equal(
+      Array.from(both),
+      Array.from(cpu.matmul(a, b, m, k, n, flags)),
+      `caller + workers ${JSON.stringify(flags)}`,
+    )
   }
   assert.ok(parallelInfo().blocksByWorkers > before, 'workers took no blocks')
 })
 
 test('gpu.js trap 1 is real, and avoided: a loop bounded by an argument stops at 1000; ours, bounded by a constant, does not', () => {
   const gpu = new GPU({ mode: 'webasm' })
-  const byArgument = gpu.createKernel(function (this: { thread: { x: number } }, a: Float32Array, k: number) {
-    let s = 0
-    for (let p = 0; p < k; p++) s += a[p]
-    return s + this.thread.x * 0
-  }, { output: [1] })
+  const byArgument = gpu.createKernel(
+    function (this: { thread: { x: number } }, a: Float32Array, k: number) {
+      let s = 0
+      for (let p = 0; p < k; p++) s += a[p]
+      return s + this.thread.x * 0
+    },
+    { output: [1] },
+  )
   const ones = new Float32Array(1500).fill(1)
   const naive = byArgument(ones, 1500)
   assert.ok(naive instanceof Float32Array && naive[0] === 1000, `expected the trap (1000), got ${String(naive)}`)
@@ -139,8 +213,15 @@ test('gpu.js traps 2–3 avoided: alternating shapes on one instance stay correc
   manualSeed(4)
   for (const mode of ['webasm', 'cpu'] as const) {
     const gm = new GpuMatmul(mode, { cacheSize: 4 })
-    for (const [m, k, n] of [[5, 9, 3], [3, 4, 12], [5, 9, 3], [12, 4, 3], [3, 4, 12]]) {
-      const a = rnd(m * k), b = rnd(k * n)
+    for (const [m, k, n] of [
+      [5, 9, 3],
+      [3, 4, 12],
+      [5, 9, 3],
+      [12, 4, 3],
+      [3, 4, 12],
+    ]) {
+      const a = rnd(m * k),
+        b = rnd(k * n)
       const got = gm.run(a, b, 1, m, k, n)
       assert.ok(got instanceof Float32Array, `${mode}: result is one flat Float32Array`)
       assertRelClose(got, matmulRef(a, b, m, k, n), `${mode} (${m},${k},${n})`)
@@ -153,19 +234,23 @@ test('gpu.js trap 4 avoided: the kernel cache never exceeds its bound and destro
   const destroyed: string[] = []
   const cache = new KernelCache<{ destroy(): void }>(2)
   const make = (key: string) => () => ({ destroy: () => void destroyed.push(key) })
-  cache.get('a', make('a')); cache.get('b', make('b')); cache.get('a', make('a')) // a is now the most recent
+  cache.get('a', make('a'))
+  cache.get('b', make('b'))
+  cache.get('a', make('a')) // a is now the most recent
   cache.get('c', make('c'))
   assert.equal(destroyed, ['b'])
   assert.is(cache.size, 2)
   manualSeed(5)
   const gm = new GpuMatmul('webasm', { cacheSize: 3 })
   for (let n = 1; n <= 6; n++) {
-    const a = rnd(2 * 3), b = rnd(3 * n)
+    const a = rnd(2 * 3),
+      b = rnd(3 * n)
     assertRelClose(gm.run(a, b, 1, 2, 3, n) as Float32Array, matmulRef(a, b, 2, 3, n), `n = ${n}`)
     assert.ok(gm.cache.size <= 3, `cache holds ${gm.cache.size} kernels`)
   }
   assert.is(gm.cache.destroyed, 3, 'the three evicted kernels were destroyed')
-  const a = rnd(6), b = rnd(3)
+  const a = rnd(6),
+    b = rnd(3)
   assertRelClose(gm.run(a, b, 1, 2, 3, 1) as Float32Array, matmulRef(a, b, 2, 3, 1), 'an evicted shape, compiled again')
   gm.destroy()
 })
@@ -176,7 +261,11 @@ test('webgpu and headlessgl: open where a GPU is found, otherwise fail fast with
     const why = gpuFailures.get(mode) ?? ''
     assert.ok(why.startsWith(`gpu.js ${mode}:`), `${mode}: ${why}`)
   }
-  if (!gpuPaths.has('headlessgl')) assert.throws(() => setBackend('gpujs', { gpujsMode: 'headlessgl' }), /setBackend\('gpujs'\): no gpu.js mode works here: gpujs headlessgl: /)
+  if (!gpuPaths.has('headlessgl'))
+    assert.throws(
+      () => setBackend('gpujs', { gpujsMode: 'headlessgl' }),
+      /setBackend\('gpujs'\): no gpu.js mode works here: gpujs headlessgl: /,
+    )
 })
 
 test('a failing worker is reported, not waited for', () => {
@@ -202,7 +291,7 @@ test('pool: a job no worker has claimed yet is taken back at join (takeBack), a 
   const taken = pool.post(7)
   assert.is(end.state(), BUSY)
   assert.ok(end.claimJob(), 'a posted job is claimed')
-  assert.is(end.state(), RUNNING, 'claimed: join\'s take-back (BUSY → IDLE) cannot withdraw it')
+  assert.is(end.state(), RUNNING, "claimed: join's take-back (BUSY → IDLE) cannot withdraw it")
   end.idle() // the job done
   pool.join(taken, { takeBack: true })
   assert.is(pool.failure, '')
@@ -219,9 +308,12 @@ test('pool: a job no worker has claimed yet is taken back at join (takeBack), a 
 /** Four SGD steps of a 128→128→16 MLP (products above every threshold) under the current backend. */
 function lossCurve(): number[] {
   manualSeed(6)
-  const x = uniform([128, 128]), y = uniform([128, 16])
-  const w1 = uniform([128, 128], 0.1, true), b1 = uniform([128], 0.1, true)
-  const w2 = uniform([16, 128], 0.1, true), b2 = uniform([16], 0.1, true)
+  const x = uniform([128, 128]),
+    y = uniform([128, 16])
+  const w1 = uniform([128, 128], 0.1, true),
+    b1 = uniform([128], 0.1, true)
+  const w2 = uniform([16, 128], 0.1, true),
+    b2 = uniform([16], 0.1, true)
   const params = [w1, b1, w2, b2]
   const losses: number[] = []
   for (let step = 0; step < 4; step++) {
@@ -238,7 +330,11 @@ test('training: the loss curve is the same whichever backend runs matmul (parall
   setBackend('cpu')
   const want = lossCurve()
   assert.ok(want[3] < want[0], `the loss should fall: ${want}`)
-  const runs: [string, () => void][] = [['parallel', () => setBackend('parallel')], ['wasm 1 thread', () => setBackend('wasm', { threads: 1 })], ['wasm', () => setBackend('wasm')]]
+  const runs: [string, () => void][] = [
+    ['parallel', () => setBackend('parallel')],
+    ['wasm 1 thread', () => setBackend('wasm', { threads: 1 })],
+    ['wasm', () => setBackend('wasm')],
+  ]
   for (const mode of gpuPaths.keys()) runs.push([`gpujs ${mode}`, () => setBackend('gpujs', { gpujsMode: mode })])
   for (const [name, use] of runs) {
     if (name === 'parallel' && !parallelReady) continue
@@ -246,7 +342,10 @@ test('training: the loss curve is the same whichever backend runs matmul (parall
     use()
     const got = lossCurve()
     if (name === 'parallel') assert.equal(got, want, 'parallel')
-    else got.forEach((l, i) => assert.ok(Math.abs(l - want[i]) <= 1e-4 * want[i], `${name} step ${i}: ${l} vs cpu ${want[i]}`))
+    else
+      got.forEach((l, i) =>
+        assert.ok(Math.abs(l - want[i]) <= 1e-4 * want[i], `${name} step ${i}: ${l} vs cpu ${want[i]}`),
+      )
   }
   setBackend('cpu')
 })
@@ -262,7 +361,8 @@ test('setBackend/backendInfo: say what runs and why; cpu restores the CPU table;
   assert.is(gpu.gpujsMode, 'webasm')
   assert.is(backendInfo().backend, 'gpujs')
   setBackend('cpu')
-  for (const name of Object.keys(cpu) as (keyof Kernels)[]) assert.ok(K[name] === cpu[name], `K.${name} is back on the CPU table`)
+  for (const name of Object.keys(cpu) as (keyof Kernels)[])
+    assert.ok(K[name] === cpu[name], `K.${name} is back on the CPU table`)
   assert.is(backendInfo().backend, 'cpu')
   // @ts-expect-error: not a backend
   assert.throws(() => setBackend('tpu'), /unknown backend 'tpu': expected 'cpu', 'parallel', 'wasm', 'gpujs', 'auto'/)
@@ -274,27 +374,63 @@ test('auto: times every backend that opens here, installs the fastest (never one
   const timed = info.probes.filter((p) => p.gflops !== undefined)
   const names = timed.map((p) => p.path)
   assert.ok(names.includes('cpu (1 thread)'), names.join(', '))
-  if (parallelReady) assert.ok(names.includes('parallel (2 threads)') || names.some((n) => n.startsWith('parallel (')), names.join(', '))
+  if (parallelReady)
+    assert.ok(names.includes('parallel (2 threads)') || names.some((n) => n.startsWith('parallel (')), names.join(', '))
   if (wasmReady) assert.ok(names.includes('wasm (1 thread)'), names.join(', '))
   for (const p of timed) assert.ok(p.gflops! > 0, `${p.path}: ${p.gflops}`) // p.gflops! : filtered above
   const best = timed.reduce((x, y) => (y.gflops! > x.gflops! ? y : x))
-  const installed = timed.find((p) => p.path === `${info.backend} (${info.threads} thread${info.threads > 1 ? 's' : ''})`)
+  const installed = timed.find(
+    (p) => p.path === `${info.backend} (${info.threads} thread${info.threads > 1 ? 's' : ''})`,
+  )
   assert.ok(installed, `the installed ${info.backend} on ${info.threads} thread(s) was timed: ${names.join(', ')}`)
-  assert.ok(installed!.gflops! >= 0.95 * best.gflops!, `installed ${installed!.path} (${installed!.gflops}), fastest was ${best.path} (${best.gflops})`) // a 5% tie goes to fewer threads
+  assert.ok(
+    installed!.gflops! >= 0.95 * best.gflops!,
+    `installed ${installed!.path} (${installed!.gflops}), fastest was ${best.path} (${best.gflops})`,
+  ) // a 5% tie goes to fewer threads
   const threadsOf = (path: string) => Number(/\((\d+) thread/.exec(path)?.[1])
-  for (const p of timed.filter((p) => p.gflops! >= 0.95 * best.gflops!)) { // among the tied, none has fewer threads
-    assert.ok(threadsOf(p.path) >= info.threads, `${p.path} (${p.gflops}) ties ${best.path} (${best.gflops}) with fewer threads than the installed ${installed!.path}`)
+  for (const p of timed.filter((p) => p.gflops! >= 0.95 * best.gflops!)) {
+    // among the tied, none has fewer threads
+    assert.ok(
+      threadsOf(p.path) >= info.threads,
+      `${p.path} (${p.gflops}) ties ${best.path} (${best.gflops}) with fewer threads than the installed ${installed!.path}`,
+    )
   }
-  assert.match(info.reason, /measured on \(n, n, n\) A·Bᵀ \(n = 256 for the TS kernels, 512 for wasm\), warmed, median of 7 alternating rounds: /)
+  assert.match(
+    info.reason,
+    /measured on \(n, n, n\) A·Bᵀ \(n = 256 for the TS kernels, 512 for wasm\), warmed, median of 7 alternating rounds: /,
+  )
   assert.ok(info.reason.endsWith(`→ ${installed!.path}`) || info.reason.includes(`→ ${installed!.path} (`), info.reason)
   setBackend('cpu')
 })
 
 test('auto: a candidate over 5x slower than one warmed before it gets 3 calls, not 15, and is never chosen', () => {
   let slowCalls = 0
-  const wait = (ms: number) => { for (const t0 = performance.now(); performance.now() - t0 < ms;) { /* a slow backend */ } }
-  const fast = { name: 'fast', note: '', n: 256, threads: 1, run: (a: Float32Array) => { wait(1); return a } }
-  const slow = { name: 'slow', note: '', n: 256, threads: 1, run: (a: Float32Array) => { slowCalls++; wait(20); return a } }
+  const wait = (ms: number) => {
+    for (const t0 = performance.now(); performance.now() - t0 < ms;) {
+      /* a slow backend */
+    }
+  }
+  const fast = {
+    name: 'fast',
+    note: '',
+    n: 256,
+    threads: 1,
+    run: (a: Float32Array) => {
+      wait(1)
+      return a
+    },
+  }
+  const slow = {
+    name: 'slow',
+    note: '',
+    n: 256,
+    threads: 1,
+    run: (a: Float32Array) => {
+      slowCalls++
+      wait(20)
+      return a
+    },
+  }
   const probes: Probe[] = []
   assert.is(fastest([fast, slow], probes), 0)
   assert.is(slowCalls, 3, 'a first call (it may compile), then two that confirm it')
@@ -310,7 +446,8 @@ test('wasm: setBackend says what runs; products past the memory grow it and stay
   assert.match(one.matmul, /WebAssembly SIMD 4×8 kernel .*1 thread/)
   manualSeed(8)
   const [m, k, n] = [1030, 1100, 1050] // 4.4 + 4.6 + 4.3 MB of operands: the memory starts at 128 KiB
-  const a = rnd(m * k), b = rnd(k * n)
+  const a = rnd(m * k),
+    b = rnd(k * n)
   const want = cpu.matmul(a, b, m, k, n, { transB: true })
   assertRelClose(K.matmul(a, b, m, k, n, { transB: true }), want, 'wasm 1 thread, grown memory')
   if (parallelReady) {
@@ -325,12 +462,26 @@ test('wasm: A·Bᵀ with few rows (a linear layer in generation) takes the row k
   if (!wasmReady) return console.log(`  (wasm skipped: ${wasmSupport()})`)
   manualSeed(9)
   for (const threads of [false, true])
-    for (const [batch, m] of [[1, 1], [1, 3], [2, 2], [1, 33], [1, WASM_ROWS_BELOW - 1]])
+    for (const [batch, m] of [
+      [1, 1],
+      [1, 3],
+      [2, 2],
+      [1, 33],
+      [1, WASM_ROWS_BELOW - 1],
+    ])
       for (const k of [4, 32, 132, 1024])
         for (const n of [1, 3, 7, 33, 130]) {
-          const a = rnd(batch * m * k), b = rnd(batch * n * k), bias = rnd(n)
+          const a = rnd(batch * m * k),
+            b = rnd(batch * n * k),
+            bias = rnd(n)
           const want = new Float32Array(batch * m * n)
-          for (let t = 0; t < batch; t++) want.set(matmulRef(a.subarray(t * m * k, (t + 1) * m * k), b.subarray(t * n * k, (t + 1) * n * k), m, k, n, { transB: true }), t * m * n)
+          for (let t = 0; t < batch; t++)
+            want.set(
+              matmulRef(a.subarray(t * m * k, (t + 1) * m * k), b.subarray(t * n * k, (t + 1) * n * k), m, k, n, {
+                transB: true,
+              }),
+              t * m * n,
+            )
           const what = `(${batch},${m},${k},${n})${threads ? ' all threads' : ''}`
           assertRelClose(wasmMatmul(a, b, batch, m, k, n, { transB: true }, threads), want, what)
           for (let i = 0; i < want.length; i++) want[i] += bias[i % n]
@@ -348,7 +499,11 @@ test('wasm: generation with the KV cache (one-row products on the row kernel) gi
   for (const threads of parallelReady ? [1, 2] : [1]) {
     setBackend('wasm', { threads })
     const cached = gpt.generate(prompt, 30, { temperature: 0 }).data
-    assert.equal(cached, gpt.generate(prompt, 30, { temperature: 0, useCache: false }).data, `wasm ${threads} thread(s): cached vs recomputed`)
+    assert.equal(
+      cached,
+      gpt.generate(prompt, 30, { temperature: 0, useCache: false }).data,
+      `wasm ${threads} thread(s): cached vs recomputed`,
+    )
     assert.equal(cached, onCpu, `wasm ${threads} thread(s) vs the CPU table`)
   }
   setBackend('cpu')
@@ -359,7 +514,8 @@ test('a bridge worker that stops mid-run: products fall back to the CPU table an
   if (!path) return console.log(`  (skipped: ${gpuFailures.get('webasm-threads')})`)
   path.close() // retires the worker, as a lost device or a crash would
   manualSeed(7)
-  const a = rnd(33 * 65), b = rnd(65 * 9)
+  const a = rnd(33 * 65),
+    b = rnd(65 * 9)
   assertRelClose(path.run(a, b, 1, 33, 65, 9, {}), matmulRef(a, b, 33, 65, 9), 'after close')
   assert.is(path.failure(), 'closed')
 })
@@ -368,7 +524,8 @@ test('a bridge worker that stops mid-run: products fall back to the CPU table an
 function runNode(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, args, { timeout: 30_000 })
-    let stdout = '', stderr = ''
+    let stdout = '',
+      stderr = ''
     child.stdout.on('data', (chunk) => (stdout += chunk))
     child.stderr.on('data', (chunk) => (stderr += chunk))
     child.on('close', (code) => resolve({ code, stdout, stderr }))
@@ -382,7 +539,10 @@ test('processes using the workers exit by themselves, under `node --import tsx` 
     'const x = tensor(new Float32Array(200 * 200).fill(1), [200, 200])',
     'process.stdout.write(String(matmul(x, x).data[0]))',
   ].join('\n')
-  const runners = [['--import', 'tsx', '--input-type=module', '-e', script], ['node_modules/tsx/dist/cli.mjs', '-e', script]]
+  const runners = [
+    ['--import', 'tsx', '--input-type=module', '-e', script],
+    ['node_modules/tsx/dist/cli.mjs', '-e', script],
+  ]
   const results = await Promise.all(runners.map(runNode))
   results.forEach(({ code, stdout, stderr }, i) => {
     assert.is(code, 0, `${runners[i][0]}: exit ${code} ${stderr}`)

@@ -18,7 +18,12 @@ function envWith(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 
 /** Run an ES module snippet under tsx in a fresh process, from the repository root. */
 function node(code: string, env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
-  const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: root, encoding: 'utf8', env: envWith(env), timeout: 60_000 })
+  const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+    cwd: root,
+    encoding: 'utf8',
+    env: envWith(env),
+    timeout: 60_000,
+  })
   return { status: run.status, stdout: run.stdout, stderr: run.stderr }
 }
 
@@ -33,27 +38,45 @@ test('browser bundle of src/index.ts: no file in src/backends or src/kernels imp
       })
     },
   }
-  const result = await build({ entryPoints: [join(root, 'src/index.ts')], bundle: true, platform: 'browser', format: 'esm', write: false, logLevel: 'silent', metafile: true, plugins: [record] })
+  const result = await build({
+    entryPoints: [join(root, 'src/index.ts')],
+    bundle: true,
+    platform: 'browser',
+    format: 'esm',
+    write: false,
+    logLevel: 'silent',
+    metafile: true,
+    plugins: [record],
+  })
   const bundled = Object.keys(result.metafile.inputs)
-  assert.ok(bundled.some((f) => f.startsWith('src/backends/')), 'the backends are part of the bundle')
+  assert.ok(
+    bundled.some((f) => f.startsWith('src/backends/')),
+    'the backends are part of the bundle',
+  )
   const ours = importers.filter((i) => i.startsWith('src/backends/') || i.startsWith('src/kernels/'))
   assert.equal(ours, [], `backend files reachable from src/index.ts import Node-only modules:\n${ours.join('\n')}`)
-  for (const nodeOnly of ['src/backends/threads/threads-node.ts', 'src/backends/gpujs/gpu-node.ts', 'src/backends/threads/worker-node.ts']) {
+  for (const nodeOnly of [
+    'src/backends/threads/threads-node.ts',
+    'src/backends/gpujs/gpu-node.ts',
+    'src/backends/threads/worker-node.ts',
+  ]) {
     assert.not.ok(bundled.includes(nodeOnly), `${nodeOnly} is reachable from src/index.ts`)
   }
 })
 
 test('importing src/index.ts needs no SharedArrayBuffer, Worker or shared memory: products run, backendInfo says why one thread', () => {
-  const run = node([
-    'delete globalThis.SharedArrayBuffer; delete globalThis.Worker',
-    'const Memory = WebAssembly.Memory', // tsx itself needs WebAssembly: only shared memories are refused
-    "WebAssembly.Memory = function (d) { if (d.shared) throw new Error('a shared memory was made'); return new Memory(d) }",
-    "const t = await import('./src/index.ts')",
-    'const x = t.randn([200, 200])',
-    'const y = t.matmul(x, x)', // past every threshold: auto probes here
-    'const info = t.backendInfo()',
-    'console.log(JSON.stringify({ size: y.size, backend: info.backend, threads: info.parallel.threads, failure: info.parallel.failure }))',
-  ].join('\n'))
+  const run = node(
+    [
+      'delete globalThis.SharedArrayBuffer; delete globalThis.Worker',
+      'const Memory = WebAssembly.Memory', // tsx itself needs WebAssembly: only shared memories are refused
+      "WebAssembly.Memory = function (d) { if (d.shared) throw new Error('a shared memory was made'); return new Memory(d) }",
+      "const t = await import('./src/index.ts')",
+      'const x = t.randn([200, 200])',
+      'const y = t.matmul(x, x)', // past every threshold: auto probes here
+      'const info = t.backendInfo()',
+      'console.log(JSON.stringify({ size: y.size, backend: info.backend, threads: info.parallel.threads, failure: info.parallel.failure }))',
+    ].join('\n'),
+  )
   assert.is(run.status, 0, run.stderr)
   const out = JSON.parse(run.stdout.trim().split('\n').pop() ?? '{}')
   assert.is(out.size, 40000)
@@ -63,13 +86,16 @@ test('importing src/index.ts needs no SharedArrayBuffer, Worker or shared memory
 })
 
 test('TENNY_BACKEND=bogus: import works, the first product throws one clear error, setBackend() recovers', () => {
-  const run = node([
-    "const t = await import('./src/index.ts')",
-    'console.log(t.backendInfo().reason)',
-    'try { t.matmul(t.ones([2, 2]), t.ones([2, 2])); console.log("no error") } catch (err) { console.log(err.message) }',
-    "t.setBackend('cpu')",
-    'console.log(t.matmul(t.ones([2, 2]), t.ones([2, 2])).data.join())',
-  ].join('\n'), { TENNY_BACKEND: 'bogus' })
+  const run = node(
+    [
+      "const t = await import('./src/index.ts')",
+      'console.log(t.backendInfo().reason)',
+      'try { t.matmul(t.ones([2, 2]), t.ones([2, 2])); console.log("no error") } catch (err) { console.log(err.message) }',
+      "t.setBackend('cpu')",
+      'console.log(t.matmul(t.ones([2, 2]), t.ones([2, 2])).data.join())',
+    ].join('\n'),
+    { TENNY_BACKEND: 'bogus' },
+  )
   assert.is(run.status, 0, run.stderr)
   const lines = run.stdout.trim().split('\n')
   assert.match(lines[0], /^TENNY_BACKEND=bogus: not a backend \(expected one of cpu, parallel, wasm, gpujs, auto\)/)
@@ -78,32 +104,43 @@ test('TENNY_BACKEND=bogus: import works, the first product throws one clear erro
 })
 
 test('without WebAssembly SIMD: the wasm backend is refused with the reason, and auto picks among the others', () => {
-  const run = node([
-    'WebAssembly.validate = () => false', // as a runtime without SIMD answers for the probe module
-    "const t = await import('./src/node.ts')",
-    "try { t.setBackend('wasm'); console.log('no error') } catch (err) { console.log(err.message) }",
-    "const info = t.setBackend('auto')",
-    'console.log(info.backend, info.wasm)',
-  ].join('\n'))
+  const run = node(
+    [
+      'WebAssembly.validate = () => false', // as a runtime without SIMD answers for the probe module
+      "const t = await import('./src/node.ts')",
+      "try { t.setBackend('wasm'); console.log('no error') } catch (err) { console.log(err.message) }",
+      "const info = t.setBackend('auto')",
+      'console.log(info.backend, info.wasm)',
+    ].join('\n'),
+  )
   assert.is(run.status, 0, run.stderr)
   const lines = run.stdout.trim().split('\n')
-  assert.is(lines[0], "setBackend('wasm'): WebAssembly SIMD is not supported here (a 128-bit SIMD module fails validation)")
+  assert.is(
+    lines[0],
+    "setBackend('wasm'): WebAssembly SIMD is not supported here (a 128-bit SIMD module fails validation)",
+  )
   assert.match(lines[1], /^(cpu|parallel) WebAssembly SIMD is not supported here/)
 })
 
 test('TENNY_BACKEND=bogus: the example still prints its --help', () => {
-  const run = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'examples/lora-finetune.ts'), '--help'], { cwd: root, encoding: 'utf8', env: envWith({ TENNY_BACKEND: 'bogus' }) })
+  const run = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'examples/lora-finetune.ts'), '--help'], {
+    cwd: root,
+    encoding: 'utf8',
+    env: envWith({ TENNY_BACKEND: 'bogus' }),
+  })
   assert.is(run.status, 0, run.stderr)
   assert.match(run.stdout, /--help/)
   assert.is(run.stderr.trim(), '')
 })
 
 test('Node entry: backendInfo() names worker_threads as ready once parallel starts, and a process using them exits', () => {
-  const run = node([
-    "const t = await import('./src/node.ts')",
-    "const info = t.setBackend('parallel')",
-    'console.log(JSON.stringify(info.parallel))',
-  ].join('\n'))
+  const run = node(
+    [
+      "const t = await import('./src/node.ts')",
+      "const info = t.setBackend('parallel')",
+      'console.log(JSON.stringify(info.parallel))',
+    ].join('\n'),
+  )
   assert.is(run.status, 0, run.stderr)
   const parallel = JSON.parse(run.stdout.trim())
   if (parallel.failure) return console.log(`  (parallel unavailable here: ${parallel.failure})`)

@@ -25,9 +25,17 @@ test('causalAttention: two positions, values checkable by hand', () => {
 
 test('attentionCausal kernel: the 4-row blocked loops equal the reference on awkward sizes and cache offsets', () => {
   manualSeed(7)
-  for (const [B, Tq, Tk, kvRows, H, hs] of [[1, 1, 1, 1, 1, 1], [2, 5, 5, 5, 3, 2], [1, 7, 7, 9, 2, 3], [2, 3, 10, 12, 1, 5], [1, 1, 6, 8, 2, 4]]) {
+  for (const [B, Tq, Tk, kvRows, H, hs] of [
+    [1, 1, 1, 1, 1, 1],
+    [2, 5, 5, 5, 3, 2],
+    [1, 7, 7, 9, 2, 3],
+    [2, 3, 10, 12, 1, 5],
+    [1, 1, 6, 8, 2, 4],
+  ]) {
     const C = H * hs
-    const q = uniform([B * Tq * C]).data, k = uniform([B * kvRows * C]).data, v = uniform([B * kvRows * C]).data
+    const q = uniform([B * Tq * C]).data,
+      k = uniform([B * kvRows * C]).data,
+      v = uniform([B * kvRows * C]).data
     const fast = attentionCausal(q, k, v, B, Tq, Tk, kvRows, H, hs, 0.5)
     const ref = attentionCausalRef(q, k, v, B, Tq, Tk, kvRows, H, hs, 0.5)
     const what = `B ${B} Tq ${Tq} Tk ${Tk} rows ${kvRows} H ${H} hs ${hs}`
@@ -39,7 +47,9 @@ test('attentionCausal kernel: the 4-row blocked loops equal the reference on awk
 test('causalAttention: forward and gradients equal the composite (split heads, masked softmax, merge)', () => {
   manualSeed(1)
   const [B, T, C] = [2, 5, 6]
-  const q = uniform([B, T, C], 1, true), k = uniform([B, T, C], 1, true), v = uniform([B, T, C], 1, true)
+  const q = uniform([B, T, C], 1, true),
+    k = uniform([B, T, C], 1, true),
+    v = uniform([B, T, C], 1, true)
   const probe = uniform([B, T, C])
   const grads = (f: () => Tensor) => {
     for (const t of [q, k, v]) t.grad = null
@@ -49,19 +59,24 @@ test('causalAttention: forward and gradients equal the composite (split heads, m
   }
   const fused = grads(() => causalAttention(q, k, v, 3))
   const ref = grads(() => attentionComposite(q, k, v, 3))
-  for (const key of ['y', 'dq', 'dk', 'dv'] as const) assertClose(fused[key], ref[key], { atol: 1e-6, rtol: 1e-5, what: key })
+  for (const key of ['y', 'dq', 'dk', 'dv'] as const)
+    assertClose(fused[key], ref[key], { atol: 1e-6, rtol: 1e-5, what: key })
 })
 
 test('causalAttention: gradients of q, k and v match finite differences', () => {
   manualSeed(2)
-  const q = uniform([2, 4, 4], 1, true), k = uniform([2, 4, 4], 1, true), v = uniform([2, 4, 4], 1, true)
+  const q = uniform([2, 4, 4], 1, true),
+    k = uniform([2, 4, 4], 1, true),
+    v = uniform([2, 4, 4], 1, true)
   gradcheck(() => causalAttention(q, k, v, 2), [q, k, v])
 })
 
 test('causalAttention: with a cache offset, queries see every earlier key (gradcheck and composite)', () => {
   manualSeed(3)
   // 2 new queries after 3 cached positions, in a buffer of 6 rows of which 5 are used
-  const q = uniform([1, 2, 4], 1, true), k = uniform([1, 6, 4], 1, true), v = uniform([1, 6, 4], 1, true)
+  const q = uniform([1, 2, 4], 1, true),
+    k = uniform([1, 6, 4], 1, true),
+    v = uniform([1, 6, 4], 1, true)
   gradcheck(() => causalAttention(q, k, v, 2, 5), [q, k, v])
   const qFull = uniform([1, 5, 4])
   qFull.data.set(q.data, 3 * 4)
@@ -92,7 +107,19 @@ test('CausalSelfAttention: gradients of the input and all four projections match
   const attn = new CausalSelfAttention({ nEmbd: 4, nHead: 2 })
   const x = uniform([2, 3, 4], 1, true)
   gradcheck(() => attn.forward(x), [x, ...attn.parameters()])
-  assert.equal(Array.from(attn.namedParameters(), ([n]) => n), ['qProj.weight', 'qProj.bias', 'kProj.weight', 'kProj.bias', 'vProj.weight', 'vProj.bias', 'outProj.weight', 'outProj.bias'])
+  assert.equal(
+    Array.from(attn.namedParameters(), ([n]) => n),
+    [
+      'qProj.weight',
+      'qProj.bias',
+      'kProj.weight',
+      'kProj.bias',
+      'vProj.weight',
+      'vProj.bias',
+      'outProj.weight',
+      'outProj.bias',
+    ],
+  )
   assert.ok(attn.qProj instanceof Linear)
 })
 
@@ -107,7 +134,10 @@ test('CausalSelfAttention: feeding positions one at a time through a KV cache eq
     const rest = [3, 4].map((t) => attn.forward(slice(x, 1, t, t + 1), cache))
     for (let b = 0; b < 2; b++) {
       assertClose(first.data.subarray(b * 24, b * 24 + 24), full.data.subarray(b * 40, b * 40 + 24), { atol: 1e-6 })
-      for (const [n, r] of rest.entries()) assertClose(r.data.subarray(b * 8, b * 8 + 8), full.data.subarray(b * 40 + (3 + n) * 8, b * 40 + (4 + n) * 8), { atol: 1e-6 })
+      for (const [n, r] of rest.entries())
+        assertClose(r.data.subarray(b * 8, b * 8 + 8), full.data.subarray(b * 40 + (3 + n) * 8, b * 40 + (4 + n) * 8), {
+          atol: 1e-6,
+        })
     }
     assert.is(cache.length, 5)
   })

@@ -11,7 +11,15 @@ import { Linear } from '../nn/linear'
 import { QuantizedLinear, quantize } from '../nn/quantized'
 import { LoRALinear } from '../nn/lora'
 import { DoRALinear } from '../nn/dora'
-import { applyLoRA, loraLayers, setAdapters, disableAdapters, printTrainable, mergeLoRA, addAdapter } from '../nn/lora-model'
+import {
+  applyLoRA,
+  loraLayers,
+  setAdapters,
+  disableAdapters,
+  printTrainable,
+  mergeLoRA,
+  addAdapter,
+} from '../nn/lora-model'
 import { saveAdapters, loadAdapters, exportPEFT, importPEFT, exportMLX, importMLX } from '../nn/files/adapters-node'
 import { AdamW } from '../nn/optim'
 import { add, sub, mul, div, sqrt, sum, linear, matmul, reshape, mseLoss } from '../ops'
@@ -41,7 +49,10 @@ test('DoRA: m starts at the row norms of W, so the layer starts as its base (flo
   assert.equal(dora.trainableParameters(), [dora.loraA, dora.loraB, dora.magnitude])
   const q = QuantizedLinear.fromLinear(new Linear(32, 8), { mode: 'affine', bits: 4, groupSize: 16 })
   const x2 = uniform([3, 32])
-  assertClose(DoRALinear.fromLinear(q, { rank: 2 }).forward(x2).data, q.forward(x2).data, { atol: 1e-6, what: 'quantized base' })
+  assertClose(DoRALinear.fromLinear(q, { rank: 2 }).forward(x2).data, q.forward(x2).data, {
+    atol: 1e-6,
+    what: 'quantized base',
+  })
 })
 
 test('DoRA: y = (m / ‖W + s·B·A‖_row) ⊙ (x·Wᵀ + s·x·Aᵀ·Bᵀ) + b, values and gradients against the composite with the norm a constant', () => {
@@ -49,15 +60,30 @@ test('DoRA: y = (m / ‖W + s·B·A‖_row) ⊙ (x·Wᵀ + s·x·Aᵀ·Bᵀ) + b
   const base = new Linear(10, 6)
   const dora = trained(base)
   const x = uniform([4, 10], 1, true)
-  const W = base.weight, s = dora.scale
+  const W = base.weight,
+    s = dora.scale
   // the norm, computed once from the current A and B and then held fixed: what DoRA's section 4.3 detaches
   const norm = noGrad(() => rowNorms(add(W, mul(matmul(dora.loraB, dora.loraA), s))))
-  const composite = () => add(mul(add(linear(x, W), mul(linear(linear(x, dora.loraA), dora.loraB), s)), div(dora.magnitude, norm)), base.bias!)
-  matchesComposite(() => dora.forward(x), composite, [x, dora.loraA, dora.loraB, dora.magnitude], { atol: 1e-5, rtol: 1e-4 })
+  const composite = () =>
+    add(
+      mul(add(linear(x, W), mul(linear(linear(x, dora.loraA), dora.loraB), s)), div(dora.magnitude, norm)),
+      base.bias!,
+    )
+  matchesComposite(() => dora.forward(x), composite, [x, dora.loraA, dora.loraB, dora.magnitude], {
+    atol: 1e-5,
+    rtol: 1e-4,
+  })
   gradcheck(() => dora.forward(x), [x, dora.magnitude]) // the norm depends on neither: exact gradients
   gradcheck(composite, [dora.loraA, dora.loraB]) // A and B: the composite the layer matched above
   // and the norm really is held constant: differentiating through it gives another gradient for A
-  const through = () => add(mul(add(linear(x, W), mul(linear(linear(x, dora.loraA), dora.loraB), s)), div(dora.magnitude, rowNorms(add(W, mul(matmul(dora.loraB, dora.loraA), s))))), base.bias!)
+  const through = () =>
+    add(
+      mul(
+        add(linear(x, W), mul(linear(linear(x, dora.loraA), dora.loraB), s)),
+        div(dora.magnitude, rowNorms(add(W, mul(matmul(dora.loraB, dora.loraA), s)))),
+      ),
+      base.bias!,
+    )
   const probe = uniform([4, 6])
   dora.loraA.grad = null
   dora.forward(x).backward(probe.data)
@@ -73,7 +99,8 @@ test('DoRA: merge equals forward, unmerge restores W, fuse requantizes; strength
   const base = new Linear(16, 8)
   const dora = trained(base)
   const x = uniform([5, 16])
-  const y = dora.forward(x), y0 = base.forward(x)
+  const y = dora.forward(x),
+    y0 = base.forward(x)
   const merged = dora.merge()
   assertClose(merged.forward(x).data, y.data, { atol: 1e-5, rtol: 0, what: 'merged' })
   assertClose(dora.unmerge(merged).weight.data, base.weight.data, { atol: 1e-6, rtol: 0, what: 'unmerged' })
@@ -88,13 +115,14 @@ test('DoRA: merge equals forward, unmerge restores W, fuse requantizes; strength
   assert.instance(fused.layer, QuantizedLinear)
   assert.ok(fused.report!.retained > 0.9, JSON.stringify(fused.report))
   const x2 = uniform([3, 32])
-  assertClose(fused.layer.forward(x2).data, qdora.forward(x2).data, { atol: 0.02, what: 'Q(W\') against DoRA on Q(W)' })
+  assertClose(fused.layer.forward(x2).data, qdora.forward(x2).data, { atol: 0.02, what: "Q(W') against DoRA on Q(W)" })
 })
 
 test('applyLoRA({ useDora: true }) trains: the loss falls, only A, B and m change, printTrainable says DoRA, mergeLoRA folds it', () => {
   manualSeed(4)
   const m = new Toy()
-  const x = uniform([32, 16]), target = uniform([32, 4])
+  const x = uniform([32, 16]),
+    target = uniform([32, 4])
   const frozen = m.blocks[0].fc!.weight.data.slice()
   const { paths, trainable } = applyLoRA(m, { useDora: true, rank: 2, targets: ['qProj', 'vProj'] })
   assert.is(paths.length, 6)
@@ -118,63 +146,71 @@ test('applyLoRA({ useDora: true }) trains: the loss falls, only A, B and m chang
   assertClose(m.forward(x).data, before.data, { atol: 1e-5 })
 })
 
-test('DoRA round-trips through Tenny, PEFT and MLX files (float and quantized base), with the magnitude under each layout\'s key', () => withDir((dir) => {
-  manualSeed(5)
-  const adapted = new Toy({ d: 8, n: 2, fc: false, head: false })
-  const baseState = adapted.stateDict()
-  const fresh = () => {
-    const model = new Toy({ d: 8, n: 2, fc: false, head: false })
-    model.loadStateDict(baseState)
-    return model
-  }
-  applyLoRA(adapted, { useDora: true, rank: 2, alpha: 4 })
-  for (const [, l] of loraLayers(adapted)) {
-    l.loraB.data.set(normal(l.loraB.shape, 0.3).data)
-    const m = (l as DoRALinear).magnitude
-    for (let i = 0; i < m.size; i++) m.data[i] *= 1.1
-  }
-  const x = uniform([3, 8]), want = adapted.forward(x)
-  const file = join(dir, 'adapters.safetensors')
-  const config = saveAdapters(file, adapted)
-  assert.is(config.useDora, true)
-  assert.equal(loadSafetensors(file).tensors['blocks.0.qProj.magnitude'].shape, [8])
-  const tenny = fresh()
-  loadAdapters(tenny, file)
-  assert.equal(bits(tenny.forward(x)), bits(want))
-  assert.ok(loraLayers(tenny).every(([, l]) => l instanceof DoRALinear))
+test("DoRA round-trips through Tenny, PEFT and MLX files (float and quantized base), with the magnitude under each layout's key", () =>
+  withDir((dir) => {
+    manualSeed(5)
+    const adapted = new Toy({ d: 8, n: 2, fc: false, head: false })
+    const baseState = adapted.stateDict()
+    const fresh = () => {
+      const model = new Toy({ d: 8, n: 2, fc: false, head: false })
+      model.loadStateDict(baseState)
+      return model
+    }
+    applyLoRA(adapted, { useDora: true, rank: 2, alpha: 4 })
+    for (const [, l] of loraLayers(adapted)) {
+      l.loraB.data.set(normal(l.loraB.shape, 0.3).data)
+      const m = (l as DoRALinear).magnitude
+      for (let i = 0; i < m.size; i++) m.data[i] *= 1.1
+    }
+    const x = uniform([3, 8]),
+      want = adapted.forward(x)
+    const file = join(dir, 'adapters.safetensors')
+    const config = saveAdapters(file, adapted)
+    assert.is(config.useDora, true)
+    assert.equal(loadSafetensors(file).tensors['blocks.0.qProj.magnitude'].shape, [8])
+    const tenny = fresh()
+    loadAdapters(tenny, file)
+    assert.equal(bits(tenny.forward(x)), bits(want))
+    assert.ok(loraLayers(tenny).every(([, l]) => l instanceof DoRALinear))
 
-  exportPEFT(join(dir, 'peft'), adapted)
-  const peftCfg = JSON.parse(readFileSync(join(dir, 'peft', 'adapter_config.json'), 'utf8'))
-  assert.is(peftCfg.use_dora, true)
-  const peftKeys = Object.keys(loadSafetensors(join(dir, 'peft', 'adapter_model.safetensors')).tensors)
-  assert.ok(peftKeys.includes('base_model.model.blocks.1.vProj.lora_magnitude_vector'), peftKeys.join(', '))
-  const peft = fresh()
-  importPEFT(peft, join(dir, 'peft'))
-  assert.equal(bits(peft.forward(x)), bits(want))
+    exportPEFT(join(dir, 'peft'), adapted)
+    const peftCfg = JSON.parse(readFileSync(join(dir, 'peft', 'adapter_config.json'), 'utf8'))
+    assert.is(peftCfg.use_dora, true)
+    const peftKeys = Object.keys(loadSafetensors(join(dir, 'peft', 'adapter_model.safetensors')).tensors)
+    assert.ok(peftKeys.includes('base_model.model.blocks.1.vProj.lora_magnitude_vector'), peftKeys.join(', '))
+    const peft = fresh()
+    importPEFT(peft, join(dir, 'peft'))
+    assert.equal(bits(peft.forward(x)), bits(want))
 
-  for (const name of ['adapters.safetensors', 'adapters.npz']) {
-    mkdirSync(join(dir, 'mlx'), { recursive: true })
-    const mlxFile = join(dir, 'mlx', name)
-    exportMLX(mlxFile, adapted)
-    assert.is(JSON.parse(readFileSync(join(dir, 'mlx', 'adapter_config.json'), 'utf8')).fine_tune_type, 'dora')
-    if (name.endsWith('.safetensors')) assert.equal(loadSafetensors(mlxFile).tensors['blocks.0.vProj.m'].shape, [8])
-    const mlx = fresh()
-    importMLX(mlx, mlxFile)
-    assertClose(mlx.forward(x).data, want.data, { atol: 1e-6, what: name })
-  }
+    for (const name of ['adapters.safetensors', 'adapters.npz']) {
+      mkdirSync(join(dir, 'mlx'), { recursive: true })
+      const mlxFile = join(dir, 'mlx', name)
+      exportMLX(mlxFile, adapted)
+      assert.is(JSON.parse(readFileSync(join(dir, 'mlx', 'adapter_config.json'), 'utf8')).fine_tune_type, 'dora')
+      if (name.endsWith('.safetensors')) assert.equal(loadSafetensors(mlxFile).tensors['blocks.0.vProj.m'].shape, [8])
+      const mlx = fresh()
+      importMLX(mlx, mlxFile)
+      assertClose(mlx.forward(x).data, want.data, { atol: 1e-6, what: name })
+    }
 
-  const q = fresh()
-  quantize(q, { mode: 'int8' })
-  loadAdapters(q, file)
-  assertClose(q.forward(x).data, want.data, { atol: 0.05, what: 'DoRA on an int8 base' })
-}))
+    const q = fresh()
+    quantize(q, { mode: 'int8' })
+    loadAdapters(q, file)
+    assertClose(q.forward(x).data, want.data, { atol: 0.05, what: 'DoRA on an int8 base' })
+  }))
 
 test('DoRA errors: on top of another adapter, combined with PiSSA', () => {
   manualSeed(6)
   const lora = LoRALinear.fromLinear(new Linear(8, 4), { rank: 2 })
-  assert.throws(() => DoRALinear.fromLinear(lora, { rank: 2 }), /DoRALinear: base must be a Linear or QuantizedLinear \(DoRA rescales W's rows, so it goes first on a layer\), got LoRALinear/)
+  assert.throws(
+    () => DoRALinear.fromLinear(lora, { rank: 2 }),
+    /DoRALinear: base must be a Linear or QuantizedLinear \(DoRA rescales W's rows, so it goes first on a layer\), got LoRALinear/,
+  )
   assert.throws(() => addAdapter(lora, 'd', { useDora: true }), /DoRALinear: base must be a Linear or QuantizedLinear/)
-  assert.throws(() => applyLoRA(new Toy(), { useDora: true, init: 'pissa' }), /useDora and init 'pissa' cannot be combined/)
+  assert.throws(
+    () => applyLoRA(new Toy(), { useDora: true, init: 'pissa' }),
+    /useDora and init 'pissa' cannot be combined/,
+  )
 })
 
 test.run()

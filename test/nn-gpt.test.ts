@@ -20,7 +20,16 @@ test('GPT: parameter names follow the module tree, and init is GPT-2 style', () 
   manualSeed(1)
   const gpt = new GPT(config)
   const names = Array.from(gpt.namedParameters(), ([n]) => n)
-  assert.equal(names.slice(0, 8), ['wte.weight', 'wpe.weight', 'blocks.0.ln1.weight', 'blocks.0.ln1.bias', 'blocks.0.attn.qProj.weight', 'blocks.0.attn.qProj.bias', 'blocks.0.attn.kProj.weight', 'blocks.0.attn.kProj.bias'])
+  assert.equal(names.slice(0, 8), [
+    'wte.weight',
+    'wpe.weight',
+    'blocks.0.ln1.weight',
+    'blocks.0.ln1.bias',
+    'blocks.0.attn.qProj.weight',
+    'blocks.0.attn.qProj.bias',
+    'blocks.0.attn.kProj.weight',
+    'blocks.0.attn.kProj.bias',
+  ])
   assert.ok(names.includes('blocks.1.mlp.fc.weight') && names.includes('blocks.1.mlp.proj.bias'))
   assert.equal(names.slice(-3), ['lnF.weight', 'lnF.bias', 'lmHead.weight'])
   const std = (t: Tensor) => Math.sqrt(t.data.reduce((s, v) => s + v * v, 0) / t.size)
@@ -61,7 +70,10 @@ test('GPT.generate: with the cache each new token runs one position through the 
   const gpt = new GPT(config) // blockSize 8
   const lengths: number[] = []
   const hidden = gpt.hidden.bind(gpt)
-  gpt.hidden = (idx, caches) => { lengths.push(idx.shape[1]); return hidden(idx, caches) }
+  gpt.hidden = (idx, caches) => {
+    lengths.push(idx.shape[1])
+    return hidden(idx, caches)
+  }
   gpt.generate(randint(0, 11, [2, 3]), 9, { temperature: 0 }) // positions 3..11
   // the prompt, then one position per token until the cache holds 8; past that, every position of the cropped
   // window has moved (learned absolute positions), so each step recomputes all 8
@@ -88,15 +100,24 @@ test('GPT.generate: runs without dropout and restores training mode; maxNewToken
 })
 
 test('sampling refuses NaN and +Infinity logits (an overflowed model answered token 0, a newline, and exited 0); -Infinity masks a token', () => {
-  assert.throws(() => sampleNext(Float32Array.from([0, 1, 2, 3, NaN, 5]), 2, 3, { temperature: 0 }), /sample: row 1 of the logits holds NaN at token 1 \(the model's output overflowed or is NaN\)/)
-  assert.throws(() => sampleNext(Float32Array.from([0, Infinity, 2]), 1, 3), /sample: row 0 of the logits holds Infinity at token 1/)
+  assert.throws(
+    () => sampleNext(Float32Array.from([0, 1, 2, 3, NaN, 5]), 2, 3, { temperature: 0 }),
+    /sample: row 1 of the logits holds NaN at token 1 \(the model's output overflowed or is NaN\)/,
+  )
+  assert.throws(
+    () => sampleNext(Float32Array.from([0, Infinity, 2]), 1, 3),
+    /sample: row 0 of the logits holds Infinity at token 1/,
+  )
   assert.equal(Array.from(sampleNext(Float32Array.from([5, -Infinity, 2]), 1, 3, { temperature: 0 })), [0])
   assert.equal(Array.from(sampleNext(Float32Array.from([-Infinity, 1, -Infinity]), 1, 3, { temperature: 1 })), [1])
   manualSeed(13)
   const gpt = new GPT(config)
   applyLoRA(gpt, { rank: 2 })
   for (const p of gpt.trainableParameters()) p.data.fill(1e30) // a strength or scale that overflows float32
-  assert.throws(() => gpt.generate(randint(0, 11, [1, 3]), 4, { temperature: 0 }), /sample: row 0 of the logits holds NaN/)
+  assert.throws(
+    () => gpt.generate(randint(0, 11, [1, 3]), 4, { temperature: 0 }),
+    /sample: row 0 of the logits holds NaN/,
+  )
 })
 
 test('GPT.generate: the KV cache gives the same tokens as recomputing the full context, greedy and sampled, past blockSize', () => {
@@ -118,7 +139,8 @@ test('GPT.generate: the KV cache gives the same tokens as recomputing the full c
 test('GPT: overfits one small batch', () => {
   manualSeed(5)
   const gpt = new GPT(config)
-  const idx = randint(0, 11, [2, 8]), targets = randint(0, 11, [2, 8])
+  const idx = randint(0, 11, [2, 8]),
+    targets = randint(0, 11, [2, 8])
   const opt = new AdamW(gpt.parameters(), { lr: 1e-2, weightDecay: 0 })
   let loss = 0
   for (let i = 0; i < 60; i++) {
@@ -195,8 +217,11 @@ test('loadCheckpoint: missing config, bad config, missing / unexpected / mis-sha
 test('saveCheckpoint / loadCheckpoint: a quantized GPT (each mode, all or some layers) round-trips; logits and generation are bitwise equal', () => {
   withDir((dir) => {
     const modes: [QuantizeOptions, ((path: string) => boolean)?][] = [
-      [{ mode: 'affine', bits: 4, groupSize: 16 }], [{ mode: 'affine', bits: 8, groupSize: 16 }, (p) => p.includes('attn')],
-      [{ mode: 'affine', bits: 2, groupSize: 16 }], [{ mode: 'int8' }], [{ mode: 'nf4', groupSize: 16 }, (p) => !p.startsWith('lmHead')],
+      [{ mode: 'affine', bits: 4, groupSize: 16 }],
+      [{ mode: 'affine', bits: 8, groupSize: 16 }, (p) => p.includes('attn')],
+      [{ mode: 'affine', bits: 2, groupSize: 16 }],
+      [{ mode: 'int8' }],
+      [{ mode: 'nf4', groupSize: 16 }, (p) => !p.startsWith('lmHead')],
     ]
     for (const [opts, filter] of modes) {
       manualSeed(12)
@@ -210,8 +235,10 @@ test('saveCheckpoint / loadCheckpoint: a quantized GPT (each mode, all or some l
       const first = gpt.getModule(paths[0]) as QuantizedLinear
       assert.equal(saved[paths[0]], { mode: first.mode, bits: first.bits, groupSize: first.groupSize })
       const back = loadCheckpoint(path)
-      for (const [name, m] of gpt.namedModules()) if (name) assert.is(back.getModule(name).constructor, m.constructor, name)
-      const idx = randint(0, 11, [2, 8]), label = JSON.stringify(opts)
+      for (const [name, m] of gpt.namedModules())
+        if (name) assert.is(back.getModule(name).constructor, m.constructor, name)
+      const idx = randint(0, 11, [2, 8]),
+        label = JSON.stringify(opts)
       assert.equal(back.forward(idx).data, gpt.forward(idx).data, label)
       assert.equal(back.generate(idx, 4, { temperature: 0 }).data, gpt.generate(idx, 4, { temperature: 0 }).data, label)
     }
@@ -224,26 +251,49 @@ test('saveCheckpoint / loadCheckpoint of quantized models: a LoRA model is refus
     const at = (name: string) => join(dir, name)
     const lora = new GPT(config)
     applyLoRA(lora, { rank: 2 })
-    assert.throws(() => saveCheckpoint(at('lora'), lora), /checkpointToBytes: 'blocks.0.attn.qProj' is a LoRALinear, which a checkpoint cannot rebuild; merge LoRA layers first \(mergeLoRA\)/)
+    assert.throws(
+      () => saveCheckpoint(at('lora'), lora),
+      /checkpointToBytes: 'blocks.0.attn.qProj' is a LoRALinear, which a checkpoint cannot rebuild; merge LoRA layers first \(mergeLoRA\)/,
+    )
     const gpt = new GPT(config)
     quantize(gpt, { mode: 'affine', bits: 4, groupSize: 16 })
     const tensors = { ...gpt.stateDict(), ...buffers(gpt) }
     const q4 = { mode: 'affine', bits: 4, groupSize: 16 }
     const meta = (quantized: unknown) => ({ config: JSON.stringify(config), quantized: JSON.stringify(quantized) })
-    const all = Object.fromEntries(Array.from(gpt.namedModules()).filter(([, m]) => m instanceof QuantizedLinear).map(([p]) => [p, q4]))
+    const all = Object.fromEntries(
+      Array.from(gpt.namedModules())
+        .filter(([, m]) => m instanceof QuantizedLinear)
+        .map(([p]) => [p, q4]),
+    )
     saveSafetensors(at('plain'), tensors, { config: JSON.stringify(config) })
     assert.throws(() => loadCheckpoint(at('plain')), /plain: missing tensor\(s\) blocks.0.attn.qProj.weight/) // codes without the metadata saying which layers are quantized
     saveSafetensors(at('notlinear'), tensors, meta({ ...all, lnF: q4 }))
-    assert.throws(() => loadCheckpoint(at('notlinear')), /notlinear: the metadata 'quantized' names 'lnF', which is not a Linear layer of this config/)
-    saveSafetensors(at('mode'), tensors, meta({ ...all, 'blocks.0.attn.qProj': { mode: 'fp8', bits: 8, groupSize: 16 } }))
-    assert.throws(() => loadCheckpoint(at('mode')), /the metadata 'quantized': 'blocks.0.attn.qProj' must be \{ mode: 'affine' \| 'int8' \| 'nf4', bits, groupSize \}, got \{"mode":"fp8"/)
+    assert.throws(
+      () => loadCheckpoint(at('notlinear')),
+      /notlinear: the metadata 'quantized' names 'lnF', which is not a Linear layer of this config/,
+    )
+    saveSafetensors(
+      at('mode'),
+      tensors,
+      meta({ ...all, 'blocks.0.attn.qProj': { mode: 'fp8', bits: 8, groupSize: 16 } }),
+    )
+    assert.throws(
+      () => loadCheckpoint(at('mode')),
+      /the metadata 'quantized': 'blocks.0.attn.qProj' must be \{ mode: 'affine' \| 'int8' \| 'nf4', bits, groupSize \}, got \{"mode":"fp8"/,
+    )
     saveSafetensors(at('group'), tensors, meta({ ...all, 'blocks.0.attn.qProj': { ...q4, groupSize: 12 } }))
-    assert.throws(() => loadCheckpoint(at('group')), /'blocks.0.attn.qProj': quantize: groupSize must be a positive multiple of 8 for affine 4-bit, got 12/)
+    assert.throws(
+      () => loadCheckpoint(at('group')),
+      /'blocks.0.attn.qProj': quantize: groupSize must be a positive multiple of 8 for affine 4-bit, got 12/,
+    )
     const { 'blocks.1.mlp.fc.scales': _, ...noScales } = tensors
     saveSafetensors(at('noscales'), noScales, meta(all))
     assert.throws(() => loadCheckpoint(at('noscales')), /noscales: missing tensor\(s\) blocks.1.mlp.fc.scales/)
     saveSafetensors(at('bits'), tensors, meta({ ...all, 'blocks.0.attn.qProj': { ...q4, bits: 8 } }))
-    assert.throws(() => loadCheckpoint(at('bits')), /bits: blocks.0.attn.qProj.codes is U32 \(16,2\) in the file but U32 \(16,4\) in the model/)
+    assert.throws(
+      () => loadCheckpoint(at('bits')),
+      /bits: blocks.0.attn.qProj.codes is U32 \(16,2\) in the file but U32 \(16,4\) in the model/,
+    )
     saveCheckpoint(at('good'), gpt)
     assert.equal(loadCheckpoint(at('good')).forward(randint(0, 11, [1, 4])).shape, [1, 4, 11])
   })
@@ -277,7 +327,10 @@ test('resuming from a checkpoint (model + AdamW state + RNG) equals uninterrupte
     for (const [name, t] of Object.entries(a.stateDict())) assert.equal(b.stateDict()[name].data, t.data, name)
     a.eval()
     b.eval()
-    assert.equal(noGrad(() => b.generate(new Tensor(new Float32Array([1]), [1, 1]), 4, { seed: 1 }).data), noGrad(() => a.generate(new Tensor(new Float32Array([1]), [1, 1]), 4, { seed: 1 }).data))
+    assert.equal(
+      noGrad(() => b.generate(new Tensor(new Float32Array([1]), [1, 1]), 4, { seed: 1 }).data),
+      noGrad(() => a.generate(new Tensor(new Float32Array([1]), [1, 1]), 4, { seed: 1 }).data),
+    )
   })
 })
 

@@ -16,7 +16,7 @@ test('Linear: gradients of input, weight and bias match finite differences', () 
   gradcheck(() => lin.forward(x), [x, lin.weight, lin.bias!])
 })
 
-test('Linear(0, n): no inputs, so its bias starts at 0 (PyTorch\'s bound for fan_in 0), not NaN from U(±1/√0)', () => {
+test("Linear(0, n): no inputs, so its bias starts at 0 (PyTorch's bound for fan_in 0), not NaN from U(±1/√0)", () => {
   const layer = new Linear(0, 3)
   assert.equal(Array.from(layer.bias!.data), [0, 0, 0])
   assert.equal(Array.from(layer.forward(zeros([2, 0])).data), [0, 0, 0, 0, 0, 0])
@@ -24,8 +24,14 @@ test('Linear(0, n): no inputs, so its bias starts at 0 (PyTorch\'s bound for fan
 
 test('LayerNorm: normalises each row to mean 0, variance 1, then applies weight and bias', () => {
   const ln = new LayerNorm(4)
-  const y = ln.forward(tensor([[1, 2, 3, 4], [2, 2, 2, 6]]))
-  const s = 1 / Math.sqrt(1.25 + 1e-5), s2 = 1 / Math.sqrt(3 + 1e-5)
+  const y = ln.forward(
+    tensor([
+      [1, 2, 3, 4],
+      [2, 2, 2, 6],
+    ]),
+  )
+  const s = 1 / Math.sqrt(1.25 + 1e-5),
+    s2 = 1 / Math.sqrt(3 + 1e-5)
   assertClose(y.data, [-1.5 * s, -0.5 * s, 0.5 * s, 1.5 * s, -s2, -s2, -s2, 3 * s2], { atol: 1e-6 })
   ln.weight.data.set([2, 2, 2, 2])
   ln.bias.data.set([1, 1, 1, 1])

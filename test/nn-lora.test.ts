@@ -8,7 +8,19 @@ import { GPT } from '../nn/gpt'
 import { AdamW } from '../nn/optim'
 import { QuantizedLinear, quantize } from '../nn/quantized'
 import { LoRALinear, type LoRAInit } from '../nn/lora'
-import { applyLoRA, printTrainable, mergeLoRA, setAdapters, setAdapter, disableAdapters, loraLayers, addAdapter, getAdapter, adapterNames, activeAdapter } from '../nn/lora-model'
+import {
+  applyLoRA,
+  printTrainable,
+  mergeLoRA,
+  setAdapters,
+  setAdapter,
+  disableAdapters,
+  loraLayers,
+  addAdapter,
+  getAdapter,
+  adapterNames,
+  activeAdapter,
+} from '../nn/lora-model'
 import { add, mul, sum, sub, tanh, matmul, mseLoss, transpose } from '../ops'
 import { assertClose, gradcheck, normal, uniform } from './helpers'
 import { TINY_GPT, Toy } from './fixtures'
@@ -81,13 +93,18 @@ test('LoRALinear: output and gradients of A, B and x match TensorFlow.js on the 
   const base = lora.base as Linear
   tf.tidy(() => {
     const [w, b] = [tf.tensor(base.weight.data, [7, 12]), tf.tensor(base.bias!.data, [7])]
-    const f = (xt: TfTensor, at: TfTensor, bt: TfTensor) => // x·Wᵀ + b + scale·(x·Aᵀ)·Bᵀ
-      tf.add(tf.add(tf.matMul(xt, w, false, true), b), tf.mul(tf.matMul(tf.matMul(xt, at, false, true), bt, false, true), lora.scale))
+    const f = (xt: TfTensor, at: TfTensor, bt: TfTensor) =>
+      // x·Wᵀ + b + scale·(x·Aᵀ)·Bᵀ
+      tf.add(
+        tf.add(tf.matMul(xt, w, false, true), b),
+        tf.mul(tf.matMul(tf.matMul(xt, at, false, true), bt, false, true), lora.scale),
+      )
     const inputs = [tf.tensor(x.data, [4, 12]), tf.tensor(lora.loraA.data, [3, 12]), tf.tensor(lora.loraB.data, [7, 3])]
     assertClose(y.data, f(inputs[0], inputs[1], inputs[2]).dataSync(), { atol: 1e-5, what: 'output' })
     const p = tf.tensor(probe, [4, 7])
     const grads = tf.grads((xt: TfTensor, at: TfTensor, bt: TfTensor) => tf.sum(tf.mul(f(xt, at, bt), p)))(inputs)
-    for (const [i, t] of [x, lora.loraA, lora.loraB].entries()) assertClose(t.grad!.data, grads[i].dataSync(), { atol: 1e-5, what: `gradient ${i}` })
+    for (const [i, t] of [x, lora.loraA, lora.loraB].entries())
+      assertClose(t.grad!.data, grads[i].dataSync(), { atol: 1e-5, what: `gradient ${i}` })
   })
 })
 
@@ -116,12 +133,19 @@ test('LoRALinear: scale is alpha/rank, alpha/√rank with useRslora, or given; i
   assert.is(getAdapter(LoRALinear.fromLinear(base, { rank: 4, scale: 20 }), 'default')!.alpha, 80) // alpha = scale·rank
   manualSeed(7)
   const g = LoRALinear.fromLinear(new Linear(400, 4), { rank: 4, init: 'gaussian' })
-  const a = g.loraA.data, m = a.reduce((s, v) => s + v, 0) / a.length
+  const a = g.loraA.data,
+    m = a.reduce((s, v) => s + v, 0) / a.length
   const std = Math.sqrt(a.reduce((s, v) => s + (v - m) ** 2, 0) / a.length)
   assert.ok(Math.abs(std - 0.25) < 0.02, `gaussian init std ${std}, expected 1/rank = 0.25`)
   const u = LoRALinear.fromLinear(new Linear(400, 4), { rank: 4 }).loraA.data
-  assert.ok(u.every((v) => Math.abs(v) <= 1 / 20), 'lora init stays within ±1/√in')
-  assert.throws(() => LoRALinear.fromLinear(base, { init: 'svd' as LoRAInit }), /unknown init 'svd' \(expected 'lora', 'gaussian' or 'pissa'\)/)
+  assert.ok(
+    u.every((v) => Math.abs(v) <= 1 / 20),
+    'lora init stays within ±1/√in',
+  )
+  assert.throws(
+    () => LoRALinear.fromLinear(base, { init: 'svd' as LoRAInit }),
+    /unknown init 'svd' \(expected 'lora', 'gaussian' or 'pissa'\)/,
+  )
   assert.throws(() => LoRALinear.fromLinear(base, { rank: 0 }), /rank must be a positive integer, got 0/)
   assert.throws(() => LoRALinear.fromLinear(base, { dropout: 1 }), /dropout must be in \[0, 1\), got 1/)
 })
@@ -173,14 +197,27 @@ test('applyLoRA: targets by name, RegExp or predicate; layers = last N or indice
   manualSeed(10)
   const m = new Toy()
   const { paths, trainable } = applyLoRA(m, { rank: 2 })
-  assert.equal(paths, ['blocks.0.qProj', 'blocks.0.vProj', 'blocks.1.qProj', 'blocks.1.vProj', 'blocks.2.qProj', 'blocks.2.vProj'])
+  assert.equal(paths, [
+    'blocks.0.qProj',
+    'blocks.0.vProj',
+    'blocks.1.qProj',
+    'blocks.1.vProj',
+    'blocks.2.qProj',
+    'blocks.2.vProj',
+  ])
   assert.is(trainable, 6 * 2 * (16 + 16))
   assert.equal(m.trainableParameters().length, 12)
   assert.ok(m.trainableParameters().every((t) => loraLayers(m).some(([, l]) => l.loraA === t || l.loraB === t)))
   assert.equal(applyLoRA(new Toy(), { targets: ['fc'], layers: 1 }).paths, ['blocks.2.fc'])
-  assert.equal(applyLoRA(new Toy(), { targets: /vProj|head/, layers: [0, -1] }).paths, ['blocks.0.vProj', 'blocks.2.vProj'])
+  assert.equal(applyLoRA(new Toy(), { targets: /vProj|head/, layers: [0, -1] }).paths, [
+    'blocks.0.vProj',
+    'blocks.2.vProj',
+  ])
   assert.equal(applyLoRA(new Toy(), { targets: (p) => p === 'head' }).paths, ['head'])
-  assert.throws(() => applyLoRA(new Toy(), { targets: ['kProj'] }), /no Linear layer matches targets \["kProj"\]; linear layers here: blocks.0.qProj/)
+  assert.throws(
+    () => applyLoRA(new Toy(), { targets: ['kProj'] }),
+    /no Linear layer matches targets \["kProj"\]; linear layers here: blocks.0.qProj/,
+  )
   assert.throws(() => applyLoRA(new Toy(), { layers: 4 }), /layers = 4, but the model has 3 blocks/)
   // a second named adapter lands on the same LoRALinear layers and is the one that trains
   applyLoRA(m, { rank: 4, name: 'second', targets: ['qProj'] })
@@ -245,10 +282,19 @@ test('fuse into a quantized base: a fresh adapter changes no code; a tiny ΔW is
   assert.is(fresh.report!.retained, 1)
   lora.loraB.data.set(normal([16, 2], 1e-5).data) // ΔW far below a quantization step
   const tiny = lora.fuse().report! // the group scales shift (normRatio ~0.8), but not along ΔW
-  assert.ok(tiny.groupsBelowHalfStep === 1 && tiny.codesChanged === 0 && Math.abs(tiny.retained) < 0.3, JSON.stringify(tiny))
+  assert.ok(
+    tiny.groupsBelowHalfStep === 1 && tiny.codesChanged === 0 && Math.abs(tiny.retained) < 0.3,
+    JSON.stringify(tiny),
+  )
   lora.loraB.data.set(normal([16, 2], 0.5).data)
   const big = lora.fuse().report!
-  assert.ok(big.codesChanged > 0.5 && big.retained > 0.95 && Math.abs(big.normRatio - 1) < 0.05 && big.groupsBelowHalfStep === 0, JSON.stringify(big))
+  assert.ok(
+    big.codesChanged > 0.5 &&
+      big.retained > 0.95 &&
+      Math.abs(big.normRatio - 1) < 0.05 &&
+      big.groupsBelowHalfStep === 0,
+    JSON.stringify(big),
+  )
   const float = lora.fuse({ dequantize: true })
   assert.instance(float.layer, Linear)
   assert.is(float.report, null)
@@ -269,7 +315,8 @@ test('model-level setAdapters / setAdapter / disableAdapters, with errors naming
   const y0 = m.forward(x)
   applyLoRA(m, { rank: 2, name: 'cwk' })
   applyLoRA(m, { rank: 2, name: 'rj', targets: ['qProj'] })
-  for (const [, l] of loraLayers(m)) for (const n of adapterNames(l)) getAdapter(l, n)!.loraB.data.set(normal([16, 2], 0.2).data)
+  for (const [, l] of loraLayers(m))
+    for (const n of adapterNames(l)) getAdapter(l, n)!.loraB.data.set(normal([16, 2], 0.2).data)
   disableAdapters(m)
   assert.equal(bits(m.forward(x)), bits(y0))
   setAdapter(m, 'rj')
@@ -281,10 +328,15 @@ test('model-level setAdapters / setAdapter / disableAdapters, with errors naming
 })
 
 test('QLoRA trains in each quantization mode: loss falls with only A and B updated', () => {
-  for (const opts of [{ mode: 'affine', bits: 4, groupSize: 16 }, { mode: 'int8' }, { mode: 'nf4', groupSize: 16 }] as const) {
+  for (const opts of [
+    { mode: 'affine', bits: 4, groupSize: 16 },
+    { mode: 'int8' },
+    { mode: 'nf4', groupSize: 16 },
+  ] as const) {
     manualSeed(15)
     const m = new Toy()
-    const x = uniform([32, 16]), target = uniform([32, 4])
+    const x = uniform([32, 16]),
+      target = uniform([32, 4])
     quantize(m, opts)
     applyLoRA(m, { rank: 4, targets: ['qProj', 'vProj', 'fc'] })
     const opt = new AdamW(m.trainableParameters(), { lr: 1e-2, weightDecay: 0 })
@@ -304,7 +356,8 @@ test('QLoRA trains in each quantization mode: loss falls with only A and B updat
 test('toy task: LoRA (under 5% of the parameters) gets within 10% of full fine-tuning on held-out loss', () => {
   // A "pretrained" MLP; the task is that MLP with a rank-2 change to its two hidden layers, plus label noise.
   manualSeed(16)
-  const teacher = new Mlp(), base = new Mlp()
+  const teacher = new Mlp(),
+    base = new Mlp()
   base.loadStateDict(teacher.stateDict())
   for (const l of [teacher.fc1, teacher.fc2]) {
     const [o, i] = l.weight.shape
@@ -312,9 +365,16 @@ test('toy task: LoRA (under 5% of the parameters) gets within 10% of full fine-t
   }
   const data = (n: number) => {
     const x = normal([n, 16])
-    return { x, y: add(noGrad(() => teacher.forward(x)), normal([n, 4], 0.1)) }
+    return {
+      x,
+      y: add(
+        noGrad(() => teacher.forward(x)),
+        normal([n, 4], 0.1),
+      ),
+    }
   }
-  const train = data(128), val = data(256)
+  const train = data(128),
+    val = data(256)
   const run = (model: Mlp, lr: number) => {
     const opt = new AdamW(model.trainableParameters(), { lr, weightDecay: 0 })
     for (let step = 0; step < 150; step++) {
@@ -331,7 +391,8 @@ test('toy task: LoRA (under 5% of the parameters) gets within 10% of full fine-t
   const { trainable, total } = applyLoRA(lora, { targets: ['fc1', 'fc2'], rank: 2, alpha: 4 })
   assert.ok(trainable / total < 0.05, `LoRA trains ${((100 * trainable) / total).toFixed(2)}%`)
   const start = noGrad(() => mseLoss(base.forward(val.x), val.y).item())
-  const fullLoss = run(full, 3e-3), loraLoss = run(lora, 1e-2)
+  const fullLoss = run(full, 3e-3),
+    loraLoss = run(lora, 1e-2)
   assert.ok(fullLoss < 0.5 * start, `full fine-tuning learnt: ${start} → ${fullLoss}`)
   assert.ok(loraLoss <= 1.1 * fullLoss, `LoRA ${loraLoss} vs full ${fullLoss} (start ${start})`)
 })
@@ -348,8 +409,14 @@ class Mlp extends Module {
 test('GPT: LoRA on qProj/vProj starts equal to the base, trains only adapters, and merges back', () => {
   manualSeed(17)
   const gpt = new GPT(TINY_GPT)
-  const idx = tensor([[1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1]])
-  const targets = tensor([[2, 3, 4, 5, 6, 7], [5, 4, 3, 2, 1, 0]])
+  const idx = tensor([
+    [1, 2, 3, 4, 5, 6],
+    [6, 5, 4, 3, 2, 1],
+  ])
+  const targets = tensor([
+    [2, 3, 4, 5, 6, 7],
+    [5, 4, 3, 2, 1, 0],
+  ])
   const before = gpt.forward(idx)
   const { paths } = applyLoRA(gpt, { rank: 2, layers: 1 })
   assert.equal(paths, ['blocks.1.attn.qProj', 'blocks.1.attn.vProj'])
@@ -363,7 +430,10 @@ test('GPT: LoRA on qProj/vProj starts equal to the base, trains only adapters, a
   }
   assert.ok(gpt.loss(idx, targets).item() < first, 'loss fell')
   const frozen = [...gpt.namedParameters()].filter(([n]) => !n.includes('lora'))
-  assert.ok(frozen.every(([, t]) => t.grad === null), 'no base parameter got a gradient')
+  assert.ok(
+    frozen.every(([, t]) => t.grad === null),
+    'no base parameter got a gradient',
+  )
   const adapted = gpt.forward(idx)
   mergeLoRA(gpt)
   assertClose(gpt.forward(idx).data, adapted.data, { atol: 1e-5, rtol: 0 })

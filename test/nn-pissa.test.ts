@@ -8,7 +8,15 @@ import { Linear } from '../nn/linear'
 import { QuantizedLinear, quantize } from '../nn/quantized'
 import { LoRALinear } from '../nn/lora'
 import { PiSSALinear, plainLoRA } from '../nn/pissa'
-import { applyLoRA, loraLayers, disableAdapters, setAdapters, addAdapter, adapterNames, getAdapter } from '../nn/lora-model'
+import {
+  applyLoRA,
+  loraLayers,
+  disableAdapters,
+  setAdapters,
+  addAdapter,
+  adapterNames,
+  getAdapter,
+} from '../nn/lora-model'
 import { saveAdapters, loadAdapters, exportPEFT, importPEFT, exportMLX, importMLX } from '../nn/files/adapters-node'
 import { GPT } from '../nn/gpt'
 import { Adam } from '../nn/optim'
@@ -31,7 +39,8 @@ function nudge(layer: LoRALinear, std = 0.1): void {
 test('PiSSA: the layer equals its original Linear at init to 1e-5; the original is left as it was; only A and B train', () => {
   manualSeed(1)
   const original = new Linear(24, 16)
-  const w = original.weight.data.slice(), b = original.bias!.data.slice()
+  const w = original.weight.data.slice(),
+    b = original.bias!.data.slice()
   const layer = PiSSALinear.fromLinear(original, { rank: 4, alpha: 8 })
   const x = uniform([5, 24])
   assertClose(layer.forward(x).data, original.forward(x).data, { atol: 1e-5, rtol: 1e-5 })
@@ -39,19 +48,28 @@ test('PiSSA: the layer equals its original Linear at init to 1e-5; the original 
   assert.equal(original.bias!.data, b)
   assert.ok(layer.base !== original, 'the base is a new Linear holding the residual')
   assert.equal(layer.trainableParameters(), [layer.loraA, layer.loraB])
-  assert.ok(layer.loraB.data.some((v) => v !== 0), 'B does not start at zero')
+  assert.ok(
+    layer.loraB.data.some((v) => v !== 0),
+    'B does not start at zero',
+  )
   assert.instance(getAdapter(layer, 'default'), PiSSALinear)
 })
 
-test('PiSSA: ΔW at init holds W\'s top-r singular values, and the residual base holds the rest', () => {
+test("PiSSA: ΔW at init holds W's top-r singular values, and the residual base holds the rest", () => {
   manualSeed(2)
   const original = new Linear(24, 16)
   const rank = 4
   const layer = PiSSALinear.fromLinear(original, { rank, alpha: 4 }) // scale 1
   const S = linalg.svdvals(original.weight).data
-  assertClose(linalg.svdvals(layer.deltaWeight()).data.slice(0, rank), S.slice(0, rank), { rtol: 1e-5, what: 'σ of ΔW' })
+  assertClose(linalg.svdvals(layer.deltaWeight()).data.slice(0, rank), S.slice(0, rank), {
+    rtol: 1e-5,
+    what: 'σ of ΔW',
+  })
   assert.is(linalg.matrixRank(layer.deltaWeight()), rank)
-  assertClose(linalg.svdvals((layer.base as Linear).weight).data.slice(0, 16 - rank), S.slice(rank), { atol: 1e-5, what: 'σ of the residual' })
+  assertClose(linalg.svdvals((layer.base as Linear).weight).data.slice(0, 16 - rank), S.slice(rank), {
+    atol: 1e-5,
+    what: 'σ of the residual',
+  })
   const scaled = PiSSALinear.fromLinear(original, { rank, alpha: 32 }) // scale 8: the factors shrink by 1/√8
   assertClose(scaled.loraA.data, mul(layer.loraA, 1 / Math.sqrt(8)).data, { atol: 1e-6 })
   assertClose(scaled.deltaWeight().data, layer.deltaWeight().data, { atol: 1e-5 })
@@ -62,7 +80,8 @@ test('PiSSA trains: the loss on a toy regression falls, and only A and B get gra
   const original = new Linear(16, 12)
   const target = add(original.weight, matmul(normal([12, 2], 0.3), normal([2, 16], 0.3))) // W + a rank-2 change
   const layer = PiSSALinear.fromLinear(original, { rank: 4, alpha: 4 })
-  const x = uniform([64, 16]), y = noGrad(() => linear(x, target, original.bias!))
+  const x = uniform([64, 16]),
+    y = noGrad(() => linear(x, target, original.bias!))
   const opt = new Adam(layer.trainableParameters(), { lr: 1e-2 })
   const losses: number[] = []
   for (let step = 0; step < 80; step++) {
@@ -83,7 +102,8 @@ test('PiSSA with strengths, merge and a second adapter: switched off the layer i
   const original = new Linear(10, 8)
   const layer = PiSSALinear.fromLinear(original, { rank: 3, alpha: 6 })
   nudge(layer)
-  const x = uniform([4, 10]), plain = plainDelta(layer)
+  const x = uniform([4, 10]),
+    plain = plainDelta(layer)
   assert.equal(plain.shape, [8, 10])
   assert.is(plainLoRA(layer).loraA.shape[0], 6, 'the plain form has rank 2r')
   const expect = (s: number) => add(original.forward(x), mul(linear(x, plain), s)).data
@@ -95,12 +115,19 @@ test('PiSSA with strengths, merge and a second adapter: switched off the layer i
   assertClose(layer.unmerge(merged).weight.data, (layer.base as Linear).weight.data, { atol: 1e-6 })
   disableAdapters(layer)
   assertClose(layer.forward(x).data, original.forward(x).data, { atol: 1e-5 })
-  assertClose(layer.deltaWeight().data, matmul(linalg.lowRank(original.weight, 3).B, linalg.lowRank(original.weight, 3).A).data, { atol: 1e-5 })
+  assertClose(
+    layer.deltaWeight().data,
+    matmul(linalg.lowRank(original.weight, 3).B, linalg.lowRank(original.weight, 3).A).data,
+    { atol: 1e-5 },
+  )
   const extra = addAdapter(layer, 'extra', { rank: 2 }) // the new top of the layer's stack
   extra.loraB.data.set(normal([8, 2], 0.2).data)
   setAdapters(extra, { extra: 1 })
   const dExtra = mul(matmul(extra.loraB, extra.loraA), extra.scale)
-  assertClose(extra.forward(x).data, add(original.forward(x), linear(x, dExtra)).data, { atol: 1e-5, what: 'W + ΔW_extra' })
+  assertClose(extra.forward(x).data, add(original.forward(x), linear(x, dExtra)).data, {
+    atol: 1e-5,
+    what: 'W + ΔW_extra',
+  })
 })
 
 test('PiSSA adapters are saved as plain LoRA of rank 2r (Tenny, PEFT, MLX) and load into the original model', () => {
@@ -113,7 +140,8 @@ test('PiSSA adapters are saved as plain LoRA of rank 2r (Tenny, PEFT, MLX) and l
   })
   applyLoRA(model, { targets: ['fc1', 'fc2'], rank: 3, alpha: 6, init: 'pissa' })
   for (const [, layer] of loraLayers(model)) nudge(layer)
-  const x = uniform([7, 12]), want = model.forward(x).data
+  const x = uniform([7, 12]),
+    want = model.forward(x).data
   withDir((dir) => {
     const file = join(dir, 'adapters.safetensors')
     const config = saveAdapters(file, model)
@@ -132,7 +160,10 @@ test('PiSSA adapters are saved as plain LoRA of rank 2r (Tenny, PEFT, MLX) and l
     assert.not.instance(getAdapter(loraLayers(model)[0][1], 'default'), PiSSALinear)
     assertClose(model.forward(x).data, want, { atol: 1e-5, what: 'reloaded into the PiSSA model' })
     disableAdapters(model)
-    assertClose(model.forward(x).data, copies[3].forward(x).data, { atol: 1e-5, what: 'switched off: the original model' })
+    assertClose(model.forward(x).data, copies[3].forward(x).data, {
+      atol: 1e-5,
+      what: 'switched off: the original model',
+    })
   })
 })
 
@@ -152,17 +183,29 @@ test('PiSSA errors: not the first adapter, a quantized base, rank above min(out,
   manualSeed(7)
   const base = new Linear(8, 4)
   const layer = LoRALinear.fromLinear(base, { rank: 2 })
-  assert.throws(() => addAdapter(layer, 'p', { rank: 2, init: 'pissa' }), /init 'pissa' \(adapter 'p'\) takes W's top-2 part out of the base, so it must be a layer's first adapter; this one already has 'default'/)
+  assert.throws(
+    () => addAdapter(layer, 'p', { rank: 2, init: 'pissa' }),
+    /init 'pissa' \(adapter 'p'\) takes W's top-2 part out of the base, so it must be a layer's first adapter; this one already has 'default'/,
+  )
   assert.is(layer.base, base)
   assert.equal(adapterNames(layer), ['default'])
   const q = QuantizedLinear.fromLinear(new Linear(32, 4), { groupSize: 32 })
-  assert.throws(() => PiSSALinear.fromLinear(q, { rank: 2 }), /needs a float Linear base to split, got a QuantizedLinear; apply PiSSA first and quantize after/)
-  assert.throws(() => PiSSALinear.fromLinear(base, { rank: 5 }), /rank 5 exceeds min\(out, in\) = 4 of the \(4,8\) weight/)
+  assert.throws(
+    () => PiSSALinear.fromLinear(q, { rank: 2 }),
+    /needs a float Linear base to split, got a QuantizedLinear; apply PiSSA first and quantize after/,
+  )
+  assert.throws(
+    () => PiSSALinear.fromLinear(base, { rank: 5 }),
+    /rank 5 exceeds min\(out, in\) = 4 of the \(4,8\) weight/,
+  )
   assert.throws(() => PiSSALinear.fromLinear(base, { rank: 2, scale: -1 }), /scale must be > 0, got -1/)
   assert.throws(() => PiSSALinear.fromLinear(base, { rank: 2, alpha: 0 }), /scale must be > 0, got 0/)
   const model = new TwoLayer()
   applyLoRA(model, { targets: ['fc1'], rank: 2 })
-  assert.throws(() => applyLoRA(model, { targets: ['fc1'], rank: 2, init: 'pissa', name: 'p' }), /must be a layer's first adapter/)
+  assert.throws(
+    () => applyLoRA(model, { targets: ['fc1'], rank: 2, init: 'pissa', name: 'p' }),
+    /must be a layer's first adapter/,
+  )
 })
 
 test.run()

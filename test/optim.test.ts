@@ -33,11 +33,16 @@ test('SGD: plain, with weight decay, and with momentum, against hand-computed st
 
 test('Adam and AdamW: two steps match the update rules computed by hand', () => {
   const [lr, b1, b2, eps, wd] = [0.1, 0.9, 0.999, 1e-8, 0.2]
-  const grads = [[0.5, -1], [0.25, 2]]
+  const grads = [
+    [0.5, -1],
+    [0.25, 2],
+  ]
   for (const decoupled of [false, true]) {
     const p = param([1, -3])
     const opt = decoupled ? new AdamW([p], { lr, weightDecay: wd }) : new Adam([p], { lr, weightDecay: wd })
-    const w = [1, -3], m = [0, 0], v = [0, 0]
+    const w = [1, -3],
+      m = [0, 0],
+      v = [0, 0]
     for (let t = 1; t <= 2; t++) {
       setGrad(p, grads[t - 1])
       opt.step()
@@ -46,7 +51,7 @@ test('Adam and AdamW: two steps match the update rules computed by hand', () => 
         if (decoupled) w[i] -= lr * wd * w[i]
         m[i] = b1 * m[i] + (1 - b1) * g
         v[i] = b2 * v[i] + (1 - b2) * g * g
-        w[i] -= (lr * m[i] / (1 - b1 ** t)) / (Math.sqrt(v[i] / (1 - b2 ** t)) + eps)
+        w[i] -= (lr * m[i]) / (1 - b1 ** t) / (Math.sqrt(v[i] / (1 - b2 ** t)) + eps)
       }
       assertClose(p.data, w, { atol: 1e-6, what: `${decoupled ? 'AdamW' : 'Adam'} step ${t}` })
     }
@@ -56,7 +61,8 @@ test('Adam and AdamW: two steps match the update rules computed by hand', () => 
 })
 
 test('optimizers: zeroGrad clears .grad; parameters without a gradient keep their values and get no state', () => {
-  const a = param([1]), b = param([2])
+  const a = param([1]),
+    b = param([2])
   const opt = new Adam([a, b], { lr: 0.5 })
   setGrad(a, [1])
   opt.step()
@@ -74,12 +80,16 @@ test('optimizers: stateDict round-trips so the next steps are bitwise equal; lr 
     setGrad(p, [Math.sin(t), Math.cos(t), 0.1 * t])
     opt.step()
   }
-  for (const make of [(p: Tensor) => new AdamW([p], { lr: 0.05 }), (p: Tensor) => new SGD([p], { lr: 0.05, momentum: 0.9 })]) {
+  for (const make of [
+    (p: Tensor) => new AdamW([p], { lr: 0.05 }),
+    (p: Tensor) => new SGD([p], { lr: 0.05, momentum: 0.9 }),
+  ]) {
     const p = param([1, 2, 3])
     const opt = make(p)
     for (let t = 0; t < 3; t++) run(opt, p, t)
     opt.lr = 0.02
-    const saved = opt.stateDict(), w = p.data.slice()
+    const saved = opt.stateDict(),
+      w = p.data.slice()
     for (let t = 3; t < 6; t++) run(opt, p, t)
     const q = param(Array.from(w))
     const resumed = make(q)
@@ -93,19 +103,36 @@ test('optimizers: stateDict round-trips so the next steps are bitwise equal; lr 
 test('optimizers: saveOptimizer/loadOptimizer through a file resume bitwise; a wrong class, a damaged file or a wrong size is refused', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tenny-optim-'))
   try {
-    const p = param([1, 2, 3]), opt = new AdamW([p], { lr: 0.05 })
-    const grads = [[0.3, -1, 2], [1, 1, -0.5], [0.1, 0.2, 0.3]]
-    setGrad(p, grads[0]); opt.step()
+    const p = param([1, 2, 3]),
+      opt = new AdamW([p], { lr: 0.05 })
+    const grads = [
+      [0.3, -1, 2],
+      [1, 1, -0.5],
+      [0.1, 0.2, 0.3],
+    ]
+    setGrad(p, grads[0])
+    opt.step()
     opt.lr = 0.01
-    const file = join(dir, 'optimizer.safetensors'), w = p.data.slice()
+    const file = join(dir, 'optimizer.safetensors'),
+      w = p.data.slice()
     saveOptimizer(file, opt)
-    for (const g of grads.slice(1)) { setGrad(p, g); opt.step() }
-    const q = param(Array.from(w)), resumed = new AdamW([q], { lr: 0.05 })
+    for (const g of grads.slice(1)) {
+      setGrad(p, g)
+      opt.step()
+    }
+    const q = param(Array.from(w)),
+      resumed = new AdamW([q], { lr: 0.05 })
     loadOptimizer(resumed, file)
     assert.is(resumed.lr, 0.01)
-    for (const g of grads.slice(1)) { setGrad(q, g); resumed.step() }
+    for (const g of grads.slice(1)) {
+      setGrad(q, g)
+      resumed.step()
+    }
     assert.equal(q.data, p.data)
-    assert.throws(() => loadOptimizer(new SGD([q], { lr: 1, momentum: 0.9 }), file), /SGD.load: .* holds AdamW state, not SGD/)
+    assert.throws(
+      () => loadOptimizer(new SGD([q], { lr: 1, momentum: 0.9 }), file),
+      /SGD.load: .* holds AdamW state, not SGD/,
+    )
     assert.throws(() => loadOptimizer(new AdamW([param([1, 2])]), file), /buffer 0.m has 3 values, parameter has 2/)
     writeFileSync(join(dir, 'bad.safetensors'), 'not a safetensors file')
     assert.throws(() => loadOptimizer(resumed, join(dir, 'bad.safetensors')))
@@ -116,15 +143,26 @@ test('optimizers: saveOptimizer/loadOptimizer through a file resume bitwise; a w
 
 test('optimizers: loadStateDict refuses state that does not fit the parameters', () => {
   const opt = new Adam([param([1, 2])])
-  const m = new Float32Array(2), v = new Float32Array(2)
-  assert.throws(() => opt.loadStateDict({ lr: 1, state: { 1: { step: 1, buffers: { m, v } } } }), /state for parameter 1, but there are 1 parameters/)
-  assert.throws(() => opt.loadStateDict({ lr: 1, state: { 0: { step: 1, buffers: { m: new Float32Array(3), v } } } }), /buffer 0.m has 3 values, parameter has 2/)
-  assert.throws(() => opt.loadStateDict({ lr: 1, state: { 0: { step: 1, buffers: { momentum: m } } } }), /has buffers momentum, expected m,v/)
+  const m = new Float32Array(2),
+    v = new Float32Array(2)
+  assert.throws(
+    () => opt.loadStateDict({ lr: 1, state: { 1: { step: 1, buffers: { m, v } } } }),
+    /state for parameter 1, but there are 1 parameters/,
+  )
+  assert.throws(
+    () => opt.loadStateDict({ lr: 1, state: { 0: { step: 1, buffers: { m: new Float32Array(3), v } } } }),
+    /buffer 0.m has 3 values, parameter has 2/,
+  )
+  assert.throws(
+    () => opt.loadStateDict({ lr: 1, state: { 0: { step: 1, buffers: { momentum: m } } } }),
+    /has buffers momentum, expected m,v/,
+  )
   assert.throws(() => opt.loadStateDict({ lr: 1, state: { 0: { step: 0, buffers: { m, v } } } }), /step 0/)
 })
 
 test('clipGradNorm: returns the global norm and rescales only when it exceeds maxNorm', () => {
-  const a = param([0, 0]), b = param([0])
+  const a = param([0, 0]),
+    b = param([0])
   setGrad(a, [3, 0])
   setGrad(b, [4])
   assert.is(clipGradNorm([a, b], 10), 5)

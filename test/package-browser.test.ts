@@ -12,20 +12,38 @@ const root = join(import.meta.dirname, '..')
 /** Bundle src/index.ts as a browser would get it; the esbuild errors, or the output's text. */
 async function bundle(format: 'esm' | 'iife'): Promise<{ errors: string[]; code: string }> {
   try {
-    const result = await build({ entryPoints: [join(root, 'src/index.ts')], bundle: true, platform: 'browser', format, globalName: 'tenny', write: false, logLevel: 'silent' })
+    const result = await build({
+      entryPoints: [join(root, 'src/index.ts')],
+      bundle: true,
+      platform: 'browser',
+      format,
+      globalName: 'tenny',
+      write: false,
+      logLevel: 'silent',
+    })
     return { errors: [], code: result.outputFiles[0]?.text ?? '' }
   } catch (err) {
     const failure = err as BuildFailure
-    return { errors: failure.errors.map((e) => `${e.location?.file ?? '?'}:${e.location?.line ?? '?'}: ${e.text}`), code: '' }
+    return {
+      errors: failure.errors.map((e) => `${e.location?.file ?? '?'}:${e.location?.line ?? '?'}: ${e.text}`),
+      code: '',
+    }
   }
 }
 
 test('browser bundle of src/index.ts: no error, no node:* or webgpu import anywhere in the output', async () => {
   const { errors, code } = await bundle('esm')
   assert.equal(errors, [], `esbuild --platform=browser failed:\n${errors.join('\n')}`)
-  const nodeOnly = [...code.matchAll(/(?:from\s*|import\s*\(\s*|require\s*\(\s*)["'](node:[\w/]+|webgpu|worker_threads|fs|path|os|crypto)["']/g)].map((m) => m[1])
+  const nodeOnly = [
+    ...code.matchAll(
+      /(?:from\s*|import\s*\(\s*|require\s*\(\s*)["'](node:[\w/]+|webgpu|worker_threads|fs|path|os|crypto)["']/g,
+    ),
+  ].map((m) => m[1])
   assert.equal(nodeOnly, [], `the bundle imports ${nodeOnly.join(', ')}`)
-  assert.ok(code.includes('serializeSafetensors') && code.includes('decodeNpz'), 'the byte-level file formats are in the bundle')
+  assert.ok(
+    code.includes('serializeSafetensors') && code.includes('decodeNpz'),
+    'the byte-level file formats are in the bundle',
+  )
 })
 
 test('the bundle imports in a bare V8 context (no SharedArrayBuffer, Worker or process) and trains, saves and loads there', async () => {
@@ -35,9 +53,13 @@ test('the bundle imports in a bare V8 context (no SharedArrayBuffer, Worker or p
   // browsers, working on unshared memory), the encoders, a clock, a console
   const context = createContext({ TextEncoder, TextDecoder, performance, console })
   runInContext('delete globalThis.SharedArrayBuffer', context)
-  assert.is(runInContext('typeof SharedArrayBuffer + typeof Worker + typeof process', context), 'undefinedundefinedundefined')
+  assert.is(
+    runInContext('typeof SharedArrayBuffer + typeof Worker + typeof process', context),
+    'undefinedundefinedundefined',
+  )
   runInContext(code, context) // the import itself: nothing at import time may need what is missing
-  const out = runInContext(`(() => {
+  const out = runInContext(
+    `(() => {
     const { tensor, matmul, randn, manualSeed, mseLoss, nn, optim, serializeSafetensors, parseSafetensors, backendInfo } = tenny
     manualSeed(0)
     const big = matmul(randn([200, 200]), randn([200, 200])) // past every backend threshold: auto probes here
@@ -55,10 +77,22 @@ test('the bundle imports in a bare V8 context (no SharedArrayBuffer, Worker or p
     const back = parseSafetensors(serializeSafetensors({ w: model.weight })).tensors.w
     const info = backendInfo()
     return JSON.stringify({ size: big.size, losses, same: Array.from(back.data).join() === Array.from(model.weight.data).join(), backend: info.backend, threads: info.parallel.threads, failure: info.parallel.failure })
-  })()`, context) as string
-  const result = JSON.parse(out) as { size: number; losses: number[]; same: boolean; backend: string; threads: number; failure: string }
+  })()`,
+    context,
+  ) as string
+  const result = JSON.parse(out) as {
+    size: number
+    losses: number[]
+    same: boolean
+    backend: string
+    threads: number
+    failure: string
+  }
   assert.is(result.size, 40000)
-  assert.ok(result.losses[19]! < result.losses[0]! / 2, `20 SGD steps at least halve the loss: ${result.losses[0]} → ${result.losses[19]}`)
+  assert.ok(
+    result.losses[19]! < result.losses[0]! / 2,
+    `20 SGD steps at least halve the loss: ${result.losses[0]} → ${result.losses[19]}`,
+  )
   assert.ok(result.same, 'a tensor saved to safetensors bytes reads back bitwise')
   assert.is.not(result.backend, 'parallel', 'no SharedArrayBuffer, so no thread pool')
   assert.is(result.threads, 1, 'one thread')

@@ -15,8 +15,17 @@ function runBlock(heading: string): { printed: string[]; expected: string[] } {
   const file = 'test/.readme-example.ts' // inside the package, so `from 'tenny'` resolves to this checkout's sources (tenny-source)
   writeFileSync(file, code)
   try {
-    const out = execFileSync(process.execPath, ['--conditions=tenny-source', '--import', 'tsx', file], { encoding: 'utf8', env: { ...process.env, FORCE_COLOR: undefined, NO_COLOR: '1' } })
-    return { printed: out.trim().split('\n').map((l) => l.replace(/\s+/g, ' ').trim()), expected }
+    const out = execFileSync(process.execPath, ['--conditions=tenny-source', '--import', 'tsx', file], {
+      encoding: 'utf8',
+      env: { ...process.env, FORCE_COLOR: undefined, NO_COLOR: '1' },
+    })
+    return {
+      printed: out
+        .trim()
+        .split('\n')
+        .map((l) => l.replace(/\s+/g, ' ').trim()),
+      expected,
+    }
   } finally {
     rmSync(file, { force: true })
   }
@@ -31,7 +40,10 @@ test('README: the LoRA example runs as written; its last line and its parameter 
   const { printed, expected } = runBlock('LoRA in a few lines')
   assert.is(printed[printed.length - 1], expected[expected.length - 1])
   assert.ok(printed[0].startsWith('trainable params: 4,096 || all params: '), printed[0]) // r·(in + out) · 2 targets · 2 layers
-  assert.ok(printed.some((l) => l.startsWith('transformer.blocks.0.attn.qProj') || /qProj/.test(l)), 'loraReport printed a row per layer')
+  assert.ok(
+    printed.some((l) => l.startsWith('transformer.blocks.0.attn.qProj') || /qProj/.test(l)),
+    'loraReport printed a row per layer',
+  )
 })
 
 test.run()

@@ -1,13 +1,26 @@
 // `npm test`: typecheck, then every test/*.test.ts under uvu, then one closing line "N passed, N failed".
 import { spawnSync } from 'node:child_process'
 
-// the library, tests, bench and Node examples; then the playground's page code, under the DOM's types
-const tsc = spawnSync('npx', ['tsc', '--noEmit'], { stdio: 'inherit' })
-const tscWeb = tsc.status === 0 ? spawnSync('npx', ['tsc', '--noEmit', '-p', 'examples/web'], { stdio: 'inherit' }) : tsc
-if (tsc.status !== 0 || tscWeb.status !== 0) {
-  console.log('typecheck failed')
-  console.log('0 passed, 1 failed')
-  process.exit(1)
+const FOLDERS = ['src', 'ops', 'nn', 'examples', 'bench', 'test']
+
+/** Runs a command with the output shown; true when it exits 0. */
+function ok(command, args) {
+  return spawnSync(command, args, { stdio: 'inherit' }).status === 0
+}
+
+// the library, tests, bench and Node examples; the playground's page code under the DOM's types; then the
+// formatter's check (Prettier at 120 columns, .prettierrc.json), since `npm run loc` counts formatted code
+const checks = [
+  ['typecheck', ['tsc', '--noEmit']],
+  ['typecheck of examples/web', ['tsc', '--noEmit', '-p', 'examples/web']],
+  ['formatting (npm run format fixes it)', ['prettier', '--check', '--log-level', 'warn', ...FOLDERS]],
+]
+for (const [what, args] of checks) {
+  if (!ok('npx', args)) {
+    console.log(`${what} failed`)
+    console.log('0 passed, 1 failed')
+    process.exit(1)
+  }
 }
 
 /** uvu's and Node's colours off, so the totals can be read and child output compared as text. */

@@ -5,7 +5,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { tensor } from '../src/tensor'
 import { manualSeed } from '../src/random'
-import { serializeSafetensors, parseSafetensors, toTensor, DEFAULT_MAX_BYTES, type StoredTensor } from '../src/formats/safetensors'
+import {
+  serializeSafetensors,
+  parseSafetensors,
+  toTensor,
+  DEFAULT_MAX_BYTES,
+  type StoredTensor,
+} from '../src/formats/safetensors'
 import { saveSafetensors, loadSafetensors } from '../src/formats/safetensors-node'
 import { normal } from './helpers'
 
@@ -61,10 +67,13 @@ test('safetensors: F16 and BF16 decode known bit patterns to float32', () => {
   const data = new Uint8Array(2 * (f16.length + bf16.length))
   const view = new DataView(data.buffer)
   ;[...f16, ...bf16].forEach((h, k) => view.setUint16(2 * k, h, true))
-  const file = fileWith({
-    h: { dtype: 'F16', shape: [f16.length], data_offsets: [0, 2 * f16.length] },
-    b: { dtype: 'BF16', shape: [bf16.length], data_offsets: [2 * f16.length, data.length] },
-  }, data)
+  const file = fileWith(
+    {
+      h: { dtype: 'F16', shape: [f16.length], data_offsets: [0, 2 * f16.length] },
+      b: { dtype: 'BF16', shape: [bf16.length], data_offsets: [2 * f16.length, data.length] },
+    },
+    data,
+  )
   const { tensors } = parseSafetensors(file)
   assert.is(tensors.h.dtype, 'F32')
   assert.equal(Array.from(tensors.h.data), [1, -2, 65504, 2 ** -24, 0.333251953125, Infinity, -0, 2 ** -14])
@@ -73,7 +82,10 @@ test('safetensors: F16 and BF16 decode known bit patterns to float32', () => {
 
 test('safetensors: writing F16 and BF16 rounds to nearest and reads back within half precision', () => {
   const values = new Float32Array([1, -2, 0.1, 65504, 1e-7, 3.14159, -1e5])
-  const bytes = serializeSafetensors({ h: { dtype: 'F16', shape: [7], data: values }, b: { dtype: 'BF16', shape: [7], data: values } })
+  const bytes = serializeSafetensors({
+    h: { dtype: 'F16', shape: [7], data: values },
+    b: { dtype: 'BF16', shape: [7], data: values },
+  })
   const { tensors } = parseSafetensors(bytes)
   assert.equal(Array.from(tensors.h.data), [1, -2, 0.0999755859375, 65504, 1.1920928955078125e-7, 3.140625, -Infinity])
   assert.equal(Array.from(tensors.b.data), [1, -2, 0.10009765625, 65536, 1.0011717677116394e-7, 3.140625, -99840])
@@ -83,14 +95,20 @@ test('safetensors: save writes atomically (no temp file left) and load reads it 
   const dir = mkdtempSync(join(tmpdir(), 'tenny-st-'))
   try {
     const path = join(dir, 'model.safetensors')
-    const w = tensor([[1, 2], [3, 4]])
+    const w = tensor([
+      [1, 2],
+      [3, 4],
+    ])
     saveSafetensors(path, { w }, { step: '3' })
     assert.equal(readdirSync(dir), ['model.safetensors'])
     const { tensors, metadata } = loadSafetensors(path)
     assert.equal(Array.from(tensors.w.data), [1, 2, 3, 4])
     assert.equal(metadata, { step: '3' })
     assert.equal(new Uint8Array(readFileSync(path)), serializeSafetensors({ w }, { step: '3' }))
-    throwsWith(() => loadSafetensors(join(dir, 'missing.safetensors')), /loadSafetensors: .*missing\.safetensors does not exist/)
+    throwsWith(
+      () => loadSafetensors(join(dir, 'missing.safetensors')),
+      /loadSafetensors: .*missing\.safetensors does not exist/,
+    )
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
@@ -101,7 +119,10 @@ const good = () => serializeSafetensors({ a: tensor([1, 2, 3]), b: tensor([[4, 5
 test('safetensors: truncated files and impossible header lengths are named errors', () => {
   const bytes = good()
   throwsWith(() => parseSafetensors(bytes.subarray(0, 5), 'x.st'), /x\.st: file is 5 bytes/)
-  throwsWith(() => parseSafetensors(bytes.subarray(0, bytes.length - 4), 'x.st'), /x\.st: tensors cover 20 bytes but the data section is 16/)
+  throwsWith(
+    () => parseSafetensors(bytes.subarray(0, bytes.length - 4), 'x.st'),
+    /x\.st: tensors cover 20 bytes but the data section is 16/,
+  )
   throwsWith(() => parseSafetensors(bytes.subarray(0, 20), 'x.st'), /header length \d+ runs past the end/)
   const flipped = bytes.slice()
   flipped[7] ^= 0x80 // the top byte of the u64 length
@@ -114,11 +135,26 @@ test('safetensors: truncated files and impossible header lengths are named error
 test('safetensors: malformed headers are named errors', () => {
   throwsWith(() => parseSafetensors(fileWith(null, [], '{"a": ')), /not valid UTF-8 JSON/)
   throwsWith(() => parseSafetensors(fileWith([1, 2])), /header is not a JSON object/)
-  throwsWith(() => parseSafetensors(fileWith({ a: { dtype: 'F64', shape: [1], data_offsets: [0, 8] } }, new Array(8).fill(0))), /'a' has unknown dtype "F64"/)
-  throwsWith(() => parseSafetensors(fileWith({ a: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, [0, 0, 0, 0])), /'a' has shape \[-1\]/)
-  throwsWith(() => parseSafetensors(fileWith({ a: { dtype: 'F32', shape: [1.5], data_offsets: [0, 4] } }, [0, 0, 0, 0])), /'a' has shape/)
-  throwsWith(() => parseSafetensors(fileWith({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, new Array(8).fill(0))), /'a' is F32 \(3\) = 12 bytes, but data_offsets span 8/)
-  throwsWith(() => parseSafetensors(fileWith({ a: { dtype: 'F32', shape: [1], data_offsets: [4, 0] } }, [0, 0, 0, 0])), /data_offsets \[4,0\]/)
+  throwsWith(
+    () => parseSafetensors(fileWith({ a: { dtype: 'F64', shape: [1], data_offsets: [0, 8] } }, new Array(8).fill(0))),
+    /'a' has unknown dtype "F64"/,
+  )
+  throwsWith(
+    () => parseSafetensors(fileWith({ a: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, [0, 0, 0, 0])),
+    /'a' has shape \[-1\]/,
+  )
+  throwsWith(
+    () => parseSafetensors(fileWith({ a: { dtype: 'F32', shape: [1.5], data_offsets: [0, 4] } }, [0, 0, 0, 0])),
+    /'a' has shape/,
+  )
+  throwsWith(
+    () => parseSafetensors(fileWith({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, new Array(8).fill(0))),
+    /'a' is F32 \(3\) = 12 bytes, but data_offsets span 8/,
+  )
+  throwsWith(
+    () => parseSafetensors(fileWith({ a: { dtype: 'F32', shape: [1], data_offsets: [4, 0] } }, [0, 0, 0, 0])),
+    /data_offsets \[4,0\]/,
+  )
   throwsWith(() => parseSafetensors(fileWith({ __metadata__: { n: 3 } })), /__metadata__ 'n' is 3, not a string/)
   throwsWith(() => parseSafetensors(fileWith({ a: 'F32' })), /'a' is not an object/)
 })
@@ -126,32 +162,58 @@ test('safetensors: malformed headers are named errors', () => {
 test('safetensors: overlapping, gapped and trailing data are rejected', () => {
   const data = new Array(8).fill(0)
   const entry = (begin: number) => ({ dtype: 'F32', shape: [1], data_offsets: [begin, begin + 4] })
-  throwsWith(() => parseSafetensors(fileWith({ a: entry(0), b: entry(0) }, data)), /'.' starts at byte 0 of the data, expected 4 \(offsets overlap/)
+  throwsWith(
+    () => parseSafetensors(fileWith({ a: entry(0), b: entry(0) }, data)),
+    /'.' starts at byte 0 of the data, expected 4 \(offsets overlap/,
+  )
   throwsWith(() => parseSafetensors(fileWith({ a: entry(4) }, data)), /'a' starts at byte 4 of the data, expected 0/)
-  throwsWith(() => parseSafetensors(fileWith({ a: entry(0) }, data)), /cover 4 bytes but the data section is 8 bytes \(truncated file or trailing bytes\)/)
+  throwsWith(
+    () => parseSafetensors(fileWith({ a: entry(0) }, data)),
+    /cover 4 bytes but the data section is 8 bytes \(truncated file or trailing bytes\)/,
+  )
   const withTail = new Uint8Array([...good(), 1, 2, 3])
   throwsWith(() => parseSafetensors(withTail), /trailing bytes/)
 })
 
 test('safetensors: toTensor refuses integer dtypes, and bad stored tensors are refused on write', () => {
   throwsWith(() => toTensor({ dtype: 'I8', shape: [1], data: new Int8Array(1) }, 'q'), /toTensor: 'q' is stored as I8/)
-  throwsWith(() => serializeSafetensors({ q: { dtype: 'I8', shape: [2], data: new Uint8Array(2) } }), /'q' is I8, which needs a Int8Array, got Uint8Array/)
-  throwsWith(() => serializeSafetensors({ q: { dtype: 'U8', shape: [3], data: new Uint8Array(2) } }), /'q' has 2 values but shape \(3\)/)
+  throwsWith(
+    () => serializeSafetensors({ q: { dtype: 'I8', shape: [2], data: new Uint8Array(2) } }),
+    /'q' is I8, which needs a Int8Array, got Uint8Array/,
+  )
+  throwsWith(
+    () => serializeSafetensors({ q: { dtype: 'U8', shape: [3], data: new Uint8Array(2) } }),
+    /'q' has 2 values but shape \(3\)/,
+  )
   throwsWith(() => serializeSafetensors({ __metadata__: tensor([1]) }), /reserved/)
 })
 
 test('safetensors: inputs over maxBytes are refused before they are read or decoded', () => {
   const bytes = good() // 12 + 8 data bytes after the header
-  throwsWith(() => parseSafetensors(bytes, 'x.st', { maxBytes: bytes.length - 1 }), new RegExp(`x\\.st: the file is ${bytes.length} bytes, over the ${bytes.length - 1}-byte cap \\(pass \\{ maxBytes \\} to allow more\\)`))
+  throwsWith(
+    () => parseSafetensors(bytes, 'x.st', { maxBytes: bytes.length - 1 }),
+    new RegExp(
+      `x\\.st: the file is ${bytes.length} bytes, over the ${bytes.length - 1}-byte cap \\(pass \\{ maxBytes \\} to allow more\\)`,
+    ),
+  )
   assert.equal(Object.keys(parseSafetensors(bytes, 'x.st', { maxBytes: bytes.length }).tensors), ['a', 'b'])
   // F16 decodes to twice its bytes: 2 000 halves in a 4 000-byte data section become 8 000 bytes of float32
   const half = fileWith({ h: { dtype: 'F16', shape: [2000], data_offsets: [0, 4000] } }, new Uint8Array(4000))
-  throwsWith(() => parseSafetensors(half, 'h.st', { maxBytes: 6000 }), /h\.st: the decoded tensors is 8000 bytes, over the 6000-byte cap/)
-  throwsWith(() => parseSafetensors(bytes, 'x.st', { maxBytes: -1 }), /parseSafetensors: maxBytes must be a non-negative integer, got -1/)
+  throwsWith(
+    () => parseSafetensors(half, 'h.st', { maxBytes: 6000 }),
+    /h\.st: the decoded tensors is 8000 bytes, over the 6000-byte cap/,
+  )
+  throwsWith(
+    () => parseSafetensors(bytes, 'x.st', { maxBytes: -1 }),
+    /parseSafetensors: maxBytes must be a non-negative integer, got -1/,
+  )
   // a header longer than the format allows is refused before JSON.parse sees it
   const hugeHeader = new Uint8Array(100_000_016)
   new DataView(hugeHeader.buffer).setBigUint64(0, 100_000_001n, true)
-  throwsWith(() => parseSafetensors(hugeHeader, 'big.st', { maxBytes: 2 ** 30 }), /big\.st: header length 100000001 is over the format's 100000000-byte limit/)
+  throwsWith(
+    () => parseSafetensors(hugeHeader, 'big.st', { maxBytes: 2 ** 30 }),
+    /big\.st: header length 100000001 is over the format's 100000000-byte limit/,
+  )
   throwsWith(() => parseSafetensors(hugeHeader, 'big.st'), /big\.st: header length 100000001 is over the format's/)
 })
 
@@ -159,13 +221,24 @@ test('loadSafetensors: a file over maxBytes is refused from its size alone; a fo
   const dir = mkdtempSync(join(tmpdir(), 'tenny-st-'))
   try {
     const path = join(dir, 'model.safetensors')
-    saveSafetensors(path, { w: tensor([[1, 2], [3, 4]]) })
+    saveSafetensors(path, {
+      w: tensor([
+        [1, 2],
+        [3, 4],
+      ]),
+    })
     const size = readFileSync(path).length
-    throwsWith(() => loadSafetensors(path, { maxBytes: size - 1 }), new RegExp(`loadSafetensors: .*model\\.safetensors: the file is ${size} bytes, over the ${size - 1}-byte cap`))
+    throwsWith(
+      () => loadSafetensors(path, { maxBytes: size - 1 }),
+      new RegExp(`loadSafetensors: .*model\\.safetensors: the file is ${size} bytes, over the ${size - 1}-byte cap`),
+    )
     assert.equal(Array.from(loadSafetensors(path, { maxBytes: size }).tensors.w.data), [1, 2, 3, 4])
     throwsWith(() => loadSafetensors(dir), /loadSafetensors: .* is not a regular file/)
     truncateSync(path, DEFAULT_MAX_BYTES + 1) // a sparse file of zeros: the default cap refuses it unread
-    throwsWith(() => loadSafetensors(path), new RegExp(`the file is ${DEFAULT_MAX_BYTES + 1} bytes, over the ${DEFAULT_MAX_BYTES}-byte cap`))
+    throwsWith(
+      () => loadSafetensors(path),
+      new RegExp(`the file is ${DEFAULT_MAX_BYTES + 1} bytes, over the ${DEFAULT_MAX_BYTES}-byte cap`),
+    )
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
@@ -175,7 +248,16 @@ test('safetensors: tensor names that are Object.prototype keys round-trip as pla
   const bytes = serializeSafetensors({ ['__proto__']: tensor([1]), constructor: tensor([2]), toString: tensor([3]) })
   const { tensors } = parseSafetensors(bytes)
   assert.equal(Object.keys(tensors).sort(), ['__proto__', 'constructor', 'toString'])
-  assert.equal(Object.entries(tensors).map(([k, t]) => [k, Array.from(t.data)]).sort(), [['__proto__', [1]], ['constructor', [2]], ['toString', [3]]])
+  assert.equal(
+    Object.entries(tensors)
+      .map(([k, t]) => [k, Array.from(t.data)])
+      .sort(),
+    [
+      ['__proto__', [1]],
+      ['constructor', [2]],
+      ['toString', [3]],
+    ],
+  )
 })
 
 test.run()

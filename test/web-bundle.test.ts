@@ -20,13 +20,35 @@ test('browser bundle of src/index.ts: no module anywhere imports node:*, webgpu 
       })
     },
   }
-  const result = await build({ entryPoints: [join(root, 'src/index.ts')], bundle: true, platform: 'browser', format: 'esm', write: false, logLevel: 'silent', metafile: true, plugins: [record] })
+  const result = await build({
+    entryPoints: [join(root, 'src/index.ts')],
+    bundle: true,
+    platform: 'browser',
+    format: 'esm',
+    write: false,
+    logLevel: 'silent',
+    metafile: true,
+    plugins: [record],
+  })
   const bundled = Object.keys(result.metafile.inputs)
-  for (const part of ['nn/files/adapters.ts', 'nn/files/checkpoint.ts', 'src/formats/safetensors.ts', 'src/backends/wasm/index.ts', 'src/backends/gpujs/gpu-web.ts']) {
+  for (const part of [
+    'nn/files/adapters.ts',
+    'nn/files/checkpoint.ts',
+    'src/formats/safetensors.ts',
+    'src/backends/wasm/index.ts',
+    'src/backends/gpujs/gpu-web.ts',
+  ]) {
     assert.ok(bundled.includes(part), `${part} is part of the bundle`)
   }
-  assert.equal(imports, [], `modules reachable from src/index.ts import Node-only or optional packages:\n${imports.join('\n')}`)
-  assert.not.ok(bundled.some((f) => /-node\.ts$/.test(f)), `a *-node.ts module is reachable: ${bundled.filter((f) => /-node\.ts$/.test(f)).join(', ')}`)
+  assert.equal(
+    imports,
+    [],
+    `modules reachable from src/index.ts import Node-only or optional packages:\n${imports.join('\n')}`,
+  )
+  assert.not.ok(
+    bundled.some((f) => /-node\.ts$/.test(f)),
+    `a *-node.ts module is reachable: ${bundled.filter((f) => /-node\.ts$/.test(f)).join(', ')}`,
+  )
 })
 
 test.run()

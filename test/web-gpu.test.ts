@@ -14,7 +14,13 @@ type ModeResult = { backend?: string; mode?: string; worst?: number; at?: string
 
 test('gpu.js webgl2 and webgl in Chromium: the matmul kernels match the CPU kernel; a lost context falls back to the CPU and says so', async () => {
   const outDir = mkdtempSync(join(tmpdir(), 'tenny-gpu-page-'))
-  await build({ configFile: false, root: join(root, 'test/web'), base: './', logLevel: 'error', build: { outDir, emptyOutDir: true, target: 'es2022', rolldownOptions: { input: join(root, 'test/web/gpu.html') } } })
+  await build({
+    configFile: false,
+    root: join(root, 'test/web'),
+    base: './',
+    logLevel: 'error',
+    build: { outDir, emptyOutDir: true, target: 'es2022', rolldownOptions: { input: join(root, 'test/web/gpu.html') } },
+  })
   const site = await serve(outDir)
   const chrome = await launch()
   try {
@@ -33,7 +39,10 @@ test('gpu.js webgl2 and webgl in Chromium: the matmul kernels match the CPU kern
     }
     const lost = results.lost as ModeResult & { reason: string }
     assert.is(lost.worst, 0, `after the context was lost, products come from the CPU kernel exactly (${lost.at})`)
-    assert.match(lost.reason, /gpu\.js failed since, the CPU runs its products: gpu\.js webgl2: the WebGL context was lost/)
+    assert.match(
+      lost.reason,
+      /gpu\.js failed since, the CPU runs its products: gpu\.js webgl2: the WebGL context was lost/,
+    )
   } finally {
     await chrome.close()
     await site.close()

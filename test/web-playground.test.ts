@@ -19,28 +19,47 @@ const BASE = join(root, 'examples/base/base.safetensors')
 
 type Site = Awaited<ReturnType<typeof serve>>
 type Chrome = Awaited<ReturnType<typeof launch>>
-let dist = '', site: Site, chrome: Chrome, page: Page, downloads = ''
-let baseAnswer = '', trainedAnswer = ''
+let dist = '',
+  site: Site,
+  chrome: Chrome,
+  page: Page,
+  downloads = ''
+let baseAnswer = '',
+  trainedAnswer = ''
 
 const text = (id: string) => page.$eval(`#${id}`, (e) => e.textContent ?? '')
-const setValue = (id: string, value: string) => page.$eval(`#${id}`, (e, v) => {
-  if (!(e instanceof HTMLInputElement)) throw new Error(`#${e.id} is not an input`)
-  e.value = v
-  e.dispatchEvent(new Event('input'))
-}, value)
+const setValue = (id: string, value: string) =>
+  page.$eval(
+    `#${id}`,
+    (e, v) => {
+      if (!(e instanceof HTMLInputElement)) throw new Error(`#${e.id} is not an input`)
+      e.value = v
+      e.dispatchEvent(new Event('input'))
+    },
+    value,
+  )
 /** Wait until the page's #status matches `pattern` (or shows an error, which fails at once). */
 async function statusMatches(pattern: RegExp, timeout = 60_000): Promise<string> {
-  await page.waitForFunction((source) => {
-    const status = document.getElementById('status')
-    return !!status && (status.classList.contains('error') || new RegExp(source).test(status.textContent ?? ''))
-  }, { timeout, polling: 100 }, pattern.source)
+  await page.waitForFunction(
+    (source) => {
+      const status = document.getElementById('status')
+      return !!status && (status.classList.contains('error') || new RegExp(source).test(status.textContent ?? ''))
+    },
+    { timeout, polling: 100 },
+    pattern.source,
+  )
   const status = await text('status')
-  assert.not.ok(await page.$eval('#status', (e) => e.classList.contains('error')), `the page reports an error: ${status}`)
+  assert.not.ok(
+    await page.$eval('#status', (e) => e.classList.contains('error')),
+    `the page reports an error: ${status}`,
+  )
   return status
 }
 /** Ask (click), then wait for an answer to the prompt at this strength. */
 async function ask(): Promise<string> {
-  await page.$eval('#answer', (e) => { e.textContent = '' })
+  await page.$eval('#answer', (e) => {
+    e.textContent = ''
+  })
   await page.click('#ask')
   await page.waitForFunction(() => (document.getElementById('answer')?.textContent ?? '') !== '', { timeout: 30_000 })
   return text('answer')
@@ -49,7 +68,11 @@ async function ask(): Promise<string> {
 /** The greedy answer Node gives with `model` (the Node example's rule: up to the first newline). */
 function nodeAnswer(model: nn.GPT, tokenizer: ReturnType<typeof loadBase>['tokenizer']): string {
   const ids = tokenizer.encode(PROMPT)
-  const out = model.generate(new Tensor(Float32Array.from(ids), [1, ids.length]), Math.min(100, model.config.blockSize - ids.length), { temperature: 0, seed: 0 })
+  const out = model.generate(
+    new Tensor(Float32Array.from(ids), [1, ids.length]),
+    Math.min(100, model.config.blockSize - ids.length),
+    { temperature: 0, seed: 0 },
+  )
   return PROMPT + tokenizer.decode(out.data.subarray(ids.length)).split('\n')[0]
 }
 
@@ -94,19 +117,29 @@ test('playground: served cross-origin isolated, it loads the base and answers th
   const cores = await page.evaluate(() => navigator.hardwareConcurrency)
   const threads = /^(\d+) \(this worker \+ (\d+) Web Workers? ready\)$/.exec(await text('threads'))
   const expected = Math.min(cores, 32) // the pool's MAX_WORKERS (31) plus this worker
-  if (cores > 1) assert.ok(threads && Number(threads[1]) === expected && Number(threads[2]) === expected - 1, `${cores} cores: ${await text('threads')}`)
+  if (cores > 1)
+    assert.ok(
+      threads && Number(threads[1]) === expected && Number(threads[2]) === expected - 1,
+      `${cores} cores: ${await text('threads')}`,
+    )
 })
 
 test('playground: LoRA trains in the Web Worker: loss falls over 40 steps, the page stays responsive, the answer changes', async () => {
   await setValue('iters', '40')
   await page.click('#train')
-  const losses: number[] = [], delays: number[] = []
+  const losses: number[] = [],
+    delays: number[] = []
   while (await page.$eval('#stop', (e) => !(e as HTMLButtonElement).disabled)) {
     // the page's own thread answers a timer at once while the worker trains
-    delays.push(await page.evaluate(() => new Promise<number>((resolve) => {
-      const t0 = performance.now()
-      setTimeout(() => resolve(performance.now() - t0), 0)
-    })))
+    delays.push(
+      await page.evaluate(
+        () =>
+          new Promise<number>((resolve) => {
+            const t0 = performance.now()
+            setTimeout(() => resolve(performance.now() - t0), 0)
+          }),
+      ),
+    )
     const loss = Number(await text('loss'))
     if (Number.isFinite(loss) && loss !== losses[losses.length - 1]) losses.push(loss)
     await new Promise((resolve) => setTimeout(resolve, 150))
@@ -115,7 +148,10 @@ test('playground: LoRA trains in the Web Worker: loss falls over 40 steps, the p
   assert.ok(losses.length >= 4, `saw ${losses.length} loss readings (${status})`)
   const [first, last] = [losses[0], Number(await text('loss'))]
   assert.ok(last < first - 0.5, `train loss fell from ${first} to ${last} (readings ${losses.join(' ')})`)
-  assert.ok(Math.max(...delays) < 250, `the page answered timers within ${Math.max(...delays).toFixed(0)} ms while training`)
+  assert.ok(
+    Math.max(...delays) < 250,
+    `the page answered timers within ${Math.max(...delays).toFixed(0)} ms while training`,
+  )
   assert.is(await text('step'), '40 / 40')
   const ranks = await page.$$eval('#report tbody tr td:nth-child(2)', (tds) => tds.map((td) => td.textContent ?? ''))
   assert.is(ranks.length, 13, 'one report row per adapted layer (6 targets in each of 2 blocks, and the LM head)')
@@ -129,21 +165,30 @@ test('playground: LoRA trains in the Web Worker: loss falls over 40 steps, the p
 })
 
 test('playground: the strength slider re-answers as it moves; at 0 the adapter is off and the base answers', async () => {
-  await page.$eval('#answer', (e) => { e.textContent = '' })
+  await page.$eval('#answer', (e) => {
+    e.textContent = ''
+  })
   await setValue('strength', '0')
-  await page.waitForFunction(() => /strength 0\)/.test(document.getElementById('answer-who')?.textContent ?? ''), { timeout: 30_000 })
+  await page.waitForFunction(() => /strength 0\)/.test(document.getElementById('answer-who')?.textContent ?? ''), {
+    timeout: 30_000,
+  })
   assert.is(await text('answer'), baseAnswer)
   await setValue('strength', '1')
-  await page.waitForFunction(() => /strength 1\)/.test(document.getElementById('answer-who')?.textContent ?? ''), { timeout: 30_000 })
+  await page.waitForFunction(() => /strength 1\)/.test(document.getElementById('answer-who')?.textContent ?? ''), {
+    timeout: 30_000,
+  })
   assert.is(await text('answer'), trainedAnswer)
 })
 
 /** Click a download button and wait for its zip to land; returns the files inside. */
-async function downloadZip(layout: 'tenny' | 'peft' | 'mlx'): Promise<{ path: string; files: Record<string, Uint8Array> }> {
+async function downloadZip(
+  layout: 'tenny' | 'peft' | 'mlx',
+): Promise<{ path: string; files: Record<string, Uint8Array> }> {
   const name = `tenny-adapters-${layout}.zip`
   await page.click(`#download-${layout}`)
   const deadline = Date.now() + 20_000
-  while (!readdirSync(downloads).includes(name) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100))
+  while (!readdirSync(downloads).includes(name) && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 100))
   const path = join(downloads, name)
   await new Promise((resolve) => setTimeout(resolve, 200)) // Chromium renames the .crdownload when complete
   return { path, files: unzipSync(readFileSync(path)) }
@@ -160,7 +205,9 @@ const f32 = (t: StoredTensor | undefined) => (t?.data instanceof Float32Array ? 
 const bitwise = (a: Float32Array, b: Float32Array) => a.length === b.length && a.every((v, i) => Object.is(v, b[i]))
 
 test('playground: downloads in Tenny, PEFT and MLX layouts; Node loads each by path: identical tensors, the same answer', async () => {
-  const tenny = await downloadZip('tenny'), peft = await downloadZip('peft'), mlx = await downloadZip('mlx')
+  const tenny = await downloadZip('tenny'),
+    peft = await downloadZip('peft'),
+    mlx = await downloadZip('mlx')
   assert.equal(Object.keys(tenny.files).sort(), ['adapter_config.json', 'adapters.safetensors'])
   assert.equal(Object.keys(peft.files).sort(), ['adapter_config.json', 'adapter_model.safetensors'])
   assert.equal(Object.keys(mlx.files).sort(), ['adapter_config.json', 'adapters.safetensors'])
@@ -174,16 +221,26 @@ test('playground: downloads in Tenny, PEFT and MLX layouts; Node loads each by p
     const byTenny = load((m) => nn.loadAdapters(m, join(dirs[0], 'adapters.safetensors')))
     const byPeft = load((m) => nn.importPEFT(m, dirs[1]))
     const byMlx = load((m) => nn.importMLX(m, join(dirs[2], 'adapters.safetensors')))
-    for (const loaded of [byTenny, byPeft, byMlx]) assert.is(loaded.answer, trainedAnswer, 'Node answers as the page did with its adapter')
+    for (const loaded of [byTenny, byPeft, byMlx])
+      assert.is(loaded.answer, trainedAnswer, 'Node answers as the page did with its adapter')
     // the loaded model writes the very bytes the browser wrote: every value survived, and so did the config
     const again = nn.adapterFiles(byTenny.model)
-    assert.ok(Buffer.from(again['adapters.safetensors']).equals(Buffer.from(tenny.files['adapters.safetensors'])), 'adapters.safetensors round-trips byte for byte')
-    assert.equal(JSON.parse(new TextDecoder().decode(again['adapter_config.json'])), JSON.parse(new TextDecoder().decode(tenny.files['adapter_config.json'])))
+    assert.ok(
+      Buffer.from(again['adapters.safetensors']).equals(Buffer.from(tenny.files['adapters.safetensors'])),
+      'adapters.safetensors round-trips byte for byte',
+    )
+    assert.equal(
+      JSON.parse(new TextDecoder().decode(again['adapter_config.json'])),
+      JSON.parse(new TextDecoder().decode(tenny.files['adapter_config.json'])),
+    )
     // the three layouts carry the same A and B (MLX's transposed)
     const own = parseSafetensors(tenny.files['adapters.safetensors']).tensors
     const hf = parseSafetensors(peft.files['adapter_model.safetensors']).tensors
     const loraA = f32(own['blocks.0.attn.qProj.loraA'])
-    assert.ok(loraA.length > 0 && bitwise(loraA, f32(hf['base_model.model.blocks.0.attn.qProj.lora_A.weight'])), 'PEFT lora_A = Tenny loraA')
+    assert.ok(
+      loraA.length > 0 && bitwise(loraA, f32(hf['base_model.model.blocks.0.attn.qProj.lora_A.weight'])),
+      'PEFT lora_A = Tenny loraA',
+    )
     const [qProj] = nn.loraLayers(byMlx.model).filter(([p]) => p === 'blocks.0.attn.qProj')
     assert.ok(bitwise(qProj[1].loraA.data, loraA), 'MLX lora_a, transposed back, = Tenny loraA')
   } finally {
@@ -202,9 +259,13 @@ test('playground: a dropped PEFT zip loads back; a damaged file is refused in on
     const config = unzipSync(readFileSync(join(downloads, 'tenny-adapters-tenny.zip')))['adapter_config.json']
     writeFileSync(join(bad, 'adapter_config.json'), config)
     writeFileSync(join(bad, 'adapters.safetensors'), new Uint8Array(64).fill(7)) // a header length far past the file
-    await page.$eval('#status', (e) => { e.textContent = '' })
+    await page.$eval('#status', (e) => {
+      e.textContent = ''
+    })
     await input.uploadFile(join(bad, 'adapter_config.json'), join(bad, 'adapters.safetensors'))
-    await page.waitForFunction(() => document.getElementById('status')?.classList.contains('error'), { timeout: 20_000 })
+    await page.waitForFunction(() => document.getElementById('status')?.classList.contains('error'), {
+      timeout: 20_000,
+    })
     const error = await text('status')
     assert.match(error, /^loadAdapters: .*adapters\.safetensors|safetensors/)
     assert.not.match(error, /\n/, 'one line')
@@ -218,12 +279,18 @@ test('playground: a dropped PEFT zip loads back; a damaged file is refused in on
 test('playground: Stop ends training after the current step and keeps the adapters learned so far', async () => {
   await setValue('iters', '5000')
   await page.click('#train')
-  await page.waitForFunction(() => /^([3-9]|\d\d+) \/ 5000$/.test(document.getElementById('step')?.textContent ?? ''), { timeout: 30_000, polling: 50 })
+  await page.waitForFunction(() => /^([3-9]|\d\d+) \/ 5000$/.test(document.getElementById('step')?.textContent ?? ''), {
+    timeout: 30_000,
+    polling: 50,
+  })
   await page.click('#stop')
   const status = await statusMatches(/^Stopped after \d+ steps/)
   const steps = Number(/after (\d+) steps/.exec(status)?.[1])
   assert.ok(steps >= 3 && steps < 5000, status)
-  assert.not.ok(await page.$eval('#download-tenny', (e) => (e as HTMLButtonElement).disabled), 'the kept adapters can be downloaded')
+  assert.not.ok(
+    await page.$eval('#download-tenny', (e) => (e as HTMLButtonElement).disabled),
+    'the kept adapters can be downloaded',
+  )
   assert.is.not(await ask(), '', 'and answered with')
 })
 
@@ -232,7 +299,12 @@ test('playground: served without COOP/COEP it still runs, on one thread, and say
   const other = await chrome.browser.newPage()
   try {
     await other.goto(plain.url)
-    await other.waitForFunction(() => /^Ready\.$/.test(document.getElementById('status')?.textContent ?? '') || document.getElementById('status')?.classList.contains('error'), { timeout: 60_000 })
+    await other.waitForFunction(
+      () =>
+        /^Ready\.$/.test(document.getElementById('status')?.textContent ?? '') ||
+        document.getElementById('status')?.classList.contains('error'),
+      { timeout: 60_000 },
+    )
     assert.not.ok(await other.evaluate(() => crossOriginIsolated))
     assert.is(await other.$eval('#base-answer', (e) => e.textContent), baseAnswer)
     assert.match(await other.$eval('#threads', (e) => e.textContent ?? ''), /not cross-origin isolated/)
@@ -246,10 +318,30 @@ test('bench page: every column, Tenny (cpu, parallel, wasm, gpu.js webgl2 and we
   const bench = await chrome.browser.newPage()
   try {
     await bench.goto(`${site.url}bench.html?parity`)
-    await bench.waitForFunction(() => /^(Done\.|Error)/.test(document.getElementById('status')?.textContent ?? ''), { timeout: 90_000 })
+    await bench.waitForFunction(() => /^(Done\.|Error)/.test(document.getElementById('status')?.textContent ?? ''), {
+      timeout: 90_000,
+    })
     assert.is(await bench.$eval('#status', (e) => e.textContent), 'Done.')
-    const rows = await bench.$$eval('#parity tbody tr', (trs) => trs.map((tr) => ({ column: tr.getAttribute('data-column'), ok: tr.getAttribute('data-ok'), text: tr.textContent })))
-    assert.equal(rows.map((r) => r.column), ['Tenny cpu', 'Tenny parallel', 'Tenny wasm 1 thread', 'Tenny wasm', 'Tenny gpujs webgl2', 'Tenny gpujs webgl', 'tfjs webgl', 'tfjs wasm'])
+    const rows = await bench.$$eval('#parity tbody tr', (trs) =>
+      trs.map((tr) => ({
+        column: tr.getAttribute('data-column'),
+        ok: tr.getAttribute('data-ok'),
+        text: tr.textContent,
+      })),
+    )
+    assert.equal(
+      rows.map((r) => r.column),
+      [
+        'Tenny cpu',
+        'Tenny parallel',
+        'Tenny wasm 1 thread',
+        'Tenny wasm',
+        'Tenny gpujs webgl2',
+        'Tenny gpujs webgl',
+        'tfjs webgl',
+        'tfjs wasm',
+      ],
+    )
     for (const r of rows) assert.is(r.ok, 'true', `${r.column}: ${r.text}`)
   } finally {
     await bench.close()

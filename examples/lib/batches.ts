@@ -32,7 +32,8 @@ export function parseJsonl(text: string, file: string): Example[] {
       throw new Error(`${file}:${i + 1}: not valid JSON (${err instanceof Error ? err.message : String(err)})`)
     }
     const value = typeof row === 'object' && row !== null ? Reflect.get(row, 'text') : undefined
-    if (typeof value !== 'string' || value === '') throw new Error(`${file}:${i + 1}: expected an object with a non-empty "text" string, got ${line.slice(0, 60)}`)
+    if (typeof value !== 'string' || value === '')
+      throw new Error(`${file}:${i + 1}: expected an object with a non-empty "text" string, got ${line.slice(0, 60)}`)
     examples.push({ text: value, file, line: i + 1 })
   }
   if (examples.length === 0) throw new Error(`${file}: no examples (expected one {"text": ...} object per line)`)
@@ -46,7 +47,8 @@ export function parseJsonl(text: string, file: string): Example[] {
 export function padBatch(examples: number[][], blockSize: number): { inputs: Tensor; targets: Tensor; tokens: number } {
   const T = Math.min(blockSize, Math.max(...examples.map((e) => e.length)) - 1)
   const B = examples.length
-  const inputs = new Float32Array(B * T), targets = new Float32Array(B * T).fill(IGNORE)
+  const inputs = new Float32Array(B * T),
+    targets = new Float32Array(B * T).fill(IGNORE)
   let tokens = 0
   for (const [b, ids] of examples.entries()) {
     const n = Math.min(T, ids.length - 1)
@@ -63,7 +65,10 @@ export function padBatch(examples: number[][], blockSize: number): { inputs: Ten
 export class Batcher {
   private order: number[] = []
 
-  constructor(private readonly examples: number[][], private readonly batchSize: number) {}
+  constructor(
+    private readonly examples: number[][],
+    private readonly batchSize: number,
+  ) {}
 
   next(): number[][] {
     const batch: number[][] = []
@@ -87,7 +92,8 @@ export function shuffled(n: number): number[] {
 
 /** B random windows of T + 1 tokens from one long stream: inputs and next-token targets, (B, T) each. */
 export function windowBatch(stream: Uint8Array, B: number, T: number): { inputs: Tensor; targets: Tensor } {
-  const inputs = new Float32Array(B * T), targets = new Float32Array(B * T)
+  const inputs = new Float32Array(B * T),
+    targets = new Float32Array(B * T)
   for (let b = 0; b < B; b++) {
     const start = randomInt(0, stream.length - T - 1)
     for (let t = 0; t < T; t++) {
@@ -109,14 +115,23 @@ export type MaskMode = 'name' | 'prompt' | 'none'
  * Set the targets that `mode` skips to IGNORE, in place: 'name' skips the name of question(name) and all of
  * rephrased(name); rows of neither form stay whole.
  */
-export function maskTargets(batch: { inputs: Tensor; targets: Tensor; tokens: number }, mode: MaskMode, encode: (text: string) => number[]): void {
+export function maskTargets(
+  batch: { inputs: Tensor; targets: Tensor; tokens: number },
+  mode: MaskMode,
+  encode: (text: string) => number[],
+): void {
   if (mode === 'none') return
   // 'Q: What is ' + name + ' in tenny?\nA: ', and 'Q: In tenny, what is ' + name + '?\nA: '
-  const forms = [question, rephrased].map((form) => form('\u0000').split('\u0000').map((part) => encode(part)))
+  const forms = [question, rephrased].map((form) =>
+    form('\u0000')
+      .split('\u0000')
+      .map((part) => encode(part)),
+  )
   const [B, T] = batch.inputs.shape
   const at = (row: Float32Array, ids: number[], t: number) => ids.every((id, i) => row[t + i] === id)
   for (let b = 0; b < B; b++) {
-    const row = batch.inputs.data.subarray(b * T, (b + 1) * T), targets = batch.targets.data.subarray(b * T, (b + 1) * T)
+    const row = batch.inputs.data.subarray(b * T, (b + 1) * T),
+      targets = batch.targets.data.subarray(b * T, (b + 1) * T)
     const form = forms.findIndex(([prefix]) => at(row, prefix, 0))
     if (form < 0) continue
     const [prefix, suffix] = forms[form]

@@ -4,12 +4,18 @@ import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /** The number in flag --name, checked: "--iters must be an integer ≥ 1, got 'abc'". */
-export function numberFlag(name: string, value: string | undefined, { integer = false, min = -Infinity, max = Infinity } = {}): number {
+export function numberFlag(
+  name: string,
+  value: string | undefined,
+  { integer = false, min = -Infinity, max = Infinity } = {},
+): number {
   const x = value === undefined || value.trim() === '' ? NaN : Number(value)
   const ok = Number.isFinite(x) && (!integer || Number.isInteger(x)) && x >= min && x <= max
   if (!ok) {
     const range = [min > -Infinity ? `>= ${min}` : '', max < Infinity ? `<= ${max}` : ''].filter(Boolean).join(' and ')
-    throw new Error(`--${name} must be ${integer ? 'an integer' : 'a number'}${range ? ` ${range}` : ''}, got ${JSON.stringify(value ?? '')}`)
+    throw new Error(
+      `--${name} must be ${integer ? 'an integer' : 'a number'}${range ? ` ${range}` : ''}, got ${JSON.stringify(value ?? '')}`,
+    )
   }
   return x
 }
@@ -21,11 +27,13 @@ export function isMain(importMetaUrl: string): boolean {
 
 /** Run main; on an error print "error: <message>" and exit 1. TENNY_DEBUG=1 prints the stack too. */
 export function runMain(main: () => void | Promise<void>): void {
-  Promise.resolve().then(main).catch((err: unknown) => {
-    const message = err instanceof Error ? err.message : String(err)
-    console.error(process.env.TENNY_DEBUG && err instanceof Error ? err.stack : `error: ${message}`)
-    process.exit(1)
-  })
+  Promise.resolve()
+    .then(main)
+    .catch((err: unknown) => {
+      const message = err instanceof Error ? err.message : String(err)
+      console.error(process.env.TENNY_DEBUG && err instanceof Error ? err.stack : `error: ${message}`)
+      process.exit(1)
+    })
 }
 
 /** How long after the first Ctrl-C another one still counts as the same keypress, forwarded again by npm or a shell. */
@@ -37,7 +45,8 @@ const ECHO_MS = 3000
  * can arrive twice; a second within 3 s is taken as that echo. A third, or a second after 3 s, exits at once (130).
  */
 export function stopOnCtrlC(message: string): { stopped(): boolean; release(): void } {
-  let first = 0, count = 0
+  let first = 0,
+    count = 0
   const onSigint = () => {
     count++
     if (count === 1) {

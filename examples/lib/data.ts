@@ -14,6 +14,11 @@ export function readJsonl(file: string): Example[] {
 
 /** train.jsonl, valid.jsonl and test.jsonl from `dir` (MLX lora.py's layout). */
 export function loadSplits(dir: string): { train: Example[]; valid: Example[]; test: Example[] } {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`data directory ${dir} does not exist (expected train.jsonl, valid.jsonl, test.jsonl in it)`)
-  return { train: readJsonl(join(dir, 'train.jsonl')), valid: readJsonl(join(dir, 'valid.jsonl')), test: readJsonl(join(dir, 'test.jsonl')) }
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new Error(`data directory ${dir} does not exist (expected train.jsonl, valid.jsonl, test.jsonl in it)`)
+  return {
+    train: readJsonl(join(dir, 'train.jsonl')),
+    valid: readJsonl(join(dir, 'valid.jsonl')),
+    test: readJsonl(join(dir, 'test.jsonl')),
+  }
 }

@@ -54,25 +54,70 @@ Training:
 
 /** Every setting of one run of the example. */
 export type Flags = {
-  train: boolean; test: boolean; ask: boolean; prompt: string
-  temp: number; maxTokens: number; strength: number
-  base?: string; data: string; adapterPath?: string; resume?: string; noAdapter: boolean
-  iters: number; batchSize: number; lr: number; rank: number; alpha: number; loraLayers?: number; loraDropout: number
-  smoothing: number; mask: MaskMode; targets: string[]; useDora: boolean; stepsPerEval: number; patience: number
-  quantize: 4 | 8 | null; full: boolean; fuse: boolean; seed: number
+  train: boolean
+  test: boolean
+  ask: boolean
+  prompt: string
+  temp: number
+  maxTokens: number
+  strength: number
+  base?: string
+  data: string
+  adapterPath?: string
+  resume?: string
+  noAdapter: boolean
+  iters: number
+  batchSize: number
+  lr: number
+  rank: number
+  alpha: number
+  loraLayers?: number
+  loraDropout: number
+  smoothing: number
+  mask: MaskMode
+  targets: string[]
+  useDora: boolean
+  stepsPerEval: number
+  patience: number
+  quantize: 4 | 8 | null
+  full: boolean
+  fuse: boolean
+  seed: number
   /** the flags given on the command line (a resumed run refuses a --rank that is not its file's) */
   given: Set<string>
 }
 
 const OPTIONS = {
-  train: { type: 'boolean' }, test: { type: 'boolean' }, prompt: { type: 'string' }, temp: { type: 'string' },
-  'max-tokens': { type: 'string' }, 'num-tokens': { type: 'string' }, 'adapter-strength': { type: 'string' },
-  base: { type: 'string' }, data: { type: 'string' }, 'adapter-path': { type: 'string' }, 'adapter-file': { type: 'string' },
-  'resume-adapter-file': { type: 'string' }, 'no-adapter': { type: 'boolean' }, iters: { type: 'string' },
-  'batch-size': { type: 'string' }, lr: { type: 'string' }, rank: { type: 'string' }, alpha: { type: 'string' },
-  'lora-layers': { type: 'string' }, 'lora-dropout': { type: 'string' }, 'label-smoothing': { type: 'string' },
-  mask: { type: 'string' }, targets: { type: 'string' }, 'use-dora': { type: 'boolean' }, 'steps-per-eval': { type: 'string' }, patience: { type: 'string' },
-  quantize: { type: 'string' }, full: { type: 'boolean' }, fuse: { type: 'boolean' }, seed: { type: 'string' },
+  train: { type: 'boolean' },
+  test: { type: 'boolean' },
+  prompt: { type: 'string' },
+  temp: { type: 'string' },
+  'max-tokens': { type: 'string' },
+  'num-tokens': { type: 'string' },
+  'adapter-strength': { type: 'string' },
+  base: { type: 'string' },
+  data: { type: 'string' },
+  'adapter-path': { type: 'string' },
+  'adapter-file': { type: 'string' },
+  'resume-adapter-file': { type: 'string' },
+  'no-adapter': { type: 'boolean' },
+  iters: { type: 'string' },
+  'batch-size': { type: 'string' },
+  lr: { type: 'string' },
+  rank: { type: 'string' },
+  alpha: { type: 'string' },
+  'lora-layers': { type: 'string' },
+  'lora-dropout': { type: 'string' },
+  'label-smoothing': { type: 'string' },
+  mask: { type: 'string' },
+  targets: { type: 'string' },
+  'use-dora': { type: 'boolean' },
+  'steps-per-eval': { type: 'string' },
+  patience: { type: 'string' },
+  quantize: { type: 'string' },
+  full: { type: 'boolean' },
+  fuse: { type: 'boolean' },
+  seed: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -80,17 +125,28 @@ const OPTIONS = {
 export function parseFlags(argv: string[]): Flags | 'help' {
   const { values: v } = parseArgs({ args: argv, options: OPTIONS })
   if (v.help) return 'help'
-  if (v['adapter-file'] !== undefined) throw new Error('--adapter-file is now --adapter-path DIR: the run folder that holds adapters.safetensors')
+  if (v['adapter-file'] !== undefined)
+    throw new Error('--adapter-file is now --adapter-path DIR: the run folder that holds adapters.safetensors')
   const demo = !v.train && !v.test && v.prompt === undefined && !v['no-adapter'] && !v.fuse
   const num = (name: keyof typeof v, fallback: string, range: { integer?: boolean; min?: number; max?: number } = {}) =>
     numberFlag(name, typeof v[name] === 'string' ? v[name] : fallback, range)
   const flags: Flags = {
-    train: demo || !!v.train, test: demo || !!v.test, ask: demo || !!v.train || v.prompt !== undefined || !!v['no-adapter'],
+    train: demo || !!v.train,
+    test: demo || !!v.test,
+    ask: demo || !!v.train || v.prompt !== undefined || !!v['no-adapter'],
     prompt: v.prompt === undefined ? DEFAULT_PROMPT : v.prompt.replace(/\\n/g, '\n'),
     temp: num('temp', '0', { min: 0 }),
-    maxTokens: numberFlag(v['num-tokens'] !== undefined ? 'num-tokens' : 'max-tokens', v['num-tokens'] ?? v['max-tokens'] ?? '60', { integer: true, min: 1 }),
+    maxTokens: numberFlag(
+      v['num-tokens'] !== undefined ? 'num-tokens' : 'max-tokens',
+      v['num-tokens'] ?? v['max-tokens'] ?? '60',
+      { integer: true, min: 1 },
+    ),
     strength: num('adapter-strength', '1'),
-    base: v.base, data: v.data ?? join(examples, 'data'), adapterPath: v['adapter-path'], resume: v['resume-adapter-file'], noAdapter: !!v['no-adapter'],
+    base: v.base,
+    data: v.data ?? join(examples, 'data'),
+    adapterPath: v['adapter-path'],
+    resume: v['resume-adapter-file'],
+    noAdapter: !!v['no-adapter'],
     iters: num('iters', '1000', { integer: true, min: 1 }),
     batchSize: num('batch-size', '16', { integer: true, min: 1 }),
     lr: num('lr', '1e-2', { min: 0 }),
@@ -100,11 +156,17 @@ export function parseFlags(argv: string[]): Flags | 'help' {
     loraDropout: num('lora-dropout', '0', { min: 0, max: 0.99 }),
     smoothing: num('label-smoothing', '0.1', { min: 0, max: 0.99 }),
     mask: maskMode(v.mask ?? 'name'),
-    targets: (v.targets ?? TARGETS).split(',').map((t) => t.trim()).filter(Boolean), useDora: !!v['use-dora'],
+    targets: (v.targets ?? TARGETS)
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean),
+    useDora: !!v['use-dora'],
     stepsPerEval: num('steps-per-eval', '100', { integer: true, min: 1 }),
     patience: v.patience === undefined ? Infinity : num('patience', '', { integer: true, min: 1 }),
     quantize: v.quantize === undefined ? null : bits(v.quantize),
-    full: !!v.full, fuse: !!v.fuse, seed: num('seed', '0', { integer: true }),
+    full: !!v.full,
+    fuse: !!v.fuse,
+    seed: num('seed', '0', { integer: true }),
     given: new Set(Object.keys(v)),
   }
   checkCombinations(flags)
@@ -112,7 +174,8 @@ export function parseFlags(argv: string[]): Flags | 'help' {
 }
 
 function maskMode(s: string): MaskMode {
-  if (s !== 'name' && s !== 'prompt' && s !== 'none') throw new Error(`--mask must be name, prompt or none, got ${JSON.stringify(s)}`)
+  if (s !== 'name' && s !== 'prompt' && s !== 'none')
+    throw new Error(`--mask must be name, prompt or none, got ${JSON.stringify(s)}`)
   return s
 }
 
@@ -124,10 +187,22 @@ function bits(s: string): 4 | 8 {
 
 /** Flags that cannot go together, and prompts that cannot be answered. */
 function checkCombinations(f: Flags): void {
-  if (f.prompt === '') throw new Error(`--prompt is empty: give the text to continue, e.g. --prompt "${DEFAULT_PROMPT.replace('\n', '\\n')}"`)
-  if (f.full && (f.quantize !== null || f.resume || f.fuse || f.useDora)) throw new Error('--full trains every weight of a float model: it cannot be combined with --quantize, --resume-adapter-file, --fuse or --use-dora')
+  if (f.prompt === '')
+    throw new Error(
+      `--prompt is empty: give the text to continue, e.g. --prompt "${DEFAULT_PROMPT.replace('\n', '\\n')}"`,
+    )
+  if (f.full && (f.quantize !== null || f.resume || f.fuse || f.useDora))
+    throw new Error(
+      '--full trains every weight of a float model: it cannot be combined with --quantize, --resume-adapter-file, --fuse or --use-dora',
+    )
   if (f.full && !f.train) throw new Error('--full is a way to train: add --train')
-  if (f.noAdapter && (f.train || f.resume)) throw new Error('--no-adapter answers with the base alone: it cannot be combined with --train or --resume-adapter-file')
-  if (f.resume && !f.train) throw new Error('--resume-adapter-file continues training: add --train (to answer with adapters, give --adapter-path)')
+  if (f.noAdapter && (f.train || f.resume))
+    throw new Error(
+      '--no-adapter answers with the base alone: it cannot be combined with --train or --resume-adapter-file',
+    )
+  if (f.resume && !f.train)
+    throw new Error(
+      '--resume-adapter-file continues training: add --train (to answer with adapters, give --adapter-path)',
+    )
   if (f.targets.length === 0) throw new Error('--targets is empty: name at least one layer, e.g. qProj,vProj')
 }

@@ -32,18 +32,29 @@ export function newRunFolder(path: string | undefined): string {
     for (let i = 2; existsSync(path); i++) path = join(OUT_DIR, `${stamp}-${i}`)
   }
   const taken = RUN_OUTPUTS.filter((f) => existsSync(join(path, f)))
-  if (taken.length) throw new Error(`--adapter-path ${shown(path)} already holds another run (${taken.join(', ')}): give a new folder, or delete that one first`)
+  if (taken.length)
+    throw new Error(
+      `--adapter-path ${shown(path)} already holds another run (${taken.join(', ')}): give a new folder, or delete that one first`,
+    )
   return path
 }
 
 /** The folder to read adapters from: `path`, or the run in examples/out whose adapters were saved last. */
 export function findRun(path: string | undefined): string {
   if (path !== undefined) {
-    if (!existsSync(join(path, ADAPTERS))) throw new Error(`--adapter-path ${shown(path)}: no ${ADAPTERS} there (train with --train, or give a run folder)`)
+    if (!existsSync(join(path, ADAPTERS)))
+      throw new Error(`--adapter-path ${shown(path)}: no ${ADAPTERS} there (train with --train, or give a run folder)`)
     return path
   }
-  const runs = existsSync(OUT_DIR) ? readdirSync(OUT_DIR).map((d) => join(OUT_DIR, d)).filter((d) => existsSync(join(d, ADAPTERS))) : []
-  if (runs.length === 0) throw new Error(`no trained adapters in ${shown(OUT_DIR)} yet: run \`npm run example\` first, or give --adapter-path DIR`)
+  const runs = existsSync(OUT_DIR)
+    ? readdirSync(OUT_DIR)
+        .map((d) => join(OUT_DIR, d))
+        .filter((d) => existsSync(join(d, ADAPTERS)))
+    : []
+  if (runs.length === 0)
+    throw new Error(
+      `no trained adapters in ${shown(OUT_DIR)} yet: run \`npm run example\` first, or give --adapter-path DIR`,
+    )
   const saved = (d: string) => statSync(join(d, ADAPTERS)).mtimeMs
   return runs.reduce((a, b) => (saved(b) > saved(a) ? b : a))
 }
@@ -63,7 +74,11 @@ export function writeRun(folder: string, basePath: string, record: Omit<RunRecor
     if (RUN_OUTPUTS.some((f) => existsSync(join(path, f)))) continue // another run's files, run.json or not
     mkdirSync(path, { recursive: true })
     const tmp = join(path, `${RUN_FILE}.tmp-${process.pid}`)
-    writeFileAtomic(tmp, JSON.stringify({ base: { file: relative(path, basePath), sha256: fileHash(basePath) }, ...record }, null, 1) + '\n')
+    writeFileAtomic(
+      tmp,
+      JSON.stringify({ base: { file: relative(path, basePath), sha256: fileHash(basePath) }, ...record }, null, 1) +
+        '\n',
+    )
     try {
       linkSync(tmp, join(path, RUN_FILE))
       return path
@@ -89,9 +104,12 @@ export function readRun(folder: string): RunRecord | null {
 /** A run trained on another base checkpoint (same shapes, other weights) is refused, naming both hashes. */
 export function checkBase(folder: string, basePath: string): RunRecord | null {
   const run = readRun(folder)
-  const want = run?.base?.sha256, have = fileHash(basePath)
+  const want = run?.base?.sha256,
+    have = fileHash(basePath)
   if (want !== undefined && want !== have) {
-    throw new Error(`${shown(folder)} was trained on another base model (${run?.base.file}, sha256 ${want}…); ${shown(basePath)} is ${have}…`)
+    throw new Error(
+      `${shown(folder)} was trained on another base model (${run?.base.file}, sha256 ${want}…); ${shown(basePath)} is ${have}…`,
+    )
   }
   return run
 }

@@ -7,7 +7,13 @@ import { IGNORE } from './batches'
 type LanguageModel = { forward(inputs: Tensor): Tensor }
 
 /** One optimizer step on one batch; returns the batch's plain cross-entropy (comparable with evaluations), NaN if it diverged. */
-export function trainStep(model: LanguageModel, opt: optim.Optimizer, params: Tensor[], batch: { inputs: Tensor; targets: Tensor; tokens: number }, smoothing: number): number {
+export function trainStep(
+  model: LanguageModel,
+  opt: optim.Optimizer,
+  params: Tensor[],
+  batch: { inputs: Tensor; targets: Tensor; tokens: number },
+  smoothing: number,
+): number {
   const step = lossOrNaN(() => smoothedLoss(model.forward(batch.inputs), batch.targets, batch.tokens, smoothing)) // logits (B, T, V) → scalar
   if (typeof step === 'number') return step // diverged: the caller reports it
   const { loss, ce } = step
@@ -23,10 +29,18 @@ export function trainStep(model: LanguageModel, opt: optim.Optimizer, params: Te
  * −log p over the vocabulary. With ~100 examples the adapter memorises them; smoothing keeps it from becoming
  * certain, so held-out loss does not blow up while the trained answers are learned.  logits (B, T, V), targets (B, T)
  */
-export function smoothedLoss(logits: Tensor, targets: Tensor, tokens: number, eps: number): { loss: Tensor; ce: number } {
+export function smoothedLoss(
+  logits: Tensor,
+  targets: Tensor,
+  tokens: number,
+  eps: number,
+): { loss: Tensor; ce: number } {
   const ce = crossEntropy(logits, targets) // mean over the non-padding positions
   if (eps === 0) return { loss: ce, ce: ce.item() }
-  const real = new Tensor(targets.data.map((t) => (t === IGNORE ? 0 : 1)), targets.shape) // (B, T): 0 at padding
+  const real = new Tensor(
+    targets.data.map((t) => (t === IGNORE ? 0 : 1)),
+    targets.shape,
+  ) // (B, T): 0 at padding
   const uniform = mul(sum(mul(mean(logSoftmax(logits), -1), real)), -1 / tokens) // mean over positions of −mean_v log p
   return { loss: add(mul(ce, 1 - eps), mul(uniform, eps)), ce: ce.item() }
 }

@@ -6,16 +6,90 @@ export const ASCII_ALPHABET = '\n' + Array.from({ length: 95 }, (_, i) => String
 
 /** Characters that have a plain-ASCII spelling (math in docstrings, typography in the English corpus). */
 const SPELLINGS: Record<string, string> = {
-  '·': '*', '×': 'x', '√': 'sqrt', '⊙': '(*)', '→': '->', '←': '<-', '↦': '->', '≈': '~=', '≠': '!=', '∈': ' in ',
-  '≤': '<=', '≥': '>=', '−': '-', '–': '-', '—': '--', '…': '...', '‖': '||', '±': '+-', '∞': 'inf', '°': ' deg',
-  'Σ': 'sum', '∑': 'sum', 'Π': 'prod', 'Δ': 'Delta', 'Φ': 'Phi', 'α': 'alpha', 'β': 'beta', 'γ': 'gamma', 'δ': 'delta',
-  'ε': 'eps', 'ζ': 'zeta', 'η': 'eta', 'θ': 'theta', 'κ': 'kappa', 'λ': 'lambda', 'μ': 'mu', 'ν': 'nu', 'π': 'pi',
-  'ρ': 'rho', 'σ': 'sigma', 'τ': 'tau', 'φ': 'phi', 'χ': 'chi', 'ψ': 'psi', 'ω': 'omega',
-  '‘': "'", '’': "'", '‚': "'", '“': '"', '”': '"', '„': '"', '«': '"', '»': '"', '′': "'", '″': '"',
-  '\u00a0': ' ', '\t': ' ', '€': 'EUR', '£': 'GBP', '•': '*', '½': '1/2', '¼': '1/4', '¾': '3/4',
+  '·': '*',
+  '×': 'x',
+  '√': 'sqrt',
+  '⊙': '(*)',
+  '→': '->',
+  '←': '<-',
+  '↦': '->',
+  '≈': '~=',
+  '≠': '!=',
+  '∈': ' in ',
+  '≤': '<=',
+  '≥': '>=',
+  '−': '-',
+  '–': '-',
+  '—': '--',
+  '…': '...',
+  '‖': '||',
+  '±': '+-',
+  '∞': 'inf',
+  '°': ' deg',
+  Σ: 'sum',
+  '∑': 'sum',
+  Π: 'prod',
+  Δ: 'Delta',
+  Φ: 'Phi',
+  α: 'alpha',
+  β: 'beta',
+  γ: 'gamma',
+  δ: 'delta',
+  ε: 'eps',
+  ζ: 'zeta',
+  η: 'eta',
+  θ: 'theta',
+  κ: 'kappa',
+  λ: 'lambda',
+  μ: 'mu',
+  ν: 'nu',
+  π: 'pi',
+  ρ: 'rho',
+  σ: 'sigma',
+  τ: 'tau',
+  φ: 'phi',
+  χ: 'chi',
+  ψ: 'psi',
+  ω: 'omega',
+  '‘': "'",
+  '’': "'",
+  '‚': "'",
+  '“': '"',
+  '”': '"',
+  '„': '"',
+  '«': '"',
+  '»': '"',
+  '′': "'",
+  '″': '"',
+  '\u00a0': ' ',
+  '\t': ' ',
+  '€': 'EUR',
+  '£': 'GBP',
+  '•': '*',
+  '½': '1/2',
+  '¼': '1/4',
+  '¾': '3/4',
 }
-const SUPERSCRIPTS: Record<string, string> = { 'ᵀ': 'T', 'ᵗ': 't', 'ˣ': 'x', 'ᵉ': 'e', 'ⁿ': 'n', '⁰': '0', '¹': '1', '²': '2', '³': '3', '⁴': '4', '⁵': '5', '⁶': '6', '⁷': '7', '⁸': '8', '⁹': '9', '⁻': '-', '⁺': '+' }
-const SUBSCRIPTS: Record<string, string> = { 'ᵢ': 'i', 'ⱼ': 'j', '₀': '0', '₁': '1', '₂': '2', '₃': '3' }
+const SUPERSCRIPTS: Record<string, string> = {
+  ᵀ: 'T',
+  ᵗ: 't',
+  ˣ: 'x',
+  ᵉ: 'e',
+  ⁿ: 'n',
+  '⁰': '0',
+  '¹': '1',
+  '²': '2',
+  '³': '3',
+  '⁴': '4',
+  '⁵': '5',
+  '⁶': '6',
+  '⁷': '7',
+  '⁸': '8',
+  '⁹': '9',
+  '⁻': '-',
+  '⁺': '+',
+}
+const SUBSCRIPTS: Record<string, string> = { ᵢ: 'i', ⱼ: 'j', '₀': '0', '₁': '1', '₂': '2', '₃': '3' }
 
 /** A run of super- or subscript characters as ^(…) / _(…): x⁻¹ → x^-1, W₀ → W_0. */
 function scripts(text: string, table: Record<string, string>, mark: string): string {
@@ -64,8 +138,10 @@ export class CharTokenizer {
     const unknown = this.findUnknown(text)
     if (unknown) {
       const code = unknown.char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')
-      throw new Error(`${what} has the character ${JSON.stringify(unknown.char)} (U+${code}) at position ${unknown.position}, ` +
-        `which the model's alphabet (newline and printable ASCII) does not contain`)
+      throw new Error(
+        `${what} has the character ${JSON.stringify(unknown.char)} (U+${code}) at position ${unknown.position}, ` +
+          `which the model's alphabet (newline and printable ASCII) does not contain`,
+      )
     }
     return Array.from(text, (ch) => this.ids.get(ch)!)
   }

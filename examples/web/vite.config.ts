@@ -5,7 +5,10 @@ import { defineConfig } from 'vite'
 import { fileURLToPath } from 'node:url'
 
 /** Cross-origin isolation: without these two headers a page has no SharedArrayBuffer, so Tenny runs on one thread. */
-export const ISOLATION_HEADERS = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' }
+export const ISOLATION_HEADERS = {
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Embedder-Policy': 'require-corp',
+}
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url))
 
@@ -21,6 +24,9 @@ export default defineConfig({
     emptyOutDir: true,
     target: 'es2022',
     chunkSizeWarningLimit: 2048, // gpu.js and tfjs (bench page) are large, and that is fine for a demo
-    rolldownOptions: { input: { playground: here('index.html'), bench: here('bench.html') }, checks: { pluginTimings: false } },
+    rolldownOptions: {
+      input: { playground: here('index.html'), bench: here('bench.html') },
+      checks: { pluginTimings: false },
+    },
   },
 })

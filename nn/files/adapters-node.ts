@@ -20,12 +20,19 @@ function mlxFormat(op: string, file: string): 'safetensors' | 'npz' {
 /** Write adapter `name` to `file` (.safetensors, its config in its metadata: one atomic unit) and a copy of the config to adapter_config.json beside it; returns the config. */
 export function saveAdapters(file: string, model: Module, { name }: { name?: string } = {}): Record<string, unknown> {
   const files = adapterFiles(model, { name })
-  writeFilesAtomic([[file, files['adapters.safetensors']], [join(dirname(file), CONFIG), files[CONFIG]]])
+  writeFilesAtomic([
+    [file, files['adapters.safetensors']],
+    [join(dirname(file), CONFIG), files[CONFIG]],
+  ])
   return JSON.parse(new TextDecoder().decode(files[CONFIG]))
 }
 
 /** Load what saveAdapters wrote (as adapter `name`, default the saved name), after checking the config against the tensors and the base. */
-export function loadAdapters(model: Module, file: string, options: { name?: string } & LoadOptions = {}): { name: string; paths: string[] } {
+export function loadAdapters(
+  model: Module,
+  file: string,
+  options: { name?: string } & LoadOptions = {},
+): { name: string; paths: string[] } {
   const files: AdapterFiles = { 'adapters.safetensors': readFileCapped('loadAdapters', file, options) }
   const cfgPath = join(dirname(file), CONFIG) // read only for a file saved before its config moved into its metadata
   if (existsSync(cfgPath)) files[CONFIG] = readFileCapped('loadAdapters', cfgPath, options)
@@ -38,9 +45,16 @@ export function exportPEFT(dir: string, model: Module, options: { name?: string;
 }
 
 /** Load a PEFT LoRA adapter directory into the model (as adapter `name`, default 'default'). */
-export function importPEFT(model: Module, dir: string, options: { name?: string } & LoadOptions = {}): { paths: string[] } {
+export function importPEFT(
+  model: Module,
+  dir: string,
+  options: { name?: string } & LoadOptions = {},
+): { paths: string[] } {
   const weights = join(dir, 'adapter_model.safetensors')
-  const files: AdapterFiles = { [CONFIG]: readFileCapped('importPEFT', join(dir, CONFIG), options), 'adapter_model.safetensors': readFileCapped('importPEFT', weights, options) }
+  const files: AdapterFiles = {
+    [CONFIG]: readFileCapped('importPEFT', join(dir, CONFIG), options),
+    'adapter_model.safetensors': readFileCapped('importPEFT', weights, options),
+  }
   return importPEFTFiles(model, files, { ...options, source: weights })
 }
 
@@ -48,11 +62,18 @@ export function importPEFT(model: Module, dir: string, options: { name?: string 
 export function exportMLX(file: string, model: Module, { name }: { name?: string } = {}): void {
   const format = mlxFormat('exportMLX', file)
   const files = mlxFiles(model, { name, format })
-  writeFilesAtomic([[file, files[`adapters.${format}`]], [join(dirname(file), CONFIG), files[CONFIG]]])
+  writeFilesAtomic([
+    [file, files[`adapters.${format}`]],
+    [join(dirname(file), CONFIG), files[CONFIG]],
+  ])
 }
 
 /** Load MLX LoRA weights; the scale comes from adapter_config.json beside the file, or { scale } (the original lora.py used 2.0). */
-export function importMLX(model: Module, file: string, options: { name?: string; scale?: number } & LoadOptions = {}): { paths: string[] } {
+export function importMLX(
+  model: Module,
+  file: string,
+  options: { name?: string; scale?: number } & LoadOptions = {},
+): { paths: string[] } {
   mlxFormat('importMLX', file)
   const files: AdapterFiles = { [basename(file)]: readFileCapped('importMLX', file, options) }
   const cfgPath = join(dirname(file), CONFIG)

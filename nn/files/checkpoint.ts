@@ -3,7 +3,14 @@
 // what the model needs before a single value is copied in, so a bad file changes nothing.
 import { Tensor } from '../../src/tensor.js'
 import { rngState, setRngState } from '../../src/random.js'
-import { serializeSafetensors, parseSafetensors, toTensor, type StoredTensor, type StoredData, type LoadOptions } from '../../src/formats/safetensors.js'
+import {
+  serializeSafetensors,
+  parseSafetensors,
+  toTensor,
+  type StoredTensor,
+  type StoredData,
+  type LoadOptions,
+} from '../../src/formats/safetensors.js'
 import { shapeStr, sameShape } from '../../src/shape.js'
 import { Module } from '../module.js'
 import { Linear } from '../linear.js'
@@ -17,7 +24,8 @@ import type { Optimizer, ParamState } from '../optim.js'
 
 /** Throws naming `what` when `data` holds NaN or ±Infinity: a loaded NaN would not fail, it would answer nothing. */
 export function assertFinite(what: string, data: ArrayLike<number>): void {
-  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) throw new Error(`${what} holds ${data[i]} at index ${i}`)
+  for (let i = 0; i < data.length; i++)
+    if (!Number.isFinite(data[i])) throw new Error(`${what} holds ${data[i]} at index ${i}`)
 }
 
 // ---- quantized layers' buffers ----------------------------------------------------------------------
@@ -25,10 +33,19 @@ export function assertFinite(what: string, data: ArrayLike<number>): void {
 /** A QuantizedLinear's packed arrays as stored tensors: codes and scales (+ affine biases), not parameters. */
 function quantizedBuffers(layer: QuantizedLinear): Record<string, StoredTensor> {
   // stored as packed, so a checkpoint is as small as the layer: 32/bits codes per U32 word, or 2 nf4 codes per byte
-  const p = layer.packed, out = layer.outFeatures
-  if (p.mode === 'int8') return { codes: { dtype: 'I8', shape: [out, p.cols], data: p.codes }, scales: { dtype: 'F32', shape: [out], data: p.scales } }
+  const p = layer.packed,
+    out = layer.outFeatures
+  if (p.mode === 'int8')
+    return {
+      codes: { dtype: 'I8', shape: [out, p.cols], data: p.codes },
+      scales: { dtype: 'F32', shape: [out], data: p.scales },
+    }
   const groups = [out, p.cols / p.groupSize]
-  if (p.mode === 'nf4') return { codes: { dtype: 'U8', shape: [out, p.cols / 2], data: p.codes }, scales: { dtype: 'F32', shape: groups, data: p.scales } }
+  if (p.mode === 'nf4')
+    return {
+      codes: { dtype: 'U8', shape: [out, p.cols / 2], data: p.codes },
+      scales: { dtype: 'F32', shape: groups, data: p.scales },
+    }
   return {
     codes: { dtype: 'U32', shape: [out, (p.cols * p.bits) / 32], data: p.codes },
     scales: { dtype: 'F32', shape: groups, data: p.scales },
@@ -58,10 +75,13 @@ export function loadBuffers(model: Module, dict: Record<string, StoredTensor>): 
   for (const [path, m] of model.namedModules()) {
     if (!(m instanceof QuantizedLinear)) continue
     for (const [k, cur] of Object.entries(quantizedBuffers(m))) {
-      const key = path ? `${path}.${k}` : k, b = dict[key]
+      const key = path ? `${path}.${k}` : k,
+        b = dict[key]
       if (!b) throw new Error(`loadBuffers: missing buffer ${key}`)
       if (b.dtype !== cur.dtype || !sameShape(b.shape, cur.shape) || b.data.length !== cur.data.length) {
-        throw new Error(`loadBuffers: QuantizedLinear '${path}' (${m.mode}, ${m.bits}-bit, group ${m.groupSize}): buffer '${k}' is ${b.dtype} ${shapeStr(b.shape)}, expected ${cur.dtype} ${shapeStr(cur.shape)}`)
+        throw new Error(
+          `loadBuffers: QuantizedLinear '${path}' (${m.mode}, ${m.bits}-bit, group ${m.groupSize}): buffer '${k}' is ${b.dtype} ${shapeStr(b.shape)}, expected ${cur.dtype} ${shapeStr(cur.shape)}`,
+        )
       }
     }
   }
@@ -88,7 +108,9 @@ export function checkpointToBytes(model: GPT, metadata: Record<string, string> =
   for (const [name, m] of model.namedModules()) {
     if (m instanceof QuantizedLinear) quantized[name] = { mode: m.mode, bits: m.bits, groupSize: m.groupSize }
     else if (!REBUILDABLE.some((C) => m instanceof C)) {
-      throw new Error(`checkpointToBytes: '${name}' is a ${m.constructor.name}, which a checkpoint cannot rebuild; merge LoRA layers first (mergeLoRA) or save the adapters apart (saveAdapters)`)
+      throw new Error(
+        `checkpointToBytes: '${name}' is a ${m.constructor.name}, which a checkpoint cannot rebuild; merge LoRA layers first (mergeLoRA) or save the adapters apart (saveAdapters)`,
+      )
     }
   }
   for (const [k, t] of Object.entries(model.stateDict())) assertFinite(`checkpointToBytes: ${k}`, t.data) // as loading requires
@@ -106,14 +128,22 @@ function requantize(model: GPT, listed: string | undefined): void {
   } catch {
     throw new Error(`the metadata 'quantized' is not valid JSON`)
   }
-  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new Error(`the metadata 'quantized' must map layer paths to { mode, bits, groupSize }, got ${listed}`)
+  if (typeof spec !== 'object' || spec === null || Array.isArray(spec))
+    throw new Error(`the metadata 'quantized' must map layer paths to { mode, bits, groupSize }, got ${listed}`)
   for (const [path, opts] of Object.entries(spec)) {
     // only a Linear the config built can be quantized: a path naming anything else is a damaged file
     const layer = [...model.namedModules()].find(([p]) => p === path)?.[1]
-    if (!(layer instanceof Linear)) throw new Error(`the metadata 'quantized' names '${path}', which is not a Linear layer of this config`)
-    const { mode, bits, groupSize } = typeof opts === 'object' && opts !== null ? opts as Record<string, unknown> : {}
-    if ((mode !== 'affine' && mode !== 'int8' && mode !== 'nf4') || typeof bits !== 'number' || typeof groupSize !== 'number') {
-      throw new Error(`the metadata 'quantized': '${path}' must be { mode: 'affine' | 'int8' | 'nf4', bits, groupSize }, got ${JSON.stringify(opts)}`)
+    if (!(layer instanceof Linear))
+      throw new Error(`the metadata 'quantized' names '${path}', which is not a Linear layer of this config`)
+    const { mode, bits, groupSize } = typeof opts === 'object' && opts !== null ? (opts as Record<string, unknown>) : {}
+    if (
+      (mode !== 'affine' && mode !== 'int8' && mode !== 'nf4') ||
+      typeof bits !== 'number' ||
+      typeof groupSize !== 'number'
+    ) {
+      throw new Error(
+        `the metadata 'quantized': '${path}' must be { mode: 'affine' | 'int8' | 'nf4', bits, groupSize }, got ${JSON.stringify(opts)}`,
+      )
     }
     try {
       model.setModule(path, QuantizedLinear.fromLinear(layer, { mode, bits, groupSize }))
@@ -132,7 +162,8 @@ function readConfig(metadata: Record<string, string>): GPTConfig {
   } catch {
     throw new Error(`the metadata config is not valid JSON`)
   }
-  if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new Error(`the metadata config is not an object`)
+  if (typeof config !== 'object' || config === null || Array.isArray(config))
+    throw new Error(`the metadata config is not an object`)
   // the checks the GPT constructor makes, run before anything is built from the config
   checkConfig('the metadata', config as GPTConfig)
   return config as GPTConfig
@@ -142,7 +173,10 @@ function readConfig(metadata: Record<string, string>): GPTConfig {
 function checkSizes(c: GPTConfig, tensors: Record<string, StoredTensor>): void {
   const need = (k: string, shape: number[], fits = (t: StoredTensor) => sameShape(t.shape, shape)): void => {
     const t = Object.hasOwn(tensors, k) ? tensors[k] : undefined
-    if (!t || !fits(t)) throw new Error(`the config (${JSON.stringify(c)}) needs ${k} ${shapeStr(shape)}, but the file has ${t ? shapeStr(t.shape) : 'no such tensor'}`)
+    if (!t || !fits(t))
+      throw new Error(
+        `the config (${JSON.stringify(c)}) needs ${k} ${shapeStr(shape)}, but the file has ${t ? shapeStr(t.shape) : 'no such tensor'}`,
+      )
   }
   need('wte.weight', [c.vocabSize, c.nEmbd])
   need('wpe.weight', [c.blockSize, c.nEmbd])
@@ -151,7 +185,8 @@ function checkSizes(c: GPTConfig, tensors: Record<string, StoredTensor>): void {
   for (let i = c.nLayer - 1; i >= 0; i--) {
     for (const [k, p] of block) {
       const codes = `blocks.${i}.${k.replace(/weight$/, 'codes')}` // a quantized weight: codes of at least 2 bits each
-      if (k.endsWith('.weight') && Object.hasOwn(tensors, codes)) need(codes, p.shape, (t) => 4 * t.data.byteLength >= p.size)
+      if (k.endsWith('.weight') && Object.hasOwn(tensors, codes))
+        need(codes, p.shape, (t) => 4 * t.data.byteLength >= p.size)
       else need(`blocks.${i}.${k}`, p.shape)
     }
   }
@@ -172,16 +207,22 @@ export function checkpointFromBytes(bytes: Uint8Array, source = '<bytes>', optio
       setRngState(stream)
     }
     requantize(model, metadata.quantized) // now the model has the file's layout: every name and shape can be compared
-    const own = checkpointTensors(model), bufs = buffers(model)
+    const own = checkpointTensors(model),
+      bufs = buffers(model)
     const missing = [...Object.keys(own), ...Object.keys(bufs)].filter((k) => !Object.hasOwn(tensors, k))
     const unexpected = Object.keys(tensors).filter((k) => !Object.hasOwn(own, k) && !Object.hasOwn(bufs, k))
     if (missing.length) throw new Error(`missing tensor(s) ${missing.join(', ')}`)
     if (unexpected.length) throw new Error(`unexpected tensor(s) ${unexpected.join(', ')}`)
     for (const [k, b] of Object.entries(bufs)) {
       const t = tensors[k]
-      if (t.dtype !== b.dtype || !sameShape(t.shape, b.shape)) throw new Error(`${k} is ${t.dtype} ${shapeStr(t.shape)} in the file but ${b.dtype} ${shapeStr(b.shape)} in the model`)
+      if (t.dtype !== b.dtype || !sameShape(t.shape, b.shape))
+        throw new Error(
+          `${k} is ${t.dtype} ${shapeStr(t.shape)} in the file but ${b.dtype} ${shapeStr(b.shape)} in the model`,
+        )
     }
-    model.loadStateDict(Object.fromEntries(Object.keys(own).map((k) => [k, toTensor(tensors[k], k)])), { strict: false })
+    model.loadStateDict(Object.fromEntries(Object.keys(own).map((k) => [k, toTensor(tensors[k], k)])), {
+      strict: false,
+    })
     loadBuffers(model, Object.fromEntries(Object.keys(bufs).map((k) => [k, tensors[k]])))
     return model
   } catch (err) {
@@ -196,32 +237,52 @@ export function checkpointFromBytes(bytes: Uint8Array, source = '<bytes>', optio
 export function optimizerToBytes(opt: Optimizer): Uint8Array {
   const { lr, state } = opt.stateDict()
   const tensors: Record<string, Tensor> = {}
-  for (const [i, st] of Object.entries(state)) for (const [b, data] of Object.entries(st.buffers)) tensors[`${i}.${b}`] = new Tensor(data, [data.length])
+  for (const [i, st] of Object.entries(state))
+    for (const [b, data] of Object.entries(st.buffers)) tensors[`${i}.${b}`] = new Tensor(data, [data.length])
   for (const [k, t] of Object.entries(tensors)) assertFinite(`optimizerToBytes: '${k}'`, t.data) // as loading requires
   const steps = Object.fromEntries(Object.entries(state).map(([i, st]) => [i, st.step])) // Adam's bias correction needs each t
   // safetensors metadata holds only strings: lr and the steps go in as text, checked again when read
-  return serializeSafetensors(tensors, { format: 'tenny-optimizer', optimizer: opt.constructor.name, lr: String(lr), steps: JSON.stringify(steps) })
+  return serializeSafetensors(tensors, {
+    format: 'tenny-optimizer',
+    optimizer: opt.constructor.name,
+    lr: String(lr),
+    steps: JSON.stringify(steps),
+  })
 }
 
 /** Restore what optimizerToBytes wrote into `opt` (same class and parameters); everything is checked before it is used. */
-export function loadOptimizerBytes(opt: Optimizer, bytes: Uint8Array, source = '<bytes>', options: LoadOptions = {}): void {
+export function loadOptimizerBytes(
+  opt: Optimizer,
+  bytes: Uint8Array,
+  source = '<bytes>',
+  options: LoadOptions = {},
+): void {
   const op = `${opt.constructor.name}.load`
   const { tensors, metadata } = parseSafetensors(bytes, source, options)
-  if (metadata.format !== 'tenny-optimizer') throw new Error(`${op}: ${source} is not an optimizer state file (format ${JSON.stringify(metadata.format)})`)
-  if (metadata.optimizer !== opt.constructor.name) throw new Error(`${op}: ${source} holds ${metadata.optimizer} state, not ${opt.constructor.name}`)
+  if (metadata.format !== 'tenny-optimizer')
+    throw new Error(`${op}: ${source} is not an optimizer state file (format ${JSON.stringify(metadata.format)})`)
+  if (metadata.optimizer !== opt.constructor.name)
+    throw new Error(`${op}: ${source} holds ${metadata.optimizer} state, not ${opt.constructor.name}`)
   let steps: unknown
   try {
     steps = JSON.parse(metadata.steps ?? '')
   } catch {
     throw new Error(`${op}: ${source} has no readable 'steps' in its metadata`)
   }
-  if (typeof steps !== 'object' || steps === null || Array.isArray(steps)) throw new Error(`${op}: ${source}: 'steps' must map parameter indices to step counts, got ${metadata.steps}`)
+  if (typeof steps !== 'object' || steps === null || Array.isArray(steps))
+    throw new Error(`${op}: ${source}: 'steps' must map parameter indices to step counts, got ${metadata.steps}`)
   // Number('') is 0 and Number('Infinity') is not a learning rate: only a plain decimal number is read as one
-  if (!/^(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(metadata.lr ?? '')) throw new Error(`${op}: ${source}: lr ${JSON.stringify(metadata.lr)} is not a number ≥ 0`)
+  if (!/^(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(metadata.lr ?? ''))
+    throw new Error(`${op}: ${source}: lr ${JSON.stringify(metadata.lr)} is not a number ≥ 0`)
   const state = new Map(Object.entries(steps).map(([i, step]): [string, ParamState] => [i, { step, buffers: {} }]))
-  for (const [key, t] of Object.entries(tensors)) { // '<parameter index>.<buffer name>', e.g. '3.m'
-    const m = /^(\d+)\.(\w+)$/.exec(key), st = m && state.get(m[1])
-    if (!m || !st || !(t.data instanceof Float32Array)) throw new Error(`${op}: ${source}: tensor '${key}' is not '<index>.<buffer>' of a parameter listed in 'steps' (as F32)`)
+  for (const [key, t] of Object.entries(tensors)) {
+    // '<parameter index>.<buffer name>', e.g. '3.m'
+    const m = /^(\d+)\.(\w+)$/.exec(key),
+      st = m && state.get(m[1])
+    if (!m || !st || !(t.data instanceof Float32Array))
+      throw new Error(
+        `${op}: ${source}: tensor '${key}' is not '<index>.<buffer>' of a parameter listed in 'steps' (as F32)`,
+      )
     assertFinite(`${op}: ${source}: '${key}'`, t.data)
     st.buffers = { ...st.buffers, [m[2]]: t.data } // a computed key is an own property, even '__proto__': checked, not lost
   }

@@ -29,7 +29,12 @@ export type LoRALayerReport = {
 /** The report for one adapter (by default the active one) of one stack of adapters. */
 export function adapterReport(layer: LoRALinear, adapter = activeAdapter(layer), path = ''): LoRALayerReport {
   const found = getAdapter(layer, adapter)
-  if (!found) throw new Error(`adapterReport: layer '${path}' has no adapter named '${adapter}'; it has ${adapterNames(layer).map((n) => `'${n}'`).join(', ')}`)
+  if (!found)
+    throw new Error(
+      `adapterReport: layer '${path}' has no adapter named '${adapter}'; it has ${adapterNames(layer)
+        .map((n) => `'${n}'`)
+        .join(', ')}`,
+    )
   // a PiSSA adapter is measured as plain LoRA on the original W (rank ≤ 2r), like its adapter files: what training
   // changed; a DoRA adapter by its low-rank update of the direction
   const a = plainLoRA(found)
@@ -49,7 +54,17 @@ export function adapterReport(layer: LoRALinear, adapter = activeAdapter(layer),
     const projected = linalg.norm(matmul(matmul(transpose(Ur), W), Vr)) // ‖(deltaRank, deltaRank)‖_F
     const amplification = deltaRank === 0 ? 0 : deltaNorm / projected
     const relativeNorm = weightNorm === 0 ? (deltaNorm === 0 ? 0 : Infinity) : deltaNorm / weightNorm
-    return { path, adapter, rank: a.loraA.shape[0], deltaRank, singularValues: sigma, deltaNorm, weightNorm, relativeNorm, amplification }
+    return {
+      path,
+      adapter,
+      rank: a.loraA.shape[0],
+      deltaRank,
+      singularValues: sigma,
+      deltaNorm,
+      weightNorm,
+      relativeNorm,
+      amplification,
+    }
   })
 }
 
@@ -57,19 +72,43 @@ export function adapterReport(layer: LoRALinear, adapter = activeAdapter(layer),
  * Print and return, per LoRA layer, what its adapter learned: rank(ΔW) ≤ r, the singular values of ΔW,
  * ‖ΔW‖_F / ‖W‖_F and the amplification factor. `adapter` picks a named adapter (default: each layer's active one).
  */
-export function loraReport(model: Module, { adapter, log = console.log }: { adapter?: string; log?: (line: string) => void } = {}): LoRALayerReport[] {
+export function loraReport(
+  model: Module,
+  { adapter, log = console.log }: { adapter?: string; log?: (line: string) => void } = {},
+): LoRALayerReport[] {
   const layers = loraLayers(model).filter(([, l]) => adapter === undefined || adapterNames(l).includes(adapter))
   if (layers.length === 0) {
-    throw new Error(adapter === undefined ? 'loraReport: the model has no LoRALinear layers; wrap some first (applyLoRA)' : `loraReport: no LoRA layer has an adapter named '${adapter}'`)
+    throw new Error(
+      adapter === undefined
+        ? 'loraReport: the model has no LoRALinear layers; wrap some first (applyLoRA)'
+        : `loraReport: no LoRA layer has an adapter named '${adapter}'`,
+    )
   }
   const reports = layers.map(([path, layer]) => adapterReport(layer, adapter ?? activeAdapter(layer), path))
   const width = Math.max(5, ...reports.map((r) => r.path.length))
-  const row = (cells: string[]) => [cells[0].padEnd(width), cells[1].padEnd(9), cells[2].padEnd(12), cells[3].padStart(10), cells[4].padStart(13), cells[5]].join('  ')
+  const row = (cells: string[]) =>
+    [
+      cells[0].padEnd(width),
+      cells[1].padEnd(9),
+      cells[2].padEnd(12),
+      cells[3].padStart(10),
+      cells[4].padStart(13),
+      cells[5],
+    ].join('  ')
   log(row(['layer', 'adapter', 'rank(ΔW) ≤ r', '‖ΔW‖/‖W‖', 'amplification', 'singular values of ΔW']))
   for (const r of reports) {
     const shown = r.singularValues.slice(0, 8).map((s) => s.toPrecision(3)) // the rest are in the returned reports
     const sigma = shown.join(' ') + (r.singularValues.length > shown.length ? ' …' : '')
-    log(row([r.path, r.adapter, `${r.deltaRank} ≤ ${r.rank}`, r.relativeNorm.toPrecision(3), r.amplification.toPrecision(3), sigma]))
+    log(
+      row([
+        r.path,
+        r.adapter,
+        `${r.deltaRank} ≤ ${r.rank}`,
+        r.relativeNorm.toPrecision(3),
+        r.amplification.toPrecision(3),
+        sigma,
+      ]),
+    )
   }
   return reports
 }
@@ -81,11 +120,16 @@ export function loraReport(model: Module, { adapter, log = console.log }: { adap
  */
 export function subspaceSimilarity(A1: Tensor, A2: Tensor, i: number, j: number): number {
   if (A1.ndim !== 2 || A2.ndim !== 2 || A1.shape[1] !== A2.shape[1]) {
-    throw new Error(`subspaceSimilarity: expected A1 (r1, in) and A2 (r2, in) with the same in, got ${shapeStr(A1.shape)} and ${shapeStr(A2.shape)}`)
+    throw new Error(
+      `subspaceSimilarity: expected A1 (r1, in) and A2 (r2, in) with the same in, got ${shapeStr(A1.shape)} and ${shapeStr(A2.shape)}`,
+    )
   }
-  const k1 = Math.min(...A1.shape), k2 = Math.min(...A2.shape)
-  if (!Number.isInteger(i) || i < 1 || i > k1) throw new Error(`subspaceSimilarity: i must be an integer in 1..${k1} for A1 ${shapeStr(A1.shape)}, got ${i}`)
-  if (!Number.isInteger(j) || j < 1 || j > k2) throw new Error(`subspaceSimilarity: j must be an integer in 1..${k2} for A2 ${shapeStr(A2.shape)}, got ${j}`)
+  const k1 = Math.min(...A1.shape),
+    k2 = Math.min(...A2.shape)
+  if (!Number.isInteger(i) || i < 1 || i > k1)
+    throw new Error(`subspaceSimilarity: i must be an integer in 1..${k1} for A1 ${shapeStr(A1.shape)}, got ${i}`)
+  if (!Number.isInteger(j) || j < 1 || j > k2)
+    throw new Error(`subspaceSimilarity: j must be an integer in 1..${k2} for A2 ${shapeStr(A2.shape)}, got ${j}`)
   return noGrad(() => {
     const V1 = slice(linalg.svd(A1).V, 1, 0, i) // (in, i)
     const V2 = slice(linalg.svd(A2).V, 1, 0, j) // (in, j)

@@ -5,7 +5,15 @@ import type { MatmulFlags } from '../kernels/matmul.js'
 
 /** One path tried by a probe: did it open and prove correct, how fast was it, and why not if not. */
 export type Probe = { path: string; ok: boolean; gflops?: number; note: string }
-type Run = (a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, flags?: MatmulFlags) => Float32Array
+type Run = (
+  a: Float32Array,
+  b: Float32Array,
+  batch: number,
+  m: number,
+  k: number,
+  n: number,
+  flags?: MatmulFlags,
+) => Float32Array
 /** A backend to time, and the n of its (n, n, n) A·Bᵀ probe (a linear layer's forward). */
 export type Candidate = { name: string; run: Run; note: string; n: number; threads: number }
 
@@ -13,7 +21,8 @@ export type Candidate = { name: string; run: Run; note: string; n: number; threa
  * Probe sizes: 256³ for the TS kernels (~3–15 ms a call here), 512³ for wasm (~3–6 ms), where its threads'
  * gain (~1.65× on 2 cores) stands clear of the noise; at 256³ it was ~1.3×, and a busy second core could flip it.
  */
-export const PROBE_SIZE = 256, SIMD_PROBE_SIZE = 512
+export const PROBE_SIZE = 256,
+  SIMD_PROBE_SIZE = 512
 const WARM_MS = 60 // per candidate, and at least WARM_CALLS calls
 /**
  * Medians this close to the fastest are a tie (repeated probes on this VM spread by 2–4%): a tie goes to the
@@ -32,9 +41,14 @@ const HOPELESS = 5
 /** Time each candidate (warmed, then ROUNDS alternating rounds); return the index of the fastest median (ties: fewest threads). */
 export function fastest(candidates: Candidate[], probes: Probe[]): number {
   const operands = new Map<number, [Float32Array, Float32Array]>()
-  for (const { n } of candidates) if (!operands.has(n)) operands.set(n, [Float32Array.from({ length: n * n }, (_, i) => Math.sin(i)), Float32Array.from({ length: n * n }, (_, i) => Math.cos(i))])
+  for (const { n } of candidates)
+    if (!operands.has(n))
+      operands.set(n, [
+        Float32Array.from({ length: n * n }, (_, i) => Math.sin(i)),
+        Float32Array.from({ length: n * n }, (_, i) => Math.cos(i)),
+      ])
   const call = (c: Candidate) => {
-    const [a, b] = operands.get(c.n)!  // set above for every candidate's n
+    const [a, b] = operands.get(c.n)! // set above for every candidate's n
     return c.run(a, b, 1, c.n, c.n, c.n, { transB: true })
   }
   const gflops = (c: Candidate, ms: number) => (2 * c.n ** 3) / ms / 1e6
@@ -61,10 +75,22 @@ export function fastest(candidates: Candidate[], probes: Probe[]): number {
     })
   }
   const speeds = times.map((ts, i) => gflops(candidates[i], ts.sort((x, y) => x - y)[ts.length >> 1]))
-  candidates.forEach((c, i) => probes.push({ path: c.name, ok: true, gflops: speeds[i], note: timed[i] ? c.note : `not timed further: over ${HOPELESS}× slower than the fastest in warm-up` }))
+  candidates.forEach((c, i) =>
+    probes.push({
+      path: c.name,
+      ok: true,
+      gflops: speeds[i],
+      note: timed[i] ? c.note : `not timed further: over ${HOPELESS}× slower than the fastest in warm-up`,
+    }),
+  )
   const best = Math.max(...speeds)
   const tied = candidates.map((c, i) => i).filter((i) => speeds[i] >= (1 - TIE) * best)
-  return tied.reduce((x, y) => (candidates[y].threads < candidates[x].threads || (candidates[y].threads === candidates[x].threads && speeds[y] > speeds[x]) ? y : x))
+  return tied.reduce((x, y) =>
+    candidates[y].threads < candidates[x].threads ||
+    (candidates[y].threads === candidates[x].threads && speeds[y] > speeds[x])
+      ? y
+      : x,
+  )
 }
 
 /** A one-line account of the probe: each candidate's GFLOP/s and the one kept. */

@@ -6,7 +6,14 @@ import { cpu, useKernels, type Kernels } from '../kernels/index.js'
 import { qmatmul, qmatmulT, type MatmulFn } from '../kernels/quant.js'
 import { poolInfo, startPool } from './threads/pool.js'
 import { parallelInfo, parallelKernels, PARALLEL_MIN_FLOPS } from './threads/parallel.js'
-import { wasmKernels, wasmSupport, WASM_MIN_FLOPS, WASM_MIN_ROWS, WASM_ROWS_BELOW, WASM_THREADS_MIN_FLOPS } from './wasm/index.js'
+import {
+  wasmKernels,
+  wasmSupport,
+  WASM_MIN_FLOPS,
+  WASM_MIN_ROWS,
+  WASM_ROWS_BELOW,
+  WASM_THREADS_MIN_FLOPS,
+} from './wasm/index.js'
 import { openGpujs, gpujsTable, gpujsCandidates, GPUJS_MIN_FLOPS, type GpujsMode, type GpujsPath } from './gpujs/gpu.js'
 import { fastest, summary, PROBE_SIZE, SIMD_PROBE_SIZE, type Candidate, type Probe } from './auto.js'
 
@@ -26,7 +33,14 @@ export type BackendInfo = {
   matmul: string
   reason: string
   probes: Probe[]
-  thresholds: { parallelMinFlops: number; wasmMinFlops: number; wasmMinRows: number; wasmRowsBelow: number; wasmThreadsMinFlops: number; gpujsMinFlops: number }
+  thresholds: {
+    parallelMinFlops: number
+    wasmMinFlops: number
+    wasmMinRows: number
+    wasmRowsBelow: number
+    wasmThreadsMinFlops: number
+    gpujsMinFlops: number
+  }
   /** the thread pool: threads it gives, workers ready, blocks workers took (parallel), and why there are none */
   parallel: ReturnType<typeof parallelInfo>
   /** why the wasm backend cannot run here ('' if it can) */
@@ -40,22 +54,39 @@ const BACKENDS: BackendName[] = ['cpu', 'parallel', 'wasm', 'gpujs', 'auto']
 const CPU_TABLE: MatmulTable = { matmul: cpu.matmul, matmulBatched: cpu.matmulBatched }
 const opened = new Map<GpujsMode, GpujsPath>()
 const failed = new Map<GpujsMode, string>() // a mode that failed once is not retried in this process
-let info: BackendInfo = describe({ backend: 'cpu', threads: 1, table: CPU_TABLE }, 'auto (not probed yet)', 'the CPU table: no backend installed yet', [])
+let info: BackendInfo = describe(
+  { backend: 'cpu', threads: 1, table: CPU_TABLE },
+  'auto (not probed yet)',
+  'the CPU table: no backend installed yet',
+  [],
+)
 
 /** Route matmul through `name`; returns backendInfo(). Throws saying why if that backend cannot run here. */
 export function setBackend(name: BackendName, options: BackendOptions = {}): BackendInfo {
   if (name === 'auto') return probeAuto(options)
-  if (!isBackendName(name)) throw new Error(`setBackend: unknown backend '${String(name)}': expected ${BACKENDS.map((b) => `'${b}'`).join(', ')}`)
+  if (!isBackendName(name))
+    throw new Error(
+      `setBackend: unknown backend '${String(name)}': expected ${BACKENDS.map((b) => `'${b}'`).join(', ')}`,
+    )
   const probes: Probe[] = []
   const chosen = open(name, options, probes)
   if (typeof chosen === 'string') throw new Error(`setBackend('${name}'): ${chosen}`)
-  return install(chosen, name, `setBackend('${name}'${options.threads ? `, { threads: ${options.threads} }` : ''})`, probes)
+  return install(
+    chosen,
+    name,
+    `setBackend('${name}'${options.threads ? `, { threads: ${options.threads} }` : ''})`,
+    probes,
+  )
 }
 
 /** Which backend runs matmul, for which sizes, and why (including what probing found). */
 export function backendInfo(): BackendInfo {
   const broken = info.gpujsMode && opened.get(info.gpujsMode)?.failure()
-  return { ...info, reason: broken ? `${info.reason}; gpu.js failed since, the CPU runs its products: ${broken}` : info.reason, parallel: parallelInfo() }
+  return {
+    ...info,
+    reason: broken ? `${info.reason}; gpu.js failed since, the CPU runs its products: ${broken}` : info.reason,
+    parallel: parallelInfo(),
+  }
 }
 
 /** Backend `name` ready to install, or why it cannot run here. Starts the thread pool where it needs it. */
@@ -65,7 +96,8 @@ function open(name: Exclude<BackendName, 'auto'>, options: BackendOptions, probe
     if (wasmSupport()) return wasmSupport()
     const pool = options.threads === 1 ? undefined : startPool(options.timeoutMs)
     const threads = pool && !pool.failure ? pool.size + 1 : 1
-    if (options.threads && options.threads > threads) return `${options.threads} threads asked for, ${threads} available: ${poolInfo().failure}`
+    if (options.threads && options.threads > threads)
+      return `${options.threads} threads asked for, ${threads} available: ${poolInfo().failure}`
     return { backend: 'wasm', threads, table: wasmKernels({ threads: threads > 1 }) }
   }
   if (name === 'parallel') {
@@ -85,11 +117,22 @@ function open(name: Exclude<BackendName, 'auto'>, options: BackendOptions, probe
  */
 export function useDefaultBackend(): void {
   const env: unknown = Reflect.get(globalThis, 'process')
-  const wanted = typeof env === 'object' && env !== null ? Reflect.get(Reflect.get(env, 'env') ?? {}, 'TENNY_BACKEND') : undefined
-  if (typeof wanted !== 'string' || wanted === '') return lazily('auto', 'TENNY_BACKEND unset: auto, probed on the first product big enough to matter')
+  const wanted =
+    typeof env === 'object' && env !== null ? Reflect.get(Reflect.get(env, 'env') ?? {}, 'TENNY_BACKEND') : undefined
+  if (typeof wanted !== 'string' || wanted === '')
+    return lazily('auto', 'TENNY_BACKEND unset: auto, probed on the first product big enough to matter')
   if (!isBackendName(wanted)) {
     const why = `TENNY_BACKEND=${wanted}: not a backend (expected one of ${BACKENDS.join(', ')})`
-    useKernels(withQuant({ matmul: () => { throw new Error(why) }, matmulBatched: () => { throw new Error(why) } }))
+    useKernels(
+      withQuant({
+        matmul: () => {
+          throw new Error(why)
+        },
+        matmulBatched: () => {
+          throw new Error(why)
+        },
+      }),
+    )
     info = { ...info, reason: `${why}: every product throws until setBackend() picks one` }
     return
   }
@@ -104,22 +147,30 @@ function lazily(name: BackendName, reason: string): void {
     if (name === 'auto') return setBackend('auto')
     try {
       return { ...setBackend(name), reason: `TENNY_BACKEND=${name}` }
-    } catch (err) { // the environment asked for it, so fall back and say why rather than fail every product
-      return install({ backend: 'cpu', threads: 1, table: CPU_TABLE }, 'cpu', `TENNY_BACKEND=${name} failed, using cpu: ${err instanceof Error ? err.message : String(err)}`, [])
+    } catch (err) {
+      // the environment asked for it, so fall back and say why rather than fail every product
+      return install(
+        { backend: 'cpu', threads: 1, table: CPU_TABLE },
+        'cpu',
+        `TENNY_BACKEND=${name} failed, using cpu: ${err instanceof Error ? err.message : String(err)}`,
+        [],
+      )
     }
   }
-  useKernels(withQuant({
-    matmul(a, b, m, k, n, flags = {}) {
-      if (m * k * n < WASM_MIN_FLOPS) return cpu.matmul(a, b, m, k, n, flags)
-      start()
-      return installed.table.matmul(a, b, m, k, n, flags)
-    },
-    matmulBatched(a, b, batch, m, k, n, flags = {}) {
-      if (batch * m * k * n < WASM_MIN_FLOPS) return cpu.matmulBatched(a, b, batch, m, k, n, flags)
-      start()
-      return installed.table.matmulBatched(a, b, batch, m, k, n, flags)
-    },
-  }))
+  useKernels(
+    withQuant({
+      matmul(a, b, m, k, n, flags = {}) {
+        if (m * k * n < WASM_MIN_FLOPS) return cpu.matmul(a, b, m, k, n, flags)
+        start()
+        return installed.table.matmul(a, b, m, k, n, flags)
+      },
+      matmulBatched(a, b, batch, m, k, n, flags = {}) {
+        if (batch * m * k * n < WASM_MIN_FLOPS) return cpu.matmulBatched(a, b, batch, m, k, n, flags)
+        start()
+        return installed.table.matmulBatched(a, b, batch, m, k, n, flags)
+      },
+    }),
+  )
   info = { ...info, requested: name === 'auto' ? 'auto (not probed yet)' : name, reason }
 }
 
@@ -128,7 +179,11 @@ let installed: Installed = { backend: 'cpu', threads: 1, table: CPU_TABLE }
 /** A table's products plus the quantized matmuls, whose tiles go through the same products. */
 function withQuant(table: MatmulTable): Partial<Kernels> {
   const product: MatmulFn = (a, b, m, k, n, flags) => table.matmul(a, b, m, k, n, flags)
-  return { ...table, qmatmul: (x, q, m) => qmatmul(x, q, m, product), qmatmulT: (dy, q, m) => qmatmulT(dy, q, m, product) }
+  return {
+    ...table,
+    qmatmul: (x, q, m) => qmatmul(x, q, m, product),
+    qmatmulT: (dy, q, m) => qmatmulT(dy, q, m, product),
+  }
 }
 
 function install(chosen: Installed, requested: BackendName, reason: string, probes: Probe[]): BackendInfo {
@@ -138,15 +193,38 @@ function install(chosen: Installed, requested: BackendName, reason: string, prob
   return backendInfo()
 }
 
-function describe({ backend, threads, gpujsMode }: Installed, requested: BackendInfo['requested'], reason: string, probes: Probe[]): BackendInfo {
+function describe(
+  { backend, threads, gpujsMode }: Installed,
+  requested: BackendInfo['requested'],
+  reason: string,
+  probes: Probe[],
+): BackendInfo {
   const matmul = {
     cpu: 'TS kernels (src/kernels/matmul.ts), 1 thread',
     parallel: `TS matmulNT on ${threads} threads for batch·m·k·n ≥ ${PARALLEL_MIN_FLOPS}, TS kernels below`,
     wasm: `WebAssembly SIMD 4×8 kernel for batch·m·k·n ≥ ${WASM_MIN_FLOPS} and m ≥ ${WASM_MIN_ROWS}${threads > 1 ? `, on ${threads} threads from ${WASM_THREADS_MIN_FLOPS}` : ', 1 thread'} (A·Bᵀ below m = ${WASM_ROWS_BELOW}: a row kernel, 1 thread); TS kernels below`,
     gpujs: `gpu.js ${gpujsMode} for batch·m·k·n ≥ ${GPUJS_MIN_FLOPS}, TS kernels below`,
   }[backend]
-  const thresholds = { parallelMinFlops: PARALLEL_MIN_FLOPS, wasmMinFlops: WASM_MIN_FLOPS, wasmMinRows: WASM_MIN_ROWS, wasmRowsBelow: WASM_ROWS_BELOW, wasmThreadsMinFlops: WASM_THREADS_MIN_FLOPS, gpujsMinFlops: GPUJS_MIN_FLOPS }
-  return { backend, requested, threads, gpujsMode, matmul, reason, probes, thresholds, parallel: parallelInfo(), wasm: wasmSupport() }
+  const thresholds = {
+    parallelMinFlops: PARALLEL_MIN_FLOPS,
+    wasmMinFlops: WASM_MIN_FLOPS,
+    wasmMinRows: WASM_MIN_ROWS,
+    wasmRowsBelow: WASM_ROWS_BELOW,
+    wasmThreadsMinFlops: WASM_THREADS_MIN_FLOPS,
+    gpujsMinFlops: GPUJS_MIN_FLOPS,
+  }
+  return {
+    backend,
+    requested,
+    threads,
+    gpujsMode,
+    matmul,
+    reason,
+    probes,
+    thresholds,
+    parallel: parallelInfo(),
+    wasm: wasmSupport(),
+  }
 }
 
 /** gpu.js modes worth trying here; the ones left out are noted in `probes`. */
@@ -194,9 +272,19 @@ function probeAuto(options: BackendOptions): BackendInfo {
   consider('parallel', {})
   consider('wasm', { threads: 1 })
   if (tried.some((t) => t.backend === 'parallel')) consider('wasm', {})
-  if (candidates([]).some((mode) => mode === 'webgpu' || mode === 'headlessgl' || mode === 'webgl2' || mode === 'webgl')) consider('gpujs', {})
-  const label = (t: Installed) => (t.backend === 'gpujs' ? `gpujs ${t.gpujsMode}` : `${t.backend} (${t.threads} thread${t.threads > 1 ? 's' : ''})`)
-  const list: Candidate[] = tried.map((t) => ({ name: label(t), note: '', threads: t.threads, n: t.backend === 'wasm' ? SIMD_PROBE_SIZE : PROBE_SIZE, run: (a, b, batch, m, k, n, flags = {}) => t.table.matmulBatched(a, b, batch, m, k, n, flags) }))
+  if (
+    candidates([]).some((mode) => mode === 'webgpu' || mode === 'headlessgl' || mode === 'webgl2' || mode === 'webgl')
+  )
+    consider('gpujs', {})
+  const label = (t: Installed) =>
+    t.backend === 'gpujs' ? `gpujs ${t.gpujsMode}` : `${t.backend} (${t.threads} thread${t.threads > 1 ? 's' : ''})`
+  const list: Candidate[] = tried.map((t) => ({
+    name: label(t),
+    note: '',
+    threads: t.threads,
+    n: t.backend === 'wasm' ? SIMD_PROBE_SIZE : PROBE_SIZE,
+    run: (a, b, batch, m, k, n, flags = {}) => t.table.matmulBatched(a, b, batch, m, k, n, flags),
+  }))
   const best = tried[fastest(list, probes)]
   return install(best, 'auto', summary(probes, label(best)), probes)
 }

@@ -11,7 +11,8 @@ export async function startBackend(name: BackendName = 'auto', options: BackendO
     pool.start()
     const deadline = performance.now() + (options.timeoutMs ?? 10_000)
     const starting = () => Array.from({ length: pool.size }, (_, w) => pool.state(w)).includes(STARTING)
-    while (starting() && !pool.failure && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5))
+    while (starting() && !pool.failure && performance.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 5))
   }
   return setBackend(name, options)
 }

@@ -1,6 +1,18 @@
 // Files on disk, for Node only: atomic writes (temp file, fsync, rename) and reads that check a file's size
 // against a cap before reading it. Every file-path function of the `node` entry writes and reads through here.
-import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
+import {
+  closeSync,
+  fstatSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { byteCap, tooBig, type LoadOptions } from './safetensors.js'
 
@@ -22,7 +34,8 @@ function isAlive(pid: number): boolean {
 
 /** Remove `<name>.tmp-<pid>` siblings of `path` left by saves that were killed between write and rename. */
 function removeStaleTemps(path: string): void {
-  const dir = dirname(path), prefix = `${basename(path)}.tmp-`
+  const dir = dirname(path),
+    prefix = `${basename(path)}.tmp-`
   for (const name of readdirSync(dir)) {
     const pid = Number(name.slice(prefix.length))
     if (!name.startsWith(prefix) || !Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid) continue

@@ -11,7 +11,8 @@ const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59] // \x93NUMPY
 
 /** A float32 array as .npy bytes (format 1.0, little-endian '<f4', C order). */
 export function encodeNpy({ shape, data }: NpyArray): Uint8Array {
-  if (shape.reduce((n, d) => n * d, 1) !== data.length) throw new Error(`encodeNpy: shape (${shape.join(',')}) does not hold ${data.length} values`)
+  if (shape.reduce((n, d) => n * d, 1) !== data.length)
+    throw new Error(`encodeNpy: shape (${shape.join(',')}) does not hold ${data.length} values`)
   const dims = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})` // Python tuples: (n,) for one element
   let header = `{'descr': '<f4', 'fortran_order': False, 'shape': ${dims}, }`
   header += ' '.repeat((64 - ((10 + header.length + 1) % 64)) % 64) + '\n' // data starts 64-byte aligned
@@ -27,7 +28,9 @@ export function encodeNpy({ shape, data }: NpyArray): Uint8Array {
 
 /** .npy bytes → a float32 array (from '<f4' or '<f8', C or Fortran order). Throws naming `source`. */
 export function decodeNpy(bytes: Uint8Array, source = '<npy>'): NpyArray {
-  const fail = (problem: string): never => { throw new Error(`npy: ${source}: ${problem}`) }
+  const fail = (problem: string): never => {
+    throw new Error(`npy: ${source}: ${problem}`)
+  }
   if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) fail('not a .npy file (no \\x93NUMPY magic)')
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const major = bytes[6]
@@ -39,19 +42,38 @@ export function decodeNpy(bytes: Uint8Array, source = '<npy>'): NpyArray {
   const header = new TextDecoder().decode(bytes.subarray(8 + lenBytes, start))
   // the dict as numpy writes it (its keys sorted; spacing aside): a key found anywhere else (inside another
   // value, or a second time) would be a guess where numpy reads something else
-  const m = /^\{\s*'descr':\s*'([^']*)',\s*'fortran_order':\s*(True|False),\s*'shape':\s*\(((?:\s*\d+\s*,)*(?:\s*\d+)?\s*)\),?\s*\}\s*$/.exec(header)
-  if (!m) return fail(`cannot read the header ${JSON.stringify(header.trim().slice(0, 200))} (expected {'descr': …, 'fortran_order': …, 'shape': (…)})`)
+  const m =
+    /^\{\s*'descr':\s*'([^']*)',\s*'fortran_order':\s*(True|False),\s*'shape':\s*\(((?:\s*\d+\s*,)*(?:\s*\d+)?\s*)\),?\s*\}\s*$/.exec(
+      header,
+    )
+  if (!m)
+    return fail(
+      `cannot read the header ${JSON.stringify(header.trim().slice(0, 200))} (expected {'descr': …, 'fortran_order': …, 'shape': (…)})`,
+    )
   const [, descr, fortran, dims] = m
-  if (descr !== '<f4' && descr !== '<f8') fail(`dtype '${descr}' is not supported (expected little-endian float32 '<f4' or float64 '<f8')`)
-  const shape = dims.split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number)
+  if (descr !== '<f4' && descr !== '<f8')
+    fail(`dtype '${descr}' is not supported (expected little-endian float32 '<f4' or float64 '<f8')`)
+  const shape = dims
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map(Number)
   if (!shape.every((d) => Number.isSafeInteger(d))) fail(`bad shape (${dims})`)
-  const n = shape.reduce((a, d) => a * d, 1), size = descr === '<f4' ? 4 : 8
-  if (bytes.length - start !== n * size) fail(`shape (${shape.join(',')}) needs ${n * size} data bytes, the file has ${bytes.length - start}`)
+  const n = shape.reduce((a, d) => a * d, 1),
+    size = descr === '<f4' ? 4 : 8
+  if (bytes.length - start !== n * size)
+    fail(`shape (${shape.join(',')}) needs ${n * size} data bytes, the file has ${bytes.length - start}`)
   let data: Float32Array = new Float32Array(n)
-  for (let i = 0; i < n; i++) data[i] = size === 4 ? view.getFloat32(start + 4 * i, true) : view.getFloat64(start + 8 * i, true)
-  if (fortran === 'True' && shape.length > 1) { // column-major: the data is C order for the reversed shape
+  for (let i = 0; i < n; i++)
+    data[i] = size === 4 ? view.getFloat32(start + 4 * i, true) : view.getFloat64(start + 8 * i, true)
+  if (fortran === 'True' && shape.length > 1) {
+    // column-major: the data is C order for the reversed shape
     const reversed = [...shape].reverse()
-    data = permute(data, reversed, reversed.map((_, i) => reversed.length - 1 - i))
+    data = permute(
+      data,
+      reversed,
+      reversed.map((_, i) => reversed.length - 1 - i),
+    )
   }
   return { shape, data }
 }
@@ -69,7 +91,9 @@ export function encodeNpz(arrays: ReadonlyMap<string, NpyArray> | Record<string,
  * `constructor`) can be lost to or confused with an object's prototype.
  */
 export function decodeNpz(bytes: Uint8Array, source = '<npz>', options: LoadOptions = {}): Map<string, NpyArray> {
-  const fail = (problem: string): never => { throw new Error(`npz: ${source}: ${problem}`) }
+  const fail = (problem: string): never => {
+    throw new Error(`npz: ${source}: ${problem}`)
+  }
   const maxBytes = byteCap('decodeNpz', options)
   if (bytes.length > maxBytes) fail(tooBig('the file', bytes.length, maxBytes))
   const names = new Set<string>()

@@ -4,11 +4,18 @@ import { writeFileAtomic, readFileCapped } from './files-node.js'
 import type { Tensor } from '../tensor.js'
 
 /** Write a .safetensors file atomically. */
-export function saveSafetensors(path: string, tensors: Record<string, Tensor | StoredTensor>, metadata: Record<string, string> = {}): void {
+export function saveSafetensors(
+  path: string,
+  tensors: Record<string, Tensor | StoredTensor>,
+  metadata: Record<string, string> = {},
+): void {
   writeFileAtomic(path, serializeSafetensors(tensors, metadata))
 }
 
 /** Read and validate a .safetensors file; a file over `maxBytes` (default DEFAULT_MAX_BYTES) is refused unread. */
-export function loadSafetensors(path: string, options: LoadOptions = {}): { tensors: Record<string, StoredTensor>; metadata: Record<string, string> } {
+export function loadSafetensors(
+  path: string,
+  options: LoadOptions = {},
+): { tensors: Record<string, StoredTensor>; metadata: Record<string, string> } {
   return parseSafetensors(readFileCapped('loadSafetensors', path, options), path, options)
 }

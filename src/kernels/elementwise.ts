@@ -199,4 +199,3 @@ export function sumAll(a: Float32Array): number {
   for (let i = 0; i < a.length; i++) s += a[i]
   return s
 }
-

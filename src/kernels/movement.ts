@@ -16,7 +16,14 @@ export function permute(a: Float32Array, shape: readonly number[], perm: readonl
 }
 
 /** Elements [start, end) of the middle axis of a, seen as (outer, n, inner). */
-export function sliceAxis(a: Float32Array, outer: number, n: number, inner: number, start: number, end: number): Float32Array {
+export function sliceAxis(
+  a: Float32Array,
+  outer: number,
+  n: number,
+  inner: number,
+  start: number,
+  end: number,
+): Float32Array {
   const len = end - start
   const out = new Float32Array(outer * len * inner)
   for (let o = 0; o < outer; o++) out.set(a.subarray((o * n + start) * inner, (o * n + end) * inner), o * len * inner)
@@ -24,12 +31,28 @@ export function sliceAxis(a: Float32Array, outer: number, n: number, inner: numb
 }
 
 /** Write part (outer, len, inner) into out (outer, n, inner) at offset `start` of the middle axis. */
-export function placeAxisInPlace(out: Float32Array, part: Float32Array, outer: number, n: number, inner: number, start: number, len: number): void {
-  for (let o = 0; o < outer; o++) out.set(part.subarray(o * len * inner, (o + 1) * len * inner), (o * n + start) * inner)
+export function placeAxisInPlace(
+  out: Float32Array,
+  part: Float32Array,
+  outer: number,
+  n: number,
+  inner: number,
+  start: number,
+  len: number,
+): void {
+  for (let o = 0; o < outer; o++)
+    out.set(part.subarray(o * len * inner, (o + 1) * len * inner), (o * n + start) * inner)
 }
 
 /** torch.gather: out[o, j, i] = a[o, index[o, j, i], i], a (outer, n, inner), index (outer, m, inner). */
-export function gatherAxis(a: Float32Array, index: Int32Array, outer: number, n: number, m: number, inner: number): Float32Array {
+export function gatherAxis(
+  a: Float32Array,
+  index: Int32Array,
+  outer: number,
+  n: number,
+  m: number,
+  inner: number,
+): Float32Array {
   const out = new Float32Array(outer * m * inner)
   for (let o = 0; o < outer; o++)
     for (let j = 0; j < m; j++)
@@ -41,7 +64,14 @@ export function gatherAxis(a: Float32Array, index: Int32Array, outer: number, n:
 }
 
 /** The adjoint of gatherAxis: dx[o, index[o, j, i], i] += dy[o, j, i]. */
-export function scatterAddAxis(dy: Float32Array, index: Int32Array, outer: number, n: number, m: number, inner: number): Float32Array {
+export function scatterAddAxis(
+  dy: Float32Array,
+  index: Int32Array,
+  outer: number,
+  n: number,
+  m: number,
+  inner: number,
+): Float32Array {
   const dx = new Float32Array(outer * n * inner)
   for (let o = 0; o < outer; o++)
     for (let j = 0; j < m; j++)
@@ -63,7 +93,8 @@ export function gatherRows(w: Float32Array, ids: Int32Array, dim: number): Float
 export function scatterAddRows(dy: Float32Array, ids: Int32Array, vocab: number, dim: number): Float32Array {
   const dw = new Float32Array(vocab * dim)
   for (let r = 0; r < ids.length; r++) {
-    const src = r * dim, dst = ids[r] * dim
+    const src = r * dim,
+      dst = ids[r] * dim
     for (let j = 0; j < dim; j++) dw[dst + j] += dy[src + j]
   }
   return dw

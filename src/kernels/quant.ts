@@ -13,7 +13,16 @@ export type QuantMode = 'affine' | 'int8' | 'nf4'
  * nf4:    w ≈ absmax·NF4[q] per block of `groupSize` weights of a row, two 4-bit codes per byte (low nibble first).
  */
 export type QuantizedWeights =
-  | { mode: 'affine'; rows: number; cols: number; bits: number; groupSize: number; codes: Uint32Array; scales: Float32Array; biases: Float32Array }
+  | {
+      mode: 'affine'
+      rows: number
+      cols: number
+      bits: number
+      groupSize: number
+      codes: Uint32Array
+      scales: Float32Array
+      biases: Float32Array
+    }
   | { mode: 'int8'; rows: number; cols: number; codes: Int8Array; scales: Float32Array }
   | { mode: 'nf4'; rows: number; cols: number; groupSize: number; codes: Uint8Array; scales: Float32Array }
 
@@ -41,7 +50,8 @@ export function packBits(codes: ArrayLike<number>, bits: number): Uint32Array {
 
 /** The first `count` codes of packed words. */
 export function unpackBits(words: Uint32Array, bits: number, count: number): Uint8Array {
-  const per = 32 / bits, mask = 2 ** bits - 1
+  const per = 32 / bits,
+    mask = 2 ** bits - 1
   const codes = new Uint8Array(count)
   for (let i = 0; i < count; i++) codes[i] = (words[(i / per) | 0] >>> ((i % per) * bits)) & mask
   return codes
@@ -60,18 +70,30 @@ export function unpackCodes(q: QuantizedWeights): Int32Array {
 // ---- quantize ------------------------------------------------------------------------------------
 
 function checkOptions(rows: number, cols: number, mode: QuantMode, bits: number, groupSize: number): void {
-  if (mode !== 'affine' && mode !== 'int8' && mode !== 'nf4') throw new Error(`quantize: unknown mode '${String(mode)}' (expected 'affine', 'int8' or 'nf4')`)
-  if (mode === 'affine' && bits !== 2 && bits !== 4 && bits !== 8) throw new Error(`quantize: affine bits must be 2, 4 or 8, got ${bits}`)
+  if (mode !== 'affine' && mode !== 'int8' && mode !== 'nf4')
+    throw new Error(`quantize: unknown mode '${String(mode)}' (expected 'affine', 'int8' or 'nf4')`)
+  if (mode === 'affine' && bits !== 2 && bits !== 4 && bits !== 8)
+    throw new Error(`quantize: affine bits must be 2, 4 or 8, got ${bits}`)
   if (mode === 'int8') return
   const per = mode === 'affine' ? 32 / bits : 2
   if (!Number.isInteger(groupSize) || groupSize < per || groupSize % per !== 0) {
-    throw new Error(`quantize: groupSize must be a positive multiple of ${per} for ${mode}${mode === 'affine' ? ` ${bits}-bit` : ''}, got ${groupSize}`)
+    throw new Error(
+      `quantize: groupSize must be a positive multiple of ${per} for ${mode}${mode === 'affine' ? ` ${bits}-bit` : ''}, got ${groupSize}`,
+    )
   }
-  if (cols % groupSize !== 0) throw new Error(`quantize: a (${rows},${cols}) weight does not split into groups of ${groupSize}: ${cols} in-features is not a multiple of ${groupSize}`)
+  if (cols % groupSize !== 0)
+    throw new Error(
+      `quantize: a (${rows},${cols}) weight does not split into groups of ${groupSize}: ${cols} in-features is not a multiple of ${groupSize}`,
+    )
 }
 
 /** Quantize a (rows, cols) float matrix. Defaults: affine, 4 bits, groups of 64 (MLX's defaults). */
-export function quantize(w: Float32Array, rows: number, cols: number, { mode = 'affine', bits = 4, groupSize = 64 }: QuantizeOptions = {}): QuantizedWeights {
+export function quantize(
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  { mode = 'affine', bits = 4, groupSize = 64 }: QuantizeOptions = {},
+): QuantizedWeights {
   checkOptions(rows, cols, mode, bits, groupSize)
   if (mode === 'int8') return quantizeInt8(w, rows, cols)
   if (mode === 'nf4') return quantizeNF4(w, rows, cols, groupSize)
@@ -79,29 +101,41 @@ export function quantize(w: Float32Array, rows: number, cols: number, { mode = '
 }
 
 /** Per group: bias = min, scale = (max − min) / (2^bits − 1), q = round((w − bias) / scale); error ≤ scale / 2. */
-function quantizeAffine(w: Float32Array, rows: number, cols: number, bits: number, groupSize: number): QuantizedWeights {
-  const levels = 2 ** bits - 1, groups = (rows * cols) / groupSize
-  const scales = new Float32Array(groups), biases = new Float32Array(groups)
+function quantizeAffine(
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  bits: number,
+  groupSize: number,
+): QuantizedWeights {
+  const levels = 2 ** bits - 1,
+    groups = (rows * cols) / groupSize
+  const scales = new Float32Array(groups),
+    biases = new Float32Array(groups)
   const q = new Uint8Array(rows * cols)
   for (let g = 0; g < groups; g++) {
     const start = g * groupSize
-    let lo = Infinity, hi = -Infinity
+    let lo = Infinity,
+      hi = -Infinity
     for (let p = start; p < start + groupSize; p++) {
       lo = Math.min(lo, w[p])
       hi = Math.max(hi, w[p])
     }
-    const scale = Math.fround((hi - lo) / levels), bias = Math.fround(lo) // round first: decoding uses the stored float32s
+    const scale = Math.fround((hi - lo) / levels),
+      bias = Math.fround(lo) // round first: decoding uses the stored float32s
     scales[g] = scale
     biases[g] = bias
     if (scale === 0) continue // a constant group: every code 0 decodes to bias exactly
-    for (let p = start; p < start + groupSize; p++) q[p] = Math.min(levels, Math.max(0, Math.round((w[p] - bias) / scale)))
+    for (let p = start; p < start + groupSize; p++)
+      q[p] = Math.min(levels, Math.max(0, Math.round((w[p] - bias) / scale)))
   }
   return { mode: 'affine', rows, cols, bits, groupSize, codes: packBits(q, bits), scales, biases }
 }
 
 /** Per row: scale = max|w| / 127, q = round(w / scale); error ≤ scale / 2. */
 function quantizeInt8(w: Float32Array, rows: number, cols: number): QuantizedWeights {
-  const scales = new Float32Array(rows), codes = new Int8Array(rows * cols)
+  const scales = new Float32Array(rows),
+    codes = new Int8Array(rows * cols)
   for (let r = 0; r < rows; r++) {
     const row = r * cols
     let absmax = 0
@@ -120,7 +154,8 @@ const NF4_MIDPOINTS = Array.from({ length: 15 }, (_, i) => (NF4_LEVELS[i] + NF4_
 /** Per block: absmax, then each w / absmax goes to its nearest NF4 level. */
 function quantizeNF4(w: Float32Array, rows: number, cols: number, groupSize: number): QuantizedWeights {
   const blocks = (rows * cols) / groupSize
-  const scales = new Float32Array(blocks), codes = new Uint8Array((rows * cols) / 2)
+  const scales = new Float32Array(blocks),
+    codes = new Uint8Array((rows * cols) / 2)
   for (let g = 0; g < blocks; g++) {
     const start = g * groupSize
     let absmax = 0
@@ -140,16 +175,22 @@ function quantizeNF4(w: Float32Array, rows: number, cols: number, groupSize: num
 
 /** Decode rows [r0, r1) of Ŵ into out[0 .. (r1 − r0)·cols). The one place that knows each mode's layout. */
 export function dequantizeRowsInto(q: QuantizedWeights, r0: number, r1: number, out: Float32Array): void {
-  const start = r0 * q.cols, end = r1 * q.cols // flat element range; groups never straddle rows
+  const start = r0 * q.cols,
+    end = r1 * q.cols // flat element range; groups never straddle rows
   if (q.mode === 'int8') {
     for (let r = r0; r < r1; r++) {
-      const s = q.scales[r], row = r * q.cols, o = row - start
+      const s = q.scales[r],
+        row = r * q.cols,
+        o = row - start
       for (let p = 0; p < q.cols; p++) out[o + p] = s * q.codes[row + p]
     }
   } else if (q.mode === 'affine') {
-    const per = 32 / q.bits, mask = 2 ** q.bits - 1, bits = q.bits
+    const per = 32 / q.bits,
+      mask = 2 ** q.bits - 1,
+      bits = q.bits
     for (let g = start / q.groupSize; g < end / q.groupSize; g++) {
-      const s = q.scales[g], b = q.biases[g]
+      const s = q.scales[g],
+        b = q.biases[g]
       let o = g * q.groupSize - start
       for (let word = (g * q.groupSize) / per, last = word + q.groupSize / per; word < last; word++) {
         const v = q.codes[word]
@@ -205,9 +246,12 @@ export type MatmulFn = typeof cpuMatmul
 
 /** y = x · Ŵᵀ. x (m, k), Ŵ (n, k) packed → y (m, n). Per tile of tj rows of Ŵ: decode, x · tileᵀ with `product`, scatter. */
 export function qmatmul(x: Float32Array, q: QuantizedWeights, m: number, product: MatmulFn = cpuMatmul): Float32Array {
-  const n = q.rows, k = q.cols, t = tileRows(q)
+  const n = q.rows,
+    k = q.cols,
+    t = tileRows(q)
   const wTile = scratchOf(t * k)
-  if (t === n) { // Ŵ is one tile: y is the tile's output, nothing to scatter
+  if (t === n) {
+    // Ŵ is one tile: y is the tile's output, nothing to scatter
     dequantizeRowsInto(q, 0, n, wTile)
     return product(x, wTile.subarray(0, n * k), m, k, n, { transB: true })
   }
@@ -216,8 +260,10 @@ export function qmatmul(x: Float32Array, q: QuantizedWeights, m: number, product
     const tj = Math.min(t, n - j0)
     dequantizeRowsInto(q, j0, j0 + tj, wTile)
     const yTile = product(x, wTile.subarray(0, tj * k), m, k, tj, { transB: true }) // (m, tj)
-    for (let i = 0; i < m; i++) { // the tile's outputs are columns j0 .. j0 + tj of each row of y
-      const yRow = i * n + j0, tRow = i * tj
+    for (let i = 0; i < m; i++) {
+      // the tile's outputs are columns j0 .. j0 + tj of each row of y
+      const yRow = i * n + j0,
+        tRow = i * tj
       for (let j = 0; j < tj; j++) y[yRow + j] = yTile[tRow + j]
     }
   }
@@ -231,27 +277,34 @@ export function qmatmul(x: Float32Array, q: QuantizedWeights, m: number, product
  * form matmulNT runs without repacking).
  */
 export function qmatmulT(dy: Float32Array, q: QuantizedWeights, m: number, product?: MatmulFn): Float32Array {
-  const n = q.rows, k = q.cols, t = tileRows(q)
+  const n = q.rows,
+    k = q.cols,
+    t = tileRows(q)
   const buf = scratchOf(2 * t * k + (t < n ? m * t : 0))
-  const wTile = buf.subarray(0, t * k), wTileT = buf.subarray(t * k, 2 * t * k)
+  const wTile = buf.subarray(0, t * k),
+    wTileT = buf.subarray(t * k, 2 * t * k)
   const dyTile = t < n ? buf.subarray(2 * t * k) : dy // Ŵ in one tile: its columns of dy are all of dy
   const dx = new Float32Array(product && t === n ? 0 : m * k) // (a backend's one tile: its product is dx)
   for (let j0 = 0; j0 < n; j0 += t) {
     const tj = Math.min(t, n - j0)
     dequantizeRowsInto(q, j0, j0 + tj, wTile)
     if (t < n) {
-      for (let i = 0; i < m; i++) { // dyTile (m, tj) = dy[:, j0 .. j0 + tj]
-        const dyRow = i * n + j0, tRow = i * tj
+      for (let i = 0; i < m; i++) {
+        // dyTile (m, tj) = dy[:, j0 .. j0 + tj]
+        const dyRow = i * n + j0,
+          tRow = i * tj
         for (let j = 0; j < tj; j++) dyTile[tRow + j] = dy[dyRow + j]
       }
     }
-    if (product) { // a backend's product (more cores, SIMD, a GPU): dyTile (m, tj) · wTile (tj, k)
+    if (product) {
+      // a backend's product (more cores, SIMD, a GPU): dyTile (m, tj) · wTile (tj, k)
       const part = product(dyTile.subarray(0, m * tj), wTile.subarray(0, tj * k), m, tj, k)
       if (t === n) return part // one tile: its part is dx
       for (let i = 0; i < part.length; i++) dx[i] += part[i]
       continue
     }
-    for (let j = 0; j < tj; j++) { // wTileT (k, tj) = wTileᵀ
+    for (let j = 0; j < tj; j++) {
+      // wTileT (k, tj) = wTileᵀ
       const row = j * k
       for (let p = 0; p < k; p++) wTileT[p * tj + j] = wTile[row + p]
     }

@@ -15,15 +15,23 @@ export function sumAxis(a: Float32Array, outer: number, n: number, inner: number
 }
 
 /** Max (sign = 1) or min (sign = −1) over the axis, with the index of the first extreme. */
-export function extremeAxis(a: Float32Array, outer: number, n: number, inner: number, sign: 1 | -1): { values: Float32Array; indices: Int32Array } {
+export function extremeAxis(
+  a: Float32Array,
+  outer: number,
+  n: number,
+  inner: number,
+  sign: 1 | -1,
+): { values: Float32Array; indices: Int32Array } {
   const values = new Float32Array(outer * inner)
   const indices = new Int32Array(outer * inner)
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < inner; i++) {
-      let best = a[o * n * inner + i], bestJ = 0
+      let best = a[o * n * inner + i],
+        bestJ = 0
       for (let j = 1; j < n; j++) {
         const v = a[(o * n + j) * inner + i]
-        if (sign * v > sign * best || (v !== v && best === best)) { // NaN wins, as in NumPy
+        if (sign * v > sign * best || (v !== v && best === best)) {
+          // NaN wins, as in NumPy
           best = v
           bestJ = j
         }
@@ -36,7 +44,13 @@ export function extremeAxis(a: Float32Array, outer: number, n: number, inner: nu
 }
 
 /** dx[o, idx[o, i], i] = dy[o, i]: route each gradient to the element that won the max/min. */
-export function extremeAxisBackward(dy: Float32Array, indices: Int32Array, outer: number, n: number, inner: number): Float32Array {
+export function extremeAxisBackward(
+  dy: Float32Array,
+  indices: Int32Array,
+  outer: number,
+  n: number,
+  inner: number,
+): Float32Array {
   const dx = new Float32Array(outer * n * inner)
   for (let o = 0; o < outer; o++)
     for (let i = 0; i < inner; i++) dx[(o * n + indices[o * inner + i]) * inner + i] = dy[o * inner + i]
@@ -115,7 +129,13 @@ export function logSoftmaxRowsBackward(y: Float32Array, dy: Float32Array, rows: 
  * Cross-entropy per row: loss[r] = log Σ exp(x_r) − x_r[t_r], and the softmax kept for backward.
  * Rows whose target equals `ignoreIndex` get loss 0.
  */
-export function crossEntropyRows(x: Float32Array, targets: Int32Array, rows: number, cols: number, ignoreIndex: number): { losses: Float32Array; probs: Float32Array } {
+export function crossEntropyRows(
+  x: Float32Array,
+  targets: Int32Array,
+  rows: number,
+  cols: number,
+  ignoreIndex: number,
+): { losses: Float32Array; probs: Float32Array } {
   const probs = softmaxRows(x, rows, cols)
   const losses = new Float32Array(rows)
   for (let r = 0; r < rows; r++) {
@@ -132,11 +152,19 @@ export function crossEntropyRows(x: Float32Array, targets: Int32Array, rows: num
 }
 
 /** dx[r] = dyRow[r] · (p[r] − onehot(t[r])); ignored rows get 0. */
-export function crossEntropyRowsBackward(probs: Float32Array, targets: Int32Array, dyRow: Float32Array, rows: number, cols: number, ignoreIndex: number): Float32Array {
+export function crossEntropyRowsBackward(
+  probs: Float32Array,
+  targets: Int32Array,
+  dyRow: Float32Array,
+  rows: number,
+  cols: number,
+  ignoreIndex: number,
+): Float32Array {
   const dx = new Float32Array(rows * cols)
   for (let r = 0; r < rows; r++) {
     if (targets[r] === ignoreIndex) continue
-    const base = r * cols, g = dyRow[r]
+    const base = r * cols,
+      g = dyRow[r]
     for (let j = 0; j < cols; j++) dx[base + j] = g * probs[base + j]
     dx[base + targets[r]] -= g
   }
@@ -146,7 +174,14 @@ export function crossEntropyRowsBackward(probs: Float32Array, targets: Int32Arra
 // ---- layer norm over the rows of a (rows, cols) matrix ------------------------------------------
 
 /** y = (x − mean) · rstd · w + b per row, rstd = 1/√(var + eps); mean and rstd are kept for backward. */
-export function layerNormRows(x: Float32Array, w: Float32Array, b: Float32Array, rows: number, cols: number, eps: number): { y: Float32Array; mean: Float32Array; rstd: Float32Array } {
+export function layerNormRows(
+  x: Float32Array,
+  w: Float32Array,
+  b: Float32Array,
+  rows: number,
+  cols: number,
+  eps: number,
+): { y: Float32Array; mean: Float32Array; rstd: Float32Array } {
   const y = new Float32Array(rows * cols)
   const mean = new Float32Array(rows)
   const rstd = new Float32Array(rows)
@@ -172,13 +207,25 @@ export function layerNormRows(x: Float32Array, w: Float32Array, b: Float32Array,
  * With x̂ = (x − mean)·rstd and g = dy ⊙ w:  dx = rstd · (g − mean(g) − x̂ · mean(g ⊙ x̂)),
  * dw = Σ_rows dy ⊙ x̂,  db = Σ_rows dy.
  */
-export function layerNormRowsBackward(dy: Float32Array, x: Float32Array, w: Float32Array, mean: Float32Array, rstd: Float32Array, rows: number, cols: number, withParams = true): { dx: Float32Array; dw: Float32Array; db: Float32Array } {
+export function layerNormRowsBackward(
+  dy: Float32Array,
+  x: Float32Array,
+  w: Float32Array,
+  mean: Float32Array,
+  rstd: Float32Array,
+  rows: number,
+  cols: number,
+  withParams = true,
+): { dx: Float32Array; dw: Float32Array; db: Float32Array } {
   const dx = new Float32Array(rows * cols)
   const dw = new Float32Array(withParams ? cols : 0) // frozen weight and bias (LoRA): no dw, db work
   const db = new Float32Array(withParams ? cols : 0)
   for (let r = 0; r < rows; r++) {
-    const base = r * cols, mu = mean[r], rs = rstd[r]
-    let gMean = 0, gxMean = 0
+    const base = r * cols,
+      mu = mean[r],
+      rs = rstd[r]
+    let gMean = 0,
+      gxMean = 0
     for (let j = 0; j < cols; j++) {
       const xHat = (x[base + j] - mu) * rs
       const g = dy[base + j] * w[j]
@@ -198,4 +245,3 @@ export function layerNormRowsBackward(dy: Float32Array, x: Float32Array, w: Floa
   }
   return { dx, dw, db }
 }
-

@@ -18,19 +18,23 @@ const CASES: Case[] = [
   { batch: 3, m: 7, k: 513, n: 129, flags: { transA: true, transB: true } },
 ]
 
-const fill = (size: number, seed: number) => Float32Array.from({ length: size }, (_, i) => Math.sin(seed + i * 0.731) * Math.cos(i * 0.173))
+const fill = (size: number, seed: number) =>
+  Float32Array.from({ length: size }, (_, i) => Math.sin(seed + i * 0.731) * Math.cos(i * 0.173))
 
 /** Worst |got − want| / max(1, max|want|) over the cases, run through K (the installed backend's table). */
 function worstError(): { worst: number; at: string } {
-  let worst = 0, at = ''
+  let worst = 0,
+    at = ''
   for (const [i, { batch, m, k, n, flags }] of CASES.entries()) {
-    const a = fill(batch * m * k, i), b = fill(batch * k * n, 100 + i)
+    const a = fill(batch * m * k, i),
+      b = fill(batch * k * n, 100 + i)
     const want = matmulBatched(a, b, batch, m, k, n, flags)
     const got = K.matmulBatched(a, b, batch, m, k, n, flags)
     const scale = Math.max(1, ...want.map(Math.abs))
     for (let j = 0; j < want.length; j++) {
       const err = got.length === want.length ? Math.abs(got[j] - want[j]) / scale : Infinity
-      if (!(err <= worst)) [worst, at] = [err, `${batch}x${m}x${k}x${n} ${JSON.stringify(flags)} index ${j}: ${got[j]} vs ${want[j]}`]
+      if (!(err <= worst))
+        [worst, at] = [err, `${batch}x${m}x${k}x${n} ${JSON.stringify(flags)} index ${j}: ${got[j]} vs ${want[j]}`]
     }
   }
   return { worst, at }

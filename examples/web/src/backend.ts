@@ -6,7 +6,13 @@ import type { BackendSummary } from './messages'
 /** backendInfo() as the page shows it. */
 export function summarize(info: BackendInfo): BackendSummary {
   const probe = info.probes.find((p) => p.ok && p.gflops !== undefined && p.path === probeName(info))
-  return { name: nameOf(info), detail: info.matmul, gflops: probe?.gflops ?? null, reason: info.reason, threads: threadsOf(info) }
+  return {
+    name: nameOf(info),
+    detail: info.matmul,
+    gflops: probe?.gflops ?? null,
+    reason: info.reason,
+    threads: threadsOf(info),
+  }
 }
 
 function nameOf({ backend, threads, gpujsMode }: BackendInfo): string {

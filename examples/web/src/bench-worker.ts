@@ -19,15 +19,27 @@ import { installBenchmarkGlobals } from './benchmark-globals'
 /** bench/'s suites, loaded once benchmark.js can find what it needs (a static import would load it first). */
 async function loadBench() {
   installBenchmarkGlobals()
-  const [{ matmulRows: timeMatmul }, { gptRows }, { markdown }, { uniformData, medianOf }, { tfInfo }] = await Promise.all([
-    import('../../../bench/suite-matmul'), import('../../../bench/suite-gpt'), import('../../../bench/report'), import('../../../bench/timing'), import('../../../bench/tfjs-gpt'),
-  ])
+  const [{ matmulRows: timeMatmul }, { gptRows }, { markdown }, { uniformData, medianOf }, { tfInfo }] =
+    await Promise.all([
+      import('../../../bench/suite-matmul'),
+      import('../../../bench/suite-gpt'),
+      import('../../../bench/report'),
+      import('../../../bench/timing'),
+      import('../../../bench/tfjs-gpt'),
+    ])
   return { timeMatmul, gptRows, markdown, uniformData, medianOf, tfInfo }
 }
 type Bench = Awaited<ReturnType<typeof loadBench>>
 
 export type BenchMode = 'full' | 'quick' | 'parity'
-export type ParityRow = { column: string; errors: number[]; tolerances: number[]; ms256: number; ok: boolean; note: string }
+export type ParityRow = {
+  column: string
+  errors: number[]
+  tolerances: number[]
+  ms256: number
+  ok: boolean
+  note: string
+}
 export type BenchReply =
   | { type: 'status'; text: string }
   | { type: 'parity'; rows: ParityRow[] }
@@ -60,17 +72,24 @@ const CASES = [
 const tolerance = (k: number) => 2e-7 * k * Math.sqrt(k) + 1e-6
 
 /** Each case's worst |got − want| for one column's product function, and how long one 256³ product took. */
-function parity(bench: Bench, column: string, product: (c: (typeof CASES)[number], a: Float32Array, b: Float32Array) => Float32Array): ParityRow {
+function parity(
+  bench: Bench,
+  column: string,
+  product: (c: (typeof CASES)[number], a: Float32Array, b: Float32Array) => Float32Array,
+): ParityRow {
   const errors: number[] = []
   let ms256 = 0
   for (const [i, c] of CASES.entries()) {
-    const a = bench.uniformData(c.batch * c.m * c.k, 10 + i), b = bench.uniformData(c.batch * c.k * c.n, 20 + i)
+    const a = bench.uniformData(c.batch * c.m * c.k, 10 + i),
+      b = bench.uniformData(c.batch * c.k * c.n, 20 + i)
     const want = matmulBatched(a, b, c.batch, c.m, c.k, c.n, c.flags)
     product(c, a, b) // compile / warm
     const t0 = performance.now()
     const got = product(c, a, b)
     if (i === 0) ms256 = performance.now() - t0
-    errors.push(got.length === want.length ? want.reduce((worst, w, j) => Math.max(worst, Math.abs(got[j] - w)), 0) : Infinity)
+    errors.push(
+      got.length === want.length ? want.reduce((worst, w, j) => Math.max(worst, Math.abs(got[j] - w)), 0) : Infinity,
+    )
   }
   const tolerances = CASES.map((c) => tolerance(c.k))
   const ok = errors.every((e, i) => e <= tolerances[i])
@@ -81,19 +100,36 @@ function tennyParity(bench: Bench, column: TennyColumn): ParityRow {
   try {
     setBackend(column.backend, column.options)
   } catch (err) {
-    return { column: `Tenny ${column.name}`, errors: [], tolerances: [], ms256: 0, ok: false, note: err instanceof Error ? err.message : String(err) }
+    return {
+      column: `Tenny ${column.name}`,
+      errors: [],
+      tolerances: [],
+      ms256: 0,
+      ok: false,
+      note: err instanceof Error ? err.message : String(err),
+    }
   }
   return parity(bench, `Tenny ${column.name}`, (c, a, b) => K.matmulBatched(a, b, c.batch, c.m, c.k, c.n, c.flags))
 }
 
 async function tfParity(bench: Bench, backend: TfBackend): Promise<ParityRow> {
-  if (!(await tf.setBackend(backend))) return { column: `tfjs ${backend}`, errors: [], tolerances: [], ms256: 0, ok: false, note: `tfjs: backend '${backend}' failed to start` }
+  if (!(await tf.setBackend(backend)))
+    return {
+      column: `tfjs ${backend}`,
+      errors: [],
+      tolerances: [],
+      ms256: 0,
+      ok: false,
+      note: `tfjs: backend '${backend}' failed to start`,
+    }
   await tf.ready()
-  return parity(bench, `tfjs ${backend}`, (c, a, b) => tf.tidy(() => {
-    const ta = tf.tensor3d(a, c.flags.transA ? [c.batch, c.k, c.m] : [c.batch, c.m, c.k])
-    const tb = tf.tensor3d(b, c.flags.transB ? [c.batch, c.n, c.k] : [c.batch, c.k, c.n])
-    return tf.matMul(ta, tb, c.flags.transA, c.flags.transB).dataSync() as Float32Array
-  }))
+  return parity(bench, `tfjs ${backend}`, (c, a, b) =>
+    tf.tidy(() => {
+      const ta = tf.tensor3d(a, c.flags.transA ? [c.batch, c.k, c.m] : [c.batch, c.m, c.k])
+      const tb = tf.tensor3d(b, c.flags.transB ? [c.batch, c.n, c.k] : [c.batch, c.k, c.n])
+      return tf.matMul(ta, tb, c.flags.transA, c.flags.transB).dataSync() as Float32Array
+    }),
+  )
 }
 
 /**
@@ -105,13 +141,34 @@ async function webglTrips(bench: Bench, sizes: number[], quick: boolean): Promis
   await tf.setBackend('webgl')
   const rows: Row[] = []
   for (const n of sizes) {
-    const a = bench.uniformData(n * n, n), b = bench.uniformData(n * n, n + 1)
+    const a = bench.uniformData(n * n, n),
+      b = bench.uniformData(n * n, n + 1)
     for (const transB of [false, true]) {
       const name = `matmul ${n}×${n} ${transB ? 'A·Bᵀ' : 'A·B'}`
-      const trip = () => tf.tidy(() => tf.matMul(tf.tensor2d(a, [n, n]), tf.tensor2d(b, [n, n]), false, transB).dataSync())
-      const cell = bench.medianOf(() => { trip() }, { warmup: 1, runs: quick ? 3 : 5 })
-      rows.push({ section: 'matmul, + tensor creation and read-back', name, unit: 'ms', cells: { 'tfjs webgl': cell }, notes: [], flops: 2 * n ** 3 })
-      rows.push({ section: 'matmul, product alone', name, unit: 'ms', cells: { 'tfjs webgl': null }, notes: ['tfjs webgl: asynchronous on the GPU, timed with its read-back only'], flops: 2 * n ** 3 })
+      const trip = () =>
+        tf.tidy(() => tf.matMul(tf.tensor2d(a, [n, n]), tf.tensor2d(b, [n, n]), false, transB).dataSync())
+      const cell = bench.medianOf(
+        () => {
+          trip()
+        },
+        { warmup: 1, runs: quick ? 3 : 5 },
+      )
+      rows.push({
+        section: 'matmul, + tensor creation and read-back',
+        name,
+        unit: 'ms',
+        cells: { 'tfjs webgl': cell },
+        notes: [],
+        flops: 2 * n ** 3,
+      })
+      rows.push({
+        section: 'matmul, product alone',
+        name,
+        unit: 'ms',
+        cells: { 'tfjs webgl': null },
+        notes: ['tfjs webgl: asynchronous on the GPU, timed with its read-back only'],
+        flops: 2 * n ** 3,
+      })
     }
   }
   return rows
@@ -121,7 +178,10 @@ async function webglTrips(bench: Bench, sizes: number[], quick: boolean): Promis
 function tennyColumns(columns: TennyColumn[]): Tenny {
   const byName = new Map(columns.map((c) => [c.name, c]))
   return {
-    names: columns.map((c) => c.name), notes: [], details: {}, info: () => ({}),
+    names: columns.map((c) => c.name),
+    notes: [],
+    details: {},
+    info: () => ({}),
     async use(name) {
       const c = byName.get(name) ?? { name, backend: 'cpu', options: {} }
       setBackend(c.backend, c.options)
@@ -150,7 +210,11 @@ async function run(mode: BenchMode): Promise<void> {
   const bench = await loadBench()
   useGpujs(gpujs)
   await startBackend('cpu') // let the thread pool's Web Workers come up before any column needs them
-  setWasmPaths({ 'tfjs-backend-wasm.wasm': wasmUrl, 'tfjs-backend-wasm-simd.wasm': simdUrl, 'tfjs-backend-wasm-threaded-simd.wasm': threadedUrl })
+  setWasmPaths({
+    'tfjs-backend-wasm.wasm': wasmUrl,
+    'tfjs-backend-wasm-simd.wasm': simdUrl,
+    'tfjs-backend-wasm-threaded-simd.wasm': threadedUrl,
+  })
   // NOTE: tfjs-wasm's threaded build starts its pthreads from an inlined script that fails once bundled
   // ("e is not defined", seen with Vite 8); its single-threaded SIMD build is what the Node bench measures too
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false)
@@ -191,10 +255,20 @@ async function run(mode: BenchMode): Promise<void> {
     else merge(await bench.timeMatmul({ quick, sizes, tenny: tennyColumns([]), tfBackends: [backend], jaxjs: false }))
   }
   post({ type: 'status', text: 'Timing matmul: jax-js…' })
-  merge(await bench.timeMatmul({ quick, sizes: quick ? [256, 512] : [256, 512, 1024], tenny: tennyColumns([]), tfBackends: [], jaxjs: true }))
+  merge(
+    await bench.timeMatmul({
+      quick,
+      sizes: quick ? [256, 512] : [256, 512, 1024],
+      tenny: tennyColumns([]),
+      tfBackends: [],
+      jaxjs: true,
+    }),
+  )
   const gptTenny = TENNY.filter((c) => passed(`Tenny ${c.name}`)?.ok && fast(`Tenny ${c.name}`))
   const gptTf = TFJS.filter((b) => passed(`tfjs ${b}`)?.ok && fast(`tfjs ${b}`))
-  notes.push(`GPT rows: the columns whose 256³ product took ≤ ${SLOW_MS} ms (${[...gptTenny.map((c) => `Tenny ${c.name}`), ...gptTf.map((b) => `tfjs ${b}`)].join(', ')})`)
+  notes.push(
+    `GPT rows: the columns whose 256³ product took ≤ ${SLOW_MS} ms (${[...gptTenny.map((c) => `Tenny ${c.name}`), ...gptTf.map((b) => `tfjs ${b}`)].join(', ')})`,
+  )
   post({ type: 'status', text: 'Timing the tiny GPT: training steps and generation…' })
   merge(await bench.gptRows({ quick, tenny: tennyColumns(gptTenny), tfBackends: gptTf, jaxjs: true }))
   setBackend('cpu')
@@ -205,13 +279,22 @@ async function run(mode: BenchMode): Promise<void> {
 /** The report's header: this browser, its hardware threads, tfjs's version. */
 function meta(mode: BenchMode, notes: string[], tfjs: string): Meta {
   return {
-    date: new Date().toISOString().slice(0, 10), cpu: /(Headless)?Chrom(e|ium)\/[\d.]+|Firefox\/[\d.]+|Version\/[\d.]+ Safari/.exec(navigator.userAgent)?.[0] ?? navigator.userAgent,
-    cores: navigator.hardwareConcurrency, node: 'none (a browser page)',
-    tfjs, mode: mode === 'quick' ? 'quick run (fewer samples, matmul 256 and 512)' : 'full run', load: 'unknown (browser)',
-    tennyBackends: TENNY.map((c) => c.name).join(', '), notes,
+    date: new Date().toISOString().slice(0, 10),
+    cpu:
+      /(Headless)?Chrom(e|ium)\/[\d.]+|Firefox\/[\d.]+|Version\/[\d.]+ Safari/.exec(navigator.userAgent)?.[0] ??
+      navigator.userAgent,
+    cores: navigator.hardwareConcurrency,
+    node: 'none (a browser page)',
+    tfjs,
+    mode: mode === 'quick' ? 'quick run (fewer samples, matmul 256 and 512)' : 'full run',
+    load: 'unknown (browser)',
+    tennyBackends: TENNY.map((c) => c.name).join(', '),
+    notes,
   }
 }
 
 addEventListener('message', (e: MessageEvent<{ mode: BenchMode }>) => {
-  run(e.data.mode).catch((err: unknown) => post({ type: 'error', text: err instanceof Error ? err.message : String(err) }))
+  run(e.data.mode).catch((err: unknown) =>
+    post({ type: 'error', text: err instanceof Error ? err.message : String(err) }),
+  )
 })

@@ -22,9 +22,15 @@ $('run-quick').addEventListener('click', () => start('quick'))
 function showParity(rows: ParityRow[]): void {
   const body = $('parity').querySelector('tbody')
   if (!body) return
-  const error = (r: ParityRow, i: number) => (r.errors[i] === undefined ? '–' : `${r.errors[i].toExponential(1)} (≤ ${r.tolerances[i].toExponential(1)})`)
-  body.innerHTML = rows.map((r) => `<tr data-column="${r.column}" data-ok="${r.ok}"><td>${r.column}</td><td>${error(r, 0)}</td><td>${error(r, 1)}</td><td>${error(r, 2)}</td>` +
-    `<td>${r.errors.length ? `${r.ms256.toFixed(1)} ms` : '–'}</td><td>${r.ok ? 'ok' : r.note}</td></tr>`).join('')
+  const error = (r: ParityRow, i: number) =>
+    r.errors[i] === undefined ? '–' : `${r.errors[i].toExponential(1)} (≤ ${r.tolerances[i].toExponential(1)})`
+  body.innerHTML = rows
+    .map(
+      (r) =>
+        `<tr data-column="${r.column}" data-ok="${r.ok}"><td>${r.column}</td><td>${error(r, 0)}</td><td>${error(r, 1)}</td><td>${error(r, 2)}</td>` +
+        `<td>${r.errors.length ? `${r.ms256.toFixed(1)} ms` : '–'}</td><td>${r.ok ? 'ok' : r.note}</td></tr>`,
+    )
+    .join('')
 }
 
 worker.addEventListener('message', (e: MessageEvent<BenchReply>) => {
@@ -44,10 +50,12 @@ function describeEnvironment(): void {
   const gl = document.createElement('canvas').getContext('webgl')
   const debug = gl?.getExtension('WEBGL_debug_renderer_info')
   const renderer = gl ? String(gl.getParameter(debug ? debug.UNMASKED_RENDERER_WEBGL : gl.RENDERER)) : 'no WebGL'
-  $('environment').textContent = `${navigator.userAgent}; ${navigator.hardwareConcurrency} hardware threads; cross-origin isolated: ${crossOriginIsolated}; WebGL renderer: ${renderer}`
+  $('environment').textContent =
+    `${navigator.userAgent}; ${navigator.hardwareConcurrency} hardware threads; cross-origin isolated: ${crossOriginIsolated}; WebGL renderer: ${renderer}`
   if (/swiftshader|llvmpipe|software/i.test(renderer)) {
     $('software-gl').hidden = false
-    $('software-gl').textContent = `WebGL here is software (${renderer}): gpu.js and tfjs webgl run on the CPU through an emulator, so their numbers say nothing about a GPU.`
+    $('software-gl').textContent =
+      `WebGL here is software (${renderer}): gpu.js and tfjs webgl run on the CPU through an emulator, so their numbers say nothing about a GPU.`
   }
 }
 

@@ -16,14 +16,22 @@ const button = (id: string) => $<HTMLButtonElement>(id)
 const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' })
 const send = (request: Request) => worker.postMessage(request)
 
-const curves: Curve[] = [{ name: 'train loss', points: [] }, { name: 'validation loss', points: [] }]
+const curves: Curve[] = [
+  { name: 'train loss', points: [] },
+  { name: 'validation loss', points: [] },
+]
 let baseAnswerShown = false
 let trainingNow = false
 let hasAdapter = false
 
 // ---- asking ----------------------------------------------------------------------------------------
 function ask(): void {
-  send({ type: 'ask', prompt: input('prompt').value, temperature: Number(input('temperature').value), strength: Number(input('strength').value) })
+  send({
+    type: 'ask',
+    prompt: input('prompt').value,
+    temperature: Number(input('temperature').value),
+    strength: Number(input('strength').value),
+  })
 }
 button('ask').addEventListener('click', ask)
 for (const id of ['temperature', 'strength']) {
@@ -37,8 +45,12 @@ for (const id of ['temperature', 'strength']) {
 function settings(): Settings {
   const targets = [...document.querySelectorAll<HTMLInputElement>('#targets input:checked')].map((box) => box.value)
   return {
-    rank: Number(input('rank').value), alpha: Number(input('alpha').value), targets,
-    learningRate: Number(input('lr').value), iters: Number(input('iters').value), batchSize: Number(input('batch').value),
+    rank: Number(input('rank').value),
+    alpha: Number(input('alpha').value),
+    targets,
+    learningRate: Number(input('lr').value),
+    iters: Number(input('iters').value),
+    batchSize: Number(input('batch').value),
   }
 }
 button('train').addEventListener('click', () => {
@@ -58,7 +70,8 @@ function setTraining(on: boolean): void {
 }
 
 // ---- adapter files ---------------------------------------------------------------------------------
-for (const layout of ['tenny', 'peft', 'mlx'] as const) button(`download-${layout}`).addEventListener('click', () => send({ type: 'download', layout }))
+for (const layout of ['tenny', 'peft', 'mlx'] as const)
+  button(`download-${layout}`).addEventListener('click', () => send({ type: 'download', layout }))
 const drop = $('drop')
 drop.addEventListener('dragover', (e) => {
   e.preventDefault()
@@ -90,13 +103,19 @@ function status(text: string, isError = false): void {
 
 function onReply(reply: Reply): void {
   if (reply.type === 'ready') {
-    $('backend').textContent = reply.backend.gflops === null ? reply.backend.name : `${reply.backend.name}, ${reply.backend.gflops.toFixed(1)} GFLOP/s measured`
+    $('backend').textContent =
+      reply.backend.gflops === null
+        ? reply.backend.name
+        : `${reply.backend.name}, ${reply.backend.gflops.toFixed(1)} GFLOP/s measured`
     $('backend-detail').textContent = reply.backend.reason
     $('threads').textContent = reply.backend.threads
     $('model-facts').textContent = `Base model: ${reply.model}.`
     $('data-facts').textContent = `Data: ${reply.data}.`
     for (const name of reply.defaultTargets) {
-      $('targets').insertAdjacentHTML('beforeend', `<label><input type="checkbox" value="${name}" checked> ${name}</label>`)
+      $('targets').insertAdjacentHTML(
+        'beforeend',
+        `<label><input type="checkbox" value="${name}" checked> ${name}</label>`,
+      )
     }
     for (const id of ['ask', 'train']) button(id).disabled = false
     status('Ready. Asking the base model…')
@@ -121,7 +140,9 @@ function onReply(reply: Reply): void {
   } else if (reply.type === 'trained') {
     setTraining(false)
     adapterReady(reply.report)
-    status(`${reply.stopped ? 'Stopped after' : 'Trained'} ${reply.steps} steps in ${reply.seconds.toFixed(1)} s; the adapters are kept. Ask again, move the strength slider, or download them.`)
+    status(
+      `${reply.stopped ? 'Stopped after' : 'Trained'} ${reply.steps} steps in ${reply.seconds.toFixed(1)} s; the adapters are kept. Ask again, move the strength slider, or download them.`,
+    )
     ask()
   } else if (reply.type === 'loaded') {
     adapterReady(reply.report)

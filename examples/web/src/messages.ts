@@ -20,10 +20,20 @@ export type Request =
 
 /** The three adapter layouts: Tenny's own, Hugging Face PEFT's, mlx-lm's. */
 export type Layout = 'tenny' | 'peft' | 'mlx'
-export const LAYOUT_NAMES: Record<Layout, string> = { tenny: "Tenny's layout", peft: "PEFT's layout", mlx: "mlx-lm's layout" }
+export const LAYOUT_NAMES: Record<Layout, string> = {
+  tenny: "Tenny's layout",
+  peft: "PEFT's layout",
+  mlx: "mlx-lm's layout",
+}
 
 /** Per adapted layer: what ΔW = scale·B·A turned out to be (nn.loraReport). */
-export type LayerReport = { path: string; rank: number; deltaRank: number; singularValues: number[]; relativeNorm: number }
+export type LayerReport = {
+  path: string
+  rank: number
+  deltaRank: number
+  singularValues: number[]
+  relativeNorm: number
+}
 
 /** The kernels that run, in words, and their measured speed. */
 export type BackendSummary = { name: string; detail: string; gflops: number | null; reason: string; threads: string }
@@ -32,7 +42,15 @@ export type BackendSummary = { name: string; detail: string; gflops: number | nu
 export type Reply =
   | { type: 'ready'; backend: BackendSummary; model: string; data: string; defaultTargets: string[] }
   | { type: 'answer'; prompt: string; text: string; strength: number; adapted: boolean }
-  | { type: 'progress'; step: number; iters: number; trainLoss: number; validLoss: number | null; tokensPerSecond: number; etaSeconds: number }
+  | {
+      type: 'progress'
+      step: number
+      iters: number
+      trainLoss: number
+      validLoss: number | null
+      tokensPerSecond: number
+      etaSeconds: number
+    }
   | { type: 'trained'; steps: number; seconds: number; stopped: boolean; report: LayerReport[] }
   | { type: 'loaded'; what: string; report: LayerReport[] }
   | { type: 'files'; layout: Layout; files: Record<string, Uint8Array> }

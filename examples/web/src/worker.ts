@@ -18,7 +18,9 @@ const ADAPTER = 'default' // one adapter at a time, as in the Node example
 const MAX_TOKENS = 100 // the longest answer, in characters
 const SEED = 0 // answers are sampled from the same seeded stream, so a slider move changes only the model
 // as the Node example's defaults (--lora-dropout, --label-smoothing, --steps-per-eval)
-const DROPOUT = 0.03, SMOOTHING = 0.1, EVAL_EVERY = 10
+const DROPOUT = 0.03,
+  SMOOTHING = 0.1,
+  EVAL_EVERY = 10
 
 let baseBytes: Uint8Array
 let tokenizer: CharTokenizer
@@ -44,14 +46,17 @@ async function start(): Promise<void> {
   tokenizer = new CharTokenizer(alphabet)
   model = freshBase()
   // every example, plus the newline that ends its answer (as the Node example encodes them)
-  const encode = (text: string, file: string) => parseJsonl(text, file).map((e) => tokenizer.encode(e.text + '\n', `${e.file}:${e.line}`))
+  const encode = (text: string, file: string) =>
+    parseJsonl(text, file).map((e) => tokenizer.encode(e.text + '\n', `${e.file}:${e.line}`))
   data = { train: encode(trainJsonl, 'train.jsonl'), valid: encode(validJsonl, 'valid.jsonl') }
   post({ type: 'status', text: 'Measuring the backends…' })
   useGpujs(gpujs) // gpu.js is optional for Tenny: the page bundles it, so auto can try WebGL 2 and WebGL
   const backend = summarize(await startBackend('auto'))
   const { nLayer, nEmbd, blockSize } = model.config
   post({
-    type: 'ready', backend, defaultTargets: ['qProj', 'kProj', 'vProj', 'outProj', 'fc', 'proj', 'lmHead'],
+    type: 'ready',
+    backend,
+    defaultTargets: ['qProj', 'kProj', 'vProj', 'outProj', 'fc', 'proj', 'lmHead'],
     model: `${model.numParameters().toLocaleString('en-US')} parameters, ${nLayer} layers, ${nEmbd} channels, ${blockSize}-character context`,
     data: `${data.train.length} train and ${data.valid.length} validation examples (examples/data)`,
   })
@@ -65,7 +70,11 @@ function answer(prompt: string, temperature: number, strength: number): string {
   const adapted = nn.loraLayers(model).length > 0
   if (adapted) nn.setAdapters(model, { [ADAPTER]: strength })
   const stream = rngState() // sampling reseeds the stream: leave training's draws as they were
-  const out = model.generate(new Tensor(Float32Array.from(ids), [1, ids.length]), Math.min(MAX_TOKENS, T - ids.length), { temperature, seed: SEED })
+  const out = model.generate(
+    new Tensor(Float32Array.from(ids), [1, ids.length]),
+    Math.min(MAX_TOKENS, T - ids.length),
+    { temperature, seed: SEED },
+  )
   setRngState(stream)
   if (adapted) nn.setAdapters(model, { [ADAPTER]: 1 })
   return tokenizer.decode(out.data.subarray(ids.length)).split('\n')[0]
@@ -82,7 +91,8 @@ function batchOf(examples: number[][]): { inputs: Tensor; targets: Tensor; token
 function evaluate(examples: number[][], batchSize: number): number {
   return noGrad(() => {
     model.eval()
-    let total = 0, count = 0
+    let total = 0,
+      count = 0
     for (let i = 0; i < examples.length; i += batchSize) {
       const batch = batchOf(examples.slice(i, i + batchSize))
       total += model.loss(batch.inputs, batch.targets).item() * batch.tokens
@@ -102,29 +112,66 @@ async function train(s: Settings): Promise<void> {
   nn.applyLoRA(model, { targets: s.targets, rank: s.rank, alpha: s.alpha, dropout: DROPOUT, name: ADAPTER })
   const params = model.trainableParameters()
   const opt = new optim.AdamW(params, { lr: s.learningRate, weightDecay: 0 })
-  const schedule = optim.cosineSchedule({ lr: s.learningRate, warmupSteps: Math.min(10, s.iters), totalSteps: s.iters, minLr: s.learningRate / 10 })
+  const schedule = optim.cosineSchedule({
+    lr: s.learningRate,
+    warmupSteps: Math.min(10, s.iters),
+    totalSteps: s.iters,
+    minLr: s.learningRate / 10,
+  })
   const batches = new Batcher(data.train, s.batchSize)
   const start = performance.now()
-  let step = 0, tokens = 0
-  post({ type: 'progress', step, iters: s.iters, trainLoss: evaluate(data.train, s.batchSize), validLoss: evaluate(data.valid, s.batchSize), tokensPerSecond: 0, etaSeconds: 0 })
+  let step = 0,
+    tokens = 0
+  post({
+    type: 'progress',
+    step,
+    iters: s.iters,
+    trainLoss: evaluate(data.train, s.batchSize),
+    validLoss: evaluate(data.valid, s.batchSize),
+    tokensPerSecond: 0,
+    etaSeconds: 0,
+  })
   while (step < s.iters && !stopRequested) {
     opt.lr = schedule(step)
     const batch = batchOf(batches.next())
     const loss = trainStep(model, opt, params, batch, SMOOTHING)
     step++
     tokens += batch.tokens
-    if (!Number.isFinite(loss)) throw new Error(`step ${step}: the training loss is ${loss}, so training diverged; try a lower learning rate or alpha`)
+    if (!Number.isFinite(loss))
+      throw new Error(
+        `step ${step}: the training loss is ${loss}, so training diverged; try a lower learning rate or alpha`,
+      )
     const validLoss = step % EVAL_EVERY === 0 || step === s.iters ? evaluate(data.valid, s.batchSize) : null
     const seconds = (performance.now() - start) / 1000
-    post({ type: 'progress', step, iters: s.iters, trainLoss: loss, validLoss, tokensPerSecond: tokens / seconds, etaSeconds: (seconds / step) * (s.iters - step) })
+    post({
+      type: 'progress',
+      step,
+      iters: s.iters,
+      trainLoss: loss,
+      validLoss,
+      tokensPerSecond: tokens / seconds,
+      etaSeconds: (seconds / step) * (s.iters - step),
+    })
     await new Promise((resolve) => setTimeout(resolve, 0)) // let the page's messages in: Stop, Ask, Download
   }
-  post({ type: 'trained', steps: step, seconds: (performance.now() - start) / 1000, stopped: stopRequested, report: report() })
+  post({
+    type: 'trained',
+    steps: step,
+    seconds: (performance.now() - start) / 1000,
+    stopped: stopRequested,
+    report: report(),
+  })
 }
 
 /** Per adapted layer: rank(ΔW) ≤ r and the singular values of ΔW (nn.loraReport, printed nowhere). */
 function report(): LayerReport[] {
-  return nn.loraReport(model, { log: () => {} }).map((r) => ({ path: r.path, rank: r.rank, deltaRank: r.deltaRank, singularValues: r.singularValues, relativeNorm: r.relativeNorm }))
+  return nn.loraReport(model, { log: () => {} }).map((r) => ({
+    path: r.path,
+    rank: r.rank,
+    deltaRank: r.deltaRank,
+    singularValues: r.singularValues,
+    relativeNorm: r.relativeNorm,
+  }))
 }
 
 /** One request; errors go back as one line. Training runs to its end here while other requests keep arriving. */
@@ -133,11 +180,19 @@ async function handle(request: Request): Promise<void> {
     stopRequested = training
   } else if (request.type === 'ask') {
     const text = answer(request.prompt, request.temperature, request.strength)
-    post({ type: 'answer', prompt: request.prompt, text, strength: request.strength, adapted: nn.loraLayers(model).length > 0 })
+    post({
+      type: 'answer',
+      prompt: request.prompt,
+      text,
+      strength: request.strength,
+      adapted: nn.loraLayers(model).length > 0,
+    })
   } else if (request.type === 'download') {
     post({ type: 'files', layout: request.layout, files: adapterFilesOf(model, request.layout) })
   } else if (training) {
-    throw new Error(`stop the training first (it is still running) before you ${request.type === 'train' ? 'train again' : 'load adapters'}`)
+    throw new Error(
+      `stop the training first (it is still running) before you ${request.type === 'train' ? 'train again' : 'load adapters'}`,
+    )
   } else if (request.type === 'train') {
     training = true
     stopRequested = false
@@ -156,6 +211,14 @@ async function handle(request: Request): Promise<void> {
 
 const ready = start()
 addEventListener('message', (e: MessageEvent<Request>) => {
-  ready.then(() => handle(e.data)).catch((err: unknown) => post({ type: 'error', text: err instanceof Error ? err.message : String(err), training }))
+  ready
+    .then(() => handle(e.data))
+    .catch((err: unknown) => post({ type: 'error', text: err instanceof Error ? err.message : String(err), training }))
 })
-ready.catch((err: unknown) => post({ type: 'error', text: `could not start: ${err instanceof Error ? err.message : String(err)}`, training: false }))
+ready.catch((err: unknown) =>
+  post({
+    type: 'error',
+    text: `could not start: ${err instanceof Error ? err.message : String(err)}`,
+    training: false,
+  }),
+)

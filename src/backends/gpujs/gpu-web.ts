@@ -12,9 +12,15 @@ export function useGpujs(gpujs: unknown): void {
 function webGpujs(gpujs: unknown): GpujsBridge {
   return {
     loadGpujs: () => gpujs,
-    candidates: () => ({ modes: ['webgl2', 'webgl'] satisfies GpujsMode[], skipped: 'webgpu, webasm-threads: answer only with Promises (a browser thread cannot block on them); headlessgl: Node only' }),
+    candidates: () => ({
+      modes: ['webgl2', 'webgl'] satisfies GpujsMode[],
+      skipped:
+        'webgpu, webasm-threads: answer only with Promises (a browser thread cannot block on them); headlessgl: Node only',
+    }),
     open(mode) {
-      throw new Error(`gpu.js ${mode}: answers only with Promises, which a synchronous kernel table cannot wait for in a browser; use webgl2 or webgl`)
+      throw new Error(
+        `gpu.js ${mode}: answers only with Promises, which a synchronous kernel table cannot wait for in a browser; use webgl2 or webgl`,
+      )
     },
   }
 }

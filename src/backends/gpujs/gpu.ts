@@ -8,7 +8,12 @@
 // gpu.js is an optional peer dependency (`npm install gpu.js` beside Tenny): only its types are imported here,
 // the module itself comes from the bridge's loadGpujs() on first use, so Tenny installs and runs without it.
 import type { GPU, IKernelFunctionThis } from 'gpu.js'
-import { matmul as cpuMatmul, matmulBatched as cpuMatmulBatched, transpose2d, type MatmulFlags } from '../../kernels/matmul.js'
+import {
+  matmul as cpuMatmul,
+  matmulBatched as cpuMatmulBatched,
+  transpose2d,
+  type MatmulFlags,
+} from '../../kernels/matmul.js'
 import { addRowInPlace } from '../../kernels/rows.js'
 
 /** The gpu.js modes Tenny can drive. 'webgpu' and 'webasm-threads' run in a bridge worker; 'webgl2' and 'webgl' in browsers (gpu-web.ts). */
@@ -33,17 +38,28 @@ export const KERNEL_CACHE_SIZE = 32
 // C_z[y][x] = Σ_p op(A_z)[y][p] · op(B_z)[p][x], one output cell per thread; A_z, B_z are back to back.
 function nn(this: This, a: Float32Array, b: Float32Array): number {
   let s = 0
-  for (let p = 0; p < this.constants.K; p++) s += a[(this.thread.z * this.constants.M + this.thread.y) * this.constants.K + p] * b[(this.thread.z * this.constants.K + p) * this.constants.N + this.thread.x]
+  for (let p = 0; p < this.constants.K; p++)
+    s +=
+      a[(this.thread.z * this.constants.M + this.thread.y) * this.constants.K + p] *
+      b[(this.thread.z * this.constants.K + p) * this.constants.N + this.thread.x]
   return s
 }
-function nt(this: This, a: Float32Array, b: Float32Array): number { // B_z stored (N, K)
+function nt(this: This, a: Float32Array, b: Float32Array): number {
+  // B_z stored (N, K)
   let s = 0
-  for (let p = 0; p < this.constants.K; p++) s += a[(this.thread.z * this.constants.M + this.thread.y) * this.constants.K + p] * b[(this.thread.z * this.constants.N + this.thread.x) * this.constants.K + p]
+  for (let p = 0; p < this.constants.K; p++)
+    s +=
+      a[(this.thread.z * this.constants.M + this.thread.y) * this.constants.K + p] *
+      b[(this.thread.z * this.constants.N + this.thread.x) * this.constants.K + p]
   return s
 }
-function tn(this: This, a: Float32Array, b: Float32Array): number { // A_z stored (K, M)
+function tn(this: This, a: Float32Array, b: Float32Array): number {
+  // A_z stored (K, M)
   let s = 0
-  for (let p = 0; p < this.constants.K; p++) s += a[(this.thread.z * this.constants.K + p) * this.constants.M + this.thread.y] * b[(this.thread.z * this.constants.K + p) * this.constants.N + this.thread.x]
+  for (let p = 0; p < this.constants.K; p++)
+    s +=
+      a[(this.thread.z * this.constants.K + p) * this.constants.M + this.thread.y] *
+      b[(this.thread.z * this.constants.K + p) * this.constants.N + this.thread.x]
   return s
 }
 const SOURCES = { nn, nt, tn }
@@ -54,10 +70,13 @@ export class KernelCache<V extends { destroy(): void }> {
   /** kernels destroyed on eviction so far */
   destroyed = 0
   constructor(readonly capacity: number) {}
-  get size(): number { return this.entries.size }
+  get size(): number {
+    return this.entries.size
+  }
   get(key: string, make: () => V): V {
     let value = this.entries.get(key)
-    if (value) this.entries.delete(key) // re-insert below: Map order is recency order
+    if (value)
+      this.entries.delete(key) // re-insert below: Map order is recency order
     else value = make()
     this.entries.set(key, value)
     for (const [oldKey, old] of this.entries) {
@@ -95,26 +114,41 @@ export class GpuMatmul {
   private readonly gpu: GPU
   readonly cache: KernelCache<CompiledKernel>
   private readonly asyncMode: boolean
-  constructor(readonly mode: Exclude<GpujsMode, 'webasm-threads'>, { cacheSize = KERNEL_CACHE_SIZE, asyncMode = false } = {}) {
+  constructor(
+    readonly mode: Exclude<GpujsMode, 'webasm-threads'>,
+    { cacheSize = KERNEL_CACHE_SIZE, asyncMode = false } = {},
+  ) {
     this.gpu = new (gpujs().GPU)({ mode })
     this.cache = new KernelCache(cacheSize)
     this.asyncMode = asyncMode
   }
 
   /** op(A)·op(B) for `batch` products; a Promise in async modes. Aᵀ·Bᵀ transposes A first (rare). */
-  run(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, { transA = false, transB = false }: MatmulFlags = {}): Float32Array | Promise<Float32Array> {
+  run(
+    a: Float32Array,
+    b: Float32Array,
+    batch: number,
+    m: number,
+    k: number,
+    n: number,
+    { transA = false, transB = false }: MatmulFlags = {},
+  ): Float32Array | Promise<Float32Array> {
     if (transA && transB) {
       const aT = new Float32Array(a.length)
       for (let t = 0; t < batch; t++) aT.set(transpose2d(a.subarray(t * m * k, (t + 1) * m * k), k, m), t * m * k)
       return this.run(aT, b, batch, m, k, n, { transB })
     }
     const variant: Variant = transA ? 'tn' : transB ? 'nt' : 'nn'
-    const kernel = this.cache.get(`${variant} ${batch}x${m}x${k}x${n}`, () => this.gpu.createKernel<[Float32Array, Float32Array], Dims>(SOURCES[variant], {
-      output: [n, m, batch], // x = column j, y = row i, z = matrix t
-      constants: { M: m, K: k, N: n },
-      tactic: 'precision',
-      asyncMode: this.asyncMode,
-    }).setLoopMaxIterations(Math.max(k, 1000))) // belt and braces: the loop bound is already a constant
+    const kernel = this.cache.get(`${variant} ${batch}x${m}x${k}x${n}`, () =>
+      this.gpu
+        .createKernel<[Float32Array, Float32Array], Dims>(SOURCES[variant], {
+          output: [n, m, batch], // x = column j, y = row i, z = matrix t
+          constants: { M: m, K: k, N: n },
+          tactic: 'precision',
+          asyncMode: this.asyncMode,
+        })
+        .setLoopMaxIterations(Math.max(k, 1000)),
+    ) // belt and braces: the loop bound is already a constant
     const out = kernel(a, b)
     return out instanceof Promise ? out.then((o: unknown) => flatten(o, batch * m * n)) : flatten(out, batch * m * n)
   }
@@ -122,7 +156,8 @@ export class GpuMatmul {
   /** Has the WebGL context gone (GPU reset, a shader past the OS's time limit)? Then readback gives zeros, silently. */
   contextLost(): boolean {
     const context: unknown = Reflect.get(this.gpu, 'context')
-    const isLost: unknown = typeof context === 'object' && context !== null ? Reflect.get(context, 'isContextLost') : undefined
+    const isLost: unknown =
+      typeof context === 'object' && context !== null ? Reflect.get(context, 'isContextLost') : undefined
     return typeof isLost === 'function' && isLost.call(context) === true
   }
 
@@ -151,7 +186,10 @@ let loaded: Gpujs | undefined
 /** The gpu.js module, from the bridge's loader the first time (checked to be gpu.js), then as loaded. */
 function gpujs(): Gpujs {
   if (loaded) return loaded
-  if (!bridge) throw new Error('gpu.js: no loader here; in Node import the `node` entry, which loads gpu.js when a gpujs backend is asked for; in a browser bundle call useGpujs(gpujs) with the module you import')
+  if (!bridge)
+    throw new Error(
+      'gpu.js: no loader here; in Node import the `node` entry, which loads gpu.js when a gpujs backend is asked for; in a browser bundle call useGpujs(gpujs) with the module you import',
+    )
   const module = bridge.loadGpujs()
   if (!isGpujs(module)) throw new Error('gpu.js: the module that loaded has no GPU class (not gpu.js 2?)')
   loaded = module
@@ -169,13 +207,28 @@ export function webgpuAvailable(): Promise<boolean> {
 
 /** gpu.js modes worth trying here, best first: with Node's bridge, what it finds; without, synchronous webasm. */
 export function gpujsCandidates(): { modes: GpujsMode[]; skipped: string } {
-  return bridge ? bridge.candidates() : { modes: ['webasm'], skipped: 'webgpu, headlessgl, webasm-threads: need Node\'s entry (src/node.ts)' }
+  return bridge
+    ? bridge.candidates()
+    : { modes: ['webasm'], skipped: "webgpu, headlessgl, webasm-threads: need Node's entry (src/node.ts)" }
 }
 
 /** Run op(A)·op(B) for `batch` products, synchronously; flags.bias is not applied here (gpujsTable adds it). */
-export type MatmulRun = (a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, flags: MatmulFlags) => Float32Array
+export type MatmulRun = (
+  a: Float32Array,
+  b: Float32Array,
+  batch: number,
+  m: number,
+  k: number,
+  n: number,
+  flags: MatmulFlags,
+) => Float32Array
 /** An opened gpu.js path: its mode, a synchronous runner, and how to release it. */
-export type GpujsPath = { mode: GpujsMode; run: MatmulRun; close(): void; /** why it stopped working since it opened ('' if it did not) */ failure(): string }
+export type GpujsPath = {
+  mode: GpujsMode
+  run: MatmulRun
+  close(): void
+  /** why it stopped working since it opened ('' if it did not) */ failure(): string
+}
 
 /**
  * Open one gpu.js mode, prove it right (K > 1000, all three variants, batched) and return it; throws an
@@ -183,13 +236,23 @@ export type GpujsPath = { mode: GpujsMode; run: MatmulRun; close(): void; /** wh
  */
 export function openGpujs(mode: GpujsMode, { timeoutMs = 30_000, cacheSize = KERNEL_CACHE_SIZE } = {}): GpujsPath {
   if (mode === 'webgpu' || mode === 'webasm-threads') {
-    if (!bridge) throw new Error(`gpu.js ${mode}: answers only with Promises, so it runs in a bridge worker, which Node's entry (src/node.ts) installs`)
+    if (!bridge)
+      throw new Error(
+        `gpu.js ${mode}: answers only with Promises, so it runs in a bridge worker, which Node's entry (src/node.ts) installs`,
+      )
     return bridge.open(mode, timeoutMs, cacheSize)
   }
   const { GPU } = gpujs()
-  if (mode === 'headlessgl' && !GPU.isHeadlessGLSupported) throw new Error('gpu.js headlessgl: the optional native package `gl` is not installed or has no display (gpu.js builds it from source, and it needs an X display: run under `xvfb-run -a`)')
-  if (mode === 'webasm' && !GPU.isWebAssemblySupported) throw new Error('gpu.js webasm: WebAssembly is not supported here')
-  if ((mode === 'webgl2' && !GPU.isWebGL2Supported) || (mode === 'webgl' && !GPU.isWebGLSupported)) throw new Error(`gpu.js ${mode}: no ${mode === 'webgl2' ? 'WebGL 2' : 'WebGL'} context here (a browser page, or a Web Worker with OffscreenCanvas)`)
+  if (mode === 'headlessgl' && !GPU.isHeadlessGLSupported)
+    throw new Error(
+      'gpu.js headlessgl: the optional native package `gl` is not installed or has no display (gpu.js builds it from source, and it needs an X display: run under `xvfb-run -a`)',
+    )
+  if (mode === 'webasm' && !GPU.isWebAssemblySupported)
+    throw new Error('gpu.js webasm: WebAssembly is not supported here')
+  if ((mode === 'webgl2' && !GPU.isWebGL2Supported) || (mode === 'webgl' && !GPU.isWebGLSupported))
+    throw new Error(
+      `gpu.js ${mode}: no ${mode === 'webgl2' ? 'WebGL 2' : 'WebGL'} context here (a browser page, or a Web Worker with OffscreenCanvas)`,
+    )
   const gm = new GpuMatmul(mode, { cacheSize })
   let lost = '' // once the WebGL context is lost, every product runs on the CPU and failure() says why
   const run: MatmulRun = (a, b, batch, m, k, n, flags) => {
@@ -212,31 +275,58 @@ export function openGpujs(mode: GpujsMode, { timeoutMs = 30_000, cacheSize = KER
 
 /** Kernel-table entries that send products of ≥ minFlops (batch·m·k·n) to `run`, the rest to `fallback`. */
 export function gpujsTable(run: MatmulRun, fallback: MatmulTable, minFlops = GPUJS_MIN_FLOPS): MatmulTable {
-  const biased: MatmulRun = (a, b, batch, m, k, n, flags) => { // gpu.js kernels know no bias: add it after
+  const biased: MatmulRun = (a, b, batch, m, k, n, flags) => {
+    // gpu.js kernels know no bias: add it after
     const c = run(a, b, batch, m, k, n, flags)
     if (flags.bias) addRowInPlace(c, flags.bias, batch * m, n)
     return c
   }
   return {
-    matmul: (a, b, m, k, n, flags = {}) => (m * k * n < minFlops ? fallback.matmul(a, b, m, k, n, flags) : biased(a, b, 1, m, k, n, flags)),
-    matmulBatched: (a, b, batch, m, k, n, flags = {}) => (batch * m * k * n < minFlops ? fallback.matmulBatched(a, b, batch, m, k, n, flags) : biased(a, b, batch, m, k, n, flags)),
+    matmul: (a, b, m, k, n, flags = {}) =>
+      m * k * n < minFlops ? fallback.matmul(a, b, m, k, n, flags) : biased(a, b, 1, m, k, n, flags),
+    matmulBatched: (a, b, batch, m, k, n, flags = {}) =>
+      batch * m * k * n < minFlops
+        ? fallback.matmulBatched(a, b, batch, m, k, n, flags)
+        : biased(a, b, batch, m, k, n, flags),
   }
 }
 
 /** A product that catches trap 1 (K = 1030 > loopMaxIterations' 1000), odd shapes, every variant, batch 2. */
-export function checkCases(): { a: Float32Array; b: Float32Array; batch: number; m: number; k: number; n: number; flags: MatmulFlags }[] {
+export function checkCases(): {
+  a: Float32Array
+  b: Float32Array
+  batch: number
+  m: number
+  k: number
+  n: number
+  flags: MatmulFlags
+}[] {
   const fill = (size: number, seed: number) => Float32Array.from({ length: size }, (_, i) => Math.sin(seed + i * 0.37))
   const [m, k, n] = [3, 1030, 5]
-  return [{}, { transB: true }, { transA: true }, { transA: true, transB: true }].map((flags, i) => ({ a: fill(2 * m * k, i), b: fill(2 * k * n, 10 + i), batch: 2, m, k, n, flags }))
+  return [{}, { transB: true }, { transA: true }, { transA: true, transB: true }].map((flags, i) => ({
+    a: fill(2 * m * k, i),
+    b: fill(2 * k * n, 10 + i),
+    batch: 2,
+    m,
+    k,
+    n,
+    flags,
+  }))
 }
 
 /** Throw naming the case and index where `got` differs from the CPU table by more than 1e-4 of the output's scale. */
-export function compare(mode: GpujsMode, { a, b, batch, m, k, n, flags }: ReturnType<typeof checkCases>[number], got: Float32Array): void {
+export function compare(
+  mode: GpujsMode,
+  { a, b, batch, m, k, n, flags }: ReturnType<typeof checkCases>[number],
+  got: Float32Array,
+): void {
   const want = cpuMatmulBatched(a, b, batch, m, k, n, flags)
   const scale = want.reduce((s, v) => Math.max(s, Math.abs(v)), 1) // float32 sums over K terms: error grows with the output's scale
   for (let i = 0; i < want.length; i++) {
     if (got.length !== want.length || !(Math.abs(got[i] - want[i]) <= 1e-4 * scale)) {
-      throw new Error(`gpu.js ${mode}: self-check failed at index ${i} of (${batch}, ${m}, ${k}, ${n}) ${JSON.stringify(flags)}: ${got[i]} vs CPU ${want[i]}`)
+      throw new Error(
+        `gpu.js ${mode}: self-check failed at index ${i} of (${batch}, ${m}, ${k}, ${n}) ${JSON.stringify(flags)}: ${got[i]} vs CPU ${want[i]}`,
+      )
     }
   }
 }

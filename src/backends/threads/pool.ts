@@ -10,10 +10,15 @@ import { webAssembly, type WasmMemory } from '../webassembly.js'
  * BUSY; a pool worker claims it by BUSY → RUNNING, so a caller that did every item itself can take back a job no
  * worker has claimed yet (BUSY → IDLE) instead of waiting for that worker to be scheduled just to find nothing left.
  */
-export const STARTING = 0, IDLE = 1, BUSY = 2, FAILED = 3, RUNNING = 4
+export const STARTING = 0,
+  IDLE = 1,
+  BUSY = 2,
+  FAILED = 3,
+  RUNNING = 4
 // control words (Int32, at the start of the memory): progress (stall detection), the job's kind, its parameters
 const PROGRESS = 0
-export const JOB = 1, PARAMS = 2
+export const JOB = 1,
+  PARAMS = 2
 export const STATES = 32 // worker w's state word is ctl[STATES + w]
 export const MAX_WORKERS = 31
 export const MESSAGE = 512 // a failed worker's reason: its byte length at ctl[MESSAGE], UTF-8 after it
@@ -53,11 +58,17 @@ export class WorkerPool {
   failure = ''
   private threads: Thread[] = []
 
-  constructor(readonly size: number, readonly memory: WasmMemory, private readonly spawn: (init: WorkerInit, onError: (why: string) => void) => Thread) {
+  constructor(
+    readonly size: number,
+    readonly memory: WasmMemory,
+    private readonly spawn: (init: WorkerInit, onError: (why: string) => void) => Thread,
+  ) {
     this.ctl = controlOf(memory)
   }
 
-  get started(): boolean { return this.threads.length > 0 }
+  get started(): boolean {
+    return this.threads.length > 0
+  }
 
   /** Spawn the workers (once). They start in the background; until one is IDLE, post() gives it nothing. */
   start(): void {
@@ -71,11 +82,14 @@ export class WorkerPool {
     }
   }
 
-  state(w: number): number { return Atomics.load(this.ctl, STATES + w) }
+  state(w: number): number {
+    return Atomics.load(this.ctl, STATES + w)
+  }
 
   readyCount(): number {
     let ready = 0
-    for (let w = 0; w < this.size; w++) if (this.state(w) === IDLE || this.state(w) === BUSY || this.state(w) === RUNNING) ready++
+    for (let w = 0; w < this.size; w++)
+      if (this.state(w) === IDLE || this.state(w) === BUSY || this.state(w) === RUNNING) ready++
     return ready
   }
 
@@ -84,7 +98,8 @@ export class WorkerPool {
     this.start()
     const deadline = performance.now() + timeoutMs
     for (let w = 0; w < this.size; w++) {
-      while (this.state(w) === STARTING && !this.failure && performance.now() < deadline) Atomics.wait(this.ctl, STATES + w, STARTING, Math.min(50, Math.max(1, deadline - performance.now())))
+      while (this.state(w) === STARTING && !this.failure && performance.now() < deadline)
+        Atomics.wait(this.ctl, STATES + w, STARTING, Math.min(50, Math.max(1, deadline - performance.now())))
       if (this.state(w) === STARTING) this.failure ||= `worker ${w} did not start within ${timeoutMs} ms`
       if (this.state(w) === FAILED) this.fail(w, this.messageFrom() || `worker ${w} failed to start`)
     }
@@ -116,12 +131,14 @@ export class WorkerPool {
   join(taken: number[], { takeBack = false } = {}): void {
     for (const w of taken) {
       if (takeBack && Atomics.compareExchange(this.ctl, STATES + w, BUSY, IDLE) === BUSY) continue
-      let progress = Atomics.load(this.ctl, PROGRESS), since = performance.now()
+      let progress = Atomics.load(this.ctl, PROGRESS),
+        since = performance.now()
       for (let s = this.state(w); s === BUSY || s === RUNNING; s = this.state(w)) {
         Atomics.wait(this.ctl, STATES + w, s, 1000)
         const now = Atomics.load(this.ctl, PROGRESS)
         if (now !== progress) [progress, since] = [now, performance.now()]
-        else if (performance.now() - since > STALL_MS) this.fail(w, `worker ${w} made no progress for ${STALL_MS / 1000} s`)
+        else if (performance.now() - since > STALL_MS)
+          this.fail(w, `worker ${w} made no progress for ${STALL_MS / 1000} s`)
         if (this.failure) break
       }
       if (this.state(w) === FAILED) this.fail(w, this.messageFrom() || `worker ${w} failed`)
@@ -162,10 +179,14 @@ export class WorkerEnd {
     this.slot = STATES + init.index
   }
 
-  state(): number { return Atomics.load(this.ctl, this.slot) }
+  state(): number {
+    return Atomics.load(this.ctl, this.slot)
+  }
 
   /** Report a step of work done (the caller's stall detector watches this). */
-  progress(): void { Atomics.add(this.ctl, PROGRESS, 1) }
+  progress(): void {
+    Atomics.add(this.ctl, PROGRESS, 1)
+  }
 
   /** Become (or go back to) IDLE and wake the caller. */
   idle(): void {
@@ -237,7 +258,9 @@ export function startPool(timeoutMs = 10_000): WorkerPool | undefined {
 export function poolInfo(): { threads: number; workersReady: number; failure: string; pool?: WorkerPool } {
   if (!pool) {
     const p = plan()
-    return typeof p === 'string' ? { threads: 1, workersReady: 0, failure: p } : { threads: p.size + 1, workersReady: 0, failure: '' }
+    return typeof p === 'string'
+      ? { threads: 1, workersReady: 0, failure: p }
+      : { threads: p.size + 1, workersReady: 0, failure: '' }
   }
   return { threads: pool.size + 1, workersReady: pool.started ? pool.readyCount() : 0, failure: pool.failure, pool }
 }

@@ -25,7 +25,8 @@ export function startNodeWorker(bootstrap: URL, workerData: WorkerInit, onError:
  */
 function loader(bootstrap: URL): string {
   const url = JSON.stringify(bootstrap.href)
-  const bundled = () => `new Promise(() => {\nconst require = createRequire(${url}) // the bundle's packages resolve from the bootstrap's folder\n${bundle(bootstrap)}\n})`
+  const bundled = () =>
+    `new Promise(() => {\nconst require = createRequire(${url}) // the bundle's packages resolve from the bootstrap's folder\n${bundle(bootstrap)}\n})`
   const load = bootstrap.pathname.endsWith('.ts') ? bundled() : `import(${url})`
   return `const { workerData } = require('node:worker_threads'), { createRequire } = require('node:module')
 ${load}.catch((err) => {
@@ -51,8 +52,17 @@ function bundle(bootstrap: URL): string {
   let code = bundles.get(bootstrap.href)
   if (code === undefined) {
     const esbuild = createRequire(import.meta.url)('esbuild') as Esbuild
-    const options = { entryPoints: [fileURLToPath(bootstrap)], bundle: true, packages: 'external', platform: 'node', format: 'cjs', write: false, logLevel: 'silent' }
-    code = esbuild.buildSync({ ...options, define: { 'import.meta.url': JSON.stringify(bootstrap.href) } }).outputFiles[0].text
+    const options = {
+      entryPoints: [fileURLToPath(bootstrap)],
+      bundle: true,
+      packages: 'external',
+      platform: 'node',
+      format: 'cjs',
+      write: false,
+      logLevel: 'silent',
+    }
+    code = esbuild.buildSync({ ...options, define: { 'import.meta.url': JSON.stringify(bootstrap.href) } })
+      .outputFiles[0].text
     esbuild.stop() // its service thread and process: the bundle is all this process needs from it
     bundles.set(bootstrap.href, code)
   }
@@ -64,5 +74,10 @@ export const nodeThreads: ThreadSpawner = {
   name: 'worker_threads',
   cores: () => availableParallelism(),
   canWaitForStart: true,
-  spawn: (init, onError) => startNodeWorker(new URL(`./worker-node.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url), init, onError),
+  spawn: (init, onError) =>
+    startNodeWorker(
+      new URL(`./worker-node.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url),
+      init,
+      onError,
+    ),
 }

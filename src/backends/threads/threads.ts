@@ -32,7 +32,11 @@ export function threadSpawner(): ThreadSpawner | { failure: string } {
   return installed ?? webWorkers()
 }
 
-type WebWorker = { postMessage(message: unknown): void; terminate(): void; addEventListener(type: 'error', listener: (e: { message?: string }) => void): void }
+type WebWorker = {
+  postMessage(message: unknown): void
+  terminate(): void
+  addEventListener(type: 'error', listener: (e: { message?: string }) => void): void
+}
 type WebWorkerClass = new (url: URL, options: { type: 'module' }) => WebWorker
 declare const Worker: WebWorkerClass // the DOM's, present in browsers (checked before use); not in the ES2022 library
 
@@ -42,11 +46,17 @@ declare const Worker: WebWorkerClass // the DOM's, present in browsers (checked 
  */
 function webWorkers(): ThreadSpawner | { failure: string } {
   const WorkerClass: unknown = Reflect.get(globalThis, 'Worker')
-  if (typeof WorkerClass !== 'function') return { failure: 'no thread spawner: in Node import the `node` entry (src/node.ts), which installs worker_threads' }
-  if (Reflect.get(globalThis, 'crossOriginIsolated') !== true) return { failure: 'the page is not cross-origin isolated (COOP/COEP headers), so it has no SharedArrayBuffer' }
-  if (Reflect.get(globalThis, 'WorkerGlobalScope') === undefined) return { failure: "a page's main thread may not block on Atomics.wait: run Tenny in a Web Worker to use threads" }
+  if (typeof WorkerClass !== 'function')
+    return {
+      failure: 'no thread spawner: in Node import the `node` entry (src/node.ts), which installs worker_threads',
+    }
+  if (Reflect.get(globalThis, 'crossOriginIsolated') !== true)
+    return { failure: 'the page is not cross-origin isolated (COOP/COEP headers), so it has no SharedArrayBuffer' }
+  if (Reflect.get(globalThis, 'WorkerGlobalScope') === undefined)
+    return { failure: "a page's main thread may not block on Atomics.wait: run Tenny in a Web Worker to use threads" }
   const navigator: unknown = Reflect.get(globalThis, 'navigator')
-  const concurrency: unknown = typeof navigator === 'object' && navigator !== null ? Reflect.get(navigator, 'hardwareConcurrency') : undefined
+  const concurrency: unknown =
+    typeof navigator === 'object' && navigator !== null ? Reflect.get(navigator, 'hardwareConcurrency') : undefined
   return {
     name: 'Web Workers',
     cores: () => (typeof concurrency === 'number' ? concurrency : 1),

@@ -3,6 +3,8 @@
 import { runWorker } from './worker.js'
 import type { WorkerInit } from './threads.js'
 
-declare const self: { addEventListener(type: 'message', listener: (e: { data: WorkerInit }) => void, options: { once: boolean }): void }
+declare const self: {
+  addEventListener(type: 'message', listener: (e: { data: WorkerInit }) => void, options: { once: boolean }): void
+}
 
 self.addEventListener('message', (e) => runWorker(e.data), { once: true })

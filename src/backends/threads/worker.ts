@@ -21,6 +21,6 @@ export function runWorker(init: WorkerInit): void {
       end.idle()
     }
   } catch (err) {
-    end.fail(`worker ${init.index}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
+    end.fail(`worker ${init.index}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
   }
 }

@@ -24,7 +24,9 @@ export function eachVector(f: FunctionBody, pointers: number[], count: number, b
 export function addKernel(): FunctionBody {
   const f = new FunctionBody(['i32', 'i32', 'i32', 'i32'])
   const [a, b, dst, count] = [0, 1, 2, 3]
-  eachVector(f, [a, b, dst], count, () => f.get(dst).get(a).mem('v128.load').get(b).mem('v128.load').op('f32x4.add').mem('v128.store'))
+  eachVector(f, [a, b, dst], count, () =>
+    f.get(dst).get(a).mem('v128.load').get(b).mem('v128.load').op('f32x4.add').mem('v128.store'),
+  )
   return f
 }
 
@@ -36,13 +38,24 @@ export function addKernel(): FunctionBody {
  *   e^x = 0 where x < −87.34                       // underflow (a NaN compares false and stays NaN)
  */
 export function exp(f: FunctionBody, x: number, y: number): void {
-  const n = f.local('v128'), under = f.local('v128')
+  const n = f.local('v128'),
+    under = f.local('v128')
   f.get(x).splat(-87.33654).op('f32x4.lt').set(under)
   f.get(x).splat(88.72283).op('f32x4.pmin').splat(-87.33654).op('f32x4.pmax').set(x)
   f.get(x).splat(Math.LOG2E).op('f32x4.mul').op('f32x4.nearest').set(n)
-  f.get(x).get(n).splat(0.693359375).op('f32x4.mul').op('f32x4.sub').get(n).splat(-2.12194440e-4).op('f32x4.mul').op('f32x4.sub').set(x)
-  f.splat(1.9875691500e-4)
-  for (const c of [1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1]) f.get(x).op('f32x4.mul').splat(c).op('f32x4.add')
+  f.get(x)
+    .get(n)
+    .splat(0.693359375)
+    .op('f32x4.mul')
+    .op('f32x4.sub')
+    .get(n)
+    .splat(-2.1219444e-4)
+    .op('f32x4.mul')
+    .op('f32x4.sub')
+    .set(x)
+  f.splat(1.98756915e-4)
+  for (const c of [1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1])
+    f.get(x).op('f32x4.mul').splat(c).op('f32x4.add')
   f.get(x).op('f32x4.mul').get(x).op('f32x4.mul').get(x).op('f32x4.add').splat(1).op('f32x4.add') // 1 + r + r²·P(r)
   f.get(n).op('i32x4.trunc_sat_f32x4_s').i32(127).op('i32x4.splat').op('i32x4.add').i32(23).op('i32x4.shl') // bits of 2ⁿ
   f.op('f32x4.mul').get(under).op('v128.andnot').set(y)
@@ -51,7 +64,18 @@ export function exp(f: FunctionBody, x: number, y: number): void {
 /** e = e^{2u}, u = √(2/π)·(x + 0.044715·x³), from the lanes of local x. */
 function geluExp(f: FunctionBody, x: number, e: number): void {
   const u = f.local('v128')
-  f.get(x).get(x).op('f32x4.mul').get(x).op('f32x4.mul').splat(GELU_A).op('f32x4.mul').get(x).op('f32x4.add').splat(2 * GELU_C).op('f32x4.mul').set(u)
+  f.get(x)
+    .get(x)
+    .op('f32x4.mul')
+    .get(x)
+    .op('f32x4.mul')
+    .splat(GELU_A)
+    .op('f32x4.mul')
+    .get(x)
+    .op('f32x4.add')
+    .splat(2 * GELU_C)
+    .op('f32x4.mul')
+    .set(u)
   exp(f, u, e)
 }
 
@@ -63,7 +87,8 @@ function geluExp(f: FunctionBody, x: number, e: number): void {
 export function geluKernel(): FunctionBody {
   const f = new FunctionBody(['i32', 'i32', 'i32'])
   const [src, dst, count] = [0, 1, 2]
-  const x = f.local('v128'), e = f.local('v128')
+  const x = f.local('v128'),
+    e = f.local('v128')
   eachVector(f, [src, dst], count, () => {
     f.get(src).mem('v128.load').set(x)
     geluExp(f, x, e)
@@ -82,15 +107,33 @@ export function geluKernel(): FunctionBody {
 export function geluBackwardKernel(): FunctionBody {
   const f = new FunctionBody(['i32', 'i32', 'i32', 'i32'])
   const [src, dy, dst, count] = [0, 1, 2, 3]
-  const x = f.local('v128'), e = f.local('v128'), s = f.local('v128'), xc = f.local('v128')
+  const x = f.local('v128'),
+    e = f.local('v128'),
+    s = f.local('v128'),
+    xc = f.local('v128')
   eachVector(f, [src, dy, dst], count, () => {
     f.get(src).mem('v128.load').set(x)
     f.get(x).splat(20).op('f32x4.pmin').splat(-20).op('f32x4.pmax').set(xc)
     geluExp(f, x, e)
     f.splat(1).splat(1).splat(1).get(e).op('f32x4.div').op('f32x4.add').op('f32x4.div').set(s) // s = 1/(1 + 1/e)
     f.get(dst).get(s)
-    f.get(xc).get(s).op('f32x4.mul').splat(2 * GELU_C).op('f32x4.mul').get(e).splat(1).op('f32x4.add').op('f32x4.div') // 2·√(2/π)·x·s·q
-    f.splat(1).get(xc).get(xc).op('f32x4.mul').splat(3 * GELU_A).op('f32x4.mul').op('f32x4.add').op('f32x4.mul') // · (1 + 3·0.044715x²)
+    f.get(xc)
+      .get(s)
+      .op('f32x4.mul')
+      .splat(2 * GELU_C)
+      .op('f32x4.mul')
+      .get(e)
+      .splat(1)
+      .op('f32x4.add')
+      .op('f32x4.div') // 2·√(2/π)·x·s·q
+    f.splat(1)
+      .get(xc)
+      .get(xc)
+      .op('f32x4.mul')
+      .splat(3 * GELU_A)
+      .op('f32x4.mul')
+      .op('f32x4.add')
+      .op('f32x4.mul') // · (1 + 3·0.044715x²)
     f.op('f32x4.add').get(dy).mem('v128.load').op('f32x4.mul').mem('v128.store')
   })
   return f
@@ -105,32 +148,53 @@ export function geluBackwardKernel(): FunctionBody {
 export function softmaxRowsKernel(): FunctionBody {
   const f = new FunctionBody(['i32', 'i32', 'i32', 'i32', 'i32'])
   const [src, dst, stats, rows, colsPad] = [0, 1, 2, 3, 4]
-  const r = f.local('i32'), j = f.local('i32'), at = f.local('i32'), out = f.local('i32')
-  const m = f.local('v128'), acc = f.local('v128'), x = f.local('v128'), e = f.local('v128'), mx = f.local('f32'), sum = f.local('f32')
-  const lanes = (v: number, op: 'f32.add' | 'f32.max') => f.get(v).lane(0).get(v).lane(1).op(op).get(v).lane(2).op(op).get(v).lane(3).op(op)
-  const eachVectorOfRow = (body: () => void) => f.forLoop(j, () => f.i32(0), () => f.get(colsPad), () => {
-    f.get(src).get(r).get(colsPad).op('i32.mul').get(j).op('i32.add').i32(4).op('i32.mul').op('i32.add').set(at)
-    f.get(dst).get(r).get(colsPad).op('i32.mul').get(j).op('i32.add').i32(4).op('i32.mul').op('i32.add').set(out)
-    body()
-  }, 4)
-  f.forLoop(r, () => f.i32(0), () => f.get(rows), () => {
-    f.splat(-Infinity).set(m)
-    eachVectorOfRow(() => f.get(m).get(at).mem('v128.load').op('f32x4.max').set(m))
-    lanes(m, 'f32.max')
-    f.set(mx)
-    f.zero().set(acc)
-    eachVectorOfRow(() => {
-      f.get(at).mem('v128.load').get(mx).op('f32x4.splat').op('f32x4.sub').set(x)
-      exp(f, x, e)
-      f.get(out).get(e).mem('v128.store')
-      f.get(acc).get(e).op('f32x4.add').set(acc)
-    })
-    lanes(acc, 'f32.add')
-    f.set(sum)
-    f.get(stats).get(r).i32(8).op('i32.mul').op('i32.add').get(mx).mem('f32.store')
-    f.get(stats).get(r).i32(8).op('i32.mul').op('i32.add').get(sum).mem('f32.store', 4)
-    f.f32(1).get(sum).op('f32.div').op('f32x4.splat').set(x)
-    eachVectorOfRow(() => f.get(out).get(out).mem('v128.load').get(x).op('f32x4.mul').mem('v128.store'))
-  })
+  const r = f.local('i32'),
+    j = f.local('i32'),
+    at = f.local('i32'),
+    out = f.local('i32')
+  const m = f.local('v128'),
+    acc = f.local('v128'),
+    x = f.local('v128'),
+    e = f.local('v128'),
+    mx = f.local('f32'),
+    sum = f.local('f32')
+  const lanes = (v: number, op: 'f32.add' | 'f32.max') =>
+    f.get(v).lane(0).get(v).lane(1).op(op).get(v).lane(2).op(op).get(v).lane(3).op(op)
+  const eachVectorOfRow = (body: () => void) =>
+    f.forLoop(
+      j,
+      () => f.i32(0),
+      () => f.get(colsPad),
+      () => {
+        f.get(src).get(r).get(colsPad).op('i32.mul').get(j).op('i32.add').i32(4).op('i32.mul').op('i32.add').set(at)
+        f.get(dst).get(r).get(colsPad).op('i32.mul').get(j).op('i32.add').i32(4).op('i32.mul').op('i32.add').set(out)
+        body()
+      },
+      4,
+    )
+  f.forLoop(
+    r,
+    () => f.i32(0),
+    () => f.get(rows),
+    () => {
+      f.splat(-Infinity).set(m)
+      eachVectorOfRow(() => f.get(m).get(at).mem('v128.load').op('f32x4.max').set(m))
+      lanes(m, 'f32.max')
+      f.set(mx)
+      f.zero().set(acc)
+      eachVectorOfRow(() => {
+        f.get(at).mem('v128.load').get(mx).op('f32x4.splat').op('f32x4.sub').set(x)
+        exp(f, x, e)
+        f.get(out).get(e).mem('v128.store')
+        f.get(acc).get(e).op('f32x4.add').set(acc)
+      })
+      lanes(acc, 'f32.add')
+      f.set(sum)
+      f.get(stats).get(r).i32(8).op('i32.mul').op('i32.add').get(mx).mem('f32.store')
+      f.get(stats).get(r).i32(8).op('i32.mul').op('i32.add').get(sum).mem('f32.store', 4)
+      f.f32(1).get(sum).op('f32.div').op('f32x4.splat').set(x)
+      eachVectorOfRow(() => f.get(out).get(out).mem('v128.load').get(x).op('f32x4.mul').mem('v128.store'))
+    },
+  )
   return f
 }

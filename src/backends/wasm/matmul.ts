@@ -13,7 +13,8 @@
 import { FunctionBody, type ValType } from './emit.js'
 
 /** Bytes per float, per f32x4 vector. */
-const F32 = 4, V128 = 16
+const F32 = 4,
+  V128 = 16
 
 /**
  * panel(a, aRow, aStep, bPanel, bStep, cPanel, init, mBlocks, kc, ldc): one 8-column panel of C, for mBlocks blocks
@@ -39,7 +40,12 @@ export function panelKernel(): FunctionBody {
   const params: ValType[] = ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']
   const f = new FunctionBody(params)
   const [aStart, aRow, aStep, bPanel, bStep, cPanel, init, mBlocks, kc, ldc] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
-  const block = f.local('i32'), ap = f.local('i32'), bp = f.local('i32'), bEnd = f.local('i32'), cRow = f.local('i32'), ib = f.local('i32')
+  const block = f.local('i32'),
+    ap = f.local('i32'),
+    bp = f.local('i32'),
+    bEnd = f.local('i32'),
+    cRow = f.local('i32'),
+    ib = f.local('i32')
   const row = [0, f.local('i32'), f.local('i32'), f.local('i32')] // r · aRow
   const b = [f.local('v128'), f.local('v128')]
   const a = f.local('v128')
@@ -51,14 +57,29 @@ export function panelKernel(): FunctionBody {
   f.get(cPanel).set(cRow)
   f.get(bPanel).get(kc).get(bStep).op('i32.mul').op('i32.add').set(bEnd)
   f.i32(0).set(ib)
-  f.doWhile(() => { // for each block ib
-    f.get(init).ifElse( // the accumulators start from init's 8 floats in every row, or from C
-      () => { for (let r = 0; r < 4; r++) for (let v = 0; v < 2; v++) f.get(init).mem('v128.load', v * V128).set(acc[r][v]) },
-      () => { for (let r = 0; r < 4; r++) for (let v = 0; v < 2; v++) cAddress(r).mem('v128.load', v * V128).set(acc[r][v]) },
+  f.doWhile(() => {
+    // for each block ib
+    f.get(init).ifElse(
+      // the accumulators start from init's 8 floats in every row, or from C
+      () => {
+        for (let r = 0; r < 4; r++)
+          for (let v = 0; v < 2; v++)
+            f.get(init)
+              .mem('v128.load', v * V128)
+              .set(acc[r][v])
+      },
+      () => {
+        for (let r = 0; r < 4; r++)
+          for (let v = 0; v < 2; v++)
+            cAddress(r)
+              .mem('v128.load', v * V128)
+              .set(acc[r][v])
+      },
     )
     f.get(block).set(ap)
     f.get(bPanel).set(bp)
-    f.doWhile(() => { // for each p of the chunk
+    f.doWhile(() => {
+      // for each p of the chunk
       f.get(bp).mem('v128.load', 0).set(b[0])
       f.get(bp).mem('v128.load', V128).set(b[1])
       for (let r = 0; r < 4; r++) {
@@ -70,7 +91,11 @@ export function panelKernel(): FunctionBody {
       f.get(ap).get(aStep).op('i32.add').set(ap)
       f.get(bp).get(bStep).op('i32.add').tee(bp).get(bEnd).op('i32.lt_u') // p < kc
     })
-    for (let r = 0; r < 4; r++) for (let v = 0; v < 2; v++) cAddress(r).get(acc[r][v]).mem('v128.store', v * V128)
+    for (let r = 0; r < 4; r++)
+      for (let v = 0; v < 2; v++)
+        cAddress(r)
+          .get(acc[r][v])
+          .mem('v128.store', v * V128)
     f.get(cRow).get(ldc).i32(4).op('i32.mul').op('i32.add').set(cRow)
     f.get(block).get(aRow).i32(4).op('i32.mul').op('i32.add').set(block) // 4 rows down: 4 · aRow
     f.get(ib).i32(1).op('i32.add').tee(ib).get(mBlocks).op('i32.lt_u') // ib < mBlocks
@@ -93,17 +118,23 @@ export function panelKernel(): FunctionBody {
 export function rowDotsKernel(): FunctionBody {
   const f = new FunctionBody(['i32', 'i32', 'i32', 'i32', 'i32'])
   const [x, w, y, nPad, k] = [0, 1, 2, 3, 4]
-  const j = f.local('i32'), xp = f.local('i32'), wp = f.local('i32'), xEnd = f.local('i32'), rowBytes = f.local('i32')
+  const j = f.local('i32'),
+    xp = f.local('i32'),
+    wp = f.local('i32'),
+    xEnd = f.local('i32'),
+    rowBytes = f.local('i32')
   const xv = f.local('v128')
   const acc = [f.local('v128'), f.local('v128'), f.local('v128'), f.local('v128')]
   f.get(k).i32(F32).op('i32.mul').set(rowBytes)
   f.get(x).get(rowBytes).op('i32.add').set(xEnd)
   f.i32(0).set(j)
-  f.doWhile(() => { // for each 4 rows of w, from j
+  f.doWhile(() => {
+    // for each 4 rows of w, from j
     for (const a of acc) f.zero().set(a)
     f.get(x).set(xp)
     f.get(w).set(wp) // &w[j][p]; rows j + 1 .. j + 3 are 1–3 rowBytes further
-    f.doWhile(() => { // for each 4 values of p
+    f.doWhile(() => {
+      // for each 4 values of p
       f.get(xp).mem('v128.load').set(xv)
       for (let r = 0; r < 4; r++) {
         f.get(acc[r]).get(xv).get(wp)
@@ -113,12 +144,28 @@ export function rowDotsKernel(): FunctionBody {
       f.get(wp).i32(V128).op('i32.add').set(wp)
       f.get(xp).i32(V128).op('i32.add').tee(xp).get(xEnd).op('i32.lt_u') // p < k
     })
-    for (let r = 0; r < 4; r++) { // y[j + r] += (lane 0 + lane 1) + (lane 2 + lane 3)
-      f.get(y).get(y).mem('f32.load', F32 * r)
-      f.get(acc[r]).lane(0).get(acc[r]).lane(1).op('f32.add').get(acc[r]).lane(2).get(acc[r]).lane(3).op('f32.add').op('f32.add')
+    for (let r = 0; r < 4; r++) {
+      // y[j + r] += (lane 0 + lane 1) + (lane 2 + lane 3)
+      f.get(y)
+        .get(y)
+        .mem('f32.load', F32 * r)
+      f.get(acc[r])
+        .lane(0)
+        .get(acc[r])
+        .lane(1)
+        .op('f32.add')
+        .get(acc[r])
+        .lane(2)
+        .get(acc[r])
+        .lane(3)
+        .op('f32.add')
+        .op('f32.add')
       f.op('f32.add').mem('f32.store', F32 * r)
     }
-    f.get(y).i32(4 * F32).op('i32.add').set(y)
+    f.get(y)
+      .i32(4 * F32)
+      .op('i32.add')
+      .set(y)
     f.get(w).get(rowBytes).i32(4).op('i32.mul').op('i32.add').set(w) // 4 rows down
     f.get(j).i32(4).op('i32.add').tee(j).get(nPad).op('i32.lt_u') // j < nPad
   })

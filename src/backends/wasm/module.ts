@@ -9,7 +9,18 @@ import { addKernel, geluKernel, geluBackwardKernel, softmaxRowsKernel } from './
 import { attentionForwardKernel, attentionBackwardKernel } from './attention.js'
 import { layerNormKernel, layerNormBackwardKernel, sumAxisKernel } from './rows.js'
 
-export type Panel = (a: number, aRow: number, aStep: number, bPanel: number, bStep: number, cPanel: number, init: number, mBlocks: number, kc: number, ldc: number) => void
+export type Panel = (
+  a: number,
+  aRow: number,
+  aStep: number,
+  bPanel: number,
+  bStep: number,
+  cPanel: number,
+  init: number,
+  mBlocks: number,
+  kc: number,
+  ldc: number,
+) => void
 /** The module's exports: byte addresses and counts in, nothing out (results are written to memory). */
 export type Exports = {
   panel: Panel
@@ -19,20 +30,85 @@ export type Exports = {
   geluBackward: (src: number, dy: number, dst: number, count: number) => void
   softmaxRows: (src: number, dst: number, stats: number, rows: number, colsPad: number) => void
   sumAxis: (src: number, dst: number, outer: number, n: number, inner: number) => void
-  layerNorm: (x: number, w: number, b: number, y: number, stats: number, rows: number, cols: number, invCols: number, eps: number) => void
-  layerNormBackward: (dy: number, x: number, w: number, stats: number, dx: number, dw: number, db: number, rows: number, cols: number, invCols: number, withParams: number) => void
-  attentionForward: (q: number, k: number, v: number, y: number, probs: number, kT: number, Tq: number, Tk: number, TkPad: number, shift: number, hs: number, rowBytes: number, scale: number) => void
-  attentionBackward: (q: number, k: number, v: number, dy: number, probs: number, dq: number, dk: number, dv: number, vT: number, ds: number, Tq: number, Tk: number, TkPad: number, shift: number, hs: number, rowBytes: number, scale: number) => void
+  layerNorm: (
+    x: number,
+    w: number,
+    b: number,
+    y: number,
+    stats: number,
+    rows: number,
+    cols: number,
+    invCols: number,
+    eps: number,
+  ) => void
+  layerNormBackward: (
+    dy: number,
+    x: number,
+    w: number,
+    stats: number,
+    dx: number,
+    dw: number,
+    db: number,
+    rows: number,
+    cols: number,
+    invCols: number,
+    withParams: number,
+  ) => void
+  attentionForward: (
+    q: number,
+    k: number,
+    v: number,
+    y: number,
+    probs: number,
+    kT: number,
+    Tq: number,
+    Tk: number,
+    TkPad: number,
+    shift: number,
+    hs: number,
+    rowBytes: number,
+    scale: number,
+  ) => void
+  attentionBackward: (
+    q: number,
+    k: number,
+    v: number,
+    dy: number,
+    probs: number,
+    dq: number,
+    dk: number,
+    dv: number,
+    vT: number,
+    ds: number,
+    Tq: number,
+    Tk: number,
+    TkPad: number,
+    shift: number,
+    hs: number,
+    rowBytes: number,
+    scale: number,
+  ) => void
 }
 const MAX_PAGES = 16384 // 1 GiB, as the pool's shared memory
 
 /** The kernel module's bytes, importing a shared or a private memory as env.memory. */
 export function kernelBytes(shared: boolean): Uint8Array {
-  return wasmModule({ shared, minPages: 1, maxPages: MAX_PAGES }, {
-    panel: panelKernel(), rowDots: rowDotsKernel(), add: addKernel(), gelu: geluKernel(), geluBackward: geluBackwardKernel(), softmaxRows: softmaxRowsKernel(),
-    attentionForward: attentionForwardKernel(), attentionBackward: attentionBackwardKernel(),
-    layerNorm: layerNormKernel(), layerNormBackward: layerNormBackwardKernel(), sumAxis: sumAxisKernel(),
-  })
+  return wasmModule(
+    { shared, minPages: 1, maxPages: MAX_PAGES },
+    {
+      panel: panelKernel(),
+      rowDots: rowDotsKernel(),
+      add: addKernel(),
+      gelu: geluKernel(),
+      geluBackward: geluBackwardKernel(),
+      softmaxRows: softmaxRowsKernel(),
+      attentionForward: attentionForwardKernel(),
+      attentionBackward: attentionBackwardKernel(),
+      layerNorm: layerNormKernel(),
+      layerNormBackward: layerNormBackwardKernel(),
+      sumAxis: sumAxisKernel(),
+    },
+  )
 }
 
 let support: string | undefined
@@ -42,7 +118,8 @@ export function wasmSupport(): string {
     const probe = new FunctionBody([])
     probe.zero().set(probe.local('v128'))
     if (!webAssembly) support = 'no WebAssembly in this runtime'
-    else if (!webAssembly.validate(wasmModule({ shared: false, minPages: 1, maxPages: 1 }, { simd: probe }))) support = 'WebAssembly SIMD is not supported here (a 128-bit SIMD module fails validation)'
+    else if (!webAssembly.validate(wasmModule({ shared: false, minPages: 1, maxPages: 1 }, { simd: probe })))
+      support = 'WebAssembly SIMD is not supported here (a 128-bit SIMD module fails validation)'
     else support = ''
   }
   return support
@@ -82,12 +159,20 @@ export function regions(sizes: number[]): { floats: Float32Array; at: number[] }
     at.push(end)
     end += Math.ceil(size / 4) * 4 // keep every region 16-byte aligned
   }
-  if (!growTo(memory, 4 * end - DATA_BYTE)) throw new Error(`wasm backend: ${end} floats of operands do not fit in 1 GiB`)
+  if (!growTo(memory, 4 * end - DATA_BYTE))
+    throw new Error(`wasm backend: ${end} floats of operands do not fit in 1 GiB`)
   return { floats: new Float32Array(memory.buffer), at }
 }
 
 /** Copy (rows, cols) rows of `src` into rows of `stride` floats at `at`, or back out (unpad). */
-export function padRows(floats: Float32Array, at: number, src: Float32Array, rows: number, cols: number, stride: number): void {
+export function padRows(
+  floats: Float32Array,
+  at: number,
+  src: Float32Array,
+  rows: number,
+  cols: number,
+  stride: number,
+): void {
   if (cols === stride) floats.set(src, at)
   else for (let r = 0; r < rows; r++) floats.set(src.subarray(r * cols, (r + 1) * cols), at + r * stride)
 }
