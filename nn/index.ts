@@ -1,7 +1,7 @@
 // nn: modules that own tensors and call ops. `import { nn } from 'tenny'` then `new nn.Linear(4, 2)`.
 // Browser-safe: files by path come from index-node.ts, the `nn` of the node entry.
 export { Module } from './module.js'
-export { Linear, type LinearLike } from './linear.js'
+export { Linear, Conv1D, type LinearLike } from './linear.js'
 export { Embedding } from './embedding.js'
 export { LayerNorm } from './layernorm.js'
 export { Dropout } from './dropout.js'
@@ -39,3 +39,14 @@ export { loraReport, adapterReport, subspaceSimilarity, type LoRALayerReport } f
 export { adapterFiles, loadAdapterFiles, baseHash, type AdapterFiles } from './files/adapters.js'
 export { peftFiles, importPEFTFiles, mlxFiles, importMLXFiles } from './files/interop.js'
 export { checkpointToBytes, checkpointFromBytes, optimizerToBytes, loadOptimizerBytes } from './files/checkpoint.js'
+export { LlamaForCausalLM, LlamaModel, LlamaDecoderLayer, LlamaAttention, LlamaMLP, RMSNorm } from './llama.js'
+export { type LlamaConfig, type RopeScaling } from './llama.js'
+export { GPT2LMHeadModel, GPT2Model, GPT2Block, GPT2Attention, GPT2MLP, type GPT2Config } from './gpt2.js'
+export { Weights, initWeights, tensorShapes, type TensorSource } from './weights.js'
+export { generate, type CausalLM, type GenerateOptions } from './generate.js'
+export {
+  pretrainedFromFiles,
+  type Pretrained,
+  type PretrainedModel,
+  type PretrainedOptions,
+} from './files/pretrained.js'

@@ -1,7 +1,8 @@
 // Linear: the layer LoRA wraps and quantization compresses.
-import { Tensor, rand } from '../src/tensor.js'
+import { Tensor, rand, randn, zeros } from '../src/tensor.js'
 import { shapeStr, sameShape } from '../src/shape.js'
-import { linear } from '../ops/matmul.js'
+import { linear, matmul } from '../ops/matmul.js'
+import { add } from '../ops/elementwise.js'
 import { Module } from './module.js'
 
 /** Anything that maps (..., in) → (..., out) like a Linear: LoRA and quantized layers stand in for one. */
@@ -73,5 +74,28 @@ export class Linear extends Module {
 
   forward(x: Tensor): Tensor {
     return linear(x, this.weight, this.bias ?? undefined)
+  }
+}
+
+/**
+ * GPT-2's layer layout (Hugging Face's Conv1D): y = x · W + b with W stored (in, out), the transpose of a Linear's.
+ * Init as transformers': W ~ N(0, 0.02²), b = 0. `given`: exact tensors instead (nothing is drawn).
+ */
+export class Conv1D extends Module {
+  weight: Tensor // (in, out)
+  bias: Tensor // (out)
+
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    given?: { weight: Tensor; bias: Tensor },
+  ) {
+    super()
+    this.weight = given ? given.weight : randn([inFeatures, outFeatures], { std: 0.02, requiresGrad: true })
+    this.bias = given ? given.bias : zeros([outFeatures], { requiresGrad: true })
+  }
+
+  forward(x: Tensor): Tensor {
+    return add(matmul(x, this.weight), this.bias) // (..., in) · (in, out) → (..., out)
   }
 }
