@@ -27,10 +27,15 @@ function openShard(op: string, path: string, name: string): Shard & { close(): v
     closeSync(fd)
     fail(op, `${path} is not a regular file`)
   }
+  let scratch = new Uint8Array(0) // one buffer for every tensor decoded from a copy: fresh memory is slow to touch
   return {
     name,
     size: stat.size,
-    read(begin, end, into = new Uint8Array(end - begin)) {
+    read(begin, end, into) {
+      if (!into) {
+        if (scratch.length < end - begin) scratch = new Uint8Array(end - begin)
+        into = scratch.subarray(0, end - begin)
+      }
       for (let at = 0; at < end - begin;) {
         const got = readSync(fd, into, at, end - begin - at, begin + at)
         if (got === 0) fail(op, `${path} shrank while being read`)
