@@ -5,7 +5,6 @@ import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { manualSeed } from '../src/random'
-import { sum, mul } from '../ops'
 import { rmsNorm, rmsNormComposite } from '../ops/rmsnorm'
 import { rotary, rotaryComposite } from '../ops/rotary'
 import { ropeFrequencies, ropeTables } from '../nn/llama'
@@ -89,7 +88,7 @@ function opRows(rounds: number): Row[] {
     w = ones([C])
   const k = randn([1, T, KV * hd], { requiresGrad: true })
   const rope = ropeTables(ropeFrequencies(HF_SHAPES.smollm2.config.rope_theta, hd, null), 0, T)
-  const backward = (y: Tensor, probe: Tensor) => sum(mul(y, probe)).backward()
+  const backward = (y: Tensor, probe: Tensor) => y.backward(probe) // dy = probe: only the op's own backward runs
   const probeX = randn([1, T, C]),
     probeK = randn([1, T, KV * hd])
   const norms = 2 * L + 1
@@ -156,8 +155,13 @@ export function hfRows({ quick }: { quick: boolean }): Row[] {
   return rows
 }
 
-/** `npx tsx bench/suite-hf.ts --profile [smollm2|gpt2]`: one child with the per-kernel table of a training step. */
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
+/**
+ * `npx tsx bench/suite-hf.ts [--profile] [smollm2|gpt2]`: one child per shape (with --profile, where a training step's
+ * and generation's time goes, per kernel); `--ops`: the fused-vs-composite rows alone.
+ */
+if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv.includes('--ops')) {
+  for (const r of opRows(5)) console.log(`${r.name.padEnd(80)} ${r.cells[COLUMN]!.value.toFixed(1).padStart(8)} ms`)
+} else if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const shapes = (process.argv.slice(2).filter((a) => !a.startsWith('--')) as HFShape[]) ?? []
   for (const shape of shapes.length ? shapes : (Object.keys(HF_SHAPES) as HFShape[])) {
     const report = runChild(hfFolder(shape), process.argv.includes('--profile'))

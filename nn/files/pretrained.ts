@@ -164,15 +164,18 @@ function decode(op: string, name: string, e: Entry): Float32Array {
 
 // ---- the model ---------------------------------------------------------------------------------------------------
 
-/** Each architecture: how to build it, the prefix a base-model file may leave out, and buffers a file may carry. */
+/** The architecture a config names, its tensors taken from `w`. */
+function build(a: ArchConfig, w: Weights): PretrainedModel {
+  return a.arch === 'llama' ? new LlamaForCausalLM(a.config, w) : new GPT2LMHeadModel(a.config, w)
+}
+
+/** Per architecture: the prefix a base model's file leaves out, and the buffers a file may carry (not weights). */
 const ARCHS = {
   llama: {
-    build: (c: ArchConfig['config'], w: Weights) => new LlamaForCausalLM(c as LlamaForCausalLM['config'], w),
     base: 'model.',
     ignored: /^(model\.)?layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/, // older transformers saved this buffer
   },
   gpt2: {
-    build: (c: ArchConfig['config'], w: Weights) => new GPT2LMHeadModel(c as GPT2LMHeadModel['config'], w),
     base: 'transformer.',
     ignored: /^(transformer\.)?h\.\d+\.attn\.(masked_)?bias$/, // causal-mask buffers, as in the hub's own gpt2 file
   },
@@ -258,7 +261,8 @@ export function loadPretrainedWith(
     fail(op, `maxBytes must be a non-negative integer, got ${quote(maxBytes)}`)
   const hf = folder.json('config.json')
   if (hf === undefined) fail(op, 'no config.json among the files')
-  const { arch, config } = readConfig(op, hf)
+  const archConfig = readConfig(op, hf)
+  const { arch, config } = archConfig
   const { files, map } = shardNames(op, folder.json('model.safetensors.index.json'))
   const found = new Map<string, Entry>()
   for (const name of files) {
@@ -277,7 +281,7 @@ export function loadPretrainedWith(
   // 10⁹ layers cannot make that loop run 10⁹ times against a file of a few tensors
   if (layers > found.size)
     fail(op, `config.json's ${layers} layers need more tensors than the ${found.size} the weights hold`)
-  const need = tensorShapes((w) => ARCHS[arch].build(config, w))
+  const need = tensorShapes((w) => build(archConfig, w))
   const { where, extra } = plan(op, need, found, arch, config.tieWordEmbeddings)
   if (extra.length) fail(op, `the weights hold ${extra.length} tensor(s) the config has no place for: ${quote(extra)}`)
   const floats = [...need.values()].reduce((s, shape) => s + shape.reduce((a, d) => a * d, 4), 0)
@@ -287,10 +291,7 @@ export function loadPretrainedWith(
       `the model needs ${floats} bytes as float32, over the ${maxBytes}-byte cap (pass { maxBytes } to allow more)`,
     )
   // every check passed: build the model, decoding each tensor as its layer asks for it
-  const model = ARCHS[arch].build(
-    config,
-    new Weights((k, shape) => new Tensor(decode(op, k, where.get(k)!), shape, true)),
-  )
+  const model = build(archConfig, new Weights((k, shape) => new Tensor(decode(op, k, where.get(k)!), shape, true)))
   checkTiedHead(op, model, found)
   return { model: model.eval(), tokenizer: readTokenizer(folder), config: hf as HFConfig }
 }
