@@ -6,7 +6,7 @@ import { readFileCapped } from '../../src/formats/files-node.js'
 import type { LoadOptions } from '../../src/formats/safetensors.js'
 import { tokenizerFromFiles, TOKENIZER_FILES, type Tokenizer } from './tokenizer.js'
 
-/** The tokenizer of the model folder `dir`: its tokenizer.json, and tokenizer_config.json, chat_template.jinja if any. */
+/** The tokenizer of the model folder `dir`: tokenizer.json, and tokenizer_config.json, chat_template.jinja if there. */
 export function loadTokenizer(dir: string, options: LoadOptions = {}): Tokenizer {
   const files: Record<string, Uint8Array> = {}
   for (const name of TOKENIZER_FILES) {

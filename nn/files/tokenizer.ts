@@ -131,8 +131,8 @@ export function tokenizerFromFiles(
   const [tokFile, configFile, jinjaFile] = TOKENIZER_FILES.map(name)
   if (files['tokenizer.json'] === undefined) fail(OP, `no ${tokFile} was given`)
   const json = parseJsonObject(tokFile, files['tokenizer.json'], maxBytes)
-  const hasConfig = files['tokenizer_config.json'] !== undefined
-  const config = hasConfig ? parseJsonObject(configFile, files['tokenizer_config.json'], maxBytes) : {}
+  const configData = files['tokenizer_config.json']
+  const config = configData === undefined ? {} : parseJsonObject(configFile, configData, maxBytes)
   const { vocabSize, special } = checkTokenizerJson(tokFile, json)
 
   const specials: Record<string, string> = {}
@@ -157,7 +157,7 @@ export function tokenizerFromFiles(
   const jinja = files['chat_template.jinja']
   const templates =
     jinja !== undefined
-      ? new Map([['default', typeof jinja === 'string' ? jinja : utf8(jinjaFile, jinja, maxBytes)]])
+      ? new Map([['default', fileText(jinjaFile, jinja, maxBytes)]])
       : readChatTemplates(OP, configFile, config.chat_template)
   const chat = new ChatTemplates(jinja !== undefined ? jinjaFile : configFile, templates)
   return new Tokenizer(inner, tokFile, vocabSize, specials, chat, cleanUp)
@@ -171,8 +171,11 @@ function tokenContent(file: string, field: string, value: unknown, special: Set<
   return fail(OP, `${file}: ${field} is ${quote(value)}, expected a string or an AddedToken object`)
 }
 
-function utf8(file: string, data: Uint8Array, maxBytes: number): string {
-  if (data.length > maxBytes) fail(OP, `${file}: ${tooBig('the file', data.length, maxBytes)}`)
+/** A file's text (bytes decoded as UTF-8), refused when over `maxBytes`. */
+function fileText(file: string, data: Uint8Array | string, maxBytes: number): string {
+  if (data.length > maxBytes)
+    fail(OP, `${file}: ${tooBig(typeof data === 'string' ? 'the text' : 'the file', data.length, maxBytes)}`)
+  if (typeof data === 'string') return data
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(data)
   } catch {
@@ -181,14 +184,12 @@ function utf8(file: string, data: Uint8Array, maxBytes: number): string {
 }
 
 function parseJsonObject(file: string, data: Uint8Array | string, maxBytes: number): Record<string, unknown> {
-  if (typeof data === 'string' && data.length > maxBytes)
-    fail(OP, `${file}: ${tooBig('the text', data.length, maxBytes)}`)
-  const text = typeof data === 'string' ? data : utf8(file, data, maxBytes)
   let value: unknown
   try {
-    value = JSON.parse(text)
+    value = JSON.parse(fileText(file, data, maxBytes))
   } catch (err) {
-    fail(OP, `${file} is not valid JSON (${quote(messageOf(err))})`)
+    if (err instanceof SyntaxError) fail(OP, `${file} is not valid JSON (${quote(err.message)})`)
+    throw err
   }
   if (!isObject(value)) fail(OP, `${file} holds ${quote(value, 40)}, expected a JSON object`)
   return value
