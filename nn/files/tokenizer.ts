@@ -22,6 +22,14 @@ export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'chat
 export type TokenizerOptions = LoadOptions & { source?: string }
 
 const OP = 'Tokenizer'
+
+/** What is used of @huggingface/tokenizers' Tokenizer, declared here: its .d.ts files do not resolve under NodeNext. */
+interface LibraryTokenizer {
+  encode(text: string, options: { add_special_tokens: boolean }): { ids: number[]; tokens: string[] }
+  decode(ids: number[], options: { skip_special_tokens: boolean; clean_up_tokenization_spaces: boolean }): string
+  token_to_id(token: string): number | undefined
+  id_to_token(id: number): string | undefined
+}
 // Tenny keeps token ids in Int32Arrays, so an id must fit one.
 const MAX_ID = 2 ** 31 - 1
 // transformers' special tokens, the variables chat templates may read
@@ -46,7 +54,7 @@ export class Tokenizer {
   readonly padTokenId: number | null
 
   constructor(
-    private readonly inner: HFTokenizer,
+    private readonly inner: LibraryTokenizer,
     private readonly file: string,
     vocabSize: number,
     private readonly specials: Record<string, string>,
@@ -144,7 +152,7 @@ export function tokenizerFromFiles(
   if (typeof cleanUp !== 'boolean') fail(OP, `${configFile}: clean_up_tokenization_spaces is ${quote(cleanUp)}`)
   const libraryConfig = { ...config, ...specials, clean_up_tokenization_spaces: cleanUp }
   const layout = { normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, added_tokens: [] }
-  let inner: HFTokenizer
+  let inner: LibraryTokenizer
   try {
     inner = new HFTokenizer({ ...layout, ...json }, libraryConfig)
   } catch (err) {
