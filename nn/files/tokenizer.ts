@@ -210,10 +210,8 @@ function parseJsonObject(file: string, data: Uint8Array | string, maxBytes: numb
 function checkTokenizerJson(file: string, json: Record<string, unknown>): { vocabSize: number; special: Set<string> } {
   const model = json.model
   if (!isObject(model)) return fail(OP, `${file}: "model" is ${quote(model, 40)}, expected an object`)
-  const checkId = (where: string, id: unknown): number => {
-    if (typeof id === 'number' && Number.isInteger(id) && id >= 0 && id <= MAX_ID) return id
-    return fail(OP, `${file}: ${where} is ${quote(id)}, expected a token id (an integer from 0 to ${MAX_ID})`)
-  }
+  const badId = (where: string, id: unknown): never =>
+    fail(OP, `${file}: ${where} is ${quote(id)}, expected a token id (an integer from 0 to ${MAX_ID})`)
   const tokens = new Set<string>()
   let maxId = -1
   if (Array.isArray(model.vocab)) {
@@ -226,7 +224,8 @@ function checkTokenizerJson(file: string, json: Record<string, unknown>): { voca
     maxId = model.vocab.length - 1
   } else if (isObject(model.vocab)) {
     for (const [token, id] of Object.entries(model.vocab)) {
-      maxId = Math.max(maxId, checkId(`model.vocab[${quote(token)}]`, id))
+      // the message is built for a bad id only, not for each of 50,000 good ones
+      maxId = Math.max(maxId, isTokenId(id) ? id : badId(`model.vocab[${quote(token)}]`, id))
       tokens.add(token)
     }
   } else fail(OP, `${file}: model.vocab is ${quote(model.vocab, 40)}, expected an object of token ids`)
@@ -239,7 +238,7 @@ function checkTokenizerJson(file: string, json: Record<string, unknown>): { voca
   for (const [i, t] of added.entries()) {
     if (!isObject(t) || typeof t.content !== 'string' || t.content === '')
       fail(OP, `${file}: added_tokens[${i}] is ${quote(t)}, expected { id, content, special }`)
-    maxId = Math.max(maxId, checkId(`added_tokens[${i}].id`, t.id))
+    maxId = Math.max(maxId, isTokenId(t.id) ? t.id : badId(`added_tokens[${i}].id`, t.id))
     if (t.special === true) special.add(t.content)
   }
   for (const stage of ['normalizer', 'pre_tokenizer', 'post_processor', 'decoder']) {
@@ -249,6 +248,10 @@ function checkTokenizerJson(file: string, json: Record<string, unknown>): { voca
   }
   if (maxId < 0) fail(OP, `${file}: the vocabulary is empty`)
   return { vocabSize: maxId + 1, special }
+}
+
+function isTokenId(id: unknown): id is number {
+  return typeof id === 'number' && Number.isInteger(id) && id >= 0 && id <= MAX_ID
 }
 
 /** BPE merges: "left right" strings or [left, right] pairs, whose halves and joins are all in the vocabulary. */
