@@ -30,6 +30,7 @@ interface LibraryTokenizer {
   token_to_id(token: string): number | undefined
   id_to_token(id: number): string | undefined
 }
+
 // Tenny keeps token ids in Int32Arrays, so an id must fit one.
 const MAX_ID = 2 ** 31 - 1
 // transformers' special tokens, the variables chat templates may read
@@ -44,8 +45,6 @@ const CONVENTIONAL: Record<string, string[]> = {
 
 /** Text ⇄ token ids for one model, with its special tokens and chat template. Made by tokenizerFromFiles. */
 export class Tokenizer {
-  /** One more than the largest token id: the rows an embedding for this tokenizer needs. */
-  readonly vocabSize: number
   readonly bosToken: string | null
   readonly eosToken: string | null
   readonly padToken: string | null
@@ -56,12 +55,12 @@ export class Tokenizer {
   constructor(
     private readonly inner: LibraryTokenizer,
     private readonly file: string,
-    vocabSize: number,
+    /** One more than the largest token id: the rows an embedding for this tokenizer needs. */
+    readonly vocabSize: number,
     private readonly specials: Record<string, string>,
     private readonly chat: ChatTemplates,
     private readonly cleanUpSpaces: boolean,
   ) {
-    this.vocabSize = vocabSize
     this.bosToken = specials.bos_token ?? null
     this.eosToken = specials.eos_token ?? null
     this.padToken = specials.pad_token ?? null
