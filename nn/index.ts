@@ -50,3 +50,11 @@ export {
   type PretrainedModel,
   type PretrainedOptions,
 } from './files/pretrained.js'
+export {
+  Tokenizer,
+  tokenizerFromFiles,
+  TOKENIZER_FILES,
+  type ChatMessage,
+  type ChatOptions,
+  type TokenizerOptions,
+} from './files/tokenizer.js'

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert'
 import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseSafetensors, serializeSafetensors, type StoredTensor } from '../src/formats/safetensors'
-import { pretrainedFromFiles, loadPretrainedWith, readJSON, type Shard } from '../nn/files/pretrained'
+import { pretrainedFromFiles, loadPretrainedWith, type Shard } from '../nn/files/pretrained'
 import { loadPretrained } from '../nn/files/pretrained-node'
 import { withDir } from './fixtures'
 
@@ -109,6 +109,25 @@ test('a tied model`s file may hold lm_head.weight too, if it equals the embeddin
   refuses(other, /lm_head\.weight differs from the embeddings, but config\.tie_word_embeddings is true/)
 })
 
+test('a tokenizer with ids past config.vocab_size is refused; a bad tokenizer.json fails naming it', () => {
+  const f = files('gpt2-f32')
+  const tok = JSON.parse(new TextDecoder().decode(f['tokenizer.json']))
+  tok.added_tokens.push({
+    id: 400,
+    content: '<|extra|>',
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  })
+  refuses(
+    { ...f, 'tokenizer.json': text(JSON.stringify(tok)) },
+    /tokenizer\.json has ids up to 400, past config\.vocab_size 320/,
+  )
+  assert.throws(() => pretrainedFromFiles({ ...f, 'tokenizer.json': text('{') }), /^Tokenizer: tokenizer\.json/)
+})
+
 test('a config far bigger than its file is refused at once, with nothing allocated for it', () => {
   const llama = files('llama-tied-f32')
   const t0 = performance.now()
@@ -133,7 +152,7 @@ test('every tensor is checked before any weight is read: a bad last tensor leave
       return f['model.safetensors'].slice(begin, end)
     },
   }
-  const folder = { json: (n: string) => (f[n] ? readJSON('test', n, f[n]) : undefined), shard: () => shard }
+  const folder = { file: (n: string) => f[n], shard: () => shard }
   assert.throws(() => loadPretrainedWith('test', folder), /model\.norm\.weight is \(31\) in the weights/)
   const headerEnd = 8 + Number(new DataView(f['model.safetensors'].buffer).getBigUint64(0, true))
   assert.ok(reads.length > 0 && reads.every(([, end]) => end <= headerEnd), JSON.stringify(reads))

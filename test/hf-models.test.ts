@@ -46,8 +46,7 @@ test('fixtures: all seven architectures and layouts are there', () => {
 for (const name of FIXTURES) {
   test(`${name}: logits and loss equal PyTorch's to float32 rounding, greedy tokens equal`, () => {
     const ref = reference(name)
-    const { model, tokenizer } = loadPretrained(join(ROOT, name))
-    assert.is(tokenizer, null)
+    const { model } = loadPretrained(join(ROOT, name))
     const logits = noGrad(() => model.forward(ids(ref.idx)))
     assert.equal(logits.shape, ref.logits.shape)
     assertClose(logits.data, ref.logits.data, { atol: 2e-5, rtol: 1e-5, what: `${name} logits` })
@@ -78,6 +77,19 @@ test('pretrainedFromFiles (bytes, browser-safe) builds the same model as loadPre
   // an ArrayBuffer (what fetch().arrayBuffer() gives) is accepted as well
   const buffers = Object.fromEntries(Object.entries(files('gpt2-f32')).map(([k, v]) => [k, v.slice().buffer]))
   assert.ok(pretrainedFromFiles(buffers).model instanceof GPT2LMHeadModel)
+})
+
+test('the folder`s tokenizer comes with the model: its ids fit the embeddings, eos as config.json says; none → null', () => {
+  for (const name of FIXTURES) {
+    const { model, tokenizer, config } = loadPretrained(join(ROOT, name))
+    assert.ok(tokenizer, name)
+    assert.is(tokenizer.eosTokenId, config.eos_token_id, name)
+    const ids = tokenizer.encode('The model reads the text.', { addSpecialTokens: false })
+    assert.ok(ids.length > 1 && ids.every((id) => id >= 0 && id < model.vocabSize), name)
+    assert.is(tokenizer.decode(ids), 'The model reads the text.')
+  }
+  const { 'tokenizer.json': _, ...without } = files('gpt2-f32')
+  assert.is(pretrainedFromFiles(without).tokenizer, null)
 })
 
 test('the classes and module paths are Hugging Face`s: state-dict keys are the checkpoint`s', () => {

@@ -7,7 +7,6 @@ import { readFileCapped } from '../../src/formats/files-node.js'
 import { fail } from '../../src/errors.js'
 import {
   loadPretrainedWith,
-  readJSON,
   MAX_JSON_BYTES,
   type Pretrained,
   type PretrainedOptions,
@@ -65,10 +64,10 @@ export function loadPretrained(dir: string, options: PretrainedOptions = {}): Pr
     return loadPretrainedWith(
       op,
       {
-        json(name) {
+        source: dir,
+        file(name) {
           const path = join(dir, name)
-          if (!existsSync(path)) return undefined
-          return readJSON(op, path, readFileCapped(op, path, { maxBytes: MAX_JSON_BYTES }))
+          return existsSync(path) ? readFileCapped(op, path, { maxBytes: MAX_JSON_BYTES }) : undefined
         },
         shard(name) {
           const shard = openShard(op, join(dir, name), name)

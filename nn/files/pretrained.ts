@@ -11,9 +11,11 @@ import { Weights, tensorShapes } from '../weights.js'
 import { LlamaForCausalLM } from '../llama.js'
 import { GPT2LMHeadModel } from '../gpt2.js'
 import { readConfig, type ArchConfig, type HFConfig } from './pretrained-config.js'
+import { tokenizerFromFiles, TOKENIZER_FILES, type Tokenizer } from './tokenizer.js'
 
 export type PretrainedModel = LlamaForCausalLM | GPT2LMHeadModel
-export type Pretrained = { model: PretrainedModel; tokenizer: null; config: HFConfig }
+/** What a folder loads to; `tokenizer` is null when the folder has no tokenizer.json. */
+export type Pretrained = { model: PretrainedModel; tokenizer: Tokenizer | null; config: HFConfig }
 /**
  * maxBytes: the most one weights file may hold and the most the model may take as float32 (default 8 GiB, a
  * 2B-parameter model). Checked from the headers before anything is read or allocated.
@@ -241,15 +243,11 @@ export function pretrainedFromFiles(
       },
     }
   }
-  const json = (name: string) => {
-    const b = bytes(name)
-    return b && readJSON(op, name, b)
-  }
-  return loadPretrainedWith(op, { json, shard }, options)
+  return loadPretrainedWith(op, { file: bytes, shard }, options)
 }
 
-/** Where a loader gets a folder's files: JSON files whole (undefined when absent), weights files as Shards. */
-export type Folder = { json(name: string): unknown; shard(name: string): Shard }
+/** Where a loader gets a folder's files: small files whole (undefined when absent), weights files as Shards. */
+export type Folder = { source?: string; file(name: string): Uint8Array | undefined; shard(name: string): Shard }
 
 /** The loader both entries share: config, headers, the plan, the budget, then the model built from the files. */
 export function loadPretrainedWith(
@@ -259,11 +257,15 @@ export function loadPretrainedWith(
 ): Pretrained {
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 0)
     fail(op, `maxBytes must be a non-negative integer, got ${quote(maxBytes)}`)
-  const hf = folder.json('config.json')
+  const json = (name: string) => {
+    const bytes = folder.file(name)
+    return bytes && readJSON(op, name, bytes)
+  }
+  const hf = json('config.json')
   if (hf === undefined) fail(op, 'no config.json among the files')
   const archConfig = readConfig(op, hf)
   const { arch, config } = archConfig
-  const { files, map } = shardNames(op, folder.json('model.safetensors.index.json'))
+  const { files, map } = shardNames(op, json('model.safetensors.index.json'))
   const found = new Map<string, Entry>()
   for (const name of files) {
     const shard = folder.shard(name)
@@ -293,7 +295,8 @@ export function loadPretrainedWith(
   // every check passed: build the model, decoding each tensor as its layer asks for it
   const model = build(archConfig, new Weights((k, shape) => new Tensor(decode(op, k, where.get(k)!), shape, true)))
   checkTiedHead(op, model, found)
-  return { model: model.eval(), tokenizer: readTokenizer(folder), config: hf as HFConfig }
+  const tokenizer = readTokenizer(op, folder, model.vocabSize)
+  return { model: model.eval(), tokenizer, config: hf as HFConfig }
 }
 
 /** A tied model's file may also store the head: transformers then ties it anyway, so it must equal the embeddings. */
@@ -306,8 +309,16 @@ function checkTiedHead(op: string, model: PretrainedModel, found: Map<string, En
     fail(op, 'lm_head.weight differs from the embeddings, but config.tie_word_embeddings is true')
 }
 
-// TODO(tokenizer): nn/files/tokenizer.ts is being written on its own branch; once it lands, read tokenizer.json
-// (and tokenizer_config.json) here. Until then every folder loads with `tokenizer: null`.
-function readTokenizer(_folder: Folder): null {
-  return null
+/** The folder's tokenizer (nn/files/tokenizer.ts), or null without tokenizer.json; its ids must fit the model's. */
+function readTokenizer(op: string, folder: Folder, vocabSize: number): Tokenizer | null {
+  const files: Record<string, Uint8Array> = {}
+  for (const name of TOKENIZER_FILES) {
+    const bytes = folder.file(name)
+    if (bytes) files[name] = bytes
+  }
+  if (!files['tokenizer.json']) return null
+  const tokenizer = tokenizerFromFiles(files, { maxBytes: MAX_JSON_BYTES, source: folder.source })
+  if (tokenizer.vocabSize > vocabSize)
+    fail(op, `tokenizer.json has ids up to ${tokenizer.vocabSize - 1}, past config.vocab_size ${vocabSize}`)
+  return tokenizer
 }
