@@ -221,8 +221,9 @@ export class LlamaForCausalLM extends Module implements CausalLM {
     this.freqs = ropeFrequencies(config.ropeTheta, config.headDim, config.ropeScaling)
   }
 
+  /** Positions generate() keeps: max_position_embeddings, or the sliding window when that is shorter. */
   get contextSize(): number {
-    return this.config.maxPositionEmbeddings
+    return Math.min(this.config.maxPositionEmbeddings, this.config.slidingWindow ?? Infinity)
   }
 
   get vocabSize(): number {

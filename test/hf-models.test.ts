@@ -155,6 +155,18 @@ test('generation: cached = recomputed when sampling too, and past the context (c
   }
 })
 
+test('Mistral`s sliding window: a longer forward is refused naming it; generation keeps to the window', () => {
+  const f = files('mistral-bf16')
+  const config = { ...JSON.parse(new TextDecoder().decode(f['config.json'])), sliding_window: 6 }
+  const { model } = pretrainedFromFiles({ ...f, 'config.json': new TextEncoder().encode(JSON.stringify(config)) })
+  const idx = ids(reference('mistral-bf16').idx) // (2, 8)
+  assert.throws(() => model.forward(idx), /^LlamaForCausalLM: 8 positions exceed sliding_window 6, which is not/)
+  assert.is(model.contextSize, 6)
+  const out = model.generate(slice(idx, 1, 0, 4), 5, { temperature: 0 })
+  assert.equal(out.shape, [2, 9])
+  assert.equal(out.data, model.generate(slice(idx, 1, 0, 4), 5, { temperature: 0, useCache: false }).data)
+})
+
 test('LoRA on q_proj and v_proj by Hugging Face names: loss and every A, B gradient equal PyTorch`s (PEFT math)', () => {
   for (const name of ['llama-tied-f32', 'qwen2-f16']) {
     const ref = reference(name)

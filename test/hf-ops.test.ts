@@ -7,6 +7,7 @@ import { manualSeed } from '../src/random'
 import { rmsNorm, rmsNormComposite } from '../ops/rmsnorm'
 import { rotary, rotaryComposite, type RotaryTables } from '../ops/rotary'
 import { sum, mul } from '../ops'
+import { ropeFrequencies, ropeTables, type RopeScaling } from '../nn/llama'
 import { assertClose, gradcheck, matchesComposite, uniform } from './helpers'
 
 /** Tables for positions 0 … T − 1 of a head of width D with arbitrary angles. */
@@ -90,6 +91,25 @@ test('rotary: the fused op equals its composite in values and gradients', () => 
     () => rotaryComposite(x, t, 3),
     [x],
   )
+})
+
+test('rotary frequencies: 1/θ^(2i/d), divided by factor (linear), or by band (llama3) as transformers computes them', () => {
+  assertClose(ropeFrequencies(10000, 8, null), [1, 0.1, 0.01, 0.001], { rtol: 1e-6 })
+  assertClose(ropeFrequencies(10000, 8, { type: 'linear', factor: 2 }), [0.5, 0.05, 0.005, 0.0005], { rtol: 1e-6 })
+  // llama3 with a pretraining context of 64: wavelengths 2π/f = 6.3 (< 64/4: kept), 62.8 (between: blended with
+  // smooth = (64/62.83 − 1)/(4 − 1) = 0.0061972, giving (1 − smooth)·0.1/8 + smooth·0.1), 628 and 6283 (> 64: f/8)
+  const llama3: RopeScaling = {
+    type: 'llama3',
+    factor: 8,
+    lowFreqFactor: 1,
+    highFreqFactor: 4,
+    originalMaxPositionEmbeddings: 64,
+  }
+  assertClose(ropeFrequencies(10000, 8, llama3), [1, 0.013042256, 0.00125, 0.000125], { rtol: 1e-6 })
+  // the tables hold cos and sin of position · frequency, from position `start`
+  const { cos, sin } = ropeTables(Float32Array.of(1, 0.1), 3, 2)
+  assertClose(cos, [Math.cos(3), Math.cos(0.3), Math.cos(4), Math.cos(0.4)], { rtol: 1e-6 })
+  assertClose(sin, [Math.sin(3), Math.sin(0.3), Math.sin(4), Math.sin(0.4)], { rtol: 1e-6 })
 })
 
 test('errors: rmsNorm and rotary name the op and the shapes', () => {
