@@ -126,7 +126,7 @@ export class GPT2Model extends Module {
   }
 }
 
-/** GPT-2 with its language-model head: idx (B, T) → logits (B, T, vocabSize). Tensors come from `w` (default: a fresh init). */
+/** GPT-2 with its language-model head: idx (B, T) → logits (B, T, vocabSize), its tensors from `w` (default: an init). */
 export class GPT2LMHeadModel extends Module implements CausalLM {
   readonly config: GPT2Config
   transformer: GPT2Model
@@ -150,7 +150,7 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
     return this.config.vocabSize
   }
 
-  /** Final hidden states (B, T, C). With caches (one per block), idx holds positions after caches[0].length earlier ones. */
+  /** Final hidden states (B, T, C). With caches (one per block), idx follows caches[0].length earlier positions. */
   hidden(idx: Tensor, caches?: KVCache[]): Tensor {
     if (idx.ndim !== 2) fail('GPT2LMHeadModel', `idx must be (B, T) token ids, got shape (${idx.shape.join(',')})`)
     const T = idx.shape[1]

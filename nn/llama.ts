@@ -203,7 +203,7 @@ export class LlamaModel extends Module {
   }
 }
 
-/** A Llama-family language model: idx (B, T) → logits (B, T, vocabSize). Tensors come from `w` (default: a fresh init). */
+/** A Llama-family language model: idx (B, T) → logits (B, T, vocabSize), its tensors from `w` (default: an init). */
 export class LlamaForCausalLM extends Module implements CausalLM {
   readonly config: LlamaConfig
   model: LlamaModel
@@ -230,7 +230,7 @@ export class LlamaForCausalLM extends Module implements CausalLM {
     return this.config.vocabSize
   }
 
-  /** Final hidden states (B, T, C). With caches (one per layer), idx holds positions after caches[0].length earlier ones. */
+  /** Final hidden states (B, T, C). With caches (one per layer), idx follows caches[0].length earlier positions. */
   hidden(idx: Tensor, caches?: KVCache[]): Tensor {
     if (idx.ndim !== 2) fail('LlamaForCausalLM', `idx must be (B, T) token ids, got shape (${idx.shape.join(',')})`)
     const T = idx.shape[1]

@@ -22,6 +22,7 @@ export class Weights {
 
   get(name: string, shape: readonly number[]): Tensor {
     const t = this.source(this.prefix + name, shape)
+    // a source must give exactly what was asked for (tensorShapes' empty stand-ins, never used, excepted)
     if (!sameShape(t.shape, shape) && t.size !== 0)
       fail('Weights', `${this.prefix + name} came as ${shapeStr(t.shape)}, expected ${shapeStr(shape)}`)
     return t

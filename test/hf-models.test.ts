@@ -15,6 +15,8 @@ import { pretrainedFromFiles } from '../nn/files/pretrained'
 import { LlamaForCausalLM } from '../nn/llama'
 import { GPT2LMHeadModel } from '../nn/gpt2'
 import { applyLoRA, loraLayers } from '../nn/lora-model'
+import { AdamW } from '../nn/optim'
+import { readConfig } from '../nn/files/pretrained-config'
 import { assertClose } from './helpers'
 
 const ROOT = 'test/fixtures/hf'
@@ -165,6 +167,30 @@ test('Mistral`s sliding window: a longer forward is refused naming it; generatio
   const out = model.generate(slice(idx, 1, 0, 4), 5, { temperature: 0 })
   assert.equal(out.shape, [2, 9])
   assert.equal(out.data, model.generate(slice(idx, 1, 0, 4), 5, { temperature: 0, useCache: false }).data)
+})
+
+test('built from a config alone (transformers` init, seeded), a Llama and a GPT-2 overfit one batch', () => {
+  for (const name of ['llama-untied-bf16-sharded', 'gpt2-f32']) {
+    const parsed = readConfig('test', JSON.parse(readFileSync(join(ROOT, name, 'config.json'), 'utf8')))
+    const make = () => {
+      manualSeed(5)
+      return parsed.arch === 'llama' ? new LlamaForCausalLM(parsed.config) : new GPT2LMHeadModel(parsed.config)
+    }
+    const model = make()
+    const ref = reference(name)
+    assert.equal(noGrad(() => model.forward(ids(ref.idx))).data, noGrad(() => make().forward(ids(ref.idx))).data)
+    model.eval() // no dropout: the loss then falls step by step
+    const opt = new AdamW(model.trainableParameters(), { lr: 3e-3, weightDecay: 0 })
+    const losses: number[] = []
+    for (let step = 0; step < 8; step++) {
+      opt.zeroGrad()
+      const loss = model.loss(ids(ref.idx), ids(ref.targets))
+      loss.backward()
+      opt.step()
+      losses.push(loss.item())
+    }
+    assert.ok(losses[7] < losses[0] - 1, `${name}: ${losses.map((l) => l.toFixed(3)).join(' → ')}`)
+  }
 })
 
 test('LoRA on q_proj and v_proj by Hugging Face names: loss and every A, B gradient equal PyTorch`s (PEFT math)', () => {
