@@ -20,10 +20,13 @@ function mlxFormat(op: string, file: string): 'safetensors' | 'npz' {
 /** Write adapter `name` to `file` (.safetensors, its config in its metadata: one atomic unit) and a copy of the config to adapter_config.json beside it; returns the config. */
 export function saveAdapters(file: string, model: Module, { name }: { name?: string } = {}): Record<string, unknown> {
   const files = adapterFiles(model, { name })
-  writeFilesAtomic([
-    [file, files['adapters.safetensors']],
-    [join(dirname(file), CONFIG), files[CONFIG]],
-  ])
+  writeFilesAtomic(
+    [
+      [file, files['adapters.safetensors']],
+      [join(dirname(file), CONFIG), files[CONFIG]],
+    ],
+    'saveAdapters',
+  )
   return JSON.parse(new TextDecoder().decode(files[CONFIG]))
 }
 
@@ -41,7 +44,11 @@ export function loadAdapters(
 
 /** Write PEFT's adapter_model.safetensors and adapter_config.json into `dir`. */
 export function exportPEFT(dir: string, model: Module, options: { name?: string; baseModel?: string } = {}): void {
-  writeFilesAtomic(Object.entries(peftFiles(model, options)).map(([file, bytes]) => [join(dir, file), bytes]))
+  const files = peftFiles(model, options)
+  writeFilesAtomic(
+    Object.entries(files).map(([file, bytes]) => [join(dir, file), bytes]),
+    'exportPEFT',
+  )
 }
 
 /** Load a PEFT LoRA adapter directory into the model (as adapter `name`, default 'default'). */
@@ -62,10 +69,13 @@ export function importPEFT(
 export function exportMLX(file: string, model: Module, { name }: { name?: string } = {}): void {
   const format = mlxFormat('exportMLX', file)
   const files = mlxFiles(model, { name, format })
-  writeFilesAtomic([
-    [file, files[`adapters.${format}`]],
-    [join(dirname(file), CONFIG), files[CONFIG]],
-  ])
+  writeFilesAtomic(
+    [
+      [file, files[`adapters.${format}`]],
+      [join(dirname(file), CONFIG), files[CONFIG]],
+    ],
+    'exportMLX',
+  )
 }
 
 /** Load MLX LoRA weights; the scale comes from adapter_config.json beside the file, or { scale } (the original lora.py used 2.0). */
