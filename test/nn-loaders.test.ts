@@ -7,11 +7,11 @@ import { join, resolve } from 'node:path'
 import { createHash } from 'node:crypto'
 import { spawn } from 'node:child_process'
 import { Tensor } from '../src/tensor'
-import { manualSeed, rngState } from '../src/random'
+import { manualSeed, rngState, random, randomNormal, withoutInit } from '../src/random'
 import { serializeSafetensors, parseSafetensors, type StoredTensor } from '../src/formats/safetensors'
 import { saveSafetensors, loadSafetensors } from '../src/formats/safetensors-node'
 import { Module } from '../nn/module'
-import { GPT } from '../nn/gpt'
+import { GPT, gptParameterShapes, type GPTConfig } from '../nn/gpt'
 import { AdamW, SGD } from '../nn/optim'
 import { applyLoRA, loraLayers } from '../nn/lora-model'
 import { adapterFiles, loadAdapterFiles } from '../nn/files/adapters'
@@ -585,7 +585,7 @@ test('loadCheckpoint: a 160-byte file declaring a huge vocabulary fails at once,
     writeFileSync(tiny, serializeSafetensors({}, { format: 'tenny-gpt', config: JSON.stringify(config) }))
     assert.ok(readFileSync(tiny).length <= 160, `${readFileSync(tiny).length} bytes`)
     const t0 = performance.now()
-    assert.throws(() => loadCheckpoint(tiny), /needs wte\.weight \(1000000000,16\), but the file has no such tensor/)
+    assert.throws(() => loadCheckpoint(tiny), /missing tensor\(s\) wte\.weight \(1000000000,16\), wpe\.weight \(8,16\)/)
     assert.ok(performance.now() - t0 < 1000, `refused in ${(performance.now() - t0).toFixed(0)} ms`)
     manualSeed(6)
     const gpt = new GPT(TINY_GPT)
@@ -601,7 +601,7 @@ test('loadCheckpoint: a 160-byte file declaring a huge vocabulary fails at once,
     })
     assert.throws(
       () => loadCheckpoint(deeper),
-      /needs blocks\.99999\.ln1\.weight \(16\), but the file has no such tensor/,
+      /missing tensor\(s\) blocks\.2\.ln1\.weight \(16\), blocks\.2\.ln1\.bias \(16\), .*, … \(config \{.*"nLayer": 100000/,
     )
     saveCheckpoint(join(dir, 'good.safetensors'), gpt)
     assert.equal(bits(loadCheckpoint(join(dir, 'good.safetensors')).wte.weight), bits(gpt.wte.weight))
@@ -623,7 +623,7 @@ test('loadCheckpoint: a few hundred bytes claiming 100,000 blocks, or a quantize
   let t0 = performance.now()
   assert.throws(
     () => checkpointFromBytes(deep, 'deep.safetensors'),
-    /checkpointFromBytes: deep\.safetensors: the config \(.*"nLayer":100000.*\) needs blocks\.99999\.ln1\.bias \(1\), but the file has no such tensor/,
+    /^checkpointFromBytes: deep\.safetensors: missing tensor\(s\) blocks\.0\.ln1\.weight \(1\), .*, … \(config \{.*"nLayer": 100000/,
   )
   assert.ok(performance.now() - t0 < 1000, `refused in ${(performance.now() - t0).toFixed(0)} ms`)
   // a quantized layer's codes are checked with the rest, before anything is built: at least 2 bits per weight
@@ -635,11 +635,69 @@ test('loadCheckpoint: a few hundred bytes claiming 100,000 blocks, or a quantize
   t0 = performance.now()
   assert.throws(
     () => checkpointFromBytes(serializeSafetensors(tensors, metadata)),
-    /needs blocks\.0\.mlp\.fc\.codes \(64,16\), but the file has \(64,0\)/,
+    /missing tensor\(s\) blocks\.0\.mlp\.fc\.codes \(at least 2 bits for each of 1024 weights\)/,
   )
   const stream = rngState()
   assert.throws(() => checkpointFromBytes(deep))
   assert.equal(rngState(), stream, 'a failed load leaves the random stream as it was')
+})
+
+test('gptParameterShapes: every name and shape of the built model, in order, for untied, tied and bias-free configs', () => {
+  for (const extra of [{}, { tieWeights: true }, { bias: false }, { nLayer: 3, nEmbd: 8, nHead: 4 }]) {
+    const config: GPTConfig = { ...TINY_GPT, ...extra }
+    const built = [...new GPT(config).namedParameters()].map(([name, t]) => [name, t.shape])
+    assert.equal([...gptParameterShapes(config)], built, JSON.stringify(extra))
+  }
+  // lazy: a config claiming 10⁹ blocks yields its first names at once
+  const names = gptParameterShapes({ ...TINY_GPT, nLayer: 1e9 })
+  assert.equal(names.next().value, ['wte.weight', [11, 16]])
+})
+
+test('withoutInit: draws inside answer 0 and leave the stream where it was; a loaded GPT equals the saved one', () => {
+  manualSeed(3)
+  const before = rngState()
+  const draws = withoutInit(() => [random(), randomNormal(), withoutInit(() => random()), random()])
+  assert.equal(draws, [0, 0, 0, 0])
+  assert.equal(rngState(), before)
+  const gpt = new GPT(TINY_GPT)
+  const bytes = checkpointToBytes(gpt),
+    stream = rngState()
+  const loaded = checkpointFromBytes(bytes)
+  assert.equal(rngState(), stream, 'loading has not moved the stream')
+  for (const [name, t] of loaded.namedParameters()) assert.equal(bits(t), bits(gpt.stateDict()[name]), name)
+  assert.is(random() === random(), false, 'outside, draws are random again')
+})
+
+test('loadCheckpoint: F16 and BF16 weights load widened to float32; integer weights and odd config values are one line', () => {
+  manualSeed(4)
+  const gpt = new GPT(TINY_GPT)
+  const { tensors, metadata } = parseSafetensors(checkpointToBytes(gpt))
+  const as = (dtype: 'F16' | 'BF16') =>
+    Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, { ...t, dtype }])) as Record<string, StoredTensor>
+  for (const dtype of ['F16', 'BF16'] as const) {
+    const loaded = checkpointFromBytes(serializeSafetensors(as(dtype), metadata))
+    const error = Math.max(...bits(loaded.wte.weight).map((v, i) => Math.abs(v - gpt.wte.weight.data[i])))
+    assert.ok(error < (dtype === 'F16' ? 1e-3 : 1e-2) && error > 0, `${dtype}: ${error}`)
+  }
+  const deep = '['.repeat(5000) + ']'.repeat(5000)
+  for (const [config, pattern] of [
+    [`{"nEmbd":${deep}}`, /the metadata config is not valid JSON \(it nests deeper than 64 levels\)/],
+    [`{"nEmbd":[${'1,'.repeat(50_000)}1]}`, /the metadata config\.nEmbd must be a number, got \[1, 1, .*…$/],
+    [JSON.stringify({ ...TINY_GPT, note: 'x'.repeat(1e5) }), /the metadata config has an unknown key "note"$/],
+    [`[${deep}]`, /the metadata config is not valid JSON/],
+  ] as const) {
+    const message = (() => {
+      try {
+        checkpointFromBytes(serializeSafetensors(tensors, { ...metadata, config }), 'odd.safetensors')
+      } catch (err) {
+        return (err as Error).message
+      }
+      return 'loaded'
+    })()
+    assert.ok(message.length < 400, `${message.length} characters`)
+    assert.match(message, /^checkpointFromBytes: odd\.safetensors: /)
+    assert.match(message, pattern)
+  }
 })
 
 /** An AdamW after one step on a 3-element parameter, its saved file parsed, and its state as text (to compare). */

@@ -2,16 +2,22 @@
 // and quantized layers' codes, and an optimizer's state. The one idea: check everything the file says against
 // what the model needs before a single value is copied in, so a bad file changes nothing.
 import { Tensor } from '../../src/tensor.js'
-import { rngState, setRngState } from '../../src/random.js'
+import { withoutInit } from '../../src/random.js'
+import { quote } from '../../src/errors.js'
 import {
   serializeSafetensors,
   parseSafetensors,
+  parseSafetensorsHeader,
   toTensor,
+  DTYPE_BYTES,
   type StoredTensor,
   type StoredData,
+  type TensorInfo,
   type LoadOptions,
+  type Bytes,
 } from '../../src/formats/safetensors.js'
-import { shapeStr, sameShape } from '../../src/shape.js'
+import { dims, parseJson, sourceName } from '../../src/formats/bytes.js'
+import { sameShape, sizeOf as count } from '../../src/shape.js'
 import { Module } from '../module.js'
 import { Linear } from '../linear.js'
 import { QuantizedLinear } from '../quantized.js'
@@ -19,7 +25,7 @@ import { Embedding } from '../embedding.js'
 import { LayerNorm } from '../layernorm.js'
 import { Dropout } from '../dropout.js'
 import { CausalSelfAttention } from '../attention.js'
-import { GPT, Block, MLP, checkConfig, type GPTConfig } from '../gpt.js'
+import { GPT, Block, MLP, checkConfig, gptParameterShapes, type GPTConfig } from '../gpt.js'
 import type { Optimizer, ParamState } from '../optim.js'
 
 /** Throws naming `what` when `data` holds NaN or ±Infinity: a loaded NaN would not fail, it would answer nothing. */
@@ -80,7 +86,7 @@ export function loadBuffers(model: Module, dict: Record<string, StoredTensor>): 
       if (!b) throw new Error(`loadBuffers: missing buffer ${key}`)
       if (b.dtype !== cur.dtype || !sameShape(b.shape, cur.shape) || b.data.length !== cur.data.length) {
         throw new Error(
-          `loadBuffers: QuantizedLinear '${path}' (${m.mode}, ${m.bits}-bit, group ${m.groupSize}): buffer '${k}' is ${b.dtype} ${shapeStr(b.shape)}, expected ${cur.dtype} ${shapeStr(cur.shape)}`,
+          `loadBuffers: QuantizedLinear '${path}' (${m.mode}, ${m.bits}-bit, group ${m.groupSize}): buffer '${k}' is ${b.dtype} ${dims(b.shape)}, expected ${cur.dtype} ${dims(cur.shape)}`,
         )
       }
     }
@@ -119,115 +125,160 @@ export function checkpointToBytes(model: GPT, metadata: Record<string, string> =
   return serializeSafetensors({ ...checkpointTensors(model), ...buffers(model) }, meta)
 }
 
-/** Swap the Linear layers the metadata lists as quantized for QuantizedLinear with the same settings; their codes load next. */
-function requantize(model: GPT, listed: string | undefined): void {
-  if (listed === undefined) return
-  let spec: unknown
-  try {
-    spec = JSON.parse(listed)
-  } catch {
-    throw new Error(`the metadata 'quantized' is not valid JSON`)
-  }
-  if (typeof spec !== 'object' || spec === null || Array.isArray(spec))
-    throw new Error(`the metadata 'quantized' must map layer paths to { mode, bits, groupSize }, got ${listed}`)
-  for (const [path, opts] of Object.entries(spec)) {
-    // only a Linear the config built can be quantized: a path naming anything else is a damaged file
-    const layer = [...model.namedModules()].find(([p]) => p === path)?.[1]
-    if (!(layer instanceof Linear))
-      throw new Error(`the metadata 'quantized' names '${path}', which is not a Linear layer of this config`)
-    const { mode, bits, groupSize } = typeof opts === 'object' && opts !== null ? (opts as Record<string, unknown>) : {}
-    if (
-      (mode !== 'affine' && mode !== 'int8' && mode !== 'nf4') ||
-      typeof bits !== 'number' ||
-      typeof groupSize !== 'number'
-    ) {
-      throw new Error(
-        `the metadata 'quantized': '${path}' must be { mode: 'affine' | 'int8' | 'nf4', bits, groupSize }, got ${JSON.stringify(opts)}`,
-      )
-    }
-    try {
-      model.setModule(path, QuantizedLinear.fromLinear(layer, { mode, bits, groupSize }))
-    } catch (err) {
-      throw new Error(`the metadata 'quantized': '${path}': ${err instanceof Error ? err.message : String(err)}`)
-    }
-  }
+type QuantSpec = { mode: 'affine' | 'int8' | 'nf4'; bits: number; groupSize: number }
+
+/** A tensor name from a file as text: a plain dotted name as it is, anything else quoted, short and on one line. */
+function shown(name: string): string {
+  return /^[\w.-]{1,120}$/.test(name) ? name : quote(name, 120)
 }
 
-/** The config a checkpoint's metadata holds, checked. */
-function readConfig(metadata: Record<string, string>): GPTConfig {
-  if (metadata.config === undefined) throw new Error(`no 'config' in the metadata (was it written by saveCheckpoint?)`)
-  let config: unknown
+/** The first few of a list of names, shown, and how many there are. */
+function listed(names: string[]): string {
+  const head = names.slice(0, 6).map(shown).join(', ')
+  return names.length > 6 ? `${head}, … (${names.length} in all)` : head
+}
+
+/** A JSON object from the metadata entry `key`, or a one-line error naming it. */
+function metadataObject(metadata: Record<string, string>, key: string, missing: string): Record<string, unknown> {
+  if (metadata[key] === undefined) throw new Error(missing)
+  let value: unknown
   try {
-    config = JSON.parse(metadata.config)
-  } catch {
-    throw new Error(`the metadata config is not valid JSON`)
+    value = parseJson(metadata[key])
+  } catch (err) {
+    throw new Error(`the metadata ${key} is not valid JSON (${err instanceof Error ? err.message : String(err)})`)
   }
-  if (typeof config !== 'object' || config === null || Array.isArray(config))
-    throw new Error(`the metadata config is not an object`)
-  // the checks the GPT constructor makes, run before anything is built from the config
-  checkConfig('the metadata', config as GPTConfig)
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new Error(`the metadata ${key} is not an object, got ${quote(value)}`)
+  return value as Record<string, unknown>
+}
+
+const CONFIG_KEYS = { vocabSize: 'number', blockSize: 'number', nLayer: 'number', nHead: 'number', nEmbd: 'number' }
+const OPTIONAL_KEYS = { dropout: 'number', bias: 'boolean', tieWeights: 'boolean' }
+
+/** The config a checkpoint's metadata holds: only GPTConfig's keys, each of its type, then the model's own checks. */
+function readConfig(metadata: Record<string, string>): GPTConfig {
+  const config = metadataObject(metadata, 'config', `no 'config' in the metadata (was it written by saveCheckpoint?)`)
+  const types: Record<string, string> = { ...CONFIG_KEYS, ...OPTIONAL_KEYS }
+  for (const [key, value] of Object.entries(config)) {
+    if (!Object.hasOwn(types, key)) throw new Error(`the metadata config has an unknown key ${quote(key)}`)
+    if (typeof value !== types[key])
+      throw new Error(`the metadata config.${key} must be a ${types[key]}, got ${quote(value)}`)
+  }
+  checkConfig('the metadata', config as GPTConfig) // integers, positive, heads dividing the width: before anything is built
   return config as GPTConfig
 }
 
-/** The config's sizes against the file, tensor by tensor, before a model is built from it: a small file may claim a huge one. */
-function checkSizes(c: GPTConfig, tensors: Record<string, StoredTensor>): void {
-  const need = (k: string, shape: number[], fits = (t: StoredTensor) => sameShape(t.shape, shape)): void => {
-    const t = Object.hasOwn(tensors, k) ? tensors[k] : undefined
-    if (!t || !fits(t))
-      throw new Error(
-        `the config (${JSON.stringify(c)}) needs ${k} ${shapeStr(shape)}, but the file has ${t ? shapeStr(t.shape) : 'no such tensor'}`,
+/** The metadata's map of quantized layers (path → { mode, bits, groupSize }); whether each is a Linear is checked later. */
+function readQuantized(metadata: Record<string, string>): Map<string, QuantSpec> {
+  const where = `the metadata 'quantized'`
+  if (metadata.quantized === undefined) return new Map()
+  const spec = metadataObject(metadata, 'quantized', '')
+  return new Map(
+    Object.entries(spec).map(([path, opts]) => {
+      const { mode, bits, groupSize } =
+        typeof opts === 'object' && opts !== null ? (opts as Record<string, unknown>) : {}
+      if (
+        (mode !== 'affine' && mode !== 'int8' && mode !== 'nf4') ||
+        typeof bits !== 'number' ||
+        typeof groupSize !== 'number'
       )
+        throw new Error(
+          `${where}: '${shown(path)}' must be { mode: 'affine' | 'int8' | 'nf4', bits, groupSize }, got ${quote(opts)}`,
+        )
+      return [path, { mode, bits, groupSize }]
+    }),
+  )
+}
+
+const FLOATS = new Set(['F32', 'F16', 'BF16'])
+
+const notLinear = (path: string) =>
+  new Error(`the metadata 'quantized' names '${shown(path)}', which is not a Linear layer of this config`)
+
+/**
+ * Every tensor the config needs, checked against the file's header (names, dtypes, shapes) before anything is
+ * decoded or built: a small file may claim a huge model, and is refused for what it lacks. A quantized layer's codes
+ * are checked here for size (at least 2 bits a weight), and exactly once the layer is built.
+ */
+function checkHeader(config: GPTConfig, quantized: Map<string, QuantSpec>, file: Record<string, TensorInfo>): void {
+  const has = (k: string) => Object.hasOwn(file, k)
+  const belong = new Set<string>(),
+    missing: string[] = [],
+    linears = new Set<string>()
+  for (const [name, shape] of gptParameterShapes(config)) {
+    if (missing.length > 5) break // the config may claim 10⁹ blocks: a few names say enough
+    if (name === 'lmHead.weight' && config.tieWeights) continue // stored once, as wte.weight
+    const path = name.replace(/\.weight$/, '')
+    if (quantized.has(path)) {
+      // codes and scales (+ affine biases) stand for the weight
+      if (shape.length !== 2 || path === 'wte' || path === 'wpe') throw notLinear(path)
+      linears.add(path)
+      for (const k of ['codes', 'scales', 'biases']) if (has(`${path}.${k}`)) belong.add(`${path}.${k}`)
+      const codes = has(`${path}.codes`) ? file[`${path}.codes`] : undefined
+      if (!codes || 4 * count(codes.shape) * DTYPE_BYTES[codes.dtype] < count(shape))
+        missing.push(`${path}.codes (at least 2 bits for each of ${count(shape)} weights)`)
+    } else if (!has(name)) {
+      missing.push(`${name} ${dims(shape)}`)
+    } else {
+      const t = file[name]
+      if (!FLOATS.has(t.dtype))
+        throw new Error(`'${name}' is stored as ${t.dtype}; only F32, F16 or BF16 load as weights`)
+      if (!sameShape(t.shape, shape))
+        throw new Error(`${name} has shape ${dims(t.shape)} in the file but ${dims(shape)} in the model`)
+      belong.add(name)
+    }
   }
-  need('wte.weight', [c.vocabSize, c.nEmbd])
-  need('wpe.weight', [c.blockSize, c.nEmbd])
-  // every block's tensors, as one block names them, from the last block down: a 300-byte file may claim 100,000 blocks
-  const block = [...new Block(c).namedParameters()]
-  for (let i = c.nLayer - 1; i >= 0; i--) {
-    for (const [k, p] of block) {
-      const codes = `blocks.${i}.${k.replace(/weight$/, 'codes')}` // a quantized weight: codes of at least 2 bits each
-      if (k.endsWith('.weight') && Object.hasOwn(tensors, codes))
-        need(codes, p.shape, (t) => 4 * t.data.byteLength >= p.size)
-      else need(`blocks.${i}.${k}`, p.shape)
+  if (missing.length)
+    throw new Error(
+      `missing tensor(s) ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''} (config ${quote(config)})`,
+    )
+  for (const path of quantized.keys()) if (!linears.has(path)) throw notLinear(path)
+  const unexpected = Object.keys(file).filter((k) => !belong.has(k))
+  if (unexpected.length) throw new Error(`unexpected tensor(s) ${listed(unexpected)}`)
+}
+
+/** Swap the layers the metadata lists as quantized for QuantizedLinear with those settings; their codes load next. */
+function requantize(model: GPT, quantized: Map<string, QuantSpec>): void {
+  for (const [path, spec] of quantized) {
+    try {
+      model.setModule(path, QuantizedLinear.fromLinear(model.getModule(path) as Linear, spec)) // checkHeader: a Linear
+    } catch (err) {
+      throw new Error(`the metadata 'quantized': '${shown(path)}': ${err instanceof Error ? err.message : String(err)}`)
     }
   }
 }
 
-/** Rebuild the GPT that checkpointToBytes wrote, quantized layers included, after checking the config and every tensor. */
-export function checkpointFromBytes(bytes: Uint8Array, source = '<bytes>', options: LoadOptions = {}): GPT {
+/**
+ * Rebuild the GPT that checkpointToBytes wrote, quantized layers included. The header is checked against the
+ * config first, so a file is refused for what it lacks before a single tensor is decoded or a layer allocated, and
+ * the model is built without drawing the random init its weights then replace (seconds for a large model).
+ */
+export function checkpointFromBytes(bytes: Bytes, source = '<bytes>', options: LoadOptions = {}): GPT {
+  const name = sourceName('checkpointFromBytes', source)
   try {
-    const { tensors, metadata } = parseSafetensors(bytes, source, options)
-    const config = readConfig(metadata)
+    const header = parseSafetensorsHeader(bytes, name, options)
+    const config = readConfig(header.metadata)
+    const quantized = readQuantized(header.metadata)
+    checkHeader(config, quantized, header.tensors)
+    const { tensors } = parseSafetensors(bytes, name, options)
     for (const [k, t] of Object.entries(tensors)) if (t.data instanceof Float32Array) assertFinite(k, t.data)
-    const stream = rngState() // building draws an init that is overwritten: leave the stream untouched
-    let model: GPT
-    try {
-      checkSizes(config, tensors)
-      model = new GPT(config)
-    } finally {
-      setRngState(stream)
-    }
-    requantize(model, metadata.quantized) // now the model has the file's layout: every name and shape can be compared
+    const model = withoutInit(() => new GPT(config))
+    requantize(model, quantized) // now the model has the file's layout: every name and shape can be compared
     const own = checkpointTensors(model),
       bufs = buffers(model)
-    const missing = [...Object.keys(own), ...Object.keys(bufs)].filter((k) => !Object.hasOwn(tensors, k))
-    const unexpected = Object.keys(tensors).filter((k) => !Object.hasOwn(own, k) && !Object.hasOwn(bufs, k))
-    if (missing.length) throw new Error(`missing tensor(s) ${missing.join(', ')}`)
-    if (unexpected.length) throw new Error(`unexpected tensor(s) ${unexpected.join(', ')}`)
     for (const [k, b] of Object.entries(bufs)) {
-      const t = tensors[k]
+      const t = Object.hasOwn(tensors, k) ? tensors[k] : undefined
+      if (!t) throw new Error(`missing tensor(s) ${k}`)
       if (t.dtype !== b.dtype || !sameShape(t.shape, b.shape))
-        throw new Error(
-          `${k} is ${t.dtype} ${shapeStr(t.shape)} in the file but ${b.dtype} ${shapeStr(b.shape)} in the model`,
-        )
+        throw new Error(`${k} is ${t.dtype} ${dims(t.shape)} in the file but ${b.dtype} ${dims(b.shape)} in the model`)
     }
-    model.loadStateDict(Object.fromEntries(Object.keys(own).map((k) => [k, toTensor(tensors[k], k)])), {
-      strict: false,
-    })
+    const weights = Object.fromEntries(Object.keys(own).map((k) => [k, toTensor(tensors[k], k)]))
+    model.loadStateDict(weights, { strict: false }) // all but a tied head's second name, which wte.weight fills
     loadBuffers(model, Object.fromEntries(Object.keys(bufs).map((k) => [k, tensors[k]])))
     return model
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err) // every error names the file it came from
-    throw new Error(message.startsWith('safetensors:') ? message : `checkpointFromBytes: ${source}: ${message}`)
+    throw new Error(message.startsWith('safetensors:') ? message : `checkpointFromBytes: ${name}: ${message}`)
   }
 }
 
