@@ -26,6 +26,7 @@ import { TINY_GPT, adaptedToy, withDir } from './fixtures'
 const bits = (t: Tensor) => Array.from(t.data)
 const json = (bytes: Uint8Array) => JSON.parse(new TextDecoder().decode(bytes))
 const bytesOf = (value: unknown) => new TextEncoder().encode(JSON.stringify(value))
+const text = (s: string) => new TextEncoder().encode(s)
 
 /** Everything a load could change: the module tree (paths and classes), every parameter's values and trainable flag. */
 function fingerprint(model: Module): string {
@@ -450,7 +451,7 @@ test('a per-layer entry that is not an object, a setting written as null and a P
     load((cfg) => {
       cfg.perLayer = { 'blocks.0.qProj': null }
     }),
-    /loadAdapters: config perLayer must be an object of \{ rank\?, alpha, scale \} by layer path, got \{"blocks\.0\.qProj":null\}/,
+    /loadAdapters: config perLayer must be an object of \{ rank\?, alpha, scale \} by layer path, got \{"blocks\.0\.qProj": null\}/,
   )
   refused(
     model,
@@ -510,18 +511,122 @@ test('a per-layer entry that is not an object, a setting written as null and a P
   refused(
     model,
     () => loadAdapterFiles(model, none),
-    /^loadAdapters: expected the files as \{ name: Uint8Array \}, got null$/,
+    /^loadAdapters: expected the files as \{ name: bytes \}, got null$/,
   )
-  refused(
-    model,
-    () => importPEFTFiles(model, none),
-    /^importPEFT: expected the files as \{ name: Uint8Array \}, got null$/,
-  )
+  refused(model, () => importPEFTFiles(model, none), /^importPEFT: expected the files as \{ name: bytes \}, got null$/)
   refused(
     model,
     () => importMLXFiles(model, none),
     /^importMLX: expected one \.safetensors or \.npz file beside adapter_config\.json, got none$/,
   )
+})
+
+/** `load` must throw a plain Error of one line, at most 400 characters, matching `pattern`; the model is unchanged. */
+function refusedShort(model: Module, load: () => unknown, pattern: RegExp): void {
+  const before = fingerprint(model)
+  let error: unknown
+  try {
+    load()
+  } catch (err) {
+    error = err
+  }
+  assert.ok(error instanceof Error, `expected an error matching ${pattern}`)
+  const { message } = error as Error
+  assert.is((error as Error).constructor, Error, `a ${(error as Error).constructor.name}: ${message.slice(0, 200)}`)
+  assert.ok(message.length <= 400 && !message.includes('\n'), `a ${message.length}-character message`)
+  assert.match(message, pattern)
+  assert.is(fingerprint(model), before, 'the model changed although the load failed')
+}
+
+test('adapter loaders take each file as an ArrayBuffer, a DataView or a Buffer, as fetch() and Node give them', () => {
+  const { adapted, fresh } = adaptedToy(21, { rank: 2 })
+  const x = uniform([3, 8]),
+    want = bits(adapted.forward(x))
+  const buffer = (b: Uint8Array) => b.slice().buffer
+  const tenny = adapterFiles(adapted),
+    peft = peftFiles(adapted),
+    mlx = mlxFiles(adapted, { format: 'npz' })
+  const loads: [string, (m: Module) => unknown][] = [
+    ['tenny', (m) => loadAdapterFiles(m, { 'adapters.safetensors': buffer(tenny['adapters.safetensors']) })],
+    [
+      'peft',
+      (m) =>
+        importPEFTFiles(m, {
+          'adapter_config.json': buffer(peft['adapter_config.json']),
+          'adapter_model.safetensors': Buffer.from(peft['adapter_model.safetensors']),
+        }),
+    ],
+    [
+      'mlx',
+      (m) =>
+        importMLXFiles(m, {
+          'adapter_config.json': new DataView(buffer(mlx['adapter_config.json'])),
+          'adapters.npz': buffer(mlx['adapters.npz']),
+        }),
+    ],
+  ]
+  for (const [layout, load] of loads) {
+    const model = fresh()
+    load(model)
+    assert.equal(bits(model.forward(x)), want, layout)
+  }
+  const model = fresh()
+  refusedShort(
+    model,
+    () => loadAdapterFiles(model, { 'adapters.safetensors': 'bytes' as never }),
+    /^loadAdapters: expected adapters\.safetensors as a Uint8Array, an ArrayBuffer or another typed array, got a string$/,
+  )
+})
+
+test('adapter loaders: deep JSON, a 1 MB key or value and a 100,000-key rank_pattern give one short line or load', () => {
+  const { adapted, fresh } = adaptedToy(22, { rank: 2 })
+  const model = fresh()
+  const deep = '['.repeat(5000) + ']'.repeat(5000)
+  const tennyDeep = serializeSafetensors({}, { format: 'tenny-lora', config: `{"format":"tenny-lora","a":${deep}}` })
+  refusedShort(
+    model,
+    () => loadAdapterFiles(model, { 'adapters.safetensors': tennyDeep }),
+    /^loadAdapters: adapters\.safetensors's metadata config is not valid JSON \(it nests deeper than 64 levels\)$/,
+  )
+  const peft = peftFiles(adapted)
+  const cfg = json(peft['adapter_config.json'])
+  refusedShort(
+    model,
+    () =>
+      importPEFTFiles(model, { ...peft, 'adapter_config.json': bytesOf({ ...cfg, peft_type: 'L'.repeat(2 ** 20) }) }),
+    /^importPEFT: adapter_config\.json: peft_type is "LLLL.*…, only 'LORA' is supported$/,
+  )
+  refusedShort(
+    model,
+    () => importPEFTFiles(model, { ...peft, 'adapter_config.json': text(`{"peft_type":${deep}}`) }),
+    /^importPEFT: adapter_config\.json is not valid JSON \(it nests deeper than 64 levels\)$/,
+  )
+  const { tensors } = parseSafetensors(peft['adapter_model.safetensors'])
+  const longKey = serializeSafetensors({ ...tensors, ['k'.repeat(2 ** 20)]: tensors[Object.keys(tensors)[0]] })
+  refusedShort(
+    model,
+    () => importPEFTFiles(model, { ...peft, 'adapter_model.safetensors': longKey }),
+    /^importPEFT: adapter_model\.safetensors: unknown key "kkkk.*… \(expected base_model\.model\.<path>\.lora_A/,
+  )
+  const mlx = mlxFiles(adapted)
+  refusedShort(
+    model,
+    () => importMLXFiles(model, { ...mlx, 'adapter_config.json': text(`{"lora_parameters":{"scale":${deep}}}`) }),
+    /^importMLX: adapter_config\.json is not valid JSON \(it nests deeper than 64 levels\)$/,
+  )
+  // a rank_pattern of 100,000 keys that match nothing, then those that do (the first match wins, as in PEFT): read
+  // once, not once per layer
+  const junk = Array.from({ length: 100_000 }, (_, i) => [`x${i}`, 9])
+  const rank_pattern = Object.fromEntries([...junk, ['qProj', 2], ['0.qProj', 7], ['vProj', 2]])
+  const loaded = fresh()
+  const config = bytesOf({ ...cfg, r: 5, rank_pattern, alpha_pattern: {} }) // as PEFT wrote it: no record of settings
+  importPEFTFiles(loaded, { 'adapter_config.json': config, 'adapter_model.safetensors': serializeSafetensors(tensors) })
+  const x = uniform([3, 8])
+  assert.equal(
+    loraLayers(loaded).map(([p, l]) => [p, l.rank]),
+    loraLayers(adapted).map(([p, l]) => [p, l.rank]),
+  )
+  assert.equal(bits(loaded.forward(x)), bits(adapted.forward(x)))
 })
 
 test('reloading adapter x from a file that covers fewer layers is refused: the old x would stay on the others, two files mixed under one name', () => {
@@ -728,7 +833,7 @@ test('optimizer load: lr "Infinity" or "", steps null, a key __proto__.m and NaN
     assert.throws(load({ steps: '{"0": null}' }), /parameter 0 has step null, expected a positive integer/)
     assert.throws(
       load({}, { ...tensors, '__proto__.m': tensors['0.m'] }),
-      /tensor '__proto__\.m' is not '<index>\.<buffer>' of a parameter listed in 'steps'/,
+      /tensor '__proto__\.m' is not '<index>\.<buffer>' of a parameter in 'steps'/,
     )
     const nan = { ...tensors, '0.v': { ...tensors['0.v'], data: Float32Array.from([1, NaN, 1]) } }
     assert.throws(load({}, nan), /'0\.v' holds NaN at index 1/)

@@ -3,7 +3,7 @@
 // what the model needs before a single value is copied in, so a bad file changes nothing.
 import { Tensor } from '../../src/tensor.js'
 import { withoutInit } from '../../src/random.js'
-import { quote } from '../../src/errors.js'
+import { fail, quote } from '../../src/errors.js'
 import {
   serializeSafetensors,
   parseSafetensors,
@@ -17,6 +17,7 @@ import {
   type Bytes,
 } from '../../src/formats/safetensors.js'
 import { dims, parseJson, sourceName } from '../../src/formats/bytes.js'
+import { listed, named, shown } from './checks.js'
 import { sameShape, sizeOf as count } from '../../src/shape.js'
 import { Module } from '../module.js'
 import { Linear } from '../linear.js'
@@ -59,7 +60,7 @@ function quantizedBuffers(layer: QuantizedLinear): Record<string, StoredTensor> 
   }
 }
 
-/** Every quantized layer's buffers by dotted name (`blocks.0.attn.qProj.codes`, ...); a checkpoint saves them beside the parameters. */
+/** Every quantized layer's buffers by dotted name (`blocks.0.attn.qProj.codes`, ...), saved beside the parameters. */
 export function buffers(model: Module): Record<string, StoredTensor> {
   const out: Record<string, StoredTensor> = {}
   for (const [path, m] of model.namedModules()) {
@@ -73,22 +74,23 @@ function copyInto(dst: StoredData, src: StoredData): void {
   for (let i = 0; i < dst.length; i++) dst[i] = src[i]
 }
 
-/** Load what buffers() gave: a missing or unexpected name, or another mode, bits or group size, is an error before anything changes. */
+/** Load what buffers() gave: a missing or unexpected name, or another mode, bits or group size, changes nothing. */
 export function loadBuffers(model: Module, dict: Record<string, StoredTensor>): void {
   const own = buffers(model) // the model's own arrays, written into in place once every check has passed
   const unexpected = Object.keys(dict).filter((k) => !Object.hasOwn(own, k))
-  if (unexpected.length) throw new Error(`loadBuffers: unexpected buffer(s) ${unexpected.join(', ')}`)
+  if (unexpected.length) fail('loadBuffers', `unexpected buffer(s) ${listed(unexpected)}`)
   for (const [path, m] of model.namedModules()) {
     if (!(m instanceof QuantizedLinear)) continue
     for (const [k, cur] of Object.entries(quantizedBuffers(m))) {
       const key = path ? `${path}.${k}` : k,
         b = dict[key]
-      if (!b) throw new Error(`loadBuffers: missing buffer ${key}`)
-      if (b.dtype !== cur.dtype || !sameShape(b.shape, cur.shape) || b.data.length !== cur.data.length) {
-        throw new Error(
-          `loadBuffers: QuantizedLinear '${path}' (${m.mode}, ${m.bits}-bit, group ${m.groupSize}): buffer '${k}' is ${b.dtype} ${dims(b.shape)}, expected ${cur.dtype} ${dims(cur.shape)}`,
+      if (!b) fail('loadBuffers', `missing buffer ${key}`)
+      const layer = `QuantizedLinear '${path}' (${m.mode}, ${m.bits}-bit, group ${m.groupSize})`
+      if (b.dtype !== cur.dtype || !sameShape(b.shape, cur.shape) || b.data.length !== cur.data.length)
+        fail(
+          'loadBuffers',
+          `${layer}: buffer '${k}' is ${b.dtype} ${dims(b.shape)}, expected ${cur.dtype} ${dims(cur.shape)}`,
         )
-      }
     }
   }
   for (const [k, cur] of Object.entries(own)) copyInto(cur.data, dict[k].data)
@@ -107,36 +109,25 @@ function checkpointTensors(model: GPT): Record<string, Tensor> {
   return dict
 }
 
-/** A GPT as .safetensors bytes: weights, quantized codes, and in the metadata its config (+ `metadata`, e.g. a tokenizer). */
+/** A GPT as .safetensors bytes: weights, quantized codes, its config in the metadata (+ `metadata`: a tokenizer). */
 export function checkpointToBytes(model: GPT, metadata: Record<string, string> = {}): Uint8Array {
   // which layers are quantized, and how: the loader must build a QuantizedLinear there before its codes fit
   const quantized: Record<string, { mode: string; bits: number; groupSize: number }> = {}
   for (const [name, m] of model.namedModules()) {
     if (m instanceof QuantizedLinear) quantized[name] = { mode: m.mode, bits: m.bits, groupSize: m.groupSize }
     else if (!REBUILDABLE.some((C) => m instanceof C)) {
-      throw new Error(
-        `checkpointToBytes: '${name}' is a ${m.constructor.name}, which a checkpoint cannot rebuild; merge LoRA layers first (mergeLoRA) or save the adapters apart (saveAdapters)`,
-      )
+      const advice = 'merge LoRA layers first (mergeLoRA) or save the adapters apart (saveAdapters)'
+      fail('checkpointToBytes', `'${name}' is a ${m.constructor.name}, which a checkpoint cannot rebuild; ${advice}`)
     }
   }
-  for (const [k, t] of Object.entries(model.stateDict())) assertFinite(`checkpointToBytes: ${k}`, t.data) // as loading requires
+  // as loading requires
+  for (const [k, t] of Object.entries(model.stateDict())) assertFinite(`checkpointToBytes: ${k}`, t.data)
   const meta: Record<string, string> = { ...metadata, config: JSON.stringify(model.config), format: 'tenny-gpt' }
   if (Object.keys(quantized).length) meta.quantized = JSON.stringify(quantized)
   return serializeSafetensors({ ...checkpointTensors(model), ...buffers(model) }, meta)
 }
 
 type QuantSpec = { mode: 'affine' | 'int8' | 'nf4'; bits: number; groupSize: number }
-
-/** A tensor name from a file as text: a plain dotted name as it is, anything else quoted, short and on one line. */
-function shown(name: string): string {
-  return /^[\w.-]{1,120}$/.test(name) ? name : quote(name, 120)
-}
-
-/** The first few of a list of names, shown, and how many there are. */
-function listed(names: string[]): string {
-  const head = names.slice(0, 6).map(shown).join(', ')
-  return names.length > 6 ? `${head}, … (${names.length} in all)` : head
-}
 
 /** A JSON object from the metadata entry `key`, or a one-line error naming it. */
 function metadataObject(metadata: Record<string, string>, key: string, missing: string): Record<string, unknown> {
@@ -164,11 +155,11 @@ function readConfig(metadata: Record<string, string>): GPTConfig {
     if (typeof value !== types[key])
       throw new Error(`the metadata config.${key} must be a ${types[key]}, got ${quote(value)}`)
   }
-  checkConfig('the metadata', config as GPTConfig) // integers, positive, heads dividing the width: before anything is built
+  checkConfig('the metadata', config as GPTConfig) // positive integers, heads dividing the width: before building
   return config as GPTConfig
 }
 
-/** The metadata's map of quantized layers (path → { mode, bits, groupSize }); whether each is a Linear is checked later. */
+/** The metadata's map of quantized layers (path → { mode, bits, groupSize }); checkHeader checks each is a Linear. */
 function readQuantized(metadata: Record<string, string>): Map<string, QuantSpec> {
   const where = `the metadata 'quantized'`
   if (metadata.quantized === undefined) return new Map()
@@ -183,7 +174,7 @@ function readQuantized(metadata: Record<string, string>): Map<string, QuantSpec>
         typeof groupSize !== 'number'
       )
         throw new Error(
-          `${where}: '${shown(path)}' must be { mode: 'affine' | 'int8' | 'nf4', bits, groupSize }, got ${quote(opts)}`,
+          `${where}: ${named(path)} must be { mode: 'affine' | 'int8' | 'nf4', bits, groupSize }, got ${quote(opts)}`,
         )
       return [path, { mode, bits, groupSize }]
     }),
@@ -193,7 +184,7 @@ function readQuantized(metadata: Record<string, string>): Map<string, QuantSpec>
 const FLOATS = new Set(['F32', 'F16', 'BF16'])
 
 const notLinear = (path: string) =>
-  new Error(`the metadata 'quantized' names '${shown(path)}', which is not a Linear layer of this config`)
+  new Error(`the metadata 'quantized' names ${named(path)}, which is not a Linear layer of this config`)
 
 /**
  * Every tensor the config needs, checked against the file's header (names, dtypes, shapes) before anything is
@@ -243,7 +234,7 @@ function requantize(model: GPT, quantized: Map<string, QuantSpec>): void {
     try {
       model.setModule(path, QuantizedLinear.fromLinear(model.getModule(path) as Linear, spec)) // checkHeader: a Linear
     } catch (err) {
-      throw new Error(`the metadata 'quantized': '${shown(path)}': ${err instanceof Error ? err.message : String(err)}`)
+      throw new Error(`the metadata 'quantized': ${named(path)}: ${err instanceof Error ? err.message : String(err)}`)
     }
   }
 }
@@ -291,7 +282,7 @@ export function optimizerToBytes(opt: Optimizer): Uint8Array {
   for (const [i, st] of Object.entries(state))
     for (const [b, data] of Object.entries(st.buffers)) tensors[`${i}.${b}`] = new Tensor(data, [data.length])
   for (const [k, t] of Object.entries(tensors)) assertFinite(`optimizerToBytes: '${k}'`, t.data) // as loading requires
-  const steps = Object.fromEntries(Object.entries(state).map(([i, st]) => [i, st.step])) // Adam's bias correction needs each t
+  const steps = Object.fromEntries(Object.entries(state).map(([i, st]) => [i, st.step])) // for Adam's bias correction
   // safetensors metadata holds only strings: lr and the steps go in as text, checked again when read
   return serializeSafetensors(tensors, {
     format: 'tenny-optimizer',
@@ -301,41 +292,37 @@ export function optimizerToBytes(opt: Optimizer): Uint8Array {
   })
 }
 
-/** Restore what optimizerToBytes wrote into `opt` (same class and parameters); everything is checked before it is used. */
-export function loadOptimizerBytes(
-  opt: Optimizer,
-  bytes: Uint8Array,
-  source = '<bytes>',
-  options: LoadOptions = {},
-): void {
+/** Restore what optimizerToBytes wrote into `opt` (same class and parameters), all of it checked before it is used. */
+export function loadOptimizerBytes(opt: Optimizer, bytes: Bytes, source = '<bytes>', options: LoadOptions = {}): void {
   const op = `${opt.constructor.name}.load`
   const { tensors, metadata } = parseSafetensors(bytes, source, options)
   if (metadata.format !== 'tenny-optimizer')
-    throw new Error(`${op}: ${source} is not an optimizer state file (format ${JSON.stringify(metadata.format)})`)
+    fail(op, `${source} is not an optimizer state file (format ${quote(metadata.format, 60)})`)
   if (metadata.optimizer !== opt.constructor.name)
-    throw new Error(`${op}: ${source} holds ${metadata.optimizer} state, not ${opt.constructor.name}`)
+    fail(op, `${source} holds ${shown(metadata.optimizer ?? 'no')} state, not ${opt.constructor.name}`)
   let steps: unknown
   try {
-    steps = JSON.parse(metadata.steps ?? '')
+    steps = parseJson(metadata.steps ?? '')
   } catch {
-    throw new Error(`${op}: ${source} has no readable 'steps' in its metadata`)
+    fail(op, `${source} has no readable 'steps' in its metadata`)
   }
   if (typeof steps !== 'object' || steps === null || Array.isArray(steps))
-    throw new Error(`${op}: ${source}: 'steps' must map parameter indices to step counts, got ${metadata.steps}`)
-  // Number('') is 0 and Number('Infinity') is not a learning rate: only a plain decimal number is read as one
-  if (!/^(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(metadata.lr ?? ''))
-    throw new Error(`${op}: ${source}: lr ${JSON.stringify(metadata.lr)} is not a number ≥ 0`)
+    return fail(op, `${source}: 'steps' must map parameter indices to step counts, got ${quote(steps)}`)
+  // Number('') is 0 and Number('Infinity') is not a learning rate: only a plain decimal number is read as one (by a
+  // pattern with one way to match each digit: /\d+\.?\d*/ took minutes on a megabyte of 9s)
+  if (!/^(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?$/i.test(metadata.lr ?? ''))
+    fail(op, `${source}: lr ${quote(metadata.lr, 60)} is not a number ≥ 0`)
   const state = new Map(Object.entries(steps).map(([i, step]): [string, ParamState] => [i, { step, buffers: {} }]))
   for (const [key, t] of Object.entries(tensors)) {
     // '<parameter index>.<buffer name>', e.g. '3.m'
     const m = /^(\d+)\.(\w+)$/.exec(key),
       st = m && state.get(m[1])
     if (!m || !st || !(t.data instanceof Float32Array))
-      throw new Error(
-        `${op}: ${source}: tensor '${key}' is not '<index>.<buffer>' of a parameter listed in 'steps' (as F32)`,
-      )
-    assertFinite(`${op}: ${source}: '${key}'`, t.data)
-    st.buffers = { ...st.buffers, [m[2]]: t.data } // a computed key is an own property, even '__proto__': checked, not lost
+      return fail(op, `${source}: tensor ${named(key)} is not '<index>.<buffer>' of a parameter in 'steps' (as F32)`)
+    assertFinite(`${op}: ${source}: ${named(key)}`, t.data)
+    // a computed key is an own property, even '__proto__': checked, not lost
+    st.buffers = { ...st.buffers, [m[2]]: t.data }
   }
-  opt.loadStateDict({ lr: Number(metadata.lr), state: Object.fromEntries(state) }) // validates indices, steps, buffer names and sizes
+  // loadStateDict validates indices, steps, buffer names and sizes
+  opt.loadStateDict({ lr: Number(metadata.lr), state: Object.fromEntries(state) })
 }

@@ -2,7 +2,7 @@
 // typed-array view), its options, the cap on what it may read or allocate, and short texts for what a file claims.
 import { fail, quote } from '../errors.js'
 
-/** What a load may read or allocate unless told otherwise (`{ maxBytes }`): far above Tenny's models, far below a bomb. */
+/** What a load may read or allocate unless told otherwise (`{ maxBytes }`): far above Tenny's models, below a bomb. */
 export const DEFAULT_MAX_BYTES = 256 * 2 ** 20
 /** Options of every loader of bytes: refuse inputs that would read or allocate more than `maxBytes`. */
 export type LoadOptions = { maxBytes?: number }

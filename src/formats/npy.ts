@@ -27,6 +27,13 @@ export function encodeNpy({ shape, data }: NpyArray): Uint8Array {
   return bytes
 }
 
+// The header dict as numpy writes it (its keys sorted; spacing aside): a key found anywhere else (inside another
+// value, or a second time) would be a guess where numpy reads something else.
+const HEADER = new RegExp(
+  String.raw`^\{\s*'descr':\s*'([^']*)',\s*'fortran_order':\s*(True|False),` +
+    String.raw`\s*'shape':\s*\(((?:\s*\d+\s*,)*(?:\s*\d+)?\s*)\),?\s*\}\s*$`,
+)
+
 /** .npy bytes → a float32 array (from '<f4' or '<f8', C or Fortran order). Throws naming `source`. */
 export function decodeNpy(input: Bytes, source = '<npy>'): NpyArray {
   const bytes = asBytes('decodeNpy', input, 'the .npy bytes'),
@@ -41,12 +48,7 @@ export function decodeNpy(input: Bytes, source = '<npy>'): NpyArray {
   const start = 8 + lenBytes + headerLen
   if (start > bytes.length) fail(`header of ${headerLen} bytes runs past the end of the ${bytes.length}-byte file`)
   const header = new TextDecoder().decode(bytes.subarray(8 + lenBytes, start))
-  // the dict as numpy writes it (its keys sorted; spacing aside): a key found anywhere else (inside another
-  // value, or a second time) would be a guess where numpy reads something else
-  const m =
-    /^\{\s*'descr':\s*'([^']*)',\s*'fortran_order':\s*(True|False),\s*'shape':\s*\(((?:\s*\d+\s*,)*(?:\s*\d+)?\s*)\),?\s*\}\s*$/.exec(
-      header,
-    )
+  const m = HEADER.exec(header)
   if (!m)
     return fail(
       `cannot read the header ${quote(header.trim())} (expected {'descr': …, 'fortran_order': …, 'shape': (…)})`,
