@@ -4,8 +4,8 @@
 // Interim budgets (2026-12-07): the tree was just formatted by Prettier at 120 columns, which turned the old count's
 // 1,498 engine and 3,994 library lines into 1,983 and 5,420 of the same code; these hold that tree until the long
 // throw lines become error helpers and the budgets are re-based on the result (raised to 2,100 / 6,200 for
-// src/errors.ts and the tokenizer meanwhile, then to 2,200 / 7,000 for the Hugging Face architectures and loader:
-// rmsNorm and rotary ops ~140 engine lines, nn/llama.ts, gpt2.ts and nn/files/pretrained*.ts ~1,100 library lines).
+// src/errors.ts and the tokenizer meanwhile, then to 2,200 / 7,300 for the Hugging Face architectures and loader:
+// rmsNorm and rotary ops +137 engine lines, nn/llama.ts, gpt2.ts and nn/files/pretrained*.ts +1,128 library lines).
 //   npx tsx bench/loc.ts [--engine N] [--library N] [--file N] [--fn N]   (other budgets: to try them)
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util'
 const { values: flags } = parseArgs({
   options: {
     engine: { type: 'string', default: '2200' },
-    library: { type: 'string', default: '7000' },
+    library: { type: 'string', default: '7300' },
     file: { type: 'string', default: '350' },
     fn: { type: 'string', default: '110' },
   },

@@ -68,7 +68,8 @@ test('config fields of the wrong type or out of range: refused naming the field,
   refuses(withConfig(llama, { model_type: 'x'.repeat(100_000) }), /config\.model_type "x{150,}…/)
   let deep = '1' // 5,000 levels of nesting: no stack overflow, one line
   for (let i = 0; i < 5000; i++) deep = `[${deep}]`
-  refuses({ ...llama, 'config.json': text(`{"model_type": ${deep}}`) }, /config\.model_type \[\[\[\[/)
+  refuses({ ...llama, 'config.json': text(`{"model_type": ${deep}}`) }, /config\.json .*nests deeper than 64 levels/)
+  refuses(withConfig(llama, { model_type: [[['llama']]] }), /config\.model_type \[\[\["llama"\]\]\] is not supported/)
   refuses({ ...llama, 'config.json': text('{"model_type": "llama",') }, /config\.json is not valid UTF-8 JSON/)
   refuses({ ...llama, 'config.json': text('[1, 2]') }, /config\.json must hold a JSON object, got \[1, 2\]/)
 })

@@ -6,6 +6,7 @@
 import { Tensor } from '../../src/tensor.js'
 import { shapeStr, sameShape } from '../../src/shape.js'
 import { fail, quote } from '../../src/errors.js'
+import { parseJson } from '../../src/formats/bytes.js'
 import { Linear } from '../linear.js'
 import { Weights, tensorShapes } from '../weights.js'
 import { LlamaForCausalLM } from '../llama.js'
@@ -48,7 +49,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 export function readJSON(op: string, name: string, bytes: Uint8Array): unknown {
   if (bytes.length > MAX_JSON_BYTES) fail(op, `${name} is ${bytes.length} bytes, over the ${MAX_JSON_BYTES}-byte cap`)
   try {
-    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes))
+    return parseJson(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) // nesting capped: no config is deep
   } catch (err) {
     return fail(op, `${name} is not valid UTF-8 JSON (${quote(err instanceof Error ? err.message : err)})`)
   }
