@@ -160,10 +160,8 @@ export function svd(A: Tensor): { U: Tensor; S: Tensor; V: Tensor } {
   const sigma = columnNorms(g, L, c)
   normalizeColumns(g, L, c, sigma)
   const order = Array.from({ length: c }, (_, j) => j).sort((a, b) => sigma[b] - sigma[a])
-  const S = new Tensor(
-    Float32Array.from(order, (j) => sigma[j]),
-    [c],
-  )
+  const sorted = Float32Array.from(order, (j) => sigma[j]) // σ, descending
+  const S = new Tensor(sorted, [c])
   const Ut = pickColumns(g, L, order) // Ũ: (L, k)
   const Jt = pickColumns(J, c, order) // J: (k, k)
   // M = Ũ·diag(σ)·Jᵀ. For a tall A, M = A. For a wide A, M = Aᵀ, so A = J·diag(σ)·Ũᵀ and the roles swap.

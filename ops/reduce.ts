@@ -7,8 +7,11 @@ import { fail, quote } from '../src/errors.js'
 import { add, sub, mul, log, exp } from './elementwise.js'
 import { reshape, permute } from './movement.js'
 
+/** One axis, several, or (undefined) all of them. */
+type Axes = number | number[] | undefined
+
 /** Sorted, de-duplicated, non-negative axes; undefined means all of them. */
-function normAxes(op: string, axis: number | number[] | undefined, ndim: number): number[] {
+function normAxes(op: string, axis: Axes, ndim: number): number[] {
   if (axis === undefined) return Array.from({ length: ndim }, (_, i) => i)
   const list = (Array.isArray(axis) ? axis : [axis]).map((a) => normAxis(op, a, ndim))
   if (new Set(list).size !== list.length) fail(op, `axis ${quote(axis)} names an axis twice`)
@@ -60,13 +63,7 @@ function extreme(op: string, x: Tensor, axis: number, keepDims: boolean, sign: 1
 }
 
 /** Several axes reduce as one: move them to the end, merge them, reduce the merged axis. */
-function extremeOver(
-  op: string,
-  x: Tensor,
-  axis: number | number[] | undefined,
-  keepDims: boolean,
-  sign: 1 | -1,
-): Tensor {
+function extremeOver(op: string, x: Tensor, axis: Axes, keepDims: boolean, sign: 1 | -1): Tensor {
   const axes = normAxes(op, axis, x.ndim)
   if (x.ndim === 0) return mul(x, 1)
   if (axes.length === 1) return extreme(op, x, axes[0], keepDims, sign)

@@ -10,12 +10,20 @@ import {
   type LoadOptions,
 } from '../../src/formats/safetensors.js'
 import { Module } from '../module.js'
-import { Linear } from '../linear.js'
 import { QuantizedLinear } from '../quantized.js'
-import { LoRALinear, type BaseLayer } from '../lora.js'
+import { LoRALinear, type ScaleRule } from '../lora.js'
 import { DoRALinear } from '../dora.js'
-import { PiSSALinear, plainLoRA, originalWeight } from '../pissa.js'
-import { loraLayers, adapterStack, getAdapter, activeAdapter, blockIndex } from '../lora-model.js'
+import { plainLoRA } from '../pissa.js'
+import {
+  NamedAdapters,
+  loraLayers,
+  getAdapter,
+  activeAdapter,
+  blockIndex,
+  isAdaptable,
+  baseFor,
+  putAdapter,
+} from '../lora-model.js'
 import { assertFinite } from './checkpoint.js'
 
 /** Files by name, as bytes: what a browser downloads or a drop gives, and what the -node functions write and read. */
@@ -29,6 +37,7 @@ export type LayerAdapter = {
   rank: number
   alpha: number
   scale: number
+  rule?: ScaleRule // how scale came from alpha; 'given' when a file does not say
   magnitude?: Float32Array
 }
 /** What every layout's reader hands install(): the layers and the settings that apply to all of them. */
@@ -41,7 +50,7 @@ export const text = (value: unknown): Uint8Array => new TextEncoder().encode(JSO
 export function baseHash(model: Module): string {
   const lines: string[] = []
   const walk = (m: Module, prefix: string): void => {
-    if (m instanceof LoRALinear) return walk(m.base, prefix) // the base sits where the adapter stands
+    if (m instanceof LoRALinear || m instanceof NamedAdapters) return walk(m.base, prefix) // its base, in its place
     if (m instanceof QuantizedLinear) lines.push(`${prefix}weight (${m.outFeatures},${m.inFeatures})`)
     for (const [k, v] of Object.entries(m)) if (v instanceof Tensor) lines.push(`${prefix}${k} (${v.shape.join(',')})`)
     for (const [name, child] of m.namedChildren()) walk(child, `${prefix}${name}.`)
@@ -77,6 +86,7 @@ export function collect(op: string, model: Module, name?: string): Parsed & { na
       rank: p.loraA.shape[0],
       alpha: p.alpha,
       scale: p.scale,
+      rule: p.rule,
       ...(a instanceof DoRALinear && { magnitude: a.magnitude.data }),
     }
   })
@@ -103,6 +113,7 @@ export function readJson(op: string, source: string, bytes: Uint8Array): Record<
 const show = (v: unknown): string => (typeof v === 'number' ? String(v) : JSON.stringify(v))
 export const isRank = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 1
 export const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v)
+const isRule = (v: unknown): v is ScaleRule => v === 'alpha/rank' || v === 'alpha/√rank' || v === 'given'
 export const isDropout = (v: unknown): v is number => typeof v === 'number' && v >= 0 && v < 1
 export const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v)
@@ -150,15 +161,6 @@ function checkLayer(op: string, source: string, l: LayerAdapter): void {
     assertFinite(`${op}: ${source}: '${l.path}': ${what}`, data)
 }
 
-/** Where adapter `name` goes on the model's layer `m`: on top of it, or in place of an adapter of that name. */
-function placeFor(m: Linear | QuantizedLinear | LoRALinear, name: string): { base: BaseLayer; old?: LoRALinear } {
-  const old = m instanceof LoRALinear ? getAdapter(m, name) : undefined
-  if (!old) return { base: m }
-  if (!(old instanceof PiSSALinear)) return { base: old.base, old }
-  // a plain adapter replacing a PiSSA one needs the original W under it: W_res + W_r, as one float Linear
-  return { base: Linear.fromWeights(originalWeight(old), old.baseLinear().bias, { requiresGrad: false }), old }
-}
-
 /** Check every layer against the model, then install them all as adapter `name` (trainable) and freeze everything else. */
 export function install(
   op: string,
@@ -188,8 +190,7 @@ export function install(
     } catch {
       throw new Error(`${op}: ${source}: the adapter's layer '${l.path}' does not exist in this model`)
     }
-    if (!(m instanceof Linear || m instanceof QuantizedLinear || m instanceof LoRALinear))
-      throw new Error(`${op}: ${source}: '${l.path}' is a ${m.constructor.name}, not a Linear layer`)
+    if (!isAdaptable(m)) throw new Error(`${op}: ${source}: '${l.path}' is a ${m.constructor.name}, not a Linear layer`)
     if (
       l.loraA.length !== l.rank * m.inFeatures ||
       l.loraB.length !== m.outFeatures * l.rank ||
@@ -199,17 +200,14 @@ export function install(
         `${op}: ${source}: '${l.path}' is (${m.outFeatures},${m.inFeatures}) in the model, but its adapter of rank ${l.rank} has ${l.loraA.length} + ${l.loraB.length} values (expected A (${l.rank},${m.inFeatures}), B (${m.outFeatures},${l.rank}))`,
       )
     }
-    const place = placeFor(m, name)
-    if (dora && place.base instanceof LoRALinear)
-      throw new Error(`${op}: ${source}: '${l.path}' already has adapters; a DoRA adapter must be a layer's first`)
-    return { ...place, top: m }
+    return baseFor(m, name) // the layer's base, or W again under a PiSSA adapter this one replaces
   })
   const stream = rngState() // each new layer draws an init that is overwritten at once: leave the stream as it was
   let built: LoRALinear[]
   try {
     built = layers.map((l, i) => {
-      const options = { rank: l.rank, alpha: l.alpha, scale: l.scale, name, dropout }
-      const layer = dora ? new DoRALinear(places[i].base, options) : new LoRALinear(places[i].base, options)
+      const options = { rank: l.rank, alpha: l.alpha, scale: l.scale, rule: l.rule, name, dropout }
+      const layer = dora ? new DoRALinear(places[i], options) : new LoRALinear(places[i], options)
       layer.loraA.data.set(l.loraA)
       layer.loraB.data.set(l.loraB)
       if (layer instanceof DoRALinear && l.magnitude) layer.magnitude.data.set(l.magnitude)
@@ -221,12 +219,8 @@ export function install(
   // Phase 2 cannot fail: swap the new layers in, and only the loaded adapter trains, as after applyLoRA.
   model.freeze()
   for (const [i, l] of layers.entries()) {
-    const { old, top } = places[i],
-      layer = built[i]
-    const above = old && top instanceof LoRALinear ? adapterStack(top).find((a) => a.base === old) : undefined
-    if (above)
-      above.base = layer // the replaced adapter sat inside a stack
-    else model.setModule(l.path, layer)
+    const layer = built[i]
+    putAdapter(model, l.path, layer) // on the layer, beside its other adapters, or in place of the one named so
     for (const t of [layer.loraA, layer.loraB, ...(layer instanceof DoRALinear ? [layer.magnitude] : [])])
       t.requiresGrad = true
   }
@@ -250,8 +244,10 @@ export function adapterFiles(model: Module, { name }: { name?: string } = {}): A
     tensors[`${l.path}.loraA`] = { dtype: 'F32', shape: [l.rank, l.loraA.length / l.rank], data: l.loraA }
     tensors[`${l.path}.loraB`] = { dtype: 'F32', shape: [l.loraB.length / l.rank, l.rank], data: l.loraB }
     if (l.magnitude) tensors[`${l.path}.magnitude`] = { dtype: 'F32', shape: [l.magnitude.length], data: l.magnitude }
-    if (l.rank !== first.rank || l.alpha !== first.alpha || l.scale !== first.scale)
-      perLayer[l.path] = { ...(l.rank !== first.rank && { rank: l.rank }), alpha: l.alpha, scale: l.scale }
+    if (l.rank !== first.rank || l.alpha !== first.alpha || l.scale !== first.scale || l.rule !== first.rule) {
+      const rank = l.rank !== first.rank && { rank: l.rank }
+      perLayer[l.path] = { ...rank, alpha: l.alpha, scale: l.scale, ...(l.rule !== first.rule && { rule: l.rule }) }
+    }
   }
   const config = {
     format: 'tenny-lora',
@@ -260,6 +256,7 @@ export function adapterFiles(model: Module, { name }: { name?: string } = {}): A
     rank: first.rank,
     alpha: first.alpha,
     scale: first.scale,
+    rule: first.rule,
     dropout,
     ...(dora && { useDora: true }),
     targets: unique(paths.map((p) => p.split('.').pop()!)).sort(),
@@ -355,6 +352,14 @@ export function loadAdapterFiles(
       rank,
       alpha: pick('alpha') as number,
       scale: pick('scale') as number,
+      rule: setting(
+        op,
+        `config rule of '${path}'`,
+        pick('rule'),
+        isRule,
+        "'alpha/rank', 'alpha/√rank' or 'given'",
+        'given',
+      ),
       magnitude,
     }
   })

@@ -11,7 +11,7 @@ import {
 import { encodeNpz, decodeNpz } from '../../src/formats/npy.js'
 import { transpose as transposeOp } from '../../ops/movement.js'
 import { Module } from '../module.js'
-import { loraScale, scaleRule } from '../lora.js'
+import { loraScale, type ScaleRule } from '../lora.js'
 import { linearLayers, blockIndex } from '../lora-model.js'
 import {
   CONFIG,
@@ -84,9 +84,8 @@ export function peftFiles(
   const { layers, dropout, dora } = collect('exportPEFT', model, name)
   const first = layers[0]
   // PEFT's scale is lora_alpha / r (use_rslora: / √r); keep alpha when one of those rules gives the scale, else derive it
-  const rslora = layers.every((l) => scaleRule(l) === 'alpha/√rank')
-  const alphaOf = (l: LayerAdapter) =>
-    scaleRule(l) === (rslora ? 'alpha/√rank' : 'alpha/rank') ? l.alpha : l.scale * (rslora ? Math.sqrt(l.rank) : l.rank)
+  const rule: ScaleRule = layers.every((l) => l.rule === 'alpha/√rank') ? 'alpha/√rank' : 'alpha/rank'
+  const alphaOf = (l: LayerAdapter) => (l.rule === rule ? l.alpha : loraScale(l.rank, rule, { scale: l.scale }).alpha)
   const tensors: Record<string, StoredTensor> = {}
   const rankPattern: Record<string, number> = {},
     alphaPattern: Record<string, number> = {}
@@ -118,7 +117,7 @@ export function peftFiles(
     r: first.rank,
     lora_alpha: alphaOf(first),
     lora_dropout: dropout,
-    use_rslora: rslora,
+    use_rslora: rule === 'alpha/√rank',
     use_dora: dora,
     bias: 'none',
     fan_in_fan_out: false,
@@ -169,6 +168,7 @@ export function importPEFTFiles(
   if (cfg.peft_type !== 'LORA')
     throw new Error(`${op}: ${CONFIG}: peft_type is ${JSON.stringify(cfg.peft_type)}, only 'LORA' is supported`)
   const useRslora = setting(op, `${CONFIG}: use_rslora`, cfg.use_rslora, isBoolean, 'true or false', false)
+  const rule: ScaleRule = useRslora ? 'alpha/√rank' : 'alpha/rank'
   const dora = setting(op, `${CONFIG}: use_dora`, cfg.use_dora, isBoolean, 'true or false', false)
   const dropout = setting(op, `${CONFIG}: lora_dropout`, cfg.lora_dropout, isDropout, 'a number in [0, 1)', 0)
   const { tensors, metadata } = parseSafetensors(need(op, files, 'adapter_model.safetensors'), source, options)
@@ -213,8 +213,8 @@ export function importPEFTFiles(
       loraA: a.data,
       loraB: b.data,
       rank,
-      alpha: layerAlpha,
-      scale: loraScale({ rank, alpha: layerAlpha, useRslora }),
+      ...loraScale(rank, rule, { alpha: layerAlpha }),
+      rule,
       magnitude,
     }
   })
@@ -338,14 +338,14 @@ export function importMLXFiles(
     if (params.rank !== undefined && params.rank !== rank)
       throw new Error(`${op}: ${file}: '${path}' has rank ${rank}, but ${CONFIG} says ${String(params.rank)}`)
     const magnitude = dora ? f32(op, file, `${path}.m`, h.m, 1).data : undefined
-    // MLX gives the scale, not alpha: alpha = scale·rank keeps loraScale's alpha/rank rule true
+    // MLX gives the scale, not alpha: it stays as given, with the alpha that gives it as alpha/rank would
     return {
       path,
       loraA: transpose(a.data, inF, rank),
       loraB: transpose(b.data, rank, outF),
       rank,
-      alpha: s * rank,
-      scale: s,
+      ...loraScale(rank, 'given', { scale: s }),
+      rule: 'given',
       magnitude,
     }
   })
