@@ -6,13 +6,10 @@ export function fail(op: string, message: string): never {
   throw new Error(`${op}: ${message}`)
 }
 
-/**
- * `value` as JSON.stringify writes it (compact; NaN, undefined and bigints as JavaScript writes them), cut to `max`
- * characters with '…'; walked without recursion, so depth cannot overflow the stack.
- */
+/** `value` as JSON-like text cut to `max` characters (with '…'); walked without recursion, so depth cannot overflow. */
 export function quote(value: unknown, max = 200): string {
   let out = ''
-  // a stack of what is left to write: values, or literal text such as ',' and '}'
+  // a stack of what is left to write: values, or literal text such as ', ' and '}'
   const todo: ({ value: unknown } | string)[] = [{ value }]
   const seen = new Set<object>()
   while (todo.length && out.length <= max) {
@@ -34,8 +31,8 @@ export function quote(value: unknown, max = 200): string {
       const entries = isArray ? v.slice(0, room).map((item) => ['', item] as const) : Object.entries(v).slice(0, room)
       const parts: ({ value: unknown } | string)[] = [isArray ? '[' : '{']
       for (let i = 0; i < entries.length; i++) {
-        if (i > 0) parts.push(',')
-        if (!isArray) parts.push(`${JSON.stringify(entries[i][0])}:`)
+        if (i > 0) parts.push(', ')
+        if (!isArray) parts.push(`${JSON.stringify(entries[i][0])}: `)
         parts.push({ value: entries[i][1] })
       }
       parts.push(isArray ? ']' : '}')
