@@ -46,7 +46,7 @@ export class Weights {
   /** GPT-2's layout, y = x·W + b with W (in, out): `weight` and `bias` from here. */
   conv1d(inFeatures: number, outFeatures: number): Conv1D {
     const weight = this.get('weight', [inFeatures, outFeatures])
-    return new Conv1D(inFeatures, outFeatures, { weight, bias: this.get('bias', [outFeatures]) })
+    return new Conv1D(inFeatures, outFeatures, {}, { weight, bias: this.get('bias', [outFeatures]) })
   }
 
   layerNorm(dim: number, eps: number): LayerNorm {

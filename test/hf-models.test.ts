@@ -14,7 +14,7 @@ import { loadPretrained } from '../nn/files/pretrained-node'
 import { pretrainedFromFiles } from '../nn/files/pretrained'
 import { LlamaForCausalLM } from '../nn/llama'
 import { GPT2LMHeadModel } from '../nn/gpt2'
-import { applyLoRA, loraLayers } from '../nn/lora-model'
+import { applyLoRA, loraAdapters } from '../nn/lora-model'
 import { AdamW } from '../nn/optim'
 import { readConfig } from '../nn/files/pretrained-config'
 import { assertClose } from './helpers'
@@ -199,7 +199,7 @@ test('LoRA on q_proj and v_proj by Hugging Face names: loss and every A, B gradi
     const { model } = loadPretrained(join(ROOT, name))
     const rank = Number(parseSafetensors(readFileSync(join(ROOT, name, 'reference.safetensors'))).metadata.lora_rank)
     applyLoRA(model, { targets: ['q_proj', 'v_proj'], rank, alpha: 2 * rank })
-    const layers = loraLayers(model)
+    const layers = loraAdapters(model)
     assert.equal(
       layers.map(([p]) => p),
       [
