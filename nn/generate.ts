@@ -1,4 +1,4 @@
-// Generation for the causal language models built from Hugging Face checkpoints (gpt2.ts, llama.ts): extend a
+// Generation, the one loop every language model here shares (gpt.ts, gpt2.ts, llama.ts): extend a
 // batch of token ids one sampled token at a time. A KV cache per layer keeps the keys and values of the positions
 // already seen, so each new token runs one position through the model instead of the whole context.
 import { Tensor, noGrad } from '../src/tensor.js'

@@ -1,11 +1,10 @@
 // A GPT-2-style language model in one file, from small pieces to the whole: MLP, Block, GPT. The model only:
 // parameter names (`blocks.0.attn.qProj.weight`, ...) are the checkpoint keys (checkpoint.ts) and LoRA's targets.
-import { Tensor, noGrad } from '../src/tensor.js'
+import { Tensor } from '../src/tensor.js'
 import { shapeStr } from '../src/shape.js'
 import { fail, quote } from '../src/errors.js'
-import { manualSeed, randomNormal } from '../src/random.js'
+import { randomNormal } from '../src/random.js'
 import { add, gelu } from '../ops/elementwise.js'
-import { slice } from '../ops/movement.js'
 import { crossEntropy } from '../ops/nn.js'
 import { Module } from './module.js'
 import { Linear, type LinearLike } from './linear.js'
@@ -13,8 +12,7 @@ import { Embedding } from './embedding.js'
 import { LayerNorm } from './layernorm.js'
 import { Dropout } from './dropout.js'
 import { CausalSelfAttention, KVCache } from './attention.js'
-import { sampleNext } from './sampling.js'
-import type { GenerateOptions } from './generate.js'
+import { generate, type CausalLM, type GenerateOptions } from './generate.js'
 
 export type GPTConfig = {
   vocabSize: number
@@ -67,8 +65,6 @@ export class Block extends Module {
   }
 }
 
-/** Sampling settings, plus `seed` (reseeds the stream first) and useCache (false: recompute every step). */
-
 /** Fill a tensor in place with N(0, std²) draws from the seeded stream. */
 function normalInit(t: Tensor, std: number): void {
   for (let i = 0; i < t.size; i++) t.data[i] = std * randomNormal()
@@ -118,7 +114,7 @@ export function* gptParameterShapes(config: GPTConfig): Generator<[name: string,
 }
 
 /** Token + position embeddings, nLayer blocks, a final LayerNorm and the LM head: idx (B, T) → logits (B, T, V). */
-export class GPT extends Module {
+export class GPT extends Module implements CausalLM {
   readonly config: Required<GPTConfig>
   wte: Embedding
   wpe: Embedding
@@ -167,7 +163,7 @@ export class GPT extends Module {
 
   /** idx (B, T) token ids → logits (B, T, vocabSize). */
   forward(idx: Tensor): Tensor {
-    return this.lmHead.forward(this.hidden(idx))
+    return this.head(this.hidden(idx))
   }
 
   /** Mean cross-entropy of the next-token predictions: idx, targets (B, T) → scalar. */
@@ -175,51 +171,30 @@ export class GPT extends Module {
     return crossEntropy(this.forward(idx), targets)
   }
 
+  get contextSize(): number {
+    return this.config.blockSize
+  }
+
+  get vocabSize(): number {
+    return this.config.vocabSize
+  }
+
+  /** Final hidden states (B, T, C) → logits (B, T, vocabSize). */
+  head(h: Tensor): Tensor {
+    return this.lmHead.forward(h)
+  }
+
+  /** One empty KV cache per block, each for `capacity` positions of a batch of `batch`. */
+  newCaches(batch: number, capacity: number): KVCache[] {
+    return this.blocks.map(() => new KVCache(batch, capacity, this.config.nEmbd))
+  }
+
   /**
-   * Extend idx (B, T) by maxNewTokens sampled tokens → (B, T + maxNewTokens). Uses a KV cache: each new token
-   * runs one position through the model; past blockSize the context is cropped and, since every position then
-   * shifts, recomputed each step.
+   * Extend idx (B, T) by maxNewTokens sampled tokens → (B, T + maxNewTokens), with a KV cache (nn/generate.ts, the
+   * loop every language model here shares): past blockSize the context is cropped and recomputed each step.
    * temperature 0 = argmax; `seed` reseeds the stream first; useCache: false recomputes the whole context each step.
    */
   generate(idx: Tensor, maxNewTokens: number, options: GenerateOptions = {}): Tensor {
-    const { seed, useCache = true, ...sampling } = options ?? {}
-    const [B, T0] = idx.shape
-    if (idx.ndim !== 2 || T0 < 1) fail('GPT.generate', `idx must be (B, T) with T ≥ 1, got ${shapeStr(idx.shape)}`)
-    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0)
-      fail('GPT.generate', `maxNewTokens must be an integer ≥ 0, got ${quote(maxNewTokens)}`)
-    if (seed !== undefined) manualSeed(seed)
-    const { blockSize, vocabSize, nEmbd } = this.config
-    const total = T0 + maxNewTokens
-    const out = new Float32Array(B * total) // (B, T0 + maxNewTokens), filled left to right
-    for (let b = 0; b < B; b++) out.set(idx.data.subarray(b * T0, (b + 1) * T0), b * total)
-    const window = (from: number, to: number) => {
-      // tokens [from, to) of every row, as (B, to − from)
-      const ids = new Float32Array(B * (to - from))
-      for (let b = 0; b < B; b++) ids.set(out.subarray(b * total + from, b * total + to), b * (to - from))
-      return new Tensor(ids, [B, to - from])
-    }
-    const wasTraining = this.training
-    this.eval() // no dropout while generating: the cached and the recomputed paths must see the same model
-    try {
-      return noGrad(() => {
-        let caches: KVCache[] | null = null
-        for (let len = T0; len < total; len++) {
-          let h: Tensor
-          if (useCache && caches && caches[0].length < blockSize) {
-            h = this.hidden(window(len - 1, len), caches) // (B, 1, C): only the newest token
-          } else {
-            // first step, no cache, or the window is full: crop to blockSize and (re)build the cache
-            caches = useCache ? this.blocks.map(() => new KVCache(B, blockSize, nEmbd)) : null
-            h = this.hidden(window(Math.max(0, len - blockSize), len), caches ?? undefined) // (B, t, C)
-          }
-          const last = slice(h, 1, -1) // (B, 1, C): only the last position needs logits
-          const next = sampleNext(this.lmHead.forward(last).data, B, vocabSize, sampling)
-          for (let b = 0; b < B; b++) out[b * total + len] = next[b]
-        }
-        return new Tensor(out, [B, total])
-      })
-    } finally {
-      if (wasTraining) this.train()
-    }
+    return generate(this, idx, maxNewTokens, options ?? {})
   }
 }
