@@ -14,7 +14,12 @@ import { loadPretrained } from '../nn/files/pretrained-node'
 import { pretrainedFromFiles } from '../nn/files/pretrained'
 import { LlamaForCausalLM } from '../nn/llama'
 import { GPT2LMHeadModel } from '../nn/gpt2'
-import { applyLoRA, loraAdapters } from '../nn/lora-model'
+import { applyLoRA, loraAdapters, loraLayers, getAdapter } from '../nn/lora-model'
+import { DoRALinear } from '../nn/dora'
+import { QuantizedLinear, quantize } from '../nn/quantized'
+import { Linear, Conv1D } from '../nn/linear'
+import { Embedding } from '../nn/embedding'
+import type { Module } from '../nn/module'
 import { AdamW } from '../nn/optim'
 import { readConfig } from '../nn/files/pretrained-config'
 import { assertClose } from './helpers'
@@ -193,35 +198,111 @@ test('built from a config alone (transformers` init, seeded), a Llama and a GPT-
   }
 })
 
-test('LoRA on q_proj and v_proj by Hugging Face names: loss and every A, B gradient equal PyTorch`s (PEFT math)', () => {
-  for (const name of ['llama-tied-f32', 'qwen2-f16']) {
-    const ref = reference(name)
-    const { model } = loadPretrained(join(ROOT, name))
-    const rank = Number(parseSafetensors(readFileSync(join(ROOT, name, 'reference.safetensors'))).metadata.lora_rank)
-    applyLoRA(model, { targets: ['q_proj', 'v_proj'], rank, alpha: 2 * rank })
-    const layers = loraAdapters(model)
+/** The LoRA fixtures: the layers make.py adapted, by Hugging Face name. */
+const LORA_CASES = [
+  { name: 'llama-tied-f32', targets: ['q_proj', 'v_proj'], layer: (i: number) => `model.layers.${i}.self_attn` },
+  { name: 'qwen2-f16', targets: ['q_proj', 'v_proj'], layer: (i: number) => `model.layers.${i}.self_attn` },
+  { name: 'gpt2-f32', targets: ['c_attn'], layer: (i: number) => `transformer.h.${i}.attn` }, // over Conv1D
+]
+
+/**
+ * Load `name`, adapt its `targets` as `setup` says (after quantizing the base, for QLoRA), put in make.py's A, B
+ * (and DoRA's m), then compare loss, logits and every adapter gradient with PyTorch's under `prefix`.
+ */
+function checkAdapted(
+  { name, targets }: (typeof LORA_CASES)[number],
+  prefix: string,
+  setup: (model: Module) => void,
+  { atol = 1e-5 } = {},
+): Module {
+  const ref = reference(name)
+  const { model } = loadPretrained(join(ROOT, name))
+  setup(model)
+  const rank = Number(parseSafetensors(readFileSync(join(ROOT, name, 'reference.safetensors'))).metadata.lora_rank)
+  applyLoRA(model, { targets, rank, alpha: 2 * rank, useDora: prefix === 'dora' })
+  const layers = loraAdapters(model)
+  const at = (path: string, part: string) => ref[`base_model.model.${path}.${part}`]
+  const own = (path: string, part: string) =>
+    ref[`${prefix === 'lora' ? '' : `${prefix}.`}base_model.model.${path}.${part}`]
+  for (const [path, l] of layers) {
+    l.loraA.data.set(at(path, 'lora_A.weight').data)
+    l.loraB.data.set(at(path, 'lora_B.weight').data)
+    if (l instanceof DoRALinear) l.magnitude.data.set(own(path, 'lora_magnitude_vector').data)
+  }
+  const idx = ids(ref.idx)
+  const logits = model.forward(idx)
+  assertClose(logits.data, ref[`${prefix}_logits`].data, { atol, rtol: 1e-5, what: `${name} ${prefix} logits` })
+  const loss = model.loss(idx, ids(ref.targets))
+  assertClose([loss.item()], ref[`${prefix}_loss`].data, { atol, what: `${name} ${prefix} loss` })
+  loss.backward()
+  for (const [path, l] of layers) {
+    const parts: [string, Tensor][] = [
+      ['lora_A', l.loraA],
+      ['lora_B', l.loraB],
+    ]
+    if (l instanceof DoRALinear) parts.push(['lora_magnitude_vector', l.magnitude])
+    for (const [part, t] of parts)
+      assertClose(t.grad!.data, own(path, `${part}.grad`).data, {
+        atol,
+        what: `${name} ${prefix} ${path}.${part} grad`,
+      })
+  }
+  return model
+}
+
+test('LoRA by Hugging Face names (q_proj, v_proj; c_attn over GPT-2`s Conv1D): logits, loss, A and B gradients = PyTorch`s', () => {
+  for (const c of LORA_CASES) {
+    const model = checkAdapted(c, 'lora', () => {})
+    const paths = loraAdapters(model).map(([p]) => p)
     assert.equal(
-      layers.map(([p]) => p),
-      [
-        'model.layers.0.self_attn.q_proj',
-        'model.layers.0.self_attn.v_proj',
-        'model.layers.1.self_attn.q_proj',
-        'model.layers.1.self_attn.v_proj',
-      ],
+      paths,
+      [0, 1].flatMap((i) => c.targets.map((t) => `${c.layer(i)}.${t}`)),
     )
-    for (const [path, l] of layers) {
-      l.loraA.data.set(ref[`base_model.model.${path}.lora_A.weight`].data)
-      l.loraB.data.set(ref[`base_model.model.${path}.lora_B.weight`].data)
-    }
-    const loss = model.loss(ids(ref.idx), ids(ref.targets))
-    assertClose([loss.item()], ref.lora_loss.data, { atol: 1e-5, what: `${name} LoRA loss` })
-    loss.backward()
-    for (const [path, l] of layers) {
-      const key = `base_model.model.${path}`
-      assertClose(l.loraA.grad!.data, ref[`${key}.lora_A.grad`].data, { atol: 1e-5, what: `${key}.lora_A grad` })
-      assertClose(l.loraB.grad!.data, ref[`${key}.lora_B.grad`].data, { atol: 1e-5, what: `${key}.lora_B grad` })
+    if (c.name === 'gpt2-f32') assert.instance(getAdapter(loraLayers(model)[0][1], 'default')!.base, Conv1D)
+  }
+})
+
+test('DoRA (PEFT`s use_dora) on the same layers: logits, loss and the gradients of A, B and m = PyTorch`s', () => {
+  for (const c of LORA_CASES) {
+    const model = checkAdapted(c, 'dora', () => {})
+    assert.ok(loraAdapters(model).every(([, l]) => l instanceof DoRALinear))
+  }
+})
+
+test('QLoRA: LoRA over an affine 4-bit, int8 or NF4 base gives PyTorch`s numbers on the decoded weights; a tied head stays float', () => {
+  const modes = { affine4: { mode: 'affine', bits: 4 }, int8: { mode: 'int8' }, nf4: { mode: 'nf4' } } as const
+  for (const c of LORA_CASES) {
+    for (const [key, options] of Object.entries(modes)) {
+      let skipped: string[] = []
+      const model = checkAdapted(c, `qlora_${key}`, (m) => {
+        const done = quantize(m, { ...options, groupSize: 16 })
+        skipped = done.skipped
+        const linears = [...m.namedModules()].filter(([, x]) => x instanceof Linear || x instanceof Conv1D)
+        assert.equal(
+          linears.map(([p]) => p),
+          ['lm_head'],
+          'every layer quantized but the head',
+        )
+      })
+      // the tied head is the embeddings' own Tensor: quantizing it would untie it, so it is skipped and listed
+      assert.equal(skipped, ['lm_head'], `${c.name} ${key}`)
+      assert.instance(model.getModule('lm_head'), Linear)
+      const base = getAdapter(loraLayers(model)[0][1], 'default')!.base
+      assert.instance(base, QuantizedLinear)
     }
   }
+})
+
+test('QLoRA on an untied model: nn.quantize packs lm_head too (as mlx-lm does); a filter keeps it float (as bitsandbytes)', () => {
+  const { model } = loadPretrained(join(ROOT, 'gpt2-untied-bf16'))
+  const all = quantize(model, { groupSize: 16 })
+  assert.ok(all.paths.includes('lm_head') && all.skipped.length === 0, JSON.stringify(all))
+  const kept = loadPretrained(join(ROOT, 'gpt2-untied-bf16')).model
+  const some = quantize(kept, { groupSize: 16, filter: (path) => path !== 'lm_head' })
+  assert.equal(some.paths.length, 8)
+  assert.instance(kept.getModule('lm_head'), Linear)
+  // wte and wpe are embeddings, not layers nn.quantize packs: a QLoRA model keeps them in float32
+  assert.instance(kept.getModule('transformer.wte'), Embedding)
 })
 
 test.run()
