@@ -126,8 +126,10 @@ export class GPT2Model extends Module {
   }
 }
 
-/** GPT-2 with its language-model head: idx (B, T) → logits (B, T, vocabSize), its tensors from `w` (default: an init). */
+/** GPT-2 with its language-model head: idx (B, T) → logits (B, T, vocabSize); tensors from `w` (default: an init). */
 export class GPT2LMHeadModel extends Module implements CausalLM {
+  /** The folder or hub name it was loaded from (transformers' name_or_path), which exported adapters name. */
+  nameOrPath: string | null = null
   readonly config: GPT2Config
   transformer: GPT2Model
   lm_head: LinearLike

@@ -205,6 +205,8 @@ export class LlamaModel extends Module {
 
 /** A Llama-family language model: idx (B, T) → logits (B, T, vocabSize), its tensors from `w` (default: an init). */
 export class LlamaForCausalLM extends Module implements CausalLM {
+  /** The folder or hub name it was loaded from (transformers' name_or_path), which exported adapters name. */
+  nameOrPath: string | null = null
   readonly config: LlamaConfig
   model: LlamaModel
   lm_head: LinearLike

@@ -176,10 +176,13 @@ function withAdapter(layer: BaseLayer | Adapted, adapter: LoRALinear): Adapted {
   return layer instanceof LoRALinear && layer.name !== adapter.name ? new NamedAdapters([layer, adapter]) : adapter
 }
 
-/** Put `adapter` on the layer at `path`: on a plain layer, beside its adapters, or in place of the one of its name. */
+/**
+ * Put `adapter` on the layer at `path`: on a plain layer, beside its adapters, or in place of the one of its name.
+ * It takes the layer's train/eval mode: an adapter put into a model in eval mode (a loaded checkpoint) runs no dropout.
+ */
 export function putAdapter(model: Module, path: string, adapter: LoRALinear): void {
   const layer = model.getModule(path) as BaseLayer | Adapted
-  const adapted = withAdapter(layer, adapter)
+  const adapted = withAdapter(layer, adapter).train(layer.training)
   if (adapted !== layer) model.setModule(path, adapted)
 }
 
@@ -202,12 +205,12 @@ function build(layer: BaseLayer | Adapted, name: string, { useDora = false, ...o
     : LoRALinear.fromLinear(base, { ...settings, init })
 }
 
-/** Add adapter `name` to a layer; it trains, the layer's other adapters freeze. Returns the adapted layer. */
+/** Add adapter `name` to a layer (in the layer's train/eval mode); it trains, the others freeze. Returns the result. */
 export function addAdapter(layer: BaseLayer | Adapted, name: string, options: AdapterOptions = {}): Adapted {
   const adapter = build(layer, name, options ?? {})
   for (const other of isAdapted(layer) ? adapterStack(layer) : [])
     for (const t of ownTensors(other)) t.requiresGrad = false
-  return withAdapter(layer, adapter)
+  return withAdapter(layer, adapter).train(layer.training)
 }
 
 function layerFilter(model: Module, layers: number | number[] | undefined): (path: string) => boolean {

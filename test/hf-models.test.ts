@@ -250,7 +250,7 @@ function checkAdapted(
   return model
 }
 
-test('LoRA by Hugging Face names (q_proj, v_proj; c_attn over GPT-2`s Conv1D): logits, loss, A and B gradients = PyTorch`s', () => {
+test('LoRA by Hugging Face names (q_proj, v_proj; Conv1D c_attn): logits, loss, A and B grads = PyTorch`s', () => {
   for (const c of LORA_CASES) {
     const model = checkAdapted(c, 'lora', () => {})
     const paths = loraAdapters(model).map(([p]) => p)
@@ -269,7 +269,7 @@ test('DoRA (PEFT`s use_dora) on the same layers: logits, loss and the gradients 
   }
 })
 
-test('QLoRA: LoRA over an affine 4-bit, int8 or NF4 base gives PyTorch`s numbers on the decoded weights; a tied head stays float', () => {
+test('QLoRA on affine 4-bit, int8, NF4 bases: PyTorch`s numbers on decoded weights; a tied head stays float', () => {
   const modes = { affine4: { mode: 'affine', bits: 4 }, int8: { mode: 'int8' }, nf4: { mode: 'nf4' } } as const
   for (const c of LORA_CASES) {
     for (const [key, options] of Object.entries(modes)) {
@@ -293,7 +293,7 @@ test('QLoRA: LoRA over an affine 4-bit, int8 or NF4 base gives PyTorch`s numbers
   }
 })
 
-test('QLoRA on an untied model: nn.quantize packs lm_head too (as mlx-lm does); a filter keeps it float (as bitsandbytes)', () => {
+test('QLoRA, untied model: nn.quantize packs lm_head (as mlx-lm); a filter keeps it float (as bitsandbytes)', () => {
   const { model } = loadPretrained(join(ROOT, 'gpt2-untied-bf16'))
   const all = quantize(model, { groupSize: 16 })
   assert.ok(all.paths.includes('lm_head') && all.skipped.length === 0, JSON.stringify(all))

@@ -15,6 +15,8 @@ import { transpose as transposeOp } from '../../ops/movement.js'
 import { Module } from '../module.js'
 import { loraScale } from '../lora.js'
 import { blockIndex } from '../lora-model.js'
+import { GPT2LMHeadModel } from '../gpt2.js'
+import { LlamaForCausalLM } from '../llama.js'
 import { collect, install, layerOf, type LayerAdapter } from './adapter-layers.js'
 import {
   CONFIG,
@@ -43,6 +45,23 @@ function fnv1a(bytes: Uint8Array): string {
   return (h >>> 0).toString(16).padStart(8, '0')
 }
 
+/**
+ * A layer's path as mlx-lm names it. Its Llama-family models use Hugging Face's paths (`model.layers.0.self_attn.
+ * q_proj`); its GPT-2 renames `transformer.` to `model.` (models/gpt2.py's sanitize). A tied head is no module there
+ * (the embeddings' as_linear), so an adapter on it has nowhere to go.
+ */
+function mlxPath(op: string, model: Module, path: string): string {
+  const tied = model instanceof GPT2LMHeadModel || (model instanceof LlamaForCausalLM && model.config.tieWordEmbeddings)
+  if (tied && path === 'lm_head')
+    fail(op, `mlx-lm's ${model.constructor.name} with tied embeddings has no lm_head module to adapt`)
+  return model instanceof GPT2LMHeadModel ? path.replace(/^transformer\./, 'model.') : path
+}
+
+/** mlxPath undone: the model's own path for a key from mlx-lm's file. */
+function modelPath(model: Module, path: string): string {
+  return model instanceof GPT2LMHeadModel ? path.replace(/^model\./, 'transformer.') : path
+}
+
 /** (rows, cols) → (cols, rows): MLX stores the factors the other way round, x·lora_a·lora_b. */
 function transpose(data: Float32Array, rows: number, cols: number): Float32Array {
   return transposeOp(new Tensor(data, [rows, cols])).data
@@ -51,7 +70,7 @@ function transpose(data: Float32Array, rows: number, cols: number): Float32Array
 /**
  * mlx-lm's files: adapters.safetensors or adapters.npz (`<path>.lora_a` (in, r), `.lora_b` (r, out), DoRA's `.m`)
  * and its adapter_config.json. mlx-lm adapts the last num_layers blocks, so num_layers reaches back to the first
- * adapted block.
+ * adapted block; keys are mlx-lm's module paths (a Hugging Face GPT-2's `transformer.` is its `model.`).
  */
 export function mlxFiles(
   model: Module,
@@ -71,9 +90,10 @@ export function mlxFiles(
   for (const l of layers) {
     const inF = l.loraA.length / l.rank,
       outF = l.loraB.length / l.rank
-    arrays[`${l.path}.lora_a`] = { shape: [inF, l.rank], data: transpose(l.loraA, l.rank, inF) } // (in, r) = Aᵀ
-    arrays[`${l.path}.lora_b`] = { shape: [l.rank, outF], data: transpose(l.loraB, outF, l.rank) } // (r, out) = Bᵀ
-    if (l.magnitude) arrays[`${l.path}.m`] = { shape: [outF], data: l.magnitude }
+    const key = mlxPath(op, model, l.path)
+    arrays[`${key}.lora_a`] = { shape: [inF, l.rank], data: transpose(l.loraA, l.rank, inF) } // (in, r) = Aᵀ
+    arrays[`${key}.lora_b`] = { shape: [l.rank, outF], data: transpose(l.loraB, outF, l.rank) } // (r, out) = Bᵀ
+    if (l.magnitude) arrays[`${key}.m`] = { shape: [outF], data: l.magnitude }
   }
   // mlx-lm wraps `keys` in model.layers[-num_layers:] (tuner/utils.py, linear_to_lora_layers): reach back to the
   // first adapted block; blocks in between get layers whose B = 0, which change nothing
@@ -149,19 +169,21 @@ export function importMLXFiles(
         op,
         `${file}: unknown key ${named(key)} (expected <path>.lora_a or <path>.lora_b${dora ? ' or <path>.m' : ''})`,
       )
-    parts.set(m[1], { ...parts.get(m[1]), [m[2]]: t })
+    const path = modelPath(model, m[1])
+    parts.set(path, { ...parts.get(path), [m[2]]: t })
   }
   for (const path of parts.keys()) layerOf(op, file, model, path) // before anything else is read for it
   const layers = [...parts].map(([path, h]): LayerAdapter => {
-    const a = f32(op, file, `${path}.lora_a`, h.lora_a),
-      b = f32(op, file, `${path}.lora_b`, h.lora_b)
+    const key = mlxPath(op, model, path) // the file's name for it
+    const a = f32(op, file, `${key}.lora_a`, h.lora_a),
+      b = f32(op, file, `${key}.lora_b`, h.lora_b)
     const [inF, rank] = a.shape,
       outF = b.shape[1]
     if (b.shape[0] !== rank)
       fail(op, `${file}: ${named(path)}: lora_a is (${a.shape}) but lora_b is (${b.shape}): ranks differ`)
     if (params.rank !== undefined && params.rank !== rank)
       fail(op, `${file}: ${named(path)} has rank ${rank}, but ${CONFIG} says ${quote(params.rank, 40)}`)
-    const magnitude = dora ? f32(op, file, `${path}.m`, h.m, 1).data : undefined
+    const magnitude = dora ? f32(op, file, `${key}.m`, h.m, 1).data : undefined
     // MLX gives the scale, not alpha: it stays as given, with the alpha that gives it as alpha/rank would
     return {
       path,

@@ -9,8 +9,9 @@ import {
   type LoadOptions,
 } from '../../src/formats/safetensors.js'
 import { Module } from '../module.js'
-import { loraScale, type ScaleRule } from '../lora.js'
-import { linearLayers } from '../lora-model.js'
+import { Conv1D } from '../linear.js'
+import { LoRALinear, loraScale, type ScaleRule } from '../lora.js'
+import { NamedAdapters, linearLayers } from '../lora-model.js'
 import { collect, install, layerOf, type LayerAdapter } from './adapter-layers.js'
 import {
   CONFIG,
@@ -26,6 +27,7 @@ import {
   isBoolean,
   isObject,
   named,
+  listed,
   samePair,
   type AdapterFiles,
   type FileBytes,
@@ -35,23 +37,108 @@ import {
 // a name left in (`lora_A.default.weight`) is accepted too.
 const PEFT_KEY = /^base_model\.model\.(.+)\.(lora_A|lora_B|lora_magnitude_vector)(?:\.[^.]+)?(?:\.weight)?$/
 
-/** PEFT's target_modules: the layers' short names when those select exactly these layers, else the full paths. */
-function peftTargets(model: Module, paths: string[]): string[] {
+/** PEFT's selection settings in adapter_config.json, as a file may hold them (checked by peftSelector). */
+type Selection = { target_modules?: unknown; layers_to_transform?: unknown; layers_pattern?: unknown }
+
+const isNames = (v: unknown): v is string[] => Array.isArray(v) && v.every((t) => typeof t === 'string')
+const isIndices = (v: unknown): v is number | number[] =>
+  Number.isInteger(v) || (Array.isArray(v) && v.every((i) => Number.isInteger(i)))
+
+/** A regular expression from a config, compiled, or one line naming where it came from. */
+function regex(op: string, where: string, source: string): RegExp {
+  try {
+    return new RegExp(source)
+  } catch (err) {
+    return fail(op, `${CONFIG}: ${where} ${quote(source, 80)} is not a regular expression (${(err as Error).message})`)
+  }
+}
+
+/**
+ * Whether PEFT adapts the module at `path` (check_target_module_exists, peft/tuners/tuners_utils.py): target_modules
+ * as a string is a regular expression the whole path must match; as a list, a name matches itself or a dotted suffix
+ * of the path, and then layers_to_transform keeps the paths whose layer index is listed — the first number after a
+ * dot and one more name (`model.layers.3.…` → 3), or after `.<layers_pattern>.`. 'all-linear' is every layer an
+ * adapter can go on but the output head. Null (PEFT's per-architecture default) when target_modules is absent.
+ */
+export function peftSelector(op: string, cfg: Selection, linears: string[]): ((path: string) => boolean) | null {
+  const { target_modules: targets, layers_to_transform: indices = null, layers_pattern: pattern = null } = cfg
+  if (targets === undefined || targets === null) return null
+  if (typeof targets === 'string' && targets.toLowerCase() === 'all-linear') {
+    const all = new Set(linears.filter((p) => p !== 'lm_head'))
+    return (path) => all.has(path)
+  }
+  if (typeof targets === 'string') {
+    const whole = regex(op, 'target_modules', `^(?:${targets})$`)
+    return (path) => whole.test(path)
+  }
+  if (!isNames(targets))
+    fail(op, `${CONFIG}: target_modules must be a string or a list of names, got ${quote(targets)}`)
+  if (indices !== null && !isIndices(indices))
+    fail(op, `${CONFIG}: layers_to_transform must be an integer, a list of them or null, got ${quote(indices)}`)
+  if (pattern !== null && typeof pattern !== 'string' && !isNames(pattern))
+    fail(op, `${CONFIG}: layers_pattern must be a string, a list of them or null, got ${quote(pattern)}`)
+  const patterns = pattern === null ? [] : [pattern].flat()
+  const layerRegexes = (patterns.length ? patterns : ['[^.]*']).map((p) =>
+    regex(op, 'layers_pattern', `^.*?\\.${p}\\.(\\d+)\\.`),
+  )
+  const wanted = indices === null || (Array.isArray(indices) && indices.length === 0) ? null : [indices].flat()
+  return (path) => {
+    if (!targets.includes(path) && !targets.some((t) => path.endsWith(`.${t}`))) return false
+    if (wanted === null || targets.includes(path)) return true // a full path is taken as it is, indices or not
+    const m = layerRegexes.map((r) => r.exec(path)).find((x) => x)
+    return m ? wanted.includes(Number(m[1])) : false
+  }
+}
+
+/** The layer index PEFT's layers_to_transform reads from a path (no layers_pattern), or −1. */
+function peftLayerIndex(path: string): number {
+  const m = /^.*?\.[^.]*\.(\d+)\./.exec(path)
+  return m ? Number(m[1]) : -1
+}
+
+/**
+ * target_modules (and layers_to_transform) that select exactly `paths` among the model's layers, as PEFT reads
+ * them: the layers' short names, with the blocks' indices when not every block is adapted, else the full paths.
+ */
+function peftTargets(
+  model: Module,
+  paths: string[],
+): { target_modules: string[]; layers_to_transform: number[] | null } {
+  const linears = linearLayers(model).map(([p]) => p)
+  const wanted = new Set(paths)
+  const exactly = (cfg: Selection) => {
+    const selects = peftSelector('exportPEFT', cfg, linears)!
+    return linears.every((p) => selects(p) === wanted.has(p))
+  }
   const names = unique(paths.map((p) => p.split('.').pop()!)).sort()
-  const selected = linearLayers(model)
-    .map(([p]) => p)
-    .filter((p) => names.some((n) => p === n || p.endsWith(`.${n}`)))
-  return selected.length === paths.length && selected.every((p) => paths.includes(p)) ? names : [...paths].sort()
+  if (exactly({ target_modules: names })) return { target_modules: names, layers_to_transform: null }
+  const indices = unique(paths.map(peftLayerIndex)).sort((a, b) => a - b)
+  if (!indices.includes(-1) && exactly({ target_modules: names, layers_to_transform: indices }))
+    return { target_modules: names, layers_to_transform: indices }
+  return { target_modules: [...paths].sort(), layers_to_transform: null }
+}
+
+/** The adapted layer at `path` sits on GPT-2's Conv1D layout: PEFT's fan_in_fan_out. */
+function onConv1D(model: Module, path: string): boolean {
+  const layer = model.getModule(path)
+  return (layer instanceof LoRALinear || layer instanceof NamedAdapters) && layer.base instanceof Conv1D
+}
+
+/** The name or folder a Hugging Face model was loaded from (its nameOrPath), else null. */
+function nameOrPath(model: Module): string | null {
+  const name = (model as { nameOrPath?: unknown }).nameOrPath
+  return typeof name === 'string' ? name : null
 }
 
 /**
  * PEFT's files: adapter_model.safetensors (`base_model.model.<path>.lora_A.weight` (r, in), `lora_B.weight`
- * (out, r), DoRA's `lora_magnitude_vector` (out)) and an adapter_config.json whose target_modules select exactly
- * these layers (layers_to_transform stays null: PEFT's layer regex needs a dot before the block list's name).
+ * (out, r), DoRA's `lora_magnitude_vector` (out)) and an adapter_config.json whose target_modules (with
+ * layers_to_transform where the paths allow) select exactly these layers; fan_in_fan_out for GPT-2's Conv1D layers.
+ * base_model_name_or_path: `baseModel`, else the folder or name a Hugging Face model was loaded from, else null.
  */
 export function peftFiles(
   model: Module,
-  { name, baseModel = 'tenny' }: { name?: string; baseModel?: string } = {},
+  { name, baseModel }: { name?: string; baseModel?: string | null } = {},
 ): AdapterFiles {
   const { layers, dropout, dora } = collect('exportPEFT', model, name)
   const first = layers[0]
@@ -79,13 +166,16 @@ export function peftFiles(
         shape: [l.magnitude.length],
         data: l.magnitude,
       }
+    // PEFT reads the keys as regular expressions over a path's end: a full path selects only itself, as in its docs
     if (l.rank !== first.rank) rankPattern[l.path] = l.rank
     if (alphaOf(l) !== alphaOf(first)) alphaPattern[l.path] = alphaOf(l)
   }
+  const paths = layers.map((l) => l.path)
+  const { target_modules, layers_to_transform } = peftTargets(model, paths)
   const config = {
     peft_type: 'LORA',
     task_type: 'CAUSAL_LM',
-    base_model_name_or_path: baseModel,
+    base_model_name_or_path: baseModel === undefined ? nameOrPath(model) : baseModel,
     inference_mode: true,
     r: first.rank,
     lora_alpha: alphaOf(first),
@@ -93,12 +183,10 @@ export function peftFiles(
     use_rslora: rule === 'alpha/√rank',
     use_dora: dora,
     bias: 'none',
-    fan_in_fan_out: false,
-    target_modules: peftTargets(
-      model,
-      layers.map((l) => l.path),
-    ),
-    layers_to_transform: null,
+    // PEFT sets it per layer anyway (with a warning where it is wrong): true where GPT-2's Conv1D layers are adapted
+    fan_in_fan_out: paths.some((p) => onConv1D(model, p)),
+    target_modules,
+    layers_to_transform,
     layers_pattern: null,
     rank_pattern: rankPattern,
     alpha_pattern: alphaPattern,
@@ -121,19 +209,28 @@ const peftSettings = (c: Record<string, unknown>): string =>
   JSON.stringify([c.r, c.lora_alpha, c.use_rslora, c.use_dora, c.rank_pattern, c.alpha_pattern])
 
 /**
- * A PEFT pattern (rank_pattern, alpha_pattern) as a lookup: the value of its first key that is the path or a dotted
- * suffix of it (PEFT's get_pattern_key), else `fallback`. Built once: a 1 MB config may hold 100,000 keys.
+ * A PEFT pattern (rank_pattern, alpha_pattern) as a lookup: the value of its first key (a regular expression) that
+ * matches the whole path or a part after a dot (PEFT's get_pattern_key), else `fallback`. Plain keys (a name or a
+ * path, dots escaped or not) are looked up by each dotted suffix; only the rest run as regular expressions, so a 1 MB
+ * config of 100,000 plain keys costs a few lookups per layer.
  */
-function patternOf(p: unknown): (path: string, fallback: unknown) => unknown {
-  const keys = new Map(Object.entries(isObject(p) ? p : {}).map(([k, v], i) => [k, { i, v }]))
+function patternOf(op: string, field: string, p: unknown): (path: string, fallback: unknown) => unknown {
+  const plain = new Map<string, { i: number; v: unknown }>(),
+    regexes: { i: number; v: unknown; r: RegExp }[] = []
+  for (const [i, [k, v]] of Object.entries(isObject(p) ? p : {}).entries()) {
+    const name = k.replace(/\\\./g, '.')
+    if (/^[\w.-]+$/.test(name) && !plain.has(name)) plain.set(name, { i, v })
+    else regexes.push({ i, v, r: regex(op, `${field} key`, `^(?:.*\\.)?(?:${k})$`) })
+  }
   return (path, fallback) => {
     let best: { i: number; v: unknown } | undefined
-    // the path and each part after a dot: a few for the model's own paths, which layerOf has checked by now
     for (let at = 0; at >= 0; at = path.indexOf('.', at) + 1 || -1) {
-      const hit = keys.get(path.slice(at))
+      const hit = plain.get(path.slice(at))
       if (hit && (!best || hit.i < best.i)) best = hit
     }
-    return best ? best.v : fallback
+    const first = regexes.find((x) => (!best || x.i < best.i) && x.r.test(path))
+    const hit = first ?? best
+    return hit ? hit.v : fallback
   }
 }
 
@@ -174,8 +271,22 @@ export function importPEFTFiles(
     parts.set(m[1], { ...layer, [m[2]]: t })
   }
   for (const path of parts.keys()) layerOf(op, source, model, path) // before anything else is read for it
-  const rankOf = patternOf(cfg.rank_pattern),
-    alphaOf = patternOf(cfg.alpha_pattern)
+  // PEFT puts adapters only where the config's selection says, and ignores tensors for any other layer
+  const selects = peftSelector(
+    op,
+    cfg,
+    linearLayers(model).map(([p]) => p),
+  )
+  const outside = [...parts.keys()].filter((p) => selects && !selects(p))
+  if (outside.length)
+    fail(
+      op,
+      `${source} holds adapters for ${listed(outside)}, which ${CONFIG}'s target_modules ` +
+        `${quote(cfg.target_modules, 80)} (layers_to_transform ${quote(cfg.layers_to_transform ?? null, 40)}) ` +
+        `do not select: PEFT would not load them`,
+    )
+  const rankOf = patternOf(op, 'rank_pattern', cfg.rank_pattern),
+    alphaOf = patternOf(op, 'alpha_pattern', cfg.alpha_pattern)
   const layers = [...parts].map(([path, h]): LayerAdapter => {
     const a = f32(op, source, `base_model.model.${path}.lora_A.weight`, h.lora_A),
       b = f32(op, source, `base_model.model.${path}.lora_B.weight`, h.lora_B)

@@ -296,6 +296,9 @@ export function loadPretrainedWith(
   // every check passed: build the model, decoding each tensor as its layer asks for it
   const model = build(archConfig, new Weights((k, shape) => new Tensor(decode(op, k, where.get(k)!), shape, true)))
   checkTiedHead(op, model, found)
+  // as transformers' name_or_path: the folder given, or (from bytes) the name the config was saved under
+  const saved = (hf as HFConfig)._name_or_path
+  model.nameOrPath = folder.source ?? (typeof saved === 'string' ? saved : null)
   const tokenizer = readTokenizer(op, folder, model.vocabSize)
   return { model: model.eval(), tokenizer, config: hf as HFConfig }
 }
