@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { nn } from '../src/node'
 import { loadBase } from '../examples/lib/checkpoint'
-import { base, example, failsClearly, smallData as smallCopy } from './example-helpers'
+import { base, example, generate, failsClearly, smallData as smallCopy } from './example-helpers'
 
 const dir = mkdtempSync(join(tmpdir(), 'tenny-example-'))
 const out = join(dir, 'out'),
@@ -74,7 +74,7 @@ test('a malformed jsonl line is reported as file:line', () => {
 test('a missing data dir, an unknown prompt character and an adapter from another base are clear errors', () => {
   failsClearly(example('--train', '--data', join(dir, 'nowhere')), /data directory .*nowhere does not exist/)
   failsClearly(
-    example('--prompt', 'Q: What is ∂ in tenny?'),
+    generate('--prompt', 'Q: What is ∂ in tenny?'),
     /--prompt has the character "∂" \(U\+2202\) at position 11/,
   )
   const other = join(dir, 'other-base.safetensors') // same shapes, one weight changed: another base
@@ -82,17 +82,20 @@ test('a missing data dir, an unknown prompt character and an adapter from anothe
   const bytes = readFileSync(other)
   bytes[bytes.length - 1] ^= 0x40
   writeFileSync(other, bytes)
-  failsClearly(example('--prompt', 'Q: x', '--base', other, '--adapter-path', out), /was trained on another base model/)
+  failsClearly(
+    generate('--prompt', 'Q: x', '--base', other, '--adapter-path', out),
+    /was trained on another base model/,
+  )
 })
 
 test('a missing or damaged base checkpoint is one clear error', () => {
   failsClearly(
-    example('--prompt', 'Q: x', '--base', join(dir, 'none.safetensors')),
+    generate('--prompt', 'Q: x', '--base', join(dir, 'none.safetensors')),
     /base checkpoint .*none\.safetensors not found/,
   )
   const broken = join(dir, 'broken.safetensors')
   writeFileSync(broken, readFileSync(base).subarray(0, 1000))
-  failsClearly(example('--prompt', 'Q: x', '--base', broken), /broken\.safetensors/)
+  failsClearly(generate('--prompt', 'Q: x', '--base', broken), /broken\.safetensors/)
 })
 
 test.after(() => rmSync(dir, { recursive: true, force: true }))
