@@ -39,3 +39,11 @@ export { loraReport, adapterReport, subspaceSimilarity, type LoRALayerReport } f
 export { adapterFiles, loadAdapterFiles, baseHash, type AdapterFiles } from './files/adapters.js'
 export { peftFiles, importPEFTFiles, mlxFiles, importMLXFiles } from './files/interop.js'
 export { checkpointToBytes, checkpointFromBytes, optimizerToBytes, loadOptimizerBytes } from './files/checkpoint.js'
+export {
+  Tokenizer,
+  tokenizerFromFiles,
+  TOKENIZER_FILES,
+  type ChatMessage,
+  type ChatOptions,
+  type TokenizerOptions,
+} from './files/tokenizer.js'
