@@ -2,17 +2,7 @@
 // names one) and never into one that already holds a run; the other scripts read the newest one. run.json in the
 // folder records the settings, the base checkpoint (by sha256) and the losses. A run cannot lose its adapters to
 // its folder: the folder is checked before step 1, and a save that fails there goes to another folder instead.
-import {
-  existsSync,
-  linkSync,
-  mkdirSync,
-  readFileSync,
-  readdirSync,
-  rmdirSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs'
+import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, rmdirSync, rmSync, statSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join, dirname, relative } from 'node:path'
@@ -39,6 +29,8 @@ export type RunRecord = {
  */
 export function runFolder(path: string | undefined): string {
   if (path !== undefined) {
+    if (existsSync(path) && !statSync(path).isDirectory())
+      throw new Error(`--adapter-path ${shown(path)} is a file, not a folder: give a folder`)
     const taken = RUN_OUTPUTS.filter((f) => existsSync(join(path, f)))
     if (taken.length)
       throw new Error(`--adapter-path ${shown(path)} already holds another run (${taken.join(', ')}): ${NEW}`)
@@ -70,7 +62,7 @@ function unwritable(folder: string): string | null {
   let created: string | undefined
   try {
     created = mkdirSync(folder, { recursive: true })
-    writeFileSync(probe(folder), 'tenny')
+    writeFileAtomic(probe(folder), 'tenny') // as the run's files will be written
     return null
   } catch (err) {
     return reason(err)
