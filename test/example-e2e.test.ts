@@ -88,11 +88,18 @@ test('a missing data dir, an unknown prompt character and an adapter from anothe
   )
 })
 
-test('a missing or damaged base checkpoint is one clear error', () => {
+test('a missing or damaged base checkpoint is one clear error, with a hint that fits the file missing', () => {
   failsClearly(
     generate('--prompt', 'Q: x', '--base', join(dir, 'none.safetensors')),
-    /base checkpoint .*none\.safetensors not found/,
+    /base checkpoint .*none\.safetensors not found$/,
   )
+  // the README's placeholder copied as it is, a run's fused model not written yet, a --full run's model
+  const hints: [string, RegExp][] = [
+    ['examples/out/<run>/fused.safetensors', /not found: replace <run> with a real folder, e.g. one in examples\/out$/],
+    [join(dir, 'run', 'fused.safetensors'), /not found \(npm run fuse writes it into a run folder\)$/],
+    [join(dir, 'run', 'full-model.safetensors'), /not found \(npm run example -- --train --full writes it/],
+  ]
+  for (const [file, hint] of hints) failsClearly(generate('--base', file, '--no-adapter'), hint)
   const broken = join(dir, 'broken.safetensors')
   writeFileSync(broken, readFileSync(base).subarray(0, 1000))
   failsClearly(generate('--prompt', 'Q: x', '--base', broken), /broken\.safetensors/)
