@@ -57,7 +57,7 @@ function freshFolder(dir: string): string {
   return path
 }
 
-/** Why files cannot be written into `folder` (a file in the way, no permission, a full disk), or null; leaves nothing. */
+/** Why files cannot be written into `folder` (a file in the way, no permission, a full disk), or null. */
 function unwritable(folder: string): string | null {
   let created: string | undefined
   try {

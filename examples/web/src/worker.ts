@@ -54,11 +54,12 @@ async function start(): Promise<void> {
   useGpujs(gpujs) // gpu.js is optional for Tenny: the page bundles it, so auto can try WebGL 2 and WebGL
   const backend = summarize(await startBackend('auto'))
   const { nLayer, nEmbd, blockSize } = model.config
+  const parameters = model.numParameters().toLocaleString('en-US')
   post({
     type: 'ready',
     backend,
     defaultTargets: ['qProj', 'kProj', 'vProj', 'outProj', 'fc', 'proj', 'lmHead'],
-    model: `${model.numParameters().toLocaleString('en-US')} parameters, ${nLayer} layers, ${nEmbd} channels, ${blockSize}-character context`,
+    model: `${parameters} parameters, ${nLayer} layers, ${nEmbd} channels, ${blockSize}-character context`,
     data: `${data.train.length} train and ${data.valid.length} validation examples (examples/data)`,
   })
 }
@@ -168,9 +169,8 @@ async function handle(request: Request): Promise<void> {
   } else if (request.type === 'download') {
     post({ type: 'files', layout: request.layout, files: adapterFilesOf(model, request.layout) })
   } else if (training) {
-    throw new Error(
-      `stop the training first (it is still running) before you ${request.type === 'train' ? 'train again' : 'load adapters'}`,
-    )
+    const what = request.type === 'train' ? 'train again' : 'load adapters'
+    throw new Error(`stop the training first (it is still running) before you ${what}`)
   } else if (request.type === 'train') {
     training = true
     stopRequested = false
