@@ -73,9 +73,10 @@ runMain(async () => {
     if (loss < kept.loss) [kept, stale] = [{ step, loss, weights: snapshot(params) }, 0]
     else stale++
   }
-  const ctrlC = stopOnCtrlC('Ctrl-C: stopping after this step and saving the best adapters so far') // until saved
+  const what = flags.full ? 'weights' : 'adapters'
+  const ctrlC = stopOnCtrlC(`Ctrl-C: stopping after this step and saving the best ${what} so far`) // until saved
   const perStep = `${flags.batchSize} examples per step`
-  console.log(`\nFine-tuning for ${flags.iters} steps, ${perStep} (Ctrl-C stops early and saves the adapters)`)
+  console.log(`\nFine-tuning for ${flags.iters} steps, ${perStep} (Ctrl-C stops early and saves the ${what})`)
   const bar = progressBar('train', flags.iters, { loss: 'loss', val: 'val', tokps: 'tok/s' })
   const start = performance.now()
   while (step < flags.iters && !ctrlC.stopped() && stale < flags.patience) {
@@ -103,7 +104,6 @@ runMain(async () => {
       ? `Stopped early (--patience ${flags.patience}) after`
       : 'Trained'
   console.log(`${stopped} ${step} steps in ${seconds.toFixed(0)} s (${(tokens / seconds).toFixed(0)} tokens/s)`)
-  const what = flags.full ? 'weights' : 'adapters'
   const lowest = `validation loss ${loss3(kept.loss)}, the lowest (step ${step}: ${loss3(final.valid)})`
   console.log(`Kept the ${what} of step ${kept.step}: ${lowest}`)
 
