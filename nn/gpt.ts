@@ -84,6 +84,33 @@ export function checkConfig(where: string, c: GPTConfig): void {
   }
 }
 
+/**
+ * Every parameter's dotted name and shape for `config`, in namedParameters order, from the config alone: a loader
+ * checks a file against it before building (allocating) anything. Lazy, since a file's config may claim 10⁹ blocks.
+ */
+export function* gptParameterShapes(config: GPTConfig): Generator<[name: string, shape: number[]]> {
+  const { vocabSize, blockSize, nLayer, nEmbd: C, bias = true } = config
+  function* linear(path: string, outFeatures: number, inFeatures: number): Generator<[string, number[]]> {
+    yield [`${path}.weight`, [outFeatures, inFeatures]]
+    if (bias) yield [`${path}.bias`, [outFeatures]]
+  }
+  function* layerNorm(path: string): Generator<[string, number[]]> {
+    yield [`${path}.weight`, [C]]
+    yield [`${path}.bias`, [C]]
+  }
+  yield ['wte.weight', [vocabSize, C]]
+  yield ['wpe.weight', [blockSize, C]]
+  for (let i = 0; i < nLayer; i++) {
+    yield* layerNorm(`blocks.${i}.ln1`)
+    for (const p of ['qProj', 'kProj', 'vProj', 'outProj']) yield* linear(`blocks.${i}.attn.${p}`, C, C)
+    yield* layerNorm(`blocks.${i}.ln2`)
+    yield* linear(`blocks.${i}.mlp.fc`, 4 * C, C)
+    yield* linear(`blocks.${i}.mlp.proj`, C, 4 * C)
+  }
+  yield* layerNorm('lnF')
+  yield ['lmHead.weight', [vocabSize, C]] // with tieWeights, the same Tensor as wte.weight
+}
+
 /** Token + position embeddings, nLayer blocks, a final LayerNorm and the LM head: idx (B, T) → logits (B, T, vocabSize). */
 export class GPT extends Module {
   readonly config: Required<GPTConfig>

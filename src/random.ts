@@ -21,13 +21,31 @@ export function setRngState(state: RngState): void {
   rng = seedrandom('', { state })
 }
 
+let skipping = false
+
+/**
+ * Build something whose random initial values are about to be overwritten (a model loaded from a file) without
+ * drawing them: inside `build`, random() and randomNormal() answer 0 and the stream does not move. Drawing a
+ * 100M-parameter model's init takes seconds; this is transformers' no_init_weights, for the same reason.
+ */
+export function withoutInit<T>(build: () => T): T {
+  const was = skipping
+  skipping = true
+  try {
+    return build()
+  } finally {
+    skipping = was
+  }
+}
+
 /** Uniform in [0, 1). */
 export function random(): number {
-  return rng()
+  return skipping ? 0 : rng()
 }
 
 /** Standard normal, by Box–Muller. */
 export function randomNormal(): number {
+  if (skipping) return 0
   let u = 0
   while (u === 0) u = rng() // log(0) would give -Infinity
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng())

@@ -238,7 +238,7 @@ test('.npy: header written by hand is 64-byte aligned; C and Fortran order, floa
   const intFile = new Uint8Array(10 + ints.length + 4)
   intFile.set([0x93, 78, 85, 77, 80, 89, 1, 0, ints.length, 0])
   intFile.set(ints, 10)
-  assert.throws(() => decodeNpy(intFile), /dtype '<i4' is not supported/)
+  assert.throws(() => decodeNpy(intFile), /dtype "<i4" is not supported/)
 })
 
 test('.npz: a stored zip of .npy entries that fflate reads back; a non-zip is named', () =>

@@ -279,7 +279,7 @@ test('saveCheckpoint / loadCheckpoint of quantized models: a LoRA model is refus
     )
     assert.throws(
       () => loadCheckpoint(at('mode')),
-      /the metadata 'quantized': 'blocks.0.attn.qProj' must be \{ mode: 'affine' \| 'int8' \| 'nf4', bits, groupSize \}, got \{"mode":"fp8"/,
+      /the metadata 'quantized': 'blocks.0.attn.qProj' must be \{ mode: 'affine' \| 'int8' \| 'nf4', bits, groupSize \}, got \{"mode": "fp8"/,
     )
     saveSafetensors(at('group'), tensors, meta({ ...all, 'blocks.0.attn.qProj': { ...q4, groupSize: 12 } }))
     assert.throws(
