@@ -40,11 +40,7 @@ runMain(async () => {
       if (m instanceof nn.QuantizedLinear) model.setModule(path, m.dequantize())
   } else console.log(`\nFused ${paths.length} layers: W + scale·B·A`)
 
-  try {
-    saveBase(file, model, tokenizer, { fusedFrom: shown(join(folder, ADAPTERS)) })
-  } catch (err) {
-    throw new Error(`writing ${shown(file)}: ${err instanceof Error ? err.message : String(err)}`)
-  }
+  saveBase(file, model, tokenizer, { fusedFrom: shown(join(folder, ADAPTERS)) }) // a failure names the file
   console.log(`Test loss ${adapted} with the adapters, ${testLoss()} fused. Wrote ${shown(file)}; answer with it:`)
   console.log(`  npm run generate -- --base ${shown(file)} --no-adapter`)
 })

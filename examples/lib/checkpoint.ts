@@ -19,7 +19,7 @@ export function baseBytes(model: GPT, tokenizer: CharTokenizer, notes: Record<st
 
 /** Save weights, config, alphabet and notes atomically. */
 export function saveBase(path: string, model: GPT, tokenizer: CharTokenizer, notes: Record<string, string> = {}): void {
-  writeFileAtomic(path, baseBytes(model, tokenizer, notes))
+  writeFileAtomic(path, baseBytes(model, tokenizer, notes), 'saveBase')
 }
 
 /** The model and its tokenizer; a missing file, a damaged one or one without an alphabet → a clear error. */

@@ -2,11 +2,11 @@
 // names one) and never into one that already holds a run; the other scripts read the newest one. run.json in the
 // folder records the settings, the base checkpoint (by sha256) and the losses. A run cannot lose its adapters to
 // its folder: the folder is checked before step 1, and a save that fails there goes to another folder instead.
-import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, rmdirSync, rmSync, statSync } from 'node:fs'
+import { existsSync, linkSync, readFileSync, readdirSync, rmdirSync, rmSync, statSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join, dirname, relative } from 'node:path'
-import { writeFileAtomic, writeFilesAtomic } from '../../src/formats/files-node'
+import { checkWritable, writeFileAtomic, writeFilesAtomic } from '../../src/formats/files-node'
 import { OUT_DIR, shown } from './paths'
 
 export const ADAPTERS = 'adapters.safetensors'
@@ -34,17 +34,16 @@ export function runFolder(path: string | undefined): string {
     const taken = RUN_OUTPUTS.filter((f) => existsSync(join(path, f)))
     if (taken.length)
       throw new Error(`--adapter-path ${shown(path)} already holds another run (${taken.join(', ')}): ${NEW}`)
-    const problem = unwritable(path)
-    if (problem) throw new Error(`--adapter-path ${shown(path)} cannot be written (${problem}): give another folder`)
+    const problem = unwritable(path, '--adapter-path')
+    if (problem) throw new Error(`${problem}; give another folder`)
     return path
   }
   const folder = freshFolder(OUT_DIR)
-  const problem = unwritable(folder)
+  const problem = unwritable(folder, 'the run folder')
   if (problem === null) return folder
   const rescue = freshFolder(RESCUE_DIR)
-  if (unwritable(rescue) !== null)
-    throw new Error(`${shown(folder)} cannot be written (${problem}): give --adapter-path`)
-  console.log(`Note: ${shown(OUT_DIR)} cannot be written (${problem}): this run saves into ${rescue}`)
+  if (unwritable(rescue, 'the run folder') !== null) throw new Error(`${problem}; give --adapter-path`)
+  console.log(`Note: ${problem}: this run saves into ${rescue}`)
   return rescue
 }
 const NEW = 'give a new folder, or delete that one first'
@@ -57,22 +56,23 @@ function freshFolder(dir: string): string {
   return path
 }
 
-/** Why files cannot be written into `folder` (a file in the way, no permission, a full disk), or null. */
-function unwritable(folder: string): string | null {
-  let created: string | undefined
+/**
+ * Why the run's files cannot be written into `folder` (a file in the way, no permission, a full disk), as one line
+ * starting with `op`, or null. Leaves nothing behind: no probe file, and no folder it made.
+ */
+function unwritable(folder: string, op: string): string | null {
+  let made = folder // the top of the folders this check makes, removed again when empty
+  while (!existsSync(dirname(made)) && dirname(made) !== made) made = dirname(made)
+  const existed = existsSync(folder)
   try {
-    created = mkdirSync(folder, { recursive: true })
-    writeFileAtomic(probe(folder), 'tenny') // as the run's files will be written
+    checkWritable(join(folder, ADAPTERS), op) // makes the folder, writes and removes a temp file beside the adapters
     return null
   } catch (err) {
     return reason(err)
   } finally {
-    if (existsSync(probe(folder))) rmSync(probe(folder)) // also after a failed write: a full disk makes it empty
-    if (created) removeEmpty(folder, created)
+    if (!existed) removeEmpty(folder, made)
   }
 }
-
-const probe = (folder: string) => join(folder, `.write-test-${process.pid}`)
 
 /** Remove `folder` and its parents up to `top` while they are empty (folders this process made and left unused). */
 function removeEmpty(folder: string, top: string): void {
@@ -106,26 +106,30 @@ export function saveRun(
     const base = { file: relative(folder, basePath), sha256: fileHash(basePath) }
     return JSON.stringify({ base, ...record }, null, 1) + '\n'
   }
-  let failure: string | null = null
+  let failure: string | null = null // the first folder's error, naming the file that could not be written
   for (const root of [planned, freshFolder(OUT_DIR), freshFolder(RESCUE_DIR)]) {
     let folder: string | null = null
     try {
       folder = claim(root, json)
-      writeFilesAtomic(Object.entries(files).map(([name, data]) => [join(folder!, name), data]))
+      writeFilesAtomic(
+        Object.entries(files).map(([name, data]) => [join(folder!, name), data]),
+        SAVING,
+      )
     } catch (err) {
       if (folder) rmSync(join(folder, RUN_FILE), { force: true }) // our claim: a rerun may use the folder
-      failure ??= `${Object.keys(files).join(', ')} into ${shown(folder ?? root)}: ${reason(err)}`
+      failure ??= reason(err)
       continue
     }
     if (failure !== null) {
-      log(`\nCould not save ${failure}\nSaved the run into ${shown(folder)} instead`)
+      log(`\nCould not save the run into ${shown(planned)}: ${failure}\nSaved it into ${shown(folder)} instead`)
       process.exitCode = 1 // what was asked for did not happen, though nothing was lost
     } else if (folder !== planned)
       log(`${shown(planned)} was taken by another run meanwhile: saving into ${shown(folder)}`)
     return folder
   }
-  throw new Error(`could not save ${failure}, nor into ${shown(OUT_DIR)} or ${RESCUE_DIR}`)
+  throw new Error(`${failure}; nor could it be saved into ${shown(OUT_DIR)} or ${RESCUE_DIR}`)
 }
+const SAVING = 'saving the run'
 
 /**
  * Claim `<root>` for this run by writing its run.json: the file is linked into place, which fails where one exists,
@@ -134,10 +138,9 @@ export function saveRun(
 function claim(root: string, json: (folder: string) => string): string {
   for (let folder = root, i = 2; ; folder = `${root}-${i++}`) {
     if (RUN_OUTPUTS.some((f) => existsSync(join(folder, f)))) continue // another run's files, run.json or not
-    mkdirSync(folder, { recursive: true })
     const tmp = join(folder, `${RUN_FILE}.tmp-${process.pid}`)
+    writeFileAtomic(tmp, json(folder), SAVING) // makes the folder; a failure names the file
     try {
-      writeFileAtomic(tmp, json(folder))
       linkSync(tmp, join(folder, RUN_FILE))
       return folder
     } catch (err) {
