@@ -1,6 +1,7 @@
 // One seeded random stream for the whole engine (init, dropout, sampling, shuffling),
 // so manualSeed(n) makes a run reproducible and rngState() lets training resume exactly.
 import seedrandom from 'seedrandom'
+import { fail, quote } from './errors.js'
 
 let rng = seedrandom('tenny', { state: true })
 
@@ -17,7 +18,12 @@ export function rngState(): RngState {
   return rng.state()
 }
 
+/** Restore a state from rngState(); anything else (a null, a hand-edited file's object) is refused, not reseeded. */
 export function setRngState(state: RngState): void {
+  const isByte = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) < 256
+  const { i, j, S } = (state ?? {}) as Partial<RngState>
+  if (!isByte(i) || !isByte(j) || !Array.isArray(S) || S.length !== 256 || !S.every(isByte))
+    fail('setRngState', `expected { i, j, S } as rngState() gives (bytes, S of 256), got ${quote(state)}`)
   rng = seedrandom('', { state })
 }
 

@@ -13,7 +13,7 @@ import { saveSafetensors, loadSafetensors } from '../src/formats/safetensors-nod
 import { Module } from '../nn/module'
 import { GPT, gptParameterShapes, type GPTConfig } from '../nn/gpt'
 import { AdamW, SGD } from '../nn/optim'
-import { applyLoRA, loraLayers } from '../nn/lora-model'
+import { applyLoRA, loraLayers, loraAdapters } from '../nn/lora-model'
 import { adapterFiles, loadAdapterFiles } from '../nn/files/adapters'
 import { peftFiles, importPEFTFiles, mlxFiles, importMLXFiles } from '../nn/files/interop'
 import { saveAdapters, loadAdapters, exportPEFT, importPEFT, exportMLX, importMLX } from '../nn/files/adapters-node'
@@ -73,7 +73,7 @@ test('saveAdapters is one unit: a config from another save beside the file (a ki
     const model = a.fresh()
     loadAdapters(model, join(dir, 'a', 'adapters.safetensors'))
     assert.equal(bits(model.forward(x)), bits(want))
-    assert.is(loraLayers(model)[0][1].scale, 2)
+    assert.is(loraAdapters(model)[0][1].scale, 2)
     // a file from before configs moved inside: the loose config is read, and checked against the tensors
     const legacy = join(dir, 'legacy.safetensors')
     saveSafetensors(legacy, loadSafetensors(join(dir, 'a', 'adapters.safetensors')).tensors)
@@ -102,7 +102,7 @@ test('exportPEFT and exportMLX write their two files as one batch: a save failin
         .sort()
         .map((f) => readFileSync(join(d, f))),
     )
-    for (const [, l] of loraLayers(adapted))
+    for (const [, l] of loraAdapters(adapted))
       l.loraB.data.forEach((v, i, d) => {
         d[i] = 3 * v
       })
@@ -129,7 +129,7 @@ test('PEFT and mlx-lm pairs mixed from two saves of one rank (a kill between the
   // (PEFT) and 69 of 163 (mlx-lm) with the other save's scale, 16x off, without a word
   const a = adaptedToy(16, { rank: 2, alpha: 4 }),
     b = adaptedToy(16, { rank: 2, alpha: 64 }) // one base
-  for (const [, l] of loraLayers(b.adapted))
+  for (const [, l] of loraAdapters(b.adapted))
     l.loraB.data.forEach((v, i, d) => {
       d[i] = -v
     }) // trained further, say
@@ -623,8 +623,8 @@ test('adapter loaders: deep JSON, a 1 MB key or value and a 100,000-key rank_pat
   importPEFTFiles(loaded, { 'adapter_config.json': config, 'adapter_model.safetensors': serializeSafetensors(tensors) })
   const x = uniform([3, 8])
   assert.equal(
-    loraLayers(loaded).map(([p, l]) => [p, l.rank]),
-    loraLayers(adapted).map(([p, l]) => [p, l.rank]),
+    loraAdapters(loaded).map(([p, l]) => [p, l.rank]),
+    loraAdapters(adapted).map(([p, l]) => [p, l.rank]),
   )
   assert.equal(bits(loaded.forward(x)), bits(adapted.forward(x)))
 })
@@ -658,7 +658,7 @@ test('saves refuse NaN and infinite weights: a diverged model never replaces goo
     const file = join(dir, 'adapters.safetensors')
     saveAdapters(file, adapted)
     const good = readFileSync(file)
-    loraLayers(adapted)[1][1].loraB.data[2] = NaN
+    loraAdapters(adapted)[1][1].loraB.data[2] = NaN
     assert.throws(
       () => saveAdapters(file, adapted),
       /adapterFiles: the model: 'blocks\.0\.vProj': B holds NaN at index 2/,

@@ -4,12 +4,10 @@
 import { fail } from '../../src/errors.js'
 import { withoutInit } from '../../src/random.js'
 import { Module } from '../module.js'
-import { Linear } from '../linear.js'
-import { QuantizedLinear } from '../quantized.js'
-import { LoRALinear, type BaseLayer } from '../lora.js'
+import { LoRALinear, type BaseLayer, type ScaleRule } from '../lora.js'
 import { DoRALinear } from '../dora.js'
-import { PiSSALinear, plainLoRA, originalWeight } from '../pissa.js'
-import { loraLayers, adapterStack, getAdapter, activeAdapter } from '../lora-model.js'
+import { plainLoRA } from '../pissa.js'
+import { loraLayers, getAdapter, activeAdapter, isAdaptable, baseFor, putAdapter, type Adapted } from '../lora-model.js'
 import { assertFinite } from './checkpoint.js'
 import { setting, isRank, isFiniteNumber, isDropout, named, listed } from './checks.js'
 
@@ -21,6 +19,7 @@ export type LayerAdapter = {
   rank: number
   alpha: number
   scale: number
+  rule?: ScaleRule // how scale came from alpha; 'given' when a file does not say
   magnitude?: Float32Array
 }
 /** What every layout's reader hands install(): the layers and the settings that apply to all of them. */
@@ -49,6 +48,7 @@ export function collect(op: string, model: Module, name?: string): Parsed & { na
       rank: p.loraA.shape[0],
       alpha: p.alpha,
       scale: p.scale,
+      rule: p.rule,
       ...(a instanceof DoRALinear && { magnitude: a.magnitude.data }),
     }
   })
@@ -67,35 +67,20 @@ function checkLayer(op: string, source: string, l: LayerAdapter): void {
   if (l.magnitude) assertFinite(`${op}: ${where}: magnitude`, l.magnitude)
 }
 
-/** Where adapter `name` goes on the model's layer `m`: on top of it, or in place of an adapter of that name. */
-function placeFor(m: Linear | QuantizedLinear | LoRALinear, name: string): { base: BaseLayer; old?: LoRALinear } {
-  const old = m instanceof LoRALinear ? getAdapter(m, name) : undefined
-  if (!old) return { base: m }
-  if (!(old instanceof PiSSALinear)) return { base: old.base, old }
-  // a plain adapter replacing a PiSSA one needs the original W under it: W_res + W_r, as one float Linear
-  return { base: Linear.fromWeights(originalWeight(old), old.baseLinear().bias, { requiresGrad: false }), old }
-}
-
 /** The model's layer at a path from a file: it must exist and take an adapter (a Linear, quantized or adapted). */
-export function layerOf(
-  op: string,
-  source: string,
-  model: Module,
-  path: string,
-): Linear | QuantizedLinear | LoRALinear {
+export function layerOf(op: string, source: string, model: Module, path: string): BaseLayer | Adapted {
   let m: Module
   try {
     m = model.getModule(path)
   } catch {
     fail(op, `${source}: the adapter's layer ${named(path)} does not exist in this model`)
   }
-  if (!(m instanceof Linear || m instanceof QuantizedLinear || m instanceof LoRALinear))
-    fail(op, `${source}: ${named(path)} is a ${m.constructor.name}, not a Linear layer`)
+  if (!isAdaptable(m)) fail(op, `${source}: ${named(path)} is a ${m.constructor.name}, not a Linear layer`)
   return m
 }
 
 /** The model's layer under one of the file's layers, checked to take an adapter of its shape. */
-function target(op: string, source: string, model: Module, l: LayerAdapter): Linear | QuantizedLinear | LoRALinear {
+function target(op: string, source: string, model: Module, l: LayerAdapter): BaseLayer | Adapted {
   checkLayer(op, source, l)
   const m = layerOf(op, source, model, l.path)
   const { inFeatures: inF, outFeatures: outF } = m
@@ -135,18 +120,13 @@ export function install(
       `${source}: the model's adapter ${named(name)} is also on ${listed(stale)}, which this file does not ` +
         `cover (load it under another name)`,
     )
-  const places = layers.map((l) => {
-    const top = target(op, source, model, l)
-    const place = placeFor(top, name)
-    if (dora && place.base instanceof LoRALinear)
-      fail(op, `${source}: ${named(l.path)} already has adapters; a DoRA adapter must be a layer's first`)
-    return { ...place, top }
-  })
+  // each adapter's base: the layer's, or W again under a PiSSA adapter this one replaces
+  const bases = layers.map((l) => baseFor(target(op, source, model, l), name))
   // each new layer's init is overwritten at once: not drawn, and the stream stays where it was
   const built = withoutInit(() =>
     layers.map((l, i) => {
-      const options = { rank: l.rank, alpha: l.alpha, scale: l.scale, name, dropout }
-      const layer = dora ? new DoRALinear(places[i].base, options) : new LoRALinear(places[i].base, options)
+      const options = { rank: l.rank, alpha: l.alpha, scale: l.scale, rule: l.rule, name, dropout }
+      const layer = dora ? new DoRALinear(bases[i], options) : new LoRALinear(bases[i], options)
       layer.loraA.data.set(l.loraA)
       layer.loraB.data.set(l.loraB)
       if (layer instanceof DoRALinear && l.magnitude) layer.magnitude.data.set(l.magnitude)
@@ -156,12 +136,8 @@ export function install(
   // Phase 2 cannot fail: swap the new layers in, and only the loaded adapter trains, as after applyLoRA.
   model.freeze()
   for (const [i, l] of layers.entries()) {
-    const { old, top } = places[i],
-      layer = built[i]
-    const above = old && top instanceof LoRALinear ? adapterStack(top).find((a) => a.base === old) : undefined
-    if (above)
-      above.base = layer // the replaced adapter sat inside a stack
-    else model.setModule(l.path, layer)
+    const layer = built[i]
+    putAdapter(model, l.path, layer) // on the layer, beside its other adapters, or in place of the one named so
     for (const t of [layer.loraA, layer.loraB, ...(layer instanceof DoRALinear ? [layer.magnitude] : [])])
       t.requiresGrad = true
   }

@@ -11,8 +11,8 @@ import {
 } from '../../src/formats/safetensors.js'
 import { Module } from '../module.js'
 import { QuantizedLinear } from '../quantized.js'
-import { LoRALinear } from '../lora.js'
-import { blockIndex } from '../lora-model.js'
+import { LoRALinear, type ScaleRule } from '../lora.js'
+import { NamedAdapters, blockIndex } from '../lora-model.js'
 import { collect, install, type LayerAdapter } from './adapter-layers.js'
 import {
   CONFIG,
@@ -40,7 +40,7 @@ export type { AdapterFiles, FileBytes } from './checks.js'
 export function baseHash(model: Module): string {
   const lines: string[] = []
   const walk = (m: Module, prefix: string): void => {
-    if (m instanceof LoRALinear) return walk(m.base, prefix) // the base sits where the adapter stands
+    if (m instanceof LoRALinear || m instanceof NamedAdapters) return walk(m.base, prefix) // its base, in its place
     if (m instanceof QuantizedLinear) lines.push(`${prefix}weight (${m.outFeatures},${m.inFeatures})`)
     for (const [k, v] of Object.entries(m)) if (v instanceof Tensor) lines.push(`${prefix}${k} (${v.shape.join(',')})`)
     for (const [name, child] of m.namedChildren()) walk(child, `${prefix}${name}.`)
@@ -71,8 +71,10 @@ export function adapterFiles(model: Module, { name }: { name?: string } = {}): A
     tensors[`${l.path}.loraA`] = { dtype: 'F32', shape: [l.rank, l.loraA.length / l.rank], data: l.loraA }
     tensors[`${l.path}.loraB`] = { dtype: 'F32', shape: [l.loraB.length / l.rank, l.rank], data: l.loraB }
     if (l.magnitude) tensors[`${l.path}.magnitude`] = { dtype: 'F32', shape: [l.magnitude.length], data: l.magnitude }
-    if (l.rank !== first.rank || l.alpha !== first.alpha || l.scale !== first.scale)
-      perLayer[l.path] = { ...(l.rank !== first.rank && { rank: l.rank }), alpha: l.alpha, scale: l.scale }
+    if (l.rank !== first.rank || l.alpha !== first.alpha || l.scale !== first.scale || l.rule !== first.rule) {
+      const rank = l.rank !== first.rank && { rank: l.rank }
+      perLayer[l.path] = { ...rank, alpha: l.alpha, scale: l.scale, ...(l.rule !== first.rule && { rule: l.rule }) }
+    }
   }
   const config = {
     format: 'tenny-lora',
@@ -81,6 +83,7 @@ export function adapterFiles(model: Module, { name }: { name?: string } = {}): A
     rank: first.rank,
     alpha: first.alpha,
     scale: first.scale,
+    rule: first.rule,
     dropout,
     ...(dora && { useDora: true }),
     targets: unique(paths.map((p) => p.split('.').pop()!)).sort(),
@@ -97,6 +100,7 @@ export function adapterFiles(model: Module, { name }: { name?: string } = {}): A
   }
 }
 
+const isRule = (v: unknown): v is ScaleRule => v === 'alpha/rank' || v === 'alpha/√rank' || v === 'given'
 const hashText = (h: unknown): string => (typeof h === 'string' ? shown(h) : quote(h, 40))
 
 /** The config of Tenny's adapter file: from its metadata, or (a file from before that) adapter_config.json. */
@@ -184,6 +188,14 @@ export function loadAdapterFiles(
       rank,
       alpha: pick('alpha') as number,
       scale: pick('scale') as number,
+      rule: setting(
+        op,
+        `config rule of ${named(path)}`,
+        pick('rule'),
+        isRule,
+        "'alpha/rank', 'alpha/√rank' or 'given'",
+        'given',
+      ),
       magnitude,
     }
   })

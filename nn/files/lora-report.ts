@@ -9,9 +9,8 @@ import { matmul } from '../../ops/matmul.js'
 import { slice, transpose } from '../../ops/movement.js'
 import * as linalg from '../../ops/linalg.js'
 import { Module } from '../module.js'
-import { type LoRALinear } from '../lora.js'
 import { plainLoRA, originalWeight } from '../pissa.js'
-import { loraLayers, adapterStack, adapterNames, getAdapter, activeAdapter } from '../lora-model.js'
+import { loraLayers, adapterStack, adapterNames, getAdapter, activeAdapter, type Adapted } from '../lora-model.js'
 
 const EPS32 = 2 ** -23
 
@@ -28,7 +27,7 @@ export type LoRALayerReport = {
 }
 
 /** The report for one adapter (by default the active one) of one stack of adapters. */
-export function adapterReport(layer: LoRALinear, adapter = activeAdapter(layer), path = ''): LoRALayerReport {
+export function adapterReport(layer: Adapted, adapter = activeAdapter(layer), path = ''): LoRALayerReport {
   const found = getAdapter(layer, adapter)
   const names = adapterNames(layer).map((n) => `'${n}'`)
   if (!found) fail('adapterReport', `layer '${path}' has no adapter named '${adapter}'; it has ${names.join(', ')}`)

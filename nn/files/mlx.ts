@@ -13,6 +13,7 @@ import { encodeNpz, decodeNpz } from '../../src/formats/npy.js'
 import { asBytes } from '../../src/formats/bytes.js'
 import { transpose as transposeOp } from '../../ops/movement.js'
 import { Module } from '../module.js'
+import { loraScale } from '../lora.js'
 import { blockIndex } from '../lora-model.js'
 import { collect, install, layerOf, type LayerAdapter } from './adapter-layers.js'
 import {
@@ -161,14 +162,14 @@ export function importMLXFiles(
     if (params.rank !== undefined && params.rank !== rank)
       fail(op, `${file}: ${named(path)} has rank ${rank}, but ${CONFIG} says ${quote(params.rank, 40)}`)
     const magnitude = dora ? f32(op, file, `${path}.m`, h.m, 1).data : undefined
-    // MLX gives the scale, not alpha: alpha = scale·rank keeps loraScale's alpha/rank rule true
+    // MLX gives the scale, not alpha: it stays as given, with the alpha that gives it as alpha/rank would
     return {
       path,
       loraA: transpose(a.data, inF, rank),
       loraB: transpose(b.data, rank, outF),
       rank,
-      alpha: s * rank,
-      scale: s,
+      ...loraScale(rank, 'given', { scale: s }),
+      rule: 'given',
       magnitude,
     }
   })

@@ -9,7 +9,7 @@ import {
   type LoadOptions,
 } from '../../src/formats/safetensors.js'
 import { Module } from '../module.js'
-import { loraScale, scaleRule } from '../lora.js'
+import { loraScale, type ScaleRule } from '../lora.js'
 import { linearLayers } from '../lora-model.js'
 import { collect, install, layerOf, type LayerAdapter } from './adapter-layers.js'
 import {
@@ -57,9 +57,8 @@ export function peftFiles(
   const first = layers[0]
   // PEFT's scale is lora_alpha / r (use_rslora: / √r); keep alpha when one of those rules gives the scale, else
   // derive it
-  const rslora = layers.every((l) => scaleRule(l) === 'alpha/√rank')
-  const alphaOf = (l: LayerAdapter) =>
-    scaleRule(l) === (rslora ? 'alpha/√rank' : 'alpha/rank') ? l.alpha : l.scale * (rslora ? Math.sqrt(l.rank) : l.rank)
+  const rule: ScaleRule = layers.every((l) => l.rule === 'alpha/√rank') ? 'alpha/√rank' : 'alpha/rank'
+  const alphaOf = (l: LayerAdapter) => (l.rule === rule ? l.alpha : loraScale(l.rank, rule, { scale: l.scale }).alpha)
   const tensors: Record<string, StoredTensor> = {}
   const rankPattern: Record<string, number> = {},
     alphaPattern: Record<string, number> = {}
@@ -91,7 +90,7 @@ export function peftFiles(
     r: first.rank,
     lora_alpha: alphaOf(first),
     lora_dropout: dropout,
-    use_rslora: rslora,
+    use_rslora: rule === 'alpha/√rank',
     use_dora: dora,
     bias: 'none',
     fan_in_fan_out: false,
@@ -153,6 +152,7 @@ export function importPEFTFiles(
   if (cfg.peft_type !== 'LORA')
     fail(op, `${CONFIG}: peft_type is ${quote(cfg.peft_type, 80)}, only 'LORA' is supported`)
   const useRslora = setting(op, `${CONFIG}: use_rslora`, cfg.use_rslora, isBoolean, 'true or false', false)
+  const rule: ScaleRule = useRslora ? 'alpha/√rank' : 'alpha/rank'
   const dora = setting(op, `${CONFIG}: use_dora`, cfg.use_dora, isBoolean, 'true or false', false)
   const dropout = setting(op, `${CONFIG}: lora_dropout`, cfg.lora_dropout, isDropout, 'a number in [0, 1)', 0)
   const { tensors, metadata } = parseSafetensors(need(op, files, 'adapter_model.safetensors'), source, options)
@@ -206,8 +206,8 @@ export function importPEFTFiles(
       loraA: a.data,
       loraB: b.data,
       rank,
-      alpha: layerAlpha,
-      scale: loraScale({ rank, alpha: layerAlpha, useRslora }),
+      ...loraScale(rank, rule, { alpha: layerAlpha }),
+      rule,
       magnitude,
     }
   })
