@@ -71,28 +71,28 @@ export function resumeFrom(model: nn.GPT, flags: Flags<'example'>, basePath: str
   const file = flags.resumeAdapterFile!
   checkBase(dirname(file), basePath)
   nn.loadAdapters(model, file, { name: ADAPTER })
-  const [, layer] = nn.loraLayers(model)[0]
-  const { rank, scale } = layer
+  const adapters = nn.loraAdapters(model, ADAPTER).map(([, adapter]) => adapter)
+  const { rank, scale } = adapters[0]
+  const asked = nn.loraScale(rank, 'alpha/rank', { alpha: flags.alpha }).scale // what --alpha gives at this rank
   const given = (name: Name) => flags.given.has(name)
   if (given('rank') && flags.rank !== rank)
     throw new Error(`--rank ${flags.rank} differs from ${shown(file)}, which has rank ${rank}: ${DROP('--rank')}`)
-  if (given('alpha') && flags.alpha / rank !== scale)
+  if (given('alpha') && asked !== scale)
     throw new Error(
-      `--alpha ${flags.alpha} gives scale ${flags.alpha / rank}, but ${shown(file)} has scale ${scale}: ` +
-        DROP('--alpha'),
+      `--alpha ${flags.alpha} gives scale ${asked}, but ${shown(file)} has scale ${scale}: ${DROP('--alpha')}`,
     )
   if (given('targets') || given('loraLayers'))
     throw new Error(`--targets and --lora-layers cannot change a resumed run: its layers are ${shown(file)}'s`)
-  const dora = layer instanceof nn.DoRALinear
+  const dora = adapters[0] instanceof nn.DoRALinear
   if (flags.useDora && !dora) throw new Error(`--use-dora cannot resume ${shown(file)}: its adapters are plain LoRA`)
-  if (given('loraDropout')) for (const [, l] of nn.loraLayers(model)) l.dropout = flags.loraDropout // this run's
+  if (given('loraDropout')) for (const adapter of adapters) adapter.dropout = flags.loraDropout // this run's
   console.log(`Resuming from ${shown(file)} (${dora ? 'DoRA, ' : ''}rank ${rank}, scale ${scale})`)
 }
 const DROP = (flag: string) => `drop ${flag} to resume with the file's`
 
 /** The settings run.json records; the adapters' as the model holds them (a resumed run's come from its file). */
 export function trainingRecord(model: nn.GPT, f: Flags<'example'>, steps: number, keptStep: number) {
-  const layer = nn.loraLayers(model)[0]?.[1]
+  const layer = nn.loraAdapters(model, ADAPTER)[0]?.[1]
   const [rank, alpha] = layer ? [layer.rank, layer.alpha] : [f.rank, f.alpha]
   const [useDora, loraDropout] = layer ? [layer instanceof nn.DoRALinear, layer.dropout] : [f.useDora, f.loraDropout]
   return {
