@@ -2,8 +2,8 @@
 // import, function, export and code sections — and a function builder whose instructions are called by their
 // text-format names ('f32x4.mul'), so a generator reads like the WAT it emits. Spec: webassembly.github.io/spec.
 
-export type ValType = 'i32' | 'f32' | 'v128'
-const VALTYPE: Record<ValType, number> = { i32: 0x7f, f32: 0x7d, v128: 0x7b }
+export type ValType = 'i32' | 'f32' | 'f64' | 'v128'
+const VALTYPE: Record<ValType, number> = { i32: 0x7f, f32: 0x7d, f64: 0x7c, v128: 0x7b }
 
 /** Unsigned LEB128: 7 bits per byte, low bits first, the high bit set on every byte but the last. */
 export function u32(n: number): number[] {
@@ -73,18 +73,24 @@ const OPCODES = {
   'f32.mul': [0x94],
   'f32.div': [0x95],
   'f32.max': [0x97],
+  'f64.add': [0xa0],
+  'f32.demote_f64': [0xb6],
   'v128.load': [0xfd, ...u32(0x00)],
   'v128.load32_splat': [0xfd, ...u32(0x09)],
   'v128.store': [0xfd, ...u32(0x0b)],
   'v128.const': [0xfd, ...u32(0x0c)],
+  'i8x16.shuffle': [0xfd, ...u32(0x0d)],
   'i32x4.splat': [0xfd, ...u32(0x11)],
   'f32x4.splat': [0xfd, ...u32(0x13)],
   'f32x4.extract_lane': [0xfd, ...u32(0x1f)],
+  'f64x2.extract_lane': [0xfd, ...u32(0x21)],
   'f32x4.lt': [0xfd, ...u32(0x43)],
   'f32x4.gt': [0xfd, ...u32(0x44)],
   'v128.and': [0xfd, ...u32(0x4e)],
   'v128.andnot': [0xfd, ...u32(0x4f)],
   'v128.bitselect': [0xfd, ...u32(0x52)],
+  'f32x4.demote_f64x2_zero': [0xfd, ...u32(0x5e)],
+  'f64x2.promote_low_f32x4': [0xfd, ...u32(0x5f)],
   'f32x4.nearest': [0xfd, ...u32(0x6a)],
   'i32x4.shl': [0xfd, ...u32(0xab)],
   'i32x4.add': [0xfd, ...u32(0xae)],
@@ -101,6 +107,7 @@ const OPCODES = {
   // −0 < +0 and propagate NaN from either side, which costs V8 several), and a NaN in a stays
   'f32x4.pmin': [0xfd, ...u32(0xea)],
   'f32x4.pmax': [0xfd, ...u32(0xeb)],
+  'f64x2.add': [0xfd, ...u32(0xf0)],
   'i32x4.trunc_sat_f32x4_s': [0xfd, ...u32(0xf8)],
 } satisfies Record<string, number[]>
 export type OpName = keyof typeof OPCODES
@@ -164,6 +171,16 @@ export class FunctionBody {
   /** f32x4.extract_lane: lane `lane` (0–3) of the vector on the stack, as an f32. */
   lane(lane: number): this {
     return this.with('f32x4.extract_lane', [lane])
+  }
+
+  /** f64x2.extract_lane: lane `lane` (0–1) of the vector on the stack, as an f64. */
+  lane64(lane: number): this {
+    return this.with('f64x2.extract_lane', [lane])
+  }
+
+  /** i8x16.shuffle of the two vectors on the stack: byte i of the result is byte bytes[i] of (first ‖ second). */
+  shuffle(bytes: number[]): this {
+    return this.with('i8x16.shuffle', bytes)
   }
 
   /** A load or store at the address on the stack plus a constant byte offset. */

@@ -201,15 +201,15 @@ export function layerNormKernels(everySize: boolean): Pick<Kernels, 'layerNormRo
       if (!big(rows, cols)) return cpu.layerNormRowsBackward(dy, x, w, mean, rstd, rows, cols, withParams)
       const {
         floats,
-        at: [ady, ax, aw, as, adx, adw, adb],
-      } = regions([rows * cols, rows * cols, cols, 2 * rows, rows * cols, cols, cols])
+        at: [ady, ax, aw, as, adx, adw, adb, apart],
+      } = regions([rows * cols, rows * cols, cols, 2 * rows, rows * cols, 2 * cols, 2 * cols, 2 * cols]) // dw, db: float64
       floats.set(dy, ady)
       floats.set(x, ax)
       floats.set(w, aw)
       floats.set(mean, as)
       floats.set(rstd, as + rows)
-      floats.fill(0, adw, adw + cols)
-      floats.fill(0, adb, adb + cols)
+      floats.fill(0, adw, adw + 2 * cols)
+      floats.fill(0, adb, adb + 4 * cols) // db, then the float32 partial sums
       singleThread().run.layerNormBackward(
         4 * ady,
         4 * ax,
@@ -218,6 +218,7 @@ export function layerNormKernels(everySize: boolean): Pick<Kernels, 'layerNormRo
         4 * adx,
         4 * adw,
         4 * adb,
+        4 * apart,
         rows,
         cols,
         1 / cols,
@@ -225,8 +226,8 @@ export function layerNormKernels(everySize: boolean): Pick<Kernels, 'layerNormRo
       )
       return {
         dx: floats.slice(adx, adx + rows * cols),
-        dw: withParams ? floats.slice(adw, adw + cols) : new Float32Array(0),
-        db: withParams ? floats.slice(adb, adb + cols) : new Float32Array(0),
+        dw: Float32Array.from(new Float64Array(floats.buffer, 4 * adw, withParams ? cols : 0)),
+        db: Float32Array.from(new Float64Array(floats.buffer, 4 * adb, withParams ? cols : 0)),
       }
     },
   }

@@ -5,9 +5,9 @@ import { webAssembly, type WasmMemory } from '../webassembly.js'
 import { DATA_BYTE, growTo, type WorkerPool } from '../threads/pool.js'
 import { wasmModule, FunctionBody } from './emit.js'
 import { panelKernel, rowDotsKernel } from './matmul.js'
-import { addKernel, geluKernel, geluBackwardKernel, softmaxRowsKernel } from './elementwise.js'
+import { addKernel, geluKernel, geluBackwardKernel } from './elementwise.js'
 import { attentionForwardKernel, attentionBackwardKernel } from './attention.js'
-import { layerNormKernel, layerNormBackwardKernel, sumAxisKernel } from './rows.js'
+import { layerNormKernel, layerNormBackwardKernel, sumAxisKernel, softmaxRowsKernel } from './rows.js'
 
 export type Panel = (
   a: number,
@@ -49,6 +49,7 @@ export type Exports = {
     dx: number,
     dw: number,
     db: number,
+    partial: number,
     rows: number,
     cols: number,
     invCols: number,
