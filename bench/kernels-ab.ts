@@ -43,6 +43,8 @@ function rows(): Row[] {
   const stats = { mean: new Float32Array(256), rstd: new Float32Array(256).fill(1) }
   const out: Row[] = []
   for (const table of ['cpu', 'wasm1']) {
+    out.push({ name: 'add: 2²²', table, run: (T) => T.add(long.subarray(0, 1 << 22), long.subarray(1 << 22, 2 << 22)) })
+    out.push({ name: 'gelu: (256, 3072)', table, run: (T) => T.gelu(long.subarray(0, 256 * 3072)) })
     out.push({ name: 'sum: one row of 2²⁴', table, run: (T) => T.sumAxis(long, 1, long.length, 1) })
     out.push({ name: 'sum: (256, 768) over rows (a bias grad)', table, run: (T) => T.sumAxis(bias, 1, 256, 768) })
     out.push({ name: 'softmax: (256, 8192)', table, run: (T) => T.softmaxRows(logits, 256, 8192) })

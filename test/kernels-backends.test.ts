@@ -31,6 +31,9 @@ import { linear } from '../ops/matmul'
 import { relu } from '../ops/elementwise'
 import { mseLoss } from '../ops/nn'
 import { uniform } from './helpers'
+import { FunctionBody } from '../src/backends/wasm/emit'
+
+FunctionBody.checks = true // every kernel generated in this process has its operand stack checked
 
 type Table = Pick<Kernels, 'matmul' | 'matmulBatched'>
 const rnd = (size: number) => Float32Array.from({ length: size }, () => 2 * random() - 1)

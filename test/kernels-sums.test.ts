@@ -9,6 +9,9 @@ import { setBackend, tensor, sum, mean, variance, logsumexp, softmax } from '../
 import { wasmKernels, wasmSupport } from '../src/backends/wasm'
 import { startPool } from '../src/backends/threads/pool'
 import { manualSeed, random } from '../src/random'
+import { FunctionBody } from '../src/backends/wasm/emit'
+
+FunctionBody.checks = true // every kernel generated in this process has its operand stack checked
 
 const tables: [string, Kernels][] = [['cpu', cpu]]
 if (wasmSupport() === '') {

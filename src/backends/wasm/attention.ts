@@ -3,6 +3,7 @@
 // v, dy (hs floats each) lie `rowBytes` apart, as in the (B, T, C) tensors; hs is a multiple of 4. Scores,
 // probabilities and ds use rows of TkPad (Tk rounded up to 4) floats, so a row is whole vectors, and lanes past a
 // query's last visible key hold 0. The caller (wasm/kernels.ts) copies tensors in and out and loops over (b, h).
+import { fail } from '../../errors.js'
 import { FunctionBody, type ValType } from './emit.js'
 import { exp } from './elementwise.js'
 
@@ -30,11 +31,14 @@ const I32_LOCALS = [
   'yi',
 ]
 
+/** Parameters by name, in order: all i32 (addresses and counts) but the f32 scale. */
+const signature = (names: string[]): Record<string, ValType> =>
+  Object.fromEntries(names.map((name) => [name, name === 'scale' ? 'f32' : 'i32']))
+
 /** The function's parameters and its working locals, by name (the two lists share no name). */
 function setup(f: FunctionBody, names: string[]): Locals {
-  if (names.some((name) => I32_LOCALS.includes(name)))
-    throw new Error("attention kernel: a parameter shares a local's name")
-  const L: Locals = Object.fromEntries(names.map((name, i) => [name, i]))
+  if (names.some((name) => I32_LOCALS.includes(name))) fail('attention kernel', "a parameter shares a local's name")
+  const L: Locals = { ...f.param }
   for (const name of I32_LOCALS) L[name] = f.local('i32')
   for (const name of ['a', 'acc', 'acc1', 'acc2', 'acc3', 'wv', 'e', 'm']) L[name] = f.local('v128')
   for (const name of ['mx', 'total']) L[name] = f.local('f32')
@@ -238,7 +242,7 @@ const FORWARD = ['q', 'k', 'v', 'y', 'probs', 'kT', 'Tq', 'Tk', 'TkPad', 'shift'
  *   }
  */
 export function attentionForwardKernel(): FunctionBody {
-  const f = new FunctionBody(FORWARD.map((name): ValType => (name === 'scale' ? 'f32' : 'i32')))
+  const f = new FunctionBody(signature(FORWARD))
   const L = setup(f, FORWARD)
   transpose(f, L.k, L.kT, L)
   f.forLoop(
@@ -360,7 +364,7 @@ const BACKWARD = [
  *   dq_i = Σ_j ds_ij·k_j    dk_j = Σ_{i ≥ j − shift} ds_ij·q_i    dv_j = Σ_{i ≥ j − shift} p_ij·dy_i
  */
 export function attentionBackwardKernel(): FunctionBody {
-  const f = new FunctionBody(BACKWARD.map((name): ValType => (name === 'scale' ? 'f32' : 'i32')))
+  const f = new FunctionBody(signature(BACKWARD))
   const L = setup(f, BACKWARD)
   transpose(f, L.v, L.vT, L)
   f.forLoop(

@@ -22,8 +22,8 @@ export function eachVector(f: FunctionBody, pointers: number[], count: number, b
 
 /** add(a, b, dst, count): dst[i] = a[i] + b[i], as kernels/elementwise.ts's add. */
 export function addKernel(): FunctionBody {
-  const f = new FunctionBody(['i32', 'i32', 'i32', 'i32'])
-  const [a, b, dst, count] = [0, 1, 2, 3]
+  const f = new FunctionBody({ a: 'i32', b: 'i32', dst: 'i32', count: 'i32' })
+  const { a, b, dst, count } = f.param
   eachVector(f, [a, b, dst], count, () =>
     f.get(dst).get(a).mem('v128.load').get(b).mem('v128.load').op('f32x4.add').mem('v128.store'),
   )
@@ -85,8 +85,8 @@ function geluExp(f: FunctionBody, x: number, e: number): void {
  * gives x and e = 0 gives ±0.
  */
 export function geluKernel(): FunctionBody {
-  const f = new FunctionBody(['i32', 'i32', 'i32'])
-  const [src, dst, count] = [0, 1, 2]
+  const f = new FunctionBody({ src: 'i32', dst: 'i32', count: 'i32' })
+  const { src, dst, count } = f.param
   const x = f.local('v128'),
     e = f.local('v128')
   eachVector(f, [src, dst], count, () => {
@@ -105,8 +105,8 @@ export function geluKernel(): FunctionBody {
  * where x is clamped in it (x³ would overflow and make 0·∞).
  */
 export function geluBackwardKernel(): FunctionBody {
-  const f = new FunctionBody(['i32', 'i32', 'i32', 'i32'])
-  const [src, dy, dst, count] = [0, 1, 2, 3]
+  const f = new FunctionBody({ src: 'i32', dy: 'i32', dst: 'i32', count: 'i32' })
+  const { src, dy, dst, count } = f.param
   const x = f.local('v128'),
     e = f.local('v128'),
     s = f.local('v128'),

@@ -1,20 +1,38 @@
-// The matmul microkernel, generated as WebAssembly SIMD: C (4 rows × 8 columns) += A (4 × kc) · B (kc × 8), held
-// in 8 f32x4 accumulators while kc streams by. The loops below are commented as the TypeScript loops they mirror.
+// The matmul kernel generator: C (4 rows × 8 columns) += A (4 × kc) · B (kc × 8) as WebAssembly SIMD, held in 8
+// f32x4 accumulators while kc streams by, and the one-row kernel for A·Bᵀ. The loops below are commented as the
+// TypeScript loops they mirror.
 //
 // A is read where it lies, through two strides: op(A)[i][p] sits at a + i·aRow + p·aStep (bytes), so a row-major
 // A (aRow = 4k, aStep = 4) and a transposed one (aRow = 4, aStep = 4m) need no copy. B is packed by the caller
 // (pack.ts) in panels of 8 columns, p-major, so its two vectors per p are contiguous (bStep = 32 bytes):
 //   bPack[jb][p][c] = op(B)[p][8·jb + c]        (k·8 floats per panel)
 // or, untransposed and for few rows of C, read as given: panel jb's row p is B[p][8·jb ..], bStep = 4n.
-// and C is read and written with a row stride ldc (bytes). A call covers one chunk p0 .. p0 + kc of k, so a
-// block's chunk of A and a panel's (8·kc floats) stay in L1 while the chunk of A's rows stays in L2.
-// 4 × 8 is the largest tile whose 8 accumulators, 2 B vectors and 1 splat fit x64's 16 vector registers:
-// 5 × 8 and 6 × 8 spilled and measured slower on the project's 2-core dev VM.
-import { FunctionBody, type ValType } from './emit.js'
+// C is read and written with a row stride ldc (bytes). A call covers one chunk p0 .. p0 + kc of k, so a block's
+// chunk of A and a panel's (8·kc floats) stay in L1 while the chunk of A's rows stays in L2.
+// Why 4 × 8: by count 5 × 8 (10 accumulators, 2 B vectors, 1 splat: 13) and 6 × 8 (15) also fit x64's 16 vector
+// registers, but V8's optimizing compiler hoists the A loads and needs more registers than that count, so they
+// spilled: 25–38 GFLOP/s against 45 for 4 × 8 in the prototype (as did unrolling p by 2–4).
+import { FunctionBody } from './emit.js'
 
 /** Bytes per float, per f32x4 vector. */
 const F32 = 4,
   V128 = 16
+
+/** The panel kernel as JavaScript calls it (byte addresses and strides, counts); it writes C and returns nothing. */
+export type Panel = (
+  a: number,
+  aRow: number,
+  aStep: number,
+  bPanel: number,
+  bStep: number,
+  cPanel: number,
+  init: number,
+  mBlocks: number,
+  kc: number,
+  ldc: number,
+) => void
+/** The row kernel as JavaScript calls it: y[j] += x · w[j] for j < nPad. */
+export type RowDots = (x: number, w: number, y: number, nPad: number, k: number) => void
 
 /**
  * panel(a, aRow, aStep, bPanel, bStep, cPanel, init, mBlocks, kc, ldc): one 8-column panel of C, for mBlocks blocks
@@ -37,9 +55,20 @@ const F32 = 4,
  * The p loop walks one pointer along row 4·ib of A and one through the panel; rows 1–3 are 1–3 aRow further.
  */
 export function panelKernel(): FunctionBody {
-  const params: ValType[] = ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']
-  const f = new FunctionBody(params)
-  const [aStart, aRow, aStep, bPanel, bStep, cPanel, init, mBlocks, kc, ldc] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+  const i32 = 'i32'
+  const f = new FunctionBody({
+    a: i32,
+    aRow: i32,
+    aStep: i32,
+    bPanel: i32,
+    bStep: i32,
+    cPanel: i32,
+    init: i32,
+    mBlocks: i32,
+    kc: i32,
+    ldc: i32,
+  })
+  const { a: aStart, aRow, aStep, bPanel, bStep, cPanel, init, mBlocks, kc, ldc } = f.param
   const block = f.local('i32'),
     ap = f.local('i32'),
     bp = f.local('i32'),
@@ -116,8 +145,8 @@ export function panelKernel(): FunctionBody {
  *   }
  */
 export function rowDotsKernel(): FunctionBody {
-  const f = new FunctionBody(['i32', 'i32', 'i32', 'i32', 'i32'])
-  const [x, w, y, nPad, k] = [0, 1, 2, 3, 4]
+  const f = new FunctionBody({ x: 'i32', w: 'i32', y: 'i32', nPad: 'i32', k: 'i32' })
+  const { x, w, y, nPad, k } = f.param
   const j = f.local('i32'),
     xp = f.local('i32'),
     wp = f.local('i32'),

@@ -118,8 +118,8 @@ const statAt = (f: FunctionBody, stats: number, rows: number, L: Locals, which: 
  *   for (let r = 0; r < rows; r++) { max = max_j x[j]; e[j] = exp(x[j] − max); sum = Σ e; y[j] = e[j] / sum }
  */
 export function softmaxRowsKernel(): FunctionBody {
-  const f = new FunctionBody(['i32', 'i32', 'i32', 'i32', 'i32'])
-  const [src, dst, stats, rows, colsPad] = [0, 1, 2, 3, 4]
+  const f = new FunctionBody({ src: 'i32', dst: 'i32', stats: 'i32', rows: 'i32', colsPad: 'i32' })
+  const { src, dst, stats, rows, colsPad } = f.param
   const L = rowLocals(f, colsPad)
   const m = f.local('v128'),
     x = f.local('v128'),
@@ -169,8 +169,19 @@ export function softmaxRowsKernel(): FunctionBody {
  * rstd = 1/√(var + eps), var the mean of (x − mean)².
  */
 export function layerNormKernel(): FunctionBody {
-  const f = new FunctionBody(['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32', 'f32'])
-  const [x, w, b, y, stats, rows, cols, invCols, eps] = [0, 1, 2, 3, 4, 5, 6, 7, 8]
+  const i32 = 'i32'
+  const f = new FunctionBody({
+    x: i32,
+    w: i32,
+    b: i32,
+    y: i32,
+    stats: i32,
+    rows: i32,
+    cols: i32,
+    invCols: 'f32',
+    eps: 'f32',
+  })
+  const { x, w, b, y, stats, rows, cols, invCols, eps } = f.param
   const L = rowLocals(f, cols)
   const s = sum(f),
     d = f.local('v128'),
@@ -213,8 +224,10 @@ export function layerNormKernel(): FunctionBody {
  * then added into them and cleared. withParams = 0 (a frozen weight and bias) leaves all three untouched.
  */
 export function layerNormBackwardKernel(): FunctionBody {
-  const f = new FunctionBody(['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32', 'i32'])
-  const [dy, x, w, stats, dx, dw, db, partial, rows, cols, invCols, withParams] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+  const i32 = 'i32'
+  const addresses = { dy: i32, x: i32, w: i32, stats: i32, dx: i32, dw: i32, db: i32, partial: i32 } as const
+  const f = new FunctionBody({ ...addresses, rows: i32, cols: i32, invCols: 'f32', withParams: i32 })
+  const { dy, x, w, stats, dx, dw, db, partial, rows, cols, invCols, withParams } = f.param
   const L = rowLocals(f, cols)
   const gSum = sum(f),
     gxSum = sum(f),
@@ -320,8 +333,8 @@ export function layerNormBackwardKernel(): FunctionBody {
  *   for (o) for (i += 4) { acc = 0; for (j) acc += src[o][j][i..i+3]; dst[o][i..i+3] = acc }
  */
 export function sumAxisKernel(): FunctionBody {
-  const f = new FunctionBody(['i32', 'i32', 'i32', 'i32', 'i32'])
-  const [src, dst, outer, n, inner] = [0, 1, 2, 3, 4]
+  const f = new FunctionBody({ src: 'i32', dst: 'i32', outer: 'i32', n: 'i32', inner: 'i32' })
+  const { src, dst, outer, n, inner } = f.param
   const o = f.local('i32'),
     i = f.local('i32'),
     j = f.local('i32'),
