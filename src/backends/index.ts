@@ -1,7 +1,7 @@
 // Which code runs matmul: the TS kernels on one thread ('cpu') or on every core ('parallel'), the generated
 // WebAssembly SIMD kernel ('wasm', one thread or all), or gpu.js ('gpujs'); 'auto' measures them here and keeps
 // the fastest (auto.ts). Each backend is a Partial<Kernels>: the matmul entries, and any others it does better
-// (wasm: elementwise, softmax, layer norm, attention). Only this file installs one.
+// (wasm: add, gelu, softmax, cross-entropy, layer norm, attention, column sums). Only this file installs one.
 import { cpu, useKernels, type Kernels } from '../kernels/index.js'
 import { qmatmul, qmatmulT, type MatmulFn } from '../kernels/quant.js'
 import { poolInfo, startPool } from './threads/pool.js'

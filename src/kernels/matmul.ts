@@ -1,6 +1,6 @@
-// Matrix products on row-major Float32Arrays. matmulRef is the oracle; NN, NT and TN are the fast
-// variants, one per transpose case, so every backward product is a single call. All three run matmulNT's
-// dot products: NN and TN first copy an operand transposed (k·n or k·m floats, small next to m·k·n).
+// Matrix products on row-major Float32Arrays. matmulRef is the oracle; NN, NT and TN are the fast variants, one per
+// transpose case, so every backward product is a single call. All three run matmulNT's dot products: NN first copies
+// B transposed (k·n floats), TN copies both A and B transposed (k·m + k·n), small next to m·k·n multiply-adds.
 import { addRowInPlace } from './rows.js'
 
 export type MatmulFlags = {
@@ -156,7 +156,7 @@ export function matmulNN(a: Float32Array, b: Float32Array, c: Float32Array, m: n
   matmulNT(a, transpose2d(b, k, n), c, m, k, n)
 }
 
-/** C += Aᵀ·B, A (k, m), B (k, n): repack Aᵀ (cost k·m), then the NN path. */
+/** C += Aᵀ·B, A (k, m), B (k, n): repack Aᵀ (cost k·m), then the NN path, which repacks B too (k·n). */
 export function matmulTN(a: Float32Array, b: Float32Array, c: Float32Array, m: number, k: number, n: number): void {
   matmulNN(transpose2d(a, k, m), b, c, m, k, n)
 }
