@@ -18,7 +18,7 @@ import { openGpujs, gpujsTable, gpujsCandidates, GPUJS_MIN_FLOPS, type GpujsMode
 import { fastest, summary, PROBE_SIZE, SIMD_PROBE_SIZE, type Candidate, type Probe } from './auto.js'
 
 export type BackendName = 'cpu' | 'parallel' | 'wasm' | 'gpujs' | 'auto'
-/** threads: for 'wasm', 1 or all the pool has (the default); gpujsMode: which gpu.js mode; timeoutMs: for starting workers. */
+/** threads: for 'wasm', 1 or all the pool has (default); gpujsMode: which gpu.js mode; timeoutMs: to start workers. */
 export type BackendOptions = { threads?: number; gpujsMode?: GpujsMode; timeoutMs?: number }
 export type { Probe }
 export type BackendInfo = {
@@ -46,7 +46,7 @@ export type BackendInfo = {
   /** why the wasm backend cannot run here ('' if it can) */
   wasm: string
 }
-/** The matmul entries every backend provides (the quantized matmuls' tiles go through them too), and any others it does better. */
+/** The matmul entries every backend provides (the quantized matmuls' tiles use them too), and any it does better. */
 export type MatmulTable = Pick<Kernels, 'matmul' | 'matmulBatched'> & Partial<Kernels>
 type Installed = { backend: BackendInfo['backend']; threads: number; table: MatmulTable; gpujsMode?: GpujsMode }
 

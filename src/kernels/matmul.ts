@@ -210,7 +210,10 @@ export function matmul(
   return c
 }
 
-/** `batch` independent products, each op(A_i) (m, k) · op(B_i) (k, n) (+ bias on every row); A and B hold their matrices back to back. */
+/**
+ * `batch` independent products, each op(A_i) (m, k) · op(B_i) (k, n) (+ bias on every row); A and B hold their
+ * matrices back to back.
+ */
 export function matmulBatched(
   a: Float32Array,
   b: Float32Array,

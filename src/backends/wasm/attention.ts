@@ -64,7 +64,8 @@ function transpose(f: FunctionBody, rows: number, T: number, L: Locals): void {
         () => f.i32(0),
         () => f.get(L.TkPad),
         () => {
-          f.get(T).get(L.d).get(L.TkPad).op('i32.mul').get(L.j).op('i32.add').i32(F32).op('i32.mul').op('i32.add') // &T[d][j]
+          // &T[d][j]
+          f.get(T).get(L.d).get(L.TkPad).op('i32.mul').get(L.j).op('i32.add').i32(F32).op('i32.mul').op('i32.add')
           f.get(L.j)
             .get(L.Tk)
             .op('i32.lt_s')
@@ -170,7 +171,7 @@ function weightedColumns(
   )
 }
 
-/** out[0 .. 4n) = x·T[·][0 .. 4n) = Σ_d splat(x[d]) · T[d][0 .. 4n): a row of dot products x·row_j, as a weighted sum of T's rows. */
+/** out[0 .. 4n) = Σ_d splat(x[d]) · T[d][0 .. 4n): a row of dot products x·row_j, as a weighted sum of T's rows. */
 function dotRows(f: FunctionBody, x: number, T: number, out: number, L: Locals): void {
   f.i32(0).set(L.lo)
   f.get(L.hs).set(L.hi)

@@ -33,7 +33,10 @@ export const WASM_PANELS = 2
 /** 1 GiB of 64 KiB pages: the private memory's maximum, as the pool's shared memory's. */
 export const MAX_PAGES = 16384
 
-/** p runs in chunks of KC (a block's chunk 4 KiB, a panel's 8 KiB: both in L1); an item is at most ROW_BLOCKS blocks of 4 rows. */
+/**
+ * Chunks of KC values of p (a block's chunk 4 KiB, a panel's 8 KiB: both in L1); items of ≤ ROW_BLOCKS blocks of 4
+ * rows.
+ */
 const KC = 256
 const ROW_BLOCKS = 16
 /**

@@ -1,5 +1,5 @@
-// Elementwise kernels as WebAssembly SIMD, four floats per step: a vector exp (Cephes' expf, the polynomial most
-// libm's float exp descends from) and GPT-2's gelu and its derivative built on it, mirroring src/kernels/elementwise.ts.
+// Elementwise kernels as WebAssembly SIMD, four floats per step: add, a vector exp (Cephes' expf, the polynomial most
+// libm's float exp descends from) and GPT-2's gelu and its derivative built on it, as in src/kernels/elementwise.ts.
 // Arrays are byte addresses in the module's memory; the caller rounds lengths up to a multiple of 4 (the extra
 // lanes compute on whatever is there and are never read back).
 import { FunctionBody } from './emit.js'
@@ -57,7 +57,8 @@ export function exp(f: FunctionBody, x: number, y: number): void {
   for (const c of [1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1])
     f.get(x).op('f32x4.mul').splat(c).op('f32x4.add')
   f.get(x).op('f32x4.mul').get(x).op('f32x4.mul').get(x).op('f32x4.add').splat(1).op('f32x4.add') // 1 + r + r²·P(r)
-  f.get(n).op('i32x4.trunc_sat_f32x4_s').i32(127).op('i32x4.splat').op('i32x4.add').i32(23).op('i32x4.shl') // bits of 2ⁿ
+  f.get(n).op('i32x4.trunc_sat_f32x4_s').i32(127).op('i32x4.splat').op('i32x4.add') // n + 127: 2ⁿ's exponent bits …
+  f.i32(23).op('i32x4.shl') // … shifted into place
   f.op('f32x4.mul').get(under).op('v128.andnot').set(y)
 }
 

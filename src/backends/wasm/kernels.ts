@@ -283,7 +283,10 @@ export function attentionKernels(everySize: boolean): Attention {
   }
 }
 
-/** sumAxis in SIMD where inner is a multiple of 4 (a bias's gradient, Σ_rows dy), from WASM_MIN_ELEMENTS: bit for bit the TS loop's sums. */
+/**
+ * sumAxis in SIMD where inner is a multiple of 4 (a bias's gradient, Σ_rows dy), from WASM_MIN_ELEMENTS: TS's sums
+ * exactly.
+ */
 export function reduceKernels(everySize: boolean): Pick<Kernels, 'sumAxis'> {
   return {
     sumAxis(a, outer, n, inner) {

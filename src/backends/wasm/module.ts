@@ -101,7 +101,7 @@ export function kernels(): Exports {
 }
 
 let support: string | undefined
-/** Why this runtime cannot run the kernels ('' if it can): no WebAssembly, or no SIMD (a module with one v128 local fails validation). */
+/** Why this runtime cannot run the kernels ('' if it can): no WebAssembly, or no SIMD (a v128 local is refused). */
 export function wasmSupport(): string {
   if (support === undefined) {
     const probe = new FunctionBody({})
@@ -130,7 +130,7 @@ export function regions(sizes: number[]): { floats: Float32Array; at: number[] }
   return { floats: new Float32Array(memory.buffer), at }
 }
 
-/** Copy (rows, cols) rows of `src` into rows of `stride` floats at `at`, the `stride − cols` after each set to `pad`. */
+/** Copy (rows, cols) rows of `src` into rows of `stride` floats at `at`, the stride − cols after each set to `pad`. */
 export function padRows(
   floats: Float32Array,
   at: number,

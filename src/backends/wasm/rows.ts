@@ -364,7 +364,8 @@ export function sumAxisKernel(): FunctionBody {
               f.get(at).get(inner).i32(4).op('i32.mul').op('i32.add').set(at) // next j: inner floats on
             },
           )
-          f.get(dst).get(o).get(inner).op('i32.mul').get(i).op('i32.add').i32(4).op('i32.mul').op('i32.add') // &dst[o][i]
+          f.get(dst).get(o).get(inner).op('i32.mul').get(i).op('i32.add').i32(4).op('i32.mul') // dst + 4·(o·inner + i)
+          f.op('i32.add')
           narrow(f, acc).mem('v128.store')
         },
         4,
