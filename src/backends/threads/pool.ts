@@ -262,5 +262,6 @@ export function poolInfo(): { threads: number; workersReady: number; failure: st
       ? { threads: 1, workersReady: 0, failure: p }
       : { threads: p.size + 1, workersReady: 0, failure: '' }
   }
-  return { threads: pool.size + 1, workersReady: pool.started ? pool.readyCount() : 0, failure: pool.failure, pool }
+  const threads = pool.failure ? 1 : pool.size + 1 // a failed pool is retired: the caller alone is left
+  return { threads, workersReady: pool.started ? pool.readyCount() : 0, failure: pool.failure, pool }
 }

@@ -191,6 +191,7 @@ export function wasmPanels(
   n: number,
   flags: MatmulFlags,
   threads: boolean,
+  { callerWorks = true } = {},
 ): Float32Array {
   const pool = threads ? sharedPool() : undefined
   const shared = pool !== undefined && !pool.failure
@@ -202,17 +203,20 @@ export function wasmPanels(
   const ctl = controlWords(memory)
   writeJob(ctl, job)
   if (!shared) runItems(job, ctl, onPrivate().panel)
-  else if (!runOnPool(pool, job, ctl)) return cpuMatmulBatched(a, b, batch, m, k, n, flags) // pool.failure says why
+  else if (!runOnPool(pool, job, ctl, callerWorks)) return cpuMatmulBatched(a, b, batch, m, k, n, flags) // pool failed
   return unpackC(floats, job.cAt, layoutOf(job))
 }
 
-/** Wake the workers on the job, take items alongside them, wait for them; false if the pool failed (and retired). */
-function runOnPool(pool: WorkerPool, job: Job, ctl: Int32Array): boolean {
+/**
+ * Wake the workers on the job, take items alongside them (callerWorks = false: only if none woke, as auto does to
+ * warm them), wait for them; false if the pool failed (and retired).
+ */
+function runOnPool(pool: WorkerPool, job: Job, ctl: Int32Array, callerWorks: boolean): boolean {
   pool.start()
   const taken = pool.post(WASM_PANELS)
-  runItems(job, ctl, onPool(pool).panel)
+  if (callerWorks || taken.length === 0) runItems(job, ctl, onPool(pool).panel)
   try {
-    pool.join(taken, { takeBack: true }) // every item is taken: a worker that has not woken yet is not waited for
+    pool.join(taken, { takeBack: callerWorks }) // the caller took every item: a worker not yet awake is not waited for
     return true
   } catch {
     return false
