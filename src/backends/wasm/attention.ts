@@ -261,70 +261,7 @@ export function attentionForwardKernel(): FunctionBody {
         [[L.probs, L.row]],
       )
       dotRows(f, L.xi, L.kT, L.row, L)
-      f.forLoop(
-        L.j,
-        () => f.get(L.last).i32(1).op('i32.add'),
-        () => f.get(L.n).i32(4).op('i32.mul'),
-        () => {
-          address(f, L.row, L.j, () => f.i32(F32))
-          f.f32(-Infinity).mem('f32.store')
-        },
-      )
-      f.splat(-Infinity).set(L.m)
-      eachKeyVector(
-        f,
-        L.row,
-        () => f.get(L.n),
-        L,
-        () => f.get(L.m).get(L.op).mem('v128.load').op('f32x4.max').set(L.m),
-      )
-      across(f, L.m, 'f32.max')
-      f.set(L.mx)
-      f.zero().set(L.acc)
-      eachKeyVector(
-        f,
-        L.row,
-        () => f.get(L.n),
-        L,
-        () => {
-          // p_j = exp(scale·(s_j − max)), summed
-          f.get(L.op)
-            .mem('v128.load')
-            .get(L.mx)
-            .op('f32x4.splat')
-            .op('f32x4.sub')
-            .get(L.scale)
-            .op('f32x4.splat')
-            .op('f32x4.mul')
-            .set(L.a)
-          exp(f, L.a, L.e)
-          f.get(L.op).get(L.e).mem('v128.store')
-          f.get(L.acc).get(L.e).op('f32x4.add').set(L.acc)
-        },
-      )
-      across(f, L.acc, 'f32.add')
-      f.set(L.total)
-      f.f32(1).get(L.total).op('f32.div').op('f32x4.splat').set(L.a)
-      eachKeyVector(
-        f,
-        L.row,
-        () => f.get(L.TkPad).i32(2).op('i32.shr_s'),
-        L,
-        () => {
-          // normalize; 0 past the visible keys
-          f.get(L.op)
-            .get(L.op)
-            .mem('v128.load')
-            .get(L.a)
-            .op('f32x4.mul')
-            .zero()
-            .get(L.jv)
-            .get(L.n)
-            .op('i32.lt_s')
-            .op('select')
-            .mem('v128.store')
-        },
-      )
+      softmaxScores(f, L)
       f.i32(0).set(L.lo)
       f.get(L.last).i32(1).op('i32.add').set(L.hi)
       weightedRows(
@@ -336,6 +273,74 @@ export function attentionForwardKernel(): FunctionBody {
     },
   )
   return f
+}
+
+/** Row i's scores (at L.row) become probabilities: masked past the last visible key, then softmax(scale·s). */
+function softmaxScores(f: FunctionBody, L: Locals): void {
+  f.forLoop(
+    L.j,
+    () => f.get(L.last).i32(1).op('i32.add'),
+    () => f.get(L.n).i32(4).op('i32.mul'),
+    () => {
+      address(f, L.row, L.j, () => f.i32(F32))
+      f.f32(-Infinity).mem('f32.store')
+    },
+  )
+  f.splat(-Infinity).set(L.m)
+  eachKeyVector(
+    f,
+    L.row,
+    () => f.get(L.n),
+    L,
+    () => f.get(L.m).get(L.op).mem('v128.load').op('f32x4.max').set(L.m),
+  )
+  across(f, L.m, 'f32.max')
+  f.set(L.mx)
+  f.zero().set(L.acc)
+  eachKeyVector(
+    f,
+    L.row,
+    () => f.get(L.n),
+    L,
+    () => {
+      // p_j = exp(scale·(s_j − max)), summed
+      f.get(L.op)
+        .mem('v128.load')
+        .get(L.mx)
+        .op('f32x4.splat')
+        .op('f32x4.sub')
+        .get(L.scale)
+        .op('f32x4.splat')
+        .op('f32x4.mul')
+        .set(L.a)
+      exp(f, L.a, L.e)
+      f.get(L.op).get(L.e).mem('v128.store')
+      f.get(L.acc).get(L.e).op('f32x4.add').set(L.acc)
+    },
+  )
+  across(f, L.acc, 'f32.add')
+  f.set(L.total)
+  f.f32(1).get(L.total).op('f32.div').op('f32x4.splat').set(L.a)
+  eachKeyVector(
+    f,
+    L.row,
+    () => f.get(L.TkPad).i32(2).op('i32.shr_s'),
+    L,
+    () => {
+      // normalize; 0 past the visible keys
+      f.get(L.op)
+        .get(L.op)
+        .mem('v128.load')
+        .get(L.a)
+        .op('f32x4.mul')
+        .zero()
+        .get(L.jv)
+        .get(L.n)
+        .op('i32.lt_s')
+        .op('select')
+        .mem('v128.store')
+    },
+  )
 }
 
 const BACKWARD = [
@@ -386,32 +391,7 @@ export function attentionBackwardKernel(): FunctionBody {
         ],
       )
       dotRows(f, L.xi, L.vT, L.row, L) // dp_i·
-      f.zero().set(L.acc)
-      eachKeyVector(
-        f,
-        L.row,
-        () => f.get(L.n),
-        L,
-        () => {
-          // Σ_j p_ij·dp_ij (p is 0 past last)
-          address(f, L.pRow, L.jv, () => f.i32(V128))
-          f.mem('v128.load').get(L.op).mem('v128.load').op('f32x4.mul').get(L.acc).op('f32x4.add').set(L.acc)
-        },
-      )
-      across(f, L.acc, 'f32.add')
-      f.op('f32x4.splat').set(L.m)
-      eachKeyVector(
-        f,
-        L.row,
-        () => f.get(L.n),
-        L,
-        () => {
-          // ds_ij = scale·p_ij·(dp_ij − Σ)
-          f.get(L.op).get(L.op).mem('v128.load').get(L.m).op('f32x4.sub')
-          address(f, L.pRow, L.jv, () => f.i32(V128))
-          f.mem('v128.load').op('f32x4.mul').get(L.scale).op('f32x4.splat').op('f32x4.mul').mem('v128.store')
-        },
-      )
+      scoreGrads(f, L) // ds_i·, in place of dp_i·
       f.i32(0).set(L.lo)
       f.get(L.last).i32(1).op('i32.add').set(L.hi)
       weightedRows(
@@ -422,6 +402,42 @@ export function attentionBackwardKernel(): FunctionBody {
       ) // dq_i = Σ_j ds_ij·k_j
     },
   )
+  keyGrads(f, L)
+  return f
+}
+
+/** Row i's dp (at L.row) becomes ds = scale·p ⊙ (dp − Σ_j p_j·dp_j), in place (p at L.pRow). */
+function scoreGrads(f: FunctionBody, L: Locals): void {
+  f.zero().set(L.acc)
+  eachKeyVector(
+    f,
+    L.row,
+    () => f.get(L.n),
+    L,
+    () => {
+      // Σ_j p_ij·dp_ij (p is 0 past last)
+      address(f, L.pRow, L.jv, () => f.i32(V128))
+      f.mem('v128.load').get(L.op).mem('v128.load').op('f32x4.mul').get(L.acc).op('f32x4.add').set(L.acc)
+    },
+  )
+  across(f, L.acc, 'f32.add')
+  f.op('f32x4.splat').set(L.m)
+  eachKeyVector(
+    f,
+    L.row,
+    () => f.get(L.n),
+    L,
+    () => {
+      // ds_ij = scale·p_ij·(dp_ij − Σ)
+      f.get(L.op).get(L.op).mem('v128.load').get(L.m).op('f32x4.sub')
+      address(f, L.pRow, L.jv, () => f.i32(V128))
+      f.mem('v128.load').op('f32x4.mul').get(L.scale).op('f32x4.splat').op('f32x4.mul').mem('v128.store')
+    },
+  )
+}
+
+/** dk_j = Σ_i ds_ij·q_i and dv_j = Σ_i p_ij·dy_i, for each key j, over the queries i that see it. */
+function keyGrads(f: FunctionBody, L: Locals): void {
   f.forLoop(
     L.j,
     () => f.i32(0),
@@ -453,5 +469,4 @@ export function attentionBackwardKernel(): FunctionBody {
       )
     },
   )
-  return f
 }

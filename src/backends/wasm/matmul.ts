@@ -68,68 +68,91 @@ export function panelKernel(): FunctionBody {
     kc: i32,
     ldc: i32,
   })
-  const { a: aStart, aRow, aStep, bPanel, bStep, cPanel, init, mBlocks, kc, ldc } = f.param
-  const block = f.local('i32'),
-    ap = f.local('i32'),
-    bp = f.local('i32'),
-    bEnd = f.local('i32'),
-    cRow = f.local('i32'),
-    ib = f.local('i32')
-  const row = [0, f.local('i32'), f.local('i32'), f.local('i32')] // r · aRow
-  const b = [f.local('v128'), f.local('v128')]
-  const a = f.local('v128')
-  const acc = [0, 1, 2, 3].map(() => [f.local('v128'), f.local('v128')])
-  const cAddress = (r: number) => f.get(cRow).get(ldc).i32(r).op('i32.mul').op('i32.add') // &C[4·ib + r][0]
-
-  for (let r = 1; r < 4; r++) f.get(aRow).i32(r).op('i32.mul').set(row[r])
-  f.get(aStart).set(block)
-  f.get(cPanel).set(cRow)
-  f.get(bPanel).get(kc).get(bStep).op('i32.mul').op('i32.add').set(bEnd)
-  f.i32(0).set(ib)
+  const P = f.param
+  const L: PanelLocals = {
+    block: f.local('i32'), // &A[4·ib][0]
+    ap: f.local('i32'), // &A[4·ib][p]
+    bp: f.local('i32'), // the panel's row p
+    bEnd: f.local('i32'),
+    cRow: f.local('i32'), // &C[4·ib][0]
+    ib: f.local('i32'),
+    row: [0, f.local('i32'), f.local('i32'), f.local('i32')], // r · aRow
+    b: [f.local('v128'), f.local('v128')],
+    a: f.local('v128'),
+    acc: [0, 1, 2, 3].map(() => [f.local('v128'), f.local('v128')]),
+  }
+  for (let r = 1; r < 4; r++) f.get(P.aRow).i32(r).op('i32.mul').set(L.row[r])
+  f.get(P.a).set(L.block)
+  f.get(P.cPanel).set(L.cRow)
+  f.get(P.bPanel).get(P.kc).get(P.bStep).op('i32.mul').op('i32.add').set(L.bEnd)
+  f.i32(0).set(L.ib)
   f.doWhile(() => {
     // for each block ib
-    f.get(init).ifElse(
-      // the accumulators start from init's 8 floats in every row, or from C
-      () => {
-        for (let r = 0; r < 4; r++)
-          for (let v = 0; v < 2; v++)
-            f.get(init)
-              .mem('v128.load', v * V128)
-              .set(acc[r][v])
-      },
-      () => {
-        for (let r = 0; r < 4; r++)
-          for (let v = 0; v < 2; v++)
-            cAddress(r)
-              .mem('v128.load', v * V128)
-              .set(acc[r][v])
-      },
-    )
-    f.get(block).set(ap)
-    f.get(bPanel).set(bp)
-    f.doWhile(() => {
-      // for each p of the chunk
-      f.get(bp).mem('v128.load', 0).set(b[0])
-      f.get(bp).mem('v128.load', V128).set(b[1])
-      for (let r = 0; r < 4; r++) {
-        f.get(ap)
-        if (r > 0) f.get(row[r]).op('i32.add')
-        f.mem('v128.load32_splat').set(a)
-        for (let v = 0; v < 2; v++) f.get(acc[r][v]).get(a).get(b[v]).op('f32x4.mul').op('f32x4.add').set(acc[r][v])
-      }
-      f.get(ap).get(aStep).op('i32.add').set(ap)
-      f.get(bp).get(bStep).op('i32.add').tee(bp).get(bEnd).op('i32.lt_u') // p < kc
-    })
+    startAccumulators(f, P, L)
+    multiplyChunk(f, P, L)
     for (let r = 0; r < 4; r++)
       for (let v = 0; v < 2; v++)
-        cAddress(r)
-          .get(acc[r][v])
+        cAddress(f, P, L, r)
+          .get(L.acc[r][v])
           .mem('v128.store', v * V128)
-    f.get(cRow).get(ldc).i32(4).op('i32.mul').op('i32.add').set(cRow)
-    f.get(block).get(aRow).i32(4).op('i32.mul').op('i32.add').set(block) // 4 rows down: 4 · aRow
-    f.get(ib).i32(1).op('i32.add').tee(ib).get(mBlocks).op('i32.lt_u') // ib < mBlocks
+    f.get(L.cRow).get(P.ldc).i32(4).op('i32.mul').op('i32.add').set(L.cRow)
+    f.get(L.block).get(P.aRow).i32(4).op('i32.mul').op('i32.add').set(L.block) // 4 rows down: 4 · aRow
+    f.get(L.ib).i32(1).op('i32.add').tee(L.ib).get(P.mBlocks).op('i32.lt_u') // ib < mBlocks
   })
   return f
+}
+
+type PanelParams = Record<
+  'a' | 'aRow' | 'aStep' | 'bPanel' | 'bStep' | 'cPanel' | 'init' | 'mBlocks' | 'kc' | 'ldc',
+  number
+>
+type PanelLocals = Record<'block' | 'ap' | 'bp' | 'bEnd' | 'cRow' | 'ib' | 'a', number> & {
+  row: number[]
+  b: number[]
+  acc: number[][]
+}
+
+/** Push &C[4·ib + r][0]. */
+const cAddress = (f: FunctionBody, P: PanelParams, L: PanelLocals, r: number) =>
+  f.get(L.cRow).get(P.ldc).i32(r).op('i32.mul').op('i32.add')
+
+/** The accumulators start from init's 8 floats in every row (the first chunk: the bias, or zeros), or from C. */
+function startAccumulators(f: FunctionBody, P: PanelParams, L: PanelLocals): void {
+  f.get(P.init).ifElse(
+    () => {
+      for (let r = 0; r < 4; r++)
+        for (let v = 0; v < 2; v++)
+          f.get(P.init)
+            .mem('v128.load', v * V128)
+            .set(L.acc[r][v])
+    },
+    () => {
+      for (let r = 0; r < 4; r++)
+        for (let v = 0; v < 2; v++)
+          cAddress(f, P, L, r)
+            .mem('v128.load', v * V128)
+            .set(L.acc[r][v])
+    },
+  )
+}
+
+/** The p loop: for each p of the chunk, the panel's two vectors times each of 4 splat A values, added up. */
+function multiplyChunk(f: FunctionBody, P: PanelParams, L: PanelLocals): void {
+  f.get(L.block).set(L.ap)
+  f.get(P.bPanel).set(L.bp)
+  f.doWhile(() => {
+    f.get(L.bp).mem('v128.load', 0).set(L.b[0])
+    f.get(L.bp).mem('v128.load', V128).set(L.b[1])
+    for (let r = 0; r < 4; r++) {
+      f.get(L.ap)
+      if (r > 0) f.get(L.row[r]).op('i32.add')
+      f.mem('v128.load32_splat').set(L.a) // A[4·ib + r][p] in all 4 lanes
+      for (let v = 0; v < 2; v++)
+        f.get(L.acc[r][v]).get(L.a).get(L.b[v]).op('f32x4.mul').op('f32x4.add').set(L.acc[r][v]) // acc += a · b
+    }
+    f.get(L.ap).get(P.aStep).op('i32.add').set(L.ap)
+    f.get(L.bp).get(P.bStep).op('i32.add').tee(L.bp).get(L.bEnd).op('i32.lt_u') // p < kc
+  })
 }
 
 /**

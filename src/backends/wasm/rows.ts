@@ -90,17 +90,12 @@ function eachColumn(f: FunctionBody, L: Locals, body: () => void, sums: Sum[] = 
     BLOCK,
   )
 }
-/** Each row r: L.row = r·cols·4, then body(). */
-function eachRow(f: FunctionBody, L: Locals, rows: number, body: () => void): void {
-  f.forLoop(
-    L.r,
-    () => f.i32(0),
-    () => f.get(rows),
-    () => {
-      f.get(L.r).get(L.cols).op('i32.mul').i32(4).op('i32.mul').set(L.row)
-      body()
-    },
-  )
+/** Each row r from `from` to `to` (all rows: 0 to `rows`): L.row = r·cols·4, then body(). */
+function eachRow(f: FunctionBody, L: Locals, from: () => void, to: () => void, body: () => void): void {
+  f.forLoop(L.r, from, to, () => {
+    f.get(L.r).get(L.cols).op('i32.mul').i32(4).op('i32.mul').set(L.row)
+    body()
+  })
 }
 const load = (f: FunctionBody, base: number, off: number) => f.get(base).get(off).op('i32.add').mem('v128.load')
 /** acc += the f32x4 on the stack. */
@@ -127,40 +122,46 @@ export function softmaxRowsKernel(): FunctionBody {
     mx = f.local('f32'),
     total32 = f.local('f32'),
     es = sum(f)
-  eachRow(f, L, rows, () => {
-    f.splat(-Infinity).set(m)
-    eachColumn(f, L, () => load(f, src, L.off).get(m).op('f32x4.max').set(m))
-    f.get(m).lane(0).get(m).lane(1).op('f32.max').get(m).lane(2).op('f32.max').get(m).lane(3).op('f32.max').set(mx)
-    eachColumn(
-      f,
-      L,
-      () => {
-        load(f, src, L.off).get(mx).op('f32x4.splat').op('f32x4.sub').set(x)
-        exp(f, x, e)
-        f.get(dst).get(L.off).op('i32.add').get(e).mem('v128.store')
-        addTo(f.get(e), es.acc)
-      },
-      [es],
-    )
-    total(f, es.wide)
-    f.set(total32)
-    f.get(stats).get(L.r).i32(8).op('i32.mul').op('i32.add').get(mx).mem('f32.store')
-    f.get(stats).get(L.r).i32(8).op('i32.mul').op('i32.add').get(total32).mem('f32.store', 4)
-    f.f32(1).get(total32).op('f32.div').op('f32x4.splat').set(x)
-    eachColumn(f, L, () =>
-      f
-        .get(dst)
-        .get(L.off)
-        .op('i32.add')
-        .get(dst)
-        .get(L.off)
-        .op('i32.add')
-        .mem('v128.load')
-        .get(x)
-        .op('f32x4.mul')
-        .mem('v128.store'),
-    )
-  })
+  eachRow(
+    f,
+    L,
+    () => f.i32(0),
+    () => f.get(rows),
+    () => {
+      f.splat(-Infinity).set(m)
+      eachColumn(f, L, () => load(f, src, L.off).get(m).op('f32x4.max').set(m))
+      f.get(m).lane(0).get(m).lane(1).op('f32.max').get(m).lane(2).op('f32.max').get(m).lane(3).op('f32.max').set(mx)
+      eachColumn(
+        f,
+        L,
+        () => {
+          load(f, src, L.off).get(mx).op('f32x4.splat').op('f32x4.sub').set(x)
+          exp(f, x, e)
+          f.get(dst).get(L.off).op('i32.add').get(e).mem('v128.store')
+          addTo(f.get(e), es.acc)
+        },
+        [es],
+      )
+      total(f, es.wide)
+      f.set(total32)
+      f.get(stats).get(L.r).i32(8).op('i32.mul').op('i32.add').get(mx).mem('f32.store')
+      f.get(stats).get(L.r).i32(8).op('i32.mul').op('i32.add').get(total32).mem('f32.store', 4)
+      f.f32(1).get(total32).op('f32.div').op('f32x4.splat').set(x)
+      eachColumn(f, L, () =>
+        f
+          .get(dst)
+          .get(L.off)
+          .op('i32.add')
+          .get(dst)
+          .get(L.off)
+          .op('i32.add')
+          .mem('v128.load')
+          .get(x)
+          .op('f32x4.mul')
+          .mem('v128.store'),
+      )
+    },
+  )
   return f
 }
 
@@ -187,33 +188,39 @@ export function layerNormKernel(): FunctionBody {
     d = f.local('v128'),
     mu = f.local('f32'),
     rs = f.local('f32')
-  eachRow(f, L, rows, () => {
-    eachColumn(f, L, () => addTo(load(f, x, L.off), s.acc), [s])
-    total(f, s.wide)
-    f.get(invCols).op('f32.mul').set(mu) // mean
-    eachColumn(
-      f,
-      L,
-      () => {
-        load(f, x, L.off).get(mu).op('f32x4.splat').op('f32x4.sub').set(d)
-        addTo(f.get(d).get(d).op('f32x4.mul'), s.acc)
-      },
-      [s],
-    )
-    f.f32(1)
-    total(f, s.wide)
-    f.get(invCols).op('f32.mul').get(eps).op('f32.add').op('f32.sqrt').op('f32.div').set(rs) // 1/√(var + eps)
-    eachColumn(f, L, () => {
-      f.get(y).get(L.off).op('i32.add')
-      load(f, x, L.off).get(mu).op('f32x4.splat').op('f32x4.sub').get(rs).op('f32x4.splat').op('f32x4.mul')
-      load(f, w, L.col).op('f32x4.mul')
-      load(f, b, L.col).op('f32x4.add').mem('v128.store')
-    })
-    statAt(f, stats, rows, L, 0)
-    f.get(mu).mem('f32.store')
-    statAt(f, stats, rows, L, 1)
-    f.get(rs).mem('f32.store')
-  })
+  eachRow(
+    f,
+    L,
+    () => f.i32(0),
+    () => f.get(rows),
+    () => {
+      eachColumn(f, L, () => addTo(load(f, x, L.off), s.acc), [s])
+      total(f, s.wide)
+      f.get(invCols).op('f32.mul').set(mu) // mean
+      eachColumn(
+        f,
+        L,
+        () => {
+          load(f, x, L.off).get(mu).op('f32x4.splat').op('f32x4.sub').set(d)
+          addTo(f.get(d).get(d).op('f32x4.mul'), s.acc)
+        },
+        [s],
+      )
+      f.f32(1)
+      total(f, s.wide)
+      f.get(invCols).op('f32.mul').get(eps).op('f32.add').op('f32.sqrt').op('f32.div').set(rs) // 1/√(var + eps)
+      eachColumn(f, L, () => {
+        f.get(y).get(L.off).op('i32.add')
+        load(f, x, L.off).get(mu).op('f32x4.splat').op('f32x4.sub').get(rs).op('f32x4.splat').op('f32x4.mul')
+        load(f, w, L.col).op('f32x4.mul')
+        load(f, b, L.col).op('f32x4.add').mem('v128.store')
+      })
+      statAt(f, stats, rows, L, 0)
+      f.get(mu).mem('f32.store')
+      statAt(f, stats, rows, L, 1)
+      f.get(rs).mem('f32.store')
+    },
+  )
   return f
 }
 
@@ -227,104 +234,111 @@ export function layerNormBackwardKernel(): FunctionBody {
   const i32 = 'i32'
   const addresses = { dy: i32, x: i32, w: i32, stats: i32, dx: i32, dw: i32, db: i32, partial: i32 } as const
   const f = new FunctionBody({ ...addresses, rows: i32, cols: i32, invCols: 'f32', withParams: i32 })
-  const { dy, x, w, stats, dx, dw, db, partial, rows, cols, invCols, withParams } = f.param
-  const L = rowLocals(f, cols)
-  const gSum = sum(f),
-    gxSum = sum(f),
-    xHat = f.local('v128'),
-    g = f.local('v128'),
-    dyv = f.local('v128'),
-    t = f.local('v128'),
-    at = f.local('i32'),
-    rBlock = f.local('i32'),
-    rEnd = f.local('i32')
-  const mu = f.local('f32'),
-    rs = f.local('f32'),
-    gMean = f.local('f32'),
-    gxMean = f.local('f32')
-  const hat = () => {
-    // x̂ = (x − mean)·rstd and g = dy·w of the current vector
-    load(f, x, L.off).get(mu).op('f32x4.splat').op('f32x4.sub').get(rs).op('f32x4.splat').op('f32x4.mul').set(xHat)
-    load(f, dy, L.off).tee(dyv)
-    load(f, w, L.col).op('f32x4.mul').set(g)
+  const B: Backward = {
+    ...f.param,
+    ...rowLocals(f, f.param.cols),
+    ...Object.fromEntries(['xHat', 'g', 'dyv', 't'].map((name) => [name, f.local('v128')])),
+    ...Object.fromEntries(['at', 'rBlock', 'rEnd'].map((name) => [name, f.local('i32')])),
+    ...Object.fromEntries(['mu', 'rs', 'gMean', 'gxMean'].map((name) => [name, f.local('f32')])),
   }
-  // partial[j] (dw's) and partial[cols + j] (db's), as addresses: partial + col, and that + 4·cols
-  const dwPart = () => f.get(partial).get(L.col).op('i32.add')
-  const dbPart = () => dwPart().get(cols).i32(4).op('i32.mul').op('i32.add')
-  const row = () => {
-    statAt(f, stats, rows, L, 0)
-    f.mem('f32.load').set(mu)
-    statAt(f, stats, rows, L, 1)
-    f.mem('f32.load').set(rs)
-    eachColumn(
-      f,
-      L,
-      () => {
-        hat()
-        addTo(f.get(g), gSum.acc)
-        addTo(f.get(g).get(xHat).op('f32x4.mul'), gxSum.acc)
-        f.get(withParams).ifElse(
-          () => {
-            dwPart().tee(at).get(at).mem('v128.load').get(dyv).get(xHat).op('f32x4.mul').op('f32x4.add')
-            f.mem('v128.store')
-            dbPart().tee(at).get(at).mem('v128.load').get(dyv).op('f32x4.add').mem('v128.store')
-          },
-          () => {},
-        )
-      },
-      [gSum, gxSum],
-    )
-    total(f, gSum.wide)
-    f.get(invCols).op('f32.mul').set(gMean)
-    total(f, gxSum.wide)
-    f.get(invCols).op('f32.mul').set(gxMean)
-    eachColumn(f, L, () => {
-      hat()
-      f.get(dx).get(L.off).op('i32.add')
-      f.get(g).get(gMean).op('f32x4.splat').op('f32x4.sub')
-      f.get(xHat).get(gxMean).op('f32x4.splat').op('f32x4.mul').op('f32x4.sub')
-      f.get(rs).op('f32x4.splat').op('f32x4.mul').mem('v128.store')
-    })
-  }
-  /** sums[j..j+3] += the f32x4 at part (then cleared); sums holds float64s, at sums + 2·col */
-  const fold = (sums: number, part: () => void) => {
-    part()
-    f.mem('v128.load').set(t)
-    part()
-    f.zero().mem('v128.store')
-    f.get(sums).get(L.col).i32(2).op('i32.mul').op('i32.add').set(at)
-    f.get(at).get(at).mem('v128.load').get(t).op('f64x2.promote_low_f32x4').op('f64x2.add').mem('v128.store')
-    f.get(at).get(at).mem('v128.load', 16).get(t).get(t).shuffle(HIGH_HALF).op('f64x2.promote_low_f32x4')
-    f.op('f64x2.add').mem('v128.store', 16)
-  }
+  const S: RowSums = { g: sum(f), gx: sum(f) }
   f.forLoop(
-    rBlock,
+    B.rBlock,
     () => f.i32(0),
-    () => f.get(rows),
+    () => f.get(B.rows),
     () => {
-      f.get(rBlock).i32(ROW_BLOCK).op('i32.add').tee(rEnd) // end of the block: min(rBlock + ROW_BLOCK, rows)
-      f.get(rows).get(rEnd).get(rows).op('i32.lt_s').op('select').set(rEnd)
-      f.forLoop(
-        L.r,
-        () => f.get(rBlock),
-        () => f.get(rEnd),
-        () => {
-          f.get(L.r).get(cols).op('i32.mul').i32(4).op('i32.mul').set(L.row)
-          row()
-        },
+      f.get(B.rBlock).i32(ROW_BLOCK).op('i32.add').tee(B.rEnd) // end of the block: min(rBlock + ROW_BLOCK, rows)
+      f.get(B.rows).get(B.rEnd).get(B.rows).op('i32.lt_s').op('select').set(B.rEnd)
+      eachRow(
+        f,
+        B,
+        () => f.get(B.rBlock),
+        () => f.get(B.rEnd),
+        () => backwardRow(f, B, S),
       )
-      f.get(withParams).ifElse(
-        () =>
-          eachColumn(f, L, () => {
-            fold(dw, dwPart)
-            fold(db, dbPart)
-          }),
+      f.get(B.withParams).ifElse(
+        () => foldPartials(f, B),
         () => {},
       )
     },
     ROW_BLOCK,
   )
   return f
+}
+
+/** layerNormBackward's parameters and locals, by name (rowLocals' among them). */
+type Backward = Locals
+/** A row's sums of g and of g ⊙ x̂. */
+type RowSums = { g: Sum; gx: Sum }
+
+/** x̂ = (x − mean)·rstd, dy and g = dy·w of the current vector, into B.xHat, B.dyv and B.g. */
+function hat(f: FunctionBody, B: Backward): void {
+  load(f, B.x, B.off)
+    .get(B.mu)
+    .op('f32x4.splat')
+    .op('f32x4.sub')
+    .get(B.rs)
+    .op('f32x4.splat')
+    .op('f32x4.mul')
+    .set(B.xHat)
+  load(f, B.dy, B.off).tee(B.dyv)
+  load(f, B.w, B.col).op('f32x4.mul').set(B.g)
+}
+
+/** Push partial + col (dw's float32 partial sums of column j) or that + 4·cols (db's). */
+const partialAt = (f: FunctionBody, B: Backward, which: 'dw' | 'db') => {
+  f.get(B.partial).get(B.col).op('i32.add')
+  if (which === 'db') f.get(B.cols).i32(4).op('i32.mul').op('i32.add')
+}
+
+/** One row: its means of g and g ⊙ x̂ (and dw, db's partial sums), then dx. */
+function backwardRow(f: FunctionBody, B: Backward, S: RowSums): void {
+  statAt(f, B.stats, B.rows, B, 0)
+  f.mem('f32.load').set(B.mu)
+  statAt(f, B.stats, B.rows, B, 1)
+  f.mem('f32.load').set(B.rs)
+  const columnTerms = () => {
+    hat(f, B)
+    addTo(f.get(B.g), S.g.acc)
+    addTo(f.get(B.g).get(B.xHat).op('f32x4.mul'), S.gx.acc)
+    f.get(B.withParams).ifElse(
+      () => {
+        partialAt(f, B, 'dw')
+        f.tee(B.at).get(B.at).mem('v128.load').get(B.dyv).get(B.xHat).op('f32x4.mul').op('f32x4.add').mem('v128.store')
+        partialAt(f, B, 'db')
+        f.tee(B.at).get(B.at).mem('v128.load').get(B.dyv).op('f32x4.add').mem('v128.store')
+      },
+      () => {},
+    )
+  }
+  eachColumn(f, B, columnTerms, [S.g, S.gx])
+  total(f, S.g.wide)
+  f.get(B.invCols).op('f32.mul').set(B.gMean)
+  total(f, S.gx.wide)
+  f.get(B.invCols).op('f32.mul').set(B.gxMean)
+  eachColumn(f, B, () => {
+    hat(f, B)
+    f.get(B.dx).get(B.off).op('i32.add')
+    f.get(B.g).get(B.gMean).op('f32x4.splat').op('f32x4.sub')
+    f.get(B.xHat).get(B.gxMean).op('f32x4.splat').op('f32x4.mul').op('f32x4.sub')
+    f.get(B.rs).op('f32x4.splat').op('f32x4.mul').mem('v128.store')
+  })
+}
+
+/** dw[j..j+3] and db[j..j+3] (float64, at dw + 2·col) += the block's float32 partial sums, which are cleared. */
+function foldPartials(f: FunctionBody, B: Backward): void {
+  eachColumn(f, B, () => {
+    for (const which of ['dw', 'db'] as const) {
+      partialAt(f, B, which)
+      f.mem('v128.load').set(B.t)
+      partialAt(f, B, which)
+      f.zero().mem('v128.store')
+      f.get(B[which]).get(B.col).i32(2).op('i32.mul').op('i32.add').set(B.at)
+      f.get(B.at).get(B.at).mem('v128.load').get(B.t).op('f64x2.promote_low_f32x4').op('f64x2.add').mem('v128.store')
+      f.get(B.at).get(B.at).mem('v128.load', 16).get(B.t).get(B.t).shuffle(HIGH_HALF).op('f64x2.promote_low_f32x4')
+      f.op('f64x2.add').mem('v128.store', 16)
+    }
+  })
 }
 
 /**
