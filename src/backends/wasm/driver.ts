@@ -64,24 +64,20 @@ const onPool = (pool: WorkerPool) => (pooled ??= instantiate<MatmulExports>(matm
 
 // ---- the job: a plan in the pool's control words ---------------------------------------------------------------
 
-/**
- * A job, one control word each after the shared item counter (NEXT_ITEM): the shapes; whether A is stored
- * transposed ((k, m) per product) and B packed in panels (1) or as given (0); how many blocks of 4 rows of C make
- * an item and how many items there are; and where A, B, C and the bias row start (floats from the memory's start).
- */
+/** A job: one control word each, after the item counter (NEXT_ITEM); offsets are in floats from the memory's start. */
 const JOB_WORDS = [
-  'batch',
-  'm',
-  'k',
-  'n',
-  'aTransposed',
-  'bPacked',
-  'blocksPerItem',
-  'items',
-  'aAt',
-  'bAt',
-  'cAt',
-  'biasAt',
+  'batch', // products in the call
+  'm', // rows of op(A) and C
+  'k', // columns of op(A), rows of op(B)
+  'n', // columns of op(B) and C
+  'aTransposed', // 1: each A is stored (k, m)
+  'bPacked', // 1: B in panels of 8 columns (pack.ts); 0: as given, (k, n)
+  'blocksPerItem', // blocks of 4 rows of C an item covers
+  'items', // items in all (batch · items per product)
+  'aAt', // where A starts
+  'bAt', // where B starts
+  'cAt', // where C starts, its rows padded to whole blocks and panels
+  'biasAt', // where the bias row starts (zeros without a bias)
 ] as const
 type Job = Record<(typeof JOB_WORDS)[number], number>
 const NEXT_ITEM = PARAMS
