@@ -76,8 +76,8 @@ function rows(): Row[] {
   return out.filter((r) => !only || only.some((o) => r.name.startsWith(o)))
 }
 
-/** Median ms per call of each run: each warmed ≥ 100 ms, then ROUNDS rounds calling them in turn. */
-function medians(runs: (() => unknown)[]): number[] {
+/** Median and fastest ms per call of each run: each warmed ≥ 100 ms, then ROUNDS rounds calling them in turn. */
+function timings(runs: (() => unknown)[]): { median: number; min: number }[] {
   for (const run of runs) for (let t0 = performance.now(), i = 0; i < 3 || performance.now() - t0 < 100; i++) run()
   const times = runs.map(() => [] as number[])
   for (let round = 0; round < ROUNDS; round++)
@@ -86,7 +86,7 @@ function medians(runs: (() => unknown)[]): number[] {
       run()
       times[i].push(performance.now() - t0)
     })
-  return times.map((ts) => ts.sort((x, y) => x - y)[ts.length >> 1])
+  return times.map((ts) => ts.sort((x, y) => x - y)).map((ts) => ({ median: ts[ts.length >> 1], min: ts[0] }))
 }
 
 const trees = [await load('.', 'this')]
@@ -97,15 +97,16 @@ console.log(
     .map((l) => l.toFixed(2))
     .join(' ')}`,
 )
-const header = trees.map((t) => `${t.name} ms`).join(' | ')
-console.log(`| kernel | table | ${header} |${against ? ' this / against |' : ''}`)
+const header = trees.map((t) => `${t.name} ms (median, fastest)`).join(' | ')
+console.log(`| kernel | table | ${header} |${against ? ' this / against (median, fastest) |' : ''}`)
 console.log(`|---|---|${trees.map(() => '---:').join('|')}|${against ? '---:|' : ''}`)
 for (const row of rows()) {
   const present = trees.filter((t) => t.tables[row.table])
   if (present.length < trees.length) continue
-  const ms = medians(present.map((t) => () => row.run(t.tables[row.table])))
-  const ratio = against ? ` ${(ms[0] / ms[1]).toFixed(2)} |` : ''
-  console.log(`| ${row.name} | ${row.table} | ${ms.map((t) => t.toFixed(3)).join(' | ')} |${ratio}`)
+  const ms = timings(present.map((t) => () => row.run(t.tables[row.table])))
+  const cells = ms.map(({ median, min }) => `${median.toFixed(3)}, ${min.toFixed(3)}`).join(' | ')
+  const ratio = against ? ` ${(ms[0].median / ms[1].median).toFixed(2)}, ${(ms[0].min / ms[1].min).toFixed(2)} |` : ''
+  console.log(`| ${row.name} | ${row.table} | ${cells} |${ratio}`)
 }
 console.log(
   `load average after: ${loadavg()

@@ -20,9 +20,11 @@ const tables: [string, Kernels][] = [['cpu', cpu]]
 if ((Object.keys(cpu) as (keyof Kernels)[]).some((name) => K[name] !== cpu[name])) tables.push(['installed K', K]) // overrides in use
 useThreadSpawner(nodeThreads)
 if (wasmSupport() === '') {
-  tables.push(['wasm 1 thread', { ...cpu, ...wasmKernels({ threads: false, everySize: true }) }])
+  // tiles of 2¹⁶ floats (the backend's are 2²²), so that inputs of a few MB go through several
+  const tile = 1 << 16
+  tables.push(['wasm 1 thread', { ...cpu, ...wasmKernels({ threads: false, everySize: true, tile }) }])
   if (startPool()?.failure === '')
-    tables.push(['wasm all threads', { ...cpu, ...wasmKernels({ threads: true, everySize: true }) }])
+    tables.push(['wasm all threads', { ...cpu, ...wasmKernels({ threads: true, everySize: true, tile }) }])
 }
 const SIZES = [1, 3, 7, 33, 130]
 
@@ -517,15 +519,15 @@ test('layerNormRows and its backward: every table matches the TS kernels where c
   }
 })
 
-test('inputs past one tile (2²⁰ floats) go through the wasm kernels tile by tile: every table matches the TS loops', () => {
+test('inputs past one tile (2¹⁶ floats here) go through the wasm kernels tile by tile: every table matches the TS loops', () => {
   manualSeed(14)
-  const n = 2.5 * 2 ** 20 + 3 // two and a half tiles, and a ragged end
+  const n = 2.5 * 2 ** 16 + 3 // two and a half tiles, and a ragged end
   const a = rnd(n),
     b = rnd(n)
-  const [rows, cols] = [700, 4099] // 4100 floats a padded row: 255 rows a tile, 3 tiles
+  const [rows, cols] = [40, 4099] // 4100 floats a padded row: 15 rows a tile, 3 tiles
   const x = rnd(rows * cols).map((v) => 20 * v),
     t = Int32Array.from({ length: rows }, (_, r) => (r * 13) % cols)
-  const [lnRows, lnCols] = [5000, 516] // 2032 rows a tile
+  const [lnRows, lnCols] = [300, 516] // 127 rows a tile
   const lx = rnd(lnRows * lnCols),
     w = rnd(lnCols),
     bias = rnd(lnCols),

@@ -3,7 +3,14 @@
 // kernel generator) → emit.ts (the emitter), the other kernels' kernels.ts → module.ts → the generators.
 import type { Kernels } from '../../kernels/index.js'
 import { matmulKernels } from './driver.js'
-import { elementwiseKernels, attentionKernels, softmaxKernels, layerNormKernels, reduceKernels } from './kernels.js'
+import {
+  elementwiseKernels,
+  attentionKernels,
+  softmaxKernels,
+  layerNormKernels,
+  reduceKernels,
+  TILE,
+} from './kernels.js'
 
 export {
   wasmMatmul,
@@ -21,21 +28,24 @@ export { WASM_MIN_ELEMENTS, WASM_MIN_ATTENTION } from './kernels.js'
 
 /**
  * The backend's kernel-table entries: small products on the TS kernels, the rest on 1 thread or on all.
- * everySize sends every product and every kernel to the generated code (and to the threads, if any), as the tests do.
+ * everySize sends every product and every kernel to the generated code (and to the threads, if any), and tile sets
+ * the floats of an operand copied in per call (kernels.ts's TILE), as the tests do.
  */
 export function wasmKernels({
   threads,
   everySize = false,
+  tile = TILE,
 }: {
   threads: boolean
   everySize?: boolean
+  tile?: number
 }): Pick<Kernels, 'matmul' | 'matmulBatched'> & Partial<Kernels> {
   return {
     ...matmulKernels(threads, everySize),
-    ...elementwiseKernels(everySize),
+    ...elementwiseKernels(everySize, tile),
     ...attentionKernels(everySize),
-    ...softmaxKernels(everySize),
-    ...layerNormKernels(everySize),
+    ...softmaxKernels(everySize, tile),
+    ...layerNormKernels(everySize, tile),
     ...reduceKernels(everySize),
   }
 }

@@ -10,43 +10,53 @@ export const WASM_MIN_ELEMENTS = 256
 /** Attention below this many score multiply-adds (B·H·Tq·Tk·hs) stays on the TS kernel, as one cached token does. */
 export const WASM_MIN_ATTENTION = 32 * 32 * 32
 /**
- * Floats of one operand copied in per call (4 MiB): add(a, a) of 10⁸ floats once asked for 1.2 GB of memory at
- * once and was refused; in tiles it takes 12 MB. A tile of ≥ 2¹⁸ floats costs nothing measurable against one call.
+ * Floats of one operand copied in per call (16 MiB; wasmKernels' `tile` sets another, as the tests do): add(a, a)
+ * of 10⁸ floats once asked for 1.2 GB of memory at once and was refused; in tiles it takes 48 MB. One tile comes
+ * out as one slice; more are gathered into an array allocated whole, whose zero fill cost 4–7% of a softmax of 2²¹.
  */
-const TILE = 1 << 20
+export const TILE = 1 << 22
 const ceil4 = (n: number) => Math.ceil(n / 4) * 4
-/** Rows of `cols` floats in a tile: as many as TILE holds, at least one (and no more than there are). */
-const rowsPerTile = (rows: number, cols: number) => Math.min(rows, Math.max(1, Math.floor(TILE / Math.max(1, cols))))
+/** Rows of `cols` floats in a tile: as many as `tile` floats hold, at least one (and no more than there are). */
+const rowsPerTile = (rows: number, cols: number, tile: number) =>
+  Math.min(rows, Math.max(1, Math.floor(tile / Math.max(1, cols))))
 
-/** An elementwise kernel on `inputs` (equal lengths), slice by slice of TILE: copy in, run, copy the output out. */
-function elementwise(inputs: Float32Array[], kernel: (addresses: number[], count: number) => void): Float32Array {
+/** An elementwise kernel on `inputs` (equal lengths), slice by slice of `tile`: copy in, run, copy the output out. */
+function elementwise(
+  inputs: Float32Array[],
+  kernel: (addresses: number[], count: number) => void,
+  tile: number,
+): Float32Array {
   const length = inputs[0].length
-  const out = new Float32Array(length)
-  for (let start = 0; start < length; start += TILE) {
-    const count = Math.min(TILE, length - start)
-    const { floats, at } = regions([...inputs.map(() => count), count])! // ≤ 4 tiles: 16 MiB always fit
+  if (length === 0) return new Float32Array(0) // the kernels' loops run at least once
+  const out = length > tile ? new Float32Array(length) : undefined
+  for (let start = 0; start < length; start += tile) {
+    const count = Math.min(tile, length - start)
+    const { floats, at } = regions([...inputs.map(() => count), count])! // ≤ 4 tiles of 16 MiB always fit
     inputs.forEach((input, i) => floats.set(input.subarray(start, start + count), at[i]))
     kernel(
       at.map((a) => 4 * a),
       ceil4(count), // whole f32x4 vectors: regions are padded to 4 floats
     )
-    out.set(floats.subarray(at[inputs.length], at[inputs.length] + count), start)
+    const result = at[inputs.length]
+    if (!out) return floats.slice(result, result + count)
+    out.set(floats.subarray(result, result + count), start)
   }
-  return out
+  return out!
 }
 
 /** add, and gelu and its backward through the SIMD exp, from WASM_MIN_ELEMENTS elements (everySize: always). */
-export function elementwiseKernels(everySize: boolean): Pick<Kernels, 'add' | 'gelu' | 'geluBackward'> {
+export function elementwiseKernels(everySize: boolean, tile = TILE): Pick<Kernels, 'add' | 'gelu' | 'geluBackward'> {
   const big = (a: Float32Array) => everySize || a.length >= WASM_MIN_ELEMENTS
   return {
     add: (a, b) =>
       big(a) && a.length === b.length
-        ? elementwise([a, b], ([x, y, dst], count) => kernels().add(x, y, dst, count))
+        ? elementwise([a, b], ([x, y, dst], count) => kernels().add(x, y, dst, count), tile)
         : cpu.add(a, b),
-    gelu: (a) => (big(a) ? elementwise([a], ([src, dst], count) => kernels().gelu(src, dst, count)) : cpu.gelu(a)),
+    gelu: (a) =>
+      big(a) ? elementwise([a], ([src, dst], count) => kernels().gelu(src, dst, count), tile) : cpu.gelu(a),
     geluBackward: (a, dy) =>
       big(a)
-        ? elementwise([a, dy], ([src, g, dst], count) => kernels().geluBackward(src, g, dst, count))
+        ? elementwise([a, dy], ([src, g, dst], count) => kernels().geluBackward(src, g, dst, count), tile)
         : cpu.geluBackward(a, dy),
   }
 }
@@ -59,15 +69,21 @@ function softmaxTiled(
   x: Float32Array,
   rows: number,
   cols: number,
+  tile: number,
 ): { y: Float32Array; stats: Float32Array } | undefined {
   const colsPad = ceil4(cols),
-    per = rowsPerTile(rows, colsPad)
+    per = rowsPerTile(rows, colsPad, tile)
   const space = regions([per * colsPad, per * colsPad, 2 * per])
   if (!space) return undefined
   const {
     floats,
     at: [src, dst, st],
   } = space
+  if (per === rows) {
+    padRows(floats, src, x, rows, cols, colsPad, -Infinity)
+    kernels().softmaxRows(4 * src, 4 * dst, 4 * st, rows, colsPad)
+    return { y: unpadRows(floats, dst, rows, cols, colsPad), stats: floats.slice(st, st + 2 * rows) }
+  }
   const y = new Float32Array(rows * cols),
     stats = new Float32Array(2 * rows)
   for (let r0 = 0; r0 < rows; r0 += per) {
@@ -81,13 +97,13 @@ function softmaxTiled(
 }
 
 /** softmaxRows, and crossEntropyRows on it (loss = max + log Σ e^(x − max) − x[target]), from WASM_MIN_ELEMENTS. */
-export function softmaxKernels(everySize: boolean): Pick<Kernels, 'softmaxRows' | 'crossEntropyRows'> {
+export function softmaxKernels(everySize: boolean, tile = TILE): Pick<Kernels, 'softmaxRows' | 'crossEntropyRows'> {
   const big = (rows: number, cols: number) => cols > 0 && (everySize || rows * cols >= WASM_MIN_ELEMENTS)
   return {
     softmaxRows: (x, rows, cols) =>
-      (big(rows, cols) ? softmaxTiled(x, rows, cols)?.y : undefined) ?? cpu.softmaxRows(x, rows, cols),
+      (big(rows, cols) ? softmaxTiled(x, rows, cols, tile)?.y : undefined) ?? cpu.softmaxRows(x, rows, cols),
     crossEntropyRows(x, targets, rows, cols, ignoreIndex) {
-      const soft = big(rows, cols) ? softmaxTiled(x, rows, cols) : undefined
+      const soft = big(rows, cols) ? softmaxTiled(x, rows, cols, tile) : undefined
       if (!soft) return cpu.crossEntropyRows(x, targets, rows, cols, ignoreIndex)
       const { y, stats } = soft
       const losses = new Float32Array(rows)
@@ -101,8 +117,11 @@ export function softmaxKernels(everySize: boolean): Pick<Kernels, 'softmaxRows' 
 type LayerNorm = Pick<Kernels, 'layerNormRows' | 'layerNormRowsBackward'>
 
 /** layerNormRows tile by tile of rows (w and b copied once); undefined if one row does not fit. */
-function layerNormTiled(x: Float32Array, w: Float32Array, b: Float32Array, rows: number, cols: number, eps: number) {
-  const per = rowsPerTile(rows, cols)
+function layerNormTiled(
+  tile: number,
+  ...[x, w, b, rows, cols, eps]: Parameters<LayerNorm['layerNormRows']>
+): ReturnType<LayerNorm['layerNormRows']> | undefined {
+  const per = rowsPerTile(rows, cols, tile)
   const space = regions([cols, cols, per * cols, per * cols, 2 * per])
   if (!space) return undefined
   const {
@@ -111,15 +130,26 @@ function layerNormTiled(x: Float32Array, w: Float32Array, b: Float32Array, rows:
   } = space
   floats.set(w.subarray(0, cols), aw)
   floats.set(b.subarray(0, cols), ab)
+  const run = (r0: number, count: number) => {
+    floats.set(x.subarray(r0 * cols, (r0 + count) * cols), ax)
+    kernels().layerNorm(4 * ax, 4 * aw, 4 * ab, 4 * ay, 4 * as, count, cols, 1 / cols, eps) // means, then rstds
+  }
+  if (per === rows) {
+    run(0, rows)
+    return {
+      y: floats.slice(ay, ay + rows * cols),
+      mean: floats.slice(as, as + rows),
+      rstd: floats.slice(as + rows, as + 2 * rows),
+    }
+  }
   const y = new Float32Array(rows * cols),
     mean = new Float32Array(rows),
     rstd = new Float32Array(rows)
   for (let r0 = 0; r0 < rows; r0 += per) {
     const count = Math.min(per, rows - r0)
-    floats.set(x.subarray(r0 * cols, (r0 + count) * cols), ax)
-    kernels().layerNorm(4 * ax, 4 * aw, 4 * ab, 4 * ay, 4 * as, count, cols, 1 / cols, eps)
+    run(r0, count)
     y.set(floats.subarray(ay, ay + count * cols), r0 * cols)
-    mean.set(floats.subarray(as, as + count), r0) // the kernel writes the tile's means, then its rstds
+    mean.set(floats.subarray(as, as + count), r0)
     rstd.set(floats.subarray(as + count, as + 2 * count), r0)
   }
   return { y, mean, rstd }
@@ -130,9 +160,10 @@ function layerNormTiled(x: Float32Array, w: Float32Array, b: Float32Array, rows:
  * the memory across tiles and are read once at the end. Undefined if one row does not fit.
  */
 function layerNormBackwardTiled(
+  tile: number,
   ...[dy, x, w, mean, rstd, rows, cols, withParams = true]: Parameters<LayerNorm['layerNormRowsBackward']>
-) {
-  const per = rowsPerTile(rows, cols)
+): ReturnType<LayerNorm['layerNormRowsBackward']> | undefined {
+  const per = rowsPerTile(rows, cols, tile)
   const space = regions([cols, 2 * cols, 2 * cols, 2 * cols, per * cols, per * cols, 2 * per, per * cols])
   if (!space) return undefined
   const {
@@ -141,45 +172,35 @@ function layerNormBackwardTiled(
   } = space
   floats.set(w.subarray(0, cols), aw)
   floats.fill(0, adw, adw + 6 * cols) // dw and db (float64), then the partial sums (float32): contiguous
-  const dx = new Float32Array(rows * cols)
+  const dx = per === rows ? undefined : new Float32Array(rows * cols)
   for (let r0 = 0; r0 < rows; r0 += per) {
     const count = Math.min(per, rows - r0),
-      tile = [r0 * cols, (r0 + count) * cols]
-    floats.set(dy.subarray(tile[0], tile[1]), ady)
-    floats.set(x.subarray(tile[0], tile[1]), ax)
+      [from, to] = [r0 * cols, (r0 + count) * cols]
+    floats.set(dy.subarray(from, to), ady)
+    floats.set(x.subarray(from, to), ax)
     floats.set(mean.subarray(r0, r0 + count), as)
     floats.set(rstd.subarray(r0, r0 + count), as + count)
-    const params = withParams ? 1 : 0
-    kernels().layerNormBackward(
-      4 * ady,
-      4 * ax,
-      4 * aw,
-      4 * as,
-      4 * adx,
-      4 * adw,
-      4 * adb,
-      4 * apart,
-      count,
-      cols,
-      1 / cols,
-      params,
+    const [dyAt, xAt, wAt, statsAt, dxAt, dwAt, dbAt, partialAt] = [ady, ax, aw, as, adx, adw, adb, apart].map(
+      (at) => 4 * at,
     )
-    dx.set(floats.subarray(adx, adx + count * cols), tile[0])
+    const params = withParams ? 1 : 0
+    kernels().layerNormBackward(dyAt, xAt, wAt, statsAt, dxAt, dwAt, dbAt, partialAt, count, cols, 1 / cols, params)
+    dx?.set(floats.subarray(adx, adx + count * cols), from)
   }
   const sums = (at: number) => Float32Array.from(new Float64Array(floats.buffer, 4 * at, withParams ? cols : 0))
-  return { dx, dw: sums(adw), db: sums(adb) }
+  return { dx: dx ?? floats.slice(adx, adx + rows * cols), dw: sums(adw), db: sums(adb) }
 }
 
 /** layerNormRows and its backward in SIMD (rows.ts) where cols is a multiple of 4, from WASM_MIN_ELEMENTS. */
-export function layerNormKernels(everySize: boolean): LayerNorm {
+export function layerNormKernels(everySize: boolean, tile = TILE): LayerNorm {
   const big = (rows: number, cols: number) =>
     cols % 4 === 0 && cols > 0 && rows > 0 && (everySize || rows * cols >= WASM_MIN_ELEMENTS)
   return {
     layerNormRows: (x, w, b, rows, cols, eps) =>
-      (big(rows, cols) ? layerNormTiled(x, w, b, rows, cols, eps) : undefined) ??
+      (big(rows, cols) ? layerNormTiled(tile, x, w, b, rows, cols, eps) : undefined) ??
       cpu.layerNormRows(x, w, b, rows, cols, eps),
     layerNormRowsBackward: (dy, x, w, mean, rstd, rows, cols, withParams = true) =>
-      (big(rows, cols) ? layerNormBackwardTiled(dy, x, w, mean, rstd, rows, cols, withParams) : undefined) ??
+      (big(rows, cols) ? layerNormBackwardTiled(tile, dy, x, w, mean, rstd, rows, cols, withParams) : undefined) ??
       cpu.layerNormRowsBackward(dy, x, w, mean, rstd, rows, cols, withParams),
   }
 }
@@ -214,9 +235,7 @@ const attentionForward = (...[q, k, v, B, Tq, Tk, kvRows, H, hs, scale]: Paramet
       ]
       kernels().attentionForward(q0, k0, v0, y0, 4 * p0, 4 * akT, Tq, Tk, TkPad, Tk - Tq, hs, 4 * C, scale)
     }
-  const probs = new Float32Array(B * H * Tq * Tk)
-  unpadRows(floats, ap, B * H * Tq, Tk, TkPad, probs)
-  return { y: floats.slice(ay, ay + B * Tq * C), probs }
+  return { y: floats.slice(ay, ay + B * Tq * C), probs: unpadRows(floats, ap, B * H * Tq, Tk, TkPad) }
 }
 
 /** attentionCausalBackward per (b, h) in the generated kernel (attention.ts); undefined if the operands do not fit. */

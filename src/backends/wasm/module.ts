@@ -147,16 +147,21 @@ export function padRows(
   }
 }
 
-/** Copy `rows` rows of `stride` floats at `at` into out from row `outRow` on, `cols` of each. */
+/** `rows` rows of `stride` floats at `at`, `cols` of each, into out from row `outRow` on (or a fresh array): out. */
 export function unpadRows(
   floats: Float32Array,
   at: number,
   rows: number,
   cols: number,
   stride: number,
-  out: Float32Array,
+  out?: Float32Array,
   outRow = 0,
-): void {
-  if (cols === stride) return out.set(floats.subarray(at, at + rows * cols), outRow * cols)
-  for (let r = 0; r < rows; r++) out.set(floats.subarray(at + r * stride, at + r * stride + cols), (outRow + r) * cols)
+): Float32Array {
+  if (!out && cols === stride) return floats.slice(at, at + rows * cols)
+  const into = out ?? new Float32Array(rows * cols)
+  if (cols === stride) into.set(floats.subarray(at, at + rows * cols), outRow * cols)
+  else
+    for (let r = 0; r < rows; r++)
+      into.set(floats.subarray(at + r * stride, at + r * stride + cols), (outRow + r) * cols)
+  return into
 }
