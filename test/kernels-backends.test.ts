@@ -369,6 +369,12 @@ test('setBackend/backendInfo: say what runs and why; cpu restores the CPU table;
   assert.is(backendInfo().backend, 'cpu')
   // @ts-expect-error: not a backend
   assert.throws(() => setBackend('tpu'), /unknown backend 'tpu': expected 'cpu', 'parallel', 'wasm', 'gpujs', 'auto'/)
+  const huge = new Array<string>(1e6).fill('tpu') // from plain JavaScript: quoted in at most 200 characters
+  assert.throws(
+    // @ts-expect-error: not a backend name
+    () => setBackend(huge),
+    (err: Error) => err.message.length < 400 && /unknown backend \["tpu", /.test(err.message),
+  )
 })
 
 test('auto: times every backend that opens here, installs the fastest (never one measured over 5% slower), and says so', () => {

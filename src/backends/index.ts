@@ -4,7 +4,7 @@
 // (wasm: add, gelu, softmax, cross-entropy, layer norm, attention, column sums). Only this file installs one.
 import { cpu, useKernels, type Kernels } from '../kernels/index.js'
 import { qmatmul, qmatmulT, type MatmulFn } from '../kernels/quant.js'
-import { fail } from '../errors.js'
+import { fail, quote } from '../errors.js'
 import { poolInfo, startPool } from './threads/pool.js'
 import { matmulAllThreads, parallelInfo, parallelKernels, PARALLEL_MIN_FLOPS } from './threads/parallel.js'
 import {
@@ -99,7 +99,7 @@ export function backendInfo(): BackendInfo {
 }
 
 /** A name that is not a backend, as the message shows it (≤ 200 characters, whatever was passed). */
-const quoteName = (name: unknown) => (typeof name === 'string' ? `'${name.slice(0, 200)}'` : String(name))
+const quoteName = (name: unknown) => (typeof name === 'string' ? `'${name.slice(0, 200)}'` : quote(name))
 
 /** Backend `name` ready to install, or why it cannot run here. Starts the thread pool where it needs it. */
 function open(name: Exclude<BackendName, 'auto'>, options: BackendOptions, probes: Probe[]): Installed | string {

@@ -256,5 +256,5 @@ export function layerNormRowsBackward(
       dx[base + j] = rs * (dy[base + j] * w[j] - gMean - xHat * gxMean)
     }
   }
-  return { dx, dw: Float32Array.from(dw), db: Float32Array.from(db) }
+  return { dx, dw: new Float32Array(dw), db: new Float32Array(db) }
 }

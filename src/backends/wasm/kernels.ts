@@ -187,7 +187,7 @@ function layerNormBackwardTiled(
     kernels().layerNormBackward(dyAt, xAt, wAt, statsAt, dxAt, dwAt, dbAt, partialAt, count, cols, 1 / cols, params)
     dx?.set(floats.subarray(adx, adx + count * cols), from)
   }
-  const sums = (at: number) => Float32Array.from(new Float64Array(floats.buffer, 4 * at, withParams ? cols : 0))
+  const sums = (at: number) => new Float32Array(new Float64Array(floats.buffer, 4 * at, withParams ? cols : 0))
   return { dx: dx ?? floats.slice(adx, adx + rows * cols), dw: sums(adw), db: sums(adb) }
 }
 

@@ -12,7 +12,7 @@ import { exp } from './elementwise.js'
  */
 const BLOCK = 64
 /** Rows whose dw and db terms add up in float32 before joining the float64 totals (as BLOCK, down a column). */
-const ROW_BLOCK = 16
+const ROW_BLOCK = 64
 /** A float64 sum of f32x4 vectors: two f64x2 locals, for lanes 0–1 and lanes 2–3. */
 type Wide = [low: number, high: number]
 /** A row sum: the block's f32x4 (acc, which the loop's body adds into) and the float64 total (wide). */
