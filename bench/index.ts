@@ -3,7 +3,7 @@
 //   npm run bench -- --quick       smoke test: the same backends and peers as the full run on small sizes with
 //                                  few samples; prints a compact table, writes nothing (add --write to save)
 //   npm run bench -- --profile     share of a tiny-GPT training step per kernel (bench/profile.ts), then stop
-//   options: --only=matmul,mlp,gpt,memory  --sizes=64,256  --backends=cpu,parallel,wasm-1t,wasm-2t  --tfjs=cpu,wasm
+//   options: --only=matmul,mlp,gpt,memory,hf  --sizes=64,256  --backends=cpu,parallel,wasm-1t,wasm-2t  --tfjs=cpu,wasm
 //            --jaxjs=off  --merge (with --only: re-measure those sections, keep the other rows of bench/results.json)
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
@@ -14,6 +14,7 @@ import { matmulRows } from './suite-matmul'
 import { mlpRows } from './suite-mlp'
 import { gptRows } from './suite-gpt'
 import { memoryRows } from './suite-memory'
+import { hfRows } from './suite-hf'
 import { markdown, json, svg, compact, type Meta } from './report'
 import { JAXJS_VERSION } from './suite-jaxjs'
 import type { Row } from './timing'
@@ -28,7 +29,7 @@ function option(name: string): string[] | undefined {
     : undefined
 }
 
-const SECTIONS = ['matmul', 'mlp', 'gpt', 'memory']
+const SECTIONS = ['matmul', 'mlp', 'gpt', 'memory', 'hf']
 
 /** The report's notes: how each engine runs and is checked, and what this run left out. */
 function notesOf(wasm: ReturnType<typeof tfInfo>, tennyNotes: string[], merged: string[], jaxjs: boolean): string[] {
@@ -89,6 +90,8 @@ async function main(): Promise<void> {
         tfBackends,
         jaxjs,
       }),
+    // Hugging Face architectures at real size, random weights (bench/suite-hf.ts): minutes, own processes
+    hf: async () => hfRows({ quick }),
   }
   const here = (f: string) => fileURLToPath(new URL(f, import.meta.url))
   const kept: Row[] =

@@ -207,22 +207,25 @@ function resume(model: nn.GPT, flags: Flags, basePath: string): void {
   const file = flags.resume!
   checkBase(dirname(file), basePath)
   nn.loadAdapters(model, file, { name: ADAPTER })
-  const [, layer] = nn.loraLayers(model)[0]
+  const layer = nn.getAdapter(nn.loraLayers(model)[0][1], ADAPTER)!
   const { rank, scale } = layer
+  const asked = nn.loraScale(rank, 'alpha/rank', { alpha: flags.alpha }).scale // what --alpha gives at this rank
   if (flags.given.has('rank') && flags.rank !== rank)
     throw new Error(
       `--rank ${flags.rank} differs from ${shown(file)}, which has rank ${rank}: drop --rank to resume with the file's`,
     )
-  if (flags.given.has('alpha') && flags.alpha / rank !== scale)
+  if (flags.given.has('alpha') && asked !== scale)
     throw new Error(
-      `--alpha ${flags.alpha} gives scale ${flags.alpha / rank}, but ${shown(file)} has scale ${scale}: drop --alpha to resume with the file's`,
+      `--alpha ${flags.alpha} gives scale ${asked}, but ${shown(file)} has scale ${scale}: drop --alpha to resume with the file's`,
     )
   if (flags.given.has('targets') || flags.given.has('lora-layers'))
     throw new Error(`--targets and --lora-layers cannot change a resumed run: its layers are ${shown(file)}'s`)
   const useDora = layer instanceof nn.DoRALinear
   if (flags.useDora && !useDora) throw new Error(`--use-dora cannot resume ${shown(file)}: its adapters are plain LoRA`)
-  if (flags.given.has('lora-dropout')) for (const [, l] of nn.loraLayers(model)) l.dropout = flags.loraDropout // a setting of this run
-  Object.assign(flags, { rank, alpha: scale * rank, useDora, loraDropout: layer.dropout }) // run.json records what was trained
+  if (flags.given.has('lora-dropout'))
+    for (const [, l] of nn.loraLayers(model)) nn.getAdapter(l, ADAPTER)!.dropout = flags.loraDropout // a setting of this run
+  const alpha = nn.loraScale(rank, 'alpha/rank', { scale }).alpha
+  Object.assign(flags, { rank, alpha, useDora, loraDropout: layer.dropout }) // run.json records what was trained
   console.log(`Resuming from ${shown(file)} (${useDora ? 'DoRA, ' : ''}rank ${rank}, scale ${scale})`)
 }
 

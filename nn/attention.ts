@@ -2,6 +2,7 @@
 // name) around the fused causalAttention op. In generation a KVCache holds the earlier positions' keys
 // and values, so each new token costs one position instead of the whole context.
 import { Tensor, zeros } from '../src/tensor.js'
+import { fail, quote } from '../src/errors.js'
 import { causalAttention } from '../ops/attention.js'
 import { Module } from './module.js'
 import { Linear, type LinearLike } from './linear.js'
@@ -26,9 +27,8 @@ export class KVCache {
   append(k: Tensor, v: Tensor): void {
     const [B, T, C] = k.shape
     if (B !== this.batch || C !== this.channels || this.length + T > this.capacity) {
-      throw new Error(
-        `KVCache.append: (${B}, ${T}, ${C}) does not fit a cache of (${this.batch}, ${this.capacity}, ${this.channels}) holding ${this.length}`,
-      )
+      const cache = `(${this.batch}, ${this.capacity}, ${this.channels}) holding ${this.length}`
+      fail('KVCache.append', `(${B}, ${T}, ${C}) does not fit a cache of ${cache}`)
     }
     for (let b = 0; b < B; b++) {
       const at = (b * this.capacity + this.length) * C
@@ -48,20 +48,11 @@ export class CausalSelfAttention extends Module {
   residDrop: Dropout
   readonly nHead: number
 
-  constructor({
-    nEmbd,
-    nHead,
-    dropout = 0,
-    bias = true,
-  }: {
-    nEmbd: number
-    nHead: number
-    dropout?: number
-    bias?: boolean
-  }) {
+  constructor(config: { nEmbd: number; nHead: number; dropout?: number; bias?: boolean }) {
     super()
+    const { nEmbd, nHead, dropout = 0, bias = true } = config ?? {}
     if (!Number.isInteger(nHead) || nHead < 1 || nEmbd % nHead !== 0)
-      throw new Error(`CausalSelfAttention: nEmbd ${nEmbd} must split evenly into nHead ${nHead} heads`)
+      fail('CausalSelfAttention', `nEmbd ${quote(nEmbd)} must split evenly into nHead ${quote(nHead)} heads`)
     this.nHead = nHead
     this.qProj = new Linear(nEmbd, nEmbd, { bias })
     this.kProj = new Linear(nEmbd, nEmbd, { bias })
@@ -70,7 +61,7 @@ export class CausalSelfAttention extends Module {
     this.residDrop = new Dropout(dropout)
   }
 
-  /** x (B, T, C) → (B, T, C). With a cache (inference only), x holds the new positions after cache.length earlier ones. */
+  /** x (B, T, C) → (B, T, C). With a cache (inference only), x holds new positions after cache.length earlier ones. */
   forward(x: Tensor, cache?: KVCache): Tensor {
     // The heads sit side by side in C: head h owns channels [h·hs, (h+1)·hs), hs = C / nHead, so q, k and v are
     // (B, T, C) read as (B, T, nHead, hs). nanoGPT splits them with view + transpose into (B, nHead, T, hs)
@@ -82,9 +73,10 @@ export class CausalSelfAttention extends Module {
     if (cache) {
       // NOTE: the cache copies k and v, so no gradient could reach the projections through it.
       if (k.requiresGrad || v.requiresGrad)
-        throw new Error('CausalSelfAttention: a KV cache is for inference; run it under noGrad()')
+        fail('CausalSelfAttention', 'a KV cache is for inference; run it under noGrad()')
       cache.append(k, v)
-      y = causalAttention(q, cache.k, cache.v, this.nHead, cache.length) // (B, T, C): per head, softmax(q·kᵀ/√hs)·v over every cached row
+      // (B, T, C): per head, softmax(q·kᵀ/√hs)·v over every cached row
+      y = causalAttention(q, cache.k, cache.v, this.nHead, cache.length)
     } else {
       y = causalAttention(q, k, v, this.nHead) // (B, T, C): heads merged back side by side
     }

@@ -1,5 +1,6 @@
 // Dropout: active only in training mode (module.train() / module.eval()).
 import { Tensor } from '../src/tensor.js'
+import { fail, quote } from '../src/errors.js'
 import { dropout } from '../ops/nn.js'
 import { Module } from './module.js'
 
@@ -7,10 +8,10 @@ import { Module } from './module.js'
 export class Dropout extends Module {
   constructor(readonly p: number) {
     super()
-    if (!(p >= 0 && p < 1)) throw new Error(`Dropout: p must be in [0, 1), got ${p}`)
+    if (!(p >= 0 && p < 1)) fail('Dropout', `p must be in [0, 1), got ${quote(p)}`)
   }
 
   forward(x: Tensor): Tensor {
-    return dropout(x, this.p, this.training) // the 1/(1 − p) scaling keeps eval's expected activations equal to training's
+    return dropout(x, this.p, this.training) // scaled by 1/(1 − p): eval's expected activations equal training's
   }
 }

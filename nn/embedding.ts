@@ -7,12 +7,14 @@ import { Module } from './module.js'
 export class Embedding extends Module {
   weight: Tensor // (numEmbeddings, embeddingDim)
 
+  /** `given`: an exact (numEmbeddings, embeddingDim) weight instead of the random init (nothing is drawn). */
   constructor(
     readonly numEmbeddings: number,
     readonly embeddingDim: number,
+    given?: Tensor,
   ) {
     super()
-    this.weight = randn([numEmbeddings, embeddingDim], { requiresGrad: true })
+    this.weight = given ?? randn([numEmbeddings, embeddingDim], { requiresGrad: true })
   }
 
   forward(ids: Tensor | Int32Array): Tensor {

@@ -1,6 +1,8 @@
 // A GPT-2-style language model in one file, from small pieces to the whole: MLP, Block, GPT. The model only:
 // parameter names (`blocks.0.attn.qProj.weight`, ...) are the checkpoint keys (checkpoint.ts) and LoRA's targets.
 import { Tensor, noGrad } from '../src/tensor.js'
+import { shapeStr } from '../src/shape.js'
+import { fail, quote } from '../src/errors.js'
 import { manualSeed, randomNormal } from '../src/random.js'
 import { add, gelu } from '../ops/elementwise.js'
 import { slice } from '../ops/movement.js'
@@ -11,7 +13,8 @@ import { Embedding } from './embedding.js'
 import { LayerNorm } from './layernorm.js'
 import { Dropout } from './dropout.js'
 import { CausalSelfAttention, KVCache } from './attention.js'
-import { sampleNext, type SampleOptions } from './sampling.js'
+import { sampleNext } from './sampling.js'
+import type { GenerateOptions } from './generate.js'
 
 export type GPTConfig = {
   vocabSize: number
@@ -64,6 +67,8 @@ export class Block extends Module {
   }
 }
 
+/** Sampling settings, plus `seed` (reseeds the stream first) and useCache (false: recompute every step). */
+
 /** Fill a tensor in place with N(0, std²) draws from the seeded stream. */
 function normalInit(t: Tensor, std: number): void {
   for (let i = 0; i < t.size; i++) t.data[i] = std * randomNormal()
@@ -71,20 +76,48 @@ function normalInit(t: Tensor, std: number): void {
 
 /** Throws unless the config describes a buildable model; `where` names the caller. */
 export function checkConfig(where: string, c: GPTConfig): void {
+  if (typeof c !== 'object' || c === null) fail(where, `config must be an object, got ${quote(c)}`)
   for (const key of ['vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd'] as const) {
     if (!Number.isInteger(c[key]) || c[key] < 1)
-      throw new Error(`${where}: config.${key} must be a positive integer, got ${JSON.stringify(c[key])}`)
+      fail(where, `config.${key} must be a positive integer, got ${quote(c[key])}`)
   }
-  if (c.nEmbd % c.nHead !== 0) throw new Error(`${where}: config.nEmbd ${c.nEmbd} is not divisible by nHead ${c.nHead}`)
+  if (c.nEmbd % c.nHead !== 0) fail(where, `config.nEmbd ${c.nEmbd} is not divisible by nHead ${c.nHead}`)
   if (c.dropout !== undefined && !(c.dropout >= 0 && c.dropout < 1))
-    throw new Error(`${where}: config.dropout must be in [0, 1), got ${c.dropout}`)
+    fail(where, `config.dropout must be in [0, 1), got ${quote(c.dropout)}`)
   for (const key of ['bias', 'tieWeights'] as const) {
     if (c[key] !== undefined && typeof c[key] !== 'boolean')
-      throw new Error(`${where}: config.${key} must be a boolean, got ${JSON.stringify(c[key])}`)
+      fail(where, `config.${key} must be a boolean, got ${quote(c[key])}`)
   }
 }
 
-/** Token + position embeddings, nLayer blocks, a final LayerNorm and the LM head: idx (B, T) → logits (B, T, vocabSize). */
+/**
+ * Every parameter's dotted name and shape for `config`, in namedParameters order, from the config alone: a loader
+ * checks a file against it before building (allocating) anything. Lazy, since a file's config may claim 10⁹ blocks.
+ */
+export function* gptParameterShapes(config: GPTConfig): Generator<[name: string, shape: number[]]> {
+  const { vocabSize, blockSize, nLayer, nEmbd: C, bias = true } = config
+  function* linear(path: string, outFeatures: number, inFeatures: number): Generator<[string, number[]]> {
+    yield [`${path}.weight`, [outFeatures, inFeatures]]
+    if (bias) yield [`${path}.bias`, [outFeatures]]
+  }
+  function* layerNorm(path: string): Generator<[string, number[]]> {
+    yield [`${path}.weight`, [C]]
+    yield [`${path}.bias`, [C]]
+  }
+  yield ['wte.weight', [vocabSize, C]]
+  yield ['wpe.weight', [blockSize, C]]
+  for (let i = 0; i < nLayer; i++) {
+    yield* layerNorm(`blocks.${i}.ln1`)
+    for (const p of ['qProj', 'kProj', 'vProj', 'outProj']) yield* linear(`blocks.${i}.attn.${p}`, C, C)
+    yield* layerNorm(`blocks.${i}.ln2`)
+    yield* linear(`blocks.${i}.mlp.fc`, 4 * C, C)
+    yield* linear(`blocks.${i}.mlp.proj`, C, 4 * C)
+  }
+  yield* layerNorm('lnF')
+  yield ['lmHead.weight', [vocabSize, C]] // with tieWeights, the same Tensor as wte.weight
+}
+
+/** Token + position embeddings, nLayer blocks, a final LayerNorm and the LM head: idx (B, T) → logits (B, T, V). */
 export class GPT extends Module {
   readonly config: Required<GPTConfig>
   wte: Embedding
@@ -118,13 +151,13 @@ export class GPT extends Module {
     }
   }
 
-  /** The final hidden states (B, T, C). With caches (one per block), idx holds positions after caches[0].length earlier ones. */
+  /** The final hidden states (B, T, C). With caches (one per block), idx holds positions after caches[0].length. */
   hidden(idx: Tensor, caches?: KVCache[]): Tensor {
-    if (idx.ndim !== 2) throw new Error(`GPT: idx must be (B, T) token ids, got shape (${idx.shape.join(',')})`)
+    if (idx.ndim !== 2) fail('GPT', `idx must be (B, T) token ids, got shape ${shapeStr(idx.shape)}`)
     const [, T] = idx.shape
     const start = caches ? caches[0].length : 0
     if (start + T > this.config.blockSize)
-      throw new Error(`GPT: ${start + T} positions exceed blockSize ${this.config.blockSize}`)
+      fail('GPT', `${start + T} positions exceed blockSize ${this.config.blockSize}`)
     const pos = Int32Array.from({ length: T }, (_, t) => start + t)
     let x = add(this.wte.forward(idx), this.wpe.forward(pos)) // (B, T, C) + (T, C)
     x = this.drop.forward(x)
@@ -144,19 +177,16 @@ export class GPT extends Module {
 
   /**
    * Extend idx (B, T) by maxNewTokens sampled tokens → (B, T + maxNewTokens). Uses a KV cache: each new token
-   * runs one position through the model; past blockSize the context is cropped and, since every position then shifts, recomputed each step.
+   * runs one position through the model; past blockSize the context is cropped and, since every position then
+   * shifts, recomputed each step.
    * temperature 0 = argmax; `seed` reseeds the stream first; useCache: false recomputes the whole context each step.
    */
-  generate(
-    idx: Tensor,
-    maxNewTokens: number,
-    { seed, useCache = true, ...sampling }: SampleOptions & { seed?: number; useCache?: boolean } = {},
-  ): Tensor {
+  generate(idx: Tensor, maxNewTokens: number, options: GenerateOptions = {}): Tensor {
+    const { seed, useCache = true, ...sampling } = options ?? {}
     const [B, T0] = idx.shape
-    if (idx.ndim !== 2 || T0 < 1)
-      throw new Error(`GPT.generate: idx must be (B, T) with T ≥ 1, got (${idx.shape.join(',')})`)
+    if (idx.ndim !== 2 || T0 < 1) fail('GPT.generate', `idx must be (B, T) with T ≥ 1, got ${shapeStr(idx.shape)}`)
     if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0)
-      throw new Error(`GPT.generate: maxNewTokens must be an integer ≥ 0, got ${maxNewTokens}`)
+      fail('GPT.generate', `maxNewTokens must be an integer ≥ 0, got ${quote(maxNewTokens)}`)
     if (seed !== undefined) manualSeed(seed)
     const { blockSize, vocabSize, nEmbd } = this.config
     const total = T0 + maxNewTokens

@@ -1,5 +1,6 @@
 // LayerNorm over the last axis, with a learned scale and shift.
 import { Tensor, ones, zeros } from '../src/tensor.js'
+import { fail, quote } from '../src/errors.js'
 import { layerNorm } from '../ops/nn.js'
 import { Module } from './module.js'
 
@@ -11,9 +12,12 @@ export class LayerNorm extends Module {
 
   constructor(
     readonly dim: number,
-    { eps = 1e-5 } = {},
+    options: { eps?: number } = {},
   ) {
     super()
+    const { eps = 1e-5 } = options ?? {}
+    if (!Number.isInteger(dim) || dim < 1) fail('LayerNorm', `dim must be a positive integer, got ${quote(dim)}`)
+    if (!(eps >= 0 && Number.isFinite(eps))) fail('LayerNorm', `eps must be a finite number ≥ 0, got ${quote(eps)}`)
     this.eps = eps
     this.weight = ones([dim], { requiresGrad: true })
     this.bias = zeros([dim], { requiresGrad: true })

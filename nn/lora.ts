@@ -1,100 +1,98 @@
-// LoRA (Hu et al., 2021): a frozen layer plus a trainable low-rank update, y = base(x) + scale·(x·Aᵀ)·Bᵀ.
-// B starts at zero, so a fresh adapter changes nothing, and forward never forms ΔW = scale·B·A: x goes through
-// the rank-r bottleneck in two thin matmuls. A base may itself be a LoRALinear: named adapters stack that way.
+// LoRA (Hu et al., 2021): a frozen layer plus a trainable low-rank update, y = base(x) + scale·(x·Aᵀ)·Bᵀ, in the
+// shape of mlx-lm's LoRALinear. B starts at zero, so a fresh adapter changes nothing, and forward never forms
+// ΔW = scale·B·A: x goes through the rank-r bottleneck in two thin matmuls. Named adapters, their mixing and
+// applying LoRA to a model live in lora-model.ts.
 import { Tensor, noGrad, rand, randn, zeros } from '../src/tensor.js'
+import { fail, quote } from '../src/errors.js'
 import { add, mul, sub } from '../ops/elementwise.js'
 import { linear, matmul } from '../ops/matmul.js'
 import { dropout } from '../ops/nn.js'
-import { quantizeWeights } from '../ops/quant.js'
 import { Module, typeName } from './module.js'
-import { Linear } from './linear.js'
-import { QuantizedLinear, requantizeReport, type FuseReport } from './quantized.js'
+import { Linear, Conv1D } from './linear.js'
+import { QuantizedLinear, type FuseReport } from './quantized.js'
 
-export type LoRAInit = 'lora' | 'gaussian' | 'pissa'
+/** What LoRA can wrap: a float layer in either layout, or a quantized one (QLoRA). */
+export type BaseLayer = Linear | Conv1D | QuantizedLinear
+export type LoRAInit = 'lora' | 'gaussian'
+/** Where a layer's scale came from: alpha/rank (LoRA), alpha/√rank (rsLoRA), or given as is (mlx-lm's `scale`). */
+export type ScaleRule = 'alpha/rank' | 'alpha/√rank' | 'given'
+type AlphaOrScale = { alpha: number } | { scale: number }
 export type LoRAOptions = {
   rank?: number
-  alpha?: number
-  scale?: number
+  alpha?: number // default 16: scale = alpha / rank, or alpha / √rank with useRslora
   useRslora?: boolean
+  scale?: number // instead of alpha: used as given; `rule` records where it came from (default 'given')
+  rule?: ScaleRule
   dropout?: number
   init?: LoRAInit
   name?: string
 }
-export type BaseLayer = Linear | QuantizedLinear | LoRALinear
 
-/** LoRA's one multiplier rule: `scale` when given (MLX's way), else alpha/rank, or alpha/√rank with useRslora (rsLoRA). */
-export function loraScale({
-  rank,
-  alpha = 16,
-  useRslora = false,
-  scale,
-}: {
-  rank: number
-  alpha?: number
-  useRslora?: boolean
-  scale?: number
-}): number {
-  return scale ?? alpha / (useRslora ? Math.sqrt(rank) : rank)
+/**
+ * LoRA's one rule between alpha and scale, either way round: scale = alpha / rank, or alpha / √rank under rsLoRA.
+ * A 'given' scale converts as alpha/rank does (the alpha that PEFT's files need for it).
+ */
+export function loraScale(rank: number, rule: ScaleRule, given: AlphaOrScale): { alpha: number; scale: number } {
+  const d = rule === 'alpha/√rank' ? Math.sqrt(rank) : rank
+  return 'alpha' in given
+    ? { alpha: given.alpha, scale: given.alpha / d }
+    : { alpha: given.scale * d, scale: given.scale }
 }
 
-/** Which rule gave `scale` from alpha and rank: printTrainable shows it, and exports keep it true. */
-export function scaleRule({
-  rank,
-  alpha,
-  scale,
-}: {
-  rank: number
-  alpha: number
-  scale: number
-}): 'alpha/rank' | 'alpha/√rank' | 'given' {
-  const near = (v: number) => Math.abs(scale - v) <= 1e-9 * Math.abs(scale)
-  if (near(alpha / rank)) return 'alpha/rank'
-  return near(alpha / Math.sqrt(rank)) ? 'alpha/√rank' : 'given'
+export const isBaseLayer = (m: unknown): m is BaseLayer =>
+  m instanceof Linear || m instanceof Conv1D || m instanceof QuantizedLinear
+
+/** The base as a float Linear (out, in): itself, transposed from Conv1D's (in, out), or dequantized. */
+export function asLinear(base: BaseLayer): Linear {
+  if (base instanceof Linear) return base
+  return base instanceof Conv1D ? base.toLinear() : base.dequantize()
 }
 
-/** y = base(x) + strength·scale·(dropout(x)·Aᵀ)·Bᵀ.   x: (..., in)   A: (rank, in)   B: (out, rank)   y: (..., out) */
+/** A frozen float layer in the base's own layout (a Linear for a quantized base) holding W + ΔW; ΔW: (out, in). */
+export function withDelta(base: BaseLayer, dW: Tensor, sign: 1 | -1 = 1): Linear | Conv1D {
+  const { weight, bias } = asLinear(base)
+  const W = noGrad(() => (sign > 0 ? add(weight, dW) : sub(weight, dW))) // (out, in)
+  const merged = Linear.fromWeights(W, bias, { requiresGrad: false })
+  return base instanceof Conv1D ? Conv1D.fromLinear(merged, { requiresGrad: false }) : merged
+}
+
+/** A's init: 'lora' U(±1/√in), PyTorch's Linear init as PEFT uses it, or 'gaussian' N(0, 1/rank²). A (rank, in). */
+function initA(op: string, init: LoRAInit, rank: number, inFeatures: number): Tensor {
+  const bound = 1 / Math.sqrt(inFeatures)
+  if (init === 'lora') return rand([rank, inFeatures], { low: -bound, high: bound, requiresGrad: true })
+  if (init === 'gaussian') return randn([rank, inFeatures], { std: 1 / rank, requiresGrad: true })
+  fail(op, `unknown init ${quote(init)} (expected 'lora' or 'gaussian'; PiSSA: PiSSALinear.fromLinear)`)
+}
+
+/** y = base(x) + scale·(dropout(x)·Aᵀ)·Bᵀ.   x: (..., in)   A: (rank, in)   B: (out, rank)   y: (..., out) */
 export class LoRALinear extends Module {
   base: BaseLayer // frozen
   loraA: Tensor // (rank, in)
   loraB: Tensor // (out, rank)
   readonly inFeatures: number
   readonly outFeatures: number
-  readonly name: string
-  readonly scale: number
   readonly alpha: number
+  readonly scale: number
+  readonly rule: ScaleRule
+  readonly name: string
   dropout: number
-  strength = 1 // how much of the update forward adds: 1 trains it, lora-model.ts mixes named adapters with it
 
-  /** Wrap (and freeze) `base`. Defaults: rank 8, alpha 16, init 'lora' (A ~ U(±1/√in), B = 0); 'gaussian': A ~ N(0, 1/rank²). */
-  constructor(
-    base: BaseLayer,
-    { rank = 8, alpha, scale, useRslora = false, dropout = 0, init = 'lora', name = 'default' }: LoRAOptions = {},
-  ) {
+  /** Wrap (and freeze) `base`. Defaults: rank 8, alpha 16, init 'lora'. */
+  constructor(base: BaseLayer, options: LoRAOptions = {}) {
     super()
-    if (!(base instanceof Linear || base instanceof QuantizedLinear || base instanceof LoRALinear))
-      throw new Error(`LoRALinear: base must be a Linear, QuantizedLinear or LoRALinear, got ${typeName(base)}`)
-    if (!Number.isInteger(rank) || rank < 1) throw new Error(`LoRALinear: rank must be a positive integer, got ${rank}`)
-    if (!(dropout >= 0 && dropout < 1)) throw new Error(`LoRALinear: dropout must be in [0, 1), got ${dropout}`)
-    if (init === 'pissa')
-      throw new Error(
-        `LoRALinear: init 'pissa' splits W, so it makes a PiSSALinear: PiSSALinear.fromLinear(base, …) or applyLoRA(model, { init: 'pissa' })`,
-      )
-    if (init !== 'lora' && init !== 'gaussian')
-      throw new Error(`LoRALinear: unknown init '${String(init)}' (expected 'lora', 'gaussian' or 'pissa')`)
-    this.scale = loraScale({ rank, alpha, useRslora, scale })
-    if (!Number.isFinite(this.scale)) throw new Error(`LoRALinear: scale must be finite, got ${this.scale}`)
-    this.alpha = alpha ?? (scale === undefined ? 16 : scale * (useRslora ? Math.sqrt(rank) : rank))
-    this.inFeatures = base.inFeatures
-    this.outFeatures = base.outFeatures
-    this.base = base.freeze()
-    this.name = name
-    this.dropout = dropout
-    const bound = 1 / Math.sqrt(this.inFeatures)
-    this.loraA =
-      init === 'gaussian'
-        ? randn([rank, this.inFeatures], { std: 1 / rank, requiresGrad: true })
-        : rand([rank, this.inFeatures], { low: -bound, high: bound, requiresGrad: true })
-    this.loraB = zeros([this.outFeatures, rank], { requiresGrad: true })
+    const { rank = 8, alpha, scale, useRslora = false, dropout = 0, init = 'lora', name = 'default' } = options ?? {}
+    const op = new.target.name // DoRALinear and PiSSALinear name themselves
+    if (!isBaseLayer(base)) fail(op, `base must be a Linear, Conv1D or QuantizedLinear, got ${typeName(base)}`)
+    if (!Number.isInteger(rank) || rank < 1) fail(op, `rank must be a positive integer, got ${quote(rank)}`)
+    if (!(dropout >= 0 && dropout < 1)) fail(op, `dropout must be in [0, 1), got ${quote(dropout)}`)
+    this.rule = scale === undefined ? (useRslora ? 'alpha/√rank' : 'alpha/rank') : (options?.rule ?? 'given')
+    const given = loraScale(rank, this.rule, scale === undefined ? { alpha: alpha ?? 16 } : { scale })
+    ;[this.alpha, this.scale] = [alpha ?? given.alpha, given.scale]
+    if (!Number.isFinite(this.scale)) fail(op, `scale must be finite, got ${quote(this.scale)}`)
+    ;[this.base, this.inFeatures, this.outFeatures] = [base.freeze(), base.inFeatures, base.outFeatures]
+    ;[this.name, this.dropout] = [name, dropout]
+    this.loraA = initA(op, init, rank, this.inFeatures) // (rank, in)
+    this.loraB = zeros([this.outFeatures, rank], { requiresGrad: true }) // (out, rank): ΔW starts at 0
   }
 
   static fromLinear(base: BaseLayer, options: LoRAOptions = {}): LoRALinear {
@@ -106,56 +104,36 @@ export class LoRALinear extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const y = this.base.forward(x) // (..., out)
-    if (this.strength === 0) return y
+    return add(this.base.forward(x), this.update(x)) // (..., out)
+  }
+
+  /** The adapter path, what forward adds to base(x): scale·(dropout(x)·Aᵀ)·Bᵀ (..., out). */
+  update(x: Tensor): Tensor {
     const h = linear(dropout(x, this.dropout, this.training), this.loraA) // (..., rank)
-    return add(y, linear(mul(h, this.strength * this.scale), this.loraB)) // (..., out); scaling the thin side is cheapest
+    return linear(mul(h, this.scale), this.loraB) // (..., out); scaling the thin side is cheapest
   }
 
-  /** ΔW = strength·scale·B·A (out, in): what forward adds to base(x), as one matrix. */
+  /** ΔW = scale·B·A (out, in): what forward adds to base(x), as one matrix. */
   deltaWeight(): Tensor {
-    return noGrad(() => mul(matmul(this.loraB, this.loraA), this.strength * this.scale))
+    return noGrad(() => mul(matmul(this.loraB, this.loraA), this.scale))
   }
 
-  /** The base as one frozen float Linear: itself, dequantized, or with the adapters under this one merged. */
-  baseLinear(): Linear {
-    if (this.base instanceof Linear) return this.base
-    return this.base instanceof QuantizedLinear ? this.base.dequantize() : this.base.merge()
-  }
-
-  /** A frozen Linear with W + ΔW, mlx-lm's fuse(dequantize=True). */
-  merge(): Linear {
-    const b = this.baseLinear()
-    return Linear.fromWeights(
-      noGrad(() => add(b.weight, this.deltaWeight())),
-      b.bias,
-      { requiresGrad: false },
-    )
+  /** A frozen layer with W + ΔW in the base's layout (a Linear for a quantized base): mlx-lm's fuse(dequantize). */
+  merge(): Linear | Conv1D {
+    return withDelta(this.base, this.deltaWeight())
   }
 
   /** The base back from a layer that merge() produced: W = W' − ΔW. */
-  unmerge(merged: Linear): Linear {
-    if (merged.inFeatures !== this.inFeatures || merged.outFeatures !== this.outFeatures) {
-      throw new Error(
-        `LoRALinear.unmerge: Linear (${merged.outFeatures},${merged.inFeatures}) does not match this layer's (${this.outFeatures},${this.inFeatures})`,
-      )
-    }
-    return Linear.fromWeights(
-      noGrad(() => sub(merged.weight, this.deltaWeight())),
-      merged.bias,
-      { requiresGrad: false },
-    )
+  unmerge(merged: Linear | Conv1D): Linear | Conv1D {
+    const [o, i] = [this.outFeatures, this.inFeatures]
+    if (merged?.inFeatures !== i || merged?.outFeatures !== o)
+      fail('LoRALinear.unmerge', `${typeName(merged)} does not match this layer's (${o},${i})`)
+    return withDelta(merged, this.deltaWeight(), -1)
   }
 
-  /** merge(); a quantized base (unless `dequantize`) is requantized with its settings, Q(W + ΔW), and reported on. */
-  fuse({ dequantize = false } = {}): { layer: Linear | QuantizedLinear; report: FuseReport | null } {
-    const base = this.base,
-      merged = this.merge()
-    if (!(base instanceof QuantizedLinear) || dequantize) return { layer: merged, report: null }
-    const packed = quantizeWeights(merged.weight, { mode: base.mode, bits: base.bits, groupSize: base.groupSize })
-    return {
-      layer: new QuantizedLinear(packed, merged.bias),
-      report: requantizeReport(base.packed, packed, this.deltaWeight().data),
-    }
+  /** merge(); on a quantized base (unless `dequantize`) Q(W + ΔW) with its settings, and what that kept of ΔW. */
+  fuse({ dequantize = false } = {}): { layer: Linear | Conv1D | QuantizedLinear; report: FuseReport | null } {
+    if (this.base instanceof QuantizedLinear && !dequantize) return this.base.requantize(this.deltaWeight())
+    return { layer: this.merge(), report: null }
   }
 }

@@ -1,6 +1,13 @@
 // Optimizers: plain loops over p.data and p.grad.data, no graph. State lives here (never on the Tensor),
 // only for the parameters given, and round-trips exactly through stateDict() so training resumes bitwise.
 import { Tensor } from '../src/tensor.js'
+import { fail, quote } from '../src/errors.js'
+
+/** A setting that must be a finite number ≥ 0 (lr, eps, weight decay, momentum): NaN would poison every weight. */
+function checkSetting(op: string, what: string, value: unknown): void {
+  if (typeof value !== 'number' || !(value >= 0 && Number.isFinite(value)))
+    fail(op, `${what} must be a finite number ≥ 0, got ${quote(value)}`)
+}
 
 /** One parameter's optimizer state: its own step count and buffers (Adam: m, v; SGD: momentum). */
 export type ParamState = { step: number; buffers: Record<string, Float32Array> }
@@ -14,9 +21,13 @@ export abstract class Optimizer {
   protected readonly state = new Map<number, ParamState>() // by the parameter's index in `params`, which files keep
 
   constructor(params: Iterable<Tensor>, lr: number) {
+    const op = new.target.name
+    if (params === null || typeof params !== 'object' || !(Symbol.iterator in params))
+      fail(op, `expected the parameters as a list of Tensors, got ${quote(params)}`)
     this.params = [...new Set(params)] // a tied weight appears once
-    if (this.params.length === 0) throw new Error(`${this.constructor.name}: got an empty parameter list`)
-    if (!(lr >= 0)) throw new Error(`${this.constructor.name}: lr must be ≥ 0, got ${lr}`)
+    if (this.params.length === 0) fail(op, 'got an empty parameter list')
+    if (!this.params.every((p) => p instanceof Tensor)) fail(op, 'every parameter must be a Tensor')
+    checkSetting(op, 'lr', lr)
     this.lr = lr
   }
 
@@ -57,24 +68,32 @@ export abstract class Optimizer {
   /** Restore what stateDict() returned (validated first: an index, buffer name or size that does not fit → error). */
   loadStateDict(dict: OptimizerStateDict): void {
     const name = `${this.constructor.name}.loadStateDict`
-    if (!(Number.isFinite(dict.lr) && dict.lr >= 0))
-      throw new Error(`${name}: lr must be a finite number ≥ 0, got ${dict.lr}`)
+    const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null
+    if (!isObject(dict) || !isObject(dict.state))
+      fail(name, `expected { lr, state } as stateDict() gives, got ${quote(dict)}`)
+    checkSetting(name, 'lr', dict.lr)
     const fresh = new Map<number, ParamState>() // built whole before it replaces anything: a bad entry changes nothing
     for (const [key, st] of Object.entries(dict.state)) {
       const i = /^\d+$/.test(key) ? Number(key) : NaN,
         p = this.params[i]
       if (!Number.isInteger(i) || !p)
-        throw new Error(`${name}: state for parameter ${key}, but there are ${this.params.length} parameters`)
-      if (!Number.isInteger(st.step) || st.step < 1)
-        throw new Error(`${name}: parameter ${key} has step ${st.step}, expected a positive integer`)
+        fail(name, `state for parameter ${key.slice(0, 40)}, but there are ${this.params.length} parameters`)
+      if (!isObject(st) || !isObject(st.buffers))
+        fail(name, `parameter ${key} has state ${quote(st)}, not { step, buffers }`)
+      if (!Number.isInteger(st.step) || (st.step as number) < 1)
+        fail(name, `parameter ${key} has step ${quote(st.step)}, expected a positive integer`)
       const expected = Object.keys(this.newBuffers(0)).sort().join(',')
       if (Object.keys(st.buffers).sort().join(',') !== expected)
-        throw new Error(
-          `${name}: parameter ${key} has buffers ${Object.keys(st.buffers).join(',')}, expected ${expected}`,
+        fail(
+          name,
+          `parameter ${key} has buffers ${Object.keys(st.buffers).join(',').slice(0, 200)}, expected ${expected}`,
         )
       for (const [b, data] of Object.entries(st.buffers)) {
-        if (!(data instanceof Float32Array) || data.length !== p.size)
-          throw new Error(`${name}: buffer ${key}.${b} has ${data.length} values, parameter has ${p.size}`)
+        if (!(data instanceof Float32Array) || data.length !== p.size) {
+          const got =
+            data instanceof Float32Array ? `has ${data.length} values` : `is ${quote(data)}, not a Float32Array`
+          fail(name, `buffer ${key}.${b} ${got}, parameter has ${p.size}`)
+        }
       }
       fresh.set(i, {
         step: st.step,
@@ -92,11 +111,11 @@ export class SGD extends Optimizer {
   readonly momentum: number
   readonly weightDecay: number
 
-  constructor(
-    params: Iterable<Tensor>,
-    { lr, momentum = 0, weightDecay = 0 }: { lr: number; momentum?: number; weightDecay?: number },
-  ) {
+  constructor(params: Iterable<Tensor>, options: { lr: number; momentum?: number; weightDecay?: number }) {
+    const { lr, momentum = 0, weightDecay = 0 } = options ?? {}
     super(params, lr)
+    checkSetting('SGD', 'momentum', momentum)
+    checkSetting('SGD', 'weightDecay', weightDecay)
     this.momentum = momentum
     this.weightDecay = weightDecay
   }
@@ -128,13 +147,14 @@ export class Adam extends Optimizer {
   readonly weightDecay: number
   protected readonly decoupled: boolean = false
 
-  constructor(
-    params: Iterable<Tensor>,
-    { lr = 1e-3, betas = [0.9, 0.999], eps = 1e-8, weightDecay = 0 }: AdamOptions = {},
-  ) {
+  constructor(params: Iterable<Tensor>, options: AdamOptions = {}) {
+    const { lr = 1e-3, betas = [0.9, 0.999], eps = 1e-8, weightDecay = 0 } = options ?? {}
     super(params, lr)
-    if (!betas.every((b) => b >= 0 && b < 1))
-      throw new Error(`${this.constructor.name}: betas must be in [0, 1), got ${betas}`)
+    const op = new.target.name
+    if (!Array.isArray(betas) || betas.length !== 2 || !betas.every((b) => b >= 0 && b < 1))
+      fail(op, `betas must be two numbers in [0, 1), got ${quote(betas)}`)
+    checkSetting(op, 'eps', eps)
+    checkSetting(op, 'weightDecay', weightDecay)
     this.betas = betas
     this.eps = eps
     this.weightDecay = weightDecay
@@ -146,12 +166,13 @@ export class Adam extends Optimizer {
 
   /** As Optimizer's, and v must be ≥ 0: a running mean of g², whose √ would make the next step NaN if it were not. */
   override loadStateDict(dict: OptimizerStateDict): void {
-    for (const [i, { buffers }] of Object.entries(dict.state)) {
-      const at = buffers.v instanceof Float32Array ? buffers.v.findIndex((x) => !(x >= 0)) : -1
+    const state: Record<string, Partial<ParamState>> = typeof dict?.state === 'object' ? (dict.state ?? {}) : {}
+    for (const [i, st] of Object.entries(state)) {
+      const v = st?.buffers?.v // the layout is super's to check
+      const at = v instanceof Float32Array ? v.findIndex((x) => !(x >= 0)) : -1
+      const what = `parameter ${i} has v = ${v?.[at]} at index ${at}`
       if (at >= 0)
-        throw new Error(
-          `${this.constructor.name}.loadStateDict: parameter ${i} has v = ${buffers.v[at]} at index ${at}; v is a mean of squared gradients, never negative`,
-        )
+        fail(`${this.constructor.name}.loadStateDict`, `${what}; v is a mean of squared gradients, never negative`)
     }
     super.loadStateDict(dict)
   }
@@ -177,8 +198,8 @@ export class Adam extends Optimizer {
 export class AdamW extends Adam {
   protected override readonly decoupled: boolean = true
 
-  constructor(params: Iterable<Tensor>, { weightDecay = 0.01, ...rest }: AdamOptions = {}) {
-    super(params, { weightDecay, ...rest })
+  constructor(params: Iterable<Tensor>, options: AdamOptions = {}) {
+    super(params, { ...options, weightDecay: options?.weightDecay ?? 0.01 })
   }
 }
 
@@ -200,31 +221,20 @@ export function linearWarmup({ lr, warmupSteps }: { lr: number; warmupSteps: num
   return (step) => (step < warmupSteps ? (lr * (step + 1)) / warmupSteps : lr)
 }
 
+/** A schedule's settings: the peak lr, warmup and total steps, and the floor minLr (default 0). */
+export type ScheduleOptions = { lr: number; warmupSteps: number; totalSteps: number; minLr?: number }
+
 /** lr falling from lr at step 0 to minLr at totalSteps along half a cosine, then minLr. */
 export function cosineDecay({
   lr,
   totalSteps,
   minLr = 0,
-}: {
-  lr: number
-  totalSteps: number
-  minLr?: number
-}): (step: number) => number {
+}: Omit<ScheduleOptions, 'warmupSteps'>): (step: number) => number {
   return (step) => minLr + 0.5 * (lr - minLr) * (1 + Math.cos((Math.PI * Math.min(step, totalSteps)) / totalSteps))
 }
 
 /** nanoGPT's schedule: linear warmup for warmupSteps, then cosine decay to minLr at totalSteps. */
-export function cosineSchedule({
-  lr,
-  warmupSteps,
-  totalSteps,
-  minLr = 0,
-}: {
-  lr: number
-  warmupSteps: number
-  totalSteps: number
-  minLr?: number
-}): (step: number) => number {
+export function cosineSchedule({ lr, warmupSteps, totalSteps, minLr = 0 }: ScheduleOptions): (step: number) => number {
   const warm = linearWarmup({ lr, warmupSteps })
   const decay = cosineDecay({ lr, totalSteps: Math.max(1, totalSteps - warmupSteps), minLr })
   return (step) => (step < warmupSteps ? warm(step) : decay(step - warmupSteps))

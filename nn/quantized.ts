@@ -1,8 +1,10 @@
 // QuantizedLinear: a frozen Linear stored as packed integer codes (affine 2/4/8-bit, int8, nf4), and
 // quantize(model), which swaps a model's Linear layers for it in place. The float W is never kept:
 // forward decodes a tile of rows at a time inside the kernel (src/kernels/quant.ts).
-import { Tensor } from '../src/tensor.js'
+import { Tensor, noGrad } from '../src/tensor.js'
 import { shapeStr, sameShape } from '../src/shape.js'
+import { fail, quote } from '../src/errors.js'
+import { add } from '../ops/elementwise.js'
 import {
   quantizedLinear,
   quantizeWeights,
@@ -13,14 +15,14 @@ import {
   type QuantizeOptions,
 } from '../ops/quant.js'
 import { Module } from './module.js'
-import { Linear } from './linear.js'
+import { Linear, Conv1D } from './linear.js'
 
 export type { QuantMode, QuantizeOptions, QuantizedWeights }
 
 /** How far Ŵ is from W: max and mean |W − Ŵ|, and ‖W − Ŵ‖_F / ‖W‖_F. */
 export type QuantizationError = { maxAbs: number; meanAbs: number; relFrobenius: number }
 
-/** y = x · Ŵᵀ + b with Ŵ held as packed codes.   x: (..., in)   Ŵ: (out, in)   y: (..., out). Frozen: only dx flows back. */
+/** y = x · Ŵᵀ + b with Ŵ held as packed codes.   x: (..., in)   Ŵ: (out, in)   y: (..., out). Frozen: only dx flows. */
 export class QuantizedLinear extends Module {
   readonly inFeatures: number
   readonly outFeatures: number
@@ -30,7 +32,7 @@ export class QuantizedLinear extends Module {
   constructor(packed: QuantizedWeights, bias: Tensor | null = null) {
     super()
     if (bias && (bias.ndim !== 1 || bias.shape[0] !== packed.rows))
-      throw new Error(`QuantizedLinear: bias ${shapeStr(bias.shape)} must be (${packed.rows})`)
+      fail('QuantizedLinear', `bias ${shapeStr(bias.shape)} must be (${packed.rows})`)
     this.packed = packed
     this.outFeatures = packed.rows
     this.inFeatures = packed.cols
@@ -38,10 +40,10 @@ export class QuantizedLinear extends Module {
     if (bias) bias.requiresGrad = false
   }
 
-  /** Quantize a Linear's weight (its bias stays float). Defaults: affine, 4 bits, groups of 64. */
-  static fromLinear(linear: Linear, options: QuantizeOptions = {}): QuantizedLinear {
-    const packed = quantizeWeights(linear.weight, options)
-    return new QuantizedLinear(packed, linear.bias ? new Tensor(linear.bias.data.slice(), linear.bias.shape) : null)
+  /** Quantize a Linear's weight (a Conv1D's as (out, in)); the bias stays float. Default: affine 4-bit, groups of 64 */
+  static fromLinear(layer: Linear | Conv1D, options: QuantizeOptions = {}): QuantizedLinear {
+    const { weight, bias } = layer instanceof Conv1D ? layer.toLinear() : layer // W (out, in)
+    return new QuantizedLinear(quantizeWeights(weight, options ?? {}), copy(bias))
   }
 
   get mode(): QuantMode {
@@ -65,12 +67,8 @@ export class QuantizedLinear extends Module {
   /** Bytes held: codes + scales (+ affine biases) + the float bias. */
   get nbytes(): number {
     const p = this.packed
-    return (
-      p.codes.byteLength +
-      p.scales.byteLength +
-      (p.mode === 'affine' ? p.biases.byteLength : 0) +
-      (this.bias ? this.bias.data.byteLength : 0)
-    )
+    const scales = p.scales.byteLength + (p.mode === 'affine' ? p.biases.byteLength : 0)
+    return p.codes.byteLength + scales + (this.bias ? this.bias.data.byteLength : 0)
   }
 
   /** A float Linear with Ŵ, frozen as this layer is. */
@@ -78,19 +76,24 @@ export class QuantizedLinear extends Module {
     return Linear.fromWeights(dequantizeWeights(this.packed), this.bias, { requiresGrad: false })
   }
 
+  /** Q(Ŵ + ΔW) with this layer's settings (mlx-lm's fuse into a quantized base), and what it kept of ΔW (out, in). */
+  requantize(dW: Tensor): { layer: QuantizedLinear; report: FuseReport } {
+    const merged = noGrad(() => add(dequantizeWeights(this.packed), dW)) // (out, in)
+    const packed = quantizeWeights(merged, { mode: this.mode, bits: this.bits, groupSize: this.groupSize })
+    return {
+      layer: new QuantizedLinear(packed, copy(this.bias)),
+      report: requantizeReport(this.packed, packed, dW.data),
+    }
+  }
+
   /** Compare Ŵ against the float weights it came from. */
   quantizationError(linear: Linear): QuantizationError {
     const w = linear.weight
-    if (!sameShape(w.shape, [this.outFeatures, this.inFeatures])) {
-      throw new Error(
-        `quantizationError: Linear weight ${shapeStr(w.shape)} does not match this layer's (${this.outFeatures},${this.inFeatures})`,
-      )
-    }
+    const own = `(${this.outFeatures},${this.inFeatures})`
+    if (!sameShape(w.shape, [this.outFeatures, this.inFeatures]))
+      fail('quantizationError', `Linear weight ${shapeStr(w.shape)} does not match this layer's ${own}`)
     const wq = dequantizeWeights(this.packed).data
-    let maxAbs = 0,
-      sumAbs = 0,
-      errSq = 0,
-      refSq = 0
+    let [maxAbs, sumAbs, errSq, refSq] = [0, 0, 0, 0]
     for (let i = 0; i < wq.length; i++) {
       const e = Math.abs(w.data[i] - wq[i])
       maxAbs = Math.max(maxAbs, e)
@@ -102,24 +105,30 @@ export class QuantizedLinear extends Module {
   }
 }
 
-export type QuantizeModelOptions = QuantizeOptions & { filter?: (path: string, layer: Linear) => boolean }
+/** A frozen copy of a bias: a quantized layer owns its own. */
+const copy = (bias: Tensor | null) => (bias ? new Tensor(bias.data.slice(), bias.shape) : null)
+
+export type QuantizeModelOptions = QuantizeOptions & { filter?: (path: string, layer: Linear | Conv1D) => boolean }
 
 /**
- * Swap every Linear in `model` (that `filter` accepts) for a QuantizedLinear, in place. Skipped, and listed:
- * layers whose in-features do not split into groups, and weights tied to another parameter (quantizing one
- * name would silently untie them).
+ * Swap every Linear and Conv1D in `model` (that `filter` accepts) for a QuantizedLinear, in place. Skipped, and
+ * listed: layers whose in-features do not split into groups, and weights tied to another parameter (quantizing
+ * one name would silently untie them).
  */
-export function quantize(
-  model: Module,
-  { filter = () => true, ...options }: QuantizeModelOptions = {},
-): { paths: string[]; skipped: string[] } {
+export function quantize(model: Module, settings: QuantizeModelOptions = {}): { paths: string[]; skipped: string[] } {
+  const { filter = () => true, ...options } = settings ?? {}
   const { mode = 'affine', groupSize = 64 } = options
+  // checked here, as the kernel would for a layer: a groupSize no layer divides by would otherwise skip them all
+  if (mode !== 'affine' && mode !== 'int8' && mode !== 'nf4')
+    fail('quantize', `unknown mode ${quote(mode)} (expected 'affine', 'int8' or 'nf4')`)
+  if (mode !== 'int8' && !(Number.isInteger(groupSize) && groupSize > 0))
+    fail('quantize', `groupSize must be a positive integer, got ${quote(groupSize)}`)
   const uses = new Map<Tensor, number>()
   for (const [, t] of model.namedParameters()) uses.set(t, (uses.get(t) ?? 0) + 1)
   const paths: string[] = [],
     skipped: string[] = []
   for (const [path, m] of [...model.namedModules()]) {
-    if (!(m instanceof Linear) || path === '' || !filter(path, m)) continue
+    if (!(m instanceof Linear || m instanceof Conv1D) || path === '' || !filter(path, m)) continue
     const fits = mode === 'int8' || m.inFeatures % groupSize === 0
     if (!fits || uses.get(m.weight)! > 1) {
       skipped.push(path)
@@ -151,10 +160,7 @@ export function requantizeReport(before: QuantizedWeights, after: QuantizedWeigh
     c1 = quantCodes(after)
   const w0 = dequantizeWeights(before).data,
     w1 = dequantizeWeights(after).data
-  let changed = 0,
-    moved = 0,
-    along = 0,
-    delta = 0
+  let [changed, moved, along, delta] = [0, 0, 0, 0]
   for (let i = 0; i < dw.length; i++) {
     if (c0[i] !== c1[i]) changed++
     moved += (w1[i] - w0[i]) ** 2

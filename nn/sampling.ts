@@ -1,27 +1,27 @@
 // Choosing the next token from logits: greedy at temperature 0, otherwise one draw from the seeded stream
 // per row, from softmax(logits / temperature) cut down to the top-k and/or the top-p nucleus.
 import { random } from '../src/random.js'
+import { fail, quote } from '../src/errors.js'
 
 export type SampleOptions = { temperature?: number; topK?: number; topP?: number }
 
 /** One token id per row of logits (rows, V). Each sampled row consumes exactly one random() draw. */
-export function sampleNext(
-  logits: Float32Array,
-  rows: number,
-  V: number,
-  { temperature = 1, topK, topP }: SampleOptions = {},
-): Int32Array {
-  if (!(temperature >= 0)) throw new Error(`sample: temperature must be ≥ 0, got ${temperature}`)
+export function sampleNext(logits: Float32Array, rows: number, V: number, options: SampleOptions = {}): Int32Array {
+  const { temperature = 1, topK, topP } = options ?? {}
+  // typeof: null ≥ 0 holds in JavaScript, and a null temperature would divide the logits by 0
+  if (typeof temperature !== 'number' || !(temperature >= 0))
+    fail('sample', `temperature must be a number ≥ 0, got ${quote(temperature)}`)
   if (topK !== undefined && !(Number.isInteger(topK) && topK >= 1))
-    throw new Error(`sample: topK must be a positive integer, got ${topK}`)
-  if (topP !== undefined && !(topP > 0 && topP <= 1)) throw new Error(`sample: topP must be in (0, 1], got ${topP}`)
+    fail('sample', `topK must be a positive integer, got ${quote(topK)}`)
+  if (topP !== undefined && !(topP > 0 && topP <= 1)) fail('sample', `topP must be in (0, 1], got ${quote(topP)}`)
   const out = new Int32Array(rows)
   for (let r = 0; r < rows; r++) {
     const row = logits.subarray(r * V, (r + 1) * V)
-    const bad = row.findIndex((x) => x !== x || x === Infinity) // argmax would pick token 0 for NaNs; -∞ masks a token
+    const bad = row.findIndex((x) => x !== x || x === Infinity) // argmax would pick 0 for NaNs; −∞ masks a token
     if (bad >= 0)
-      throw new Error(
-        `sample: row ${r} of the logits holds ${row[bad]} at token ${bad} (the model's output overflowed or is NaN)`,
+      fail(
+        'sample',
+        `row ${r} of the logits holds ${row[bad]} at token ${bad} (the model's output overflowed or is NaN)`,
       )
     out[r] = temperature === 0 ? argmax(row) : draw(row, temperature, topK ?? V, topP ?? 1)
   }

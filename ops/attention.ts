@@ -4,20 +4,19 @@
 import { Tensor, fromOp, addGrad } from '../src/tensor.js'
 import { K } from '../src/kernels/index.js'
 import { shapeStr, sameShape } from '../src/shape.js'
+import { fail, quote } from '../src/errors.js'
 import { mul, maskedFill } from './elementwise.js'
 import { reshape, transpose } from './movement.js'
 import { matmul } from './matmul.js'
 import { softmax } from './nn.js'
 
-/** The readable spec: split heads, softmax(q·kᵀ/√hs with −∞ above the diagonal)·v, merge heads. (B, T, C) → (B, T, C). */
+/** The readable spec: split heads, softmax(q·kᵀ/√hs, −∞ above the diagonal)·v, merge heads. (B, T, C) → (B, T, C). */
 export function attentionComposite(q: Tensor, k: Tensor, v: Tensor, nHead: number): Tensor {
   const [B, T, C] = q.shape
   const hs = C / nHead
   const heads = (t: Tensor) => transpose(reshape(t, [B, T, nHead, hs]), 1, 2) // (B, nHead, T, hs)
-  const mask = new Tensor(
-    new Float32Array(T * T).map((_, n) => (n % T > Math.floor(n / T) ? 1 : 0)),
-    [T, T],
-  ) // 1 where key > query
+  const above = new Float32Array(T * T).map((_, n) => (n % T > Math.floor(n / T) ? 1 : 0)) // 1 where key > query
+  const mask = new Tensor(above, [T, T])
   const att = mul(matmul(heads(q), transpose(heads(k))), 1 / Math.sqrt(hs)) // (B, nHead, T, T)
   const y = matmul(softmax(maskedFill(att, mask, -Infinity)), heads(v)) // (B, nHead, T, hs)
   return reshape(transpose(y, 1, 2), [B, T, C]) // (B, T, C)
@@ -36,35 +35,22 @@ export function causalAttention(q: Tensor, k: Tensor, v: Tensor, nHead: number, 
     k.shape[0] !== q.shape[0] ||
     k.shape[2] !== q.shape[2]
   ) {
-    throw new Error(
-      `causalAttention: expected q (B, Tq, C) and k, v (B, Tk, C), got q ${shapeStr(q.shape)}, k ${shapeStr(k.shape)}, v ${shapeStr(v.shape)}`,
-    )
+    const got = `q ${shapeStr(q.shape)}, k ${shapeStr(k.shape)}, v ${shapeStr(v.shape)}`
+    fail('causalAttention', `expected q (B, Tq, C) and k, v (B, Tk, C), got ${got}`)
   }
   const [B, Tq, C] = q.shape,
     kvRows = k.shape[1]
   if (!Number.isInteger(nHead) || nHead < 1 || C % nHead !== 0)
-    throw new Error(`causalAttention: ${C} channels do not split into ${nHead} heads`)
+    fail('causalAttention', `${C} channels do not split into ${quote(nHead)} heads`)
   if (!Number.isInteger(kvLength) || kvLength < Tq || kvLength > kvRows)
-    throw new Error(`causalAttention: kvLength ${kvLength} must be in [Tq = ${Tq}, ${kvRows}]`)
+    fail('causalAttention', `kvLength ${quote(kvLength)} must be in [Tq = ${Tq}, ${kvRows}]`)
   const hs = C / nHead,
     scale = 1 / Math.sqrt(hs)
-  const { y, probs } = K.attentionCausal(q.data, k.data, v.data, B, Tq, kvLength, kvRows, nHead, hs, scale)
+  const sizes = [B, Tq, kvLength, kvRows, nHead, hs, scale] as const
+  const { y, probs } = K.attentionCausal(q.data, k.data, v.data, ...sizes)
   return fromOp(y, q.shape, [q, k, v], (dy) => {
     // one sweep gives all three: derivation in the kernel (dv = pᵀ·dy, ds = p ⊙ (dp − Σ p·dp), dq = ds·k, dk = dsᵀ·q)
-    const { dq, dk, dv } = K.attentionCausalBackward(
-      dy,
-      q.data,
-      k.data,
-      v.data,
-      probs,
-      B,
-      Tq,
-      kvLength,
-      kvRows,
-      nHead,
-      hs,
-      scale,
-    )
+    const { dq, dk, dv } = K.attentionCausalBackward(dy, q.data, k.data, v.data, probs, ...sizes)
     if (q.requiresGrad) addGrad(q, dq)
     if (k.requiresGrad) addGrad(k, dk)
     if (v.requiresGrad) addGrad(v, dv)

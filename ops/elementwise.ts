@@ -3,6 +3,7 @@
 // Names: a, b are a binary op's operands (ta, tb as tensors), x a unary op's input, y always an output.
 import { Tensor, fromOp, addGrad } from '../src/tensor.js'
 import { K } from '../src/kernels/index.js'
+import { fail } from '../src/errors.js'
 import { broadcastShapes, broadcastTo, sumTo, sameShape } from '../src/shape.js'
 
 /** A tensor or a plain number (treated as a constant scalar). */
@@ -76,7 +77,8 @@ export function div(a: Operand, b: Operand): Tensor {
   const out = K.div(ad, bd)
   return fromOp(out, shape, [ta, tb], (dy) => {
     if (ta.requiresGrad) addGrad(ta, sumTo(K.div(dy, bd), shape, ta.shape)) // da = dy / b
-    if (tb.requiresGrad) addGrad(tb, sumTo(K.affine(K.div(K.mul(dy, out), bd), -1, 0), shape, tb.shape)) // db = −dy · a/b²  = −dy·out/b
+    // db = −dy · a/b² = −dy·out/b
+    if (tb.requiresGrad) addGrad(tb, sumTo(K.affine(K.div(K.mul(dy, out), bd), -1, 0), shape, tb.shape))
   })
 }
 
@@ -93,15 +95,18 @@ export function pow(x: Tensor, exponent: Operand): Tensor {
   if (typeof exponent === 'number') {
     const e = exponent
     return fromOp(K.powScalar(x.data, e), x.shape, [x], (dy) => {
-      addGrad(x, e === 0 ? new Float32Array(dy.length) : K.mul(dy, K.affine(K.powScalar(x.data, e - 1), e, 0))) // dx = dy · e·x^(e−1)
+      const dx = e === 0 ? new Float32Array(dy.length) : K.mul(dy, K.affine(K.powScalar(x.data, e - 1), e, 0))
+      addGrad(x, dx) // dx = dy · e·x^(e−1), 0 where e = 0
     })
   }
   const { shape, ad, bd } = broadcastPair('pow', x, exponent)
   const out = K.pow(ad, bd),
     zero = new Float32Array(out.length)
   return fromOp(out, shape, [x, exponent], (dy) => {
-    if (x.requiresGrad)
-      addGrad(x, sumTo(K.where(bd, K.mul(dy, K.mul(bd, K.pow(ad, K.affine(bd, 1, -1)))), zero), shape, x.shape)) // dx = dy · e·x^(e−1)
+    if (x.requiresGrad) {
+      const dx = K.where(bd, K.mul(dy, K.mul(bd, K.pow(ad, K.affine(bd, 1, -1)))), zero) // dx = dy · e·x^(e−1)
+      addGrad(x, sumTo(dx, shape, x.shape)) // 0 where e = 0
+    }
     const de = K.mul(dy, K.mul(out, K.log(ad))) // de = dy · xᵉ·ln x, kept at x = 0 only where e < 0
     if (exponent.requiresGrad)
       addGrad(exponent, sumTo(K.where(ad, de, K.where(K.relu(K.affine(bd, -1, 0)), de, zero)), shape, exponent.shape))
@@ -185,7 +190,7 @@ export function gelu(x: Tensor, { approximate = 'tanh' }: { approximate?: 'tanh'
 
 /** Clip to [min, max]; the gradient passes only inside the interval. */
 export function clamp(x: Tensor, min = -Infinity, max = Infinity): Tensor {
-  if (min > max) throw new Error(`clamp: min ${min} is greater than max ${max}`)
+  if (min > max) fail('clamp', `min ${min} is greater than max ${max}`)
   return fromOp(K.clamp(x.data, min, max), x.shape, [x], (dy) => {
     addGrad(x, K.clampBackward(x.data, dy, min, max)) // dx = dy · [min ≤ x ≤ max]
   })

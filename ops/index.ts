@@ -13,3 +13,5 @@ export {
   type QuantMode,
   type QuantizeOptions,
 } from './quant.js'
+export * from './rmsnorm.js'
+export * from './rotary.js'

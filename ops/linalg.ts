@@ -3,6 +3,7 @@
 // comes back as float32 Tensors. `import { linalg } from 'tenny'` then `linalg.matrixRank(A)`.
 import { Tensor } from '../src/tensor.js'
 import { shapeStr } from '../src/shape.js'
+import { fail, quote } from '../src/errors.js'
 import { matmul } from './matmul.js'
 import { transpose } from './movement.js'
 
@@ -12,20 +13,13 @@ const MAX_SWEEPS = 60 // Jacobi converges quadratically; 6–12 sweeps are typic
 
 /** The (m, n) of a 2-D tensor whose entries are all finite; otherwise an Error naming the function. */
 function check2D(fn: string, A: Tensor): [number, number] {
-  if (A.ndim !== 2) {
-    throw new Error(
-      `linalg.${fn}: expected a 2-D tensor (m, n), got shape ${shapeStr(A.shape)}; reshape a vector to (1, n) or (n, 1)`,
-    )
-  }
+  const op = `linalg.${fn}`
+  if (A.ndim !== 2)
+    fail(op, `expected a 2-D tensor (m, n), got shape ${shapeStr(A.shape)}; reshape a vector to (1, n) or (n, 1)`)
   const [m, n] = A.shape
-  for (let i = 0; i < A.size; i++) {
-    if (!Number.isFinite(A.data[i])) {
-      const where = `[${Math.floor(i / n)}, ${i % n}]`
-      throw new Error(
-        `linalg.${fn}: the ${shapeStr(A.shape)} matrix has ${A.data[i]} at ${where}; expected finite numbers`,
-      )
-    }
-  }
+  const i = A.data.findIndex((v) => !Number.isFinite(v))
+  const where = `[${Math.floor(i / n)}, ${i % n}]`
+  if (i >= 0) fail(op, `the ${shapeStr(A.shape)} matrix has ${A.data[i]} at ${where}; expected finite numbers`)
   return [m, n]
 }
 
@@ -166,10 +160,8 @@ export function svd(A: Tensor): { U: Tensor; S: Tensor; V: Tensor } {
   const sigma = columnNorms(g, L, c)
   normalizeColumns(g, L, c, sigma)
   const order = Array.from({ length: c }, (_, j) => j).sort((a, b) => sigma[b] - sigma[a])
-  const S = new Tensor(
-    Float32Array.from(order, (j) => sigma[j]),
-    [c],
-  )
+  const sorted = Float32Array.from(order, (j) => sigma[j]) // σ, descending
+  const S = new Tensor(sorted, [c])
   const Ut = pickColumns(g, L, order) // Ũ: (L, k)
   const Jt = pickColumns(J, c, order) // J: (k, k)
   // M = Ũ·diag(σ)·Jᵀ. For a tall A, M = A. For a wide A, M = Aᵀ, so A = J·diag(σ)·Ũᵀ and the roles swap.
@@ -183,9 +175,8 @@ export function svd(A: Tensor): { U: Tensor; S: Tensor; V: Tensor } {
  */
 export function svdProduct(B: Tensor, A: Tensor): { U: Tensor; S: Tensor; V: Tensor } {
   const [, r] = check2D('svdProduct', B)
-  if (check2D('svdProduct', A)[0] !== r) {
-    throw new Error(`linalg.svdProduct: B ${shapeStr(B.shape)} · A ${shapeStr(A.shape)}: inner sizes differ`)
-  }
+  if (check2D('svdProduct', A)[0] !== r)
+    fail('linalg.svdProduct', `B ${shapeStr(B.shape)} · A ${shapeStr(A.shape)}: inner sizes differ`)
   const b = qr(B) // Q_B: (m, kB)   R_B: (kB, r)
   const a = qr(transpose(A)) // Q_A: (n, kA)   R_A: (kA, r)
   const core = svd(matmul(b.R, transpose(a.R))) // (kB, kA) = Uc·diag(S)·Vcᵀ
@@ -198,11 +189,11 @@ export function svdProduct(B: Tensor, A: Tensor): { U: Tensor; S: Tensor; V: Ten
  */
 export function lowRank(W: Tensor, r: number): { B: Tensor; A: Tensor } {
   const [m, n] = check2D('lowRank', W)
-  if (!Number.isInteger(r) || r < 1 || r > Math.min(m, n)) {
-    throw new Error(
-      `linalg.lowRank: rank must be an integer in 1..${Math.min(m, n)} for a ${shapeStr(W.shape)} matrix, got ${r}`,
+  if (!Number.isInteger(r) || r < 1 || r > Math.min(m, n))
+    fail(
+      'linalg.lowRank',
+      `rank must be an integer in 1..${Math.min(m, n)} for a ${shapeStr(W.shape)} matrix, got ${quote(r)}`,
     )
-  }
   const { U, S, V } = svd(W)
   const k = S.size
   const B = new Float32Array(m * r),
@@ -227,9 +218,8 @@ export function svdvals(A: Tensor): Tensor {
  */
 export function matrixRank(A: Tensor, tol?: number): number {
   const s = singularValues('matrixRank', A)
-  if (tol !== undefined && !(tol >= 0 && Number.isFinite(tol))) {
-    throw new Error(`linalg.matrixRank: tol must be a finite number ≥ 0, got ${tol}`)
-  }
+  if (tol !== undefined && !(tol >= 0 && Number.isFinite(tol)))
+    fail('linalg.matrixRank', `tol must be a finite number ≥ 0, got ${quote(tol)}`)
   const threshold = tol ?? (s.length > 0 ? s[0] : 0) * Math.max(...A.shape) * EPS32
   return s.filter((x) => x > threshold).length
 }
@@ -288,9 +278,8 @@ export type NormOrd = 'fro' | 'nuc' | 2
 
 /** Matrix norms: 'fro' = √(Σ a_ij²), 'nuc' = Σ σ_i (nuclear), 2 = σ_max (spectral). A: (m, n). */
 export function norm(A: Tensor, ord: NormOrd = 'fro'): number {
-  if (ord !== 'fro' && ord !== 'nuc' && ord !== 2) {
-    throw new Error(`linalg.norm: ord must be 'fro', 'nuc' or 2, got ${JSON.stringify(ord)}`)
-  }
+  if (ord !== 'fro' && ord !== 'nuc' && ord !== 2)
+    fail('linalg.norm', `ord must be 'fro', 'nuc' or 2, got ${quote(ord)}`)
   if (ord === 'fro') {
     check2D('norm', A)
     let ss = 0

@@ -13,23 +13,31 @@ import {
   sameShape,
   around,
 } from '../src/shape.js'
+import { fail, quote } from '../src/errors.js'
+
+/** The shapes of a list of tensors, for a message: the first 8, then how many more. */
+const shapesStr = (xs: Tensor[]) =>
+  xs
+    .slice(0, 8)
+    .map((u) => shapeStr(u.shape))
+    .join(', ') + (xs.length > 8 ? `, … (${xs.length} tensors)` : '')
 
 /** Same data, new shape; one dim may be −1 (inferred). */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const out = [...shape]
   const unknown = out.indexOf(-1)
   if (unknown !== -1) {
-    if (out.indexOf(-1, unknown + 1) !== -1) throw new Error(`reshape: only one dim may be -1, got ${shapeStr(shape)}`)
+    if (out.indexOf(-1, unknown + 1) !== -1) fail('reshape', `only one dim may be -1, got ${shapeStr(shape)}`)
     const known = sizeOf(out.filter((_, i) => i !== unknown))
     if (known === 0 || x.size % known !== 0)
-      throw new Error(`reshape: cannot infer -1 in ${shapeStr(shape)} for ${x.size} elements ${shapeStr(x.shape)}`)
+      fail('reshape', `cannot infer -1 in ${shapeStr(shape)} for ${x.size} elements ${shapeStr(x.shape)}`)
     out[unknown] = x.size / known
   }
   checkShape('reshape', out)
-  if (sizeOf(out) !== x.size)
-    throw new Error(
-      `reshape: cannot reshape ${shapeStr(x.shape)} (${x.size} elements) to ${shapeStr(shape)} (${sizeOf(out)} elements)`,
-    )
+  if (sizeOf(out) !== x.size) {
+    const [from, to] = [`${shapeStr(x.shape)} (${x.size} elements)`, `${shapeStr(shape)} (${sizeOf(out)} elements)`]
+    fail('reshape', `cannot reshape ${from} to ${to}`)
+  }
   return fromOp(x.data, out, [x], (dy) => {
     addGrad(x, dy) // dx = dy, same elements in the same order
   })
@@ -38,12 +46,9 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
 /** Reorder axes: output axis i is input axis dims[i]. */
 export function permute(x: Tensor, dims: readonly number[]): Tensor {
   if (dims.length !== x.ndim)
-    throw new Error(
-      `permute: got ${dims.length} dims ${JSON.stringify(dims)} for a tensor with ${x.ndim} dims ${shapeStr(x.shape)}`,
-    )
+    fail('permute', `got ${dims.length} dims ${quote(dims)} for a tensor with ${x.ndim} dims ${shapeStr(x.shape)}`)
   const perm = dims.map((d) => normAxis('permute', d, x.ndim))
-  if (new Set(perm).size !== perm.length)
-    throw new Error(`permute: ${JSON.stringify(dims)} is not a permutation of 0..${x.ndim - 1}`)
+  if (new Set(perm).size !== perm.length) fail('permute', `${quote(dims)} is not a permutation of 0..${x.ndim - 1}`)
   const inverse = perm.map((_, i) => perm.indexOf(i)) // output axis of each input axis
   const outShape = perm.map((p) => x.shape[p])
   return fromOp(K.permute(x.data, x.shape, perm), outShape, [x], (dy) => {
@@ -55,10 +60,8 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
 export function transpose(x: Tensor, dim0 = -2, dim1 = -1): Tensor {
   const a = normAxis('transpose', dim0, x.ndim),
     b = normAxis('transpose', dim1, x.ndim)
-  return permute(
-    x,
-    x.shape.map((_, i) => (i === a || i === b ? a + b - i : i)),
-  ) // a and b swap places
+  const order = x.shape.map((_, i) => (i === a || i === b ? a + b - i : i)) // a and b swap places
+  return permute(x, order)
 }
 
 /** Elements [start, end) along `axis`; negative indices count from the end, as in Python. */
@@ -69,7 +72,7 @@ export function slice(x: Tensor, axis: number, start = 0, end?: number): Tensor 
   const s = clip(start),
     e = Math.max(s, clip(end ?? n))
   if (!Number.isInteger(start) || (end !== undefined && !Number.isInteger(end)))
-    throw new Error(`slice: start ${start} and end ${end} must be integers`)
+    fail('slice', `start ${quote(start)} and end ${quote(end)} must be integers`)
   const [outer, , inner] = around(x.shape, ax)
   const shape = [...x.shape]
   shape[ax] = e - s
@@ -82,12 +85,11 @@ export function slice(x: Tensor, axis: number, start = 0, end?: number): Tensor 
 
 /** Join tensors along an existing axis; all other dims must match. */
 export function concat(xs: Tensor[], axis = 0): Tensor {
-  if (xs.length === 0) throw new Error('concat: needs at least one tensor')
+  if (xs.length === 0) fail('concat', 'needs at least one tensor')
   const ax = normAxis('concat', axis, xs[0].ndim)
   for (const t of xs) {
-    if (t.ndim !== xs[0].ndim || t.shape.some((d, i) => i !== ax && d !== xs[0].shape[i])) {
-      throw new Error(`concat: shapes ${xs.map((u) => shapeStr(u.shape)).join(', ')} differ outside axis ${axis}`)
-    }
+    if (t.ndim !== xs[0].ndim || t.shape.some((d, i) => i !== ax && d !== xs[0].shape[i]))
+      fail('concat', `shapes ${shapesStr(xs)} differ outside axis ${axis}`)
   }
   const shape = [...xs[0].shape]
   shape[ax] = xs.reduce((n, t) => n + t.shape[ax], 0)
@@ -101,9 +103,10 @@ export function concat(xs: Tensor[], axis = 0): Tensor {
     at += t.shape[ax]
   }
   return fromOp(out, shape, xs, (dy) => {
-    xs.forEach((t, i) => {
-      if (t.requiresGrad) addGrad(t, K.sliceAxis(dy, outer, n, inner, starts[i], starts[i] + t.shape[ax])) // dxᵢ = dy's own slice
-    })
+    for (const [i, t] of xs.entries()) {
+      const end = starts[i] + t.shape[ax]
+      if (t.requiresGrad) addGrad(t, K.sliceAxis(dy, outer, n, inner, starts[i], end)) // dxᵢ = dy's own slice
+    }
   })
 }
 
@@ -115,32 +118,20 @@ export function unsqueeze(x: Tensor, axis: number): Tensor {
 
 /** Drop size-1 axes (all of them, or the one given). */
 export function squeeze(x: Tensor, axis?: number): Tensor {
-  if (axis === undefined)
-    return reshape(
-      x,
-      x.shape.filter((d) => d !== 1),
-    )
-  const ax = normAxis('squeeze', axis, x.ndim)
-  if (x.shape[ax] !== 1)
-    throw new Error(`squeeze: axis ${axis} of ${shapeStr(x.shape)} has size ${x.shape[ax]}, expected 1`)
-  return reshape(
-    x,
-    x.shape.filter((_, i) => i !== ax),
-  )
+  const ax = axis === undefined ? -1 : normAxis('squeeze', axis, x.ndim)
+  if (ax >= 0 && x.shape[ax] !== 1)
+    fail('squeeze', `axis ${axis} of ${shapeStr(x.shape)} has size ${x.shape[ax]}, expected 1`)
+  const kept = x.shape.filter((d, i) => (ax < 0 ? d !== 1 : i !== ax)) // every size-1 axis, or the one given, goes
+  return reshape(x, kept)
 }
 
 /** Join same-shape tensors along a new axis. */
 export function stack(xs: Tensor[], axis = 0): Tensor {
-  if (xs.length === 0) throw new Error('stack: needs at least one tensor')
-  for (const t of xs) {
-    if (!sameShape(t.shape, xs[0].shape))
-      throw new Error(`stack: shapes ${xs.map((u) => shapeStr(u.shape)).join(', ')} must all be equal`)
-  }
+  if (xs.length === 0) fail('stack', 'needs at least one tensor')
+  for (const t of xs) if (!sameShape(t.shape, xs[0].shape)) fail('stack', `shapes ${shapesStr(xs)} must all be equal`)
   const ax = normAxis('stack', axis, xs[0].ndim + 1)
-  return concat(
-    xs.map((t) => unsqueeze(t, ax)),
-    ax,
-  )
+  const items = xs.map((t) => unsqueeze(t, ax))
+  return concat(items, ax)
 }
 
 /** Cut along `axis` into pieces: `sizes` a list of lengths, or one chunk length (the last may be shorter). */
@@ -149,18 +140,15 @@ export function split(x: Tensor, sizes: number | number[], axis = 0): Tensor[] {
   const n = x.shape[ax]
   let list: number[]
   if (typeof sizes === 'number') {
-    if (!Number.isInteger(sizes) || sizes <= 0)
-      throw new Error(`split: chunk size must be a positive integer, got ${sizes}`)
+    if (!Number.isInteger(sizes) || sizes <= 0) fail('split', `chunk size must be a positive integer, got ${sizes}`)
     list = Array.from({ length: Math.ceil(n / sizes) }, (_, i) => Math.min(sizes, n - i * sizes))
   } else {
     list = sizes
-    if (list.some((s) => !Number.isInteger(s) || s < 0))
-      throw new Error(`split: sizes ${JSON.stringify(sizes)} must be non-negative integers`)
+    if (!Array.isArray(list) || list.some((s) => !Number.isInteger(s) || s < 0))
+      fail('split', `sizes ${quote(sizes)} must be non-negative integers`)
     const total = list.reduce((a, b) => a + b, 0)
     if (total !== n)
-      throw new Error(
-        `split: sizes ${JSON.stringify(sizes)} add up to ${total}, but axis ${axis} of ${shapeStr(x.shape)} has ${n}`,
-      )
+      fail('split', `sizes ${quote(sizes)} add up to ${total}, but axis ${axis} of ${shapeStr(x.shape)} has ${n}`)
   }
   let at = 0
   return list.map((len) => {
@@ -175,13 +163,13 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
   const offset = shape.length - x.ndim
   const target = shape.map((d, i) => (d === -1 ? x.shape[i - offset] : d))
   const out = broadcastShapes('expand', x.shape, target)
-  if (!sameShape(out, target)) throw new Error(`expand: cannot expand ${shapeStr(x.shape)} to ${shapeStr(shape)}`)
+  if (!sameShape(out, target)) fail('expand', `cannot expand ${shapeStr(x.shape)} to ${shapeStr(shape)}`)
   return fromOp(broadcastTo(x.data, x.shape, out), out, [x], (dy) => {
     addGrad(x, sumTo(dy, out, x.shape)) // dx = Σ over the copies
   })
 }
 
-/** Validated integer ids from a tensor or array: every value an integer in [0, upper). `context` ends the error message. */
+/** Validated integer ids from a tensor or array: each an integer in [0, upper). `context` ends the error message. */
 export function toIndex(
   op: string,
   index: Tensor | Int32Array | ArrayLike<number>,
@@ -193,20 +181,17 @@ export function toIndex(
   for (let i = 0; i < values.length; i++) {
     const v = values[i]
     if (!Number.isInteger(v) || v < 0 || v >= upper)
-      throw new Error(`${op}: index ${v} at position ${i} is out of range [0, ${upper})${context}`)
+      fail(op, `index ${quote(v)} at position ${i} is out of range [0, ${upper})${context}`)
     out[i] = v
   }
   return out
 }
 
-/** torch.gather: out[..., j, ...] = x[..., index[..., j, ...], ...] along `axis`; index has x's shape except on `axis`. */
+/** torch.gather: out[..., j, ...] = x[..., index[..., j, ...], ...] along `axis`; index is x's shape but on `axis`. */
 export function gather(x: Tensor, axis: number, index: Tensor): Tensor {
   const ax = normAxis('gather', axis, x.ndim)
-  if (index.ndim !== x.ndim || index.shape.some((d, i) => i !== ax && d !== x.shape[i])) {
-    throw new Error(
-      `gather: index ${shapeStr(index.shape)} must match x ${shapeStr(x.shape)} on every axis but ${axis}`,
-    )
-  }
+  if (index.ndim !== x.ndim || index.shape.some((d, i) => i !== ax && d !== x.shape[i]))
+    fail('gather', `index ${shapeStr(index.shape)} must match x ${shapeStr(x.shape)} on every axis but ${axis}`)
   const [outer, n, inner] = around(x.shape, ax)
   const m = index.shape[ax]
   const idx = toIndex('gather', index, n, ` for axis ${axis} of x ${shapeStr(x.shape)}`)

@@ -5,12 +5,13 @@ import { Tensor, fromOp, addGrad } from '../src/tensor.js'
 import { K } from '../src/kernels/index.js'
 import { unpackCodes, type QuantizedWeights, type QuantMode, type QuantizeOptions } from '../src/kernels/quant.js'
 import { shapeStr } from '../src/shape.js'
+import { fail } from '../src/errors.js'
 
 export type { QuantizedWeights, QuantMode, QuantizeOptions }
 
 /** Pack W (out, in) into codes (affine 2/4/8-bit, int8 or nf4). Defaults: affine, 4 bits, groups of 64 (MLX's). */
 export function quantizeWeights(w: Tensor, options: QuantizeOptions = {}): QuantizedWeights {
-  if (w.ndim !== 2) throw new Error(`quantizeWeights: weight must be 2-D (out, in), got ${shapeStr(w.shape)}`)
+  if (w.ndim !== 2) fail('quantizeWeights', `weight must be 2-D (out, in), got ${shapeStr(w.shape)}`)
   return K.quantize(w.data, w.shape[0], w.shape[1], options)
 }
 
@@ -29,11 +30,11 @@ export function quantizedLinear(x: Tensor, q: QuantizedWeights, b?: Tensor): Ten
   const nOut = q.rows,
     nIn = q.cols
   if (x.ndim === 0 || x.shape[x.ndim - 1] !== nIn)
-    throw new Error(
-      `quantizedLinear: input ${shapeStr(x.shape)} does not end in ${nIn}, the weight's in-features (${nOut},${nIn})`,
+    fail(
+      'quantizedLinear',
+      `input ${shapeStr(x.shape)} does not end in ${nIn}, the weight's in-features (${nOut},${nIn})`,
     )
-  if (b && (b.ndim !== 1 || b.shape[0] !== nOut))
-    throw new Error(`quantizedLinear: bias ${shapeStr(b.shape)} must be (${nOut})`)
+  if (b && (b.ndim !== 1 || b.shape[0] !== nOut)) fail('quantizedLinear', `bias ${shapeStr(b.shape)} must be (${nOut})`)
   const rows = x.size / nIn
   const y = K.qmatmul(x.data, q, rows)
   if (b) K.addRowInPlace(y, b.data, rows, nOut)

@@ -2,15 +2,19 @@
 // mean, variance and logsumexp are composites, so autograd derives their gradients.
 import { Tensor, fromOp, addGrad } from '../src/tensor.js'
 import { K } from '../src/kernels/index.js'
-import { normAxis, broadcastTo, around } from '../src/shape.js'
+import { normAxis, broadcastTo, around, shapeStr } from '../src/shape.js'
+import { fail, quote } from '../src/errors.js'
 import { add, sub, mul, log, exp } from './elementwise.js'
 import { reshape, permute } from './movement.js'
 
+/** One axis, several, or (undefined) all of them. */
+type Axes = number | number[] | undefined
+
 /** Sorted, de-duplicated, non-negative axes; undefined means all of them. */
-function normAxes(op: string, axis: number | number[] | undefined, ndim: number): number[] {
+function normAxes(op: string, axis: Axes, ndim: number): number[] {
   if (axis === undefined) return Array.from({ length: ndim }, (_, i) => i)
   const list = (Array.isArray(axis) ? axis : [axis]).map((a) => normAxis(op, a, ndim))
-  if (new Set(list).size !== list.length) throw new Error(`${op}: axis ${JSON.stringify(axis)} names an axis twice`)
+  if (new Set(list).size !== list.length) fail(op, `axis ${quote(axis)} names an axis twice`)
   return list.sort((a, b) => a - b)
 }
 
@@ -51,7 +55,7 @@ export function mean(x: Tensor, axis?: number | number[], keepDims = false): Ten
 /** Max (sign 1) or min (sign −1) over a single axis; the gradient goes to the first extreme element. */
 function extreme(op: string, x: Tensor, axis: number, keepDims: boolean, sign: 1 | -1): Tensor {
   const [outer, n, inner] = around(x.shape, axis)
-  if (n === 0) throw new Error(`${op}: cannot reduce over axis ${axis} of size 0 in shape (${x.shape.join(',')})`)
+  if (n === 0) fail(op, `cannot reduce over axis ${axis} of size 0 in shape ${shapeStr(x.shape)}`)
   const { values, indices } = K.extremeAxis(x.data, outer, n, inner, sign)
   return fromOp(values, reducedShape(x.shape, [axis], keepDims), [x], (dy) => {
     addGrad(x, K.extremeAxisBackward(dy, indices, outer, n, inner)) // dx = dy at the argmax, 0 elsewhere
@@ -59,13 +63,7 @@ function extreme(op: string, x: Tensor, axis: number, keepDims: boolean, sign: 1
 }
 
 /** Several axes reduce as one: move them to the end, merge them, reduce the merged axis. */
-function extremeOver(
-  op: string,
-  x: Tensor,
-  axis: number | number[] | undefined,
-  keepDims: boolean,
-  sign: 1 | -1,
-): Tensor {
+function extremeOver(op: string, x: Tensor, axis: Axes, keepDims: boolean, sign: 1 | -1): Tensor {
   const axes = normAxes(op, axis, x.ndim)
   if (x.ndim === 0) return mul(x, 1)
   if (axes.length === 1) return extreme(op, x, axes[0], keepDims, sign)
@@ -95,7 +93,8 @@ export function variance(x: Tensor, axis?: number | number[], keepDims = false, 
 export function logsumexp(x: Tensor, axis?: number | number[], keepDims = false): Tensor {
   const axes = normAxes('logsumexp', axis, x.ndim)
   const m = max(x, axes, true).detach()
-  for (let i = 0; i < m.size; i++) if (!Number.isFinite(m.data[i])) m.data[i] = 0 // ±∞ − ±∞ would be NaN; an all −∞ slice gives −∞
+  // ±∞ − ±∞ would be NaN: a shift of 0 there (an all −∞ slice still gives −∞)
+  for (let i = 0; i < m.size; i++) if (!Number.isFinite(m.data[i])) m.data[i] = 0
   const shifted = log(sum(exp(sub(x, m)), axes, true))
   const out = add(shifted, m)
   return keepDims ? out : reshape(out, reducedShape(x.shape, axes, false))

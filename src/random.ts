@@ -1,6 +1,7 @@
 // One seeded random stream for the whole engine (init, dropout, sampling, shuffling),
 // so manualSeed(n) makes a run reproducible and rngState() lets training resume exactly.
 import seedrandom from 'seedrandom'
+import { fail, quote } from './errors.js'
 
 let rng = seedrandom('tenny', { state: true })
 
@@ -17,17 +18,40 @@ export function rngState(): RngState {
   return rng.state()
 }
 
+/** Restore a state from rngState(); anything else (a null, a hand-edited file's object) is refused, not reseeded. */
 export function setRngState(state: RngState): void {
+  const isByte = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) < 256
+  const { i, j, S } = (state ?? {}) as Partial<RngState>
+  if (!isByte(i) || !isByte(j) || !Array.isArray(S) || S.length !== 256 || !S.every(isByte))
+    fail('setRngState', `expected { i, j, S } as rngState() gives (bytes, S of 256), got ${quote(state)}`)
   rng = seedrandom('', { state })
+}
+
+let skipping = false
+
+/**
+ * Build something whose random initial values are about to be overwritten (a model loaded from a file) without
+ * drawing them: inside `build`, random() and randomNormal() answer 0 and the stream does not move. Drawing a
+ * 100M-parameter model's init takes seconds; this is transformers' no_init_weights, for the same reason.
+ */
+export function withoutInit<T>(build: () => T): T {
+  const was = skipping
+  skipping = true
+  try {
+    return build()
+  } finally {
+    skipping = was
+  }
 }
 
 /** Uniform in [0, 1). */
 export function random(): number {
-  return rng()
+  return skipping ? 0 : rng()
 }
 
 /** Standard normal, by Box–Muller. */
 export function randomNormal(): number {
+  if (skipping) return 0
   let u = 0
   while (u === 0) u = rng() // log(0) would give -Infinity
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng())

@@ -1,5 +1,6 @@
 // Shapes and broadcasting: the one place that knows NumPy's broadcasting rules.
 // Every binary op's backward ends in sumTo(), which undoes a broadcast by summing.
+import { fail, quote } from './errors.js'
 
 export type Shape = readonly number[]
 
@@ -21,8 +22,13 @@ export function stridesOf(shape: Shape): number[] {
   return strides
 }
 
+const isList = (v: unknown): v is Shape => Array.isArray(v) || ArrayBuffer.isView(v)
+
+/** A shape as text, `(2,3)`; one from a user or a file may be long or not numbers, so it is cut to ~200 characters. */
 export function shapeStr(shape: Shape): string {
-  return `(${shape.join(',')})`
+  if (!isList(shape) || !shape.every((d) => typeof d === 'number')) return quote(shape)
+  const text = shape.slice(0, 100).join(',')
+  return text.length > 200 || shape.length > 100 ? `(${text.slice(0, 200)}…, ${shape.length} dims)` : `(${text})`
 }
 
 export function sameShape(a: Shape, b: Shape): boolean {
@@ -31,17 +37,14 @@ export function sameShape(a: Shape, b: Shape): boolean {
 
 /** Check that every entry is a non-negative integer; `op` names the caller in the error. */
 export function checkShape(op: string, shape: Shape): void {
-  for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0)
-      throw new Error(`${op}: invalid shape ${shapeStr(shape)}: dims must be non-negative integers`)
-  }
+  if (!isList(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0))
+    fail(op, `invalid shape ${shapeStr(shape)}: dims must be non-negative integers`)
 }
 
 /** Map a possibly negative axis into [0, ndim); throws naming the op when out of range. */
 export function normAxis(op: string, axis: number, ndim: number): number {
-  if (!Number.isInteger(axis) || axis < -ndim || axis >= ndim) {
-    throw new Error(`${op}: axis ${axis} is out of range for a tensor with ${ndim} dims`)
-  }
+  if (!Number.isInteger(axis) || axis < -ndim || axis >= ndim)
+    fail(op, `axis ${quote(axis)} is out of range for a tensor with ${ndim} dims`)
   return axis < 0 ? axis + ndim : axis
 }
 
@@ -57,11 +60,8 @@ export function broadcastShapes(op: string, a: Shape, b: Shape): number[] {
   for (let i = 0; i < n; i++) {
     const da = a[a.length - n + i] ?? 1
     const db = b[b.length - n + i] ?? 1
-    if (da !== db && da !== 1 && db !== 1) {
-      throw new Error(
-        `${op}: shapes ${shapeStr(a)} and ${shapeStr(b)} cannot be broadcast together (dim ${i}: ${da} vs ${db})`,
-      )
-    }
+    if (da !== db && da !== 1 && db !== 1)
+      fail(op, `shapes ${shapeStr(a)} and ${shapeStr(b)} cannot be broadcast together (dim ${i}: ${da} vs ${db})`)
     out[i] = da === 1 ? db : da
   }
   return out

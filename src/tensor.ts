@@ -3,6 +3,7 @@
 import { type Shape, sizeOf, shapeStr, checkShape, stridesOf } from './shape.js'
 import { random, randomNormal, randomInt } from './random.js'
 import { K } from './kernels/index.js'
+import { fail, quote } from './errors.js'
 
 let gradEnabled = true
 
@@ -23,9 +24,8 @@ export class Tensor {
     public requiresGrad = false,
   ) {
     checkShape('Tensor', shape)
-    if (data.length !== sizeOf(shape)) {
-      throw new Error(`Tensor: data has ${data.length} elements but shape ${shapeStr(shape)} needs ${sizeOf(shape)}`)
-    }
+    if (data.length !== sizeOf(shape))
+      fail('Tensor', `data has ${data.length} elements but shape ${shapeStr(shape)} needs ${sizeOf(shape)}`)
     this.shape = [...shape]
   }
 
@@ -38,8 +38,7 @@ export class Tensor {
 
   /** The value of a one-element tensor. */
   item(): number {
-    if (this.size !== 1)
-      throw new Error(`item: tensor of shape ${shapeStr(this.shape)} has ${this.size} elements, expected 1`)
+    if (this.size !== 1) fail('item', `tensor of shape ${shapeStr(this.shape)} has ${this.size} elements, expected 1`)
     return this.data[0]
   }
 
@@ -67,34 +66,23 @@ export class Tensor {
    * Leaf gradients accumulate across calls until zeroed; the graph is freed unless retainGraph.
    */
   backward(grad?: Tensor | Float32Array, { retainGraph = false } = {}): void {
-    if (!this.requiresGrad)
-      throw new Error(
-        'backward: this tensor does not require grad (no input had requiresGrad, or it was made under noGrad)',
-      )
-    if (this.released)
-      throw new Error(
-        'backward: the graph was already freed by an earlier backward(); pass { retainGraph: true } to call it twice',
-      )
+    const op = 'backward'
+    if (!this.requiresGrad) fail(op, 'this tensor does not require grad (no input had requiresGrad, or noGrad ran)')
+    if (this.released) fail(op, 'an earlier backward() already freed the graph; pass it { retainGraph: true }')
     let seed: Float32Array
     if (grad === undefined) {
-      if (this.size !== 1)
-        throw new Error(
-          `backward: output of shape ${shapeStr(this.shape)} is not a scalar; pass its gradient explicitly`,
-        )
+      if (this.size !== 1) fail(op, `output of shape ${shapeStr(this.shape)} is not a scalar; pass its gradient`)
       seed = new Float32Array([1])
     } else {
       seed = (grad instanceof Tensor ? grad.data : grad).slice() // the root keeps its grad: not the caller's array
       if (seed.length !== this.size)
-        throw new Error(
-          `backward: gradient has ${seed.length} elements, tensor ${shapeStr(this.shape)} has ${this.size}`,
-        )
+        fail(op, `gradient has ${seed.length} elements, tensor ${shapeStr(this.shape)} has ${this.size}`)
     }
     const order = topoSort(this)
     const freed = order.find((t) => t !== this && t.released)
     if (freed) {
-      throw new Error(
-        `backward: the graph passes through a ${shapeStr(freed.shape)} tensor whose own graph an earlier backward() freed; its inputs would get no gradient. Pass { retainGraph: true } to that first backward()`,
-      )
+      const what = `the graph passes through a ${shapeStr(freed.shape)} tensor whose own graph an earlier backward()`
+      fail(op, `${what} freed; its inputs would get no gradient. Pass { retainGraph: true } to that first backward()`)
     }
     for (const t of order) if (t.backwardFn) t.grad = null // intermediate grads restart from zero each call
     addGrad(this, seed)
@@ -112,7 +100,7 @@ export class Tensor {
   }
 }
 
-/** Nodes reachable from `root` that take part in autograd, parents before children. Iterative, so deep graphs cannot overflow the stack. */
+/** Nodes reachable from `root` that take part in autograd, parents before children; iterative, so depth is no limit. */
 function topoSort(root: Tensor): Tensor[] {
   const order: Tensor[] = []
   const visited = new Set<Tensor>()
@@ -152,10 +140,12 @@ export function fromOp(
     out.backwardFn = () => {
       // backward() only calls this once out.grad is set
       const i = parents.findIndex((p, j) => p.version !== versions[j])
-      if (i >= 0)
-        throw new Error(
-          `backward: input ${i} ${shapeStr(parents[i].shape)} of an op was changed in place after the forward (version ${versions[i]} → ${parents[i].version}, e.g. by an optimizer step), so its gradient would be wrong; run the forward again`,
-        )
+      if (i >= 0) {
+        const [p, was] = [parents[i], versions[i]]
+        const what = `input ${i} ${shapeStr(p.shape)} of an op was changed in place after the forward`
+        const why = `(version ${was} → ${p.version}, e.g. by an optimizer step), so its gradient would be wrong`
+        fail('backward', `${what} ${why}; run the forward again`)
+      }
       backward(out.grad!.data)
     }
   }
@@ -200,13 +190,13 @@ type CreateOptions = { requiresGrad?: boolean }
 function flatten(op: string, value: NestedArray, shape: number[], out: number[], depth: number): void {
   if (typeof value === 'number') {
     if (depth !== shape.length)
-      throw new Error(`${op}: ragged nested array: a number at depth ${depth}, expected depth ${shape.length}`)
+      fail(op, `ragged nested array: a number at depth ${depth}, expected depth ${shape.length}`)
     out.push(value)
     return
   }
-  if (!Array.isArray(value)) throw new Error(`${op}: expected numbers or nested arrays of numbers, got ${typeof value}`)
+  if (!Array.isArray(value)) fail(op, `expected numbers or nested arrays of numbers, got ${quote(value)}`)
   if (shape[depth] !== value.length)
-    throw new Error(`${op}: ragged nested array: length ${value.length} at depth ${depth}, expected ${shape[depth]}`)
+    fail(op, `ragged nested array: length ${value.length} at depth ${depth}, expected ${shape[depth]}`)
   for (const v of value) flatten(op, v, shape, out, depth + 1)
 }
 
@@ -222,7 +212,7 @@ function inferShape(values: NestedArray): number[] {
   return shape
 }
 
-/** A tensor from nested arrays (shape inferred) or a flat Float32Array with a shape: tensor([[1, 2]], { requiresGrad: true }). */
+/** A tensor from nested arrays (shape inferred) or a flat Float32Array with a shape: tensor([[1, 2]]). */
 export function tensor(
   values: NestedArray | Float32Array,
   shapeOrOptions?: Shape | CreateOptions,
@@ -255,7 +245,7 @@ export function ones(shape: Shape, opts: CreateOptions = {}): Tensor {
 /** [start, start + step, ...) up to but excluding end; arange(n) is 0..n-1. */
 export function arange(start: number, end?: number, step = 1): Tensor {
   if (end === undefined) [start, end] = [0, start]
-  if (step === 0) throw new Error('arange: step must not be 0')
+  if (step === 0) fail('arange', 'step must not be 0')
   const n = Math.max(0, Math.ceil((end - start) / step))
   const data = new Float32Array(n)
   for (let i = 0; i < n; i++) data[i] = start + i * step
@@ -289,6 +279,6 @@ export function randn(shape: Shape, { mean = 0, std = 1, requiresGrad = false } 
 /** Integers in [low, high), stored as floats (token ids, class ids). */
 export function randint(low: number, high: number, shape: Shape): Tensor {
   if (!Number.isInteger(low) || !Number.isInteger(high) || low >= high)
-    throw new Error(`randint: expected integers low < high, got [${low}, ${high})`)
+    fail('randint', `expected integers low < high, got [${quote(low)}, ${quote(high)})`)
   return fill('randint', shape, () => randomInt(low, high), false)
 }

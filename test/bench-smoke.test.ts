@@ -109,11 +109,33 @@ test('bench parity: with LoRA on qProj and vProj both engines train only the ada
   tf.dispose()
 })
 
-test('bench: randomWeights names every tensor the tfjs GPT reads, with and without LoRA', async () => {
+test("bench: randomWeights are Tenny's GPT parameters by name and shape, and from them tfjs trains as Tenny does", async () => {
+  // the memory children build tfjs's model from randomWeights without loading Tenny: the same names and shapes, and
+  // the same first loss and first steps from those weights, are what make their rows measure the same workload
   await useTf('cpu')
   for (const lora of [undefined, LORA]) {
-    const tf = new TfGPT(CFG, randomWeights(CFG, lora), lora)
-    assert.ok(Number.isFinite(tf.lossValue(idx, targets, B, CFG.blockSize)))
+    const weights = randomWeights(CFG, lora)
+    const model = buildTennyGPT(CFG, 8, { lora: lora !== undefined })
+    // Tenny's names, a LoRA layer's base weights under the layer's own path as randomWeights writes them
+    const own = new Map([...model.namedParameters()].map(([name, t]) => [name.replace('.base.', '.'), t]))
+    assert.equal([...weights.keys()].sort(), [...own.keys()].sort(), `names, LoRA ${lora !== undefined}`)
+    for (const [name, w] of weights) {
+      assert.equal(w.shape, own.get(name)!.shape, name)
+      own.get(name)!.data.set(w.data)
+    }
+    const tf = new TfGPT(CFG, weights, lora)
+    const first = tennyLoss(model, idx, targets, B),
+      tfFirst = tf.lossValue(idx, targets, B, CFG.blockSize)
+    assert.ok(Math.abs(first - tfFirst) <= PARITY_TOL, `first loss: Tenny ${first}, tfjs ${tfFirst}`)
+    const step = tennyTrainer(model, idx, targets, B)
+    const tennyLosses = [step(), step(), step()]
+    const tfLosses = [0, 1, 2].map(() => tf.step(idx, targets, B, CFG.blockSize, ADAMW))
+    for (const i of [0, 1, 2])
+      assert.ok(
+        Math.abs(tennyLosses[i] - tfLosses[i]) <= 1e-3,
+        `step ${i}: Tenny ${tennyLosses[i]}, tfjs ${tfLosses[i]}`,
+      )
+    assert.ok(tfLosses[2] < tfLosses[0], `tfjs trains: ${tfLosses.join(' → ')}`)
     tf.dispose()
   }
 })

@@ -53,7 +53,7 @@ test('a few steps of fine-tuning write adapters that load onto the base, and val
   const { paths } = nn.loadAdapters(model, adapters)
   assert.is(paths.length, 6 * model.config.nLayer + 1) // q, k, v, out, fc, proj of every block, and the LM head
   assert.ok(
-    nn.loraLayers(model).some(([, l]) => l.loraB.data.some((x) => x !== 0)),
+    nn.loraAdapters(model).some(([, l]) => l.loraB.data.some((x) => x !== 0)),
     'trained B is not all zeros',
   )
 })

@@ -8,7 +8,7 @@ import { Module } from '../nn/module'
 import { Linear } from '../nn/linear'
 import type { GPTConfig } from '../nn/gpt'
 import { manualSeed } from '../src/random'
-import { applyLoRA, loraLayers, type ApplyLoRAOptions } from '../nn/lora-model'
+import { applyLoRA, loraLayers, loraAdapters, type ApplyLoRAOptions } from '../nn/lora-model'
 import { normal } from './helpers'
 
 /** The GPT the nn tests build: small enough for finite differences and bitwise round trips. */
@@ -77,6 +77,6 @@ export function adaptedToy(seed: number, options: ApplyLoRAOptions = {}): { fres
     return m
   }
   applyLoRA(adapted, { rank: 2, ...options })
-  for (const [, l] of loraLayers(adapted)) l.loraB.data.set(normal(l.loraB.shape, 0.3).data)
+  for (const [, l] of loraAdapters(adapted)) l.loraB.data.set(normal(l.loraB.shape, 0.3).data)
   return { fresh, adapted }
 }

@@ -10,7 +10,15 @@ import { encodeNpy, decodeNpy } from '../src/formats/npy'
 import { saveNpz, loadNpz } from '../src/formats/npy-node'
 import { quantize } from '../nn/quantized'
 import { LoRALinear } from '../nn/lora'
-import { applyLoRA, loraLayers, setAdapters, getAdapter, adapterNames, activeAdapter } from '../nn/lora-model'
+import {
+  applyLoRA,
+  loraLayers,
+  loraAdapters,
+  setAdapters,
+  getAdapter,
+  adapterNames,
+  activeAdapter,
+} from '../nn/lora-model'
 import { baseHash } from '../nn/files/adapters'
 import { saveAdapters, loadAdapters, exportPEFT, importPEFT, exportMLX, importMLX } from '../nn/files/adapters-node'
 import { add, mul, sub } from '../ops'
@@ -38,7 +46,7 @@ function setup(seed: number, options: Parameters<typeof applyLoRA>[1] = {}) {
   }
   const baseCopy = fresh()
   applyLoRA(adapted, { rank: 2, ...options })
-  for (const [, l] of loraLayers(adapted)) l.loraB.data.set(normal(l.loraB.shape, 0.3).data)
+  for (const [, l] of loraAdapters(adapted)) l.loraB.data.set(normal(l.loraB.shape, 0.3).data)
   return { adapted, fresh, baseCopy }
 }
 
@@ -145,8 +153,8 @@ test('PEFT export/import: key names, (r, in) / (out, r) shapes and config; the r
     importPEFT(model, dir)
     const x = uniform([3, 8])
     assert.equal(bits(model.forward(x)), bits(adapted.forward(x)))
-    const l = loraLayers(model)[0][1],
-      src = loraLayers(adapted)[0][1]
+    const l = loraAdapters(model)[0][1],
+      src = loraAdapters(adapted)[0][1]
     assert.equal([getAdapter(l, 'default')!.alpha, l.scale], [getAdapter(src, 'default')!.alpha, src.scale])
   }))
 
@@ -162,7 +170,7 @@ test('PEFT: rsLoRA keeps alpha with use_rslora, a given scale becomes lora_alpha
     assert.equal([cfg.lora_alpha, cfg.use_rslora], [40, false])
     const { adapted, fresh } = setup(7, { rank: 2, targets: ['qProj'] })
     applyLoRA(adapted, { rank: 3, targets: ['vProj'] }) // same name 'default', another rank on other layers
-    for (const [, l] of loraLayers(adapted)) l.loraB.data.set(normal(l.loraB.shape, 0.3).data)
+    for (const [, l] of loraAdapters(adapted)) l.loraB.data.set(normal(l.loraB.shape, 0.3).data)
     exportPEFT(dir, adapted)
     cfg = JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8'))
     assert.equal(cfg.rank_pattern, { 'blocks.0.vProj': 3, 'blocks.1.vProj': 3 })
@@ -189,13 +197,13 @@ test('MLX export/import as .safetensors and .npz: lora_a (in, r), lora_b (r, out
       const arrays = name.endsWith('.npz') ? Object.fromEntries(loadNpz(file)) : loadSafetensors(file).tensors
       assert.equal(arrays['blocks.1.vProj.lora_a'].shape, [8, 2])
       assert.equal(arrays['blocks.1.vProj.lora_b'].shape, [2, 8])
-      const src = loraLayers(adapted)[3][1] // blocks.1.vProj: lora_a = Aᵀ
+      const src = loraAdapters(adapted)[3][1] // blocks.1.vProj: lora_a = Aᵀ
       assert.is(arrays['blocks.1.vProj.lora_a'].data[1 * 2 + 0], src.loraA.data[0 * 8 + 1])
       const model = fresh()
       importMLX(model, file)
       const x = uniform([3, 8])
       assert.equal(bits(model.forward(x)), bits(adapted.forward(x)), name)
-      assert.is(loraLayers(model)[0][1].scale, 20)
+      assert.is(loraAdapters(model)[0][1].scale, 20)
     }
     rmSync(join(dir, 'adapter_config.json'))
     assert.throws(
@@ -238,7 +246,7 @@ test('.npy: header written by hand is 64-byte aligned; C and Fortran order, floa
   const intFile = new Uint8Array(10 + ints.length + 4)
   intFile.set([0x93, 78, 85, 77, 80, 89, 1, 0, ints.length, 0])
   intFile.set(ints, 10)
-  assert.throws(() => decodeNpy(intFile), /dtype '<i4' is not supported/)
+  assert.throws(() => decodeNpy(intFile), /dtype "<i4" is not supported/)
 })
 
 test('.npz: a stored zip of .npy entries that fflate reads back; a non-zip is named', () =>
@@ -256,7 +264,7 @@ test('named adapters from two files mix by strength on one base (<lora:cwk:0.7>,
   withDir((dir) => {
     const a = setup(9),
       b = setup(9) // same base (same seed), different adapters
-    for (const [, l] of loraLayers(b.adapted)) l.loraB.data.set(normal(l.loraB.shape, 0.3).data)
+    for (const [, l] of loraAdapters(b.adapted)) l.loraB.data.set(normal(l.loraB.shape, 0.3).data)
     saveAdapters(join(dir, 'cwk.safetensors'), a.adapted)
     const model = a.fresh()
     loadAdapters(model, join(dir, 'cwk.safetensors'), { name: 'cwk' })

@@ -12,8 +12,11 @@ import { QuantizedLinear, quantize } from '../nn/quantized'
 import { LoRALinear } from '../nn/lora'
 import { DoRALinear } from '../nn/dora'
 import {
+  NamedAdapters,
+  getAdapter,
   applyLoRA,
   loraLayers,
+  loraAdapters,
   setAdapters,
   disableAdapters,
   printTrainable,
@@ -104,11 +107,12 @@ test('DoRA: merge equals forward, unmerge restores W, fuse requantizes; strength
   const merged = dora.merge()
   assertClose(merged.forward(x).data, y.data, { atol: 1e-5, rtol: 0, what: 'merged' })
   assertClose(dora.unmerge(merged).weight.data, base.weight.data, { atol: 1e-6, rtol: 0, what: 'unmerged' })
-  setAdapters(dora, { default: 0.5 })
-  assertClose(dora.forward(x).data, add(y0, mul(sub(y, y0), 0.5)).data, { atol: 1e-6, what: 'strength 0.5' })
-  assertClose(dora.merge().forward(x).data, dora.forward(x).data, { atol: 1e-5, what: 'merged at strength 0.5' })
-  disableAdapters(dora)
-  assert.equal(bits(dora.forward(x)), bits(y0))
+  const mixed = new NamedAdapters([dora]) // strengths live with the named adapters
+  setAdapters(mixed, { default: 0.5 })
+  assertClose(mixed.forward(x).data, add(y0, mul(sub(y, y0), 0.5)).data, { atol: 1e-6, what: 'strength 0.5' })
+  assertClose(mixed.merge().forward(x).data, mixed.forward(x).data, { atol: 1e-5, what: 'merged at strength 0.5' })
+  disableAdapters(mixed)
+  assert.equal(bits(mixed.forward(x)), bits(y0))
   const q = QuantizedLinear.fromLinear(new Linear(32, 8), { mode: 'affine', bits: 8, groupSize: 16 })
   const qdora = trained(q)
   const fused = qdora.fuse()
@@ -157,7 +161,7 @@ test("DoRA round-trips through Tenny, PEFT and MLX files (float and quantized ba
       return model
     }
     applyLoRA(adapted, { useDora: true, rank: 2, alpha: 4 })
-    for (const [, l] of loraLayers(adapted)) {
+    for (const [, l] of loraAdapters(adapted)) {
       l.loraB.data.set(normal(l.loraB.shape, 0.3).data)
       const m = (l as DoRALinear).magnitude
       for (let i = 0; i < m.size; i++) m.data[i] *= 1.1
@@ -199,14 +203,24 @@ test("DoRA round-trips through Tenny, PEFT and MLX files (float and quantized ba
     assertClose(q.forward(x).data, want.data, { atol: 0.05, what: 'DoRA on an int8 base' })
   }))
 
-test('DoRA errors: on top of another adapter, combined with PiSSA', () => {
+test('DoRA beside a LoRA adapter on one base: each adds its own change; never wrapped around another adapter', () => {
   manualSeed(6)
-  const lora = LoRALinear.fromLinear(new Linear(8, 4), { rank: 2 })
+  const base = new Linear(8, 4)
+  const lora = LoRALinear.fromLinear(base, { rank: 2 })
+  lora.loraB.data.set(normal([4, 2], 0.3).data)
   assert.throws(
-    () => DoRALinear.fromLinear(lora, { rank: 2 }),
-    /DoRALinear: base must be a Linear or QuantizedLinear \(DoRA rescales W's rows, so it goes first on a layer\), got LoRALinear/,
+    () => DoRALinear.fromLinear(lora as never, { rank: 2 }),
+    /^DoRALinear: base must be a Linear, Conv1D or QuantizedLinear, got LoRALinear$/,
   )
-  assert.throws(() => addAdapter(lora, 'd', { useDora: true }), /DoRALinear: base must be a Linear or QuantizedLinear/)
+  const both = addAdapter(lora, 'd', { useDora: true, rank: 2 }) as NamedAdapters
+  const dora = getAdapter(both, 'd') as DoRALinear
+  dora.loraB.data.set(normal([4, 2], 0.3).data)
+  assert.is(dora.base, base)
+  const x = uniform([3, 8])
+  const y0 = base.forward(x)
+  const want = add(y0, add(sub(lora.forward(x), y0), sub(dora.forward(x), y0))) // base + ΔLoRA + ΔDoRA
+  assertClose(both.forward(x).data, want.data, { atol: 1e-6 })
+  assertClose(both.merge().forward(x).data, want.data, { atol: 1e-5, what: 'merged' })
   assert.throws(
     () => applyLoRA(new Toy(), { useDora: true, init: 'pissa' }),
     /useDora and init 'pissa' cannot be combined/,

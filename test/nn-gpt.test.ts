@@ -6,7 +6,7 @@ import { Tensor, randint, noGrad } from '../src/tensor'
 import { manualSeed, rngState, setRngState } from '../src/random'
 import { saveSafetensors, loadSafetensors } from '../src/formats/safetensors-node'
 import { GPT } from '../nn/gpt'
-import { sampleNext } from '../nn/sampling'
+import { sampleNext, type SampleOptions } from '../nn/sampling'
 import { QuantizedLinear, quantize, type QuantizeOptions } from '../nn/quantized'
 import { applyLoRA } from '../nn/lora-model'
 import { AdamW } from '../nn/optim'
@@ -279,7 +279,7 @@ test('saveCheckpoint / loadCheckpoint of quantized models: a LoRA model is refus
     )
     assert.throws(
       () => loadCheckpoint(at('mode')),
-      /the metadata 'quantized': 'blocks.0.attn.qProj' must be \{ mode: 'affine' \| 'int8' \| 'nf4', bits, groupSize \}, got \{"mode":"fp8"/,
+      /the metadata 'quantized': 'blocks.0.attn.qProj' must be \{ mode: 'affine' \| 'int8' \| 'nf4', bits, groupSize \}, got \{"mode": "fp8"/,
     )
     saveSafetensors(at('group'), tensors, meta({ ...all, 'blocks.0.attn.qProj': { ...q4, groupSize: 12 } }))
     assert.throws(
@@ -332,6 +332,18 @@ test('resuming from a checkpoint (model + AdamW state + RNG) equals uninterrupte
       noGrad(() => a.generate(new Tensor(new Float32Array([1]), [1, 1]), 4, { seed: 1 }).data),
     )
   })
+})
+
+test('sampling settings from plain JavaScript: a null temperature, topK or topP is refused in one line', () => {
+  const logits = Float32Array.from([0, 1, 2])
+  for (const [options, message] of [
+    [{ temperature: null }, /^sample: temperature must be a number ≥ 0, got null$/],
+    [{ temperature: '1' }, /^sample: temperature must be a number ≥ 0, got "1"$/],
+    [{ topK: null }, /^sample: topK must be a positive integer, got null$/],
+    [{ topP: null }, /^sample: topP must be in \(0, 1\], got null$/],
+  ] as const)
+    assert.throws(() => sampleNext(logits, 1, 3, options as unknown as SampleOptions), message)
+  assert.equal(Array.from(sampleNext(logits, 1, 3, null as unknown as SampleOptions)).length, 1, 'null: the defaults')
 })
 
 test.run()

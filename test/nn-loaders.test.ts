@@ -7,13 +7,13 @@ import { join, resolve } from 'node:path'
 import { createHash } from 'node:crypto'
 import { spawn } from 'node:child_process'
 import { Tensor } from '../src/tensor'
-import { manualSeed, rngState } from '../src/random'
+import { manualSeed, rngState, random, randomNormal, withoutInit } from '../src/random'
 import { serializeSafetensors, parseSafetensors, type StoredTensor } from '../src/formats/safetensors'
 import { saveSafetensors, loadSafetensors } from '../src/formats/safetensors-node'
 import { Module } from '../nn/module'
-import { GPT } from '../nn/gpt'
+import { GPT, gptParameterShapes, type GPTConfig } from '../nn/gpt'
 import { AdamW, SGD } from '../nn/optim'
-import { applyLoRA, loraLayers } from '../nn/lora-model'
+import { applyLoRA, loraLayers, loraAdapters } from '../nn/lora-model'
 import { adapterFiles, loadAdapterFiles } from '../nn/files/adapters'
 import { peftFiles, importPEFTFiles, mlxFiles, importMLXFiles } from '../nn/files/interop'
 import { saveAdapters, loadAdapters, exportPEFT, importPEFT, exportMLX, importMLX } from '../nn/files/adapters-node'
@@ -26,6 +26,7 @@ import { TINY_GPT, adaptedToy, withDir } from './fixtures'
 const bits = (t: Tensor) => Array.from(t.data)
 const json = (bytes: Uint8Array) => JSON.parse(new TextDecoder().decode(bytes))
 const bytesOf = (value: unknown) => new TextEncoder().encode(JSON.stringify(value))
+const text = (s: string) => new TextEncoder().encode(s)
 
 /** Everything a load could change: the module tree (paths and classes), every parameter's values and trainable flag. */
 function fingerprint(model: Module): string {
@@ -72,7 +73,7 @@ test('saveAdapters is one unit: a config from another save beside the file (a ki
     const model = a.fresh()
     loadAdapters(model, join(dir, 'a', 'adapters.safetensors'))
     assert.equal(bits(model.forward(x)), bits(want))
-    assert.is(loraLayers(model)[0][1].scale, 2)
+    assert.is(loraAdapters(model)[0][1].scale, 2)
     // a file from before configs moved inside: the loose config is read, and checked against the tensors
     const legacy = join(dir, 'legacy.safetensors')
     saveSafetensors(legacy, loadSafetensors(join(dir, 'a', 'adapters.safetensors')).tensors)
@@ -101,7 +102,7 @@ test('exportPEFT and exportMLX write their two files as one batch: a save failin
         .sort()
         .map((f) => readFileSync(join(d, f))),
     )
-    for (const [, l] of loraLayers(adapted))
+    for (const [, l] of loraAdapters(adapted))
       l.loraB.data.forEach((v, i, d) => {
         d[i] = 3 * v
       })
@@ -128,7 +129,7 @@ test('PEFT and mlx-lm pairs mixed from two saves of one rank (a kill between the
   // (PEFT) and 69 of 163 (mlx-lm) with the other save's scale, 16x off, without a word
   const a = adaptedToy(16, { rank: 2, alpha: 4 }),
     b = adaptedToy(16, { rank: 2, alpha: 64 }) // one base
-  for (const [, l] of loraLayers(b.adapted))
+  for (const [, l] of loraAdapters(b.adapted))
     l.loraB.data.forEach((v, i, d) => {
       d[i] = -v
     }) // trained further, say
@@ -450,7 +451,7 @@ test('a per-layer entry that is not an object, a setting written as null and a P
     load((cfg) => {
       cfg.perLayer = { 'blocks.0.qProj': null }
     }),
-    /loadAdapters: config perLayer must be an object of \{ rank\?, alpha, scale \} by layer path, got \{"blocks\.0\.qProj":null\}/,
+    /loadAdapters: config perLayer must be an object of \{ rank\?, alpha, scale \} by layer path, got \{"blocks\.0\.qProj": null\}/,
   )
   refused(
     model,
@@ -510,18 +511,122 @@ test('a per-layer entry that is not an object, a setting written as null and a P
   refused(
     model,
     () => loadAdapterFiles(model, none),
-    /^loadAdapters: expected the files as \{ name: Uint8Array \}, got null$/,
+    /^loadAdapters: expected the files as \{ name: bytes \}, got null$/,
   )
-  refused(
-    model,
-    () => importPEFTFiles(model, none),
-    /^importPEFT: expected the files as \{ name: Uint8Array \}, got null$/,
-  )
+  refused(model, () => importPEFTFiles(model, none), /^importPEFT: expected the files as \{ name: bytes \}, got null$/)
   refused(
     model,
     () => importMLXFiles(model, none),
     /^importMLX: expected one \.safetensors or \.npz file beside adapter_config\.json, got none$/,
   )
+})
+
+/** `load` must throw a plain Error of one line, at most 400 characters, matching `pattern`; the model is unchanged. */
+function refusedShort(model: Module, load: () => unknown, pattern: RegExp): void {
+  const before = fingerprint(model)
+  let error: unknown
+  try {
+    load()
+  } catch (err) {
+    error = err
+  }
+  assert.ok(error instanceof Error, `expected an error matching ${pattern}`)
+  const { message } = error as Error
+  assert.is((error as Error).constructor, Error, `a ${(error as Error).constructor.name}: ${message.slice(0, 200)}`)
+  assert.ok(message.length <= 400 && !message.includes('\n'), `a ${message.length}-character message`)
+  assert.match(message, pattern)
+  assert.is(fingerprint(model), before, 'the model changed although the load failed')
+}
+
+test('adapter loaders take each file as an ArrayBuffer, a DataView or a Buffer, as fetch() and Node give them', () => {
+  const { adapted, fresh } = adaptedToy(21, { rank: 2 })
+  const x = uniform([3, 8]),
+    want = bits(adapted.forward(x))
+  const buffer = (b: Uint8Array) => b.slice().buffer
+  const tenny = adapterFiles(adapted),
+    peft = peftFiles(adapted),
+    mlx = mlxFiles(adapted, { format: 'npz' })
+  const loads: [string, (m: Module) => unknown][] = [
+    ['tenny', (m) => loadAdapterFiles(m, { 'adapters.safetensors': buffer(tenny['adapters.safetensors']) })],
+    [
+      'peft',
+      (m) =>
+        importPEFTFiles(m, {
+          'adapter_config.json': buffer(peft['adapter_config.json']),
+          'adapter_model.safetensors': Buffer.from(peft['adapter_model.safetensors']),
+        }),
+    ],
+    [
+      'mlx',
+      (m) =>
+        importMLXFiles(m, {
+          'adapter_config.json': new DataView(buffer(mlx['adapter_config.json'])),
+          'adapters.npz': buffer(mlx['adapters.npz']),
+        }),
+    ],
+  ]
+  for (const [layout, load] of loads) {
+    const model = fresh()
+    load(model)
+    assert.equal(bits(model.forward(x)), want, layout)
+  }
+  const model = fresh()
+  refusedShort(
+    model,
+    () => loadAdapterFiles(model, { 'adapters.safetensors': 'bytes' as never }),
+    /^loadAdapters: expected adapters\.safetensors as a Uint8Array, an ArrayBuffer or another typed array, got a string$/,
+  )
+})
+
+test('adapter loaders: deep JSON, a 1 MB key or value and a 100,000-key rank_pattern give one short line or load', () => {
+  const { adapted, fresh } = adaptedToy(22, { rank: 2 })
+  const model = fresh()
+  const deep = '['.repeat(5000) + ']'.repeat(5000)
+  const tennyDeep = serializeSafetensors({}, { format: 'tenny-lora', config: `{"format":"tenny-lora","a":${deep}}` })
+  refusedShort(
+    model,
+    () => loadAdapterFiles(model, { 'adapters.safetensors': tennyDeep }),
+    /^loadAdapters: adapters\.safetensors's metadata config is not valid JSON \(it nests deeper than 64 levels\)$/,
+  )
+  const peft = peftFiles(adapted)
+  const cfg = json(peft['adapter_config.json'])
+  refusedShort(
+    model,
+    () =>
+      importPEFTFiles(model, { ...peft, 'adapter_config.json': bytesOf({ ...cfg, peft_type: 'L'.repeat(2 ** 20) }) }),
+    /^importPEFT: adapter_config\.json: peft_type is "LLLL.*…, only 'LORA' is supported$/,
+  )
+  refusedShort(
+    model,
+    () => importPEFTFiles(model, { ...peft, 'adapter_config.json': text(`{"peft_type":${deep}}`) }),
+    /^importPEFT: adapter_config\.json is not valid JSON \(it nests deeper than 64 levels\)$/,
+  )
+  const { tensors } = parseSafetensors(peft['adapter_model.safetensors'])
+  const longKey = serializeSafetensors({ ...tensors, ['k'.repeat(2 ** 20)]: tensors[Object.keys(tensors)[0]] })
+  refusedShort(
+    model,
+    () => importPEFTFiles(model, { ...peft, 'adapter_model.safetensors': longKey }),
+    /^importPEFT: adapter_model\.safetensors: unknown key "kkkk.*… \(expected base_model\.model\.<path>\.lora_A/,
+  )
+  const mlx = mlxFiles(adapted)
+  refusedShort(
+    model,
+    () => importMLXFiles(model, { ...mlx, 'adapter_config.json': text(`{"lora_parameters":{"scale":${deep}}}`) }),
+    /^importMLX: adapter_config\.json is not valid JSON \(it nests deeper than 64 levels\)$/,
+  )
+  // a rank_pattern of 100,000 keys that match nothing, then those that do (the first match wins, as in PEFT): read
+  // once, not once per layer
+  const junk = Array.from({ length: 100_000 }, (_, i) => [`x${i}`, 9])
+  const rank_pattern = Object.fromEntries([...junk, ['qProj', 2], ['0.qProj', 7], ['vProj', 2]])
+  const loaded = fresh()
+  const config = bytesOf({ ...cfg, r: 5, rank_pattern, alpha_pattern: {} }) // as PEFT wrote it: no record of settings
+  importPEFTFiles(loaded, { 'adapter_config.json': config, 'adapter_model.safetensors': serializeSafetensors(tensors) })
+  const x = uniform([3, 8])
+  assert.equal(
+    loraAdapters(loaded).map(([p, l]) => [p, l.rank]),
+    loraAdapters(adapted).map(([p, l]) => [p, l.rank]),
+  )
+  assert.equal(bits(loaded.forward(x)), bits(adapted.forward(x)))
 })
 
 test('reloading adapter x from a file that covers fewer layers is refused: the old x would stay on the others, two files mixed under one name', () => {
@@ -553,7 +658,7 @@ test('saves refuse NaN and infinite weights: a diverged model never replaces goo
     const file = join(dir, 'adapters.safetensors')
     saveAdapters(file, adapted)
     const good = readFileSync(file)
-    loraLayers(adapted)[1][1].loraB.data[2] = NaN
+    loraAdapters(adapted)[1][1].loraB.data[2] = NaN
     assert.throws(
       () => saveAdapters(file, adapted),
       /adapterFiles: the model: 'blocks\.0\.vProj': B holds NaN at index 2/,
@@ -585,7 +690,7 @@ test('loadCheckpoint: a 160-byte file declaring a huge vocabulary fails at once,
     writeFileSync(tiny, serializeSafetensors({}, { format: 'tenny-gpt', config: JSON.stringify(config) }))
     assert.ok(readFileSync(tiny).length <= 160, `${readFileSync(tiny).length} bytes`)
     const t0 = performance.now()
-    assert.throws(() => loadCheckpoint(tiny), /needs wte\.weight \(1000000000,16\), but the file has no such tensor/)
+    assert.throws(() => loadCheckpoint(tiny), /missing tensor\(s\) wte\.weight \(1000000000,16\), wpe\.weight \(8,16\)/)
     assert.ok(performance.now() - t0 < 1000, `refused in ${(performance.now() - t0).toFixed(0)} ms`)
     manualSeed(6)
     const gpt = new GPT(TINY_GPT)
@@ -601,7 +706,7 @@ test('loadCheckpoint: a 160-byte file declaring a huge vocabulary fails at once,
     })
     assert.throws(
       () => loadCheckpoint(deeper),
-      /needs blocks\.99999\.ln1\.weight \(16\), but the file has no such tensor/,
+      /missing tensor\(s\) blocks\.2\.ln1\.weight \(16\), blocks\.2\.ln1\.bias \(16\), .*, … \(config \{.*"nLayer": 100000/,
     )
     saveCheckpoint(join(dir, 'good.safetensors'), gpt)
     assert.equal(bits(loadCheckpoint(join(dir, 'good.safetensors')).wte.weight), bits(gpt.wte.weight))
@@ -623,7 +728,7 @@ test('loadCheckpoint: a few hundred bytes claiming 100,000 blocks, or a quantize
   let t0 = performance.now()
   assert.throws(
     () => checkpointFromBytes(deep, 'deep.safetensors'),
-    /checkpointFromBytes: deep\.safetensors: the config \(.*"nLayer":100000.*\) needs blocks\.99999\.ln1\.bias \(1\), but the file has no such tensor/,
+    /^checkpointFromBytes: deep\.safetensors: missing tensor\(s\) blocks\.0\.ln1\.weight \(1\), .*, … \(config \{.*"nLayer": 100000/,
   )
   assert.ok(performance.now() - t0 < 1000, `refused in ${(performance.now() - t0).toFixed(0)} ms`)
   // a quantized layer's codes are checked with the rest, before anything is built: at least 2 bits per weight
@@ -635,11 +740,69 @@ test('loadCheckpoint: a few hundred bytes claiming 100,000 blocks, or a quantize
   t0 = performance.now()
   assert.throws(
     () => checkpointFromBytes(serializeSafetensors(tensors, metadata)),
-    /needs blocks\.0\.mlp\.fc\.codes \(64,16\), but the file has \(64,0\)/,
+    /missing tensor\(s\) blocks\.0\.mlp\.fc\.codes \(at least 2 bits for each of 1024 weights\)/,
   )
   const stream = rngState()
   assert.throws(() => checkpointFromBytes(deep))
   assert.equal(rngState(), stream, 'a failed load leaves the random stream as it was')
+})
+
+test('gptParameterShapes: every name and shape of the built model, in order, for untied, tied and bias-free configs', () => {
+  for (const extra of [{}, { tieWeights: true }, { bias: false }, { nLayer: 3, nEmbd: 8, nHead: 4 }]) {
+    const config: GPTConfig = { ...TINY_GPT, ...extra }
+    const built = [...new GPT(config).namedParameters()].map(([name, t]) => [name, t.shape])
+    assert.equal([...gptParameterShapes(config)], built, JSON.stringify(extra))
+  }
+  // lazy: a config claiming 10⁹ blocks yields its first names at once
+  const names = gptParameterShapes({ ...TINY_GPT, nLayer: 1e9 })
+  assert.equal(names.next().value, ['wte.weight', [11, 16]])
+})
+
+test('withoutInit: draws inside answer 0 and leave the stream where it was; a loaded GPT equals the saved one', () => {
+  manualSeed(3)
+  const before = rngState()
+  const draws = withoutInit(() => [random(), randomNormal(), withoutInit(() => random()), random()])
+  assert.equal(draws, [0, 0, 0, 0])
+  assert.equal(rngState(), before)
+  const gpt = new GPT(TINY_GPT)
+  const bytes = checkpointToBytes(gpt),
+    stream = rngState()
+  const loaded = checkpointFromBytes(bytes)
+  assert.equal(rngState(), stream, 'loading has not moved the stream')
+  for (const [name, t] of loaded.namedParameters()) assert.equal(bits(t), bits(gpt.stateDict()[name]), name)
+  assert.is(random() === random(), false, 'outside, draws are random again')
+})
+
+test('loadCheckpoint: F16 and BF16 weights load widened to float32; integer weights and odd config values are one line', () => {
+  manualSeed(4)
+  const gpt = new GPT(TINY_GPT)
+  const { tensors, metadata } = parseSafetensors(checkpointToBytes(gpt))
+  const as = (dtype: 'F16' | 'BF16') =>
+    Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, { ...t, dtype }])) as Record<string, StoredTensor>
+  for (const dtype of ['F16', 'BF16'] as const) {
+    const loaded = checkpointFromBytes(serializeSafetensors(as(dtype), metadata))
+    const error = Math.max(...bits(loaded.wte.weight).map((v, i) => Math.abs(v - gpt.wte.weight.data[i])))
+    assert.ok(error < (dtype === 'F16' ? 1e-3 : 1e-2) && error > 0, `${dtype}: ${error}`)
+  }
+  const deep = '['.repeat(5000) + ']'.repeat(5000)
+  for (const [config, pattern] of [
+    [`{"nEmbd":${deep}}`, /the metadata config is not valid JSON \(it nests deeper than 64 levels\)/],
+    [`{"nEmbd":[${'1,'.repeat(50_000)}1]}`, /the metadata config\.nEmbd must be a number, got \[1, 1, .*…$/],
+    [JSON.stringify({ ...TINY_GPT, note: 'x'.repeat(1e5) }), /the metadata config has an unknown key "note"$/],
+    [`[${deep}]`, /the metadata config is not valid JSON/],
+  ] as const) {
+    const message = (() => {
+      try {
+        checkpointFromBytes(serializeSafetensors(tensors, { ...metadata, config }), 'odd.safetensors')
+      } catch (err) {
+        return (err as Error).message
+      }
+      return 'loaded'
+    })()
+    assert.ok(message.length < 400, `${message.length} characters`)
+    assert.match(message, /^checkpointFromBytes: odd\.safetensors: /)
+    assert.match(message, pattern)
+  }
 })
 
 /** An AdamW after one step on a 3-element parameter, its saved file parsed, and its state as text (to compare). */
@@ -670,7 +833,7 @@ test('optimizer load: lr "Infinity" or "", steps null, a key __proto__.m and NaN
     assert.throws(load({ steps: '{"0": null}' }), /parameter 0 has step null, expected a positive integer/)
     assert.throws(
       load({}, { ...tensors, '__proto__.m': tensors['0.m'] }),
-      /tensor '__proto__\.m' is not '<index>\.<buffer>' of a parameter listed in 'steps'/,
+      /tensor '__proto__\.m' is not '<index>\.<buffer>' of a parameter in 'steps'/,
     )
     const nan = { ...tensors, '0.v': { ...tensors['0.v'], data: Float32Array.from([1, NaN, 1]) } }
     assert.throws(load({}, nan), /'0\.v' holds NaN at index 1/)

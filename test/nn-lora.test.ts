@@ -7,8 +7,9 @@ import { Linear } from '../nn/linear'
 import { GPT } from '../nn/gpt'
 import { AdamW } from '../nn/optim'
 import { QuantizedLinear, quantize } from '../nn/quantized'
-import { LoRALinear, type LoRAInit } from '../nn/lora'
+import { LoRALinear, loraScale, type LoRAInit } from '../nn/lora'
 import {
+  NamedAdapters,
   applyLoRA,
   printTrainable,
   mergeLoRA,
@@ -16,6 +17,7 @@ import {
   setAdapter,
   disableAdapters,
   loraLayers,
+  loraAdapters,
   addAdapter,
   getAdapter,
   adapterNames,
@@ -67,14 +69,16 @@ test('LoRALinear: only A and B receive gradients; the base weight and bias keep 
   assert.not.ok(base.weight.requiresGrad)
 })
 
-test('LoRALinear: gradients of A, B and x match finite differences (float and quantized base, with strength)', () => {
+test('LoRALinear: gradients of A, B and x match finite differences (float and quantized base, and mixed by strength)', () => {
   manualSeed(5)
   for (const base of [new Linear(6, 4), QuantizedLinear.fromLinear(new Linear(8, 4), { mode: 'nf4', groupSize: 8 })]) {
     const lora = LoRALinear.fromLinear(base, { rank: 3, alpha: 6 })
     lora.loraB.data.set(normal([4, 3]).data) // B ≠ 0 so that A's gradient is not zero
-    setAdapters(lora, { default: 0.7 })
     const x = uniform([2, base.inFeatures], 1, true)
     gradcheck(() => lora.forward(x), [lora.loraA, lora.loraB, x])
+    const mixed = new NamedAdapters([lora]) // strengths live with the named adapters, not in the layer
+    setAdapters(mixed, { default: 0.7 })
+    gradcheck(() => mixed.forward(x), [lora.loraA, lora.loraB, x])
   }
 })
 
@@ -123,14 +127,18 @@ test('LoRALinear: merged output equals unmerged within 1e-5; unmerge restores W 
   assert.throws(() => lora.unmerge(new Linear(3, 3)), /does not match this layer's \(24,32\)/)
 })
 
-test('LoRALinear: scale is alpha/rank, alpha/√rank with useRslora, or given; init options', () => {
+test('LoRALinear: scale is alpha/rank, alpha/√rank with useRslora, or given, stored with its rule; init options', () => {
   const base = new Linear(16, 16)
-  assert.is(LoRALinear.fromLinear(base).scale, 2) // rank 8, alpha 16
-  assert.is(LoRALinear.fromLinear(base, { rank: 4, alpha: 16, useRslora: true }).scale, 8)
+  const plain = LoRALinear.fromLinear(base) // rank 8, alpha 16
+  assert.equal([plain.scale, plain.alpha, plain.rule], [2, 16, 'alpha/rank'])
+  const rs = LoRALinear.fromLinear(base, { rank: 4, alpha: 16, useRslora: true })
+  assert.equal([rs.scale, rs.rule], [8, 'alpha/√rank'])
   const given = LoRALinear.fromLinear(base, { rank: 4, alpha: 99, scale: 20 })
-  assert.is(given.scale, 20)
-  assert.is(getAdapter(given, 'default')!.alpha, 99)
-  assert.is(getAdapter(LoRALinear.fromLinear(base, { rank: 4, scale: 20 }), 'default')!.alpha, 80) // alpha = scale·rank
+  assert.equal([given.scale, given.alpha, given.rule], [20, 99, 'given'])
+  assert.is(LoRALinear.fromLinear(base, { rank: 4, scale: 20 }).alpha, 80) // alpha = scale·rank
+  // a scale that alpha/rank also gives keeps the rule it was given with: no float comparison guesses it
+  assert.is(LoRALinear.fromLinear(base, { rank: 4, alpha: 8, scale: 2 }).rule, 'given')
+  assert.is(LoRALinear.fromLinear(base, { rank: 4, alpha: 8, scale: 2, rule: 'alpha/rank' }).rule, 'alpha/rank')
   manualSeed(7)
   const g = LoRALinear.fromLinear(new Linear(400, 4), { rank: 4, init: 'gaussian' })
   const a = g.loraA.data,
@@ -144,8 +152,10 @@ test('LoRALinear: scale is alpha/rank, alpha/√rank with useRslora, or given; i
   )
   assert.throws(
     () => LoRALinear.fromLinear(base, { init: 'svd' as LoRAInit }),
-    /unknown init 'svd' \(expected 'lora', 'gaussian' or 'pissa'\)/,
+    /^LoRALinear: unknown init "svd" \(expected 'lora' or 'gaussian'; PiSSA: PiSSALinear.fromLinear\)$/,
   )
+  assert.throws(() => LoRALinear.fromLinear(base, { init: 'pissa' as LoRAInit }), /unknown init "pissa"/)
+  assert.throws(() => new LoRALinear(LoRALinear.fromLinear(base) as never), /base must be a Linear, Conv1D or/)
   assert.throws(() => LoRALinear.fromLinear(base, { rank: 0 }), /rank must be a positive integer, got 0/)
   assert.throws(() => LoRALinear.fromLinear(base, { dropout: 1 }), /dropout must be in \[0, 1\), got 1/)
 })
@@ -171,7 +181,9 @@ test('named adapters: strengths mix linearly, setAdapter picks one, disableAdapt
   const first = LoRALinear.fromLinear(base, { rank: 2, name: 'cwk' })
   first.loraB.data.set(normal([6, 2]).data)
   const cwk = getAdapter(first, 'cwk')!
-  const layer = addAdapter(first, 'rj', { rank: 3, alpha: 3 }) // the layer is now the stack's new top
+  const layer = addAdapter(first, 'rj', { rank: 3, alpha: 3 }) // a NamedAdapters holding both over one base
+  assert.instance(layer, NamedAdapters)
+  assert.ok(cwk.base === base && getAdapter(layer, 'rj')!.base === base, 'no adapter wraps another')
   const rj = getAdapter(layer, 'rj')!
   rj.loraB.data.set(normal([6, 3]).data)
   assert.is(activeAdapter(layer), 'rj')
@@ -207,7 +219,7 @@ test('applyLoRA: targets by name, RegExp or predicate; layers = last N or indice
   ])
   assert.is(trainable, 6 * 2 * (16 + 16))
   assert.equal(m.trainableParameters().length, 12)
-  assert.ok(m.trainableParameters().every((t) => loraLayers(m).some(([, l]) => l.loraA === t || l.loraB === t)))
+  assert.ok(m.trainableParameters().every((t) => loraAdapters(m).some(([, l]) => l.loraA === t || l.loraB === t)))
   assert.equal(applyLoRA(new Toy(), { targets: ['fc'], layers: 1 }).paths, ['blocks.2.fc'])
   assert.equal(applyLoRA(new Toy(), { targets: /vProj|head/, layers: [0, -1] }).paths, [
     'blocks.0.vProj',
@@ -222,8 +234,9 @@ test('applyLoRA: targets by name, RegExp or predicate; layers = last N or indice
   // a second named adapter lands on the same LoRALinear layers and is the one that trains
   applyLoRA(m, { rank: 4, name: 'second', targets: ['qProj'] })
   const q = m.blocks[0].qProj as unknown
-  assert.instance(q, LoRALinear)
-  assert.equal(adapterNames(q as LoRALinear), ['default', 'second'])
+  assert.instance(q, NamedAdapters)
+  assert.equal(adapterNames(q as NamedAdapters), ['default', 'second'])
+  assert.instance(m.blocks[0].vProj, LoRALinear) // one adapter: a plain LoRALinear, as mlx-lm has it
   assert.is(m.numParameters({ trainable: true }), 3 * 4 * 32)
 })
 
@@ -231,7 +244,7 @@ test('quantize after applyLoRA: the LoRA bases become QuantizedLinear and the ad
   manualSeed(18)
   const m = new Toy()
   applyLoRA(m, { rank: 2 })
-  for (const [, l] of loraLayers(m)) l.loraB.data.set(normal([16, 2], 0.1).data)
+  for (const [, l] of loraAdapters(m)) l.loraB.data.set(normal([16, 2], 0.1).data)
   const x = uniform([3, 16])
   const before = m.forward(x)
   const { paths } = quantize(m, { mode: 'affine', bits: 8, groupSize: 16 })
@@ -261,7 +274,7 @@ test('mergeLoRA: swaps every LoRALinear for a Linear; the model computes the sam
   const m = new Toy()
   quantize(m, { mode: 'affine', bits: 8, groupSize: 16, filter: (p) => p.endsWith('vProj') })
   applyLoRA(m, { rank: 2 })
-  for (const [, l] of loraLayers(m)) l.loraB.data.set(normal([16, 2], 0.1).data)
+  for (const [, l] of loraAdapters(m)) l.loraB.data.set(normal([16, 2], 0.1).data)
   const x = uniform([5, 16])
   const before = m.forward(x)
   const { paths, reports } = mergeLoRA(m)
@@ -320,11 +333,11 @@ test('model-level setAdapters / setAdapter / disableAdapters, with errors naming
   disableAdapters(m)
   assert.equal(bits(m.forward(x)), bits(y0))
   setAdapter(m, 'rj')
-  assert.equal(getAdapter(m.blocks[0].vProj as unknown as LoRALinear, 'cwk')!.strength, 0) // vProj has no 'rj': runs as base
+  assert.equal((m.blocks[0].vProj as unknown as NamedAdapters).strengths, [0]) // vProj has no 'rj': runs as base
   setAdapters(m, { cwk: 0.5, rj: 0.5 })
   assert.not.equal(bits(m.forward(x)), bits(y0))
-  assert.throws(() => setAdapters(m, { nope: 1 }), /no adapter named 'nope'; this model has 'cwk', 'rj'/)
-  assert.throws(() => setAdapter(m, 'x'), /setAdapter: no adapter named 'x'/)
+  assert.throws(() => setAdapters(m, { nope: 1 }), /no adapter named "nope"; this model has 'cwk', 'rj'/)
+  assert.throws(() => setAdapter(m, 'x'), /setAdapter: no adapter named "x"/)
 })
 
 test('QLoRA trains in each quantization mode: loss falls with only A and B updated', () => {
@@ -437,6 +450,33 @@ test('GPT: LoRA on qProj/vProj starts equal to the base, trains only adapters, a
   const adapted = gpt.forward(idx)
   mergeLoRA(gpt)
   assertClose(gpt.forward(idx).data, adapted.data, { atol: 1e-5, rtol: 0 })
+})
+
+test("applyLoRA: a string target is a regular expression over the whole path, as PEFT's target_modules string", () => {
+  // before: targets.some is not a function
+  assert.throws(
+    () => applyLoRA(new Toy(), { targets: 'qProj' }),
+    /^applyLoRA: no Linear layer matches targets "qProj" \(a string is a regular expression over the whole path\); linear layers here: blocks\.0\.qProj/,
+  )
+  assert.equal(applyLoRA(new Toy(), { targets: 'blocks\\.\\d+\\.qProj' }).paths, [
+    'blocks.0.qProj',
+    'blocks.1.qProj',
+    'blocks.2.qProj',
+  ])
+  assert.equal(applyLoRA(new Toy(), { targets: '.*(fc|head)' }).paths, [
+    'blocks.0.fc',
+    'blocks.1.fc',
+    'blocks.2.fc',
+    'head',
+  ])
+  assert.throws(() => applyLoRA(new Toy(), { targets: '(' }), /^applyLoRA: targets "\(" is not a regular expression/)
+  for (const bad of [42, [1], null])
+    assert.throws(
+      () => applyLoRA(new Toy(), { targets: bad as unknown as string[] }),
+      /^applyLoRA: targets must be names, a regular expression or a predicate, got /,
+    )
+  assert.throws(() => applyLoRA(new Toy(), { layers: '1' as unknown as number }), /^applyLoRA: layers must be a count/)
+  assert.equal(applyLoRA(new Toy(), null as unknown as undefined).paths.length, 6, 'null options: the defaults')
 })
 
 test.run()

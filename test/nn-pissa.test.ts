@@ -9,8 +9,10 @@ import { QuantizedLinear, quantize } from '../nn/quantized'
 import { LoRALinear } from '../nn/lora'
 import { PiSSALinear, plainLoRA } from '../nn/pissa'
 import {
+  NamedAdapters,
   applyLoRA,
   loraLayers,
+  loraAdapters,
   disableAdapters,
   setAdapters,
   addAdapter,
@@ -108,23 +110,26 @@ test('PiSSA with strengths, merge and a second adapter: switched off the layer i
   assert.is(plainLoRA(layer).loraA.shape[0], 6, 'the plain form has rank 2r')
   const expect = (s: number) => add(original.forward(x), mul(linear(x, plain), s)).data
   assertClose(layer.forward(x).data, expect(1), { atol: 1e-5 })
-  setAdapters(layer, { default: 0.5 })
-  assertClose(layer.forward(x).data, expect(0.5), { atol: 1e-5 })
   const merged = layer.merge()
   assertClose(merged.forward(x).data, layer.forward(x).data, { atol: 1e-5 })
   assertClose(layer.unmerge(merged).weight.data, (layer.base as Linear).weight.data, { atol: 1e-6 })
-  disableAdapters(layer)
-  assertClose(layer.forward(x).data, original.forward(x).data, { atol: 1e-5 })
+  const mixed = new NamedAdapters([layer]) // strengths live with the named adapters
+  setAdapters(mixed, { default: 0.5 })
+  assertClose(mixed.forward(x).data, expect(0.5), { atol: 1e-5 })
+  assertClose(mixed.merge().forward(x).data, expect(0.5), { atol: 1e-5, what: 'merged at strength 0.5' })
+  disableAdapters(mixed)
+  assertClose(mixed.forward(x).data, original.forward(x).data, { atol: 1e-5 })
   assertClose(
-    layer.deltaWeight().data,
+    mixed.deltaWeight().data, // switched off, what the layer adds to W_res is W_r
     matmul(linalg.lowRank(original.weight, 3).B, linalg.lowRank(original.weight, 3).A).data,
     { atol: 1e-5 },
   )
-  const extra = addAdapter(layer, 'extra', { rank: 2 }) // the new top of the layer's stack
+  const both = addAdapter(mixed, 'extra', { rank: 2 }) as NamedAdapters // beside it, on the same residual base
+  const extra = getAdapter(both, 'extra')!
   extra.loraB.data.set(normal([8, 2], 0.2).data)
-  setAdapters(extra, { extra: 1 })
+  setAdapters(both, { extra: 1 })
   const dExtra = mul(matmul(extra.loraB, extra.loraA), extra.scale)
-  assertClose(extra.forward(x).data, add(original.forward(x), linear(x, dExtra)).data, {
+  assertClose(both.forward(x).data, add(original.forward(x), linear(x, dExtra)).data, {
     atol: 1e-5,
     what: 'W + ΔW_extra',
   })
@@ -139,7 +144,7 @@ test('PiSSA adapters are saved as plain LoRA of rank 2r (Tenny, PEFT, MLX) and l
     return m
   })
   applyLoRA(model, { targets: ['fc1', 'fc2'], rank: 3, alpha: 6, init: 'pissa' })
-  for (const [, layer] of loraLayers(model)) nudge(layer)
+  for (const [, layer] of loraAdapters(model)) nudge(layer)
   const x = uniform([7, 12]),
     want = model.forward(x).data
   withDir((dir) => {
@@ -192,7 +197,7 @@ test('PiSSA errors: not the first adapter, a quantized base, rank above min(out,
   const q = QuantizedLinear.fromLinear(new Linear(32, 4), { groupSize: 32 })
   assert.throws(
     () => PiSSALinear.fromLinear(q, { rank: 2 }),
-    /needs a float Linear base to split, got a QuantizedLinear; apply PiSSA first and quantize after/,
+    /needs a float Linear or Conv1D base to split, got a QuantizedLinear; apply PiSSA first and quantize after/,
   )
   assert.throws(
     () => PiSSALinear.fromLinear(base, { rank: 5 }),

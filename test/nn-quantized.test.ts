@@ -18,6 +18,7 @@ import { QuantizedLinear, quantize } from '../nn/quantized'
 import { buffers, loadBuffers } from '../nn/files/checkpoint'
 import { sum, mul } from '../ops'
 import { assertClose, gradcheck, normal, uniform } from './helpers'
+import { Toy } from './fixtures'
 
 const MODES: [string, QuantizeOptions][] = [
   ['affine 4-bit', { mode: 'affine', bits: 4, groupSize: 32 }],
@@ -331,6 +332,19 @@ test('quantize: bad settings and inputs give errors naming them', () => {
     /quantizedLinear: input \(2,3\) does not end in 48/,
   )
   assert.throws(() => ql.quantizationError(new Linear(4, 48)), /does not match this layer's \(4,48\)/)
+})
+
+test('quantize(model): a groupSize of 0, NaN or 1.5 (or an unknown mode) is refused, not a model left unquantized', () => {
+  for (const groupSize of [0, NaN, 1.5, -8, null]) {
+    const m = new Toy()
+    assert.throws(
+      () => quantize(m, { groupSize: groupSize as number }),
+      /^quantize: groupSize must be a positive integer, got (0|NaN|1\.5|-8|null)$/,
+    )
+    assert.ok(m.blocks[0].qProj instanceof Linear, `groupSize ${groupSize}: nothing changed`)
+  }
+  assert.throws(() => quantize(new Toy(), { mode: 'int4' as 'int8' }), /^quantize: unknown mode "int4"/)
+  assert.is(quantize(new Toy(), { mode: 'int8', groupSize: 0 }).paths.length, 10, 'int8 has no groups to size')
 })
 
 test.run()

@@ -261,7 +261,7 @@ test('errors: reshape sizes, bad dims, axes, index ranges and concat/stack/split
   assert.throws(() => new Tensor(new Float32Array(0), [0, -0.5]), /^Tensor: invalid shape/)
   assert.throws(() => transpose(x, 0, 2), /^transpose: axis 2 is out of range for a tensor with 2 dims/)
   assert.throws(() => permute(x, [0]), /^permute: got 1 dims \[0\] for a tensor with 2 dims \(2,3\)/)
-  assert.throws(() => permute(x, [1, 1]), /^permute: \[1,1\] is not a permutation of 0\.\.1/)
+  assert.throws(() => permute(x, [1, 1]), /^permute: \[1, 1\] is not a permutation of 0\.\.1/)
   assert.throws(() => slice(x, 2), /^slice: axis 2 is out of range/)
   assert.throws(() => slice(x, 1, 0.5), /^slice: start 0\.5 and end undefined must be integers/)
   assert.throws(() => squeeze(x, 0), /^squeeze: axis 0 of \(2,3\) has size 2, expected 1/)
@@ -274,8 +274,8 @@ test('errors: reshape sizes, bad dims, axes, index ranges and concat/stack/split
   assert.throws(() => concat([x], 2), /^concat: axis 2 is out of range/)
   assert.throws(() => stack([x, zeros([3, 2])]), /^stack: shapes \(2,3\), \(3,2\) must all be equal/)
   assert.throws(() => stack([x, x], 3), /^stack: axis 3 is out of range/)
-  assert.throws(() => split(x, [2, 2], 1), /^split: sizes \[2,2\] add up to 4, but axis 1 of \(2,3\) has 3/)
-  assert.throws(() => split(x, [4, -1], 1), /^split: sizes \[4,-1\] must be non-negative integers/)
+  assert.throws(() => split(x, [2, 2], 1), /^split: sizes \[2, 2\] add up to 4, but axis 1 of \(2,3\) has 3/)
+  assert.throws(() => split(x, [4, -1], 1), /^split: sizes \[4, -1\] must be non-negative integers/)
   assert.throws(() => split(x, 0), /^split: chunk size must be a positive integer, got 0/)
   assert.throws(
     () => gather(x, 1, tensor([[0], [3]])),

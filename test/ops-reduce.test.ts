@@ -173,7 +173,7 @@ test('errors: axes out of range or repeated, and empty reductions, name the op',
   assert.throws(() => mean(x, -3), /^mean: axis -3 is out of range for a tensor with 2 dims/)
   assert.throws(() => max(x, 5), /^max: axis 5 is out of range/)
   assert.throws(() => min(x, 1.5), /^min: axis 1.5 is out of range/)
-  assert.throws(() => variance(x, [0, 0]), /^variance: axis \[0,0\] names an axis twice/)
+  assert.throws(() => variance(x, [0, 0]), /^variance: axis \[0, 0\] names an axis twice/)
   assert.throws(() => logsumexp(x, 3), /^logsumexp: axis 3 is out of range/)
   assert.throws(() => argmax(x, 2), /^argmax: axis 2 is out of range/)
   assert.throws(

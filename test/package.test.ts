@@ -120,12 +120,13 @@ test('package: a strict NodeNext project type-checks against the published .d.ts
   assert.ok(report.info.parallel.blocksByWorkers > 0, 'the workers computed blocks')
 })
 
-test('package: installing the tarball brings Tenny, fflate and seedrandom only: no gpu.js, webgpu or native gl', () => {
+test('package: installing the tarball brings Tenny, fflate, seedrandom and the Hugging Face tokenizer and jinja only: no gpu.js, webgpu or native gl', () => {
   install()
   const installed = readdirSync(join(consumer, 'node_modules'))
     .filter((name) => !name.startsWith('.'))
     .sort()
-  assert.equal(installed, ['fflate', 'seedrandom', 'tenny'])
+  assert.equal(installed, ['@huggingface', 'fflate', 'seedrandom', 'tenny'])
+  assert.equal(readdirSync(join(consumer, 'node_modules', '@huggingface')).sort(), ['jinja', 'tokenizers'])
   const manifest = JSON.parse(readFileSync(join(consumer, 'node_modules', 'tenny', 'package.json'), 'utf8')) as {
     peerDependenciesMeta?: Record<string, { optional?: boolean }>
   }

@@ -40,10 +40,19 @@ test('README: the LoRA example runs as written; its last line and its parameter 
   const { printed, expected } = runBlock('LoRA in a few lines')
   assert.is(printed[printed.length - 1], expected[expected.length - 1])
   assert.ok(printed[0].startsWith('trainable params: 4,096 || all params: '), printed[0]) // r·(in + out) · 2 targets · 2 layers
-  assert.ok(
-    printed.some((l) => l.startsWith('transformer.blocks.0.attn.qProj') || /qProj/.test(l)),
-    'loraReport printed a row per layer',
+  assert.is(printed[1], "LoRA 'default': rank 8, alpha 16, scale 2 (alpha/rank), strength 1, active: 4 layers")
+  // loraReport: its header, then one row per adapted layer, in model order: path, adapter, rank(ΔW) ≤ r, ‖ΔW‖/‖W‖,
+  // amplification, σ(ΔW). Twenty steps moved every B off zero, so each ΔW has rank 1..8 and a positive norm.
+  const header = printed.indexOf('layer adapter rank(ΔW) ≤ r ‖ΔW‖/‖W‖ amplification singular values of ΔW')
+  assert.ok(header > 0, printed.join('\n'))
+  const rows = printed.slice(header + 1, header + 5).map((l) => /^(\S+) default (\d) ≤ 8 (\S+) (\S+) /.exec(l))
+  assert.equal(
+    rows.map((r) => r?.[1]),
+    ['blocks.0.attn.qProj', 'blocks.0.attn.vProj', 'blocks.1.attn.qProj', 'blocks.1.attn.vProj'],
+    'a row per adapted layer',
   )
+  for (const r of rows) assert.ok(Number(r![2]) >= 1 && Number(r![3]) > 0 && Number(r![4]) > 0, r![0])
+  assert.is(printed.length, header + 6, 'nothing else printed between the report and the last line')
 })
 
 test.run()

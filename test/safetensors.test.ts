@@ -137,26 +137,26 @@ test('safetensors: malformed headers are named errors', () => {
   throwsWith(() => parseSafetensors(fileWith([1, 2])), /header is not a JSON object/)
   throwsWith(
     () => parseSafetensors(fileWith({ a: { dtype: 'F64', shape: [1], data_offsets: [0, 8] } }, new Array(8).fill(0))),
-    /'a' has unknown dtype "F64"/,
+    /"a" has unknown dtype "F64"/,
   )
   throwsWith(
     () => parseSafetensors(fileWith({ a: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, [0, 0, 0, 0])),
-    /'a' has shape \[-1\]/,
+    /"a" has shape \[-1\]/,
   )
   throwsWith(
     () => parseSafetensors(fileWith({ a: { dtype: 'F32', shape: [1.5], data_offsets: [0, 4] } }, [0, 0, 0, 0])),
-    /'a' has shape/,
+    /"a" has shape/,
   )
   throwsWith(
     () => parseSafetensors(fileWith({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, new Array(8).fill(0))),
-    /'a' is F32 \(3\) = 12 bytes, but data_offsets span 8/,
+    /"a" is F32 \(3\) = 12 bytes, but data_offsets span 8/,
   )
   throwsWith(
     () => parseSafetensors(fileWith({ a: { dtype: 'F32', shape: [1], data_offsets: [4, 0] } }, [0, 0, 0, 0])),
-    /data_offsets \[4,0\]/,
+    /data_offsets \[4, 0\]/,
   )
-  throwsWith(() => parseSafetensors(fileWith({ __metadata__: { n: 3 } })), /__metadata__ 'n' is 3, not a string/)
-  throwsWith(() => parseSafetensors(fileWith({ a: 'F32' })), /'a' is not an object/)
+  throwsWith(() => parseSafetensors(fileWith({ __metadata__: { n: 3 } })), /__metadata__ "n" is 3, not a string/)
+  throwsWith(() => parseSafetensors(fileWith({ a: 'F32' })), /"a" is not an object/)
 })
 
 test('safetensors: overlapping, gapped and trailing data are rejected', () => {
@@ -164,9 +164,9 @@ test('safetensors: overlapping, gapped and trailing data are rejected', () => {
   const entry = (begin: number) => ({ dtype: 'F32', shape: [1], data_offsets: [begin, begin + 4] })
   throwsWith(
     () => parseSafetensors(fileWith({ a: entry(0), b: entry(0) }, data)),
-    /'.' starts at byte 0 of the data, expected 4 \(offsets overlap/,
+    /"." starts at byte 0 of the data, expected 4 \(offsets overlap/,
   )
-  throwsWith(() => parseSafetensors(fileWith({ a: entry(4) }, data)), /'a' starts at byte 4 of the data, expected 0/)
+  throwsWith(() => parseSafetensors(fileWith({ a: entry(4) }, data)), /"a" starts at byte 4 of the data, expected 0/)
   throwsWith(
     () => parseSafetensors(fileWith({ a: entry(0) }, data)),
     /cover 4 bytes but the data section is 8 bytes \(truncated file or trailing bytes\)/,
@@ -176,14 +176,14 @@ test('safetensors: overlapping, gapped and trailing data are rejected', () => {
 })
 
 test('safetensors: toTensor refuses integer dtypes, and bad stored tensors are refused on write', () => {
-  throwsWith(() => toTensor({ dtype: 'I8', shape: [1], data: new Int8Array(1) }, 'q'), /toTensor: 'q' is stored as I8/)
+  throwsWith(() => toTensor({ dtype: 'I8', shape: [1], data: new Int8Array(1) }, 'q'), /toTensor: "q" is stored as I8/)
   throwsWith(
     () => serializeSafetensors({ q: { dtype: 'I8', shape: [2], data: new Uint8Array(2) } }),
-    /'q' is I8, which needs a Int8Array, got Uint8Array/,
+    /"q" is I8, which needs a Int8Array, got Uint8Array/,
   )
   throwsWith(
     () => serializeSafetensors({ q: { dtype: 'U8', shape: [3], data: new Uint8Array(2) } }),
-    /'q' has 2 values but shape \(3\)/,
+    /"q" has 2 values but shape \(3\)/,
   )
   throwsWith(() => serializeSafetensors({ __metadata__: tensor([1]) }), /reserved/)
 })
@@ -258,6 +258,107 @@ test('safetensors: tensor names that are Object.prototype keys round-trip as pla
       ['toString', [3]],
     ],
   )
+})
+
+/** `fn` must throw an Error (not a RangeError or TypeError) whose message is one line of at most `max` characters. */
+function shortError(fn: () => unknown, pattern: RegExp, max = 600): void {
+  let error: unknown
+  try {
+    fn()
+  } catch (err) {
+    error = err
+  }
+  assert.ok(error instanceof Error, 'expected an error')
+  const { message } = error as Error
+  assert.is((error as Error).constructor, Error, `a ${(error as Error).constructor.name}: ${message.slice(0, 200)}`)
+  assert.ok(message.length <= max, `a ${message.length}-character message: ${message.slice(0, 200)}…`)
+  assert.not.match(message, /\n/, 'one line')
+  assert.match(message, pattern)
+}
+
+test('safetensors: deep JSON, a 50 MB dtype, a 5M-dimension shape or a 1 MB name give one short line, not the value', () => {
+  const deep = '['.repeat(5000) + ']'.repeat(5000)
+  shortError(
+    () => parseSafetensors(fileWith(null, [], `{"__metadata__":{"a":${deep}}}`), 'deep.st'),
+    /^safetensors: deep\.st: header is not valid UTF-8 JSON \(it nests deeper than 64 levels\)$/,
+  )
+  const wide = `[${'[1],'.repeat(100_000)}[1]]` // shallow but long: quoted short
+  shortError(
+    () => parseSafetensors(fileWith(null, [], `{"__metadata__":{"a":${wide}}}`), 'wide.st'),
+    /^safetensors: wide\.st: __metadata__ "a" is \[\[1\], \[1\], .*…, not a string$/,
+  )
+  shortError(
+    () =>
+      parseSafetensors(
+        fileWith(null, [0, 0, 0, 0], `{"a":{"dtype":"${'F'.repeat(50e6)}","shape":[1],"data_offsets":[0,4]}}`),
+      ),
+    /^safetensors: <buffer>: "a" has unknown dtype "FFFF.*…/,
+  )
+  const ones = new Array(5e6).fill(1)
+  shortError(
+    () => parseSafetensors(fileWith({ a: { dtype: 'F32', shape: ones, data_offsets: [0, 8] } }, new Array(8).fill(0))),
+    /^safetensors: <buffer>: "a" is F32 \(1,1,1,.*… 5000000 dims\) = 4 bytes, but data_offsets span 8$/,
+  )
+  shortError(
+    () =>
+      parseSafetensors(
+        fileWith({ a: { dtype: 'F32', shape: ones.map(() => -1), data_offsets: [0, 4] } }, [0, 0, 0, 0]),
+      ),
+    /^safetensors: <buffer>: "a" has shape \[-1, -1, .*…, expected non-negative integers$/,
+  )
+  const name = 'n'.repeat(2 ** 20)
+  shortError(
+    () =>
+      parseSafetensors(fileWith({ [name]: { dtype: 'F64', shape: [1], data_offsets: [0, 8] } }, new Array(8).fill(0))),
+    /^safetensors: <buffer>: "nnnn.*… has unknown dtype "F64"/,
+  )
+})
+
+test('safetensors: an ArrayBuffer, a DataView or any typed-array view is read as its bytes; other inputs are one line', () => {
+  const bytes = good()
+  const expect = Array.from(parseSafetensors(bytes).tensors.a.data)
+  const copy = () => bytes.slice() // a buffer of its own, starting at byte 0
+  for (const input of [copy().buffer, new DataView(copy().buffer), new Int8Array(copy().buffer), Buffer.from(copy())])
+    assert.equal(Array.from(parseSafetensors(input).tensors.a.data), expect, input.constructor.name)
+  const inside = new Uint8Array(bytes.length + 5)
+  inside.set(bytes, 3)
+  assert.equal(Array.from(parseSafetensors(new DataView(inside.buffer, 3, bytes.length)).tensors.a.data), expect)
+  for (const bad of [null, undefined, 'bytes', [1, 2, 3], { length: 8 }])
+    shortError(
+      () => parseSafetensors(bad as unknown as Uint8Array),
+      /^parseSafetensors: expected the file's bytes as a Uint8Array, an ArrayBuffer or another typed array, got /,
+    )
+  for (const options of [null, 7, 'big', [1]])
+    shortError(
+      () => parseSafetensors(bytes, 'x.st', options as never),
+      /^parseSafetensors: options must be an object like \{ maxBytes \}, got /,
+    )
+  shortError(() => parseSafetensors(bytes, { maxBytes: 9 } as never), /^parseSafetensors: source must be a string/)
+})
+
+test('serializeSafetensors: refuses what it could not read back: negative or fractional dims, null tensors or metadata', () => {
+  const stored = (shape: unknown): StoredTensor => ({
+    dtype: 'F32',
+    shape: shape as number[],
+    data: new Float32Array(2),
+  })
+  for (const shape of [[-2, -1], [0.5, 4], [2, NaN], '2', null])
+    shortError(
+      () => serializeSafetensors({ w: stored(shape) }),
+      /^serializeSafetensors: "w" has shape .*, expected a list of non-negative integers$/,
+    )
+  shortError(() => serializeSafetensors(null as never), /^serializeSafetensors: expected tensors as an object/)
+  shortError(() => serializeSafetensors({ w: null } as never), /^serializeSafetensors: "w" is null, expected a Tensor/)
+  shortError(
+    () => serializeSafetensors({ w: { dtype: 'F32', shape: [2], data: [1, 2] } } as never),
+    /^serializeSafetensors: "w" is F32, which needs a Float32Array, got Array/,
+  )
+  shortError(() => serializeSafetensors({}, null as never), /^serializeSafetensors: metadata must be an object/)
+  shortError(
+    () => serializeSafetensors({}, { k: 3 } as never),
+    /^serializeSafetensors: metadata "k" must be a string, got 3$/,
+  )
+  assert.equal(parseSafetensors(serializeSafetensors({ w: stored([2]) })).tensors.w.shape, [2])
 })
 
 test.run()

@@ -241,7 +241,7 @@ test('playground: downloads in Tenny, PEFT and MLX layouts; Node loads each by p
       loraA.length > 0 && bitwise(loraA, f32(hf['base_model.model.blocks.0.attn.qProj.lora_A.weight'])),
       'PEFT lora_A = Tenny loraA',
     )
-    const [qProj] = nn.loraLayers(byMlx.model).filter(([p]) => p === 'blocks.0.attn.qProj')
+    const [qProj] = nn.loraAdapters(byMlx.model).filter(([p]) => p === 'blocks.0.attn.qProj')
     assert.ok(bitwise(qProj[1].loraA.data, loraA), 'MLX lora_a, transposed back, = Tenny loraA')
   } finally {
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true })

@@ -1,6 +1,7 @@
 // Adapter files by path, for Node: each function writes or reads the bytes that adapters.ts makes and checks.
 // Writes are atomic (temp file, fsync, rename), so a crash leaves the old file or the new one; reads check a
 // file's size against { maxBytes } before reading it.
+import { fail } from '../../src/errors.js'
 import { existsSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { writeFilesAtomic, readFileCapped } from '../../src/formats/files-node.js'
@@ -14,20 +15,26 @@ const CONFIG = 'adapter_config.json'
 function mlxFormat(op: string, file: string): 'safetensors' | 'npz' {
   if (file.endsWith('.safetensors')) return 'safetensors'
   if (file.endsWith('.npz')) return 'npz'
-  throw new Error(`${op}: ${file}: expected a .safetensors or .npz file name`)
+  fail(op, `${file}: expected a .safetensors or .npz file name`)
 }
 
-/** Write adapter `name` to `file` (.safetensors, its config in its metadata: one atomic unit) and a copy of the config to adapter_config.json beside it; returns the config. */
+/**
+ * Write adapter `name` to `file` (.safetensors, its config in its metadata: one atomic unit) and a copy of the
+ * config to adapter_config.json beside it; returns the config.
+ */
 export function saveAdapters(file: string, model: Module, { name }: { name?: string } = {}): Record<string, unknown> {
   const files = adapterFiles(model, { name })
-  writeFilesAtomic([
-    [file, files['adapters.safetensors']],
-    [join(dirname(file), CONFIG), files[CONFIG]],
-  ])
+  writeFilesAtomic(
+    [
+      [file, files['adapters.safetensors']],
+      [join(dirname(file), CONFIG), files[CONFIG]],
+    ],
+    'saveAdapters',
+  )
   return JSON.parse(new TextDecoder().decode(files[CONFIG]))
 }
 
-/** Load what saveAdapters wrote (as adapter `name`, default the saved name), after checking the config against the tensors and the base. */
+/** Load what saveAdapters wrote (as adapter `name`, default the saved one), checked against its tensors and base. */
 export function loadAdapters(
   model: Module,
   file: string,
@@ -41,7 +48,11 @@ export function loadAdapters(
 
 /** Write PEFT's adapter_model.safetensors and adapter_config.json into `dir`. */
 export function exportPEFT(dir: string, model: Module, options: { name?: string; baseModel?: string } = {}): void {
-  writeFilesAtomic(Object.entries(peftFiles(model, options)).map(([file, bytes]) => [join(dir, file), bytes]))
+  const files = peftFiles(model, options)
+  writeFilesAtomic(
+    Object.entries(files).map(([file, bytes]) => [join(dir, file), bytes]),
+    'exportPEFT',
+  )
 }
 
 /** Load a PEFT LoRA adapter directory into the model (as adapter `name`, default 'default'). */
@@ -62,13 +73,16 @@ export function importPEFT(
 export function exportMLX(file: string, model: Module, { name }: { name?: string } = {}): void {
   const format = mlxFormat('exportMLX', file)
   const files = mlxFiles(model, { name, format })
-  writeFilesAtomic([
-    [file, files[`adapters.${format}`]],
-    [join(dirname(file), CONFIG), files[CONFIG]],
-  ])
+  writeFilesAtomic(
+    [
+      [file, files[`adapters.${format}`]],
+      [join(dirname(file), CONFIG), files[CONFIG]],
+    ],
+    'exportMLX',
+  )
 }
 
-/** Load MLX LoRA weights; the scale comes from adapter_config.json beside the file, or { scale } (the original lora.py used 2.0). */
+/** Load MLX LoRA weights; the scale comes from adapter_config.json beside the file, or { scale } (lora.py used 2.0). */
 export function importMLX(
   model: Module,
   file: string,
@@ -77,6 +91,7 @@ export function importMLX(
   mlxFormat('importMLX', file)
   const files: AdapterFiles = { [basename(file)]: readFileCapped('importMLX', file, options) }
   const cfgPath = join(dirname(file), CONFIG)
-  if (existsSync(cfgPath)) files[CONFIG] = readFileCapped('importMLX', cfgPath, options) // optional: the original lora.py wrote none
+  // optional: the original lora.py wrote none
+  if (existsSync(cfgPath)) files[CONFIG] = readFileCapped('importMLX', cfgPath, options)
   return importMLXFiles(model, files, { ...options, source: file })
 }

@@ -1,8 +1,8 @@
 // Adapter files as bytes, { filename: Uint8Array }, so a browser page downloads and loads them as Node does
-// (adapters-node.ts adds paths): Tenny's own layout here, PEFT's and mlx-lm's in interop.ts. Every loader reads
-// and checks everything (names, shapes, ranks, finite values, settings) before the model changes: a bad file changes nothing.
+// (adapters-node.ts adds paths): Tenny's own layout here, PEFT's and mlx-lm's in peft.ts and mlx.ts. Every loader
+// reads and checks everything (adapter-layers.ts's install) before the model changes: a bad file changes nothing.
 import { Tensor } from '../../src/tensor.js'
-import { rngState, setRngState } from '../../src/random.js'
+import { fail, quote } from '../../src/errors.js'
 import {
   serializeSafetensors,
   parseSafetensors,
@@ -10,38 +10,37 @@ import {
   type LoadOptions,
 } from '../../src/formats/safetensors.js'
 import { Module } from '../module.js'
-import { Linear } from '../linear.js'
 import { QuantizedLinear } from '../quantized.js'
-import { LoRALinear, type BaseLayer } from '../lora.js'
-import { DoRALinear } from '../dora.js'
-import { PiSSALinear, plainLoRA, originalWeight } from '../pissa.js'
-import { loraLayers, adapterStack, getAdapter, activeAdapter, blockIndex } from '../lora-model.js'
-import { assertFinite } from './checkpoint.js'
+import { LoRALinear, type ScaleRule } from '../lora.js'
+import { NamedAdapters, blockIndex } from '../lora-model.js'
+import { collect, install, type LayerAdapter } from './adapter-layers.js'
+import {
+  CONFIG,
+  text,
+  unique,
+  need,
+  readJson,
+  setting,
+  f32,
+  isRank,
+  isObject,
+  named,
+  listed,
+  shown,
+  type AdapterFiles,
+  type FileBytes,
+} from './checks.js'
 
-/** Files by name, as bytes: what a browser downloads or a drop gives, and what the -node functions write and read. */
-export type AdapterFiles = Record<string, Uint8Array>
+export type { AdapterFiles, FileBytes } from './checks.js'
 
-/** One layer's adapter as files carry it: A (rank, in), B (out, rank) in PEFT/Tenny orientation, and DoRA's m (out). */
-export type LayerAdapter = {
-  path: string
-  loraA: Float32Array
-  loraB: Float32Array
-  rank: number
-  alpha: number
-  scale: number
-  magnitude?: Float32Array
-}
-/** What every layout's reader hands install(): the layers and the settings that apply to all of them. */
-export type Parsed = { layers: LayerAdapter[]; dropout: number; dora: boolean }
-
-export const CONFIG = 'adapter_config.json' // the name PEFT and mlx-lm both read; Tenny's own config uses it too
-export const text = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value, null, 2) + '\n')
-
-/** FNV-1a (64-bit, 16 hex digits) of the base model's parameter names and shapes, as if no adapter were applied; quantized weights count by their logical (out, in). */
+/**
+ * FNV-1a (64-bit, 16 hex digits) of the base model's parameter names and shapes, as if no adapter were applied;
+ * quantized weights count by their logical (out, in).
+ */
 export function baseHash(model: Module): string {
   const lines: string[] = []
   const walk = (m: Module, prefix: string): void => {
-    if (m instanceof LoRALinear) return walk(m.base, prefix) // the base sits where the adapter stands
+    if (m instanceof LoRALinear || m instanceof NamedAdapters) return walk(m.base, prefix) // its base, in its place
     if (m instanceof QuantizedLinear) lines.push(`${prefix}weight (${m.outFeatures},${m.inFeatures})`)
     for (const [k, v] of Object.entries(m)) if (v instanceof Tensor) lines.push(`${prefix}${k} (${v.shape.join(',')})`)
     for (const [name, child] of m.namedChildren()) walk(child, `${prefix}${name}.`)
@@ -52,184 +51,6 @@ export function baseHash(model: Module): string {
   for (const byte of new TextEncoder().encode(lines.sort().join('\n')))
     h = ((h ^ BigInt(byte)) * 0x100000001b3n) & 0xffffffffffffffffn
   return h.toString(16).padStart(16, '0')
-}
-
-/** Adapter `name` (default: the first layer's active one) of every stack that has it, as plain LoRA on the original W. */
-export function collect(op: string, model: Module, name?: string): Parsed & { name: string } {
-  const all = loraLayers(model)
-  if (all.length === 0) throw new Error(`${op}: the model has no LoRA layers (applyLoRA first)`)
-  const wanted = name ?? activeAdapter(all[0][1]) // the one being trained, as a save after training expects
-  const found = all.flatMap(([path, top]) => {
-    const a = getAdapter(top, wanted)
-    return a ? [{ path, a }] : []
-  })
-  if (found.length === 0) throw new Error(`${op}: no LoRA layer has an adapter named '${wanted}'`)
-  // every layout keeps one kind per file (PEFT's use_dora, mlx-lm's fine_tune_type), so a mix cannot be written
-  const dora = found[0].a instanceof DoRALinear
-  if (found.some(({ a }) => a instanceof DoRALinear !== dora))
-    throw new Error(`${op}: adapter '${wanted}' is DoRA on some layers and plain LoRA on others; a file holds one kind`)
-  const layers = found.map(({ path, a }): LayerAdapter => {
-    const p = plainLoRA(a) // a PiSSA adapter as plain LoRA on the original W (rank 2r)
-    return {
-      path,
-      loraA: p.loraA.data,
-      loraB: p.loraB.data,
-      rank: p.loraA.shape[0],
-      alpha: p.alpha,
-      scale: p.scale,
-      ...(a instanceof DoRALinear && { magnitude: a.magnitude.data }),
-    }
-  })
-  for (const l of layers) checkLayer(op, 'the model', l) // a file its own loader would refuse is never written
-  return { name: wanted, layers, dropout: found[0].a.dropout, dora }
-}
-
-export function unique<T>(xs: T[]): T[] {
-  return [...new Set(xs)]
-}
-
-export function readJson(op: string, source: string, bytes: Uint8Array): Record<string, unknown> {
-  let value: unknown
-  try {
-    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes))
-  } catch (err) {
-    throw new Error(`${op}: ${source} is not valid JSON (${err instanceof Error ? err.message : String(err)})`)
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value))
-    throw new Error(`${op}: ${source} is not a JSON object`)
-  return value as Record<string, unknown>
-}
-
-const show = (v: unknown): string => (typeof v === 'number' ? String(v) : JSON.stringify(v))
-export const isRank = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 1
-export const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v)
-export const isDropout = (v: unknown): v is number => typeof v === 'number' && v >= 0 && v < 1
-export const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v)
-
-/** A setting that must pass `ok` (or be absent, when it has a fallback), or a clear error naming it. */
-export function setting<T>(
-  op: string,
-  where: string,
-  value: unknown,
-  ok: (v: unknown) => v is T,
-  expected: string,
-  fallback?: T,
-): T {
-  if (value === undefined && fallback !== undefined) return fallback
-  if (!ok(value)) throw new Error(`${op}: ${where} must be ${expected}, got ${show(value)}`)
-  return value
-}
-
-/** The tensor under `key`, required to be float with `ndim` dims (F16/BF16 arrive decoded as F32). */
-export function f32(
-  op: string,
-  source: string,
-  key: string,
-  t: StoredTensor | undefined,
-  ndim = 2,
-): StoredTensor & { data: Float32Array } {
-  if (!t) throw new Error(`${op}: ${source}: missing tensor '${key}'`)
-  if (!(t.data instanceof Float32Array) || t.shape.length !== ndim)
-    throw new Error(
-      `${op}: ${source}: '${key}' must be a ${ndim}-D float tensor, got ${t.dtype} (${t.shape.join(',')})`,
-    )
-  return { ...t, data: t.data }
-}
-
-/** One layer's numbers checked, whatever the layout: a rank ≥ 1, finite alpha and scale, and only finite values. */
-function checkLayer(op: string, source: string, l: LayerAdapter): void {
-  setting(op, `${source}: '${l.path}': rank`, l.rank, isRank, 'a positive integer')
-  setting(op, `${source}: '${l.path}': alpha`, l.alpha, isFiniteNumber, 'a finite number')
-  setting(op, `${source}: '${l.path}': scale`, l.scale, isFiniteNumber, 'a finite number')
-  for (const [what, data] of [
-    ['A', l.loraA],
-    ['B', l.loraB],
-    ['magnitude', l.magnitude ?? []],
-  ] as const)
-    assertFinite(`${op}: ${source}: '${l.path}': ${what}`, data)
-}
-
-/** Where adapter `name` goes on the model's layer `m`: on top of it, or in place of an adapter of that name. */
-function placeFor(m: Linear | QuantizedLinear | LoRALinear, name: string): { base: BaseLayer; old?: LoRALinear } {
-  const old = m instanceof LoRALinear ? getAdapter(m, name) : undefined
-  if (!old) return { base: m }
-  if (!(old instanceof PiSSALinear)) return { base: old.base, old }
-  // a plain adapter replacing a PiSSA one needs the original W under it: W_res + W_r, as one float Linear
-  return { base: Linear.fromWeights(originalWeight(old), old.baseLinear().bias, { requiresGrad: false }), old }
-}
-
-/** Check every layer against the model, then install them all as adapter `name` (trainable) and freeze everything else. */
-export function install(
-  op: string,
-  source: string,
-  model: Module,
-  { layers, dropout, dora }: Parsed,
-  name: string,
-): void {
-  // Phase 1 finds and checks every layer; nothing in the model changes until all of them pass.
-  if (layers.length === 0) throw new Error(`${op}: ${source} holds no adapter tensors`)
-  setting(op, `${source}: dropout`, dropout, isDropout, 'a number in [0, 1)')
-  if (unique(layers.map((l) => l.path)).length !== layers.length)
-    throw new Error(`${op}: ${source}: a layer path appears twice`)
-  // an adapter `name` left on a layer the file does not cover would mix two files under one name
-  const stale = loraLayers(model)
-    .filter(([p, top]) => getAdapter(top, name) && !layers.some((l) => l.path === p))
-    .map(([p]) => p)
-  if (stale.length)
-    throw new Error(
-      `${op}: ${source}: the model's adapter '${name}' is also on ${stale.join(', ')}, which this file does not cover (load it under another name)`,
-    )
-  const places = layers.map((l) => {
-    checkLayer(op, source, l)
-    let m: Module
-    try {
-      m = model.getModule(l.path)
-    } catch {
-      throw new Error(`${op}: ${source}: the adapter's layer '${l.path}' does not exist in this model`)
-    }
-    if (!(m instanceof Linear || m instanceof QuantizedLinear || m instanceof LoRALinear))
-      throw new Error(`${op}: ${source}: '${l.path}' is a ${m.constructor.name}, not a Linear layer`)
-    if (
-      l.loraA.length !== l.rank * m.inFeatures ||
-      l.loraB.length !== m.outFeatures * l.rank ||
-      (l.magnitude && l.magnitude.length !== m.outFeatures)
-    ) {
-      throw new Error(
-        `${op}: ${source}: '${l.path}' is (${m.outFeatures},${m.inFeatures}) in the model, but its adapter of rank ${l.rank} has ${l.loraA.length} + ${l.loraB.length} values (expected A (${l.rank},${m.inFeatures}), B (${m.outFeatures},${l.rank}))`,
-      )
-    }
-    const place = placeFor(m, name)
-    if (dora && place.base instanceof LoRALinear)
-      throw new Error(`${op}: ${source}: '${l.path}' already has adapters; a DoRA adapter must be a layer's first`)
-    return { ...place, top: m }
-  })
-  const stream = rngState() // each new layer draws an init that is overwritten at once: leave the stream as it was
-  let built: LoRALinear[]
-  try {
-    built = layers.map((l, i) => {
-      const options = { rank: l.rank, alpha: l.alpha, scale: l.scale, name, dropout }
-      const layer = dora ? new DoRALinear(places[i].base, options) : new LoRALinear(places[i].base, options)
-      layer.loraA.data.set(l.loraA)
-      layer.loraB.data.set(l.loraB)
-      if (layer instanceof DoRALinear && l.magnitude) layer.magnitude.data.set(l.magnitude)
-      return layer
-    })
-  } finally {
-    setRngState(stream)
-  }
-  // Phase 2 cannot fail: swap the new layers in, and only the loaded adapter trains, as after applyLoRA.
-  model.freeze()
-  for (const [i, l] of layers.entries()) {
-    const { old, top } = places[i],
-      layer = built[i]
-    const above = old && top instanceof LoRALinear ? adapterStack(top).find((a) => a.base === old) : undefined
-    if (above)
-      above.base = layer // the replaced adapter sat inside a stack
-    else model.setModule(l.path, layer)
-    for (const t of [layer.loraA, layer.loraB, ...(layer instanceof DoRALinear ? [layer.magnitude] : [])])
-      t.requiresGrad = true
-  }
 }
 
 // ---- Tenny's layout ---------------------------------------------------------------------------------
@@ -250,8 +71,10 @@ export function adapterFiles(model: Module, { name }: { name?: string } = {}): A
     tensors[`${l.path}.loraA`] = { dtype: 'F32', shape: [l.rank, l.loraA.length / l.rank], data: l.loraA }
     tensors[`${l.path}.loraB`] = { dtype: 'F32', shape: [l.loraB.length / l.rank, l.rank], data: l.loraB }
     if (l.magnitude) tensors[`${l.path}.magnitude`] = { dtype: 'F32', shape: [l.magnitude.length], data: l.magnitude }
-    if (l.rank !== first.rank || l.alpha !== first.alpha || l.scale !== first.scale)
-      perLayer[l.path] = { ...(l.rank !== first.rank && { rank: l.rank }), alpha: l.alpha, scale: l.scale }
+    if (l.rank !== first.rank || l.alpha !== first.alpha || l.scale !== first.scale || l.rule !== first.rule) {
+      const rank = l.rank !== first.rank && { rank: l.rank }
+      perLayer[l.path] = { ...rank, alpha: l.alpha, scale: l.scale, ...(l.rule !== first.rule && { rule: l.rule }) }
+    }
   }
   const config = {
     format: 'tenny-lora',
@@ -260,6 +83,7 @@ export function adapterFiles(model: Module, { name }: { name?: string } = {}): A
     rank: first.rank,
     alpha: first.alpha,
     scale: first.scale,
+    rule: first.rule,
     dropout,
     ...(dora && { useDora: true }),
     targets: unique(paths.map((p) => p.split('.').pop()!)).sort(),
@@ -276,28 +100,33 @@ export function adapterFiles(model: Module, { name }: { name?: string } = {}): A
   }
 }
 
-/** The config of Tenny's adapter file: from its own metadata, or (a file saved before configs moved inside) adapter_config.json. */
+const isRule = (v: unknown): v is ScaleRule => v === 'alpha/rank' || v === 'alpha/√rank' || v === 'given'
+const hashText = (h: unknown): string => (typeof h === 'string' ? shown(h) : quote(h, 40))
+
+/** The config of Tenny's adapter file: from its metadata, or (a file from before that) adapter_config.json. */
 function tennyConfig(
   op: string,
   source: string,
   metadata: Record<string, string>,
-  files: AdapterFiles,
+  files: FileBytes,
 ): Record<string, unknown> {
   const inside = metadata.config !== undefined
   const cfg = inside
     ? readJson(op, `${source}'s metadata config`, new TextEncoder().encode(metadata.config))
     : readJson(op, CONFIG, need(op, files, CONFIG))
   if (cfg.format !== 'tenny-lora')
-    throw new Error(
-      `${op}: ${inside ? source : CONFIG} is not a Tenny adapter config (format ${show(cfg.format)}); for PEFT or MLX files use importPEFT / importMLX`,
+    fail(
+      op,
+      `${inside ? source : CONFIG} is not a Tenny adapter config (format ${quote(cfg.format, 80)}); ` +
+        `for PEFT or MLX files use importPEFT / importMLX`,
     )
   return cfg
 }
 
-/** Load what adapterFiles gave (as adapter `name`, default the saved name), after checking the config against the tensors and the base. */
+/** Load what adapterFiles gave (as adapter `name`, default the saved one), checked against its tensors and the base. */
 export function loadAdapterFiles(
   model: Module,
-  files: AdapterFiles,
+  files: FileBytes,
   { name, source = 'adapters.safetensors', ...options }: { name?: string; source?: string } & LoadOptions = {},
 ): { name: string; paths: string[] } {
   const op = 'loadAdapters'
@@ -306,8 +135,10 @@ export function loadAdapterFiles(
   // adapters fit only the base they were trained on: names and shapes must be those the file was made for
   const hash = baseHash(model)
   if (cfg.baseHash !== hash)
-    throw new Error(
-      `${op}: ${source} was made for another base model: its base hash is ${String(cfg.baseHash)}, this model's is ${hash} (parameter names or shapes differ)`,
+    fail(
+      op,
+      `${source} was made for another base model: its base hash is ${hashText(cfg.baseHash)}, ` +
+        `this model's is ${hash} (parameter names or shapes differ)`,
     )
   const paths = setting(
     op,
@@ -327,8 +158,7 @@ export function loadAdapterFiles(
   // every tensor must belong to a listed layer: an extra one means weights and config do not belong together
   const expected = new Set(paths.flatMap((p) => [`${p}.loraA`, `${p}.loraB`, ...(dora ? [`${p}.magnitude`] : [])]))
   const unknown = Object.keys(tensors).filter((k) => !expected.has(k))
-  if (unknown.length)
-    throw new Error(`${op}: ${source}: unknown key(s) ${unknown.join(', ')} (not in the config's paths)`)
+  if (unknown.length) fail(op, `${source}: unknown key(s) ${listed(unknown)} (not in the config's paths)`)
   const perLayer = setting(
     op,
     'config perLayer',
@@ -341,11 +171,14 @@ export function loadAdapterFiles(
     const a = f32(op, source, `${path}.loraA`, tensors[`${path}.loraA`]),
       b = f32(op, source, `${path}.loraB`, tensors[`${path}.loraB`])
     const own = Object.hasOwn(perLayer, path) ? perLayer[path] : {}
-    const pick = (k: string) => (Object.hasOwn(own, k) ? own[k] : cfg[k]) // a null is checked, not replaced by the file-wide value
-    const rank = setting(op, `config rank of '${path}'`, pick('rank'), isRank, 'a positive integer')
+    // a null is checked, not replaced by the file-wide value
+    const pick = (k: string) => (Object.hasOwn(own, k) ? own[k] : cfg[k])
+    const rank = setting(op, `config rank of ${named(path)}`, pick('rank'), isRank, 'a positive integer')
     if (a.shape[0] !== rank || b.shape[1] !== rank)
-      throw new Error(
-        `${op}: ${source}: '${path}': loraA is (${a.shape.join(',')}) and loraB (${b.shape.join(',')}), but the config says rank ${rank}: weights and config do not belong together`,
+      fail(
+        op,
+        `${source}: ${named(path)}: loraA is (${a.shape}) and loraB (${b.shape}), but the config says rank ` +
+          `${rank}: weights and config do not belong together`,
       )
     const magnitude = dora ? f32(op, source, `${path}.magnitude`, tensors[`${path}.magnitude`], 1).data : undefined
     return {
@@ -355,6 +188,14 @@ export function loadAdapterFiles(
       rank,
       alpha: pick('alpha') as number,
       scale: pick('scale') as number,
+      rule: setting(
+        op,
+        `config rule of ${named(path)}`,
+        pick('rule'),
+        isRule,
+        "'alpha/rank', 'alpha/√rank' or 'given'",
+        'given',
+      ),
       magnitude,
     }
   })
@@ -376,13 +217,4 @@ export function loadAdapterFiles(
     adapter,
   ) // checks alpha, scale, dropout and values
   return { name: adapter, paths }
-}
-
-export function need(op: string, files: AdapterFiles, key: string): Uint8Array {
-  if (typeof files !== 'object' || files === null)
-    throw new Error(`${op}: expected the files as { name: Uint8Array }, got ${files === null ? 'null' : typeof files}`) // called from plain JS
-  const bytes = Object.hasOwn(files, key) ? files[key] : undefined
-  if (!(bytes instanceof Uint8Array))
-    throw new Error(`${op}: no ${key} among the files (${Object.keys(files).join(', ') || 'none'})`)
-  return bytes
 }

@@ -8,7 +8,7 @@ import { checkpointToBytes, checkpointFromBytes, optimizerToBytes, loadOptimizer
 
 /** Save a GPT (weights, quantized codes, config, and `metadata` notes) as one .safetensors file. */
 export function saveCheckpoint(path: string, model: GPT, metadata: Record<string, string> = {}): void {
-  writeFileAtomic(path, checkpointToBytes(model, metadata))
+  writeFileAtomic(path, checkpointToBytes(model, metadata), 'saveCheckpoint')
 }
 
 /** Rebuild the GPT that saveCheckpoint wrote, after checking the config and every tensor. */
@@ -18,7 +18,7 @@ export function loadCheckpoint(path: string, options: LoadOptions = {}): GPT {
 
 /** Save an optimizer's state (buffers, lr, steps) as one .safetensors file. */
 export function saveOptimizer(path: string, opt: Optimizer): void {
-  writeFileAtomic(path, optimizerToBytes(opt))
+  writeFileAtomic(path, optimizerToBytes(opt), 'saveOptimizer')
 }
 
 /** Restore what saveOptimizer wrote into `opt` (same class and parameters), after checking all of it. */

@@ -2,15 +2,15 @@
 // of ΔW = scale·B·A, its size next to W, how strongly it amplifies directions W barely used, and how much two
 // adapters' subspaces overlap. All of it from the factors: ΔW (out, in) is never formed.
 import { Tensor, noGrad } from '../../src/tensor.js'
+import { fail } from '../../src/errors.js'
 import { shapeStr } from '../../src/shape.js'
 import { mul } from '../../ops/elementwise.js'
 import { matmul } from '../../ops/matmul.js'
 import { slice, transpose } from '../../ops/movement.js'
 import * as linalg from '../../ops/linalg.js'
 import { Module } from '../module.js'
-import { type LoRALinear } from '../lora.js'
 import { plainLoRA, originalWeight } from '../pissa.js'
-import { loraLayers, adapterStack, adapterNames, getAdapter, activeAdapter } from '../lora-model.js'
+import { loraLayers, adapterStack, adapterNames, getAdapter, activeAdapter, type Adapted } from '../lora-model.js'
 
 const EPS32 = 2 ** -23
 
@@ -27,14 +27,10 @@ export type LoRALayerReport = {
 }
 
 /** The report for one adapter (by default the active one) of one stack of adapters. */
-export function adapterReport(layer: LoRALinear, adapter = activeAdapter(layer), path = ''): LoRALayerReport {
+export function adapterReport(layer: Adapted, adapter = activeAdapter(layer), path = ''): LoRALayerReport {
   const found = getAdapter(layer, adapter)
-  if (!found)
-    throw new Error(
-      `adapterReport: layer '${path}' has no adapter named '${adapter}'; it has ${adapterNames(layer)
-        .map((n) => `'${n}'`)
-        .join(', ')}`,
-    )
+  const names = adapterNames(layer).map((n) => `'${n}'`)
+  if (!found) fail('adapterReport', `layer '${path}' has no adapter named '${adapter}'; it has ${names.join(', ')}`)
   // a PiSSA adapter is measured as plain LoRA on the original W (rank ≤ 2r), like its adapter files: what training
   // changed; a DoRA adapter by its low-rank update of the direction
   const a = plainLoRA(found)
@@ -77,13 +73,9 @@ export function loraReport(
   { adapter, log = console.log }: { adapter?: string; log?: (line: string) => void } = {},
 ): LoRALayerReport[] {
   const layers = loraLayers(model).filter(([, l]) => adapter === undefined || adapterNames(l).includes(adapter))
-  if (layers.length === 0) {
-    throw new Error(
-      adapter === undefined
-        ? 'loraReport: the model has no LoRALinear layers; wrap some first (applyLoRA)'
-        : `loraReport: no LoRA layer has an adapter named '${adapter}'`,
-    )
-  }
+  if (layers.length === 0 && adapter === undefined)
+    fail('loraReport', 'the model has no LoRALinear layers; wrap some first (applyLoRA)')
+  if (layers.length === 0) fail('loraReport', `no LoRA layer has an adapter named '${adapter}'`)
   const reports = layers.map(([path, layer]) => adapterReport(layer, adapter ?? activeAdapter(layer), path))
   const width = Math.max(5, ...reports.map((r) => r.path.length))
   const row = (cells: string[]) =>
@@ -119,17 +111,14 @@ export function loraReport(
  * A1: (r1, in)   A2: (r2, in); 1 means one subspace contains the other, 0 means they are orthogonal.
  */
 export function subspaceSimilarity(A1: Tensor, A2: Tensor, i: number, j: number): number {
-  if (A1.ndim !== 2 || A2.ndim !== 2 || A1.shape[1] !== A2.shape[1]) {
-    throw new Error(
-      `subspaceSimilarity: expected A1 (r1, in) and A2 (r2, in) with the same in, got ${shapeStr(A1.shape)} and ${shapeStr(A2.shape)}`,
-    )
-  }
+  const op = 'subspaceSimilarity',
+    [s1, s2] = [shapeStr(A1.shape), shapeStr(A2.shape)]
+  if (A1.ndim !== 2 || A2.ndim !== 2 || A1.shape[1] !== A2.shape[1])
+    fail(op, `expected A1 (r1, in) and A2 (r2, in) with the same in, got ${s1} and ${s2}`)
   const k1 = Math.min(...A1.shape),
     k2 = Math.min(...A2.shape)
-  if (!Number.isInteger(i) || i < 1 || i > k1)
-    throw new Error(`subspaceSimilarity: i must be an integer in 1..${k1} for A1 ${shapeStr(A1.shape)}, got ${i}`)
-  if (!Number.isInteger(j) || j < 1 || j > k2)
-    throw new Error(`subspaceSimilarity: j must be an integer in 1..${k2} for A2 ${shapeStr(A2.shape)}, got ${j}`)
+  if (!Number.isInteger(i) || i < 1 || i > k1) fail(op, `i must be an integer in 1..${k1} for A1 ${s1}, got ${i}`)
+  if (!Number.isInteger(j) || j < 1 || j > k2) fail(op, `j must be an integer in 1..${k2} for A2 ${s2}, got ${j}`)
   return noGrad(() => {
     const V1 = slice(linalg.svd(A1).V, 1, 0, i) // (in, i)
     const V2 = slice(linalg.svd(A2).V, 1, 0, j) // (in, j)

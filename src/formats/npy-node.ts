@@ -5,7 +5,7 @@ import { writeFileAtomic, readFileCapped } from './files-node.js'
 
 /** Save arrays as an uncompressed .npz (numpy.savez's layout), atomically. */
 export function saveNpz(path: string, arrays: ReadonlyMap<string, NpyArray> | Record<string, NpyArray>): void {
-  writeFileAtomic(path, encodeNpz(arrays))
+  writeFileAtomic(path, encodeNpz(arrays), 'saveNpz')
 }
 
 /** Read every array of an .npz by name; a file over `maxBytes`, or one that would unpack to more, is refused. */

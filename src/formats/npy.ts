@@ -3,7 +3,8 @@
 // .npz is a zip of .npy files (fflate does the zip). Bytes in, bytes out; files by path are in npy-node.ts.
 import { zipSync, unzipSync, type UnzipFileInfo, type Zippable } from 'fflate'
 import { permute } from '../kernels/movement.js'
-import { byteCap, tooBig, type LoadOptions } from './safetensors.js'
+import { fail as failWith, quote } from '../errors.js'
+import { asBytes, byteCap, dims, sourceName, tooBig, type Bytes, type LoadOptions } from './bytes.js'
 
 export type NpyArray = { shape: number[]; data: Float32Array }
 
@@ -26,11 +27,18 @@ export function encodeNpy({ shape, data }: NpyArray): Uint8Array {
   return bytes
 }
 
+// The header dict as numpy writes it (its keys sorted; spacing aside): a key found anywhere else (inside another
+// value, or a second time) would be a guess where numpy reads something else.
+const HEADER = new RegExp(
+  String.raw`^\{\s*'descr':\s*'([^']*)',\s*'fortran_order':\s*(True|False),` +
+    String.raw`\s*'shape':\s*\(((?:\s*\d+\s*,)*(?:\s*\d+)?\s*)\),?\s*\}\s*$`,
+)
+
 /** .npy bytes → a float32 array (from '<f4' or '<f8', C or Fortran order). Throws naming `source`. */
-export function decodeNpy(bytes: Uint8Array, source = '<npy>'): NpyArray {
-  const fail = (problem: string): never => {
-    throw new Error(`npy: ${source}: ${problem}`)
-  }
+export function decodeNpy(input: Bytes, source = '<npy>'): NpyArray {
+  const bytes = asBytes('decodeNpy', input, 'the .npy bytes'),
+    name = sourceName('decodeNpy', source)
+  const fail = (problem: string): never => failWith('npy', `${name}: ${problem}`)
   if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) fail('not a .npy file (no \\x93NUMPY magic)')
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const major = bytes[6]
@@ -40,29 +48,24 @@ export function decodeNpy(bytes: Uint8Array, source = '<npy>'): NpyArray {
   const start = 8 + lenBytes + headerLen
   if (start > bytes.length) fail(`header of ${headerLen} bytes runs past the end of the ${bytes.length}-byte file`)
   const header = new TextDecoder().decode(bytes.subarray(8 + lenBytes, start))
-  // the dict as numpy writes it (its keys sorted; spacing aside): a key found anywhere else (inside another
-  // value, or a second time) would be a guess where numpy reads something else
-  const m =
-    /^\{\s*'descr':\s*'([^']*)',\s*'fortran_order':\s*(True|False),\s*'shape':\s*\(((?:\s*\d+\s*,)*(?:\s*\d+)?\s*)\),?\s*\}\s*$/.exec(
-      header,
-    )
+  const m = HEADER.exec(header)
   if (!m)
     return fail(
-      `cannot read the header ${JSON.stringify(header.trim().slice(0, 200))} (expected {'descr': …, 'fortran_order': …, 'shape': (…)})`,
+      `cannot read the header ${quote(header.trim())} (expected {'descr': …, 'fortran_order': …, 'shape': (…)})`,
     )
-  const [, descr, fortran, dims] = m
+  const [, descr, fortran, tuple] = m
   if (descr !== '<f4' && descr !== '<f8')
-    fail(`dtype '${descr}' is not supported (expected little-endian float32 '<f4' or float64 '<f8')`)
-  const shape = dims
+    fail(`dtype ${quote(descr)} is not supported (expected little-endian float32 '<f4' or float64 '<f8')`)
+  const shape = tuple
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '')
     .map(Number)
-  if (!shape.every((d) => Number.isSafeInteger(d))) fail(`bad shape (${dims})`)
+  if (!shape.every((d) => Number.isSafeInteger(d))) fail(`bad shape ${quote(`(${tuple})`)}`)
   const n = shape.reduce((a, d) => a * d, 1),
     size = descr === '<f4' ? 4 : 8
   if (bytes.length - start !== n * size)
-    fail(`shape (${shape.join(',')}) needs ${n * size} data bytes, the file has ${bytes.length - start}`)
+    fail(`shape ${dims(shape)} needs ${n * size} data bytes, the file has ${bytes.length - start}`)
   let data: Float32Array = new Float32Array(n)
   for (let i = 0; i < n; i++)
     data[i] = size === 4 ? view.getFloat32(start + 4 * i, true) : view.getFloat64(start + 8 * i, true)
@@ -90,23 +93,25 @@ export function encodeNpz(arrays: ReadonlyMap<string, NpyArray> | Record<string,
  * size are checked against `maxBytes` before anything is inflated. A Map, so no name (`__proto__`,
  * `constructor`) can be lost to or confused with an object's prototype.
  */
-export function decodeNpz(bytes: Uint8Array, source = '<npz>', options: LoadOptions = {}): Map<string, NpyArray> {
-  const fail = (problem: string): never => {
-    throw new Error(`npz: ${source}: ${problem}`)
-  }
+export function decodeNpz(input: Bytes, source = '<npz>', options: LoadOptions = {}): Map<string, NpyArray> {
+  const bytes = asBytes('decodeNpz', input, 'the .npz bytes'),
+    name = sourceName('decodeNpz', source)
+  const fail = (problem: string): never => failWith('npz', `${name}: ${problem}`)
   const maxBytes = byteCap('decodeNpz', options)
   if (bytes.length > maxBytes) fail(tooBig('the file', bytes.length, maxBytes))
   const names = new Set<string>()
-  let total = 0
+  let unpacked = 0,
+    packed = 0
   let refusal: Error | undefined
   // fflate calls this for each entry of the zip's directory before it allocates the entry's output
   const check = (file: UnzipFileInfo): boolean => {
-    let problem = ''
-    total += file.compression === 0 ? file.size : file.originalSize // what fflate will allocate for it
-    if (!file.name.endsWith('.npy')) problem = `entry '${file.name}' is not a .npy array`
-    else if (names.has(file.name)) problem = `entry '${file.name}' appears twice`
-    else if (total > maxBytes) problem = tooBig(`unpacked, the entries up to '${file.name}'`, total, maxBytes)
-    if (problem) throw (refusal = new Error(`npz: ${source}: ${problem}`))
+    try {
+      checkEntry(file, names, maxBytes, (unpacked += file.compression === 0 ? file.size : file.originalSize))
+      if ((packed += file.size) > bytes.length)
+        throw new Error(`entries overlap: their data, up to ${quote(file.name)}, adds up to more than the file`)
+    } catch (err) {
+      throw (refusal = new Error(`npz: ${name}: ${err instanceof Error ? err.message : String(err)}`))
+    }
     names.add(file.name)
     return true
   }
@@ -118,9 +123,24 @@ export function decodeNpz(bytes: Uint8Array, source = '<npz>', options: LoadOpti
     return fail(`not a readable zip archive (${err instanceof Error ? err.message : String(err)})`)
   }
   const out = new Map<string, NpyArray>()
-  for (const name of names) {
-    if (!Object.hasOwn(files, name)) fail(`entry '${name}' was lost while unzipping`)
-    out.set(name.slice(0, -'.npy'.length), decodeNpy(files[name], `${source}:${name}`))
+  for (const entry of names) {
+    if (!Object.hasOwn(files, entry)) fail(`entry ${quote(entry)} was lost while unzipping`)
+    out.set(entry.slice(0, -'.npy'.length), decodeNpy(files[entry], `${name}:${quote(entry)}`))
   }
   return out
+}
+
+// Deflate's densest code spends 2 bits on 258 bytes (a length and a distance code of 1 bit each): 1032 to 1.
+const DEFLATE_MAX_RATIO = 1032
+
+/** One directory entry checked before fflate allocates its output; `unpacked`: what all entries so far unpack to. */
+function checkEntry(file: UnzipFileInfo, names: Set<string>, maxBytes: number, unpacked: number): void {
+  const entry = quote(file.name)
+  if (!file.name.endsWith('.npy')) throw new Error(`entry ${entry} is not a .npy array`)
+  if (names.has(file.name)) throw new Error(`entry ${entry} appears twice`)
+  if (file.compression === 8 && file.originalSize > DEFLATE_MAX_RATIO * (file.size + 1))
+    throw new Error(
+      `entry ${entry} declares ${file.originalSize} bytes from ${file.size} deflated bytes, more than deflate can hold`,
+    )
+  if (unpacked > maxBytes) throw new Error(tooBig(`unpacked, the entries up to ${entry}`, unpacked, maxBytes))
 }

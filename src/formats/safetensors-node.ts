@@ -9,7 +9,7 @@ export function saveSafetensors(
   tensors: Record<string, Tensor | StoredTensor>,
   metadata: Record<string, string> = {},
 ): void {
-  writeFileAtomic(path, serializeSafetensors(tensors, metadata))
+  writeFileAtomic(path, serializeSafetensors(tensors, metadata), 'saveSafetensors')
 }
 
 /** Read and validate a .safetensors file; a file over `maxBytes` (default DEFAULT_MAX_BYTES) is refused unread. */
