@@ -66,7 +66,7 @@ test('softmaxRows and crossEntropyRows over one row of 10⁷: probabilities and 
   }
 })
 
-test('layerNormRows over a row of 10⁷ (1000 and 1001 alternating) and its backward over 2²⁰ rows, on every table', () => {
+test("layerNormRows over a row of 10⁷ (1000 and 1001 alternating); its backward and RMSNorm's over 2²⁰ rows, on every table", () => {
   const n = 1e7,
     eps = 1e-5
   const x = alternating(n, 1000, 1001)
@@ -98,6 +98,12 @@ test('layerNormRows over a row of 10⁷ (1000 and 1001 alternating) and its back
     assertRel(grads.db, db, `${name} db = Σ_rows dy over 2²⁰ rows`)
     assertRel(grads.dw, dw, `${name} dw = Σ_rows dy·x̂ over 2²⁰ rows`, 1e-6)
   }
+  const rms = cpu.rmsNormRows(xs, w.subarray(0, cols), rows, cols, eps).rstd // RMSNorm's dw: Σ_rows dy·x̂ too
+  const rmsDw = new Float64Array(cols)
+  for (let r = 0; r < rows; r++)
+    for (let j = 0; j < cols; j++) rmsDw[j] += dy[r * cols + j] * Math.fround(xs[r * cols + j] * rms[r])
+  for (const [name, T] of tables)
+    assertRel(T.rmsNormRowsBackward(dy, xs, w.subarray(0, cols), rms, rows, cols).dw, rmsDw, `${name} RMSNorm dw`, 1e-6)
 })
 
 test('ops on every backend: sum of 3·10⁷ ones, mean and variance of 10⁵ values 1000/1001, logsumexp and softmax of 10⁶', () => {
