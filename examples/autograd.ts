@@ -34,6 +34,5 @@ const gOf = (av: number, bv: number): number => {
   return f / 2 + 10 / f
 }
 const h = 1e-6
-console.log(
-  `numeric  dg/da = ${((gOf(-4 + h, 2) - gOf(-4 - h, 2)) / (2 * h)).toFixed(4)}, dg/db = ${((gOf(-4, 2 + h) - gOf(-4, 2 - h)) / (2 * h)).toFixed(4)}`,
-)
+const [dgda, dgdb] = [(gOf(-4 + h, 2) - gOf(-4 - h, 2)) / (2 * h), (gOf(-4, 2 + h) - gOf(-4, 2 - h)) / (2 * h)]
+console.log(`numeric  dg/da = ${dgda.toFixed(4)}, dg/db = ${dgdb.toFixed(4)}`)

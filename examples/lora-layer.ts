@@ -7,8 +7,9 @@ manualSeed(0)
 const [inF, outF, r] = [16, 12, 2]
 const base = new nn.Linear(inF, outF) // W (12, 16), b (12): the "pretrained" layer
 const layer = nn.LoRALinear.fromLinear(base, { rank: r, alpha: 4 }) // freezes W and b; scale = alpha / r = 2
+const shapes = `A ${layer.loraA.shape}, B ${layer.loraB.shape}`
 console.log(
-  `frozen: ${base.numParameters()} parameters; trainable: ${layer.numParameters({ trainable: true })} (A ${layer.loraA.shape}, B ${layer.loraB.shape})`,
+  `frozen: ${base.numParameters()} parameters; trainable: ${layer.numParameters({ trainable: true })} (${shapes})`,
 )
 
 // B starts at zero, so before training the wrapped layer is exactly the base layer.
@@ -33,18 +34,15 @@ for (let step = 0; step <= 300; step++) {
 const deltaW = layer.deltaWeight()
 const sigma = Array.from(linalg.svdvals(deltaW).data, (s) => s.toExponential(1))
 console.log(`ΔW ${deltaW.shape.join('×')}: singular values [${sigma.join(', ')}]`)
-console.log(
-  `rank(ΔW) = ${linalg.matrixRank(deltaW)} ≤ r = ${r}   (a full ${outF}×${inF} update could have rank ${Math.min(outF, inF)})`,
-)
-console.log(
-  `‖ΔW − ΔW★‖ / ‖ΔW★‖ = ${(linalg.norm(sub(deltaW, deltaStar)) / linalg.norm(deltaStar)).toExponential(1)}: the rank-${r} factors found the update`,
-)
+const full = `a full ${outF}×${inF} update could have rank ${Math.min(outF, inF)}`
+console.log(`rank(ΔW) = ${linalg.matrixRank(deltaW)} ≤ r = ${r}   (${full})`)
+const error = linalg.norm(sub(deltaW, deltaStar)) / linalg.norm(deltaStar)
+console.log(`‖ΔW − ΔW★‖ / ‖ΔW★‖ = ${error.toExponential(1)}: the rank-${r} factors found the update`)
 
 // Merging folds ΔW into W: one plain Linear again, with the same outputs and no extra cost at inference.
 const merged = layer.merge()
-console.log(
-  `merged Linear vs LoRA layer: mean squared difference ${noGrad(() => mseLoss(merged.forward(x), layer.forward(x)).item()).toExponential(1)}`,
-)
+const difference = noGrad(() => mseLoss(merged.forward(x), layer.forward(x)).item())
+console.log(`merged Linear vs LoRA layer: mean squared difference ${difference.toExponential(1)}`)
 
 // Section 7.2 of the LoRA paper: do adapters of different ranks find the same directions? Train a rank-8 adapter
 // from another seed and compare the top-2 input directions of the two A's: φ = 1 means the same plane.
@@ -58,6 +56,5 @@ for (let step = 0; step < 300; step++) {
   opt8.step()
 }
 const phi = nn.subspaceSimilarity(layer.loraA, wide.loraA, 2, 2)
-console.log(
-  `φ(A r=2, A r=8, 2, 2) = ${phi.toFixed(3)}; two random planes in ${inF}-d: ${nn.subspaceSimilarity(randn([2, inF]), randn([8, inF]), 2, 2).toFixed(3)}`,
-)
+const chance = nn.subspaceSimilarity(randn([2, inF]), randn([8, inF]), 2, 2)
+console.log(`φ(A r=2, A r=8, 2, 2) = ${phi.toFixed(3)}; two random planes in ${inF}-d: ${chance.toFixed(3)}`)

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { nn } from '../src/node'
 import { loadBase } from '../examples/lib/checkpoint'
-import { base, example, failsClearly, smallData as smallCopy } from './example-helpers'
+import { base, example, generate, failsClearly, smallData as smallCopy } from './example-helpers'
 
 const dir = mkdtempSync(join(tmpdir(), 'tenny-example-'))
 const out = join(dir, 'out'),
@@ -74,7 +74,7 @@ test('a malformed jsonl line is reported as file:line', () => {
 test('a missing data dir, an unknown prompt character and an adapter from another base are clear errors', () => {
   failsClearly(example('--train', '--data', join(dir, 'nowhere')), /data directory .*nowhere does not exist/)
   failsClearly(
-    example('--prompt', 'Q: What is ∂ in tenny?'),
+    generate('--prompt', 'Q: What is ∂ in tenny?'),
     /--prompt has the character "∂" \(U\+2202\) at position 11/,
   )
   const other = join(dir, 'other-base.safetensors') // same shapes, one weight changed: another base
@@ -82,17 +82,27 @@ test('a missing data dir, an unknown prompt character and an adapter from anothe
   const bytes = readFileSync(other)
   bytes[bytes.length - 1] ^= 0x40
   writeFileSync(other, bytes)
-  failsClearly(example('--prompt', 'Q: x', '--base', other, '--adapter-path', out), /was trained on another base model/)
+  failsClearly(
+    generate('--prompt', 'Q: x', '--base', other, '--adapter-path', out),
+    /was trained on another base model/,
+  )
 })
 
-test('a missing or damaged base checkpoint is one clear error', () => {
+test('a missing or damaged base checkpoint is one clear error, with a hint that fits the file missing', () => {
   failsClearly(
-    example('--prompt', 'Q: x', '--base', join(dir, 'none.safetensors')),
-    /base checkpoint .*none\.safetensors not found/,
+    generate('--prompt', 'Q: x', '--base', join(dir, 'none.safetensors')),
+    /base checkpoint .*none\.safetensors not found$/,
   )
+  // the README's placeholder copied as it is, a run's fused model not written yet, a --full run's model
+  const hints: [string, RegExp][] = [
+    ['examples/out/<run>/fused.safetensors', /not found: replace <run> with a real folder, e.g. one in examples\/out$/],
+    [join(dir, 'run', 'fused.safetensors'), /not found \(npm run fuse writes it into a run folder\)$/],
+    [join(dir, 'run', 'full-model.safetensors'), /not found \(npm run example -- --train --full writes it/],
+  ]
+  for (const [file, hint] of hints) failsClearly(generate('--base', file, '--no-adapter'), hint)
   const broken = join(dir, 'broken.safetensors')
   writeFileSync(broken, readFileSync(base).subarray(0, 1000))
-  failsClearly(example('--prompt', 'Q: x', '--base', broken), /broken\.safetensors/)
+  failsClearly(generate('--prompt', 'Q: x', '--base', broken), /broken\.safetensors/)
 })
 
 test.after(() => rmSync(dir, { recursive: true, force: true }))

@@ -1,6 +1,6 @@
 // The example fine-tune's other flags end to end, as child processes with tiny settings (a few steps on a few
-// examples): QLoRA with --quantize and --fuse, --full, --resume-adapter-file, --adapter-strength 0, Ctrl-C sent
-// to `npm run example` as a terminal sends it, and a damaged adapter file.
+// examples): QLoRA with --quantize then `npm run fuse`, --full, --resume-adapter-file, `npm run generate` with
+// --adapter-strength 0, Ctrl-C sent to `npm run example` as a terminal sends it, and a damaged adapter file.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { spawn } from 'node:child_process'
@@ -9,7 +9,7 @@ import { tmpdir, constants } from 'node:os'
 import { join, relative } from 'node:path'
 import { nn } from '../src/node'
 import { loadBase } from '../examples/lib/checkpoint'
-import { root, base, example, exampleEnv, failsClearly, smallData, type Run } from './example-helpers'
+import { root, base, example, generate, fuse, exampleEnv, failsClearly, smallData, type Run } from './example-helpers'
 
 const dir = mkdtempSync(join(tmpdir(), 'tenny-flags-'))
 const PROMPT = 'Q: What is relu in tenny?\nA: ' // as the example prints it (the flag takes \n literally)
@@ -63,15 +63,19 @@ function adapterWeights(file: string): Map<string, Float32Array> {
   return out
 }
 
-test('--quantize 4 --fuse trains QLoRA, writes adapters and fused.safetensors and reports the requantization', () => {
+test('--quantize 4 trains QLoRA; npm run fuse writes fused.safetensors and reports the requantization', () => {
   const out = join(dir, 'q4')
-  const run = example(...tiny(), '--quantize', '4', '--fuse', '--adapter-path', out)
+  const run = example(...tiny(), '--quantize', '4', '--adapter-path', out)
   succeeds(run)
   assert.match(run.stdout, /Quantized \d+ Linear layers to 4 bits/)
+  const fusing = fuse('--adapter-path', out, '--data', data)
+  succeeds(fusing)
+  assert.match(fusing.stdout, /Quantized \d+ Linear layers to 4 bits/) // the bits run.json records
   assert.match(
-    run.stdout,
-    /Fused \d+ layers by requantizing W \+ dW: \d+(\.\d)?% of codes changed, \d+% of dW retained on average/,
+    fusing.stdout,
+    /Fused \d+ layers by requantizing W \+ dW: \d+(\.\d)?% of codes changed,\n {2}\d+% of dW retained on average/,
   )
+  assert.match(fusing.stdout, /Test loss of the requantized fused model: \d+\.\d{3}/)
   for (const file of ['adapters.safetensors', 'adapter_config.json', 'fused.safetensors'])
     assert.ok(existsSync(join(out, file)), file)
   assert.is(runRecord(out).training.quantize, 4)
@@ -81,7 +85,7 @@ test('--quantize 4 --fuse trains QLoRA, writes adapters and fused.safetensors an
   assert.is(fused.numParameters(), orig.numParameters())
   assert.ok(differs(fused, orig), 'some fused weight differs from the base')
   // and it answers as a base of its own, with no adapter file
-  const ask = example(
+  const ask = generate(
     '--base',
     join(out, 'fused.safetensors'),
     '--no-adapter',
@@ -95,8 +99,10 @@ test('--quantize 4 --fuse trains QLoRA, writes adapters and fused.safetensors an
   assert.not.match(ask.stdout, /Adapted model/)
   failsClearly(
     example('--no-adapter', '--train'),
-    /--no-adapter answers with the base alone: it cannot be combined with --train/,
+    /--no-adapter tests the base alone: it cannot be combined with --train/,
   )
+  failsClearly(example(...tiny(), '--fuse'), /--fuse is a script of its own now: npm run fuse -- --adapter-path DIR/)
+  failsClearly(fuse('--adapter-path', out), /fused\.safetensors exists already: give --save-path FILE/)
 })
 
 test('--quantize 8 works too; --quantize 5 is one clear error', () => {
@@ -118,7 +124,9 @@ test('--full writes full-model.safetensors and no adapters; --full --quantize 4 
   // 5 steps: after 3 on these 6 lines the validation loss may not have fallen yet, and then step 0 (the base) is kept
   const run = example(...tiny(5), '--full', '--adapter-path', out)
   succeeds(run)
-  assert.match(run.stdout, /Full fine-tune: all [\d,]+ parameters train \(100%\)/)
+  assert.match(run.stdout, /trainable params: ([\d,]+) \|\| all params: \1 \|\| trainable%: 100\.0000/)
+  assert.match(run.stdout, /the weights kept are step \d+'s/) // not "the adapters"
+  assert.not.match(run.stdout, /adapters kept/)
   assert.ok(existsSync(join(out, 'full-model.safetensors')), 'full-model.safetensors')
   assert.not.ok(existsSync(join(out, 'adapters.safetensors')), 'no adapters.safetensors after --full')
   assert.not.ok(existsSync(join(out, 'adapter_config.json')), 'no adapter_config.json after --full')
@@ -165,16 +173,7 @@ test('--resume-adapter-file continues from saved adapters into another file', ()
   assert.ok(lb[1][1] < la[1][1], `mean train loss over steps 1-3: first ${la[1][1]}, resumed ${lb[1][1]}`)
 })
 
-test('--fuse alone on a QLoRA run requantizes W + dW as --train --fuse does (the bits its run.json records, not the flags)', () => {
-  const out = join(dir, 'q4-later')
-  succeeds(example(...tiny(), '--quantize', '4', '--adapter-path', out))
-  const fused = example('--fuse', '--adapter-path', out)
-  succeeds(fused)
-  assert.match(fused.stdout, /Quantized \d+ Linear layers to 4 bits/)
-  assert.match(fused.stdout, /Fused \d+ layers by requantizing W \+ dW: \d+(\.\d)?% of codes changed/)
-})
-
-test('--use-dora trains DoRA adapters that load back as DoRA; --fuse alone fuses that run into a base of its own', () => {
+test('--use-dora trains DoRA adapters that load back as DoRA; npm run fuse fuses that run into a base of its own', () => {
   const out = join(dir, 'dora')
   const run = example(...tiny(), '--use-dora', '--adapter-path', out)
   succeeds(run)
@@ -186,29 +185,30 @@ test('--use-dora trains DoRA adapters that load back as DoRA; --fuse alone fuses
     nn.loraLayers(model).every(([, l]) => l instanceof nn.DoRALinear),
     'every adapted layer is a DoRALinear',
   )
-  const fused = example('--fuse', '--adapter-path', out)
+  const fused = fuse('--adapter-path', out, '--data', data)
   succeeds(fused)
-  assert.not.match(fused.stdout, /Fine-tuning/)
   assert.ok(existsSync(join(out, 'fused.safetensors')))
+  // a float fuse is exact: the fused model's test loss is the adapted one's
+  const m = /Test loss (\d+\.\d+) with the adapters, (\d+\.\d+) fused/.exec(fused.stdout)
+  assert.ok(m && m[1] === m[2], fused.stdout)
   // the fused model answers as the adapters did (greedy, same prompt): DoRA's rescaled rows folded into W exactly
   const ask = ['--prompt', 'Q: What is relu in tenny?\\nA: ', '--max-tokens', '12']
-  const adapted = answerUnder(example(...ask, '--adapter-path', out).stdout, 'Adapted model:')
-  const merged = example(...ask, '--base', join(out, 'fused.safetensors'), '--no-adapter')
+  const adapted = answerUnder(generate(...ask, '--adapter-path', out).stdout, 'Adapted model:')
+  const merged = generate(...ask, '--base', join(out, 'fused.safetensors'), '--no-adapter')
   succeeds(merged)
   assert.is(answerUnder(merged.stdout, `Base model (${relative(root, join(out, 'fused.safetensors'))}):`), adapted)
-  failsClearly(example('--fuse', '--adapter-path', out), /already has a fused\.safetensors/)
 })
 
-test('--adapter-strength 0 answers as the base does', () => {
+test('npm run generate -- --adapter-strength 0 answers as the base does', () => {
   const args = ['--prompt', 'Q: What is relu in tenny?\\nA: ', '--max-tokens', '12', '--adapter-path', resumedRun]
-  const zero = example(...args, '--adapter-strength', '0')
+  const zero = generate(...args, '--adapter-strength', '0')
   succeeds(zero)
   assert.match(zero.stdout, /Adapters: \S*resumed\n/)
   assert.match(zero.stdout, /LoRA 'default': rank 32, alpha 64, scale 2 \(alpha\/rank\), strength 0, active: 13 layers/) // the strength used
   const baseAnswer = answerUnder(zero.stdout, 'Base model (knows English, not Tenny):')
   assert.is(answerUnder(zero.stdout, 'Adapted model (adapter strength 0):'), baseAnswer)
   // strength 1 (the default) runs and prints the plain header; its answer may or may not differ from the base
-  const one = example(...args)
+  const one = generate(...args)
   succeeds(one)
   assert.is(answerUnder(one.stdout, 'Base model (knows English, not Tenny):'), baseAnswer)
   answerUnder(one.stdout, 'Adapted model:')
@@ -259,7 +259,7 @@ test('Ctrl-C sent to the whole process group of `npm run example` stops, saves a
   assert.ok(existsSync(file), 'adapters.safetensors')
   assert.is(runRecord(out).training.steps, steps)
   adapterWeights(file) // they load onto the base
-  const answer = example('--prompt', 'Q: x', '--max-tokens', '5', '--adapter-path', out)
+  const answer = generate('--prompt', 'Q: x', '--max-tokens', '5', '--adapter-path', out)
   succeeds(answer)
   assert.match(answer.stdout, /Adapters: \S*interrupted\n/)
 })
@@ -277,7 +277,7 @@ test('a damaged adapter file is one clear error', () => {
     copyFileSync(join(dir, 'first', 'adapter_config.json'), join(dir, name, 'adapter_config.json')) // only the weights are bad
     writeFileSync(file, bytes)
     failsClearly(
-      example('--prompt', 'Q: x', '--max-tokens', '5', '--adapter-path', join(dir, name)),
+      generate('--prompt', 'Q: x', '--max-tokens', '5', '--adapter-path', join(dir, name)),
       /adapters\.safetensors/,
     )
   }

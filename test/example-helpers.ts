@@ -1,4 +1,4 @@
-// Shared by the tests that run examples/lora-finetune.ts as a child process.
+// Shared by the tests that run the example scripts (lora-finetune.ts, generate.ts, fuse.ts) as child processes.
 import * as assert from 'uvu/assert'
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -23,20 +23,37 @@ export function exampleEnv(): NodeJS.ProcessEnv {
   return env
 }
 
-/** Run the example to completion with these flags. */
-export function example(...args: string[]): Run {
-  return exampleWith({}, ...args)
+/** The script each command runs: `npm run example` trains, `generate` answers, `fuse` fuses; and recall.ts. */
+export const SCRIPT_FILES = {
+  example: script,
+  generate: join(root, 'examples', 'generate.ts'),
+  fuse: join(root, 'examples', 'fuse.ts'),
+  recall: join(root, 'examples', 'recall.ts'),
 }
 
-/** Run the example with these flags and extra environment variables (e.g. TENNY_EXAMPLE_OUT). */
-export function exampleWith(env: Record<string, string>, ...args: string[]): Run {
-  const run = spawnSync(process.execPath, ['--import', 'tsx', script, ...args], {
+/** Run one of the scripts to completion with these flags and extra environment variables (and node's `preload`). */
+export function runScript(
+  name: keyof typeof SCRIPT_FILES,
+  args: string[],
+  { env = {}, preload = [] }: { env?: Record<string, string>; preload?: string[] } = {},
+): Run {
+  const imports = ['tsx', ...preload].flatMap((module) => ['--import', module])
+  const run = spawnSync(process.execPath, [...imports, SCRIPT_FILES[name], ...args], {
     cwd: root,
     encoding: 'utf8',
     env: { ...exampleEnv(), ...env },
   })
   return { status: run.status, stdout: run.stdout, stderr: run.stderr }
 }
+
+/** Run the fine-tune (`npm run example`) to completion with these flags. */
+export const example = (...args: string[]): Run => runScript('example', args)
+/** … with extra environment variables (e.g. TENNY_EXAMPLE_OUT). */
+export const exampleWith = (env: Record<string, string>, ...args: string[]): Run => runScript('example', args, { env })
+/** Answer with a run (`npm run generate`). */
+export const generate = (...args: string[]): Run => runScript('generate', args)
+/** Fuse a run (`npm run fuse`). */
+export const fuse = (...args: string[]): Run => runScript('fuse', args)
 
 /** Exit code 1 and exactly one line on stderr, containing `message`, with no stack trace. */
 export function failsClearly(run: Run, message: RegExp): void {

@@ -3,10 +3,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { PassThrough } from 'node:stream'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { terminalChart, writeSvg, niceStep, type Curve } from '../examples/lib/plot'
+import { terminalChart, svgChart, niceStep, type Curve } from '../examples/lib/plot'
 import { progressBar } from '../examples/lib/progress'
 
 const train: Curve = {
@@ -55,21 +52,14 @@ test('niceStep: 1, 2, 2.5 or 5 times a power of ten, the smallest at least the r
   assert.equal([0.144, 0.3, 0.5, 0.07, 150, 24, 1].map(niceStep), [0.2, 0.5, 0.5, 0.1, 200, 25, 1])
 })
 
-test('writeSvg: tick labels are round numbers, the mark and both curves are drawn, solid and dashed', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tenny-svg-'))
-  try {
-    const file = join(dir, 'loss.svg')
-    writeSvg(file, [train, valid], 'LoRA <fine-tune>', { step: 100, label: 'kept (step 100)' })
-    const svg = readFileSync(file, 'utf8')
-    const ticks = [...svg.matchAll(/text-anchor="(?:end|middle)">([\d.]+)<\/text>/g)].map((m) => Number(m[1]))
-    assert.equal(ticks, [0, 1, 2, 3, 0, 100, 200]) // loss 0.3 to 2.9, steps 0 to 250
-    assert.match(svg, /LoRA &lt;fine-tune&gt;/)
-    assert.match(svg, />kept \(step 100\)</)
-    assert.is([...svg.matchAll(/<polyline /g)].length, 2)
-    assert.match(svg, /<polyline [^>]*stroke-dasharray="6 3"/)
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
+test('svgChart: tick labels are round numbers, the mark and both curves are drawn, solid and dashed', () => {
+  const svg = svgChart([train, valid], 'LoRA <fine-tune>', { step: 100, label: 'kept (step 100)' })
+  const ticks = [...svg.matchAll(/text-anchor="(?:end|middle)">([\d.]+)<\/text>/g)].map((m) => Number(m[1]))
+  assert.equal(ticks, [0, 1, 2, 3, 0, 100, 200]) // loss 0.3 to 2.9, steps 0 to 250
+  assert.match(svg, /LoRA &lt;fine-tune&gt;/)
+  assert.match(svg, />kept \(step 100\)</)
+  assert.is([...svg.matchAll(/<polyline /g)].length, 2)
+  assert.match(svg, /<polyline [^>]*stroke-dasharray="6 3"/)
 })
 
 test('progressBar on a terminal fills every field, tokens/s included', async () => {
@@ -78,22 +68,14 @@ test('progressBar on a terminal fills every field, tokens/s included', async () 
   stream.on('data', (chunk) => {
     out += chunk
   })
-  const bar = progressBar(
-    'train',
-    10,
-    [
-      ['loss', 'loss'],
-      ['tokps', 'tok/s'],
-    ],
-    stream,
-  )
+  const bar = progressBar('train', 10, { loss: 'loss', tokps: 'tok/s' }, stream)
   bar.update(5, { loss: '1.234', tokps: '4321' })
   bar.stop()
   await new Promise((resolve) => setImmediate(resolve))
   assert.match(out, /train \|.*\| 5\/10 \| loss 1\.234 \| tok\/s 4321 \| ETA /)
   assert.not.match(out, /\{\w*\/?\w*\}/, 'no placeholder left unfilled')
   assert.throws(
-    () => progressBar('x', 1, [['tok/s', 'tok/s']], stream),
+    () => progressBar('x', 1, { 'tok/s': 'tok/s' }, stream),
     /field key 'tok\/s' must be letters, digits or _/,
   )
 })

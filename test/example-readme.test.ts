@@ -1,22 +1,22 @@
-// Every example command the README shows, run as written (the script through node, as `npm run example` runs it).
-// Commands that train run with tiny settings on a few examples (their full-size results are the README's measured
-// table). Commands that answer read test/example-default-run/: the run folder of a real default `npm run example`
-// (its adapters.safetensors, adapter_config.json and run.json, copied as they were written), and each answer must
-// be docstring text: the trained answer's first words, and no word the data never uses. The README's printed
-// output must be that run's. After changing the defaults or the base, train once and copy the folder again.
+// Every example command examples/README.md shows, run as written (each script through node, as `npm run` runs it),
+// block by block in the order shown. Commands that train run with tiny settings on a few examples (their
+// full-size results are the README's measured table). Each block starts from test/example-default-run/: the run
+// folder of a real default `npm run example` (its adapters.safetensors, adapter_config.json and run.json, copied as
+// they were written), and each answer given with it must be docstring text: the trained answer's first words, and
+// no word the data never uses. The README's printed output must be that run's. After changing the defaults or the
+// base, train once and copy the folder again.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { spawnSync } from 'node:child_process'
-import { parseFlags, DEFAULT_PROMPT } from '../examples/lib/flags'
+import { exampleFlags, parseFlags, DEFAULT_PROMPT } from '../examples/lib/flags'
 import { fileHash } from '../examples/lib/runs'
-import { root, base, exampleEnv, smallData, type Run } from './example-helpers'
+import { root, base, runScript, smallData, type Run } from './example-helpers'
 
 const reference = join(root, 'test', 'example-default-run')
 const dir = mkdtempSync(join(tmpdir(), 'tenny-readme-'))
-const readme = readFileSync(join(root, 'README.md'), 'utf8')
+const readme = readFileSync(join(root, 'examples', 'README.md'), 'utf8')
 const data = ['train', 'valid', 'test'].flatMap((s) =>
   readFileSync(join(root, 'examples', 'data', `${s}.jsonl`), 'utf8')
     .split('\n')
@@ -24,31 +24,29 @@ const data = ['train', 'valid', 'test'].flatMap((s) =>
     .map((l) => JSON.parse(l).text as string),
 )
 
-/** Every `npm run example …` and `npx tsx examples/….ts …` line in the README's bash blocks, comments cut off. */
-function readmeCommands(): string[] {
-  const lines = [...readme.matchAll(/```bash\n([\s\S]*?)```/g)].flatMap((m) => m[1].split('\n'))
-  return lines
-    .map((l) =>
-      l
-        .replace(/\s+#.*$/, '')
-        .replace(/^npm install && /, '')
-        .trim(),
-    )
-    .filter((l) => /^(npm run example\b|npx tsx examples\/)/.test(l))
+/** The example commands of each bash block of the README, comments cut off. */
+function readmeBlocks(): string[][] {
+  return [...readme.matchAll(/```bash\n([\s\S]*?)```/g)]
+    .map((m) => m[1].split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()))
+    .map((lines) => lines.filter((l) => /^(npm run (example|generate|fuse)\b|npx tsx examples\/)/.test(l)))
+    .filter((lines) => lines.length > 0)
 }
 
 /** A command line's words, "double-quoted" ones whole (the README's quotes hold no other quote). */
 const words = (line: string) => [...line.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2])
 
+/** The script a command line runs and its arguments: `npm run generate -- --prompt …` → ['generate', […]]. */
+function command(line: string): ['example' | 'generate' | 'fuse' | 'recall', string[]] {
+  const w = words(line)
+  if (w[0] === 'npx') return ['recall', w.slice(3)]
+  return [w[2] as 'example' | 'generate' | 'fuse', w.slice(w[3] === '--' ? 4 : 3)]
+}
+
 /** Run an example script with these arguments; runs without --adapter-path live in `out`. */
-function run(script: string, args: string[], out: string): Run {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'examples', script), ...args], {
-    cwd: root,
-    encoding: 'utf8',
-    env: { ...exampleEnv(), TENNY_EXAMPLE_OUT: out },
-  })
+function run(script: 'example' | 'generate' | 'fuse' | 'recall', args: string[], out: string): Run {
+  const r = runScript(script, args, { env: { TENNY_EXAMPLE_OUT: out } })
   assert.is(r.status, 0, `${script} ${args.join(' ')}: exit ${r.status}\n${r.stderr}\n${r.stdout.slice(-1500)}`)
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr }
+  return r
 }
 
 /** The answer printed under `header` for `prompt`: the text after the prompt, up to the newline. */
@@ -80,7 +78,7 @@ function sensible(answer: string, prompt: string): void {
 test('test/example-default-run is a default run on the committed base', () => {
   const record = JSON.parse(readFileSync(join(reference, 'run.json'), 'utf8'))
   assert.is(record.base.sha256, fileHash(base), 'trained on examples/base/base.safetensors')
-  const defaults = parseFlags([])
+  const defaults = exampleFlags([])
   assert.ok(defaults !== 'help')
   const t = record.training
   assert.equal(
@@ -110,7 +108,7 @@ test('test/example-default-run is a default run on the committed base', () => {
       defaults.targets,
       false,
       defaults.loraDropout,
-      defaults.smoothing,
+      defaults.labelSmoothing,
       defaults.mask,
       defaults.stepsPerEval,
       null,
@@ -126,87 +124,86 @@ test("the README's output of `npm run example` is that run's: its kept step and 
   const shown = /```text\n\$ npm install && npm run example\n([\s\S]*?)```/.exec(readme)
   assert.ok(shown, 'the README shows the output of npm run example')
   const out = shown![1]
-  assert.match(
-    out,
-    new RegExp(
-      `Kept the adapters of step ${record.training.keptStep}: validation loss ${record.kept.valid.toFixed(3)}, the lowest \\(step ${record.training.steps}: ${record.final.valid.toFixed(3)}\\)`,
-    ),
-  )
+  const { keptStep, steps } = record.training
+  const kept = `validation loss ${record.kept.valid.toFixed(3)}, the lowest \\(step ${steps}: ${record.final.valid.toFixed(3)}\\)`
+  assert.match(out, new RegExp(`Kept the adapters of step ${keptStep}: ${kept}`))
   for (const split of ['train', 'valid', 'test']) {
-    const row = new RegExp(
-      `^${split} loss\\s+${record.before[split].toFixed(3)}\\s+${record.final[split].toFixed(3)}\\s+${record.kept[split].toFixed(3)}\\s`,
-      'm',
-    )
-    assert.match(out, row, `${split} loss row: base, end, kept`)
+    const losses = [record.before, record.final, record.kept].map((l) => l[split].toFixed(3)).join('\\s+')
+    assert.match(out, new RegExp(`^${split} loss\\s+${losses}\\s`, 'm'), `${split} loss row: base, end, kept`)
   }
   // and the answer it shows is what those adapters answer to the default prompt
   const shownAnswer = answerUnder(out, /\nAdapted model:\n/, DEFAULT_PROMPT)
-  const r = run('lora-finetune.ts', ['--prompt', DEFAULT_PROMPT.replace('\n', '\\n'), '--adapter-path', reference], dir)
+  const r = run('generate', ['--adapter-path', reference], dir)
   assert.is(answerUnder(r.stdout, /\nAdapted model:\n/, DEFAULT_PROMPT), shownAnswer)
   sensible(shownAnswer, DEFAULT_PROMPT)
 })
 
-test('every README command that answers runs as written and answers with docstring text', () => {
-  const out = join(dir, 'answers'),
-    runName = '2026-01-01T00-00-00'
-  mkdirSync(out, { recursive: true })
-  cpSync(reference, join(out, runName), { recursive: true }) // the newest run, as after `npm run example`
-  let checked = 0
-  for (const line of readmeCommands()) {
-    const args = words(line)
-      .slice(line.startsWith('npm run example --') ? 4 : 3)
-      .map((a) => a.replace('examples/out/<run>', join(out, runName)))
-    if (line.startsWith('npx tsx examples/recall.ts')) {
-      // the count the README states is this run's
-      const m = /exactly right: (\d+)/.exec(run('recall.ts', args, out).stdout)
-      assert.ok(m, 'recall.ts prints how many answers are exactly right')
-      const trained = JSON.parse(readFileSync(join(reference, 'run.json'), 'utf8')).examples.train // the data may have grown since
-      assert.ok(
-        readme.includes(`${m![1]} of the ${trained} trained answers`),
-        `the README says "${m![1]} of the ${trained} trained answers"`,
-      )
-      continue
+test('every README command runs as written, block by block: answers are docstring text, trained runs are saved', () => {
+  const small = smallData(join(dir, 'data'), { train: 6, valid: 3, test: 3 })
+  const tiny = ['--iters', '3', '--batch-size', '2', '--steps-per-eval', '2', '--max-tokens', '10', '--data', small]
+  const runName = '2026-01-01T00-00-00'
+  const checked = { answers: 0, trained: 0, fused: 0 }
+  for (const [b, lines] of readmeBlocks().entries()) {
+    const out = join(dir, `block-${b}`)
+    mkdirSync(out, { recursive: true })
+    cpSync(reference, join(out, runName), { recursive: true }) // the newest run, as after `npm run example`
+    let trainedHere = false // answers are checked only from the reference run's adapters
+    for (const line of lines) {
+      const [script, given] = command(line)
+      const args = given.map((a) => (a === 'my-data/' ? small : a.replace('examples/out/<run>', newest(out))))
+      if (script === 'recall') {
+        const m = /exactly right: (\d+)/.exec(run('recall', args, out).stdout)
+        assert.ok(m, 'recall.ts prints how many answers are exactly right')
+        const trained = JSON.parse(readFileSync(join(reference, 'run.json'), 'utf8')).examples.train
+        const claim = `${m![1]} of the ${trained} trained answers`
+        assert.ok(readme.includes(claim), `the README says "${claim}" (the count of this run)`)
+      } else if (script === 'fuse') {
+        run('fuse', args, out)
+        assert.ok(existsSync(join(newest(out), 'fused.safetensors')), `${line}: fused.safetensors in the newest run`)
+        checked.fused++
+      } else if (script === 'generate') {
+        const flags = parseFlags('generate', args)
+        assert.ok(flags !== 'help')
+        const r = run('generate', args, out)
+        const header = flags.noAdapter ? /\nBase model \(.*fused\.safetensors\):\n/ : /\nAdapted model( \(.*\))?:\n/
+        if (!trainedHere) sensible(answerUnder(r.stdout, header, flags.prompt), flags.prompt)
+        checked.answers++
+      } else {
+        const flags = exampleFlags(args)
+        assert.ok(flags !== 'help')
+        if (!flags.train) {
+          assert.match(run('example', args, out).stdout, /^test loss\s/m, `${line}: the test loss`)
+          continue
+        }
+        const before = new Set(readdirSync(out))
+        const r = run('example', [...args, ...tiny], out)
+        const folder = readdirSync(out).find((f) => !before.has(f))
+        assert.ok(folder, `${line}: a new run folder`)
+        const files = readdirSync(join(out, folder!))
+        const weights = flags.full ? 'full-model.safetensors' : 'adapters.safetensors'
+        assert.ok(
+          files.includes('run.json') && files.includes(weights) && files.includes('loss.svg'),
+          `${line}: ${files}`,
+        )
+        assert.match(r.stdout, /Kept the (adapters|weights) of step \d+/)
+        trainedHere = true
+        checked.trained++
+      }
     }
-    const flags = parseFlags(args)
-    if (flags === 'help' || flags.train) continue
-    const r = run('lora-finetune.ts', args, out)
-    if (flags.ask && !flags.noAdapter)
-      sensible(answerUnder(r.stdout, /\nAdapted model( \(adapter strength [\d.]+\))?:\n/, flags.prompt), flags.prompt)
-    if (flags.ask && flags.noAdapter)
-      sensible(answerUnder(r.stdout, /\nBase model \(.*fused\.safetensors\):\n/, flags.prompt), flags.prompt)
-    checked++
   }
-  assert.ok(checked >= 4, `answering commands found in the README: ${checked}`)
+  assert.ok(checked.answers >= 4, `answering commands found in the README: ${checked.answers}`)
+  assert.ok(checked.trained >= 4, `training commands found in the README: ${checked.trained}`)
+  assert.ok(checked.fused >= 2, `fuse commands found in the README: ${checked.fused}`)
 })
 
-test('every README command that trains runs with tiny settings and saves what it says', () => {
-  const out = join(dir, 'trained'),
-    small = smallData(join(dir, 'data'), { train: 6, valid: 3, test: 3 })
-  mkdirSync(out, { recursive: true })
-  const tiny = ['--iters', '3', '--batch-size', '2', '--steps-per-eval', '2', '--max-tokens', '10', '--data', small]
-  let trained = 0
-  for (const line of readmeCommands()) {
-    if (!line.startsWith('npm run example')) continue
-    const args = words(line)
-      .slice(line.startsWith('npm run example --') ? 4 : 3)
-      .map((a) => (a === 'my-data/' ? small : a))
-    const flags = parseFlags(args)
-    if (flags === 'help' || !flags.train) continue
-    const before = new Set(readdirSync(out))
-    const r = run('lora-finetune.ts', [...args, ...tiny], out)
-    const folder = readdirSync(out).find((f) => !before.has(f))
-    assert.ok(folder, `${line}: a new run folder`)
-    const files = readdirSync(join(out, folder!))
-    assert.ok(
-      files.includes('run.json') && files.includes(flags.full ? 'full-model.safetensors' : 'adapters.safetensors'),
-      `${line}: ${files}`,
-    )
-    if (flags.fuse) assert.ok(files.includes('fused.safetensors'), `${line}: fused.safetensors`)
-    assert.match(r.stdout, /Kept the (adapters|weights) of step \d+/)
-    trained++
-  }
-  assert.ok(trained >= 3, `training commands found in the README: ${trained}`)
-})
+/** The run folder in `out` whose adapters were saved last (as the scripts pick it). */
+function newest(out: string): string {
+  const runs = readdirSync(out)
+    .map((d) => join(out, d))
+    .filter((d) => existsSync(join(d, 'adapters.safetensors')))
+  const saved = (d: string) => statSync(join(d, 'adapters.safetensors')).mtimeMs
+  return runs.reduce((a, b) => (saved(b) > saved(a) ? b : a))
+}
 
 test.after(() => rmSync(dir, { recursive: true, force: true }))
 

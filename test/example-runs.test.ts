@@ -8,8 +8,18 @@ import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { example, exampleWith, exampleEnv, failsClearly, smallData, root, script, type Run } from './example-helpers'
-import { writeRun } from '../examples/lib/runs'
+import {
+  example,
+  exampleWith,
+  exampleEnv,
+  failsClearly,
+  smallData,
+  root,
+  script,
+  runScript,
+  type Run,
+} from './example-helpers'
+import { saveRun } from '../examples/lib/runs'
 
 const dir = mkdtempSync(join(tmpdir(), 'tenny-runs-'))
 const data = smallData(join(dir, 'data'), { train: 16, valid: 4, test: 4 })
@@ -105,15 +115,16 @@ test('each training run writes its own folder; answering runs read the newest; n
   assert.match(first.stdout, new RegExp(`Run folder: \\S*${firstFolder} `))
   const before = digest(join(out, firstFolder))
 
-  const qlora = exampleWith(env, ...tiny, '--quantize', '4', '--fuse')
+  const qlora = exampleWith(env, ...tiny, '--quantize', '4')
   succeeds(qlora)
+  succeeds(runScript('fuse', ['--data', data], { env })) // fuses the newest run: the QLoRA one
   const folders = readdirSync(out).sort()
   assert.is(folders.length, 2, `two run folders: ${folders}`)
   assert.equal(digest(join(out, firstFolder)), before, 'the first run is untouched by the --quantize --fuse run')
   const second = folders.find((f) => f !== firstFolder)!
   assert.ok(readdirSync(join(out, second)).includes('fused.safetensors'))
 
-  const ask = exampleWith(env, '--prompt', 'Q: What is relu in tenny?\\nA: ', '--max-tokens', '5')
+  const ask = runScript('generate', ['--prompt', 'Q: What is relu in tenny?\\nA: ', '--max-tokens', '5'], { env })
   succeeds(ask)
   assert.match(ask.stdout, new RegExp(`Adapters: \\S*${second} \\(the newest run; --adapter-path DIR picks another\\)`))
   assert.match(ask.stdout, /Quantized \d+ Linear layers to 4 bits/) // answered on the base its adapters were trained on
@@ -125,7 +136,7 @@ test('each training run writes its own folder; answering runs read the newest; n
   )
   assert.equal(digest(join(out, firstFolder)), before)
   failsClearly(
-    exampleWith({ TENNY_EXAMPLE_OUT: join(dir, 'empty') }, '--prompt', 'Q: x'),
+    runScript('generate', ['--prompt', 'Q: x'], { env: { TENNY_EXAMPLE_OUT: join(dir, 'empty') } }),
     /no trained adapters in \S+ yet: run `npm run example` first, or give --adapter-path DIR/,
   )
 })
@@ -135,14 +146,15 @@ test('two runs saving into one folder (started in the same second, or given the 
     basePath = join(dir, 'base.bin')
   writeFileSync(basePath, 'a base')
   const rec = (seed: number) => ({ training: { seed } })
-  assert.is(writeRun(base, basePath, rec(1)), base)
-  assert.is(writeRun(base, basePath, rec(2)), `${base}-2`, 'run.json is claimed, not replaced')
+  const quiet = () => {}
+  assert.is(saveRun(base, basePath, rec(1), {}, quiet), base)
+  assert.is(saveRun(base, basePath, rec(2), {}, quiet), `${base}-2`, 'run.json is claimed, not replaced')
   assert.is(record(base).training.seed, 1)
   assert.is(record(`${base}-2`).training.seed, 2)
   const leftovers = join(dir, 'leftovers') // adapters of a run killed before its run.json: still another run's folder
   mkdirSync(leftovers)
   writeFileSync(join(leftovers, 'adapters.safetensors'), 'x')
-  assert.is(writeRun(leftovers, basePath, rec(3)), `${leftovers}-2`)
+  assert.is(saveRun(leftovers, basePath, rec(3), {}, quiet), `${leftovers}-2`)
   assert.equal(readdirSync(leftovers), ['adapters.safetensors'])
   // two processes given one folder: whichever saves second saves beside it, and says so
   const folder = join(dir, 'shared')
@@ -210,7 +222,7 @@ test('CLI edge cases are one clear error each: a huge batch, an empty prompt, a 
   assert.is(help.status, 0, help.stderr)
   assert.match(help.stdout, /^npm run example -- \[options\]/)
   failsClearly(
-    exampleWith({ TENNY_BACKEND: 'bogus' }, '--prompt', 'Q: x', '--no-adapter'),
+    runScript('generate', ['--prompt', 'Q: x', '--no-adapter'], { env: { TENNY_BACKEND: 'bogus' } }),
     /TENNY_BACKEND=bogus: not a backend \(expected one of cpu, /,
   )
   const from = join(dir, 'rank32')

@@ -30,7 +30,10 @@ function withoutColor() {
   return env
 }
 
-const args = ['--import', 'tsx', 'node_modules/uvu/bin.js', 'test', '\\.test\\.ts$', ...process.argv.slice(2)]
+// --no-color: uvu otherwise sets FORCE_COLOR=1 in its own process, which every child a test spawns inherits beside
+// NO_COLOR, and each such node child warns on stderr that NO_COLOR is ignored
+const uvu = ['node_modules/uvu/bin.js', 'test', '\\.test\\.ts$', '--no-color']
+const args = ['--import', 'tsx', ...uvu, ...process.argv.slice(2)]
 const run = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 64 << 20, env: withoutColor() })
 process.stdout.write(run.stdout)
 process.stderr.write(run.stderr)

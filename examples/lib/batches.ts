@@ -3,6 +3,7 @@
 // seeded. Browser-safe (the playground uses it too); data.ts adds reading the files from disk in Node.
 import { Tensor } from '../../src/tensor'
 import { randomInt } from '../../src/random'
+import type { Batch } from './step'
 
 /** The question every example asks, as in the seed tutorial's "Q: What is relu in mlx?\nA: ". */
 export function question(name: string): string {
@@ -44,7 +45,7 @@ export function parseJsonl(text: string, file: string): Example[] {
  * Whole examples as one batch, padded to the longest (at most blockSize + 1 tokens, longer ones are cut):
  * inputs = ids[:-1], targets = ids[1:], padding targets IGNORE.   inputs, targets: (B, T)
  */
-export function padBatch(examples: number[][], blockSize: number): { inputs: Tensor; targets: Tensor; tokens: number } {
+export function padBatch(examples: number[][], blockSize: number): Batch {
   const T = Math.min(blockSize, Math.max(...examples.map((e) => e.length)) - 1)
   const B = examples.length
   const inputs = new Float32Array(B * T),
@@ -91,7 +92,7 @@ export function shuffled(n: number): number[] {
 }
 
 /** B random windows of T + 1 tokens from one long stream: inputs and next-token targets, (B, T) each. */
-export function windowBatch(stream: Uint8Array, B: number, T: number): { inputs: Tensor; targets: Tensor } {
+export function windowBatch(stream: Uint8Array, B: number, T: number): Batch {
   const inputs = new Float32Array(B * T),
     targets = new Float32Array(B * T)
   for (let b = 0; b < B; b++) {
@@ -101,7 +102,7 @@ export function windowBatch(stream: Uint8Array, B: number, T: number): { inputs:
       targets[b * T + t] = stream[start + t + 1]
     }
   }
-  return { inputs: new Tensor(inputs, [B, T]), targets: new Tensor(targets, [B, T]) }
+  return { inputs: new Tensor(inputs, [B, T]), targets: new Tensor(targets, [B, T]), tokens: B * T }
 }
 
 /**
@@ -115,11 +116,7 @@ export type MaskMode = 'name' | 'prompt' | 'none'
  * Set the targets that `mode` skips to IGNORE, in place: 'name' skips the name of question(name) and all of
  * rephrased(name); rows of neither form stay whole.
  */
-export function maskTargets(
-  batch: { inputs: Tensor; targets: Tensor; tokens: number },
-  mode: MaskMode,
-  encode: (text: string) => number[],
-): void {
+export function maskTargets(batch: Batch, mode: MaskMode, encode: Encode): void {
   if (mode === 'none') return
   // 'Q: What is ' + name + ' in tenny?\nA: ', and 'Q: In tenny, what is ' + name + '?\nA: '
   const forms = [question, rephrased].map((form) =>
@@ -148,4 +145,17 @@ export function maskTargets(
       targets[t] = IGNORE
     }
   }
+}
+
+/** A padded batch of whole examples with `mode`'s targets masked: what the fine-tune trains and evaluates on. */
+export function maskedBatch(examples: number[][], blockSize: number, mode: MaskMode, encode: Encode): Batch {
+  const batch = padBatch(examples, blockSize)
+  maskTargets(batch, mode, encode)
+  return batch
+}
+type Encode = (text: string) => number[]
+
+/** `examples` in order, `size` at a time, as batches: what evaluate reads. */
+export function* inBatches(examples: number[][], size: number, batch: (some: number[][]) => Batch): Generator<Batch> {
+  for (let i = 0; i < examples.length; i += size) yield batch(examples.slice(i, i + size))
 }

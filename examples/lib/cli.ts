@@ -1,24 +1,7 @@
-// Command-line plumbing shared by the examples: numeric flags checked with a clear message, and a main
-// wrapper that turns any error into one line on stderr and exit code 1 (no stack trace for bad input).
+// Command-line plumbing shared by the examples: a main wrapper that turns any error into one line on stderr and
+// exit code 1 (no stack trace for bad input), and Ctrl-C as a request to stop and save.
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-
-/** The number in flag --name, checked: "--iters must be an integer ≥ 1, got 'abc'". */
-export function numberFlag(
-  name: string,
-  value: string | undefined,
-  { integer = false, min = -Infinity, max = Infinity } = {},
-): number {
-  const x = value === undefined || value.trim() === '' ? NaN : Number(value)
-  const ok = Number.isFinite(x) && (!integer || Number.isInteger(x)) && x >= min && x <= max
-  if (!ok) {
-    const range = [min > -Infinity ? `>= ${min}` : '', max < Infinity ? `<= ${max}` : ''].filter(Boolean).join(' and ')
-    throw new Error(
-      `--${name} must be ${integer ? 'an integer' : 'a number'}${range ? ` ${range}` : ''}, got ${JSON.stringify(value ?? '')}`,
-    )
-  }
-  return x
-}
 
 /** True when `importMetaUrl`'s file is the script node was started with (not imported by another one). */
 export function isMain(importMetaUrl: string): boolean {

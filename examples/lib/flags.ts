@@ -1,208 +1,315 @@
-// The fine-tune example's flags, after MLX's lora.py: what each one means (HELP), its default, and its check,
-// read once into one typed object. Bad values are one clear error before anything is loaded or written.
-import { parseArgs } from 'node:util'
-import { join, dirname } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { numberFlag } from './cli'
-import type { MaskMode } from './data'
+// The examples' flags in one table, after mlx-lm's: what each flag means, its default and how its text is read.
+// Each script takes the flags SCRIPTS lists for it (and may set defaults of its own); its --help is written from
+// this table, defaults included, so a default is stated once. A bad value is one clear error before anything is
+// loaded or written. Browser-safe: the playground trains with these defaults too.
+import type { MaskMode } from './batches'
 
-const examples = join(dirname(fileURLToPath(import.meta.url)), '..')
 /** The seed tutorial's question, asked of tenny. */
 export const DEFAULT_PROMPT = 'Q: What is relu in tenny?\nA: '
+
+/** One flag: its default, its help, and (for a flag that takes a value) the value's placeholder and reader. */
+type Flag<T> = {
+  default: T
+  help: string
+  arg?: string
+  read?: (text: string, flag: string) => T
+  /** what the default means, for a default that is no value to print (undefined, Infinity) */
+  otherwise?: string
+}
+
+/** The number in flag --name, checked: "--iters must be an integer >= 1, got "abc"". */
+export function numberFlag(name: string, text: string | undefined, range: Range = {}): number {
+  const { integer = false, min = -Infinity, max = Infinity } = range
+  const x = text === undefined || text.trim() === '' ? NaN : Number(text)
+  if (Number.isFinite(x) && (!integer || Number.isInteger(x)) && x >= min && x <= max) return x
+  const bounds = [min > -Infinity ? ` >= ${min}` : '', max < Infinity ? ` <= ${max}` : ''].filter(Boolean).join(' and')
+  throw new Error(
+    `--${name} must be ${integer ? 'an integer' : 'a number'}${bounds}, got ${JSON.stringify(text ?? '')}`,
+  )
+}
+type Range = { integer?: boolean; min?: number; max?: number }
+
+const on = (help: string): Flag<boolean> => ({ default: false, help })
+const int = (value: number, help: string, min = 1): Flag<number> => ({
+  default: value,
+  help,
+  arg: 'N',
+  read: (text, name) => numberFlag(name, text, { integer: true, min }),
+})
+const real = (value: number, help: string, range: Range = {}): Flag<number> => ({
+  default: value,
+  help,
+  arg: 'X',
+  read: (text, name) => numberFlag(name, text, range),
+})
+const path = (arg: string, help: string, otherwise?: string): Flag<string | undefined> => ({
+  default: undefined,
+  help,
+  arg,
+  otherwise,
+  read: (text, name) =>
+    text !== '' ? text : refuse(`--${name} is empty: give a ${arg === 'DIR' ? 'folder' : 'file'}`),
+})
+/** One of `values`, as written. */
+const oneOf = <T extends string>(values: readonly T[], value: T, help: string): Flag<T> => ({
+  default: value,
+  help,
+  arg: values.join('|'),
+  read: (text, name) =>
+    values.find((v) => v === text) ?? refuse(`--${name} must be ${values.join(', ')}, got ${JSON.stringify(text)}`),
+})
+
+function refuse(message: string): never {
+  throw new Error(message)
+}
+
 // Every Linear: the four attention projections and the MLP of each block, and the LM head (docstrings use
 // characters, such as ( ) * _ `, far more often than English does; the head adapts to that fastest).
-const TARGETS = 'qProj,kProj,vProj,outProj,fc,proj,lmHead'
+const TARGETS = ['qProj', 'kProj', 'vProj', 'outProj', 'fc', 'proj', 'lmHead']
 
-export const HELP = `npm run example -- [options]   (none: fine-tune, test, and answer the default prompt)
-Modes (any combination; none = --train --test and the default prompt; --fuse alone fuses a run):
-  --train                  LoRA fine-tune the base on --data; save the adapters in a new run folder
-  --test                   test loss and perplexity, base vs adapted
-  --prompt TEXT            answer TEXT (\\n is a newline) with the base and the adapted model
-Generation:
-  --temp X                 sampling temperature: 0 = always the likeliest character (default 0)
-  --max-tokens N           most characters to generate, stops at a newline (default 60)
-  --adapter-strength X     scale the adapters' ΔW when answering, e.g. 0.7 (default 1)
-Files:
-  --base FILE              base checkpoint (default examples/base/base.safetensors)
-  --data DIR               train/valid/test.jsonl of {"text": ...} lines (default examples/data)
-  --adapter-path DIR       the run folder: a training run writes adapters.safetensors, run.json and
-                           loss.svg there (default examples/out/<date-time>, never another run's);
-                           other runs read it (default: the newest run in examples/out)
-  --resume-adapter-file F  start training from these adapters (their rank, alpha and layers)
-  --no-adapter             answer (and --test) with the base alone, e.g. a fused model as --base
-Training:
-  --iters N                optimizer steps (default 1000)
-  --batch-size N           examples per step (default 16)
-  --lr X                   peak learning rate; warmup, then cosine decay to a tenth (default 1e-2)
-  --rank N, --alpha X      LoRA rank and alpha; scale = alpha / rank (default 32, 64)
-  --lora-layers N          adapt the last N blocks (default: all)
-  --lora-dropout X         dropout on the adapters' input while training (default 0)
-  --label-smoothing X      train toward (1 - X)·target + X·uniform (default 0.1)
-  --mask name|prompt|none  what the loss skips: the function name in each question (default), the
-                           whole question (mlx-lm's --mask-prompt), or nothing
-  --targets LIST           layers to adapt, comma-separated
-                           (default ${TARGETS})
-  --use-dora               DoRA: also train a magnitude per output row (PEFT's use_dora)
-  --steps-per-eval N       validation loss every N steps; the best adapters are kept (default 100)
-  --patience N             stop after N evaluations without a new best (default: never)
-  --quantize 4|8           QLoRA: quantize the base's Linear layers first
-  --full                   train every weight instead, to compare (writes full-model.safetensors)
-  --fuse                   write the merged model fused.safetensors into the run folder (a fidelity
-                           report if quantized): with --train after training, alone for a saved run
-  --seed N                 random seed (default 0)
-  -h, --help               this text`
+/** Every flag of every example script, camelCased (batchSize is --batch-size), in the order --help lists them. */
+export const FLAGS = {
+  train: on('LoRA fine-tune the base on --data; save the adapters in a new run folder'),
+  test: on('test loss and perplexity of the base and the adapted model (the run of --adapter-path)'),
+  prompt: {
+    default: DEFAULT_PROMPT,
+    help: 'the text to continue; \\n is a newline',
+    arg: 'TEXT',
+    read: (text: string) =>
+      text !== ''
+        ? text.replace(/\\n/g, '\n')
+        : refuse(`--prompt is empty: give the text to continue, e.g. --prompt ${JSON.stringify(DEFAULT_PROMPT)}`),
+  },
+  temp: real(0, 'sampling temperature: 0 = always the likeliest character', { min: 0 }),
+  maxTokens: int(60, 'most characters to generate; an answer stops at a newline'),
+  adapterStrength: real(1, "scale the adapters' ΔW when answering, e.g. 0.7"),
+  base: path('FILE', 'the base checkpoint', 'examples/base/base.safetensors'),
+  data: path('DIR', 'train/valid/test.jsonl of {"text": ...} lines', 'examples/data'),
+  adapterPath: path(
+    'DIR',
+    "the run folder, never another run's: training saves its adapters, run.json and loss.svg there",
+    'a new examples/out/<date-time> to train; to read, the newest run there',
+  ),
+  resumeAdapterFile: path('FILE', 'start training from these adapters (their rank, alpha and layers)'),
+  savePath: path('FILE', 'where to write the fused model', 'fused.safetensors in the run folder'),
+  noAdapter: on('the base alone, without adapters (e.g. a fused model as --base)'),
+  // 1,200: the data grows with the API (135 lines on 2026-12-08, 111 when 1,000 was chosen); 1,000 steps on 135
+  // lines recalled 65, 122 and 66 answers (seeds 0-2) and missed relu twice, 1,200 recall 119, 113 and 105 (README)
+  iters: int(1200, 'optimizer steps'),
+  batchSize: int(16, 'examples per step (pretrain: windows of a whole context)'),
+  lr: real(1e-2, 'peak learning rate: a short warmup, then cosine decay to a tenth', { min: 0 }),
+  rank: int(32, 'LoRA rank'),
+  alpha: real(64, 'LoRA alpha: the update is scaled by alpha / rank'),
+  loraLayers: { ...int(0, 'adapt the last N blocks'), default: undefined as number | undefined, otherwise: 'all' },
+  loraDropout: real(0, "dropout on the adapters' input while training", { min: 0, max: 0.99 }),
+  labelSmoothing: real(0.1, 'train toward (1 - X)·target + X·uniform', { min: 0, max: 0.99 }),
+  mask: oneOf<MaskMode>(
+    ['name', 'prompt', 'none'],
+    'name',
+    "what the loss skips: each question's function name, the whole question (mlx-lm's --mask-prompt) or nothing",
+  ),
+  targets: {
+    default: TARGETS,
+    help: 'the layers to adapt, comma-separated',
+    arg: 'LIST',
+    read: (text: string) => {
+      const names = text.split(',').map((t) => t.trim())
+      return names.every(Boolean) ? names : refuse('--targets names an empty layer: give names like qProj,vProj')
+    },
+  },
+  useDora: on("DoRA: also train a magnitude per output row (PEFT's use_dora)"),
+  stepsPerEval: int(100, 'validation loss every N steps; the adapters of the lowest are kept'),
+  patience: { ...int(0, 'stop after N evaluations without a new best'), default: Infinity, otherwise: 'never' },
+  quantize: {
+    default: null as 4 | 8 | null,
+    help: "QLoRA: quantize the base's Linear layers first",
+    arg: '4|8',
+    read: (text: string) => (text === '4' ? 4 : text === '8' ? 8 : refuse(`--quantize must be 4 or 8, got ${text}`)),
+  },
+  full: on('train every weight instead, to compare (writes full-model.safetensors)'),
+  seed: int(0, 'random seed', -Infinity),
+  nLayer: int(2, 'blocks of the model'),
+  nHead: int(4, 'attention heads per block'),
+  nEmbd: int(64, 'channels (the width of the model)'),
+  out: path('FILE', 'where to write the checkpoint', 'examples/base/base.safetensors'),
+  split: oneOf(['train', 'valid', 'test'], 'train', 'the questions to ask: those of this split'),
+  show: on('print every question, the trained answer and the answer given'),
+} satisfies Record<string, Flag<unknown>>
 
-/** Every setting of one run of the example. */
-export type Flags = {
-  train: boolean
-  test: boolean
-  ask: boolean
-  prompt: string
-  temp: number
-  maxTokens: number
-  strength: number
-  base?: string
-  data: string
-  adapterPath?: string
-  resume?: string
-  noAdapter: boolean
-  iters: number
-  batchSize: number
-  lr: number
-  rank: number
-  alpha: number
-  loraLayers?: number
-  loraDropout: number
-  smoothing: number
-  mask: MaskMode
-  targets: string[]
-  useDora: boolean
-  stepsPerEval: number
-  patience: number
-  quantize: 4 | 8 | null
-  full: boolean
-  fuse: boolean
-  seed: number
-  /** the flags given on the command line (a resumed run refuses a --rank that is not its file's) */
-  given: Set<string>
+export type Name = keyof typeof FLAGS
+type Value<N extends Name> = (typeof FLAGS)[N]['default']
+
+/** What a script does, the flags it takes, and its own defaults where they differ from the table's. */
+type ScriptSpec<N extends Name> = {
+  command: string
+  about: string
+  flags: readonly N[]
+  defaults?: { [K in N]?: Value<K> }
+}
+const spec = <N extends Name>(s: ScriptSpec<N>) => s
+
+/** The example scripts (mlx-lm's lora, generate and fuse, and pretraining the base) and their flags. */
+export const SCRIPTS = {
+  example: spec({
+    command: 'npm run example',
+    about: 'none: --train --test, and the default prompt before and after',
+    flags: [
+      'train',
+      'test',
+      'prompt',
+      'temp',
+      'maxTokens',
+      'base',
+      'data',
+      'adapterPath',
+      'resumeAdapterFile',
+      'noAdapter',
+      'iters',
+      'batchSize',
+      'lr',
+      'rank',
+      'alpha',
+      'loraLayers',
+      'loraDropout',
+      'labelSmoothing',
+      'mask',
+      'targets',
+      'useDora',
+      'stepsPerEval',
+      'patience',
+      'quantize',
+      'full',
+      'seed',
+    ],
+  }),
+  generate: spec({
+    command: 'npm run generate',
+    about: "none: the newest run's answer to the default prompt",
+    flags: ['prompt', 'temp', 'maxTokens', 'adapterStrength', 'base', 'adapterPath', 'noAdapter', 'seed'],
+  }),
+  fuse: spec({
+    command: 'npm run fuse',
+    about: "none: fold the newest run's adapters into its weights",
+    flags: ['base', 'adapterPath', 'savePath', 'data'],
+  }),
+  recall: spec({
+    command: 'npx tsx examples/recall.ts',
+    about: 'none: how many trained answers the newest run recalls',
+    flags: ['split', 'show', 'base', 'adapterPath', 'noAdapter', 'data'],
+  }),
+  pretrain: spec({
+    command: 'npm run pretrain',
+    about: 'train the base model on English sentences, a few minutes',
+    flags: ['iters', 'batchSize', 'lr', 'nLayer', 'nHead', 'nEmbd', 'seed', 'out'],
+    defaults: { iters: 1400, batchSize: 8, seed: 1337 },
+  }),
+}
+export type Script = keyof typeof SCRIPTS
+type NameOf<S extends Script> = (typeof SCRIPTS)[S] extends ScriptSpec<infer N> ? N : never
+
+/** The default of flag `name` in `script`. */
+function defaultOf(script: Script, name: Name): unknown {
+  const own: Partial<Record<Name, unknown>> = SCRIPTS[script].defaults ?? {}
+  return name in own ? own[name] : FLAGS[name].default
 }
 
-const OPTIONS = {
-  train: { type: 'boolean' },
-  test: { type: 'boolean' },
-  prompt: { type: 'string' },
-  temp: { type: 'string' },
-  'max-tokens': { type: 'string' },
-  'num-tokens': { type: 'string' },
-  'adapter-strength': { type: 'string' },
-  base: { type: 'string' },
-  data: { type: 'string' },
-  'adapter-path': { type: 'string' },
-  'adapter-file': { type: 'string' },
-  'resume-adapter-file': { type: 'string' },
-  'no-adapter': { type: 'boolean' },
-  iters: { type: 'string' },
-  'batch-size': { type: 'string' },
-  lr: { type: 'string' },
-  rank: { type: 'string' },
-  alpha: { type: 'string' },
-  'lora-layers': { type: 'string' },
-  'lora-dropout': { type: 'string' },
-  'label-smoothing': { type: 'string' },
-  mask: { type: 'string' },
-  targets: { type: 'string' },
-  'use-dora': { type: 'boolean' },
-  'steps-per-eval': { type: 'string' },
-  patience: { type: 'string' },
-  quantize: { type: 'string' },
-  full: { type: 'boolean' },
-  fuse: { type: 'boolean' },
-  seed: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} as const
+/** A script's settings: its flags' values, and which of them the command line gave. */
+export type Flags<S extends Script> = { [N in NameOf<S>]: Value<N> } & { given: Set<Name> }
 
-/** The flags in `argv`, checked; 'help' for -h / --help. */
-export function parseFlags(argv: string[]): Flags | 'help' {
-  const { values: v } = parseArgs({ args: argv, options: OPTIONS })
-  if (v.help) return 'help'
-  if (v['adapter-file'] !== undefined)
-    throw new Error('--adapter-file is now --adapter-path DIR: the run folder that holds adapters.safetensors')
-  const demo = !v.train && !v.test && v.prompt === undefined && !v['no-adapter'] && !v.fuse
-  const num = (name: keyof typeof v, fallback: string, range: { integer?: boolean; min?: number; max?: number } = {}) =>
-    numberFlag(name, typeof v[name] === 'string' ? v[name] : fallback, range)
-  const flags: Flags = {
-    train: demo || !!v.train,
-    test: demo || !!v.test,
-    ask: demo || !!v.train || v.prompt !== undefined || !!v['no-adapter'],
-    prompt: v.prompt === undefined ? DEFAULT_PROMPT : v.prompt.replace(/\\n/g, '\n'),
-    temp: num('temp', '0', { min: 0 }),
-    maxTokens: numberFlag(
-      v['num-tokens'] !== undefined ? 'num-tokens' : 'max-tokens',
-      v['num-tokens'] ?? v['max-tokens'] ?? '60',
-      { integer: true, min: 1 },
-    ),
-    strength: num('adapter-strength', '1'),
-    base: v.base,
-    data: v.data ?? join(examples, 'data'),
-    adapterPath: v['adapter-path'],
-    resume: v['resume-adapter-file'],
-    noAdapter: !!v['no-adapter'],
-    iters: num('iters', '1000', { integer: true, min: 1 }),
-    batchSize: num('batch-size', '16', { integer: true, min: 1 }),
-    lr: num('lr', '1e-2', { min: 0 }),
-    rank: num('rank', '32', { integer: true, min: 1 }),
-    alpha: num('alpha', '64'),
-    loraLayers: v['lora-layers'] === undefined ? undefined : num('lora-layers', '', { integer: true, min: 1 }),
-    loraDropout: num('lora-dropout', '0', { min: 0, max: 0.99 }),
-    smoothing: num('label-smoothing', '0.1', { min: 0, max: 0.99 }),
-    mask: maskMode(v.mask ?? 'name'),
-    targets: (v.targets ?? TARGETS)
-      .split(',')
-      .map((t) => t.trim())
-      .filter(Boolean),
-    useDora: !!v['use-dora'],
-    stepsPerEval: num('steps-per-eval', '100', { integer: true, min: 1 }),
-    patience: v.patience === undefined ? Infinity : num('patience', '', { integer: true, min: 1 }),
-    quantize: v.quantize === undefined ? null : bits(v.quantize),
-    full: !!v.full,
-    fuse: !!v.fuse,
-    seed: num('seed', '0', { integer: true }),
-    given: new Set(Object.keys(v)),
+/** Flags that are gone, and what replaced them. */
+const MOVED: Record<string, string> = {
+  'adapter-file': '--adapter-file is now --adapter-path DIR: the run folder that holds adapters.safetensors',
+  fuse: '--fuse is a script of its own now: npm run fuse -- --adapter-path DIR',
+}
+
+const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
+const camel = (flag: string) => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())
+
+/** The flags in `argv` for `script`, checked; 'help' for -h / --help. */
+export function parseFlags<S extends Script>(script: S, argv: string[]): Flags<S> | 'help' {
+  const allowed: readonly Name[] = SCRIPTS[script].flags
+  const values: Record<string, unknown> = Object.fromEntries(allowed.map((n) => [n, defaultOf(script, n)]))
+  const given = new Set<Name>()
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '-h' || argv[i] === '--help') return 'help'
+    const [, flag, inline] = /^--([^=]+)(?:=(.*))?$/s.exec(argv[i]) ?? refuse(`unexpected argument ${argv[i]}`)
+    const name = camel(flag) as Name
+    if (!allowed.includes(name)) refuse(MOVED[flag] ?? unknown(script, flag))
+    const { read, arg }: Flag<unknown> = FLAGS[name]
+    const text = read && inline === undefined ? argv[++i] : inline
+    if (read && text === undefined) refuse(`--${flag} needs a value (${arg})`)
+    if (!read && text !== undefined) refuse(`--${flag} takes no value`)
+    values[name] = read ? read(text!, flag) : true
+    given.add(name)
   }
-  checkCombinations(flags)
-  return flags
+  return { ...values, given } as Flags<S>
 }
 
-function maskMode(s: string): MaskMode {
-  if (s !== 'name' && s !== 'prompt' && s !== 'none')
-    throw new Error(`--mask must be name, prompt or none, got ${JSON.stringify(s)}`)
-  return s
+/** Not a flag of this script: say which script takes it, if one does. */
+function unknown(script: Script, flag: string): string {
+  const owner = (Object.keys(SCRIPTS) as Script[]).find((s) => SCRIPTS[s].flags.some((n: Name) => kebab(n) === flag))
+  const [own, other] = [SCRIPTS[script].command, owner && SCRIPTS[owner].command]
+  return other ? `--${flag} is a flag of ${other}, not of ${own}` : `unknown flag --${flag} (${usage(script)} --help)`
 }
 
-function bits(s: string): 4 | 8 {
-  if (s.trim() === '4') return 4
-  if (s.trim() === '8') return 8
-  throw new Error(`--quantize must be 4 or 8, got ${s}`)
+/** How `script` is run with flags: `npm run example --`, `npx tsx examples/recall.ts`. */
+const usage = (script: Script) => `${SCRIPTS[script].command}${SCRIPTS[script].command.startsWith('npm') ? ' --' : ''}`
+
+/** --help for `script`, written from the table: each flag, what it does and its default, wrapped to 99 columns. */
+export function helpText(script: Script): string {
+  const names: readonly Name[] = SCRIPTS[script].flags
+  const left = (name: Name) => `  --${kebab(name)}${FLAGS[name].arg ? ` ${FLAGS[name].arg}` : ''}`
+  const column = Math.max(...names.map((name) => left(name).length)) + 2
+  const lines = [`${usage(script)} [options]   (${SCRIPTS[script].about})`]
+  for (const name of names) {
+    const flag: Flag<unknown> = FLAGS[name]
+    const value = flag.otherwise ?? shownDefault(defaultOf(script, name))
+    const help = flag.help + (value === null ? '' : ` (default ${value})`)
+    lines.push(...wrap(left(name).padEnd(column) + help, 99, column))
+  }
+  return [...lines, '  -h, --help'.padEnd(column) + 'this text'].join('\n')
 }
 
-/** Flags that cannot go together, and prompts that cannot be answered. */
-function checkCombinations(f: Flags): void {
-  if (f.prompt === '')
-    throw new Error(
-      `--prompt is empty: give the text to continue, e.g. --prompt "${DEFAULT_PROMPT.replace('\n', '\\n')}"`,
+/** A default as it is typed on the command line; null for a switch that is off or a setting that is absent. */
+function shownDefault(value: unknown): string | null {
+  if (value === false || value === null || value === undefined) return null
+  if (Array.isArray(value)) return value.join(',')
+  return typeof value === 'string' && /[\s"]/.test(value) ? JSON.stringify(value) : String(value) // quoted if need be
+}
+
+/** `text` in lines of at most `width` columns, broken at spaces; lines after the first indented by `indent`. */
+function wrap(text: string, width: number, indent: number): string[] {
+  const lines: string[] = []
+  let line = ''
+  for (const word of text.split(/(?<=\S) (?=\S)/)) {
+    if (line === '') line = word
+    else if (line.length + 1 + word.length <= width) line += ` ${word}`
+    else {
+      lines.push(line)
+      line = ' '.repeat(indent) + word
+    }
+  }
+  return [...lines, line]
+}
+
+/** npm run example's flags: none of --train, --test means both; combinations that cannot work are refused. */
+export function exampleFlags(argv: string[]): Flags<'example'> | 'help' {
+  const given = parseFlags('example', argv)
+  if (given === 'help') return given
+  const neither = !given.train && !given.test // --no-adapter alone: the base's test loss
+  const f = { ...given, train: given.train || (neither && !given.noAdapter), test: given.test || neither }
+  const asked = (['prompt', 'temp', 'maxTokens'] as const).find((n) => f.given.has(n))
+  if (asked && !f.train)
+    refuse(`--${kebab(asked)} goes with --train (the answer before and after); npm run generate answers with a run`)
+  if (f.full && (f.quantize !== null || f.resumeAdapterFile || f.useDora))
+    refuse(
+      '--full trains every weight of a float model: ' +
+        'it cannot be combined with --quantize, --use-dora or --resume-adapter-file',
     )
-  if (f.full && (f.quantize !== null || f.resume || f.fuse || f.useDora))
-    throw new Error(
-      '--full trains every weight of a float model: it cannot be combined with --quantize, --resume-adapter-file, --fuse or --use-dora',
-    )
-  if (f.full && !f.train) throw new Error('--full is a way to train: add --train')
-  if (f.noAdapter && (f.train || f.resume))
-    throw new Error(
-      '--no-adapter answers with the base alone: it cannot be combined with --train or --resume-adapter-file',
-    )
-  if (f.resume && !f.train)
-    throw new Error(
-      '--resume-adapter-file continues training: add --train (to answer with adapters, give --adapter-path)',
-    )
-  if (f.targets.length === 0) throw new Error('--targets is empty: name at least one layer, e.g. qProj,vProj')
+  if (f.full && !f.train) refuse('--full is a way to train: add --train')
+  if (f.noAdapter && (f.train || f.resumeAdapterFile))
+    refuse('--no-adapter tests the base alone: it cannot be combined with --train or --resume-adapter-file')
+  if (f.resumeAdapterFile && !f.train)
+    refuse('--resume-adapter-file continues training: add --train (--adapter-path names the run to test)')
+  return f
 }

@@ -1,6 +1,5 @@
-// Loss curves, twice: in the terminal with asciichart, and as a small standalone SVG file written beside the
+// Loss curves, twice: in the terminal with asciichart, and as a small standalone SVG file the run saves beside its
 // adapters. Each curve has its own line style (not only a colour), so both read in black and white.
-import { writeFileSync } from 'node:fs'
 import * as asciichart from 'asciichart'
 
 /** A curve: [step, loss] points in step order. */
@@ -75,14 +74,17 @@ export function niceStep(raw: number): number {
   return [1, 2, 2.5, 5, 10].map((m) => m * power).find((s) => s >= raw * (1 - 1e-9))!
 }
 
-/** Write the curves as an SVG line chart: loss against step, round ticks, a legend, and `mark` as a dashed line. */
-export function writeSvg(file: string, curves: Curve[], title: string, mark?: { step: number; label: string }): void {
-  const W = 640,
-    H = 360,
-    left = 56,
-    right = 16,
-    top = 36,
-    bottom = 44
+/** An SVG element: `<name a="1" b="2"/>`, or with text inside, `<name …>text</name>`. */
+function el(name: string, attributes: Record<string, string | number>, text?: string): string {
+  const attrs = Object.entries(attributes)
+    .map(([key, value]) => ` ${key}="${typeof value === 'number' ? value.toFixed(1).replace(/\.0$/, '') : value}"`)
+    .join('')
+  return text === undefined ? `<${name}${attrs}/>` : `<${name}${attrs}>${escape(text)}</${name}>`
+}
+
+/** The curves as a standalone SVG line chart: loss against step, round ticks, a legend, and `mark` as a dashed line. */
+export function svgChart(curves: Curve[], title: string, mark?: { step: number; label: string }): string {
+  const [W, H, left, right, top, bottom] = [640, 360, 56, 16, 36, 44]
   const all = curves.flatMap((c) => c.points)
   const maxStep = Math.max(1, ...all.map((p) => p[0]))
   const lo = Math.min(...all.map((p) => p[1])),
@@ -93,49 +95,55 @@ export function writeSvg(file: string, curves: Curve[], title: string, mark?: { 
     yMax = Math.max(yMin + dy, Math.ceil(hi / dy) * dy)
   const x = (s: number) => left + ((W - left - right) * s) / maxStep
   const y = (v: number) => top + ((H - top - bottom) * (yMax - v)) / (yMax - yMin)
-  const f = (n: number) => n.toFixed(1)
   const decimals =
     Math.max(0, -Math.floor(Math.log10(dy) + 1e-9)) + (dy / 10 ** Math.floor(Math.log10(dy)) === 2.5 ? 1 : 0)
+  const [plotBottom, plotRight, middle] = [H - bottom, W - right, (top + H - bottom) / 2]
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}"`
   const parts = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
-    `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">${escape(title)}</text>`,
+    `${svg} font-family="sans-serif" font-size="12">`,
+    el('rect', { width: W, height: H, fill: 'white' }),
+    el('text', { x: W / 2, y: 20, 'text-anchor': 'middle', 'font-size': 14 }, title),
   ]
   for (let i = 0; yMin + i * dy <= yMax + dy * 1e-9; i++) {
     // horizontal grid lines with loss labels
     const v = yMin + i * dy
     parts.push(
-      `<line x1="${left}" x2="${W - right}" y1="${f(y(v))}" y2="${f(y(v))}" stroke="#ddd"/>`,
-      `<text x="${left - 6}" y="${f(y(v) + 4)}" text-anchor="end">${v.toFixed(decimals)}</text>`,
+      el('line', { x1: left, x2: plotRight, y1: y(v), y2: y(v), stroke: '#ddd' }),
+      el('text', { x: left - 6, y: y(v) + 4, 'text-anchor': 'end' }, v.toFixed(decimals)),
     )
   }
   for (let s = 0; s <= maxStep; s += dx)
-    parts.push(`<text x="${f(x(s))}" y="${H - bottom + 18}" text-anchor="middle">${s}</text>`)
+    parts.push(el('text', { x: x(s), y: plotBottom + 18, 'text-anchor': 'middle' }, String(s)))
   parts.push(
-    `<line x1="${left}" x2="${left}" y1="${top}" y2="${H - bottom}" stroke="black"/>`,
-    `<line x1="${left}" x2="${W - right}" y1="${H - bottom}" y2="${H - bottom}" stroke="black"/>`,
-    `<text x="${(left + W - right) / 2}" y="${H - 8}" text-anchor="middle">step</text>`,
-    `<text x="14" y="${(top + H - bottom) / 2}" text-anchor="middle" transform="rotate(-90 14 ${(top + H - bottom) / 2})">loss (nats/char)</text>`,
+    el('line', { x1: left, x2: left, y1: top, y2: plotBottom, stroke: 'black' }),
+    el('line', { x1: left, x2: plotRight, y1: plotBottom, y2: plotBottom, stroke: 'black' }),
+    el('text', { x: (left + plotRight) / 2, y: H - 8, 'text-anchor': 'middle' }, 'step'),
+    el(
+      'text',
+      { x: 14, y: middle, 'text-anchor': 'middle', transform: `rotate(-90 14 ${middle})` },
+      'loss (nats/char)',
+    ),
   )
-  if (mark)
+  if (mark) {
+    const at = { x1: x(mark.step), x2: x(mark.step), y1: top, y2: plotBottom }
     parts.push(
-      `<line x1="${f(x(mark.step))}" x2="${f(x(mark.step))}" y1="${top}" y2="${H - bottom}" stroke="#888" stroke-dasharray="2 3"/>`,
-      `<text x="${f(x(mark.step) + 4)}" y="${top + 12}" fill="#555">${escape(mark.label)}</text>`,
+      el('line', { ...at, stroke: '#888', 'stroke-dasharray': '2 3' }),
+      el('text', { x: x(mark.step) + 4, y: top + 12, fill: '#555' }, mark.label),
     )
-  const styles = [
-    { stroke: '#2a9d3a', dash: '' },
-    { stroke: '#2458c8', dash: ' stroke-dasharray="6 3"' },
-  ] // solid, dashed
+  }
+  const styles: Record<string, string>[] = [{ stroke: '#2a9d3a' }, { stroke: '#2458c8', 'stroke-dasharray': '6 3' }]
   for (const [i, c] of curves.entries()) {
-    const { stroke, dash } = styles[i % styles.length]
+    const style = styles[i % styles.length] // solid, then dashed
+    const points = c.points.map(([s, v]) => `${x(s).toFixed(1)},${y(v).toFixed(1)}`).join(' ')
+    const legendY = top + 8 + i * 16
     parts.push(
-      `<polyline fill="none" stroke="${stroke}" stroke-width="1.5"${dash} points="${c.points.map(([s, v]) => `${f(x(s))},${f(y(v))}`).join(' ')}"/>`,
-      `<line x1="${W - right - 150}" x2="${W - right - 126}" y1="${top + 8 + i * 16}" y2="${top + 8 + i * 16}" stroke="${stroke}" stroke-width="2"${dash}/>`,
-      `<text x="${W - right - 120}" y="${top + 12 + i * 16}">${escape(c.name)}</text>`,
+      el('polyline', { fill: 'none', ...style, 'stroke-width': 1.5, points }),
+      el('line', { x1: plotRight - 150, x2: plotRight - 126, y1: legendY, y2: legendY, ...style, 'stroke-width': 2 }),
+      el('text', { x: plotRight - 120, y: legendY + 4 }, c.name),
     )
   }
   parts.push('</svg>')
-  writeFileSync(file, parts.join('\n') + '\n')
+  return parts.join('\n') + '\n'
 }
 
 function escape(s: string): string {

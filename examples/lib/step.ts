@@ -1,22 +1,25 @@
-// One fine-tuning step, shared by the Node example and the browser playground so both train the same way:
-// label-smoothed cross-entropy, backward, gradients clipped at norm 1, an AdamW step. Browser-safe.
-import { Tensor, crossEntropy, logSoftmax, mean, sum, mul, add, optim } from '../../src/index'
+// What every training loop of the examples shares (the Node fine-tune, pretraining and the browser playground):
+// one step — label-smoothed cross-entropy, backward, gradients clipped at norm 1, an AdamW step —, the evaluation
+// of a split and the learning-rate schedule. Browser-safe.
+import { Tensor, crossEntropy, logSoftmax, mean, sum, mul, add, noGrad, optim } from '../../src/index'
 import { IGNORE } from './batches'
 
-/** What trainStep needs of a model: logits (B, T, V) for inputs (B, T). */
-type LanguageModel = { forward(inputs: Tensor): Tensor }
+/** What the loops need of a model: logits (B, T, V) for inputs (B, T), and a train and an eval mode (dropout). */
+type LanguageModel = { forward(inputs: Tensor): Tensor; train(): unknown; eval(): unknown }
+/** Inputs and next-token targets (B, T), and how many targets count (padding and masked ones do not). */
+export type Batch = { inputs: Tensor; targets: Tensor; tokens: number }
 
-/** One optimizer step on one batch; returns the batch's plain cross-entropy (comparable with evaluations), NaN if it diverged. */
+/** One optimizer step on one batch; its plain cross-entropy (comparable with evaluations), or NaN if it diverged. */
 export function trainStep(
   model: LanguageModel,
   opt: optim.Optimizer,
   params: Tensor[],
-  batch: { inputs: Tensor; targets: Tensor; tokens: number },
+  batch: Batch,
   smoothing: number,
 ): number {
-  const step = lossOrNaN(() => smoothedLoss(model.forward(batch.inputs), batch.targets, batch.tokens, smoothing)) // logits (B, T, V) → scalar
-  if (typeof step === 'number') return step // diverged: the caller reports it
-  const { loss, ce } = step
+  const logits = model.forward(batch.inputs) // (B, T, V)
+  if (!finite(logits)) return NaN // diverged: the caller says so and what to try
+  const { loss, ce } = smoothedLoss(logits, batch.targets, batch.tokens, smoothing)
   opt.zeroGrad()
   loss.backward()
   optim.clipGradNorm(params, 1)
@@ -45,12 +48,44 @@ export function smoothedLoss(
   return { loss: add(mul(ce, 1 - eps), mul(uniform, eps)), ce: ce.item() }
 }
 
-/** crossEntropy refuses to return a NaN or infinite loss (it names the row); for training that is a diverged run: NaN. */
-export function lossOrNaN<T>(f: () => T): T | number {
-  try {
-    return f()
-  } catch (err) {
-    if (err instanceof Error && err.message.startsWith('crossEntropy: row')) return NaN
-    throw err
-  }
+/** Mean loss per predicted token over `batches` (dropout off, no graph); NaN once the model has diverged. */
+export function evaluate(model: LanguageModel, batches: Iterable<Batch>): number {
+  return noGrad(() => {
+    model.eval()
+    let total = 0,
+      count = 0
+    for (const batch of batches) {
+      const logits = model.forward(batch.inputs) // (B, T, V)
+      total += (finite(logits) ? crossEntropy(logits, batch.targets).item() : NaN) * batch.tokens
+      count += batch.tokens
+    }
+    model.train()
+    return total / count
+  })
 }
+
+/** The examples' learning rate at each step: linear warmup to `lr`, then cosine decay to a tenth of it. */
+export function schedule(lr: number, iters: number, warmupSteps = Math.min(10, iters)): (step: number) => number {
+  return optim.cosineSchedule({ lr, warmupSteps, totalSteps: iters, minLr: lr / 10 })
+}
+
+/** No NaN or infinity among the logits: crossEntropy refuses those, and for training they mean divergence. */
+function finite(logits: Tensor): boolean {
+  for (const x of logits.data) if (!Number.isFinite(x)) return false
+  return true
+}
+
+/** A loss that is NaN or infinite ends the run before anything is saved: one line saying where and what to lower. */
+export function checkFinite(what: string, value: number, step: number, lower: Record<string, number>): void {
+  if (Number.isFinite(value)) return
+  const now = (x: number) => (Math.abs(x) >= 1e5 ? x.toExponential() : String(x))
+  const settings = Object.entries(lower).map(([name, x]) => `${name} (now ${now(x)})`)
+  throw new Error(
+    `step ${step}: the ${what} is ${value}, so training diverged and nothing was saved; ` +
+      `try a lower ${settings.join(' or ')}`,
+  )
+}
+
+/** Copies of the parameters' values, to restore the best step's weights after training went on past it. */
+export const snapshot = (params: Tensor[]): Float32Array[] => params.map((p) => p.data.slice())
+export const restore = (params: Tensor[], saved: Float32Array[]) => params.forEach((p, i) => p.data.set(saved[i]))

@@ -97,9 +97,10 @@ function scripts(text: string, table: Record<string, string>, mark: string): str
   return text.replace(run, (m) => mark + Array.from(m, (ch) => table[ch]).join(''))
 }
 
-/** Text spelled with ASCII where a spelling is known; accents dropped (é → e, Ŵ → W); other characters kept as they are. */
+/** Text spelled with ASCII where a spelling is known; accents dropped (é → e, Ŵ → W); other characters kept as is. */
 export function normalize(text: string): string {
-  const rooted = scripts(scripts(text, SUPERSCRIPTS, '^'), SUBSCRIPTS, '_').replace(/√([\w.]+)/g, 'sqrt($1)') // √hs → sqrt(hs)
+  const marked = scripts(scripts(text, SUPERSCRIPTS, '^'), SUBSCRIPTS, '_')
+  const rooted = marked.replace(/√([\w.]+)/g, 'sqrt($1)') // √hs → sqrt(hs)
   const spelled = Array.from(rooted, (ch) => SPELLINGS[ch] ?? ch).join('')
   return spelled.normalize('NFKD').replace(/[\u0300-\u036f]/g, '') // decomposed accents are combining marks
 }

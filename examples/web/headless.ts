@@ -29,7 +29,8 @@ export function chromiumPath(): string {
   const found = candidates.find((p) => existsSync(p))
   if (!found)
     throw new Error(
-      `browser tests need Chromium and found none (looked at ${candidates.join(', ')}): apt-get install -y chromium, or set CHROMIUM_PATH`,
+      `browser tests need Chromium and found none (looked at ${candidates.join(', ')}): ` +
+        'apt-get install -y chromium, or set CHROMIUM_PATH',
     )
   return found
 }

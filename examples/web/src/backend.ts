@@ -32,5 +32,6 @@ function probeName({ backend, threads, gpujsMode }: BackendInfo): string {
 /** How many threads Tenny can use here, or why only one (a page without COOP/COEP has no SharedArrayBuffer). */
 function threadsOf({ parallel }: BackendInfo): string {
   if (parallel.failure) return `one thread: ${parallel.failure}`
-  return `${parallel.threads} (this worker + ${parallel.workersReady} Web Worker${parallel.workersReady === 1 ? '' : 's'} ready)`
+  const workers = `${parallel.workersReady} Web Worker${parallel.workersReady === 1 ? '' : 's'}`
+  return `${parallel.threads} (this worker + ${workers} ready)`
 }

@@ -63,7 +63,7 @@ const SLOW_MS = 200
 
 const post = (reply: BenchReply) => postMessage(reply)
 
-/** The parity cases: (batch, m, k, n, flags), as suite-matmul's tolerance rule sees them (K-term sums of values in [-1, 1]). */
+/** The parity cases: (batch, m, k, n, flags), as suite-matmul's tolerance rule sees them (K-term sums in [-1, 1]). */
 const CASES = [
   { batch: 1, m: 256, k: 256, n: 256, flags: {} },
   { batch: 1, m: 256, k: 256, n: 256, flags: { transB: true } },
@@ -266,9 +266,8 @@ async function run(mode: BenchMode): Promise<void> {
   )
   const gptTenny = TENNY.filter((c) => passed(`Tenny ${c.name}`)?.ok && fast(`Tenny ${c.name}`))
   const gptTf = TFJS.filter((b) => passed(`tfjs ${b}`)?.ok && fast(`tfjs ${b}`))
-  notes.push(
-    `GPT rows: the columns whose 256³ product took ≤ ${SLOW_MS} ms (${[...gptTenny.map((c) => `Tenny ${c.name}`), ...gptTf.map((b) => `tfjs ${b}`)].join(', ')})`,
-  )
+  const columns = [...gptTenny.map((c) => `Tenny ${c.name}`), ...gptTf.map((b) => `tfjs ${b}`)]
+  notes.push(`GPT rows: the columns whose 256³ product took ≤ ${SLOW_MS} ms (${columns.join(', ')})`)
   post({ type: 'status', text: 'Timing the tiny GPT: training steps and generation…' })
   merge(await bench.gptRows({ quick, tenny: tennyColumns(gptTenny), tfBackends: gptTf, jaxjs: true }))
   setBackend('cpu')

@@ -24,13 +24,12 @@ function showParity(rows: ParityRow[]): void {
   if (!body) return
   const error = (r: ParityRow, i: number) =>
     r.errors[i] === undefined ? '–' : `${r.errors[i].toExponential(1)} (≤ ${r.tolerances[i].toExponential(1)})`
-  body.innerHTML = rows
-    .map(
-      (r) =>
-        `<tr data-column="${r.column}" data-ok="${r.ok}"><td>${r.column}</td><td>${error(r, 0)}</td><td>${error(r, 1)}</td><td>${error(r, 2)}</td>` +
-        `<td>${r.errors.length ? `${r.ms256.toFixed(1)} ms` : '–'}</td><td>${r.ok ? 'ok' : r.note}</td></tr>`,
-    )
-    .join('')
+  const row = (r: ParityRow) => {
+    const time = r.errors.length ? `${r.ms256.toFixed(1)} ms` : '–'
+    const cells = [r.column, error(r, 0), error(r, 1), error(r, 2), time, r.ok ? 'ok' : r.note]
+    return `<tr data-column="${r.column}" data-ok="${r.ok}">${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`
+  }
+  body.innerHTML = rows.map(row).join('')
 }
 
 worker.addEventListener('message', (e: MessageEvent<BenchReply>) => {
@@ -45,17 +44,19 @@ worker.addEventListener('message', (e: MessageEvent<BenchReply>) => {
   }
 })
 
-/** What runs here: the browser, its threads, and the WebGL renderer (software WebGL makes gpu.js and tfjs webgl CPU numbers). */
+/** What runs here: the browser, its threads and the WebGL renderer (in software, gpu.js and tfjs webgl use the CPU). */
 function describeEnvironment(): void {
   const gl = document.createElement('canvas').getContext('webgl')
   const debug = gl?.getExtension('WEBGL_debug_renderer_info')
   const renderer = gl ? String(gl.getParameter(debug ? debug.UNMASKED_RENDERER_WEBGL : gl.RENDERER)) : 'no WebGL'
+  const threads = `${navigator.hardwareConcurrency} hardware threads`
   $('environment').textContent =
-    `${navigator.userAgent}; ${navigator.hardwareConcurrency} hardware threads; cross-origin isolated: ${crossOriginIsolated}; WebGL renderer: ${renderer}`
+    `${navigator.userAgent}; ${threads}; cross-origin isolated: ${crossOriginIsolated}; WebGL renderer: ${renderer}`
   if (/swiftshader|llvmpipe|software/i.test(renderer)) {
     $('software-gl').hidden = false
     $('software-gl').textContent =
-      `WebGL here is software (${renderer}): gpu.js and tfjs webgl run on the CPU through an emulator, so their numbers say nothing about a GPU.`
+      `WebGL here is software (${renderer}): gpu.js and tfjs webgl run on the CPU through an emulator, ` +
+      'so their numbers say nothing about a GPU.'
   }
 }
 

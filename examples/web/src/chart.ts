@@ -26,9 +26,8 @@ export function drawChart(box: HTMLElement, curves: Curve[]): void {
   const [yMin, yMax] = [lo - pad, hi + pad]
   const x = (step: number) => LEFT + ((W - LEFT - RIGHT) * step) / lastStep
   const y = (loss: number) => TOP + ((H - TOP - BOTTOM) * (yMax - loss)) / (yMax - yMin)
-  const parts = [
-    `<svg viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="loss by step" font-size="11" font-family="sans-serif">`,
-  ]
+  const font = 'font-size="11" font-family="sans-serif"'
+  const parts = [`<svg viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="loss by step" ${font}>`]
   for (let i = 0; i <= 4; i++) {
     // five horizontal grid lines with their loss
     const v = yMin + ((yMax - yMin) * i) / 4
@@ -44,10 +43,12 @@ export function drawChart(box: HTMLElement, curves: Curve[]): void {
   for (const [i, c] of curves.entries()) {
     const { stroke, dash } = STYLES[i % STYLES.length]
     const points = c.points.map(([s, v]) => `${x(s).toFixed(1)},${y(v).toFixed(1)}`).join(' ')
+    const style = `stroke="${stroke}" stroke-dasharray="${dash}"`,
+      [legendX, legendY] = [W - RIGHT - 120, TOP + 8 + i * 16] // the legend's entry: a line, then the name
     parts.push(
-      `<polyline fill="none" stroke="${stroke}" stroke-width="1.5" stroke-dasharray="${dash}" points="${points}"/>`,
-      `<line x1="${W - RIGHT - 150}" x2="${W - RIGHT - 126}" y1="${TOP + 8 + i * 16}" y2="${TOP + 8 + i * 16}" stroke="${stroke}" stroke-width="2" stroke-dasharray="${dash}"/>`,
-      `<text x="${W - RIGHT - 120}" y="${TOP + 12 + i * 16}">${c.name}</text>`,
+      `<polyline fill="none" ${style} stroke-width="1.5" points="${points}"/>`,
+      `<line x1="${legendX - 30}" x2="${legendX - 6}" y1="${legendY}" y2="${legendY}" ${style} stroke-width="2"/>`,
+      `<text x="${legendX}" y="${legendY + 4}">${c.name}</text>`,
     )
   }
   box.innerHTML = parts.join('') + '</svg>'

@@ -140,9 +140,8 @@ function onReply(reply: Reply): void {
   } else if (reply.type === 'trained') {
     setTraining(false)
     adapterReady(reply.report)
-    status(
-      `${reply.stopped ? 'Stopped after' : 'Trained'} ${reply.steps} steps in ${reply.seconds.toFixed(1)} s; the adapters are kept. Ask again, move the strength slider, or download them.`,
-    )
+    const done = `${reply.stopped ? 'Stopped after' : 'Trained'} ${reply.steps} steps in ${reply.seconds.toFixed(1)} s`
+    status(`${done}; the adapters are kept. Ask again, move the strength slider, or download them.`)
     ask()
   } else if (reply.type === 'loaded') {
     adapterReady(reply.report)

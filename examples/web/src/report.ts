@@ -9,13 +9,12 @@ export function showReport(table: HTMLElement, report: LayerReport[]): void {
   const largest = Math.max(1e-12, ...report.flatMap((r) => r.singularValues))
   body.innerHTML = report
     .map((r) => {
-      const bars = r.singularValues
-        .map(
-          (s) =>
-            `<span class="bar" title="σ = ${s.toPrecision(3)}" style="height:${Math.max(1, (40 * s) / largest).toFixed(1)}px"></span>`,
-        )
-        .join('')
-      return `<tr><td>${r.path}</td><td>${r.deltaRank} ≤ ${r.rank}</td><td>${r.relativeNorm.toPrecision(3)}</td><td class="bars">${bars}</td></tr>`
+      const height = (s: number) => Math.max(1, (40 * s) / largest).toFixed(1) // px, the largest 40
+      const bar = (s: number) =>
+        `<span class="bar" title="σ = ${s.toPrecision(3)}" style="height:${height(s)}px"></span>`
+      const cells = [r.path, `${r.deltaRank} ≤ ${r.rank}`, r.relativeNorm.toPrecision(3)]
+      const bars = `<td class="bars">${r.singularValues.map(bar).join('')}</td>`
+      return `<tr>${cells.map((c) => `<td>${c}</td>`).join('')}${bars}</tr>`
     })
     .join('')
 }

@@ -2,14 +2,15 @@
 // GPT, its answers, LoRA fine-tuning (the loop of examples/lora-finetune.ts, step for step) and adapter files.
 // main.ts sends requests (messages.ts); every reply is a posted message. Between training steps the worker
 // yields, so a Stop, an Ask or a Download is answered while it trains.
-import { Tensor, noGrad, rngState, setRngState, nn, optim, parseSafetensors, startBackend, useGpujs } from 'tenny'
+import { Tensor, rngState, setRngState, nn, optim, parseSafetensors, startBackend, useGpujs } from 'tenny'
 import * as gpujs from 'gpu.js'
 import baseUrl from '../../base/base.safetensors?url'
 import trainJsonl from '../../data/train.jsonl?raw'
 import validJsonl from '../../data/valid.jsonl?raw'
 import { CharTokenizer } from '../../lib/tokenizer'
-import { parseJsonl, padBatch, maskTargets, Batcher } from '../../lib/batches'
-import { trainStep } from '../../lib/step'
+import { parseJsonl, maskedBatch, inBatches, Batcher } from '../../lib/batches'
+import { trainStep, evaluate, schedule, checkFinite, type Batch } from '../../lib/step'
+import { FLAGS } from '../../lib/flags'
 import { summarize } from './backend'
 import { adapterFilesOf, loadAdapterFilesInto } from './adapter-files'
 import type { Request, Reply, Settings, LayerReport } from './messages'
@@ -17,10 +18,10 @@ import type { Request, Reply, Settings, LayerReport } from './messages'
 const ADAPTER = 'default' // one adapter at a time, as in the Node example
 const MAX_TOKENS = 100 // the longest answer, in characters
 const SEED = 0 // answers are sampled from the same seeded stream, so a slider move changes only the model
-// as the Node example's defaults (--lora-dropout, --label-smoothing, --steps-per-eval)
-const DROPOUT = 0.03,
-  SMOOTHING = 0.1,
-  EVAL_EVERY = 10
+// the Node example's defaults (--lora-dropout, --label-smoothing, --mask), from its flag table; validation more
+// often than its --steps-per-eval, for a chart that moves
+const [DROPOUT, SMOOTHING, MASK] = [FLAGS.loraDropout.default, FLAGS.labelSmoothing.default, FLAGS.mask.default]
+const EVAL_EVERY = 10
 
 let baseBytes: Uint8Array
 let tokenizer: CharTokenizer
@@ -53,11 +54,12 @@ async function start(): Promise<void> {
   useGpujs(gpujs) // gpu.js is optional for Tenny: the page bundles it, so auto can try WebGL 2 and WebGL
   const backend = summarize(await startBackend('auto'))
   const { nLayer, nEmbd, blockSize } = model.config
+  const parameters = model.numParameters().toLocaleString('en-US')
   post({
     type: 'ready',
     backend,
     defaultTargets: ['qProj', 'kProj', 'vProj', 'outProj', 'fc', 'proj', 'lmHead'],
-    model: `${model.numParameters().toLocaleString('en-US')} parameters, ${nLayer} layers, ${nEmbd} channels, ${blockSize}-character context`,
+    model: `${parameters} parameters, ${nLayer} layers, ${nEmbd} channels, ${blockSize}-character context`,
     data: `${data.train.length} train and ${data.valid.length} validation examples (examples/data)`,
   })
 }
@@ -80,28 +82,13 @@ function answer(prompt: string, temperature: number, strength: number): string {
   return tokenizer.decode(out.data.subarray(ids.length)).split('\n')[0]
 }
 
-/** Padded batch of whole examples, the function names in the questions masked as in the Node example. */
-function batchOf(examples: number[][]): { inputs: Tensor; targets: Tensor; tokens: number } {
-  const batch = padBatch(examples, model.config.blockSize)
-  maskTargets(batch, 'name', (text) => tokenizer.encode(text))
-  return batch
+/** Padded batch of whole examples, masked as in the Node example. */
+function batchOf(examples: number[][]): Batch {
+  return maskedBatch(examples, model.config.blockSize, MASK, (text) => tokenizer.encode(text))
 }
 
-/** Mean loss per predicted character over a whole split, without a graph. */
-function evaluate(examples: number[][], batchSize: number): number {
-  return noGrad(() => {
-    model.eval()
-    let total = 0,
-      count = 0
-    for (let i = 0; i < examples.length; i += batchSize) {
-      const batch = batchOf(examples.slice(i, i + batchSize))
-      total += model.loss(batch.inputs, batch.targets).item() * batch.tokens
-      count += batch.tokens
-    }
-    model.train()
-    return total / count
-  })
-}
+/** Mean loss per predicted character over a whole split (lib/step.ts, as the Node example measures it). */
+const lossOn = (examples: number[][], batchSize: number) => evaluate(model, inBatches(examples, batchSize, batchOf))
 
 /**
  * Fine-tune fresh adapters on the base: AdamW on the adapters only, warmup then cosine decay, the step of
@@ -112,12 +99,7 @@ async function train(s: Settings): Promise<void> {
   nn.applyLoRA(model, { targets: s.targets, rank: s.rank, alpha: s.alpha, dropout: DROPOUT, name: ADAPTER })
   const params = model.trainableParameters()
   const opt = new optim.AdamW(params, { lr: s.learningRate, weightDecay: 0 })
-  const schedule = optim.cosineSchedule({
-    lr: s.learningRate,
-    warmupSteps: Math.min(10, s.iters),
-    totalSteps: s.iters,
-    minLr: s.learningRate / 10,
-  })
+  const lrAt = schedule(s.learningRate, s.iters)
   const batches = new Batcher(data.train, s.batchSize)
   const start = performance.now()
   let step = 0,
@@ -126,22 +108,19 @@ async function train(s: Settings): Promise<void> {
     type: 'progress',
     step,
     iters: s.iters,
-    trainLoss: evaluate(data.train, s.batchSize),
-    validLoss: evaluate(data.valid, s.batchSize),
+    trainLoss: lossOn(data.train, s.batchSize),
+    validLoss: lossOn(data.valid, s.batchSize),
     tokensPerSecond: 0,
     etaSeconds: 0,
   })
   while (step < s.iters && !stopRequested) {
-    opt.lr = schedule(step)
+    opt.lr = lrAt(step)
     const batch = batchOf(batches.next())
     const loss = trainStep(model, opt, params, batch, SMOOTHING)
     step++
     tokens += batch.tokens
-    if (!Number.isFinite(loss))
-      throw new Error(
-        `step ${step}: the training loss is ${loss}, so training diverged; try a lower learning rate or alpha`,
-      )
-    const validLoss = step % EVAL_EVERY === 0 || step === s.iters ? evaluate(data.valid, s.batchSize) : null
+    checkFinite('training loss', loss, step, { 'learning rate': s.learningRate, alpha: s.alpha })
+    const validLoss = step % EVAL_EVERY === 0 || step === s.iters ? lossOn(data.valid, s.batchSize) : null
     const seconds = (performance.now() - start) / 1000
     post({
       type: 'progress',
@@ -190,9 +169,8 @@ async function handle(request: Request): Promise<void> {
   } else if (request.type === 'download') {
     post({ type: 'files', layout: request.layout, files: adapterFilesOf(model, request.layout) })
   } else if (training) {
-    throw new Error(
-      `stop the training first (it is still running) before you ${request.type === 'train' ? 'train again' : 'load adapters'}`,
-    )
+    const what = request.type === 'train' ? 'train again' : 'load adapters'
+    throw new Error(`stop the training first (it is still running) before you ${what}`)
   } else if (request.type === 'train') {
     training = true
     stopRequested = false
