@@ -90,8 +90,9 @@ async function main(): Promise<void> {
         tfBackends,
         jaxjs,
       }),
-    // Hugging Face architectures at real size, random weights (bench/suite-hf.ts): minutes, own processes
-    hf: async () => hfRows({ quick }),
+    // Hugging Face architectures at real size, random weights (bench/suite-hf.ts): own processes, ~10 minutes
+    // with PyTorch and jax-js beside them (--jaxjs=off leaves jax-js's real-size LoRA step out)
+    hf: async () => hfRows({ quick, peers: jaxjs }),
   }
   const here = (f: string) => fileURLToPath(new URL(f, import.meta.url))
   const kept: Row[] =

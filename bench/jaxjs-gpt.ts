@@ -4,11 +4,11 @@
 // used twice is passed once as `.ref`. Its `jit` cannot differentiate np.take, so tokens are embedded by a
 // one-hot matmul (as the tfjs GPT does for its own reason); Node 20 lacks Iterator.prototype.map, which
 // jax-js's einsum calls, so a two-method polyfill goes in first. In Node its Wasm runs on one thread (its
-// worker pool starts only where a global Web `Worker` exists).
+// worker pool starts only where a global Web `Worker` exists). JaxLoRAGPT trains LoRA on q and v alone (real sizes).
 import { numpy as np, nn, jit, valueAndGrad, tree, type Array } from '@jax-js/jax'
 
 const JsArray = globalThis.Array
-import type { AdamWOptions, GPTConfig, NamedWeights } from './config'
+import type { AdamWOptions, GPTConfig, LoRAOptions, NamedWeights } from './config'
 
 /** Node 20's iterators lack map and toArray (Node 22 has them); jax-js calls both. */
 function polyfillIterators(): void {
@@ -38,6 +38,9 @@ function polyfillIterators(): void {
 polyfillIterators()
 
 type Dense = { w: Array; b?: Array } // w (in, out)
+type Lora = { a: Array; b: Array } // a (in, rank), b (rank, out): y += scale · x·a·b
+/** LoRA on q and v of every block (the bench's targets), trained while every weight of Params stays frozen. */
+type Adapters = { q: Lora; v: Lora }[]
 type Norm = { w: Array; b: Array }
 type Block = { ln1: Norm; q: Dense; k: Dense; v: Dense; o: Dense; ln2: Norm; fc: Dense; proj: Dense }
 type Params = { wte: Array; wpe: Array; blocks: Block[]; lnF: Norm; head: Dense }
@@ -46,6 +49,12 @@ type Inputs = { tokens: Array; targets: Array; mask: Array } // one-hot (B·T, V
 type Bias = [Array, Array]
 
 const linear = (x: Array, d: Dense): Array => (d.b ? np.matmul(x, d.w).add(d.b) : np.matmul(x, d.w))
+
+/** linear(x, d) plus LoRA's scale · x·a·b when the layer has an adapter. */
+function adapted(x: Array, d: Dense, lora: Lora | undefined, scale: number): Array {
+  if (!lora) return linear(x, d)
+  return linear(x.ref, d).add(np.matmul(np.matmul(x, lora.a), lora.b).mul(scale))
+}
 
 function layerNorm(x: Array, n: Norm): Array {
   const centered = x.ref.sub(x.mean(-1, { keepdims: true }))
@@ -62,8 +71,19 @@ function gelu(x: Array): Array {
   return x.mul(0.5).mul(np.tanh(inner).add(1))
 }
 
-/** logits (B·T, V) for one-hot tokens (B·T, V); the mask is 0 on and below the diagonal, −1e9 above. */
-function forward(p: Params, tokens: Array, mask: Array, cfg: GPTConfig, B: number, T: number): Array {
+/**
+ * logits (B·T, V) for one-hot tokens (B·T, V); the mask is 0 on and below the diagonal, −1e9 above. `lora`: adapters
+ * on q and v with their scale.
+ */
+function forward(
+  p: Params,
+  tokens: Array,
+  mask: Array,
+  cfg: GPTConfig,
+  B: number,
+  T: number,
+  lora?: { adapters: Adapters; scale: number },
+): Array {
   const { nHead: H, nEmbd: C } = cfg,
     hs = C / H
   let x = np
@@ -74,9 +94,10 @@ function forward(p: Params, tokens: Array, mask: Array, cfg: GPTConfig, B: numbe
   const heads = (t: Array) => t.reshape([B, T, H, hs]).transpose([0, 2, 1, 3]) // (B, H, T, hs)
   p.blocks.forEach((l, i) => {
     const h = layerNorm(x.ref, l.ln1)
-    const q = heads(linear(h.ref, l.q)),
+    const a = lora?.adapters[i]
+    const q = heads(adapted(h.ref, l.q, a?.q, lora?.scale ?? 0)),
       k = heads(linear(h.ref, l.k)),
-      v = heads(linear(h, l.v))
+      v = heads(adapted(h, l.v, a?.v, lora?.scale ?? 0))
     const scores = np
       .matmul(q, k.transpose([0, 1, 3, 2]))
       .mul(1 / Math.sqrt(hs))
@@ -92,8 +113,15 @@ function forward(p: Params, tokens: Array, mask: Array, cfg: GPTConfig, B: numbe
 }
 
 /** Mean cross-entropy of the one-hot targets. */
-function lossOf(p: Params, inputs: Inputs, cfg: GPTConfig, B: number, T: number): Array {
-  const logits = forward(p, inputs.tokens, inputs.mask, cfg, B, T)
+function lossOf(
+  p: Params,
+  inputs: Inputs,
+  cfg: GPTConfig,
+  B: number,
+  T: number,
+  lora?: { adapters: Adapters; scale: number },
+): Array {
+  const logits = forward(p, inputs.tokens, inputs.mask, cfg, B, T, lora)
   return nn
     .logSoftmax(logits, -1)
     .mul(inputs.targets)
@@ -138,6 +166,89 @@ function trainStep(
   return [loss, rebuild(0), rebuild(1), rebuild(2)]
 }
 
+/** One LoRA step: the loss's gradients of the adapters alone (p frozen), AdamW on them. Consumes its arguments. */
+function loraStep(
+  p: Params,
+  adapters: Adapters,
+  m: Adapters,
+  v: Adapters,
+  bc: Bias,
+  inputs: Inputs,
+  cfg: GPTConfig,
+  B: number,
+  T: number,
+  o: AdamWOptions & { scale: number },
+): [Array, Adapters, Adapters, Adapters] {
+  const [loss, grads] = valueAndGrad((a: Adapters) => lossOf(p, inputs, cfg, B, T, { adapters: a, scale: o.scale }))(
+    tree.ref(adapters),
+  )
+  const xs: Array[] = tree.leaves(adapters),
+    gs: Array[] = tree.leaves(grads),
+    ms: Array[] = tree.leaves(m),
+    vs: Array[] = tree.leaves(v)
+  const out = xs.map((x, i) => adamw(x, gs[i], ms[i], vs[i], [bc[0].ref, bc[1].ref], o))
+  tree.dispose(bc)
+  const shape = tree.structure(adapters)
+  const rebuild = (k: number) =>
+    tree.unflatten(
+      shape,
+      out.map((r) => r[k]),
+    ) as Adapters
+  return [loss, rebuild(0), rebuild(1), rebuild(2)]
+}
+
+/** A Tenny-named weight as a jax-js array, (out, in) → (in, out) when `transpose`. */
+function take(weights: NamedWeights, name: string, transpose = false): Array {
+  const w = weights.get(name)
+  if (!w) throw new Error(`JaxGPT: weight '${name}' is missing`)
+  const a = np.array(w.data.slice()).reshape([...w.shape])
+  return transpose ? a.transpose([1, 0]) : a
+}
+
+/** The GPT's weights from Tenny's names (a LoRA-wrapped layer's under `.base`), Linear weights stored (in, out). */
+function paramsOf(cfg: GPTConfig, weights: NamedWeights): Params {
+  const base = (p: string) => (weights.has(`${p}.weight`) ? p : `${p}.base`)
+  const dense = (p: string, bias = true): Dense =>
+    bias
+      ? { w: take(weights, `${base(p)}.weight`, true), b: take(weights, `${base(p)}.bias`) }
+      : { w: take(weights, `${base(p)}.weight`, true) }
+  const norm = (p: string): Norm => ({ w: take(weights, `${p}.weight`), b: take(weights, `${p}.bias`) })
+  return {
+    wte: take(weights, 'wte.weight'),
+    wpe: take(weights, 'wpe.weight'),
+    lnF: norm('lnF'),
+    head: dense('lmHead', false),
+    blocks: JsArray.from({ length: cfg.nLayer }, (_, i): Block => {
+      const p = `blocks.${i}`
+      return {
+        ln1: norm(`${p}.ln1`),
+        ln2: norm(`${p}.ln2`),
+        q: dense(`${p}.attn.qProj`),
+        k: dense(`${p}.attn.kProj`),
+        v: dense(`${p}.attn.vProj`),
+        o: dense(`${p}.attn.outProj`),
+        fc: dense(`${p}.mlp.fc`),
+        proj: dense(`${p}.mlp.proj`),
+      }
+    }),
+  }
+}
+
+/** The one-hot tokens and targets (B·T, V) and the causal mask (T, T) of a batch. */
+function inputsOf(cfg: GPTConfig, idx: Int32Array, targets: Int32Array): Inputs {
+  const { vocabSize: V, blockSize: T } = cfg
+  const oneHot = (ids: Int32Array) => {
+    const d = new Float32Array(ids.length * V)
+    ids.forEach((t, i) => {
+      d[i * V + t] = 1
+    })
+    return np.array(d).reshape([ids.length, V])
+  }
+  const mask = new Float32Array(T * T)
+  for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) mask[i * T + j] = -1e9
+  return { tokens: oneHot(idx), targets: oneHot(targets), mask: np.array(mask).reshape([T, T]) }
+}
+
 /** GPT in jax-js from Tenny-named weights; Linear weights arrive (out, in) and are stored (in, out). */
 export class JaxGPT {
   private params: Params
@@ -153,34 +264,7 @@ export class JaxGPT {
     weights: NamedWeights,
     private readonly o: AdamWOptions,
   ) {
-    const take = (name: string, transpose = false): Array => {
-      const w = weights.get(name)
-      if (!w) throw new Error(`JaxGPT: weight '${name}' is missing`)
-      const a = np.array(w.data.slice()).reshape([...w.shape])
-      return transpose ? a.transpose([1, 0]) : a
-    }
-    const dense = (p: string, bias = true): Dense =>
-      bias ? { w: take(`${p}.weight`, true), b: take(`${p}.bias`) } : { w: take(`${p}.weight`, true) }
-    const norm = (p: string): Norm => ({ w: take(`${p}.weight`), b: take(`${p}.bias`) })
-    this.params = {
-      wte: take('wte.weight'),
-      wpe: take('wpe.weight'),
-      lnF: norm('lnF'),
-      head: dense('lmHead', false),
-      blocks: JsArray.from({ length: cfg.nLayer }, (_, i): Block => {
-        const p = `blocks.${i}`
-        return {
-          ln1: norm(`${p}.ln1`),
-          ln2: norm(`${p}.ln2`),
-          q: dense(`${p}.attn.qProj`),
-          k: dense(`${p}.attn.kProj`),
-          v: dense(`${p}.attn.vProj`),
-          o: dense(`${p}.attn.outProj`),
-          fc: dense(`${p}.mlp.fc`),
-          proj: dense(`${p}.mlp.proj`),
-        }
-      }),
-    }
+    this.params = paramsOf(cfg, weights)
     this.m = tree.map((a: Array) => np.zerosLike(a), tree.ref(this.params))
     this.v = tree.map((a: Array) => np.zerosLike(a), tree.ref(this.params))
     const { blockSize: T } = cfg
@@ -190,17 +274,7 @@ export class JaxGPT {
   }
 
   private inputs(idx: Int32Array, targets: Int32Array): Inputs {
-    const { vocabSize: V, blockSize: T } = this.cfg
-    const oneHot = (ids: Int32Array) => {
-      const d = new Float32Array(ids.length * V)
-      ids.forEach((t, i) => {
-        d[i * V + t] = 1
-      })
-      return np.array(d).reshape([ids.length, V])
-    }
-    const mask = new Float32Array(T * T)
-    for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) mask[i * T + j] = -1e9
-    return { tokens: oneHot(idx), targets: oneHot(targets), mask: np.array(mask).reshape([T, T]) }
+    return inputsOf(this.cfg, idx, targets)
   }
 
   /** The loss without training (parity with Tenny's first loss). */
@@ -271,6 +345,74 @@ export class JaxGPT {
     tree.dispose(this.params)
     tree.dispose(this.m)
     tree.dispose(this.v)
+    this.jitted.dispose()
+  }
+}
+
+/**
+ * The same GPT with LoRA on q and v (weights named `<layer>.loraA` (rank, in) and `.loraB` (out, rank), as Tenny's),
+ * only the adapters trained, through `jit`: the bench's LoRA step at real size.
+ */
+export class JaxLoRAGPT {
+  private readonly params: Params
+  private adapters: Adapters
+  private m: Adapters
+  private v: Adapters
+  private t = 0
+  private readonly jitted: ReturnType<
+    typeof jit<
+      (
+        p: Params,
+        a: Adapters,
+        m: Adapters,
+        v: Adapters,
+        bc: Bias,
+        inputs: Inputs,
+      ) => [Array, Adapters, Adapters, Adapters]
+    >
+  >
+
+  constructor(
+    readonly cfg: GPTConfig,
+    weights: NamedWeights,
+    private readonly o: AdamWOptions,
+    lora: LoRAOptions,
+  ) {
+    this.params = paramsOf(cfg, weights)
+    const pair = (p: string): Lora => ({ a: take(weights, `${p}.loraA`, true), b: take(weights, `${p}.loraB`, true) })
+    this.adapters = JsArray.from({ length: cfg.nLayer }, (_, i) => ({
+      q: pair(`blocks.${i}.attn.qProj`),
+      v: pair(`blocks.${i}.attn.vProj`),
+    }))
+    this.m = tree.map((a: Array) => np.zerosLike(a), tree.ref(this.adapters))
+    this.v = tree.map((a: Array) => np.zerosLike(a), tree.ref(this.adapters))
+    const T = cfg.blockSize,
+      settings = { ...o, scale: lora.alpha / lora.rank }
+    this.jitted = jit((p: Params, a: Adapters, m: Adapters, v: Adapters, bc: Bias, inputs: Inputs) =>
+      loraStep(p, a, m, v, bc, inputs, cfg, inputs.tokens.shape[0] / T, T, settings),
+    )
+  }
+
+  /** One AdamW step on the adapters through `jit` (traced and compiled on the first call); returns the loss. */
+  step(idx: Int32Array, targets: Int32Array): number {
+    this.t++
+    const [b1, b2] = this.o.betas
+    const bc: Bias = [np.array(1 - b1 ** this.t), np.array(1 - b2 ** this.t)]
+    const [loss, a, m, v] = this.jitted(
+      tree.ref(this.params),
+      this.adapters,
+      this.m,
+      this.v,
+      bc,
+      inputsOf(this.cfg, idx, targets),
+    )
+    ;[this.adapters, this.m, this.v] = [a, m, v]
+    return loss.item()
+  }
+
+  dispose(): void {
+    tree.dispose(this.params)
+    tree.dispose([this.adapters, this.m, this.v])
     this.jitted.dispose()
   }
 }

@@ -50,12 +50,12 @@ function words(row: Row, c: Comparison, tennyColumns: number): string {
   return `${c.tennyOverTfjs.toFixed(2)} (${how}${which})`
 }
 
-/** Tenny's columns, and the peers' (tfjs, then jax-js) that Tenny's best is compared with. */
+/** Tenny's columns, and the peers' (tfjs, jax-js, then PyTorch) that Tenny's best is compared with. */
 export function columnsOf(rows: Row[]): { tenny: string[]; tfjs: string[] } {
   const all = [...new Set(rows.flatMap((r) => Object.keys(r.cells)))]
   return {
     tenny: all.filter((c) => c.startsWith('Tenny')),
-    tfjs: [...all.filter((c) => c.startsWith('tfjs')), ...all.filter((c) => c.startsWith('jax-js'))],
+    tfjs: ['tfjs', 'jax-js', 'PyTorch'].flatMap((peer) => all.filter((c) => c.startsWith(peer))),
   }
 }
 

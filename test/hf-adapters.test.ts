@@ -6,18 +6,21 @@
 // PyTorch's logits. mlx-lm's names are checked against its tuner's rules (mlx_lm/tuner/utils.py).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { readdirSync, readFileSync, writeFileSync, mkdirSync, cpSync } from 'node:fs'
+import { readdirSync, readFileSync, writeFileSync, cpSync } from 'node:fs'
 import { join } from 'node:path'
 import { Tensor, noGrad } from '../src/tensor'
 import { manualSeed } from '../src/random'
 import { parseSafetensors, type StoredTensor } from '../src/formats/safetensors'
 import { loadPretrained } from '../nn/files/pretrained-node'
 import { pretrainedFromFiles } from '../nn/files/pretrained'
-import { peftFiles, importPEFTFiles } from '../nn/files/peft'
+import { peftFiles, peftSelector } from '../nn/files/peft'
 import { mlxFiles } from '../nn/files/mlx'
 import { exportPEFT, importPEFT, exportMLX, importMLX } from '../nn/files/adapters-node'
-import { applyLoRA, loraAdapters, loraLayers } from '../nn/lora-model'
+import { applyLoRA, loraAdapters, loraLayers, linearLayers } from '../nn/lora-model'
+import { GPT } from '../nn/gpt'
 import { Module } from '../nn/module'
+import { LlamaForCausalLM } from '../nn/llama'
+import { GPT2LMHeadModel } from '../nn/gpt2'
 import { EXPORT_CASES, adaptedModel, exportCase, HERE } from './fixtures/hf-adapters/export'
 import { assertClose } from './helpers'
 import { withDir } from './fixtures'
@@ -179,6 +182,21 @@ test('importPEFT refuses tensors for a layer the config`s target_modules do not 
     assert.equal(importPEFT(model, dir).paths.length, 4, 'a string is a regular expression over the whole path')
   }))
 
+test('PEFT`s all-linear selects every linear layer but the output head: lm_head, and lmHead on Tenny`s own GPT', () => {
+  const gpt = new GPT({ vocabSize: 11, blockSize: 4, nLayer: 1, nHead: 2, nEmbd: 8, dropout: 0, bias: true })
+  const paths = linearLayers(gpt).map(([p]) => p)
+  assert.ok(paths.includes('lmHead'), paths.join(', '))
+  const selects = peftSelector('importPEFT', { target_modules: 'all-linear' }, paths)!
+  assert.equal(
+    paths.filter(selects),
+    paths.filter((p) => p.startsWith('blocks.')),
+  )
+  const { model: llama } = loadPretrained(join(MODELS, 'llama-untied-bf16-sharded'))
+  const hf = linearLayers(llama).map(([p]) => p)
+  assert.equal(hf.filter(peftSelector('importPEFT', { target_modules: 'ALL-LINEAR' }, hf)!), hf.slice(0, -1))
+  assert.is(hf[hf.length - 1], 'lm_head')
+})
+
 test('adapters put into a loaded model (eval mode) run in eval mode: no dropout until training is asked for', () => {
   const { model } = loadPretrained(join(MODELS, 'llama-tied-f32'))
   applyLoRA(model, { targets: ['q_proj', 'v_proj'], rank: 4, dropout: 0.5 })
@@ -212,7 +230,7 @@ function mlxWraps(
 test('exportMLX on Hugging Face models: mlx-lm`s module paths (GPT-2`s transformer. is model.), keys, num_layers', () =>
   withDir((dir) => {
     manualSeed(9)
-    const { model: llama } = loadPretrained(join(MODELS, 'llama-tied-f32'))
+    const llama = loadPretrained(join(MODELS, 'llama-tied-f32')).model as LlamaForCausalLM
     applyLoRA(llama, { targets: ['q_proj', 'v_proj'], layers: [1], rank: 2, scale: 20 })
     for (const [, l] of loraAdapters(llama)) l.loraB.data.fill(0.1)
     const files = mlxFiles(llama)
@@ -237,7 +255,7 @@ test('exportMLX on Hugging Face models: mlx-lm`s module paths (GPT-2`s transform
         .sort(),
     )
 
-    const { model: gpt2 } = loadPretrained(join(MODELS, 'gpt2-f32'))
+    const gpt2 = loadPretrained(join(MODELS, 'gpt2-f32')).model as GPT2LMHeadModel
     applyLoRA(gpt2, { targets: ['c_attn', 'c_fc'], layers: [0], rank: 2, alpha: 4, useDora: true })
     for (const [, l] of loraAdapters(gpt2)) l.loraB.data.fill(0.05)
     exportMLX(join(dir, 'adapters.safetensors'), gpt2)

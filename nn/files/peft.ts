@@ -64,7 +64,7 @@ export function peftSelector(op: string, cfg: Selection, linears: string[]): ((p
   const { target_modules: targets, layers_to_transform: indices = null, layers_pattern: pattern = null } = cfg
   if (targets === undefined || targets === null) return null
   if (typeof targets === 'string' && targets.toLowerCase() === 'all-linear') {
-    const all = new Set(linears.filter((p) => p !== 'lm_head'))
+    const all = new Set(linears.filter((p) => p !== 'lm_head' && p !== 'lmHead')) // the output head is left out
     return (path) => all.has(path)
   }
   if (typeof targets === 'string') {
