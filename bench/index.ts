@@ -34,22 +34,41 @@ const SECTIONS = ['matmul', 'mlp', 'gpt', 'memory', 'hf']
 /** The report's notes: how each engine runs and is checked, and what this run left out. */
 function notesOf(wasm: ReturnType<typeof tfInfo>, tennyNotes: string[], merged: string[], jaxjs: boolean): string[] {
   return [
-    "Same process, same shapes, same input data for every column; Tenny's matmul backends are switched with setBackend() (src/backends/).",
-    `tfjs wasm runs its SIMD build (SIMD ${wasm.simd ? 'on' : 'off'}) single-threaded: its threads are off in Node by design (threads ${wasm.threads ? 'on' : 'off'}), so no tfjs column uses the second core.`,
-    "`@tensorflow/tfjs-node` (TensorFlow's native C library) is not measured: it cannot be installed here, since its install step downloads a prebuilt library.",
-    "The tfjs GPT (bench/tfjs-gpt.ts) is written for tfjs's fastest paths: weights stored (in, out) so every forward product is a plain A·B (XNNPACK on wasm), tf.matMul + tf.add (tf.fused.matMul's gradient also computes dW for frozen weights: 2.6× slower LoRA steps on wasm), and a one-hot matmul embedding (tfjs-wasm has no UnsortedSegmentSum kernel for tf.gather's gradient). Its backward products (A·Bᵀ, Aᵀ·B) take tfjs-wasm's scalar path, as any tfjs model's do.",
-    "Parity before speed: the tfjs GPT is built from Tenny's exported weights and must reproduce Tenny's first loss to 1e-4 on the same batch, or its cell is refused; the MLP likewise. Matmul results are checked against Tenny's CPU kernel.",
-    "Peak memory: each engine and configuration trains in a Node process of its own (bench/memory-child.ts) that imports only that engine, and reads its peak RSS from /proc/self/status (VmHWM; ru_maxrss would carry the parent's RSS across fork + exec); every child runs under the tsx TypeScript loader, which both engines' figures include alike.",
-    'Timers: calls under 50 ms go through benchmark.js (mean of calibrated samples); slower calls and training steps through a plain median-of-N timer (N in results.json).',
+    "Same process, same shapes, same input data for every column; Tenny's matmul backends are switched " +
+      'with setBackend() (src/backends/).',
+    `tfjs wasm runs its SIMD build (SIMD ${wasm.simd ? 'on' : 'off'}) single-threaded: its threads are ` +
+      `off in Node by design (threads ${wasm.threads ? 'on' : 'off'}), so no tfjs column uses the second ` +
+      `core.`,
+    "`@tensorflow/tfjs-node` (TensorFlow's native C library) is not measured: it cannot be installed " +
+      'here, since its install step downloads a prebuilt library.',
+    "The tfjs GPT (bench/tfjs-gpt.ts) is written for tfjs's fastest paths: weights stored (in, out) so " +
+      "every forward product is a plain A·B (XNNPACK on wasm), tf.matMul + tf.add (tf.fused.matMul's " +
+      'gradient also computes dW for frozen weights: 2.6× slower LoRA steps on wasm), and a one-hot matmul ' +
+      "embedding (tfjs-wasm has no UnsortedSegmentSum kernel for tf.gather's gradient). Its backward " +
+      "products (A·Bᵀ, Aᵀ·B) take tfjs-wasm's scalar path, as any tfjs model's do.",
+    "Parity before speed: the tfjs GPT is built from Tenny's exported weights and must reproduce Tenny's " +
+      'first loss to 1e-4 on the same batch, or its cell is refused; the MLP likewise. Matmul results are ' +
+      "checked against Tenny's CPU kernel.",
+    'Peak memory: each engine and configuration trains in a Node process of its own ' +
+      '(bench/memory-child.ts) that imports only that engine, and reads its peak RSS from ' +
+      "/proc/self/status (VmHWM; ru_maxrss would carry the parent's RSS across fork + exec); every child " +
+      "runs under the tsx TypeScript loader, which both engines' figures include alike.",
+    'Timers: calls under 50 ms go through benchmark.js (mean of calibrated samples); slower calls and ' +
+      'training steps through a plain median-of-N timer (N in results.json).',
     ...tennyNotes,
     ...(merged.length
       ? [
-          `--merge: only the ${merged.join(', ')} rows were measured in this run; the others are kept from bench/results.json.`,
+          `--merge: only the ${merged.join(', ')} rows were measured in this run; the others are kept from ` +
+            `bench/results.json.`,
         ]
       : []),
     ...(jaxjs
       ? [
-          "jax-js (@jax-js/jax, pinned) runs its WebAssembly backend on one thread in Node (its worker pool needs a global Web `Worker`); its GPT (bench/jaxjs-gpt.ts) embeds tokens by a one-hot matmul, since its `jit` cannot differentiate np.take, and is built from Tenny's weights and parity-checked like the tfjs GPT. Its first jit step (tracing and compiling) is reported in the row's notes, not in the median.",
+          'jax-js (@jax-js/jax, pinned) runs its WebAssembly backend on one thread in Node (its worker pool ' +
+            'needs a global Web `Worker`); its GPT (bench/jaxjs-gpt.ts) embeds tokens by a one-hot matmul, since ' +
+            "its `jit` cannot differentiate np.take, and is built from Tenny's weights and parity-checked like " +
+            "the tfjs GPT. Its first jit step (tracing and compiling) is reported in the row's notes, not in the " +
+            'median.',
         ]
       : []),
   ]
@@ -82,7 +101,8 @@ async function main(): Promise<void> {
     matmul: () => matmulRows({ quick, sizes, tenny, tfBackends, jaxjs }),
     mlp: () => mlpRows({ quick, tenny, tfBackends }),
     gpt: () => gptRows({ quick, tenny, tfBackends, jaxjs }),
-    // the memory rows also measure `auto`, what a user gets by default (its probe included), unless --backends narrows them
+    // the memory rows also measure `auto`, what a user gets by default (its probe included), unless --backends
+    // narrows them
     memory: async () =>
       memoryRows({
         quick,
@@ -141,7 +161,8 @@ function report(
   const md = markdown(rows, meta)
   if (quick)
     console.log(
-      `--quick: a smoke test (small sizes, few samples), not a measurement; the full run writes the tables.\n\n${compact(rows)}`,
+      `--quick: a smoke test (small sizes, few samples), not a measurement; the full run writes the ` +
+        `tables.\n\n${compact(rows)}`,
     )
   else console.log(md)
   if (!write) return

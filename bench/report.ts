@@ -63,7 +63,8 @@ export function markdown(rows: Row[], meta: Meta): string {
   const { tenny, tfjs } = columnsOf(rows)
   const head = ['workload', 'unit', ...tenny, ...tfjs, ...tfjs.map((c) => `Tenny/${c}`)]
   const lines = [
-    `Measured ${meta.date} on ${meta.cpu} (${meta.cores} cores), Node ${meta.node}, TensorFlow.js ${meta.tfjs}${meta.jaxjs ? `, jax-js ${meta.jaxjs}` : ''}; ${meta.mode}; load average ${meta.load}.`,
+    `Measured ${meta.date} on ${meta.cpu} (${meta.cores} cores), Node ${meta.node}, TensorFlow.js ` +
+      `${meta.tfjs}${meta.jaxjs ? `, jax-js ${meta.jaxjs}` : ''}; ${meta.mode}; load average ${meta.load}.`,
     `Tenny backends: ${meta.tennyBackends}.`,
     '',
     `| ${head.join(' | ')} |`,
@@ -84,7 +85,8 @@ export function markdown(rows: Row[], meta: Meta): string {
   }
   lines.push(
     '',
-    `Tenny/peer is Tenny's best column divided by the peer's (a tfjs or jax-js column), in the row's unit (ms and MB: lower is better; tok/s: higher is better). — = not measured (see the notes).`,
+    `Tenny/peer is Tenny's best column divided by the peer's (a tfjs or jax-js column), in the row's ` +
+      `unit (ms and MB: lower is better; tok/s: higher is better). — = not measured (see the notes).`,
     '',
     '**Notes**',
     '',
@@ -141,15 +143,22 @@ export function svg(rows: Row[], meta: Meta): string {
   const height = top + rows.length * rowH + 40
   const x0 = labelW + margin + plotW / 2
   const scale = (adv: number) => (Math.max(-maxLog, Math.min(maxLog, Math.log2(adv))) / maxLog) * (plotW / 2)
+  const subtitle =
+    `${meta.date}, ${meta.cpu}, ${meta.cores} cores, Node ${meta.node}, ${meta.mode}. ` +
+    'Right of 1×: Tenny faster / smaller; left: tfjs.'
   const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${labelW + margin + plotW + 150}" height="${height}" font-family="sans-serif" font-size="11">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${labelW + margin + plotW + 150}" height="${height}" ` +
+      `font-family="sans-serif" font-size="11">`,
     `<rect width="100%" height="100%" fill="white"/>`,
-    `<text x="10" y="18" font-size="14" font-weight="bold">Tenny vs TensorFlow.js and jax-js: how many times better Tenny's best backend is (log scale)</text>`,
-    `<text x="10" y="36" fill="#555">${esc(`${meta.date}, ${meta.cpu}, ${meta.cores} cores, Node ${meta.node}, ${meta.mode}. Right of 1×: Tenny faster / smaller; left: tfjs.`)}</text>`,
+    `<text x="10" y="18" font-size="14" font-weight="bold">Tenny vs TensorFlow.js and jax-js: how many ` +
+      `times better Tenny's best backend is (log scale)</text>`,
+    `<text x="10" y="36" fill="#555">${esc(subtitle)}</text>`,
   ]
   tfjs.forEach((c, i) =>
     out.push(
-      `<rect x="${labelW + margin + plotW + 10}" y="${top + i * 16}" width="10" height="10" fill="${colors[i % colors.length]}"/><text x="${labelW + margin + plotW + 24}" y="${top + i * 16 + 9}">vs ${esc(c)}</text>`,
+      `<rect x="${labelW + margin + plotW + 10}" y="${top + i * 16}" width="10" height="10" ` +
+        `fill="${colors[i % colors.length]}"/><text x="${labelW + margin + plotW + 24}" ` +
+        `y="${top + i * 16 + 9}">vs ${esc(c)}</text>`,
     ),
   )
   for (let t = -maxLog; t <= maxLog; t++) {
@@ -160,7 +169,8 @@ export function svg(rows: Row[], meta: Meta): string {
   rows.forEach((row, r) => {
     const y = top + r * rowH
     out.push(
-      `<text x="${labelW - 6}" y="${y + rowH / 2 + 4}" text-anchor="end">${esc(label(row).length > 70 ? label(row).slice(0, 69) + '…' : label(row))}</text>`,
+      `<text x="${labelW - 6}" y="${y + rowH / 2 + 4}" text-anchor="end">` +
+        `${esc(label(row).length > 70 ? label(row).slice(0, 69) + '…' : label(row))}</text>`,
     )
     tfjs.forEach((c, i) => {
       const cmp = compare(row, c)
@@ -168,16 +178,24 @@ export function svg(rows: Row[], meta: Meta): string {
       const w = scale(cmp.advantage)
       const by = y + gap + i * bar
       out.push(
-        `<rect x="${Math.min(x0, x0 + w)}" y="${by}" width="${Math.max(1, Math.abs(w))}" height="${bar - 1}" fill="${colors[i % colors.length]}"><title>${esc(`${label(row)} vs ${c}: ${cmp.advantage.toFixed(2)}×`)}</title></rect>`,
+        `<rect x="${Math.min(x0, x0 + w)}" y="${by}" width="${Math.max(1, Math.abs(w))}" height="${bar - 1}" ` +
+          `fill="${colors[i % colors.length]}"><title>` +
+          `${esc(`${label(row)} vs ${c}: ${cmp.advantage.toFixed(2)}×`)}</title></rect>`,
       )
       const text = cmp.advantage >= 1 ? `${cmp.advantage.toFixed(1)}×` : `1/${(1 / cmp.advantage).toFixed(1)}`
       out.push(
-        `<text x="${x0 + w + (w >= 0 ? 3 : -3)}" y="${by + bar - 2}" font-size="8" fill="#444" text-anchor="${w >= 0 ? 'start' : 'end'}">${text}</text>`,
+        `<text x="${x0 + w + (w >= 0 ? 3 : -3)}" y="${by + bar - 2}" font-size="8" fill="#444" ` +
+          `text-anchor="${w >= 0 ? 'start' : 'end'}">${text}</text>`,
       )
     })
   })
   out.push('</svg>')
   return out.join('\n') + '\n'
+}
+
+/** A peer comparison in words: 2.00× better (Tenny ahead), 2.00× worse. */
+function betterOrWorse(advantage: number): string {
+  return advantage >= 1 ? `${advantage.toFixed(2)}× better` : `${(1 / advantage).toFixed(2)}× worse`
 }
 
 /** --quick's compact table: each row's best Tenny column, and each peer's value and ratio. */
@@ -197,9 +215,7 @@ export function compact(rows: Row[]): string {
     const peers = tfjs.map((c) => {
       const cell = row.cells[c],
         cmp = compare(row, c)
-      return cell && cmp
-        ? `${fmt(cell.value)} (${cmp.advantage >= 1 ? `${cmp.advantage.toFixed(2)}× better` : `${(1 / cmp.advantage).toFixed(2)}× worse`})`
-        : '—'
+      return cell && cmp ? `${fmt(cell.value)} (${betterOrWorse(cmp.advantage)})` : '—'
     })
     lines.push(
       `| ${label(row)} | ${row.unit} | ${fmt(best.value)} (${name.replace('Tenny ', '')}) | ${peers.join(' | ')} |`,
