@@ -37,10 +37,8 @@ export function printSummary(before: Losses, after: Losses, run: Ending | null, 
     )
   const end = run ? `end: ${run.steps}`.padStart(12) : ''
   const kept = run ? `kept: ${run.keptStep}` : 'adapted'
-  if (unit === 'token') console.log('\nLoss per token (nats):') // the tiny model's table is per character
-  console.log(
-    `${unit === 'token' ? '' : '\n'}${''.padEnd(18)}${'base'.padStart(9)}${end}${kept.padStart(12)}${'change'.padStart(9)}`,
-  )
+  const title = unit === 'token' ? '\nLoss per token (nats):\n' : '\n' // the tiny model's table is per character
+  console.log(`${title}${''.padEnd(18)}${'base'.padStart(9)}${end}${kept.padStart(12)}${'change'.padStart(9)}`)
   row('train loss', before.train, after.train, run?.final.train)
   row('valid loss', before.valid, after.valid, run?.final.valid)
   row('test loss', before.test, after.test, run?.final.test)
