@@ -4,7 +4,7 @@
 import { join } from 'node:path'
 import { manualSeed, nn, optim } from '../src/node'
 import { exampleFlags, helpText } from './lib/flags'
-import { losses, inBatches, Batcher } from './lib/data'
+import { losses, measuredBatches, Batcher } from './lib/data'
 import { openBase, quantizeBase, trainedBits, loadRunAdapters, resumeFrom, trainingRecord } from './lib/model'
 import { checkBasePrompt, baseAnswer, baseData, layersOf, targetsOf, show, ADAPTER } from './lib/model'
 import { trainStep, evaluate, schedule, checkFinite, snapshot, restore } from './lib/step'
@@ -13,6 +13,7 @@ import { baseBytes } from './lib/checkpoint'
 import { printLoRAReport, printSummary, printCurves, loss3 } from './lib/summary'
 import { svgChart, type Curve } from './lib/plot'
 import { progressBar } from './lib/progress'
+import { checkpointLayers } from './lib/grad-checkpoint'
 import { runMain, stopOnCtrlC } from './lib/cli'
 import { shown } from './lib/paths'
 
@@ -34,6 +35,9 @@ runMain(async () => {
 
   // ---- data: train/valid/test.jsonl (mlx-lm's formats with --model), and the base model's loss on each
   const data = baseData(base, flags, flags.train ? flags.batchSize : 1)
+  if (Number.isFinite(flags.valBatches)) data.measured = flags.valBatches * 8
+  if (data.measured! < Math.max(data.train.length, data.valid.length, data.test.length))
+    console.log(`Losses are measured on the first ${data.measured} examples of each split (--val-batches)`)
   const before = losses(model, data)
   if (!flags.train) {
     if (folder) loadRunAdapters(model, folder, basePath, flags.adapterPath === undefined)
@@ -61,6 +65,8 @@ runMain(async () => {
     })
   }
   nn.printTrainable(model)
+  if (flags.gradCheckpoint && base.kind === 'hf')
+    console.log(`Gradient checkpointing: ${checkpointLayers(base.model)} layers`)
   if (ask) show(who, flags.prompt, baseReply)
 
   // ---- the loop: AdamW, warmup then cosine decay, gradients clipped at norm 1 (lib/step.ts). Every --steps-per-eval
@@ -81,7 +87,7 @@ runMain(async () => {
   const validate = () => {
     train.points.push([step, window.reduce((a, b) => a + b, 0) / window.length]) // the train loss since the last point
     window = []
-    const loss = evaluate(model, inBatches(data.valid, 8, data.batch))
+    const loss = evaluate(model, measuredBatches(data, data.valid))
     checkFinite('validation loss', loss, step, lower)
     valid.points.push([step, loss])
     if (loss < kept.loss) [kept, stale] = [{ step, loss, weights: snapshot(params) }, 0]

@@ -10,6 +10,8 @@ import { Tensor, crossEntropy, nn } from '../src/node'
 import { lineFormat, readLines, loadHFData } from '../examples/lib/hf-data'
 import { IGNORE } from '../examples/lib/batches'
 import { exampleFlags, parseFlags, helpText } from '../examples/lib/flags'
+import { checkpointLayers } from '../examples/lib/grad-checkpoint'
+import { manualSeed } from '../src/random'
 
 const LLAMA = join(import.meta.dirname, 'fixtures', 'example-hf', 'llama')
 const GPT2 = join(import.meta.dirname, 'fixtures', 'example-hf', 'gpt2')
@@ -183,6 +185,39 @@ test("--model's flags: mlx-lm's defaults where none is given, and the combinatio
   assert.match(help, /--model DIR +a Hugging Face model folder/)
   assert.match(help, /--mask-prompt +train on the completion/)
   assert.match(help, /--rank N +LoRA rank \(default 32; with --model 8\)/)
+})
+
+test('--grad-checkpoint gives the same loss and the same gradients as the plain backward, with LoRA dropout', () => {
+  const ids = new Tensor(
+    Float32Array.from({ length: 2 * 12 }, (_, i) => (i * 37) % 320),
+    [2, 12],
+  )
+  const targets = new Tensor(
+    Float32Array.from({ length: 2 * 12 }, (_, i) => (i * 11 + 3) % 320),
+    [2, 12],
+  )
+  const gradients = (checkpointed: boolean, dir: string) => {
+    const { model } = nn.loadPretrained(dir)
+    manualSeed(7)
+    nn.applyLoRA(model, { targets: dir === LLAMA ? ['q_proj', 'v_proj'] : ['c_attn'], rank: 4, dropout: 0.3 })
+    for (const [, a] of nn.loraAdapters(model)) a.loraB.data.fill(0.01) // B = 0 would give A no gradient
+    if (checkpointed) assert.is(checkpointLayers(model), 2)
+    model.train()
+    manualSeed(11) // the same dropout masks in both runs
+    const loss = crossEntropy(model.forward(ids), targets)
+    loss.backward()
+    return { loss: loss.item(), grads: model.trainableParameters().map((p) => Array.from(p.grad!.data)) }
+  }
+  for (const dir of [LLAMA, GPT2]) {
+    const plain = gradients(false, dir),
+      checkpointed = gradients(true, dir)
+    assert.is(checkpointed.loss, plain.loss)
+    assert.equal(checkpointed.grads, plain.grads)
+    assert.ok(
+      plain.grads.every((g) => g.some((x) => x !== 0)),
+      'every adapter got a gradient',
+    )
+  }
 })
 
 test.run()

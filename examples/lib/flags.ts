@@ -119,6 +119,7 @@ export const FLAGS = {
     "what the loss skips: each question's function name, the whole question (mlx-lm's --mask-prompt) or nothing",
   ),
   maskPrompt: on("train on the completion (a chat's last turn) only: mlx-lm's flag; with --model"),
+  gradCheckpoint: on("with --model: keep each adapted layer's input only, and run it again for the backward"),
   maxSeqLength: int(2048, 'with --model: examples longer than N tokens are cut to N', 2),
   targets: {
     default: TARGETS,
@@ -131,6 +132,11 @@ export const FLAGS = {
   },
   useDora: on("DoRA: also train a magnitude per output row (PEFT's use_dora)"),
   stepsPerEval: int(100, 'validation loss every N steps; the adapters of the lowest are kept'),
+  valBatches: {
+    ...int(0, "measure each split's loss on its first N batches of 8 (mlx-lm's --val-batches)"),
+    default: Infinity,
+    otherwise: 'all; with --model 25',
+  },
   patience: { ...int(0, 'stop after N evaluations without a new best'), default: Infinity, otherwise: 'never' },
   quantize: {
     default: null as 4 | 8 | null,
@@ -189,9 +195,11 @@ export const SCRIPTS = {
       'mask',
       'maskPrompt',
       'maxSeqLength',
+      'gradCheckpoint',
       'targets',
       'useDora',
       'stepsPerEval',
+      'valBatches',
       'patience',
       'quantize',
       'full',
@@ -246,6 +254,7 @@ export const MODEL_DEFAULTS: { [N in Name]?: Value<N> } = {
   loraLayers: 16,
   labelSmoothing: 0,
   stepsPerEval: 200,
+  valBatches: 25,
   maxTokens: 100,
   mask: 'none',
   targets: ['q_proj', 'v_proj'],
@@ -316,7 +325,7 @@ export function helpText(script: Script): string {
   for (const name of names) {
     const flag: Flag<unknown> = FLAGS[name]
     const value = flag.otherwise ?? shownDefault(defaultOf(script, name))
-    const hf = (SCRIPTS[script].flags as readonly Name[]).includes('model') && name in MODEL_DEFAULTS
+    const hf = (SCRIPTS[script].flags as readonly Name[]).includes('model') && name in MODEL_DEFAULTS && !flag.otherwise
     const withModel = hf ? `; with --model ${shownDefault(MODEL_DEFAULTS[name]) ?? 'none'}` : ''
     const help = flag.help + (value === null ? '' : ` (default ${value}${withModel})`)
     lines.push(...wrap(left(name).padEnd(column) + help, 99, column))
@@ -382,7 +391,7 @@ export function checkModelFlags(f: { given: Set<Name>; model?: string }): void {
     if (f.given.has('mask'))
       refuse('--mask is for the tiny model; with --model, --mask-prompt trains on completions only')
   } else {
-    const needs = (['chat', 'maxSeqLength'] as const).find((n) => f.given.has(n))
+    const needs = (['chat', 'maxSeqLength', 'gradCheckpoint'] as const).find((n) => f.given.has(n))
     if (needs) refuse(`--${kebab(needs)} goes with --model DIR (a Hugging Face model folder)`)
   }
 }
