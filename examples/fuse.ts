@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { nn } from '../src/node'
 import { parseFlags, helpText, FLAGS, checkModelFlags } from './lib/flags'
 import { openBase, baseData, quantizeBase, trainedBits, loadRunAdapters } from './lib/model'
-import { inBatches } from './lib/data'
+import { measuredBatches } from './lib/data'
 import { saveHFFolder } from './lib/hf'
 import { evaluate } from './lib/step'
 import { saveBase } from './lib/checkpoint'
@@ -28,7 +28,8 @@ runMain(async () => {
   quantizeBase(model, bits)
   loadRunAdapters(model, folder, basePath, flags.adapterPath === undefined)
   const data = baseData(base, { data: flags.data, mask: FLAGS.mask.default })
-  const testLoss = () => evaluate(model, inBatches(data.test, 8, data.batch)).toFixed(3)
+  if (base.kind === 'hf') data.evalBatch = 1 // a batch of one: no padding, and the least memory
+  const testLoss = () => evaluate(model, measuredBatches(data, data.test)).toFixed(3)
   const adapted = testLoss()
 
   const { paths, reports } = nn.mergeLoRA(model, { keepQuantized: bits !== null })

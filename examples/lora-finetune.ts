@@ -35,7 +35,8 @@ runMain(async () => {
 
   // ---- data: train/valid/test.jsonl (mlx-lm's formats with --model), and the base model's loss on each
   const data = baseData(base, flags, flags.train ? flags.batchSize : 1)
-  if (Number.isFinite(flags.valBatches)) data.measured = flags.valBatches * 8
+  if (base.kind === 'hf') data.evalBatch = flags.batchSize // mlx-lm's: what fits training fits evaluation
+  if (Number.isFinite(flags.valBatches)) data.measured = flags.valBatches * (data.evalBatch ?? 8)
   if (data.measured! < Math.max(data.train.length, data.valid.length, data.test.length))
     console.log(`Losses are measured on the first ${data.measured} examples of each split (--val-batches)`)
   const before = losses(model, data)

@@ -29,7 +29,7 @@ export function loadSplits(dir: string): { train: Example[]; valid: Example[]; t
 
 /**
  * The three splits as token ids, and how a list of them becomes one padded, masked batch; `measured`, when set,
- * is how many examples of a split a loss is measured on (the first ones: --val-batches × 8).
+ * is how many examples of a split a loss is measured on (the first ones: --val-batches batches).
  */
 export type Data = {
   train: number[][]
@@ -37,10 +37,12 @@ export type Data = {
   test: number[][]
   batch: (examples: number[][]) => Batch
   measured?: number
+  /** examples per batch when measuring a loss: 8, or with --model the training batch size (as mlx-lm) */
+  evalBatch?: number
 }
-/** Batches of 8 examples a loss is measured on: the first data.measured of the split, or all of it. */
+/** The batches a loss is measured on: the first data.measured examples of the split (or all), evalBatch at a time. */
 export const measuredBatches = (data: Data, examples: number[][]) =>
-  inBatches(examples.slice(0, data.measured ?? examples.length), 8, data.batch)
+  inBatches(examples.slice(0, data.measured ?? examples.length), data.evalBatch ?? 8, data.batch)
 export type Losses = { train: number; valid: number; test: number }
 
 /**

@@ -133,7 +133,7 @@ export const FLAGS = {
   useDora: on("DoRA: also train a magnitude per output row (PEFT's use_dora)"),
   stepsPerEval: int(100, 'validation loss every N steps; the adapters of the lowest are kept'),
   valBatches: {
-    ...int(0, "measure each split's loss on its first N batches of 8 (mlx-lm's --val-batches)"),
+    ...int(0, "measure each split's loss on its first N batches (mlx-lm's --val-batches)"),
     default: Infinity,
     otherwise: 'all; with --model 25',
   },
