@@ -6,7 +6,7 @@ import { manualSeed, nn, optim } from '../src/node'
 import { exampleFlags, helpText } from './lib/flags'
 import { losses, measuredBatches, Batcher } from './lib/data'
 import { openBase, quantizeBase, trainedBits, loadRunAdapters, resumeFrom, trainingRecord } from './lib/model'
-import { checkBasePrompt, baseAnswer, baseData, layersOf, targetsOf, show, ADAPTER } from './lib/model'
+import { checkBasePrompt, baseAnswer, baseData, loraOptions, show } from './lib/model'
 import { trainStep, evaluate, schedule, checkFinite, snapshot, restore } from './lib/step'
 import { runFolder, findRun, saveRun, ADAPTERS } from './lib/runs'
 import { baseBytes } from './lib/checkpoint'
@@ -35,10 +35,6 @@ runMain(async () => {
 
   // ---- data: train/valid/test.jsonl (mlx-lm's formats with --model), and the base model's loss on each
   const data = baseData(base, flags, flags.train ? flags.batchSize : 1)
-  if (base.kind === 'hf') data.evalBatch = flags.batchSize // mlx-lm's: what fits training fits evaluation
-  if (Number.isFinite(flags.valBatches)) data.measured = flags.valBatches * (data.evalBatch ?? 8)
-  if (data.measured! < Math.max(data.train.length, data.valid.length, data.test.length))
-    console.log(`Losses are measured on the first ${data.measured} examples of each split (--val-batches)`)
   const before = losses(model, data)
   if (!flags.train) {
     if (folder) loadRunAdapters(model, folder, basePath, flags.adapterPath === undefined)
@@ -49,22 +45,7 @@ runMain(async () => {
   // ---- LoRA on the target layers (or the adapters of --resume-adapter-file), or every weight with --full
   if (flags.full) model.unfreeze()
   else if (flags.resumeAdapterFile) resumeFrom(model, flags, basePath)
-  else {
-    const { rank, alpha, loraDropout: dropout, useDora } = flags
-    const targets = targetsOf(base, flags.targets, flags.given.has('targets'))
-    const layers = flags.given.has('loraLayers')
-      ? flags.loraLayers
-      : Math.min(flags.loraLayers ?? Infinity, layersOf(base))
-    nn.applyLoRA(model, {
-      name: ADAPTER,
-      targets,
-      layers: Number.isFinite(layers) ? layers : undefined,
-      rank,
-      alpha,
-      dropout,
-      useDora,
-    })
-  }
+  else nn.applyLoRA(model, loraOptions(base, flags))
   nn.printTrainable(model)
   if (flags.gradCheckpoint && base.kind === 'hf')
     console.log(`Gradient checkpointing: ${checkpointLayers(base.model)} layers`)

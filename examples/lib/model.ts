@@ -52,14 +52,34 @@ export const targetsOf = (base: Base, targets: string[], given: boolean) =>
   base.kind === 'hf' && !given ? defaultTargets(base.model) : targets
 
 /** The settings that shape the data: the tiny model's --mask, or --mask-prompt and --max-seq-length. */
-type DataFlags = { data?: string; mask: MaskMode; maskPrompt?: boolean; maxSeqLength?: number }
+type DataFlags = { data?: string; mask: MaskMode; maskPrompt?: boolean; maxSeqLength?: number; valBatches?: number }
 
-/** train/valid/test.jsonl of --data as token ids for the base (the tiny model's Q&A text, or mlx-lm's formats). */
+/**
+ * train/valid/test.jsonl of --data as token ids for the base (the tiny model's Q&A text, or mlx-lm's formats); with
+ * --model a loss is measured with the training batch size (mlx-lm's: what fits training fits evaluation) on the
+ * first --val-batches batches of a split.
+ */
 export function baseData(base: Base, flags: DataFlags, batchSize = 1): Data {
   const dir = flags.data ?? DATA_DIR
   if (base.kind === 'tiny') return loadData(dir, base.tokenizer, base.model.config.blockSize, flags.mask, batchSize)
   const maxLength = Math.min(flags.maxSeqLength ?? 2048, base.model.contextSize + 1) // inputs fit the context
-  return loadHFData(dir, base.tokenizer, { maxLength, maskPrompt: flags.maskPrompt ?? false, batchSize })
+  const data = loadHFData(dir, base.tokenizer, { maxLength, maskPrompt: flags.maskPrompt ?? false, batchSize })
+  data.evalBatch = batchSize
+  if (flags.valBatches !== undefined && Number.isFinite(flags.valBatches)) {
+    data.measured = flags.valBatches * batchSize
+    if (data.measured < Math.max(data.train.length, data.valid.length, data.test.length))
+      console.log(`Losses are measured on the first ${data.measured} examples of each split (--val-batches)`)
+  }
+  return data
+}
+
+/** applyLoRA's settings from the flags; with --model its default targets, and 16 layers at most of those it has. */
+export function loraOptions(base: Base, flags: Flags<'example'>): nn.ApplyLoRAOptions {
+  const { rank, alpha, loraDropout: dropout, useDora } = flags
+  const targets = targetsOf(base, flags.targets, flags.given.has('targets'))
+  const given = flags.given.has('loraLayers') ? flags.loraLayers : undefined // too many given: applyLoRA says so
+  const layers = given ?? (flags.loraLayers === undefined ? undefined : Math.min(flags.loraLayers, layersOf(base)))
+  return { name: ADAPTER, targets, layers, rank, alpha, dropout, useDora }
 }
 
 /** A prompt the base cannot spell or fit is an error before anything runs. */

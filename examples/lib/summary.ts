@@ -15,13 +15,15 @@ export const loss3 = (x: number) => (Math.abs(x) < 1e5 ? x.toFixed(3) : x.toExpo
 /** What ΔW = scale·B·A turned out to be, per layer (LoRA paper, section 7; nn/files/lora-report.ts). */
 export function printLoRAReport(model: nn.Module): void {
   console.log('\nWhat the adapters learned, per layer: rank of ΔW (at most r), ‖ΔW‖/‖W‖, largest singular values')
-  for (const r of nn.loraReport(model, { log: () => {} })) {
+  const reports = nn.loraReport(model, { log: () => {} })
+  const width = Math.max(22, ...reports.map((r) => r.path.length)) // Hugging Face paths run longer than the tiny GPT's
+  for (const r of reports) {
     const sigma = r.singularValues
       .slice(0, 4)
       .map((s) => s.toPrecision(3).padStart(5))
       .join(' ')
     const rank = `${r.deltaRank} ≤ ${r.rank}`.padEnd(9)
-    console.log(`  ${r.path.padEnd(22)} ${rank} ${r.relativeNorm.toPrecision(3).padStart(6)}   ${sigma} …`)
+    console.log(`  ${r.path.padEnd(width)} ${rank} ${r.relativeNorm.toPrecision(3).padStart(6)}   ${sigma} …`)
   }
 }
 
