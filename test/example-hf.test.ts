@@ -55,7 +55,8 @@ function train(model: string, data: string, ...extra: string[]): { run: Run; fol
 function checkRun({ run, record }: ReturnType<typeof train>, model: string, format: Format): void {
   assert.match(run.stdout, new RegExp(`formats: train ${format}, valid ${format}, test ${format}`))
   assert.match(run.stdout, /tokens\/s\)/)
-  assert.match(run.stdout, /Loss per token \(nats\)/)
+  assert.match(run.stdout, /\nLoss per token \(nats\):\n {18} +base +end: 6 +kept: \d\s/, 'the summary is per token')
+  assert.match(run.stdout, /\nLoss per token \(nats\) by step:/)
   assert.is(record.base.sha256, modelHash(model))
   assert.is(record.training.model, model)
   assert.ok(record.trained.tokens > 0 && record.trained.tokensPerSecond > 0, JSON.stringify(record.trained))

@@ -157,7 +157,7 @@ test('every README command runs as written, block by block: answers are docstrin
       const args = given.map((a) =>
         a === 'my-data/'
           ? small
-          : a === 'my-chat-data/'
+          : a === 'chats/'
             ? chat
             : a === HF_MODEL
               ? LLAMA
@@ -216,10 +216,10 @@ test('every README command runs as written, block by block: answers are docstrin
 })
 
 /** The Hugging Face folder the README's commands name, and the fixture that stands for it here. */
-const HF_MODEL = 'models/SmolLM2-135M-Instruct'
+const HF_MODEL = 'models/smollm2'
 const LLAMA = join(root, 'test', 'fixtures', 'example-hf', 'llama')
 
-/** Three small splits of chat lines, as mlx-lm reads them: what the README's my-chat-data/ stands for. */
+/** Three small splits of chat lines, as mlx-lm reads them: what the README's chats/ stands for. */
 function chatData(folder: string): string {
   mkdirSync(folder, { recursive: true })
   const turn = (i: number) => ({

@@ -110,7 +110,11 @@ export const FLAGS = {
   lr: real(1e-2, 'peak learning rate: a short warmup, then cosine decay to a tenth', { min: 0 }),
   rank: int(32, 'LoRA rank'),
   alpha: real(64, 'LoRA alpha: the update is scaled by alpha / rank'),
-  loraLayers: { ...int(0, 'adapt the last N blocks'), default: undefined as number | undefined, otherwise: 'all' },
+  loraLayers: {
+    ...int(0, 'adapt the last N blocks'),
+    default: undefined as number | undefined,
+    otherwise: 'all; with --model 16',
+  },
   loraDropout: real(0, "dropout on the adapters' input while training", { min: 0, max: 0.99 }),
   labelSmoothing: real(0.1, 'train toward (1 - X)·target + X·uniform', { min: 0, max: 0.99 }),
   mask: oneOf<MaskMode>(
@@ -118,7 +122,7 @@ export const FLAGS = {
     'name',
     "what the loss skips: each question's function name, the whole question (mlx-lm's --mask-prompt) or nothing",
   ),
-  maskPrompt: on("train on the completion (a chat's last turn) only: mlx-lm's flag; with --model"),
+  maskPrompt: on("train on the completion (a chat's last turn) only, mlx-lm's flag (the tiny model: --mask prompt)"),
   gradCheckpoint: on("with --model: keep each adapted layer's input only, and run it again for the backward"),
   maxSeqLength: int(2048, 'with --model: examples longer than N tokens are cut to N', 2),
   targets: {
@@ -257,7 +261,7 @@ export const MODEL_DEFAULTS: { [N in Name]?: Value<N> } = {
   valBatches: 25,
   maxTokens: 100,
   mask: 'none',
-  targets: ['q_proj', 'v_proj'],
+  targets: ['q_proj', 'v_proj'], // GPT-2's c_attn (lib/hf.ts defaultTargets): what --help shows is Llama's
 }
 
 /** The flags with --model's defaults in place of those not given; without --model, unchanged. */

@@ -28,7 +28,7 @@ export function printLoRAReport(model: nn.Module): void {
 }
 
 /** Train, valid and test loss of the base and of the adapted model (the kept step), and where training ended. */
-export function printSummary(before: Losses, after: Losses, run: Ending | null, unit: Unit = 'character'): void {
+export function printSummary(before: Losses, after: Losses, run: Ending | null, unit = run?.unit ?? 'character'): void {
   const row = (name: string, a: number, b: number, c?: number) =>
     console.log(
       name.padEnd(18) +
