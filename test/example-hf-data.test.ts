@@ -165,6 +165,14 @@ test('examples longer than --max-seq-length are cut to it, and counted', () => {
     lines.some((l) => l.includes(`3 example(s) (first: ${where}:1) longer than 20 tokens`)),
     lines.join('\n'),
   )
+  // with --mask-prompt, a prompt that fills the cut leaves nothing to train on: left out, and a split of only those
+  // is refused (its loss would be 0 / 0)
+  const long = dataDir('long-prompt', [{ prompt: 'the cat sat on the mat '.repeat(4), completion: 'yes' }])
+  const masked = { maxLength: 20, maskPrompt: true, batchSize: 1 }
+  assert.throws(
+    () => quiet(() => loadHFData(long, tokenizer!, masked)),
+    /train\.jsonl: no example has a completion token within the first 20 tokens/,
+  )
 })
 
 test("--model's flags: mlx-lm's defaults where none is given, and the combinations that cannot work refused", () => {

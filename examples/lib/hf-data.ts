@@ -124,7 +124,7 @@ export function loadHFData(
     if (maskPrompt && format === 'text')
       throw new Error(`--mask-prompt needs prompt/completion or chat data, but ${shown(file)} holds text lines`)
     formats.push(`${name} ${format}`)
-    return lines
+    const examples = lines
       .map((line) => {
         const { ids, prompt } = encodeLine(tokenizer, line)
         if (ids.length > maxLength && cut++ === 0) firstCut = line.where
@@ -133,6 +133,9 @@ export function loadHFData(
         return kept
       })
       .filter((ids) => !maskPrompt || prompts.get(ids)! < ids.length || (promptOnly++, false))
+    if (examples.length === 0)
+      throw new Error(`${shown(file)}: no example has a completion token within the first ${maxLength} tokens`)
+    return examples
   }
   const [train, valid, test] = ['train', 'valid', 'test'].map(split)
   if (batchSize > train.length)
@@ -141,19 +144,15 @@ export function loadHFData(
   console.log(`  formats: ${formats.join(', ')}`)
   if (cut) console.log(`Note: ${cut} example(s) (first: ${firstCut}) longer than ${maxLength} tokens were cut to that`)
   if (promptOnly) console.log(`Note: ${promptOnly} example(s) left out: no completion token within ${maxLength} tokens`)
+  const promptOf = (ids: number[]) => prompts.get(ids) ?? 0
   const batch = (examples: number[][]): Batch => {
     const b = padBatch(examples, maxLength - 1)
-    if (maskPrompt)
-      maskPrompts(
-        b,
-        examples.map((e) => prompts.get(e) ?? 0),
-      )
+    if (maskPrompt) maskPrompts(b, examples.map(promptOf))
     return b
   }
   if (maskPrompt) {
     const all = train.reduce((s, e) => s + e.length - 1, 0)
-    const masked = train.reduce((s, e) => s + Math.max(0, (prompts.get(e) ?? 0) - 1), 0)
-    if (masked === all) throw new Error(`--mask-prompt leaves no completion token to train on in ${shown(dir)}`)
+    const masked = train.reduce((s, e) => s + Math.max(0, promptOf(e) - 1), 0)
     const share = ((100 * masked) / all).toFixed(1)
     console.log(`--mask-prompt: ${masked} of ${all} training targets (${share}%) are prompt tokens, not trained on`)
   }
