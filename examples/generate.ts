@@ -5,7 +5,7 @@ import { nn } from '../src/node'
 import { parseFlags, helpText, withModelDefaults, checkModelFlags } from './lib/flags'
 import { openBase, quantizeBase, trainedBits, loadRunAdapters, setStrength } from './lib/model'
 import { checkBasePrompt, baseAnswer, show } from './lib/model'
-import { findRun } from './lib/runs'
+import { findRun, checkBase } from './lib/runs'
 import { runMain } from './lib/cli'
 
 runMain(async () => {
@@ -18,6 +18,7 @@ runMain(async () => {
   const base = openBase(flags)
   checkBasePrompt(base, flags.prompt, flags.chat)
   const folder = flags.noAdapter ? null : findRun(flags.adapterPath)
+  if (folder) checkBase(folder, base.path) // adapters of another model: refused before anything is generated
   quantizeBase(base.model, folder ? trainedBits(folder) : null) // the base the adapters were trained on
   const baseReply = baseAnswer(base, flags)
   if (folder) {

@@ -114,16 +114,8 @@ runMain(async () => {
   const training = trainingRecord(base, flags, step, kept.step)
   const examples = { train: data.train.length, valid: data.valid.length, test: data.test.length }
   const trained = { [`${unit}s`]: tokens, [`${unit}sPerSecond`]: Math.round(tokens / seconds) }
-  const record = {
-    training,
-    examples,
-    trained,
-    before,
-    final,
-    kept: keptLosses,
-    train: train.points,
-    valid: valid.points,
-  }
+  const curves = { train: train.points, valid: valid.points }
+  const record = { training, examples, trained, before, final, kept: keptLosses, ...curves }
   const title = `${flags.full ? 'Full' : `LoRA (rank ${training.rank})`} fine-tune: ${step} steps of ${perStep}`
   const svg = svgChart([train, valid], title, { step: kept.step, label: `kept (step ${kept.step})` })
   const notes = { fineTunedFrom: shown(basePath), steps: String(kept.step) }

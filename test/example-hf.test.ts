@@ -135,10 +135,29 @@ test('generate answers through the tokenizer and the chat template, as the adapt
   assert.is(run.status, 0, run.stderr)
   const { model, tokenizer } = nn.loadPretrained(LLAMA)
   nn.loadAdapters(model, join(folder, 'adapters.safetensors'))
-  const flags = { prompt: 'the cat', maxTokens: 12, temp: 0, seed: 0, chat: true }
-  const expected = answerHF(model, tokenizer!, flags)
+  // spelled out here: the user's turn and the assistant's header, 12 greedy tokens, cut at <|im_end|> (id 2)
+  const prompt = tokenizer!.encode('<|im_start|>user\nthe cat<|im_end|>\n<|im_start|>assistant\n', {
+    addSpecialTokens: false,
+  })
+  const out = model.generate(new Tensor(Float32Array.from(prompt), [1, prompt.length]), 12, { temperature: 0 })
+  const tokens = Array.from(out.data.subarray(prompt.length))
+  const end = tokens.indexOf(2)
+  const expected = tokenizer!.decode(end < 0 ? tokens : tokens.slice(0, end), { skipSpecialTokens: true })
   assert.ok(run.stdout.endsWith(`Adapted model:\nthe cat${expected}\n`), `${run.stdout}\nexpected …${expected}`)
-  assert.not.match(expected, /<\|im_(start|end)\|>/, 'special tokens are left out, and the answer ends at eos')
+  const flags = { prompt: 'the cat', maxTokens: 12, temp: 0, seed: 0, chat: true }
+  assert.is(answerHF(model, tokenizer!, flags), expected, 'lib/hf.ts answers the same in process')
+  // an answer stops at eos: the 4th token forced to eos and every later one to id 100, the answer is the first 3
+  const first3 = answerHF(model, tokenizer!, { ...flags, prompt: 'a dog', maxTokens: 3 })
+  const head = model.head.bind(model)
+  let calls = 0
+  model.head = (h: Tensor) => {
+    const logits = head(h) // (1, 1, 320): one call per generated token
+    const k = calls++
+    if (k >= 3) logits.data[k === 3 ? 2 : 100] = 1e4
+    return logits
+  }
+  assert.is(answerHF(model, tokenizer!, { ...flags, prompt: 'a dog' }), first3)
+  assert.is(calls, 12, 'it generated on past eos (maxTokens), and cut the answer there')
 })
 
 test('fuse writes a Hugging Face folder that loadPretrained reads back with the adapted logits', () => {
