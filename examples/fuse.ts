@@ -33,17 +33,19 @@ runMain(async () => {
   const adapted = testLoss()
 
   const { paths, reports } = nn.mergeLoRA(model, { keepQuantized: bits !== null })
-  if (bits !== null) {
-    const r = Object.values(reports)
+  const r = Object.values(reports) // one per adapted layer whose base was quantized (too narrow a layer is not)
+  if (bits !== null && r.length > 0) {
     const avg = (f: (x: nn.FuseReport) => number) => (100 * r.reduce((s, x) => s + f(x), 0)) / r.length
     const codes = `${avg((x) => x.codesChanged).toFixed(1)}% of codes changed`
     const retained = `${avg((x) => x.retained).toFixed(0)}% of dW retained on average`
     const below = `${avg((x) => x.groupsBelowHalfStep).toFixed(0)}% of groups saw a dW below half a step`
-    console.log(`\nFused ${paths.length} layers by requantizing W + dW: ${codes},\n  ${retained}, ${below}`)
+    const some = r.length === paths.length ? '' : ` (${r.length} on quantized bases)`
+    console.log(`\nFused ${paths.length} layers${some} by requantizing W + dW: ${codes},\n  ${retained}, ${below}`)
     console.log(`Test loss of the requantized fused model: ${testLoss()}`)
-    for (const [path, m] of [...model.namedModules()])
-      if (m instanceof nn.QuantizedLinear) model.setModule(path, m.dequantize())
   } else console.log(`\nFused ${paths.length} layers: W + scale·B·A`)
+  for (const [path, m] of [...model.namedModules()])
+    // what stays quantized is saved as floats
+    if (m instanceof nn.QuantizedLinear) model.setModule(path, m.dequantize())
 
   if (base.kind === 'hf')
     saveHFFolder(file, base.model, basePath) // a failure names the file

@@ -3,7 +3,7 @@
 // tokens — the loss sends no gradient to them and changes with every completion token.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { Tensor, crossEntropy, nn } from '../src/node'
@@ -16,6 +16,7 @@ import { manualSeed } from '../src/random'
 const LLAMA = join(import.meta.dirname, 'fixtures', 'example-hf', 'llama')
 const GPT2 = join(import.meta.dirname, 'fixtures', 'example-hf', 'gpt2')
 const dir = mkdtempSync(join(tmpdir(), 'tenny-hf-data-'))
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
 const quiet = <T>(f: () => T): T => {
   const log = console.log
   console.log = () => {}

@@ -4,7 +4,7 @@
 // generate answers through the tokenizer; fuse writes a folder that loadPretrained reads back with the adapted logits.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { cpSync, mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Tensor, nn } from '../src/node'
@@ -14,6 +14,7 @@ import { example, generate, fuse, failsClearly, root, type Run } from './example
 const LLAMA = join(root, 'test', 'fixtures', 'example-hf', 'llama')
 const GPT2 = join(root, 'test', 'fixtures', 'example-hf', 'gpt2')
 const dir = mkdtempSync(join(tmpdir(), 'tenny-example-hf-'))
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
 
 // a small vocabulary of words, so that a few steps at a high rate lower the loss of held-out lines too
 const WORDS = 'the cat sat on a mat dog ran far blue sky red sun'.split(' ')
@@ -86,7 +87,7 @@ test('the Llama fixture trains on text, completions and chat, --mask-prompt mask
 })
 
 test('the GPT-2 fixture trains on text (QLoRA), completions without a template, and chat with one added', () => {
-  const text = train(GPT2, dataOf('text'), '--quantize', '4')
+  const text = (trained.qlora = train(GPT2, dataOf('text'), '--quantize', '4'))
   checkRun(text, GPT2, 'text')
   assert.match(text.run.stdout, /Quantized \d+ Linear layers to 4 bits/)
   assert.equal(text.record.training.targets, ['c_attn'])
@@ -187,6 +188,23 @@ test('fuse writes a Hugging Face folder that loadPretrained reads back with the 
     assert.ok(diff(want, got) < tolerance, `fused vs adapted logits: max |Δ| ${diff(want, got)}`)
     assert.ok(diff(want, base) > 10 * diff(want, got), 'the adapters changed the logits, and the fused model kept it')
   }
+})
+
+test('fuse on a QLoRA run requantizes the layers on quantized bases, then writes floats that load back', () => {
+  // the fixture's down_proj (64 inputs) is the one layer groups of 64 quantize; q_proj and v_proj stay float
+  const { folder } = train(LLAMA, dataOf('text'), '--quantize', '4', '--targets', 'q_proj,v_proj,down_proj')
+  const run = fuse('--model', LLAMA, '--adapter-path', folder, '--data', dataOf('text'))
+  assert.is(run.status, 0, run.stderr)
+  const report = /Fused 6 layers \(2 on quantized bases\) by requantizing W \+ dW: \d+\.\d% of codes changed,\n {2}\d+%/
+  assert.match(run.stdout, report)
+  const { model } = nn.loadPretrained(join(folder, 'fused_model'))
+  const logits = model.forward(new Tensor(Float32Array.from([5, 80, 200]), [1, 3])).data
+  assert.ok(logits.every(Number.isFinite))
+  // GPT-2's c_attn (32 inputs) was not quantized: a plain fuse, no report over no layers (it printed NaN% before)
+  const gpt2 = fuse('--model', GPT2, '--adapter-path', trained.qlora.folder, '--data', dataOf('text'))
+  assert.is(gpt2.status, 0, gpt2.stderr)
+  assert.match(gpt2.stdout, /\nFused 2 layers: W \+ scale·B·A\n/)
+  assert.not.match(gpt2.stdout, /NaN/)
 })
 
 test.run()
