@@ -202,6 +202,10 @@ export function readRun(folder: string): RunRecord | null {
   return run as RunRecord
 }
 
+/** The base a run names: --model's folder as it was given, else the checkpoint's path relative to the run. */
+const trainedOn = (run: RunRecord) =>
+  typeof run.training.model === 'string' ? run.training.model : String(run.base.file)
+
 /** A run trained on another base checkpoint (same shapes, other weights) is refused, naming both hashes. */
 export function checkBase(folder: string, basePath: string): RunRecord | null {
   const run = readRun(folder)
@@ -209,7 +213,7 @@ export function checkBase(folder: string, basePath: string): RunRecord | null {
     have = baseHash(basePath)
   if (want !== undefined && want !== have)
     throw new Error(
-      `${shown(folder)} was trained on another base model (${run?.base.file}, sha256 ${want}…); ` +
+      `${shown(folder)} was trained on another base model (${trainedOn(run!)}, sha256 ${want}…); ` +
         `${shown(basePath)} is ${have}…`,
     )
   return run
