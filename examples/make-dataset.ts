@@ -20,15 +20,18 @@ const { values: flags } = parseArgs({
     seed: { type: 'string', default: '0' },
     'max-line': { type: 'string', default: '80' },
     test: { type: 'string', default: '20' },
+    'train-size': { type: 'string', default: '80' },
+    'test-size': { type: 'string', default: '32' },
   },
 })
 
 // Public API only: src/kernels/ is reached through the table K, not by users, and repeats op names.
 const SOURCES = ['ops', 'nn', 'src']
 const SKIP_DIRS = new Set(['kernels'])
-// Always trained, never held out: the example's default prompt (relu, the seed tutorial's question, asked of
-// tenny), the former default (softmax) and the tutorial's subject (LoRALinear).
-const ALWAYS_TRAIN = ['softmax', 'relu', 'LoRALinear']
+// Always trained, never held out: the four answers the example shows (relu: the seed tutorial's question, asked of
+// tenny; matmul, softmax, gelu: the README's) and the tutorial's subject (LoRALinear).
+const PINNED = ['relu', 'matmul', 'softmax', 'gelu', 'LoRALinear']
+const [TRAIN_SIZE, TEST_SIZE] = [Number(flags['train-size']), Number(flags['test-size'])]
 // Answers are the docstring's first sentence(s), each whole line (question + answer) at most 80 characters:
 // short enough for the tiny base to memorise in a two-minute fine-tune, long enough to say what a function does.
 const MAX_LINE = Number(flags['max-line'])
@@ -99,20 +102,22 @@ for (const file of SOURCES.flatMap((d) => tsFiles(join(root, d)))) {
   }
 }
 
-// Each function's split is decided by a hash of the seed and its name, not by shuffling the list, so a rerun
-// after more functions get docstrings only adds lines: no function ever moves between train and test.
-const pTest = Number(flags.test) / 100
-const held = (name: string): boolean => {
-  if (ALWAYS_TRAIN.includes(name)) return false
-  const u = createHash('sha256').update(`${flags.seed}:${name}`).digest().readUInt32BE(0) / 2 ** 32 // uniform in [0, 1)
-  return u >= 1 - pTest
-}
-const names = [...docs.keys()].sort()
-const trained = names.filter((n) => !held(n))
+// Which functions are asked: every name gets a seeded hash u in [0, 1). A fifth (u >= 0.8) may be held out for
+// test, the rest may be trained; a function never moves between the two as the API grows. Of each, the first by u
+// are taken, up to TRAIN_SIZE trained (the PINNED ones always among them) and TEST_SIZE held out; the rest are
+// documented but not asked, so the example costs the same however many functions the library documents.
+const u = (name: string) => createHash('sha256').update(`${flags.seed}:${name}`).digest().readUInt32BE(0) / 2 ** 32
+const names = [...docs.keys()].sort((a, b) => u(a) - u(b))
+const missing = PINNED.filter((n) => !docs.has(n))
+if (missing.length) throw new Error(`make-dataset: the pinned functions ${missing.join(', ')} have no docstring`)
+const held = (name: string) => !PINNED.includes(name) && u(name) >= 1 - Number(flags.test) / 100
+const others = names.filter((n) => !held(n) && !PINNED.includes(n))
+const trained = [...PINNED, ...others.slice(0, TRAIN_SIZE - PINNED.length)].sort()
+const tested = names.filter(held).slice(0, TEST_SIZE).sort()
 const splits: Record<string, string[]> = {
   train: trained.map((n) => question(n) + docs.get(n)!),
   valid: trained.map((n) => rephrased(n) + docs.get(n)!),
-  test: names.filter(held).map((n) => question(n) + docs.get(n)!),
+  test: tested.map((n) => question(n) + docs.get(n)!),
 }
 
 mkdirSync(flags.out, { recursive: true })
@@ -121,3 +126,4 @@ for (const [split, texts] of Object.entries(splits)) {
   console.log(`${split}: ${texts.length} questions → ${relative(process.cwd(), join(flags.out, `${split}.jsonl`))}`)
 }
 for (const s of skipped) console.log(`skipped ${s}`)
+console.log(`${docs.size} documented functions, ${names.length - trained.length - tested.length} not asked`)

@@ -13,9 +13,13 @@ import type { Page } from 'puppeteer-core'
 import { Tensor, nn, parseSafetensors, type StoredTensor } from '../src/node'
 import { loadBase } from '../examples/lib/checkpoint'
 import { buildPlayground, serve, launch, root } from '../examples/web/headless'
+import { FLAGS, exampleFlags } from '../examples/lib/flags'
+import { loadData, inBatches } from '../examples/lib/data'
+import { evaluate, EVAL_BATCH } from '../examples/lib/step'
 
 const PROMPT = 'Q: What is relu in tenny?\nA: '
 const BASE = join(root, 'examples/base/base.safetensors')
+const exampleDefaults = exampleFlags([]) as Record<string, unknown> & { iters: number; stepsPerEval: number }
 
 type Site = Awaited<ReturnType<typeof serve>>
 type Chrome = Awaited<ReturnType<typeof launch>>
@@ -124,8 +128,33 @@ test('playground: served cross-origin isolated, it loads the base and answers th
     )
 })
 
-test('playground: LoRA trains in the Web Worker: loss falls over 40 steps, the page stays responsive, the answer changes', async () => {
-  await setValue('iters', '40')
+/** The trained answer to each of the four questions the examples show, from examples/data/train.jsonl. */
+const FOUR = ['relu', 'matmul', 'softmax', 'gelu']
+const trainedAnswers = new Map(
+  readFileSync(join(root, 'examples/data/train.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line).text as string)
+    .map((text) => [/^Q: What is (\S+) in tenny\?/.exec(text)![1], text.slice(text.indexOf('\nA: ') + 4)]),
+)
+let kept = { step: 0, loss: 0 }
+
+test('playground: the first Train click, at the defaults it shows, learns the four answers and keeps the best step', async () => {
+  // the form shows the Node example's defaults (its flag table), and the click trains with them
+  const form = {
+    rank: 'rank',
+    alpha: 'alpha',
+    lr: 'lr',
+    iters: 'iters',
+    batchSize: 'batch',
+    stepsPerEval: 'eval-every',
+  }
+  for (const [flag, id] of Object.entries(form))
+    assert.is(Number(await page.$eval(`#${id}`, (e) => (e as HTMLInputElement).value)), exampleDefaults[flag])
+  const checked = await page.$$eval('#targets input:checked', (boxes) =>
+    boxes.map((b) => (b as HTMLInputElement).value),
+  )
+  assert.equal(checked, FLAGS.targets.default)
   await page.click('#train')
   const losses: number[] = [],
     delays: number[] = []
@@ -144,21 +173,41 @@ test('playground: LoRA trains in the Web Worker: loss falls over 40 steps, the p
     if (Number.isFinite(loss) && loss !== losses[losses.length - 1]) losses.push(loss)
     await new Promise((resolve) => setTimeout(resolve, 150))
   }
-  const status = await statusMatches(/^Trained 40 steps/)
-  assert.ok(losses.length >= 4, `saw ${losses.length} loss readings (${status})`)
-  const [first, last] = [losses[0], Number(await text('loss'))]
-  assert.ok(last < first - 0.5, `train loss fell from ${first} to ${last} (readings ${losses.join(' ')})`)
+  const status = await statusMatches(/^Trained /)
+  const m =
+    /^Trained (\d+) steps in ([\d.]+) s \((\d+) tokens\/s\)\. Kept the adapters of step (\d+): validation loss ([\d.]+), the lowest \(step (\d+): ([\d.]+)\)\.$/.exec(
+      status,
+    )
+  assert.ok(m, status)
+  console.log(`  (the first click: ${status})`) // the time is a measurement to read, not to assert
+  const [steps, keptStep, keptLoss, lastStep, lastLoss] = [1, 4, 5, 6, 7].map((i) => Number(m![i]))
+  assert.is(steps, exampleDefaults.iters)
+  assert.is(lastStep, steps)
+  assert.ok(keptStep % exampleDefaults.stepsPerEval === 0 || keptStep === steps, `kept a validated step: ${keptStep}`)
+  assert.ok(keptLoss <= lastLoss, 'the kept step has the lowest validation loss')
+  assert.is(await text('kept'), `step ${keptStep}`)
+  kept = { step: keptStep, loss: keptLoss }
+  assert.ok(losses.length >= 4, `saw ${losses.length} loss readings`)
+  assert.ok(
+    losses[losses.length - 1] < losses[0] - 1,
+    `train loss fell from ${losses[0]} (readings ${losses.join(' ')})`,
+  )
   assert.ok(
     Math.max(...delays) < 250,
     `the page answered timers within ${Math.max(...delays).toFixed(0)} ms while training`,
   )
-  assert.is(await text('step'), '40 / 40')
   const ranks = await page.$$eval('#report tbody tr td:nth-child(2)', (tds) => tds.map((td) => td.textContent ?? ''))
   assert.is(ranks.length, 13, 'one report row per adapted layer (6 targets in each of 2 blocks, and the LM head)')
   for (const cell of ranks) {
-    const m = /^(\d+) ≤ 32$/.exec(cell)
-    assert.ok(m && Number(m[1]) >= 1 && Number(m[1]) <= 32, `rank(ΔW) ≤ r: ${cell}`)
+    const r = /^(\d+) ≤ 32$/.exec(cell)
+    assert.ok(r && Number(r[1]) >= 1 && Number(r[1]) <= 32, `rank(ΔW) ≤ r: ${cell}`)
   }
+  for (const name of FOUR) {
+    await page.$eval('#prompt', (e, n) => ((e as HTMLTextAreaElement).value = `Q: What is ${n} in tenny?\nA: `), name)
+    const prompt = `Q: What is ${name} in tenny?\nA: `
+    assert.is(await ask(), prompt + trainedAnswers.get(name), `the ${name} answer is the docstring it was taught`)
+  }
+  await page.$eval('#prompt', (e, p) => ((e as HTMLTextAreaElement).value = p), PROMPT)
   trainedAnswer = await ask()
   assert.is.not(trainedAnswer, baseAnswer, 'the adapted answer differs from the base one')
   assert.match(await text('answer-who'), /adapted, strength 1/)
@@ -204,7 +253,7 @@ function unpack(files: Record<string, Uint8Array>): string {
 const f32 = (t: StoredTensor | undefined) => (t?.data instanceof Float32Array ? t.data : new Float32Array())
 const bitwise = (a: Float32Array, b: Float32Array) => a.length === b.length && a.every((v, i) => Object.is(v, b[i]))
 
-test('playground: downloads in Tenny, PEFT and MLX layouts; Node loads each by path: identical tensors, the same answer', async () => {
+test("playground: downloads in Tenny, PEFT and MLX layouts; Node loads each by path: identical tensors, the same answer, the kept step's loss", async () => {
   const tenny = await downloadZip('tenny'),
     peft = await downloadZip('peft'),
     mlx = await downloadZip('mlx')
@@ -223,6 +272,11 @@ test('playground: downloads in Tenny, PEFT and MLX layouts; Node loads each by p
     const byMlx = load((m) => nn.importMLX(m, join(dirs[2], 'adapters.safetensors')))
     for (const loaded of [byTenny, byPeft, byMlx])
       assert.is(loaded.answer, trainedAnswer, 'Node answers as the page did with its adapter')
+    // they are the kept step's adapters: with them Node measures the validation loss the page kept them for
+    const { tokenizer } = loadBase(BASE)
+    const data = loadData(join(root, 'examples/data'), tokenizer, byTenny.model.config.blockSize, FLAGS.mask.default)
+    const valid = evaluate(byTenny.model, inBatches(data.valid, EVAL_BATCH, data.batch))
+    assert.is(valid.toFixed(3), kept.loss.toFixed(3), `the validation loss of step ${kept.step}'s adapters`)
     // the loaded model writes the very bytes the browser wrote: every value survived, and so did the config
     const again = nn.adapterFiles(byTenny.model)
     assert.ok(

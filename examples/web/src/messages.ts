@@ -8,6 +8,7 @@ export type Settings = {
   learningRate: number
   iters: number // optimizer steps
   batchSize: number
+  stepsPerEval: number // the validation loss every N steps: the adapters of the lowest are kept
 }
 
 /** What the page asks of the worker. */
@@ -38,20 +39,33 @@ export type LayerReport = {
 /** The kernels that run, in words, and their measured speed. */
 export type BackendSummary = { name: string; detail: string; gflops: number | null; reason: string; threads: string }
 
+/** A step and its validation loss. */
+export type StepLoss = { step: number; loss: number }
+
 /** What the worker tells the page. */
 export type Reply =
-  | { type: 'ready'; backend: BackendSummary; model: string; data: string; defaultTargets: string[] }
+  | { type: 'ready'; backend: BackendSummary; model: string; data: string; targets: string[]; defaults: Settings }
   | { type: 'answer'; prompt: string; text: string; strength: number; adapted: boolean }
   | {
       type: 'progress'
       step: number
       iters: number
-      trainLoss: number
-      validLoss: number | null
-      tokensPerSecond: number
-      etaSeconds: number
+      trainLoss: number | null // the mean over the steps since the last progress (null: none)
+      validLoss: number | null // measured at this step, or null
+      tokens: number // trained on so far (the characters whose loss counts)
+      seconds: number // since the first step
+      kept: StepLoss // the lowest validation loss so far: the adapters that training keeps
     }
-  | { type: 'trained'; steps: number; seconds: number; stopped: boolean; report: LayerReport[] }
+  | {
+      type: 'trained'
+      steps: number
+      seconds: number
+      tokens: number
+      stopped: boolean
+      kept: StepLoss // the adapters the model now has
+      last: StepLoss // the last step's validation
+      report: LayerReport[]
+    }
   | { type: 'loaded'; what: string; report: LayerReport[] }
   | { type: 'files'; layout: Layout; files: Record<string, Uint8Array> }
   | { type: 'status'; text: string }

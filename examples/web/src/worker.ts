@@ -1,15 +1,16 @@
 // The playground's model side, in a Web Worker so the page stays responsive while it trains: the pretrained tiny
-// GPT, its answers, LoRA fine-tuning (the loop of examples/lora-finetune.ts, step for step) and adapter files.
-// main.ts sends requests (messages.ts); every reply is a posted message. Between training steps the worker
-// yields, so a Stop, an Ask or a Download is answered while it trains.
-import { Tensor, rngState, setRngState, nn, optim, parseSafetensors, startBackend, useGpujs } from 'tenny'
+// GPT, its answers, LoRA fine-tuning (the loop of examples/lora-finetune.ts, step for step, with its defaults and
+// its rule for which adapters to keep) and adapter files. main.ts sends requests (messages.ts); every reply is a
+// posted message. Training runs steps back to back and, a few times a second, posts its progress and yields, so a
+// Stop, an Ask or a Download is answered while it trains.
+import { Tensor, manualSeed, rngState, setRngState, nn, optim, parseSafetensors, startBackend, useGpujs } from 'tenny'
 import * as gpujs from 'gpu.js'
 import baseUrl from '../../base/base.safetensors?url'
 import trainJsonl from '../../data/train.jsonl?raw'
 import validJsonl from '../../data/valid.jsonl?raw'
 import { CharTokenizer } from '../../lib/tokenizer'
 import { parseJsonl, maskedBatch, inBatches, Batcher } from '../../lib/batches'
-import { trainStep, evaluate, schedule, checkFinite, type Batch } from '../../lib/step'
+import { trainStep, evaluate, schedule, checkFinite, snapshot, restore, EVAL_BATCH, type Batch } from '../../lib/step'
 import { FLAGS } from '../../lib/flags'
 import { summarize } from './backend'
 import { adapterFilesOf, loadAdapterFilesInto } from './adapter-files'
@@ -18,10 +19,20 @@ import type { Request, Reply, Settings, LayerReport } from './messages'
 const ADAPTER = 'default' // one adapter at a time, as in the Node example
 const MAX_TOKENS = 100 // the longest answer, in characters
 const SEED = 0 // answers are sampled from the same seeded stream, so a slider move changes only the model
-// the Node example's defaults (--lora-dropout, --label-smoothing, --mask), from its flag table; validation more
-// often than its --steps-per-eval, for a chart that moves
+// what the page does not ask for is the Node example's default (--lora-dropout, --label-smoothing, --mask)
 const [DROPOUT, SMOOTHING, MASK] = [FLAGS.loraDropout.default, FLAGS.labelSmoothing.default, FLAGS.mask.default]
-const EVAL_EVERY = 10
+const POST_EVERY_MS = 250 // progress a few times a second: often enough to watch, rare enough to cost nothing
+
+/** The page's first Train click: the Node example's defaults (`npm run example`, no flags), from its flag table. */
+const DEFAULTS: Settings = {
+  rank: FLAGS.rank.default,
+  alpha: FLAGS.alpha.default,
+  targets: FLAGS.targets.default,
+  learningRate: FLAGS.lr.default,
+  iters: FLAGS.iters.default,
+  batchSize: FLAGS.batchSize.default,
+  stepsPerEval: FLAGS.stepsPerEval.default,
+}
 
 let baseBytes: Uint8Array
 let tokenizer: CharTokenizer
@@ -58,10 +69,18 @@ async function start(): Promise<void> {
   post({
     type: 'ready',
     backend,
-    defaultTargets: ['qProj', 'kProj', 'vProj', 'outProj', 'fc', 'proj', 'lmHead'],
+    targets: layerNames(model),
+    defaults: DEFAULTS,
     model: `${parameters} parameters, ${nLayer} layers, ${nEmbd} channels, ${blockSize}-character context`,
     data: `${data.train.length} train and ${data.valid.length} validation examples (examples/data)`,
   })
+}
+
+/** The names an adapter can target: the last part of each layer's path that LoRA can wrap, in model order. */
+function layerNames(model: nn.GPT): string[] {
+  const adaptable = (m: unknown) => m instanceof nn.Linear || m instanceof nn.Conv1D || m instanceof nn.QuantizedLinear
+  const paths = [...model.namedModules()].filter(([path, m]) => path !== '' && adaptable(m)).map(([path]) => path)
+  return [...new Set(paths.map((path) => path.split('.').pop()!))]
 }
 
 /** The model's continuation of `prompt` up to the first newline, with the adapter scaled by `strength`. */
@@ -87,58 +106,86 @@ function batchOf(examples: number[][]): Batch {
   return maskedBatch(examples, model.config.blockSize, MASK, (text) => tokenizer.encode(text))
 }
 
-/** Mean loss per predicted character over a whole split (lib/step.ts, as the Node example measures it). */
-const lossOn = (examples: number[][], batchSize: number) => evaluate(model, inBatches(examples, batchSize, batchOf))
+/** Mean loss per predicted character over a whole split (lib/step.ts, in the Node example's batches). */
+const lossOn = (examples: number[][]) => evaluate(model, inBatches(examples, EVAL_BATCH, batchOf))
 
 /**
- * Fine-tune fresh adapters on the base: AdamW on the adapters only, warmup then cosine decay, the step of
- * examples/lib/step.ts. Stop ends it after the current step and keeps what was learned so far.
+ * Fine-tune fresh adapters on the base as `npm run example` does: AdamW on the adapters only, warmup then cosine
+ * decay, the step of examples/lib/step.ts; every `stepsPerEval` steps (and at the last) the validation loss, and
+ * the adapters of the lowest are kept. Stop ends it after the current step; the last step is validated too.
  */
 async function train(s: Settings): Promise<void> {
   model = freshBase()
+  manualSeed(FLAGS.seed.default) // the adapters' initial values and the batches' order as in `npm run example`
   nn.applyLoRA(model, { targets: s.targets, rank: s.rank, alpha: s.alpha, dropout: DROPOUT, name: ADAPTER })
   const params = model.trainableParameters()
   const opt = new optim.AdamW(params, { lr: s.learningRate, weightDecay: 0 })
   const lrAt = schedule(s.learningRate, s.iters)
   const batches = new Batcher(data.train, s.batchSize)
+  const lower = { 'learning rate': s.learningRate, alpha: s.alpha }
+  // the base's losses, before the clock starts (Node measures them before its loop too)
+  const before = { train: lossOn(data.train), valid: lossOn(data.valid) }
+  let kept = { step: 0, loss: before.valid, weights: snapshot(params) },
+    last = { step: 0, loss: before.valid }, // the latest validation
+    step = 0,
+    tokens = 0,
+    window: number[] = [] // the train losses since the last progress message
+  const progress = (validLoss: number | null, seconds: number, trainLoss = mean(window)) => {
+    const best = { step: kept.step, loss: kept.loss }
+    post({ type: 'progress', step, iters: s.iters, trainLoss, validLoss, tokens, seconds, kept: best })
+    window = []
+  }
+  const validate = () => {
+    last = { step, loss: lossOn(data.valid) }
+    checkFinite('validation loss', last.loss, step, lower)
+    if (last.loss < kept.loss) kept = { step, loss: last.loss, weights: snapshot(params) }
+    return last.loss
+  }
+  progress(before.valid, 0, before.train)
   const start = performance.now()
-  let step = 0,
-    tokens = 0
-  post({
-    type: 'progress',
-    step,
-    iters: s.iters,
-    trainLoss: lossOn(data.train, s.batchSize),
-    validLoss: lossOn(data.valid, s.batchSize),
-    tokensPerSecond: 0,
-    etaSeconds: 0,
-  })
+  let posted = start
   while (step < s.iters && !stopRequested) {
     opt.lr = lrAt(step)
     const batch = batchOf(batches.next())
     const loss = trainStep(model, opt, params, batch, SMOOTHING)
     step++
     tokens += batch.tokens
-    checkFinite('training loss', loss, step, { 'learning rate': s.learningRate, alpha: s.alpha })
-    const validLoss = step % EVAL_EVERY === 0 || step === s.iters ? lossOn(data.valid, s.batchSize) : null
-    const seconds = (performance.now() - start) / 1000
-    post({
-      type: 'progress',
-      step,
-      iters: s.iters,
-      trainLoss: loss,
-      validLoss,
-      tokensPerSecond: tokens / seconds,
-      etaSeconds: (seconds / step) * (s.iters - step),
-    })
-    await new Promise((resolve) => setTimeout(resolve, 0)) // let the page's messages in: Stop, Ask, Download
+    checkFinite('training loss', loss, step, lower)
+    window.push(loss)
+    const validLoss = step % s.stepsPerEval === 0 || step === s.iters ? validate() : null
+    const now = performance.now()
+    if (validLoss === null && now - posted < POST_EVERY_MS) continue
+    progress(validLoss, (now - start) / 1000)
+    posted = now
+    await messagesIn() // Stop, Ask, Download: answered between two steps
   }
+  if (last.step !== step) progress(validate(), (performance.now() - start) / 1000) // stopped: the last step counts
+  const seconds = (performance.now() - start) / 1000
+  restore(params, kept.weights)
   post({
     type: 'trained',
     steps: step,
-    seconds: (performance.now() - start) / 1000,
+    seconds,
+    tokens,
     stopped: stopRequested,
+    kept: { step: kept.step, loss: kept.loss },
+    last,
     report: report(),
+  })
+}
+
+/** The mean of the train losses since the last message; null if no step ran since (a Stop right after it). */
+const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null)
+
+/**
+ * Let the messages that arrived while training ran be handled, then go on. A MessageChannel message is queued
+ * behind them without the ≥ 4 ms a nested setTimeout waits in a browser.
+ */
+const channel = new MessageChannel()
+function messagesIn(): Promise<void> {
+  return new Promise((resolve) => {
+    channel.port1.onmessage = () => resolve()
+    channel.port2.postMessage(null)
   })
 }
 
