@@ -22,7 +22,7 @@ import {
 } from '../src/backends/gpujs/gpu'
 import { WorkerPool, WorkerEnd, sharedMemory, IDLE, BUSY, RUNNING, STATES, JOB } from '../src/backends/threads/pool'
 import { wasmMatmul, wasmSupport, WASM_ROWS_BELOW } from '../src/backends/wasm'
-import { fastest, type Probe } from '../src/backends/auto'
+import { confirming, fastest, CONFIRM_CALLS, type Candidate, type Probe } from '../src/backends/auto'
 import { startNodeWorker } from '../src/backends/threads/threads-node'
 import { manualSeed, random } from '../src/random'
 import { Tensor, randint } from '../src/tensor'
@@ -31,6 +31,9 @@ import { linear } from '../ops/matmul'
 import { relu } from '../ops/elementwise'
 import { mseLoss } from '../ops/nn'
 import { uniform } from './helpers'
+import { FunctionBody } from '../src/backends/wasm/emit'
+
+FunctionBody.checks = true // every kernel generated in this process has its operand stack checked
 
 type Table = Pick<Kernels, 'matmul' | 'matmulBatched'>
 const rnd = (size: number) => Float32Array.from({ length: size }, () => 2 * random() - 1)
@@ -366,6 +369,12 @@ test('setBackend/backendInfo: say what runs and why; cpu restores the CPU table;
   assert.is(backendInfo().backend, 'cpu')
   // @ts-expect-error: not a backend
   assert.throws(() => setBackend('tpu'), /unknown backend 'tpu': expected 'cpu', 'parallel', 'wasm', 'gpujs', 'auto'/)
+  const huge = new Array<string>(1e6).fill('tpu') // from plain JavaScript: quoted in at most 200 characters
+  assert.throws(
+    // @ts-expect-error: not a backend name
+    () => setBackend(huge),
+    (err: Error) => err.message.length < 400 && /unknown backend \["tpu", /.test(err.message),
+  )
 })
 
 test('auto: times every backend that opens here, installs the fastest (never one measured over 5% slower), and says so', () => {
@@ -399,7 +408,31 @@ test('auto: times every backend that opens here, installs the fastest (never one
     info.reason,
     /measured on \(n, n, n\) A·Bᵀ \(n = 256 for the TS kernels, 512 for wasm\), warmed, median of 7 alternating rounds: /,
   )
-  assert.ok(info.reason.endsWith(`→ ${installed!.path}`) || info.reason.includes(`→ ${installed!.path} (`), info.reason)
+  assert.ok(
+    info.reason.endsWith(`→ ${installed!.path}`) ||
+      info.reason.includes(`→ ${installed!.path} (`) ||
+      info.reason.includes(`→ ${installed!.path}; to be confirmed against `),
+    info.reason,
+  )
+  if (info.reason.includes('to be confirmed')) {
+    // the first large products run on the pick and its sibling in turn, bit for bit alike, then one is kept
+    manualSeed(9)
+    const [m, k, n] = [256, 256, 320] // two shapes of ≥ 256³ multiply-adds, alternating
+    const a = rnd(m * k),
+      b = rnd(n * k)
+    const want = [
+      cpu.matmul(a, b, m, k, n, { transB: true }),
+      cpu.matmul(a, b.subarray(0, 256 * k), m, k, 256, { transB: true }),
+    ]
+    for (let call = 0; call < CONFIRM_CALLS; call++) {
+      const wide = call % 2 === 0
+      const got = K.matmul(a, wide ? b : b.subarray(0, 256 * k), m, k, wide ? n : 256, { transB: true })
+      assertRelClose(got, want[wide ? 0 : 1], `large product ${call} while confirming`)
+    }
+    const after = backendInfo()
+    assert.match(after.reason, /; confirmed on the first 24 products of ≥ 256³ \(2 shapes\): .* ms, .* ms → /)
+    assert.ok(after.reason.endsWith(`→ ${after.backend} (${after.threads} thread${after.threads > 1 ? 's' : ''})`))
+  }
   setBackend('cpu')
 })
 
@@ -436,6 +469,70 @@ test('auto: a candidate over 5x slower than one warmed before it gets 3 calls, n
   assert.is(slowCalls, 3, 'a first call (it may compile), then two that confirm it')
   assert.match(probes[1].note, /not timed further: over 5× slower/)
   assert.ok(probes[1].gflops! < probes[0].gflops! / 5, JSON.stringify(probes)) // gflops set for both
+})
+
+/** A fake backend for auto's logic: each call waits `ms`, counts itself, and returns its own name's length. */
+function fakeCandidate(name: string, threads: number, ms: () => number, log: string[]): Candidate {
+  const wait = (t: number) => {
+    for (const t0 = performance.now(); performance.now() - t0 < t;) {
+      /* busy, as a kernel would be */
+    }
+  }
+  return {
+    name,
+    note: '',
+    n: 256,
+    threads,
+    run: (a) => {
+      log.push(name)
+      wait(ms())
+      return a
+    },
+  }
+}
+
+test('auto: workers are warmed on calls of their own (at least 6, until their speed settles) before any is timed', () => {
+  const log: string[] = []
+  const calls = { worker: 0 }
+  const threaded = fakeCandidate('threads', 2, () => 0.5, log)
+  threaded.workersOnly = (a) => {
+    log.push('workers only')
+    calls.worker++
+    const t0 = performance.now()
+    while (performance.now() - t0 < Math.max(0.3, 3 - calls.worker * 0.5)); // cold, then faster, then steady
+    return a
+  }
+  fastest([fakeCandidate('one', 1, () => 0.5, log), threaded], [])
+  const first = log.indexOf('threads')
+  assert.ok(calls.worker >= 6, `${calls.worker} worker-only calls`)
+  assert.ok(log.lastIndexOf('workers only') < first, 'every worker-only call came before the candidate was timed')
+  assert.ok(calls.worker >= 8, `it went on while the calls got faster (${calls.worker} calls)`)
+})
+
+test('auto: the pick is confirmed on the first large products, shape by shape, and a faster sibling replaces it', () => {
+  const log: string[] = []
+  const one = fakeCandidate('one thread', 1, () => 2, log)
+  const two = fakeCandidate('two threads', 2, () => 1, log)
+  const decided: string[] = []
+  const run = confirming(one, two, (winner, note) => decided.push(`${winner.name}: ${note}`))
+  const big = new Float32Array(4)
+  run(big, big, 1, 8, 8, 8) // small: the pick runs it, nothing is counted
+  assert.equal(log, ['one thread'])
+  for (let call = 0; call < CONFIRM_CALLS; call++) run(big, big, 1, 256 + (call % 3), 256, 256, { transB: true })
+  assert.is(log.filter((n) => n === 'one thread').length, 1 + CONFIRM_CALLS / 2, 'half of the large products each')
+  assert.is(decided.length, 1)
+  assert.match(decided[0], /^two threads: on the first 24 products of ≥ 256³ \(3 shapes\): one thread .* ms, two/)
+  run(big, big, 1, 8, 8, 8)
+  run(big, big, 1, 300, 300, 300)
+  assert.equal(log.slice(-2), ['two threads', 'two threads'], 'after the decision, every product runs on the winner')
+  const tie: string[] = []
+  const even = confirming(
+    fakeCandidate('2 threads', 2, () => 1, []),
+    fakeCandidate('1 thread', 1, () => 1, []),
+    (w) => tie.push(w.name),
+  )
+  for (let call = 0; call < CONFIRM_CALLS; call++) even(big, big, 1, 256, 256, 256)
+  assert.equal(tie, ['1 thread'], 'a tie goes to fewer threads')
 })
 
 test('wasm: setBackend says what runs; products past the memory grow it and stay correct; one thread or all', () => {

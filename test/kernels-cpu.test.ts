@@ -12,14 +12,19 @@ import { wasmKernels, wasmSupport } from '../src/backends/wasm'
 import { startPool } from '../src/backends/threads/pool'
 import { useThreadSpawner } from '../src/backends/threads/threads'
 import { nodeThreads } from '../src/backends/threads/threads-node'
+import { FunctionBody } from '../src/backends/wasm/emit'
+
+FunctionBody.checks = true // every kernel generated in this process has its operand stack checked
 
 const tables: [string, Kernels][] = [['cpu', cpu]]
 if ((Object.keys(cpu) as (keyof Kernels)[]).some((name) => K[name] !== cpu[name])) tables.push(['installed K', K]) // overrides in use
 useThreadSpawner(nodeThreads)
 if (wasmSupport() === '') {
-  tables.push(['wasm 1 thread', { ...cpu, ...wasmKernels({ threads: false, everySize: true }) }])
+  // tiles of 2¹⁶ floats (the backend's are 2²²), so that inputs of a few MB go through several
+  const tile = 1 << 16
+  tables.push(['wasm 1 thread', { ...cpu, ...wasmKernels({ threads: false, everySize: true, tile }) }])
   if (startPool()?.failure === '')
-    tables.push(['wasm all threads', { ...cpu, ...wasmKernels({ threads: true, everySize: true }) }])
+    tables.push(['wasm all threads', { ...cpu, ...wasmKernels({ threads: true, everySize: true, tile }) }])
 }
 const SIZES = [1, 3, 7, 33, 130]
 
@@ -511,6 +516,44 @@ test('layerNormRows and its backward: every table matches the TS kernels where c
       assert.equal(Array.from(frozen.dx), Array.from(g.dx), `${what}: frozen dx`)
       assert.is(frozen.dw.length + frozen.db.length, 0)
     }
+  }
+})
+
+test('inputs past one tile (2¹⁶ floats here) go through the wasm kernels tile by tile: every table matches the TS loops', () => {
+  manualSeed(14)
+  const n = 2.5 * 2 ** 16 + 3 // two and a half tiles, and a ragged end
+  const a = rnd(n),
+    b = rnd(n)
+  const [rows, cols] = [40, 4099] // 4100 floats a padded row: 15 rows a tile, 3 tiles
+  const x = rnd(rows * cols).map((v) => 20 * v),
+    t = Int32Array.from({ length: rows }, (_, r) => (r * 13) % cols)
+  const [lnRows, lnCols] = [300, 516] // 127 rows a tile
+  const lx = rnd(lnRows * lnCols),
+    w = rnd(lnCols),
+    bias = rnd(lnCols),
+    dy = rnd(lnRows * lnCols)
+  const ln = cpu.layerNormRows(lx, w, bias, lnRows, lnCols, 1e-5)
+  const lnGrads = cpu.layerNormRowsBackward(dy, lx, w, ln.mean, ln.rstd, lnRows, lnCols)
+  for (const [name, T] of tables) {
+    assertClose(T.add(a, b), cpu.add(a, b), { atol: 0, rtol: 0, what: `${name} add` })
+    assertClose(T.gelu(a), cpu.gelu(a), { atol: 1e-7, rtol: 2e-6, what: `${name} gelu` })
+    assertClose(T.softmaxRows(x, rows, cols), cpu.softmaxRows(x, rows, cols), {
+      atol: 1e-7,
+      rtol: 2e-6,
+      what: `${name} softmaxRows`,
+    })
+    const ce = T.crossEntropyRows(x, t, rows, cols, -100)
+    assertClose(ce.losses, cpu.crossEntropyRows(x, t, rows, cols, -100).losses, {
+      atol: 2e-6,
+      rtol: 2e-6,
+      what: `${name} crossEntropyRows`,
+    })
+    const got = T.layerNormRows(lx, w, bias, lnRows, lnCols, 1e-5)
+    for (const key of ['y', 'mean', 'rstd'] as const)
+      assertClose(got[key], ln[key], { atol: 2e-6, rtol: 2e-6, what: `${name} layerNorm ${key}` })
+    const g = T.layerNormRowsBackward(dy, lx, w, ln.mean, ln.rstd, lnRows, lnCols)
+    for (const key of ['dx', 'dw', 'db'] as const)
+      assertClose(g[key], lnGrads[key], { atol: 1e-5, rtol: 1e-5, what: `${name} layerNorm ${key}` })
   }
 })
 

@@ -147,4 +147,36 @@ test('Node entry: backendInfo() names worker_threads as ready once parallel star
   assert.is(parallel.workersReady, parallel.threads - 1)
 })
 
+test('a worker that dies: products stay right on this thread, and backendInfo() says 1 thread and why', () => {
+  for (const name of ['wasm', 'parallel']) {
+    const run = node(
+      [
+        "const t = await import('./src/node.ts')",
+        "const { cpu } = await import('./src/kernels/index.ts')",
+        "const { sharedPool } = await import('./src/backends/threads/pool.ts')",
+        `const before = t.setBackend('${name}').threads`,
+        'const pool = sharedPool()',
+        'let died = ""',
+        'try { pool.join(pool.post(99)) } catch (err) { died = err.message } // job kind 99: the worker throws',
+        'const a = t.randn([300, 200]), b = t.randn([200, 100])',
+        'const got = t.matmul(a, b).data, want = cpu.matmul(a.data, b.data, 300, 200, 100)',
+        'let worst = 0',
+        'for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]))',
+        'const info = t.backendInfo()',
+        'const { threads, reason, matmul } = info',
+        'console.log(JSON.stringify({ before, died, worst, threads, pool: info.parallel.threads, reason, matmul }))',
+      ].join('\n'),
+    )
+    assert.is(run.status, 0, run.stderr)
+    const out = JSON.parse(run.stdout.trim().split('\n').pop() ?? '{}')
+    if (out.before < 2) return console.log('  (one core here: no worker to lose)')
+    assert.match(out.died, /worker 0: .*unknown job kind 99/)
+    assert.ok(out.worst < 1e-3, `${name}: a product after the worker died is off by ${out.worst}`)
+    assert.is(out.threads, 1, `${name}: threads after the worker died`)
+    assert.is(out.pool, 1, `${name}: backendInfo().parallel.threads after the worker died`)
+    assert.match(out.reason, /; the worker threads failed since, products run on this thread: worker 0: /)
+    assert.match(out.matmul, /1 thread/)
+  }
+})
+
 test.run()

@@ -1,13 +1,15 @@
 // Which code runs matmul: the TS kernels on one thread ('cpu') or on every core ('parallel'), the generated
 // WebAssembly SIMD kernel ('wasm', one thread or all), or gpu.js ('gpujs'); 'auto' measures them here and keeps
 // the fastest (auto.ts). Each backend is a Partial<Kernels>: the matmul entries, and any others it does better
-// (wasm: elementwise, softmax, layer norm, attention). Only this file installs one.
+// (wasm: add, gelu, softmax, cross-entropy, layer norm, attention, column sums). Only this file installs one.
 import { cpu, useKernels, type Kernels } from '../kernels/index.js'
 import { qmatmul, qmatmulT, type MatmulFn } from '../kernels/quant.js'
+import { fail, quote } from '../errors.js'
 import { poolInfo, startPool } from './threads/pool.js'
-import { parallelInfo, parallelKernels, PARALLEL_MIN_FLOPS } from './threads/parallel.js'
+import { matmulAllThreads, parallelInfo, parallelKernels, PARALLEL_MIN_FLOPS } from './threads/parallel.js'
 import {
   wasmKernels,
+  wasmPanels,
   wasmSupport,
   WASM_MIN_FLOPS,
   WASM_MIN_ROWS,
@@ -15,10 +17,11 @@ import {
   WASM_THREADS_MIN_FLOPS,
 } from './wasm/index.js'
 import { openGpujs, gpujsTable, gpujsCandidates, GPUJS_MIN_FLOPS, type GpujsMode, type GpujsPath } from './gpujs/gpu.js'
-import { fastest, summary, PROBE_SIZE, SIMD_PROBE_SIZE, type Candidate, type Probe } from './auto.js'
+import { confirming, fastest, summary, CONFIRM_CALLS, PROBE_SIZE, SIMD_PROBE_SIZE } from './auto.js'
+import type { Candidate, Probe, Run } from './auto.js'
 
 export type BackendName = 'cpu' | 'parallel' | 'wasm' | 'gpujs' | 'auto'
-/** threads: for 'wasm', 1 or all the pool has (the default); gpujsMode: which gpu.js mode; timeoutMs: for starting workers. */
+/** threads: for 'wasm', 1 or all the pool has (default); gpujsMode: which gpu.js mode; timeoutMs: to start workers. */
 export type BackendOptions = { threads?: number; gpujsMode?: GpujsMode; timeoutMs?: number }
 export type { Probe }
 export type BackendInfo = {
@@ -46,9 +49,16 @@ export type BackendInfo = {
   /** why the wasm backend cannot run here ('' if it can) */
   wasm: string
 }
-/** The matmul entries every backend provides (the quantized matmuls' tiles go through them too), and any others it does better. */
+/** The matmul entries every backend provides (the quantized matmuls' tiles use them too), and any it does better. */
 export type MatmulTable = Pick<Kernels, 'matmul' | 'matmulBatched'> & Partial<Kernels>
-type Installed = { backend: BackendInfo['backend']; threads: number; table: MatmulTable; gpujsMode?: GpujsMode }
+/** A backend ready to install; workersOnly: its product with every item left to its workers (to warm them). */
+type Installed = {
+  backend: BackendInfo['backend']
+  threads: number
+  table: MatmulTable
+  gpujsMode?: GpujsMode
+  workersOnly?: Run
+}
 
 const BACKENDS: BackendName[] = ['cpu', 'parallel', 'wasm', 'gpujs', 'auto']
 const CPU_TABLE: MatmulTable = { matmul: cpu.matmul, matmulBatched: cpu.matmulBatched }
@@ -65,12 +75,10 @@ let info: BackendInfo = describe(
 export function setBackend(name: BackendName, options: BackendOptions = {}): BackendInfo {
   if (name === 'auto') return probeAuto(options)
   if (!isBackendName(name))
-    throw new Error(
-      `setBackend: unknown backend '${String(name)}': expected ${BACKENDS.map((b) => `'${b}'`).join(', ')}`,
-    )
+    fail('setBackend', `unknown backend ${quoteName(name)}: expected ${BACKENDS.map((b) => `'${b}'`).join(', ')}`)
   const probes: Probe[] = []
   const chosen = open(name, options, probes)
-  if (typeof chosen === 'string') throw new Error(`setBackend('${name}'): ${chosen}`)
+  if (typeof chosen === 'string') fail(`setBackend('${name}')`, chosen)
   return install(
     chosen,
     name,
@@ -82,12 +90,16 @@ export function setBackend(name: BackendName, options: BackendOptions = {}): Bac
 /** Which backend runs matmul, for which sizes, and why (including what probing found). */
 export function backendInfo(): BackendInfo {
   const broken = info.gpujsMode && opened.get(info.gpujsMode)?.failure()
-  return {
-    ...info,
-    reason: broken ? `${info.reason}; gpu.js failed since, the CPU runs its products: ${broken}` : info.reason,
-    parallel: parallelInfo(),
-  }
+  const lost = info.threads > 1 ? poolInfo().failure : '' // a worker failed: the pool is retired, one thread is left
+  let reason = info.reason
+  if (broken) reason += `; gpu.js failed since, the CPU runs its products: ${broken}`
+  if (lost) reason += `; the worker threads failed since, products run on this thread: ${lost}`
+  const now = lost ? { threads: 1, matmul: matmulText({ ...installed, threads: 1 }) } : {}
+  return { ...info, ...now, reason, parallel: parallelInfo() }
 }
+
+/** A name that is not a backend, as the message shows it (≤ 200 characters, whatever was passed). */
+const quoteName = (name: unknown) => (typeof name === 'string' ? `'${name.slice(0, 200)}'` : quote(name))
 
 /** Backend `name` ready to install, or why it cannot run here. Starts the thread pool where it needs it. */
 function open(name: Exclude<BackendName, 'auto'>, options: BackendOptions, probes: Probe[]): Installed | string {
@@ -98,12 +110,17 @@ function open(name: Exclude<BackendName, 'auto'>, options: BackendOptions, probe
     const threads = pool && !pool.failure ? pool.size + 1 : 1
     if (options.threads && options.threads > threads)
       return `${options.threads} threads asked for, ${threads} available: ${poolInfo().failure}`
-    return { backend: 'wasm', threads, table: wasmKernels({ threads: threads > 1 }) }
+    const workersOnly: Run = (a, b, batch, m, k, n, flags = {}) =>
+      wasmPanels(a, b, batch, m, k, n, flags, true, { callerWorks: false })
+    const table = wasmKernels({ threads: threads > 1 })
+    return { backend: 'wasm', threads, table, workersOnly: threads > 1 ? workersOnly : undefined }
   }
   if (name === 'parallel') {
     const pool = startPool(options.timeoutMs)
     if (!pool || pool.failure) return poolInfo().failure
-    return { backend: 'parallel', threads: pool.size + 1, table: parallelKernels }
+    const workersOnly: Run = (a, b, batch, m, k, n, flags = {}) =>
+      matmulAllThreads(a, b, batch, m, k, n, flags, { callerWorks: false })
+    return { backend: 'parallel', threads: pool.size + 1, table: parallelKernels, workersOnly }
   }
   const path = openFirst(options.gpujsMode ? [options.gpujsMode] : candidates(probes), options, probes)
   if (!path) return `no gpu.js mode works here: ${probes.map((p) => `${p.path}: ${p.note}`).join('; ')}`
@@ -123,16 +140,10 @@ export function useDefaultBackend(): void {
     return lazily('auto', 'TENNY_BACKEND unset: auto, probed on the first product big enough to matter')
   if (!isBackendName(wanted)) {
     const why = `TENNY_BACKEND=${wanted}: not a backend (expected one of ${BACKENDS.join(', ')})`
-    useKernels(
-      withQuant({
-        matmul: () => {
-          throw new Error(why)
-        },
-        matmulBatched: () => {
-          throw new Error(why)
-        },
-      }),
-    )
+    const refuse = (): never => {
+      throw new Error(why)
+    }
+    useKernels(withQuant({ matmul: refuse, matmulBatched: refuse }))
     info = { ...info, reason: `${why}: every product throws until setBackend() picks one` }
     return
   }
@@ -193,18 +204,28 @@ function install(chosen: Installed, requested: BackendName, reason: string, prob
   return backendInfo()
 }
 
+/** Which kernels run which products on this backend. */
+function matmulText({ backend, threads, gpujsMode }: Installed): string {
+  const onThreads = threads > 1 ? `, on ${threads} threads from ${WASM_THREADS_MIN_FLOPS}` : ', 1 thread'
+  const rows = `A·Bᵀ below m = ${WASM_ROWS_BELOW}: a row kernel, 1 thread`,
+    simd = 'WebAssembly SIMD 4×8 kernel'
+  const parallel = threads > 1 ? `TS matmulNT on ${threads} threads` : 'TS kernels on 1 thread (the pool failed)'
+  return {
+    cpu: 'TS kernels (src/kernels/matmul.ts), 1 thread',
+    parallel: `${parallel} for batch·m·k·n ≥ ${PARALLEL_MIN_FLOPS}, TS kernels below`,
+    wasm: `${simd} for batch·m·k·n ≥ ${WASM_MIN_FLOPS}, m ≥ ${WASM_MIN_ROWS}${onThreads} (${rows}); TS kernels below`,
+    gpujs: `gpu.js ${gpujsMode} for batch·m·k·n ≥ ${GPUJS_MIN_FLOPS}, TS kernels below`,
+  }[backend]
+}
+
 function describe(
-  { backend, threads, gpujsMode }: Installed,
+  chosen: Installed,
   requested: BackendInfo['requested'],
   reason: string,
   probes: Probe[],
 ): BackendInfo {
-  const matmul = {
-    cpu: 'TS kernels (src/kernels/matmul.ts), 1 thread',
-    parallel: `TS matmulNT on ${threads} threads for batch·m·k·n ≥ ${PARALLEL_MIN_FLOPS}, TS kernels below`,
-    wasm: `WebAssembly SIMD 4×8 kernel for batch·m·k·n ≥ ${WASM_MIN_FLOPS} and m ≥ ${WASM_MIN_ROWS}${threads > 1 ? `, on ${threads} threads from ${WASM_THREADS_MIN_FLOPS}` : ', 1 thread'} (A·Bᵀ below m = ${WASM_ROWS_BELOW}: a row kernel, 1 thread); TS kernels below`,
-    gpujs: `gpu.js ${gpujsMode} for batch·m·k·n ≥ ${GPUJS_MIN_FLOPS}, TS kernels below`,
-  }[backend]
+  const { backend, threads, gpujsMode } = chosen
+  const matmul = matmulText(chosen)
   const thresholds = {
     parallelMinFlops: PARALLEL_MIN_FLOPS,
     wasmMinFlops: WASM_MIN_FLOPS,
@@ -256,12 +277,46 @@ function openFirst(modes: GpujsMode[], options: BackendOptions, probes: Probe[])
 }
 
 /**
- * auto: every backend that opens here, timed side by side (auto.ts); the fastest is installed. gpu.js joins only
- * where a GPU may be (webgpu, headlessgl, or a browser's WebGL): its CPU modes were 2–2.5× slower than one TS
- * core in `npm run bench`.
+ * auto: every backend that opens here, timed side by side (auto.ts); the fastest is installed, then confirmed
+ * against the same kernels on the other thread count on the first large products. gpu.js joins only where a GPU
+ * may be (webgpu, headlessgl, or a browser's WebGL): its CPU modes were 2–2.5× slower than one TS core in
+ * `npm run bench`.
  */
 function probeAuto(options: BackendOptions): BackendInfo {
   const probes: Probe[] = []
+  const tried = autoCandidates(options, probes)
+  const list: Candidate[] = tried.map((t) => ({
+    name: label(t),
+    note: '',
+    threads: t.threads,
+    n: t.backend === 'wasm' ? SIMD_PROBE_SIZE : PROBE_SIZE,
+    run: (a, b, batch, m, k, n, flags = {}) => t.table.matmulBatched(a, b, batch, m, k, n, flags),
+    workersOnly: t.workersOnly,
+  }))
+  const best = fastest(list, probes)
+  const reason = summary(probes, list[best].name)
+  const kind = (t: Installed) => (t.backend === 'parallel' ? 'cpu' : t.backend) // the same kernels on 1 thread or all
+  const other = tried.findIndex((t) => kind(t) === kind(tried[best]) && t.threads !== tried[best].threads)
+  if (other < 0) return install(tried[best], 'auto', reason, probes)
+  const run = confirming(list[best], list[other], (winner, note) =>
+    install(tried[list.indexOf(winner)], 'auto', `${reason}; confirmed ${note} → ${winner.name}`, probes),
+  )
+  const table = { ...tried[best].table, matmul: confirmed(run), matmulBatched: run }
+  const pending = `${reason}; to be confirmed against ${list[other].name} on the first ${CONFIRM_CALLS} large products`
+  return install({ ...tried[best], table }, 'auto', pending, probes)
+}
+
+/** A batched run as the kernel table's single-product entry. */
+const confirmed =
+  (run: Run): MatmulTable['matmul'] =>
+  (a, b, m, k, n, flags = {}) =>
+    run(a, b, 1, m, k, n, flags)
+
+const label = (t: Installed) =>
+  t.backend === 'gpujs' ? `gpujs ${t.gpujsMode}` : `${t.backend} (${t.threads} thread${t.threads > 1 ? 's' : ''})`
+
+/** Every backend that opens here, the ones that do not noted in `probes`. */
+function autoCandidates(options: BackendOptions, probes: Probe[]): Installed[] {
   const tried: Installed[] = []
   const consider = (name: Exclude<BackendName, 'auto'>, opts: BackendOptions) => {
     const chosen = open(name, { ...options, ...opts }, probes)
@@ -272,19 +327,7 @@ function probeAuto(options: BackendOptions): BackendInfo {
   consider('parallel', {})
   consider('wasm', { threads: 1 })
   if (tried.some((t) => t.backend === 'parallel')) consider('wasm', {})
-  if (
-    candidates([]).some((mode) => mode === 'webgpu' || mode === 'headlessgl' || mode === 'webgl2' || mode === 'webgl')
-  )
-    consider('gpujs', {})
-  const label = (t: Installed) =>
-    t.backend === 'gpujs' ? `gpujs ${t.gpujsMode}` : `${t.backend} (${t.threads} thread${t.threads > 1 ? 's' : ''})`
-  const list: Candidate[] = tried.map((t) => ({
-    name: label(t),
-    note: '',
-    threads: t.threads,
-    n: t.backend === 'wasm' ? SIMD_PROBE_SIZE : PROBE_SIZE,
-    run: (a, b, batch, m, k, n, flags = {}) => t.table.matmulBatched(a, b, batch, m, k, n, flags),
-  }))
-  const best = tried[fastest(list, probes)]
-  return install(best, 'auto', summary(probes, label(best)), probes)
+  const gpu = (mode: GpujsMode) => mode === 'webgpu' || mode === 'headlessgl' || mode === 'webgl2' || mode === 'webgl'
+  if (candidates([]).some(gpu)) consider('gpujs', {})
+  return tried
 }

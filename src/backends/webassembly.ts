@@ -13,6 +13,7 @@ type WebAssemblyApi = {
   validate(bytes: Uint8Array): boolean
 }
 
-const found: unknown = Reflect.get(globalThis, 'WebAssembly') // unknown first: with the DOM library its type is the DOM's, whose Module takes only an ArrayBuffer-backed view
+// unknown first: with the DOM library its type is the DOM's, whose Module takes only an ArrayBuffer-backed view
+const found: unknown = Reflect.get(globalThis, 'WebAssembly')
 /** The runtime's WebAssembly namespace, or undefined where there is none. */
 export const webAssembly = found as WebAssemblyApi | undefined

@@ -139,7 +139,7 @@ export function attentionCausal(
   return { y, probs }
 }
 
-/** One query row of attentionCausal (the last Tq % 4, e.g. each token of cached generation), summed in the same order. */
+/** One query row of attentionCausal (the last Tq % 4, as each cached token in generation), summed in the same order. */
 function attendRow(
   q: Float32Array,
   k: Float32Array,

@@ -1,5 +1,6 @@
-// The kernel table every op calls through. CPU loops by default; another backend may replace any
-// entry it does better (useKernels), and ops never know which one ran.
+// The kernel table every op calls through. K starts as the CPU loops; importing Tenny (src/index.ts) installs `auto`
+// (or the backend TENNY_BACKEND names, src/backends/), which on the first large product replaces the entries another
+// backend does better (useKernels). Ops never know which one ran.
 import * as cpu from './cpu.js'
 
 export type Kernels = typeof cpu

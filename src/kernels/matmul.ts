@@ -1,6 +1,6 @@
-// Matrix products on row-major Float32Arrays. matmulRef is the oracle; NN, NT and TN are the fast
-// variants, one per transpose case, so every backward product is a single call. All three run matmulNT's
-// dot products: NN and TN first copy an operand transposed (k·n or k·m floats, small next to m·k·n).
+// Matrix products on row-major Float32Arrays. matmulRef is the oracle; NN, NT and TN are the fast variants, one per
+// transpose case, so every backward product is a single call. All three run matmulNT's dot products: NN first copies
+// B transposed (k·n floats), TN copies both A and B transposed (k·m + k·n), small next to m·k·n multiply-adds.
 import { addRowInPlace } from './rows.js'
 
 export type MatmulFlags = {
@@ -35,108 +35,49 @@ export function matmulRef(
  */
 export function matmulNT(a: Float32Array, b: Float32Array, c: Float32Array, m: number, k: number, n: number): void {
   let i = 0
+  // prettier-ignore
   for (; i + 3 <= m; i += 3) {
-    const a0 = i * k,
-      a1 = a0 + k,
-      a2 = a1 + k
-    const c0 = i * n,
-      c1 = c0 + n,
-      c2 = c1 + n
+    const a0 = i * k, a1 = a0 + k, a2 = a1 + k
+    const c0 = i * n, c1 = c0 + n, c2 = c1 + n
     let j = 0
     for (; j + 4 <= n; j += 4) {
-      const b0 = j * k,
-        b1 = b0 + k,
-        b2 = b1 + k,
-        b3 = b2 + k
-      let s00 = 0,
-        s01 = 0,
-        s02 = 0,
-        s03 = 0,
-        s10 = 0,
-        s11 = 0,
-        s12 = 0,
-        s13 = 0,
-        s20 = 0,
-        s21 = 0,
-        s22 = 0,
-        s23 = 0
+      const b0 = j * k, b1 = b0 + k, b2 = b1 + k, b3 = b2 + k
+      let s00 = 0, s01 = 0, s02 = 0, s03 = 0
+      let s10 = 0, s11 = 0, s12 = 0, s13 = 0
+      let s20 = 0, s21 = 0, s22 = 0, s23 = 0
       for (let p = 0; p < k; p++) {
-        const x0 = b[b0 + p],
-          x1 = b[b1 + p],
-          x2 = b[b2 + p],
-          x3 = b[b3 + p]
-        const y0 = a[a0 + p],
-          y1 = a[a1 + p],
-          y2 = a[a2 + p]
-        s00 += y0 * x0
-        s01 += y0 * x1
-        s02 += y0 * x2
-        s03 += y0 * x3
-        s10 += y1 * x0
-        s11 += y1 * x1
-        s12 += y1 * x2
-        s13 += y1 * x3
-        s20 += y2 * x0
-        s21 += y2 * x1
-        s22 += y2 * x2
-        s23 += y2 * x3
+        const x0 = b[b0 + p], x1 = b[b1 + p], x2 = b[b2 + p], x3 = b[b3 + p]
+        const y0 = a[a0 + p], y1 = a[a1 + p], y2 = a[a2 + p]
+        s00 += y0 * x0; s01 += y0 * x1; s02 += y0 * x2; s03 += y0 * x3
+        s10 += y1 * x0; s11 += y1 * x1; s12 += y1 * x2; s13 += y1 * x3
+        s20 += y2 * x0; s21 += y2 * x1; s22 += y2 * x2; s23 += y2 * x3
       }
-      c[c0 + j] += s00
-      c[c0 + j + 1] += s01
-      c[c0 + j + 2] += s02
-      c[c0 + j + 3] += s03
-      c[c1 + j] += s10
-      c[c1 + j + 1] += s11
-      c[c1 + j + 2] += s12
-      c[c1 + j + 3] += s13
-      c[c2 + j] += s20
-      c[c2 + j + 1] += s21
-      c[c2 + j + 2] += s22
-      c[c2 + j + 3] += s23
+      c[c0 + j] += s00; c[c0 + j + 1] += s01; c[c0 + j + 2] += s02; c[c0 + j + 3] += s03
+      c[c1 + j] += s10; c[c1 + j + 1] += s11; c[c1 + j + 2] += s12; c[c1 + j + 3] += s13
+      c[c2 + j] += s20; c[c2 + j + 1] += s21; c[c2 + j + 2] += s22; c[c2 + j + 3] += s23
     }
-    for (; j < n; j++) {
-      // the last n % 4 columns of C
+    for (; j < n; j++) { // the last n % 4 columns of C
       const b0 = j * k
-      let s0 = 0,
-        s1 = 0,
-        s2 = 0
+      let s0 = 0, s1 = 0, s2 = 0
       for (let p = 0; p < k; p++) {
         const x = b[b0 + p]
-        s0 += a[a0 + p] * x
-        s1 += a[a1 + p] * x
-        s2 += a[a2 + p] * x
+        s0 += a[a0 + p] * x; s1 += a[a1 + p] * x; s2 += a[a2 + p] * x
       }
-      c[c0 + j] += s0
-      c[c1 + j] += s1
-      c[c2 + j] += s2
+      c[c0 + j] += s0; c[c1 + j] += s1; c[c2 + j] += s2
     }
   }
-  for (; i < m; i++) {
-    // the last m % 3 rows (all of a single-row product, as in generation): 4 rows of B at once
-    const aRow = i * k,
-      cRow = i * n
+  // prettier-ignore
+  for (; i < m; i++) { // the last m % 3 rows (all of a single-row product, as in generation): 4 rows of B at once
+    const aRow = i * k, cRow = i * n
     let j = 0
-    for (; j + 4 <= n; j += 4) {
-      // four independent sums: one alone waits on its own adds (~4× slower at m = 1)
-      const b0 = j * k,
-        b1 = b0 + k,
-        b2 = b1 + k,
-        b3 = b2 + k
-      let s0 = 0,
-        s1 = 0,
-        s2 = 0,
-        s3 = 0
+    for (; j + 4 <= n; j += 4) { // four independent sums: one alone waits on its own adds (~4× slower at m = 1)
+      const b0 = j * k, b1 = b0 + k, b2 = b1 + k, b3 = b2 + k
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0
       for (let p = 0; p < k; p++) {
         const x = a[aRow + p]
-        s0 += x * b[b0 + p]
-        s1 += x * b[b1 + p]
-        s2 += x * b[b2 + p]
-        s3 += x * b[b3 + p]
+        s0 += x * b[b0 + p]; s1 += x * b[b1 + p]; s2 += x * b[b2 + p]; s3 += x * b[b3 + p]
       }
-      c[cRow + j] += s0
-      c[cRow + j + 1] += s1
-      c[cRow + j + 2] += s2
-      c[cRow + j + 3] += s3
+      c[cRow + j] += s0; c[cRow + j + 1] += s1; c[cRow + j + 2] += s2; c[cRow + j + 3] += s3
     }
     for (; j < n; j++) {
       const bRow = j * k
@@ -156,7 +97,7 @@ export function matmulNN(a: Float32Array, b: Float32Array, c: Float32Array, m: n
   matmulNT(a, transpose2d(b, k, n), c, m, k, n)
 }
 
-/** C += Aᵀ·B, A (k, m), B (k, n): repack Aᵀ (cost k·m), then the NN path. */
+/** C += Aᵀ·B, A (k, m), B (k, n): repack Aᵀ (cost k·m), then the NN path, which repacks B too (k·n). */
 export function matmulTN(a: Float32Array, b: Float32Array, c: Float32Array, m: number, k: number, n: number): void {
   matmulNN(transpose2d(a, k, m), b, c, m, k, n)
 }
@@ -210,7 +151,10 @@ export function matmul(
   return c
 }
 
-/** `batch` independent products, each op(A_i) (m, k) · op(B_i) (k, n) (+ bias on every row); A and B hold their matrices back to back. */
+/**
+ * `batch` independent products, each op(A_i) (m, k) · op(B_i) (k, n) (+ bias on every row); A and B hold their
+ * matrices back to back.
+ */
 export function matmulBatched(
   a: Float32Array,
   b: Float32Array,

@@ -1,6 +1,7 @@
 // Quantized weights: MLX's group-wise affine codes, per-channel int8, and QLoRA's 4-bit NormalFloat.
 // The one idea: W lives as small integer codes plus a few floats per group, and the matmuls decode a
 // tile of W's rows at a time into a small scratch buffer, so the float W is never rebuilt whole.
+import { fail, quote } from '../errors.js'
 import { matmul as cpuMatmul, matmulNT, matmulRef } from './matmul.js'
 
 export type QuantMode = 'affine' | 'int8' | 'nf4'
@@ -71,20 +72,18 @@ export function unpackCodes(q: QuantizedWeights): Int32Array {
 
 function checkOptions(rows: number, cols: number, mode: QuantMode, bits: number, groupSize: number): void {
   if (mode !== 'affine' && mode !== 'int8' && mode !== 'nf4')
-    throw new Error(`quantize: unknown mode '${String(mode)}' (expected 'affine', 'int8' or 'nf4')`)
+    fail('quantize', `unknown mode ${quote(mode)} (expected 'affine', 'int8' or 'nf4')`)
   if (mode === 'affine' && bits !== 2 && bits !== 4 && bits !== 8)
-    throw new Error(`quantize: affine bits must be 2, 4 or 8, got ${bits}`)
+    fail('quantize', `affine bits must be 2, 4 or 8, got ${quote(bits)}`)
   if (mode === 'int8') return
   const per = mode === 'affine' ? 32 / bits : 2
-  if (!Number.isInteger(groupSize) || groupSize < per || groupSize % per !== 0) {
-    throw new Error(
-      `quantize: groupSize must be a positive multiple of ${per} for ${mode}${mode === 'affine' ? ` ${bits}-bit` : ''}, got ${groupSize}`,
-    )
+  const kind = mode === 'affine' ? `affine ${bits}-bit` : mode
+  if (!Number.isInteger(groupSize) || groupSize < per || groupSize % per !== 0)
+    fail('quantize', `groupSize must be a positive multiple of ${per} for ${kind}, got ${quote(groupSize)}`)
+  if (cols % groupSize !== 0) {
+    const weight = `a (${rows},${cols}) weight does not split into groups of ${groupSize}`
+    fail('quantize', `${weight}: ${cols} in-features is not a multiple of ${groupSize}`)
   }
-  if (cols % groupSize !== 0)
-    throw new Error(
-      `quantize: a (${rows},${cols}) weight does not split into groups of ${groupSize}: ${cols} in-features is not a multiple of ${groupSize}`,
-    )
 }
 
 /** Quantize a (rows, cols) float matrix. Defaults: affine, 4 bits, groups of 64 (MLX's defaults). */
@@ -235,7 +234,10 @@ function scratchOf(size: number): Float32Array {
   return scratch
 }
 
-/** Rows of Ŵ per tile: as many as fit in TILE_FLOATS, a multiple of 4 when more than 4 fit (matmulNT takes rows of B in fours), at least 1. */
+/**
+ * Rows of Ŵ per tile: as many as fit in TILE_FLOATS, a multiple of 4 when more than 4 fit (matmulNT takes rows of
+ * B in fours), at least 1.
+ */
 function tileRows(q: QuantizedWeights): number {
   const t = Math.floor(TILE_FLOATS / q.cols)
   return Math.max(1, Math.min(q.rows, t > 4 ? t & ~3 : t))
@@ -244,7 +246,7 @@ function tileRows(q: QuantizedWeights): number {
 /** The product the tiles go through: C = op(A)·op(B), as cpu.matmul. */
 export type MatmulFn = typeof cpuMatmul
 
-/** y = x · Ŵᵀ. x (m, k), Ŵ (n, k) packed → y (m, n). Per tile of tj rows of Ŵ: decode, x · tileᵀ with `product`, scatter. */
+/** y = x · Ŵᵀ. x (m, k), Ŵ (n, k) packed → y (m, n). Per tile of tj rows of Ŵ: decode, x·tileᵀ, scatter. */
 export function qmatmul(x: Float32Array, q: QuantizedWeights, m: number, product: MatmulFn = cpuMatmul): Float32Array {
   const n = q.rows,
     k = q.cols,

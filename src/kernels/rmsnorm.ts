@@ -38,7 +38,7 @@ export function rmsNormRowsBackward(
   withParams = true,
 ): { dx: Float32Array; dw: Float32Array } {
   const dx = new Float32Array(rows * cols)
-  const dw = new Float32Array(withParams ? cols : 0)
+  const dw = new Float64Array(withParams ? cols : 0) // Σ over rows in float64, as every sum here
   for (let r = 0; r < rows; r++) {
     const base = r * cols,
       rs = rstd[r]
@@ -51,5 +51,5 @@ export function rmsNormRowsBackward(
     gx /= cols
     for (let j = 0; j < cols; j++) dx[base + j] = rs * (dy[base + j] * w[j] - x[base + j] * rs * gx)
   }
-  return { dx, dw }
+  return { dx, dw: new Float32Array(dw) }
 }

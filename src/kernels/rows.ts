@@ -1,15 +1,27 @@
-// Row kernels: reductions over one axis seen as (outer, n, inner), and the fused softmax,
-// cross-entropy and layer-norm loops over the rows of a (rows, cols) matrix, forward and backward.
+// Row kernels: reductions over one axis seen as (outer, n, inner), and the fused softmax, cross-entropy and layer-norm
+// loops over the rows of a (rows, cols) matrix, forward and backward. Every sum is a float64 (a JS number, or a
+// Float64Array down columns) rounded to float32 once, so its error does not grow with the number of terms.
 
-/** out[o, i] = Σ_j a[o, j, i]. */
+/**
+ * out[o, i] = Σ_j a[o, j, i], added up in float64 and rounded once. A float32 running sum stops growing once its
+ * terms fall below half its last bit (3·10⁷ ones summed to 16,777,216 = 2²⁴), and its error grows with n.
+ */
 export function sumAxis(a: Float32Array, outer: number, n: number, inner: number): Float32Array {
   const out = new Float32Array(outer * inner)
+  const acc = new Float64Array(inner) // one float64 sum per column of a slab
   for (let o = 0; o < outer; o++) {
-    const oBase = o * inner
+    if (inner === 1) {
+      let s = 0 // a whole row: one JS number (float64), no typed-array round trip per term
+      for (let j = o * n; j < (o + 1) * n; j++) s += a[j]
+      out[o] = s
+      continue
+    }
+    acc.fill(0)
     for (let j = 0; j < n; j++) {
       const aBase = (o * n + j) * inner
-      for (let i = 0; i < inner; i++) out[oBase + i] += a[aBase + i]
+      for (let i = 0; i < inner; i++) acc[i] += a[aBase + i]
     }
+    out.set(acc, o * inner)
   }
   return out
 }
@@ -218,8 +230,9 @@ export function layerNormRowsBackward(
   withParams = true,
 ): { dx: Float32Array; dw: Float32Array; db: Float32Array } {
   const dx = new Float32Array(rows * cols)
-  const dw = new Float32Array(withParams ? cols : 0) // frozen weight and bias (LoRA): no dw, db work
-  const db = new Float32Array(withParams ? cols : 0)
+  // Σ over rows in float64 (as sumAxis); frozen weight and bias (LoRA): no dw, db work
+  const dw = new Float64Array(withParams ? cols : 0)
+  const db = new Float64Array(withParams ? cols : 0)
   for (let r = 0; r < rows; r++) {
     const base = r * cols,
       mu = mean[r],
@@ -243,5 +256,5 @@ export function layerNormRowsBackward(
       dx[base + j] = rs * (dy[base + j] * w[j] - gMean - xHat * gxMean)
     }
   }
-  return { dx, dw, db }
+  return { dx, dw: new Float32Array(dw), db: new Float32Array(db) }
 }

@@ -1,6 +1,7 @@
 // gpu.js's modes that answer only with Promises (webgpu through the `webgpu` npm package, webasm with threads)
 // in Node: they run in a bridge worker while the caller blocks on Atomics.wait, so the kernel table stays
 // synchronous. Node-only (node:fs, worker_threads, the `webgpu` package); src/node.ts installs it.
+import { fail } from '../../errors.js'
 import { existsSync, readdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { matmulBatched as cpuMatmulBatched } from '../../kernels/matmul.js'
@@ -40,13 +41,15 @@ function loadGpujs(): unknown {
   try {
     return createRequire(import.meta.url)('gpu.js')
   } catch (err) {
-    throw new Error(
-      `gpu.js is not installed: \`npm install gpu.js\` beside tenny to use the gpujs backends (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`,
-    )
+    const why = err instanceof Error ? err.message.split('\n')[0] : String(err)
+    fail('gpu.js', `not installed: \`npm install gpu.js\` beside tenny to use the gpujs backends (${why})`)
   }
 }
 
-/** GPU_ORDER, less webgpu and headlessgl where Linux shows no GPU device node: Dawn and headless-gl could only find software renderers there (and print warnings looking). */
+/**
+ * GPU_ORDER, less webgpu and headlessgl where Linux shows no GPU device node: Dawn and headless-gl could only find
+ * software renderers there (and print warnings looking).
+ */
 function candidates(): { modes: GpujsMode[]; skipped: string } {
   if (
     process.platform !== 'linux' ||
@@ -147,7 +150,9 @@ async function waitForJobAsync(end: WorkerEnd): Promise<void> {
   clearInterval(keepAlive)
 }
 
-/** gpu.js reads navigator.gpu only: expose Dawn's (the `webgpu` package), retrying software adapters in compatibility mode. */
+/**
+ * gpu.js reads navigator.gpu only: expose Dawn's (the `webgpu` package); software adapters retry in compatibility mode.
+ */
 async function installWebGPU(): Promise<void> {
   let dawn: typeof import('webgpu')
   try {

@@ -2,4 +2,5 @@
 import { workerData } from 'node:worker_threads'
 import { gpujsWorker, type BridgeInit } from './gpu-node.js'
 
-void gpujsWorker(workerData as BridgeInit) // it reports its own failures in the shared memory (no top-level await: bundled as CommonJS from the sources)
+// it reports its own failures in the shared memory (no top-level await: it is bundled as CommonJS from the sources)
+void gpujsWorker(workerData as BridgeInit)

@@ -7,6 +7,7 @@
 // caller blocks on Atomics.wait (gpu-node.ts, installed by src/node.ts), so the table stays synchronous.
 // gpu.js is an optional peer dependency (`npm install gpu.js` beside Tenny): only its types are imported here,
 // the module itself comes from the bridge's loadGpujs() on first use, so Tenny installs and runs without it.
+import { fail } from '../../errors.js'
 import type { GPU, IKernelFunctionThis } from 'gpu.js'
 import {
   matmul as cpuMatmul,
@@ -16,7 +17,9 @@ import {
 } from '../../kernels/matmul.js'
 import { addRowInPlace } from '../../kernels/rows.js'
 
-/** The gpu.js modes Tenny can drive. 'webgpu' and 'webasm-threads' run in a bridge worker; 'webgl2' and 'webgl' in browsers (gpu-web.ts). */
+/**
+ * The gpu.js modes Tenny drives. 'webgpu' and 'webasm-threads' run in a bridge worker; 'webgl2', 'webgl' in browsers.
+ */
 export type GpujsMode = 'webgpu' | 'webgl2' | 'webgl' | 'headlessgl' | 'webasm-threads' | 'webasm' | 'cpu'
 type Variant = 'nn' | 'nt' | 'tn'
 type MatmulTable = { matmul: typeof cpuMatmul; matmulBatched: typeof cpuMatmulBatched }
@@ -167,7 +170,7 @@ export class GpuMatmul {
   }
 }
 
-/** What Node adds to gpu.js (gpu-node.ts): the modes that answer with Promises, run in a worker the caller blocks on. */
+/** What Node adds to gpu.js (gpu-node.ts): the modes answering with Promises, run in a worker the caller blocks on. */
 export type GpujsBridge = {
   open(mode: 'webgpu' | 'webasm-threads', timeoutMs: number, cacheSize: number): GpujsPath
   /** the modes worth trying on this machine, best first, and why others are left out ('' if none is) */
@@ -186,12 +189,12 @@ let loaded: Gpujs | undefined
 /** The gpu.js module, from the bridge's loader the first time (checked to be gpu.js), then as loaded. */
 function gpujs(): Gpujs {
   if (loaded) return loaded
-  if (!bridge)
-    throw new Error(
-      'gpu.js: no loader here; in Node import the `node` entry, which loads gpu.js when a gpujs backend is asked for; in a browser bundle call useGpujs(gpujs) with the module you import',
-    )
+  if (!bridge) {
+    const node = 'in Node import the `node` entry, which loads gpu.js when a gpujs backend is asked for'
+    fail('gpu.js', `no loader here; ${node}; in a browser bundle call useGpujs(gpujs) with the module you import`)
+  }
   const module = bridge.loadGpujs()
-  if (!isGpujs(module)) throw new Error('gpu.js: the module that loaded has no GPU class (not gpu.js 2?)')
+  if (!isGpujs(module)) fail('gpu.js', 'the module that loaded has no GPU class (not gpu.js 2?)')
   loaded = module
   return module
 }
@@ -237,31 +240,29 @@ export type GpujsPath = {
 export function openGpujs(mode: GpujsMode, { timeoutMs = 30_000, cacheSize = KERNEL_CACHE_SIZE } = {}): GpujsPath {
   if (mode === 'webgpu' || mode === 'webasm-threads') {
     if (!bridge)
-      throw new Error(
-        `gpu.js ${mode}: answers only with Promises, so it runs in a bridge worker, which Node's entry (src/node.ts) installs`,
-      )
+      fail(`gpu.js ${mode}`, "answers only with Promises, so it runs in a bridge worker, which Node's entry installs")
     return bridge.open(mode, timeoutMs, cacheSize)
   }
   const { GPU } = gpujs()
-  if (mode === 'headlessgl' && !GPU.isHeadlessGLSupported)
-    throw new Error(
-      'gpu.js headlessgl: the optional native package `gl` is not installed or has no display (gpu.js builds it from source, and it needs an X display: run under `xvfb-run -a`)',
-    )
-  if (mode === 'webasm' && !GPU.isWebAssemblySupported)
-    throw new Error('gpu.js webasm: WebAssembly is not supported here')
-  if ((mode === 'webgl2' && !GPU.isWebGL2Supported) || (mode === 'webgl' && !GPU.isWebGLSupported))
-    throw new Error(
-      `gpu.js ${mode}: no ${mode === 'webgl2' ? 'WebGL 2' : 'WebGL'} context here (a browser page, or a Web Worker with OffscreenCanvas)`,
-    )
+  if (mode === 'headlessgl' && !GPU.isHeadlessGLSupported) {
+    const how = 'gpu.js builds it from source, and it needs an X display: run under `xvfb-run -a`'
+    fail('gpu.js headlessgl', `the optional native package \`gl\` is not installed or has no display (${how})`)
+  }
+  if (mode === 'webasm' && !GPU.isWebAssemblySupported) fail('gpu.js webasm', 'WebAssembly is not supported here')
+  if ((mode === 'webgl2' && !GPU.isWebGL2Supported) || (mode === 'webgl' && !GPU.isWebGLSupported)) {
+    const where = 'a browser page, or a Web Worker with OffscreenCanvas'
+    fail(`gpu.js ${mode}`, `no ${mode === 'webgl2' ? 'WebGL 2' : 'WebGL'} context here (${where})`)
+  }
   const gm = new GpuMatmul(mode, { cacheSize })
   let lost = '' // once the WebGL context is lost, every product runs on the CPU and failure() says why
   const run: MatmulRun = (a, b, batch, m, k, n, flags) => {
     const { transA, transB } = flags // no bias: gpujsTable adds it after, to the CPU's result as to the kernel's
     if (lost) return cpuMatmulBatched(a, b, batch, m, k, n, { transA, transB })
     const c = gm.run(a, b, batch, m, k, n, flags)
-    if (c instanceof Promise) throw new Error(`gpu.js ${mode}: kernel answered with a Promise`)
+    if (c instanceof Promise) fail(`gpu.js ${mode}`, 'kernel answered with a Promise')
     if (!gm.contextLost()) return c
-    lost = `gpu.js ${mode}: the WebGL context was lost (at a ${batch}×${m}×${k}×${n} product, whose zeros were not used)`
+    const at = `at a ${batch}×${m}×${k}×${n} product, whose zeros were not used`
+    lost = `gpu.js ${mode}: the WebGL context was lost (${at})`
     return cpuMatmulBatched(a, b, batch, m, k, n, { transA, transB })
   }
   try {
@@ -321,12 +322,11 @@ export function compare(
   got: Float32Array,
 ): void {
   const want = cpuMatmulBatched(a, b, batch, m, k, n, flags)
-  const scale = want.reduce((s, v) => Math.max(s, Math.abs(v)), 1) // float32 sums over K terms: error grows with the output's scale
+  const scale = want.reduce((s, v) => Math.max(s, Math.abs(v)), 1) // float32 sums' error grows with the output's scale
   for (let i = 0; i < want.length; i++) {
     if (got.length !== want.length || !(Math.abs(got[i] - want[i]) <= 1e-4 * scale)) {
-      throw new Error(
-        `gpu.js ${mode}: self-check failed at index ${i} of (${batch}, ${m}, ${k}, ${n}) ${JSON.stringify(flags)}: ${got[i]} vs CPU ${want[i]}`,
-      )
+      const product = `(${batch}, ${m}, ${k}, ${n}) ${JSON.stringify(flags)}`
+      fail(`gpu.js ${mode}`, `self-check failed at index ${i} of ${product}: ${got[i]} vs CPU ${want[i]}`)
     }
   }
 }

@@ -32,13 +32,15 @@ const NEXT = PARAMS,
   N = PARAMS + 5,
   ITEMS = PARAMS + 6
 
-/** Threads this path uses (caller + workers), ready workers, blocks done by workers so far, and why it is off if it is. */
+/** Threads this path uses (caller + workers), ready workers, blocks done by workers so far, and why it is off if so. */
 export function parallelInfo(): { threads: number; workersReady: number; blocksByWorkers: number; failure: string } {
   const { threads, workersReady, failure, pool } = poolInfo()
   return { threads, workersReady, blocksByWorkers: pool ? pool.ctl[BY_WORKERS] : 0, failure }
 }
 
-/** Start the workers and, where the caller may block, wait until they are ready (or timeoutMs). Returns parallelInfo(). */
+/**
+ * Start the workers and, where the caller may block, wait until they are ready (or timeoutMs); parallelInfo() after.
+ */
 export function startParallel(timeoutMs = 10_000): ReturnType<typeof parallelInfo> {
   startPool(timeoutMs)
   return parallelInfo()
@@ -83,7 +85,8 @@ function worthSharing(batch: number, m: number, k: number, n: number): boolean {
  * `batch` products op(A_i)·op(B_i) on all threads whatever their size (the table entries above add the
  * threshold). Lays out A' (batch, m, k), B' (batch, n, k) and C (batch, m, n) in shared memory, A' and B'
  * being the operands matmulNT wants (op(A) and op(B)ᵀ, row-major), then splits C into blocks of rows.
- * flags.bias is added after, as on the CPU. callerWorks = false leaves every block to the workers (tests use it to prove the workers compute).
+ * flags.bias is added after, as on the CPU. callerWorks = false leaves every block to the workers (the tests prove the
+ * workers compute with it).
  */
 export function matmulAllThreads(
   a: Float32Array,
@@ -122,7 +125,8 @@ export function matmulAllThreads(
   const taken = p.post(TS_BLOCKS)
   if (callerWorks || taken.length === 0) runBlocks(ctl, data)
   try {
-    p.join(taken, { takeBack: callerWorks }) // if the caller worked, every block is taken: an unwoken worker is not waited for
+    // if the caller worked, every block is taken: a worker that has not woken yet is not waited for
+    p.join(taken, { takeBack: callerWorks })
   } catch {
     return cpuMatmulBatched(a, b, batch, m, k, n, flags) // the pool is retired; parallelInfo() says why
   }

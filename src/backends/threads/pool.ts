@@ -199,7 +199,7 @@ export class WorkerEnd {
     while (this.state() === IDLE) Atomics.wait(this.ctl, this.slot, IDLE)
   }
 
-  /** Wait for a job and claim it (BUSY → RUNNING): true; false once the pool is retired. A job taken back is waited past. */
+  /** Wait for a job and claim it (BUSY → RUNNING): true; false once the pool is retired. Skips a job taken back. */
   claimJob(): boolean {
     for (;;) {
       this.waitForJob()
@@ -234,7 +234,7 @@ function plan(): { size: number; spawner: ThreadSpawner } | string {
   return size > 0 ? { size, spawner } : `one core (${spawner.name} reports ${spawner.cores()})`
 }
 
-/** The one pool every threaded backend shares, made on first use (not at import); undefined where threads are unavailable. */
+/** The one pool every threaded backend shares, made on first use (not at import); undefined without threads. */
 export function sharedPool(): WorkerPool | undefined {
   if (pool) return pool
   const p = plan()
@@ -262,5 +262,6 @@ export function poolInfo(): { threads: number; workersReady: number; failure: st
       ? { threads: 1, workersReady: 0, failure: p }
       : { threads: p.size + 1, workersReady: 0, failure: '' }
   }
-  return { threads: pool.size + 1, workersReady: pool.started ? pool.readyCount() : 0, failure: pool.failure, pool }
+  const threads = pool.failure ? 1 : pool.size + 1 // a failed pool is retired: the caller alone is left
+  return { threads, workersReady: pool.started ? pool.readyCount() : 0, failure: pool.failure, pool }
 }

@@ -25,13 +25,14 @@ export function startNodeWorker(bootstrap: URL, workerData: WorkerInit, onError:
  */
 function loader(bootstrap: URL): string {
   const url = JSON.stringify(bootstrap.href)
-  const bundled = () =>
-    `new Promise(() => {\nconst require = createRequire(${url}) // the bundle's packages resolve from the bootstrap's folder\n${bundle(bootstrap)}\n})`
+  // the bundle's packages resolve from the bootstrap's folder
+  const bundled = () => `new Promise(() => {\nconst require = createRequire(${url})\n${bundle(bootstrap)}\n})`
   const load = bootstrap.pathname.endsWith('.ts') ? bundled() : `import(${url})`
   return `const { workerData } = require('node:worker_threads'), { createRequire } = require('node:module')
 ${load}.catch((err) => {
   const buffer = workerData.memory.buffer, ctl = new Int32Array(buffer, 0, 1024), slot = ${STATES} + workerData.index
-  const why = new TextEncoder().encode('worker ' + workerData.index + ' could not load ' + ${url} + ': ' + String(err && err.stack || err)).subarray(0, ${MESSAGE_BYTES})
+  const text = 'worker ' + workerData.index + ' could not load ' + ${url} + ': ' + String(err && err.stack || err)
+  const why = new TextEncoder().encode(text).subarray(0, ${MESSAGE_BYTES})
   new Uint8Array(buffer, ${4 * MESSAGE + 4}, why.length).set(why)
   Atomics.store(ctl, ${MESSAGE}, why.length)
   Atomics.store(ctl, slot, ${FAILED})

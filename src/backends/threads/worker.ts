@@ -3,7 +3,7 @@
 // in the memory, since the caller may be blocked on this thread and cannot receive a message.
 import { WorkerEnd, JOB } from './pool.js'
 import { parallelJob, TS_BLOCKS } from './parallel.js'
-import { wasmJob, WASM_PANELS } from '../wasm/index.js'
+import { wasmJob, WASM_PANELS } from '../wasm/driver.js'
 import type { WorkerInit } from './threads.js'
 
 const JOBS: Record<number, (end: WorkerEnd) => void> = { [TS_BLOCKS]: parallelJob, [WASM_PANELS]: wasmJob }

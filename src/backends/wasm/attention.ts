@@ -3,6 +3,7 @@
 // v, dy (hs floats each) lie `rowBytes` apart, as in the (B, T, C) tensors; hs is a multiple of 4. Scores,
 // probabilities and ds use rows of TkPad (Tk rounded up to 4) floats, so a row is whole vectors, and lanes past a
 // query's last visible key hold 0. The caller (wasm/kernels.ts) copies tensors in and out and loops over (b, h).
+import { fail } from '../../errors.js'
 import { FunctionBody, type ValType } from './emit.js'
 import { exp } from './elementwise.js'
 
@@ -30,11 +31,14 @@ const I32_LOCALS = [
   'yi',
 ]
 
+/** Parameters by name, in order: all i32 (addresses and counts) but the f32 scale. */
+const signature = (names: string[]): Record<string, ValType> =>
+  Object.fromEntries(names.map((name) => [name, name === 'scale' ? 'f32' : 'i32']))
+
 /** The function's parameters and its working locals, by name (the two lists share no name). */
 function setup(f: FunctionBody, names: string[]): Locals {
-  if (names.some((name) => I32_LOCALS.includes(name)))
-    throw new Error("attention kernel: a parameter shares a local's name")
-  const L: Locals = Object.fromEntries(names.map((name, i) => [name, i]))
+  if (names.some((name) => I32_LOCALS.includes(name))) fail('attention kernel', "a parameter shares a local's name")
+  const L: Locals = { ...f.param }
   for (const name of I32_LOCALS) L[name] = f.local('i32')
   for (const name of ['a', 'acc', 'acc1', 'acc2', 'acc3', 'wv', 'e', 'm']) L[name] = f.local('v128')
   for (const name of ['mx', 'total']) L[name] = f.local('f32')
@@ -60,7 +64,8 @@ function transpose(f: FunctionBody, rows: number, T: number, L: Locals): void {
         () => f.i32(0),
         () => f.get(L.TkPad),
         () => {
-          f.get(T).get(L.d).get(L.TkPad).op('i32.mul').get(L.j).op('i32.add').i32(F32).op('i32.mul').op('i32.add') // &T[d][j]
+          // &T[d][j]
+          f.get(T).get(L.d).get(L.TkPad).op('i32.mul').get(L.j).op('i32.add').i32(F32).op('i32.mul').op('i32.add')
           f.get(L.j)
             .get(L.Tk)
             .op('i32.lt_s')
@@ -166,7 +171,7 @@ function weightedColumns(
   )
 }
 
-/** out[0 .. 4n) = x·T[·][0 .. 4n) = Σ_d splat(x[d]) · T[d][0 .. 4n): a row of dot products x·row_j, as a weighted sum of T's rows. */
+/** out[0 .. 4n) = Σ_d splat(x[d]) · T[d][0 .. 4n): a row of dot products x·row_j, as a weighted sum of T's rows. */
 function dotRows(f: FunctionBody, x: number, T: number, out: number, L: Locals): void {
   f.i32(0).set(L.lo)
   f.get(L.hs).set(L.hi)
@@ -238,7 +243,7 @@ const FORWARD = ['q', 'k', 'v', 'y', 'probs', 'kT', 'Tq', 'Tk', 'TkPad', 'shift'
  *   }
  */
 export function attentionForwardKernel(): FunctionBody {
-  const f = new FunctionBody(FORWARD.map((name): ValType => (name === 'scale' ? 'f32' : 'i32')))
+  const f = new FunctionBody(signature(FORWARD))
   const L = setup(f, FORWARD)
   transpose(f, L.k, L.kT, L)
   f.forLoop(
@@ -256,70 +261,7 @@ export function attentionForwardKernel(): FunctionBody {
         [[L.probs, L.row]],
       )
       dotRows(f, L.xi, L.kT, L.row, L)
-      f.forLoop(
-        L.j,
-        () => f.get(L.last).i32(1).op('i32.add'),
-        () => f.get(L.n).i32(4).op('i32.mul'),
-        () => {
-          address(f, L.row, L.j, () => f.i32(F32))
-          f.f32(-Infinity).mem('f32.store')
-        },
-      )
-      f.splat(-Infinity).set(L.m)
-      eachKeyVector(
-        f,
-        L.row,
-        () => f.get(L.n),
-        L,
-        () => f.get(L.m).get(L.op).mem('v128.load').op('f32x4.max').set(L.m),
-      )
-      across(f, L.m, 'f32.max')
-      f.set(L.mx)
-      f.zero().set(L.acc)
-      eachKeyVector(
-        f,
-        L.row,
-        () => f.get(L.n),
-        L,
-        () => {
-          // p_j = exp(scale·(s_j − max)), summed
-          f.get(L.op)
-            .mem('v128.load')
-            .get(L.mx)
-            .op('f32x4.splat')
-            .op('f32x4.sub')
-            .get(L.scale)
-            .op('f32x4.splat')
-            .op('f32x4.mul')
-            .set(L.a)
-          exp(f, L.a, L.e)
-          f.get(L.op).get(L.e).mem('v128.store')
-          f.get(L.acc).get(L.e).op('f32x4.add').set(L.acc)
-        },
-      )
-      across(f, L.acc, 'f32.add')
-      f.set(L.total)
-      f.f32(1).get(L.total).op('f32.div').op('f32x4.splat').set(L.a)
-      eachKeyVector(
-        f,
-        L.row,
-        () => f.get(L.TkPad).i32(2).op('i32.shr_s'),
-        L,
-        () => {
-          // normalize; 0 past the visible keys
-          f.get(L.op)
-            .get(L.op)
-            .mem('v128.load')
-            .get(L.a)
-            .op('f32x4.mul')
-            .zero()
-            .get(L.jv)
-            .get(L.n)
-            .op('i32.lt_s')
-            .op('select')
-            .mem('v128.store')
-        },
-      )
+      softmaxScores(f, L)
       f.i32(0).set(L.lo)
       f.get(L.last).i32(1).op('i32.add').set(L.hi)
       weightedRows(
@@ -331,6 +273,74 @@ export function attentionForwardKernel(): FunctionBody {
     },
   )
   return f
+}
+
+/** Row i's scores (at L.row) become probabilities: masked past the last visible key, then softmax(scale·s). */
+function softmaxScores(f: FunctionBody, L: Locals): void {
+  f.forLoop(
+    L.j,
+    () => f.get(L.last).i32(1).op('i32.add'),
+    () => f.get(L.n).i32(4).op('i32.mul'),
+    () => {
+      address(f, L.row, L.j, () => f.i32(F32))
+      f.f32(-Infinity).mem('f32.store')
+    },
+  )
+  f.splat(-Infinity).set(L.m)
+  eachKeyVector(
+    f,
+    L.row,
+    () => f.get(L.n),
+    L,
+    () => f.get(L.m).get(L.op).mem('v128.load').op('f32x4.max').set(L.m),
+  )
+  across(f, L.m, 'f32.max')
+  f.set(L.mx)
+  f.zero().set(L.acc)
+  eachKeyVector(
+    f,
+    L.row,
+    () => f.get(L.n),
+    L,
+    () => {
+      // p_j = exp(scale·(s_j − max)), summed
+      f.get(L.op)
+        .mem('v128.load')
+        .get(L.mx)
+        .op('f32x4.splat')
+        .op('f32x4.sub')
+        .get(L.scale)
+        .op('f32x4.splat')
+        .op('f32x4.mul')
+        .set(L.a)
+      exp(f, L.a, L.e)
+      f.get(L.op).get(L.e).mem('v128.store')
+      f.get(L.acc).get(L.e).op('f32x4.add').set(L.acc)
+    },
+  )
+  across(f, L.acc, 'f32.add')
+  f.set(L.total)
+  f.f32(1).get(L.total).op('f32.div').op('f32x4.splat').set(L.a)
+  eachKeyVector(
+    f,
+    L.row,
+    () => f.get(L.TkPad).i32(2).op('i32.shr_s'),
+    L,
+    () => {
+      // normalize; 0 past the visible keys
+      f.get(L.op)
+        .get(L.op)
+        .mem('v128.load')
+        .get(L.a)
+        .op('f32x4.mul')
+        .zero()
+        .get(L.jv)
+        .get(L.n)
+        .op('i32.lt_s')
+        .op('select')
+        .mem('v128.store')
+    },
+  )
 }
 
 const BACKWARD = [
@@ -360,7 +370,7 @@ const BACKWARD = [
  *   dq_i = Σ_j ds_ij·k_j    dk_j = Σ_{i ≥ j − shift} ds_ij·q_i    dv_j = Σ_{i ≥ j − shift} p_ij·dy_i
  */
 export function attentionBackwardKernel(): FunctionBody {
-  const f = new FunctionBody(BACKWARD.map((name): ValType => (name === 'scale' ? 'f32' : 'i32')))
+  const f = new FunctionBody(signature(BACKWARD))
   const L = setup(f, BACKWARD)
   transpose(f, L.v, L.vT, L)
   f.forLoop(
@@ -381,32 +391,7 @@ export function attentionBackwardKernel(): FunctionBody {
         ],
       )
       dotRows(f, L.xi, L.vT, L.row, L) // dp_i·
-      f.zero().set(L.acc)
-      eachKeyVector(
-        f,
-        L.row,
-        () => f.get(L.n),
-        L,
-        () => {
-          // Σ_j p_ij·dp_ij (p is 0 past last)
-          address(f, L.pRow, L.jv, () => f.i32(V128))
-          f.mem('v128.load').get(L.op).mem('v128.load').op('f32x4.mul').get(L.acc).op('f32x4.add').set(L.acc)
-        },
-      )
-      across(f, L.acc, 'f32.add')
-      f.op('f32x4.splat').set(L.m)
-      eachKeyVector(
-        f,
-        L.row,
-        () => f.get(L.n),
-        L,
-        () => {
-          // ds_ij = scale·p_ij·(dp_ij − Σ)
-          f.get(L.op).get(L.op).mem('v128.load').get(L.m).op('f32x4.sub')
-          address(f, L.pRow, L.jv, () => f.i32(V128))
-          f.mem('v128.load').op('f32x4.mul').get(L.scale).op('f32x4.splat').op('f32x4.mul').mem('v128.store')
-        },
-      )
+      scoreGrads(f, L) // ds_i·, in place of dp_i·
       f.i32(0).set(L.lo)
       f.get(L.last).i32(1).op('i32.add').set(L.hi)
       weightedRows(
@@ -417,6 +402,42 @@ export function attentionBackwardKernel(): FunctionBody {
       ) // dq_i = Σ_j ds_ij·k_j
     },
   )
+  keyGrads(f, L)
+  return f
+}
+
+/** Row i's dp (at L.row) becomes ds = scale·p ⊙ (dp − Σ_j p_j·dp_j), in place (p at L.pRow). */
+function scoreGrads(f: FunctionBody, L: Locals): void {
+  f.zero().set(L.acc)
+  eachKeyVector(
+    f,
+    L.row,
+    () => f.get(L.n),
+    L,
+    () => {
+      // Σ_j p_ij·dp_ij (p is 0 past last)
+      address(f, L.pRow, L.jv, () => f.i32(V128))
+      f.mem('v128.load').get(L.op).mem('v128.load').op('f32x4.mul').get(L.acc).op('f32x4.add').set(L.acc)
+    },
+  )
+  across(f, L.acc, 'f32.add')
+  f.op('f32x4.splat').set(L.m)
+  eachKeyVector(
+    f,
+    L.row,
+    () => f.get(L.n),
+    L,
+    () => {
+      // ds_ij = scale·p_ij·(dp_ij − Σ)
+      f.get(L.op).get(L.op).mem('v128.load').get(L.m).op('f32x4.sub')
+      address(f, L.pRow, L.jv, () => f.i32(V128))
+      f.mem('v128.load').op('f32x4.mul').get(L.scale).op('f32x4.splat').op('f32x4.mul').mem('v128.store')
+    },
+  )
+}
+
+/** dk_j = Σ_i ds_ij·q_i and dv_j = Σ_i p_ij·dy_i, for each key j, over the queries i that see it. */
+function keyGrads(f: FunctionBody, L: Locals): void {
   f.forLoop(
     L.j,
     () => f.i32(0),
@@ -448,5 +469,4 @@ export function attentionBackwardKernel(): FunctionBody {
       )
     },
   )
-  return f
 }

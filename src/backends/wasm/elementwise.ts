@@ -1,5 +1,5 @@
-// Elementwise kernels as WebAssembly SIMD, four floats per step: a vector exp (Cephes' expf, the polynomial most
-// libm's float exp descends from) and GPT-2's gelu and its derivative built on it, mirroring src/kernels/elementwise.ts.
+// Elementwise kernels as WebAssembly SIMD, four floats per step: add, a vector exp (Cephes' expf, the polynomial most
+// libm's float exp descends from) and GPT-2's gelu and its derivative built on it, as in src/kernels/elementwise.ts.
 // Arrays are byte addresses in the module's memory; the caller rounds lengths up to a multiple of 4 (the extra
 // lanes compute on whatever is there and are never read back).
 import { FunctionBody } from './emit.js'
@@ -22,8 +22,8 @@ export function eachVector(f: FunctionBody, pointers: number[], count: number, b
 
 /** add(a, b, dst, count): dst[i] = a[i] + b[i], as kernels/elementwise.ts's add. */
 export function addKernel(): FunctionBody {
-  const f = new FunctionBody(['i32', 'i32', 'i32', 'i32'])
-  const [a, b, dst, count] = [0, 1, 2, 3]
+  const f = new FunctionBody({ a: 'i32', b: 'i32', dst: 'i32', count: 'i32' })
+  const { a, b, dst, count } = f.param
   eachVector(f, [a, b, dst], count, () =>
     f.get(dst).get(a).mem('v128.load').get(b).mem('v128.load').op('f32x4.add').mem('v128.store'),
   )
@@ -57,7 +57,8 @@ export function exp(f: FunctionBody, x: number, y: number): void {
   for (const c of [1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1])
     f.get(x).op('f32x4.mul').splat(c).op('f32x4.add')
   f.get(x).op('f32x4.mul').get(x).op('f32x4.mul').get(x).op('f32x4.add').splat(1).op('f32x4.add') // 1 + r + r²·P(r)
-  f.get(n).op('i32x4.trunc_sat_f32x4_s').i32(127).op('i32x4.splat').op('i32x4.add').i32(23).op('i32x4.shl') // bits of 2ⁿ
+  f.get(n).op('i32x4.trunc_sat_f32x4_s').i32(127).op('i32x4.splat').op('i32x4.add') // n + 127: 2ⁿ's exponent bits …
+  f.i32(23).op('i32x4.shl') // … shifted into place
   f.op('f32x4.mul').get(under).op('v128.andnot').set(y)
 }
 
@@ -85,8 +86,8 @@ function geluExp(f: FunctionBody, x: number, e: number): void {
  * gives x and e = 0 gives ±0.
  */
 export function geluKernel(): FunctionBody {
-  const f = new FunctionBody(['i32', 'i32', 'i32'])
-  const [src, dst, count] = [0, 1, 2]
+  const f = new FunctionBody({ src: 'i32', dst: 'i32', count: 'i32' })
+  const { src, dst, count } = f.param
   const x = f.local('v128'),
     e = f.local('v128')
   eachVector(f, [src, dst], count, () => {
@@ -105,8 +106,8 @@ export function geluKernel(): FunctionBody {
  * where x is clamped in it (x³ would overflow and make 0·∞).
  */
 export function geluBackwardKernel(): FunctionBody {
-  const f = new FunctionBody(['i32', 'i32', 'i32', 'i32'])
-  const [src, dy, dst, count] = [0, 1, 2, 3]
+  const f = new FunctionBody({ src: 'i32', dy: 'i32', dst: 'i32', count: 'i32' })
+  const { src, dy, dst, count } = f.param
   const x = f.local('v128'),
     e = f.local('v128'),
     s = f.local('v128'),
@@ -136,65 +137,5 @@ export function geluBackwardKernel(): FunctionBody {
       .op('f32x4.mul') // · (1 + 3·0.044715x²)
     f.op('f32x4.add').get(dy).mem('v128.load').op('f32x4.mul').mem('v128.store')
   })
-  return f
-}
-
-/**
- * softmaxRows(src, dst, stats, rows, colsPad): each row of colsPad floats (a multiple of 4; padded with −∞, which
- * exp turns into 0) becomes its softmax, as kernels/rows.ts's softmaxRows; stats gets each row's max and Σ e^(x − max),
- * from which the caller takes log-sum-exp for cross-entropy.
- *   for (let r = 0; r < rows; r++) { max = max_j x[j]; e[j] = exp(x[j] − max); sum = Σ e; y[j] = e[j] / sum }
- */
-export function softmaxRowsKernel(): FunctionBody {
-  const f = new FunctionBody(['i32', 'i32', 'i32', 'i32', 'i32'])
-  const [src, dst, stats, rows, colsPad] = [0, 1, 2, 3, 4]
-  const r = f.local('i32'),
-    j = f.local('i32'),
-    at = f.local('i32'),
-    out = f.local('i32')
-  const m = f.local('v128'),
-    acc = f.local('v128'),
-    x = f.local('v128'),
-    e = f.local('v128'),
-    mx = f.local('f32'),
-    sum = f.local('f32')
-  const lanes = (v: number, op: 'f32.add' | 'f32.max') =>
-    f.get(v).lane(0).get(v).lane(1).op(op).get(v).lane(2).op(op).get(v).lane(3).op(op)
-  const eachVectorOfRow = (body: () => void) =>
-    f.forLoop(
-      j,
-      () => f.i32(0),
-      () => f.get(colsPad),
-      () => {
-        f.get(src).get(r).get(colsPad).op('i32.mul').get(j).op('i32.add').i32(4).op('i32.mul').op('i32.add').set(at)
-        f.get(dst).get(r).get(colsPad).op('i32.mul').get(j).op('i32.add').i32(4).op('i32.mul').op('i32.add').set(out)
-        body()
-      },
-      4,
-    )
-  f.forLoop(
-    r,
-    () => f.i32(0),
-    () => f.get(rows),
-    () => {
-      f.splat(-Infinity).set(m)
-      eachVectorOfRow(() => f.get(m).get(at).mem('v128.load').op('f32x4.max').set(m))
-      lanes(m, 'f32.max')
-      f.set(mx)
-      f.zero().set(acc)
-      eachVectorOfRow(() => {
-        f.get(at).mem('v128.load').get(mx).op('f32x4.splat').op('f32x4.sub').set(x)
-        exp(f, x, e)
-        f.get(out).get(e).mem('v128.store')
-        f.get(acc).get(e).op('f32x4.add').set(acc)
-      })
-      lanes(acc, 'f32.add')
-      f.set(sum)
-      f.get(stats).get(r).i32(8).op('i32.mul').op('i32.add').get(mx).mem('f32.store')
-      f.get(stats).get(r).i32(8).op('i32.mul').op('i32.add').get(sum).mem('f32.store', 4)
-      f.f32(1).get(sum).op('f32.div').op('f32x4.splat').set(x)
-      eachVectorOfRow(() => f.get(out).get(out).mem('v128.load').get(x).op('f32x4.mul').mem('v128.store'))
-    },
-  )
   return f
 }

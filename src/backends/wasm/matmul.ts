@@ -1,20 +1,38 @@
-// The matmul microkernel, generated as WebAssembly SIMD: C (4 rows × 8 columns) += A (4 × kc) · B (kc × 8), held
-// in 8 f32x4 accumulators while kc streams by. The loops below are commented as the TypeScript loops they mirror.
+// The matmul kernel generator: C (4 rows × 8 columns) += A (4 × kc) · B (kc × 8) as WebAssembly SIMD, held in 8
+// f32x4 accumulators while kc streams by, and the one-row kernel for A·Bᵀ. The loops below are commented as the
+// TypeScript loops they mirror.
 //
 // A is read where it lies, through two strides: op(A)[i][p] sits at a + i·aRow + p·aStep (bytes), so a row-major
 // A (aRow = 4k, aStep = 4) and a transposed one (aRow = 4, aStep = 4m) need no copy. B is packed by the caller
 // (pack.ts) in panels of 8 columns, p-major, so its two vectors per p are contiguous (bStep = 32 bytes):
 //   bPack[jb][p][c] = op(B)[p][8·jb + c]        (k·8 floats per panel)
 // or, untransposed and for few rows of C, read as given: panel jb's row p is B[p][8·jb ..], bStep = 4n.
-// and C is read and written with a row stride ldc (bytes). A call covers one chunk p0 .. p0 + kc of k, so a
-// block's chunk of A and a panel's (8·kc floats) stay in L1 while the chunk of A's rows stays in L2.
-// 4 × 8 is the largest tile whose 8 accumulators, 2 B vectors and 1 splat fit x64's 16 vector registers:
-// 5 × 8 and 6 × 8 spilled and measured slower on the project's 2-core dev VM.
-import { FunctionBody, type ValType } from './emit.js'
+// C is read and written with a row stride ldc (bytes). A call covers one chunk p0 .. p0 + kc of k, so a block's
+// chunk of A and a panel's (8·kc floats) stay in L1 while the chunk of A's rows stays in L2.
+// Why 4 × 8: by count 5 × 8 (10 accumulators, 2 B vectors, 1 splat: 13) and 6 × 8 (15) also fit x64's 16 vector
+// registers, but V8's optimizing compiler hoists the A loads and needs more registers than that count, so they
+// spilled: 25–38 GFLOP/s against 45 for 4 × 8 in the prototype (as did unrolling p by 2–4).
+import { FunctionBody } from './emit.js'
 
 /** Bytes per float, per f32x4 vector. */
 const F32 = 4,
   V128 = 16
+
+/** The panel kernel as JavaScript calls it (byte addresses and strides, counts); it writes C and returns nothing. */
+export type Panel = (
+  a: number,
+  aRow: number,
+  aStep: number,
+  bPanel: number,
+  bStep: number,
+  cPanel: number,
+  init: number,
+  mBlocks: number,
+  kc: number,
+  ldc: number,
+) => void
+/** The row kernel as JavaScript calls it: y[j] += x · w[j] for j < nPad. */
+export type RowDots = (x: number, w: number, y: number, nPad: number, k: number) => void
 
 /**
  * panel(a, aRow, aStep, bPanel, bStep, cPanel, init, mBlocks, kc, ldc): one 8-column panel of C, for mBlocks blocks
@@ -37,70 +55,104 @@ const F32 = 4,
  * The p loop walks one pointer along row 4·ib of A and one through the panel; rows 1–3 are 1–3 aRow further.
  */
 export function panelKernel(): FunctionBody {
-  const params: ValType[] = ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']
-  const f = new FunctionBody(params)
-  const [aStart, aRow, aStep, bPanel, bStep, cPanel, init, mBlocks, kc, ldc] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
-  const block = f.local('i32'),
-    ap = f.local('i32'),
-    bp = f.local('i32'),
-    bEnd = f.local('i32'),
-    cRow = f.local('i32'),
-    ib = f.local('i32')
-  const row = [0, f.local('i32'), f.local('i32'), f.local('i32')] // r · aRow
-  const b = [f.local('v128'), f.local('v128')]
-  const a = f.local('v128')
-  const acc = [0, 1, 2, 3].map(() => [f.local('v128'), f.local('v128')])
-  const cAddress = (r: number) => f.get(cRow).get(ldc).i32(r).op('i32.mul').op('i32.add') // &C[4·ib + r][0]
-
-  for (let r = 1; r < 4; r++) f.get(aRow).i32(r).op('i32.mul').set(row[r])
-  f.get(aStart).set(block)
-  f.get(cPanel).set(cRow)
-  f.get(bPanel).get(kc).get(bStep).op('i32.mul').op('i32.add').set(bEnd)
-  f.i32(0).set(ib)
+  const i32 = 'i32'
+  const f = new FunctionBody({
+    a: i32,
+    aRow: i32,
+    aStep: i32,
+    bPanel: i32,
+    bStep: i32,
+    cPanel: i32,
+    init: i32,
+    mBlocks: i32,
+    kc: i32,
+    ldc: i32,
+  })
+  const P = f.param
+  const L: PanelLocals = {
+    block: f.local('i32'), // &A[4·ib][0]
+    ap: f.local('i32'), // &A[4·ib][p]
+    bp: f.local('i32'), // the panel's row p
+    bEnd: f.local('i32'),
+    cRow: f.local('i32'), // &C[4·ib][0]
+    ib: f.local('i32'),
+    row: [0, f.local('i32'), f.local('i32'), f.local('i32')], // r · aRow
+    b: [f.local('v128'), f.local('v128')],
+    a: f.local('v128'),
+    acc: [0, 1, 2, 3].map(() => [f.local('v128'), f.local('v128')]),
+  }
+  for (let r = 1; r < 4; r++) f.get(P.aRow).i32(r).op('i32.mul').set(L.row[r])
+  f.get(P.a).set(L.block)
+  f.get(P.cPanel).set(L.cRow)
+  f.get(P.bPanel).get(P.kc).get(P.bStep).op('i32.mul').op('i32.add').set(L.bEnd)
+  f.i32(0).set(L.ib)
   f.doWhile(() => {
     // for each block ib
-    f.get(init).ifElse(
-      // the accumulators start from init's 8 floats in every row, or from C
-      () => {
-        for (let r = 0; r < 4; r++)
-          for (let v = 0; v < 2; v++)
-            f.get(init)
-              .mem('v128.load', v * V128)
-              .set(acc[r][v])
-      },
-      () => {
-        for (let r = 0; r < 4; r++)
-          for (let v = 0; v < 2; v++)
-            cAddress(r)
-              .mem('v128.load', v * V128)
-              .set(acc[r][v])
-      },
-    )
-    f.get(block).set(ap)
-    f.get(bPanel).set(bp)
-    f.doWhile(() => {
-      // for each p of the chunk
-      f.get(bp).mem('v128.load', 0).set(b[0])
-      f.get(bp).mem('v128.load', V128).set(b[1])
-      for (let r = 0; r < 4; r++) {
-        f.get(ap)
-        if (r > 0) f.get(row[r]).op('i32.add')
-        f.mem('v128.load32_splat').set(a)
-        for (let v = 0; v < 2; v++) f.get(acc[r][v]).get(a).get(b[v]).op('f32x4.mul').op('f32x4.add').set(acc[r][v])
-      }
-      f.get(ap).get(aStep).op('i32.add').set(ap)
-      f.get(bp).get(bStep).op('i32.add').tee(bp).get(bEnd).op('i32.lt_u') // p < kc
-    })
+    startAccumulators(f, P, L)
+    multiplyChunk(f, P, L)
     for (let r = 0; r < 4; r++)
       for (let v = 0; v < 2; v++)
-        cAddress(r)
-          .get(acc[r][v])
+        cAddress(f, P, L, r)
+          .get(L.acc[r][v])
           .mem('v128.store', v * V128)
-    f.get(cRow).get(ldc).i32(4).op('i32.mul').op('i32.add').set(cRow)
-    f.get(block).get(aRow).i32(4).op('i32.mul').op('i32.add').set(block) // 4 rows down: 4 · aRow
-    f.get(ib).i32(1).op('i32.add').tee(ib).get(mBlocks).op('i32.lt_u') // ib < mBlocks
+    f.get(L.cRow).get(P.ldc).i32(4).op('i32.mul').op('i32.add').set(L.cRow)
+    f.get(L.block).get(P.aRow).i32(4).op('i32.mul').op('i32.add').set(L.block) // 4 rows down: 4 · aRow
+    f.get(L.ib).i32(1).op('i32.add').tee(L.ib).get(P.mBlocks).op('i32.lt_u') // ib < mBlocks
   })
   return f
+}
+
+type PanelParams = Record<
+  'a' | 'aRow' | 'aStep' | 'bPanel' | 'bStep' | 'cPanel' | 'init' | 'mBlocks' | 'kc' | 'ldc',
+  number
+>
+type PanelLocals = Record<'block' | 'ap' | 'bp' | 'bEnd' | 'cRow' | 'ib' | 'a', number> & {
+  row: number[]
+  b: number[]
+  acc: number[][]
+}
+
+/** Push &C[4·ib + r][0]. */
+const cAddress = (f: FunctionBody, P: PanelParams, L: PanelLocals, r: number) =>
+  f.get(L.cRow).get(P.ldc).i32(r).op('i32.mul').op('i32.add')
+
+/** The accumulators start from init's 8 floats in every row (the first chunk: the bias, or zeros), or from C. */
+function startAccumulators(f: FunctionBody, P: PanelParams, L: PanelLocals): void {
+  f.get(P.init).ifElse(
+    () => {
+      for (let r = 0; r < 4; r++)
+        for (let v = 0; v < 2; v++)
+          f.get(P.init)
+            .mem('v128.load', v * V128)
+            .set(L.acc[r][v])
+    },
+    () => {
+      for (let r = 0; r < 4; r++)
+        for (let v = 0; v < 2; v++)
+          cAddress(f, P, L, r)
+            .mem('v128.load', v * V128)
+            .set(L.acc[r][v])
+    },
+  )
+}
+
+/** The p loop: for each p of the chunk, the panel's two vectors times each of 4 splat A values, added up. */
+function multiplyChunk(f: FunctionBody, P: PanelParams, L: PanelLocals): void {
+  f.get(L.block).set(L.ap)
+  f.get(P.bPanel).set(L.bp)
+  f.doWhile(() => {
+    f.get(L.bp).mem('v128.load', 0).set(L.b[0])
+    f.get(L.bp).mem('v128.load', V128).set(L.b[1])
+    for (let r = 0; r < 4; r++) {
+      f.get(L.ap)
+      if (r > 0) f.get(L.row[r]).op('i32.add')
+      f.mem('v128.load32_splat').set(L.a) // A[4·ib + r][p] in all 4 lanes
+      for (let v = 0; v < 2; v++)
+        f.get(L.acc[r][v]).get(L.a).get(L.b[v]).op('f32x4.mul').op('f32x4.add').set(L.acc[r][v]) // acc += a · b
+    }
+    f.get(L.ap).get(P.aStep).op('i32.add').set(L.ap)
+    f.get(L.bp).get(P.bStep).op('i32.add').tee(L.bp).get(L.bEnd).op('i32.lt_u') // p < kc
+  })
 }
 
 /**
@@ -116,8 +168,8 @@ export function panelKernel(): FunctionBody {
  *   }
  */
 export function rowDotsKernel(): FunctionBody {
-  const f = new FunctionBody(['i32', 'i32', 'i32', 'i32', 'i32'])
-  const [x, w, y, nPad, k] = [0, 1, 2, 3, 4]
+  const f = new FunctionBody({ x: 'i32', w: 'i32', y: 'i32', nPad: 'i32', k: 'i32' })
+  const { x, w, y, nPad, k } = f.param
   const j = f.local('i32'),
     xp = f.local('i32'),
     wp = f.local('i32'),

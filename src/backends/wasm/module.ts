@@ -1,30 +1,16 @@
-// The wasm backend's module: the bytes every kernel generator contributes to, whether this runtime can run them
-// (SIMD validated on a tiny module), and the instances — one on a private memory for one thread, one per thread
-// on the pool's shared memory — with the helpers that lay operands out in a memory.
-import { webAssembly, type WasmMemory } from '../webassembly.js'
-import { DATA_BYTE, growTo, type WorkerPool } from '../threads/pool.js'
-import { wasmModule, FunctionBody } from './emit.js'
-import { panelKernel, rowDotsKernel } from './matmul.js'
-import { addKernel, geluKernel, geluBackwardKernel, softmaxRowsKernel } from './elementwise.js'
+// The module of the wasm backend's kernels other than matmul (elementwise, rows, attention: kernels.ts drives them)
+// on this thread's private memory (driver.ts's), whether this runtime can run WebAssembly SIMD at all, and how
+// their operands are laid out: consecutive regions of the memory, rows copied in and out with padding.
+import { webAssembly } from '../webassembly.js'
+import { DATA_BYTE, growTo } from '../threads/pool.js'
+import { wasmModule, instantiate, FunctionBody } from './emit.js'
+import { privateMemory, MAX_PAGES } from './driver.js'
+import { addKernel, geluKernel, geluBackwardKernel } from './elementwise.js'
 import { attentionForwardKernel, attentionBackwardKernel } from './attention.js'
-import { layerNormKernel, layerNormBackwardKernel, sumAxisKernel } from './rows.js'
+import { layerNormKernel, layerNormBackwardKernel, sumAxisKernel, softmaxRowsKernel } from './rows.js'
 
-export type Panel = (
-  a: number,
-  aRow: number,
-  aStep: number,
-  bPanel: number,
-  bStep: number,
-  cPanel: number,
-  init: number,
-  mBlocks: number,
-  kc: number,
-  ldc: number,
-) => void
 /** The module's exports: byte addresses and counts in, nothing out (results are written to memory). */
 export type Exports = {
-  panel: Panel
-  rowDots: (x: number, w: number, y: number, nPad: number, k: number) => void
   add: (a: number, b: number, dst: number, count: number) => void
   gelu: (src: number, dst: number, count: number) => void
   geluBackward: (src: number, dy: number, dst: number, count: number) => void
@@ -49,6 +35,7 @@ export type Exports = {
     dx: number,
     dw: number,
     db: number,
+    partial: number,
     rows: number,
     cols: number,
     invCols: number,
@@ -89,33 +76,35 @@ export type Exports = {
     scale: number,
   ) => void
 }
-const MAX_PAGES = 16384 // 1 GiB, as the pool's shared memory
 
-/** The kernel module's bytes, importing a shared or a private memory as env.memory. */
-export function kernelBytes(shared: boolean): Uint8Array {
-  return wasmModule(
-    { shared, minPages: 1, maxPages: MAX_PAGES },
-    {
-      panel: panelKernel(),
-      rowDots: rowDotsKernel(),
-      add: addKernel(),
-      gelu: geluKernel(),
-      geluBackward: geluBackwardKernel(),
-      softmaxRows: softmaxRowsKernel(),
-      attentionForward: attentionForwardKernel(),
-      attentionBackward: attentionBackwardKernel(),
-      layerNorm: layerNormKernel(),
-      layerNormBackward: layerNormBackwardKernel(),
-      sumAxis: sumAxisKernel(),
-    },
+/** The generated functions, by export name. */
+export const kernelFunctions = (): Record<keyof Exports, FunctionBody> => ({
+  add: addKernel(),
+  gelu: geluKernel(),
+  geluBackward: geluBackwardKernel(),
+  softmaxRows: softmaxRowsKernel(),
+  attentionForward: attentionForwardKernel(),
+  attentionBackward: attentionBackwardKernel(),
+  layerNorm: layerNormKernel(),
+  layerNormBackward: layerNormBackwardKernel(),
+  sumAxis: sumAxisKernel(),
+})
+
+let run: Exports | undefined
+/** The kernels, instantiated on this thread's private memory on first use. */
+export function kernels(): Exports {
+  run ??= instantiate<Exports>(
+    wasmModule({ shared: false, minPages: 1, maxPages: MAX_PAGES }, kernelFunctions()),
+    privateMemory(),
   )
+  return run
 }
 
 let support: string | undefined
-/** Why this runtime cannot run the kernels ('' if it can): no WebAssembly, or no SIMD (a module with one v128 local fails validation). */
+/** Why this runtime cannot run the kernels ('' if it can): no WebAssembly, or no SIMD (a v128 local is refused). */
 export function wasmSupport(): string {
   if (support === undefined) {
-    const probe = new FunctionBody([])
+    const probe = new FunctionBody({})
     probe.zero().set(probe.local('v128'))
     if (!webAssembly) support = 'no WebAssembly in this runtime'
     else if (!webAssembly.validate(wasmModule({ shared: false, minPages: 1, maxPages: 1 }, { simd: probe })))
@@ -125,46 +114,23 @@ export function wasmSupport(): string {
   return support
 }
 
-/** A new instance's exports on `memory`. */
-export function instantiate(memory: WasmMemory, shared: boolean): Exports {
-  if (!webAssembly) throw new Error('wasm backend: no WebAssembly in this runtime')
-  const instance = new webAssembly.Instance(new webAssembly.Module(kernelBytes(shared)), { env: { memory } })
-  return instance.exports as Exports
-}
-
-export type Kernel = { memory: WasmMemory; run: Exports }
-let single: Kernel | undefined // one thread: a private memory
-let pooled: Kernel | undefined // the caller's instance on the pool's shared memory
-
-export function singleThread(): Kernel {
-  if (!single) {
-    if (!webAssembly) throw new Error('wasm backend: no WebAssembly in this runtime')
-    const memory = new webAssembly.Memory({ initial: 2, maximum: MAX_PAGES })
-    single = { memory, run: instantiate(memory, false) }
-  }
-  return single
-}
-
-export function poolThreads(pool: WorkerPool): Kernel {
-  pooled ??= { memory: pool.memory, run: instantiate(pool.memory, true) }
-  return pooled
-}
-
-/** Float offsets of consecutive regions of the given sizes, from DATA_BYTE, in the one-thread module's memory (grown to fit). */
-export function regions(sizes: number[]): { floats: Float32Array; at: number[] } {
-  const { memory } = singleThread()
+/**
+ * Float offsets of consecutive regions of the given sizes, from DATA_BYTE, in the private memory (grown to fit),
+ * or undefined if they do not fit in its 1 GiB: the caller then runs the TS loop.
+ */
+export function regions(sizes: number[]): { floats: Float32Array; at: number[] } | undefined {
+  const memory = privateMemory()
   const at: number[] = []
   let end = DATA_BYTE / 4
   for (const size of sizes) {
     at.push(end)
     end += Math.ceil(size / 4) * 4 // keep every region 16-byte aligned
   }
-  if (!growTo(memory, 4 * end - DATA_BYTE))
-    throw new Error(`wasm backend: ${end} floats of operands do not fit in 1 GiB`)
+  if (!growTo(memory, 4 * end - DATA_BYTE)) return undefined
   return { floats: new Float32Array(memory.buffer), at }
 }
 
-/** Copy (rows, cols) rows of `src` into rows of `stride` floats at `at`, or back out (unpad). */
+/** Copy (rows, cols) rows of `src` into rows of `stride` floats at `at`, the stride − cols after each set to `pad`. */
 export function padRows(
   floats: Float32Array,
   at: number,
@@ -172,13 +138,30 @@ export function padRows(
   rows: number,
   cols: number,
   stride: number,
+  pad = 0,
 ): void {
-  if (cols === stride) floats.set(src, at)
-  else for (let r = 0; r < rows; r++) floats.set(src.subarray(r * cols, (r + 1) * cols), at + r * stride)
+  if (cols === stride) return floats.set(src.subarray(0, rows * cols), at)
+  for (let r = 0; r < rows; r++) {
+    floats.set(src.subarray(r * cols, (r + 1) * cols), at + r * stride)
+    floats.fill(pad, at + r * stride + cols, at + (r + 1) * stride)
+  }
 }
-export function unpadRows(floats: Float32Array, at: number, rows: number, cols: number, stride: number): Float32Array {
-  if (cols === stride) return floats.slice(at, at + rows * cols)
-  const out = new Float32Array(rows * cols)
-  for (let r = 0; r < rows; r++) out.set(floats.subarray(at + r * stride, at + r * stride + cols), r * cols)
-  return out
+
+/** `rows` rows of `stride` floats at `at`, `cols` of each, into out from row `outRow` on (or a fresh array): out. */
+export function unpadRows(
+  floats: Float32Array,
+  at: number,
+  rows: number,
+  cols: number,
+  stride: number,
+  out?: Float32Array,
+  outRow = 0,
+): Float32Array {
+  if (!out && cols === stride) return floats.slice(at, at + rows * cols)
+  const into = out ?? new Float32Array(rows * cols)
+  if (cols === stride) into.set(floats.subarray(at, at + rows * cols), outRow * cols)
+  else
+    for (let r = 0; r < rows; r++)
+      into.set(floats.subarray(at + r * stride, at + r * stride + cols), (outRow + r) * cols)
+  return into
 }
