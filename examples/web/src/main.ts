@@ -1,8 +1,10 @@
 // The playground page: controls and views only. The model lives in a Web Worker (worker.ts), so training never
 // freezes the page; this file turns clicks into requests and the worker's replies into text, a chart and a table.
+import type { BackendName } from 'tenny'
 import { LossChart } from './chart'
 import { download, readDropped } from './files'
 import { showReport } from './report'
+import { ownModelPage, ownError, isOwnReply } from './own-page'
 import { LAYOUT_NAMES, type Request, type Reply, type Settings, type Layout } from './messages'
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
@@ -14,7 +16,14 @@ const input = (id: string) => $<HTMLInputElement>(id)
 const button = (id: string) => $<HTMLButtonElement>(id)
 
 const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' })
-const send = (request: Request) => worker.postMessage(request)
+const send = (request: Request, transfer: Transferable[] = []) => worker.postMessage(request, transfer)
+const onOwnReply = ownModelPage(send)
+// ?backend=wasm&threads=1 in the page's address starts that backend instead of auto (to compare them)
+const query = new URLSearchParams(location.search)
+send({
+  type: 'start',
+  backend: { name: query.get('backend') as BackendName | null, threads: Number(query.get('threads')) || null },
+})
 
 const chart = new LossChart($('chart'), ['train loss', 'validation loss'])
 let baseAnswerShown = false
@@ -152,6 +161,10 @@ function onReply(reply: Reply): void {
     status(`Downloaded the adapters in ${LAYOUT_NAMES[reply.layout]}.`)
   } else if (reply.type === 'status') {
     status(reply.text)
+  } else if (isOwnReply(reply)) {
+    onOwnReply(reply)
+  } else if (reply.own) {
+    ownError(reply.text, reply.training)
   } else {
     if (trainingNow && !reply.training) setTraining(false)
     status(reply.text, true)

@@ -1,4 +1,7 @@
 // What the page (main.ts) and the model's Web Worker (worker.ts) say to each other: plain objects, posted.
+import type { BackendName } from 'tenny'
+import type { OwnSettings } from './own-model'
+export type { OwnSettings }
 
 /** LoRA settings, named as PEFT's LoraConfig and mlx-lm's lora config name them. */
 export type Settings = {
@@ -11,13 +14,21 @@ export type Settings = {
   stepsPerEval: number // the validation loss every N steps: the adapters of the lowest are kept
 }
 
+/** The backend to start: auto (name null) unless the page's address names one, `?backend=wasm&threads=1`. */
+export type BackendChoice = { name: BackendName | null; threads: number | null }
+
 /** What the page asks of the worker. */
 export type Request =
+  | { type: 'start'; backend: BackendChoice } // the first message, and only once
   | { type: 'ask'; prompt: string; temperature: number; strength: number }
   | { type: 'train'; settings: Settings }
   | { type: 'stop' }
   | { type: 'download'; layout: Layout }
   | { type: 'load'; files: Record<string, Uint8Array> }
+  | { type: 'open-model'; name: string; files: Record<string, Uint8Array> }
+  | { type: 'own-train'; settings: OwnSettings; text: string }
+  | { type: 'own-ask'; prompt: string; chat: boolean }
+  | { type: 'own-download' }
 
 /** The three adapter layouts: Tenny's own, Hugging Face PEFT's, mlx-lm's. */
 export type Layout = 'tenny' | 'peft' | 'mlx'
@@ -69,4 +80,26 @@ export type Reply =
   | { type: 'loaded'; what: string; report: LayerReport[] }
   | { type: 'files'; layout: Layout; files: Record<string, Uint8Array> }
   | { type: 'status'; text: string }
-  | { type: 'error'; text: string; training: boolean }
+  | {
+      type: 'model-opened'
+      name: string
+      facts: string // architecture, parameters, layers, vocabulary, context, chat template
+      targets: string[] // the layers LoRA can wrap, by their Hugging Face names
+      defaults: OwnSettings
+      memory: string // memory in use, in words (or why it cannot be read)
+      text: string // training text to start from: the page's four best-known questions
+    }
+  | { type: 'own-progress'; step: number; iters: number; trainLoss: number; tokens: number; seconds: number }
+  | {
+      type: 'own-trained'
+      steps: number
+      seconds: number
+      tokens: number
+      stopped: boolean
+      loss: number // the mean loss per token on the training text, with the adapters (as Node can check)
+      quantized: number // layers quantized to 4 bits (QLoRA), 0 without
+      memory: string
+    }
+  | { type: 'own-answer'; prompt: string; text: string; adapted: boolean }
+  | { type: 'own-files'; name: string; files: Record<string, Uint8Array> }
+  | { type: 'error'; text: string; training: boolean; own: boolean } // own: about your own model

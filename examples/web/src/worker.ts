@@ -13,8 +13,10 @@ import { parseJsonl, maskedBatch, inBatches, Batcher } from '../../lib/batches'
 import { trainStep, evaluate, schedule, checkFinite, snapshot, restore, EVAL_BATCH, type Batch } from '../../lib/step'
 import { FLAGS } from '../../lib/flags'
 import { summarize } from './backend'
+import { FIRST_CLICK } from './defaults'
+import { handleOwn } from './own-worker'
 import { adapterFilesOf, loadAdapterFilesInto } from './adapter-files'
-import type { Request, Reply, Settings, LayerReport } from './messages'
+import type { Request, Reply, Settings, LayerReport, BackendChoice } from './messages'
 
 const ADAPTER = 'default' // one adapter at a time, as in the Node example
 const MAX_TOKENS = 100 // the longest answer, in characters
@@ -22,17 +24,6 @@ const SEED = 0 // answers are sampled from the same seeded stream, so a slider m
 // what the page does not ask for is the Node example's default (--lora-dropout, --label-smoothing, --mask)
 const [DROPOUT, SMOOTHING, MASK] = [FLAGS.loraDropout.default, FLAGS.labelSmoothing.default, FLAGS.mask.default]
 const POST_EVERY_MS = 250 // progress a few times a second: often enough to watch, rare enough to cost nothing
-
-/** The page's first Train click: the Node example's defaults (`npm run example`, no flags), from its flag table. */
-const DEFAULTS: Settings = {
-  rank: FLAGS.rank.default,
-  alpha: FLAGS.alpha.default,
-  targets: FLAGS.targets.default,
-  learningRate: FLAGS.lr.default,
-  iters: FLAGS.iters.default,
-  batchSize: FLAGS.batchSize.default,
-  stepsPerEval: FLAGS.stepsPerEval.default,
-}
 
 let baseBytes: Uint8Array
 let tokenizer: CharTokenizer
@@ -48,7 +39,7 @@ function freshBase(): nn.GPT {
   return nn.checkpointFromBytes(baseBytes, 'base.safetensors')
 }
 
-async function start(): Promise<void> {
+async function start(backend: BackendChoice): Promise<void> {
   post({ type: 'status', text: 'Loading the base model…' })
   const response = await fetch(baseUrl)
   if (!response.ok) throw new Error(`${baseUrl}: HTTP ${response.status}`)
@@ -61,16 +52,17 @@ async function start(): Promise<void> {
   const encode = (text: string, file: string) =>
     parseJsonl(text, file).map((e) => tokenizer.encode(e.text + '\n', `${e.file}:${e.line}`))
   data = { train: encode(trainJsonl, 'train.jsonl'), valid: encode(validJsonl, 'valid.jsonl') }
-  post({ type: 'status', text: 'Measuring the backends…' })
+  post({ type: 'status', text: backend.name ? `Starting ${backend.name}…` : 'Measuring the backends…' })
   useGpujs(gpujs) // gpu.js is optional for Tenny: the page bundles it, so auto can try WebGL 2 and WebGL
-  const backend = summarize(await startBackend('auto'))
+  const options = backend.threads ? { threads: backend.threads } : {}
+  const summary = summarize(await startBackend(backend.name ?? 'auto', options))
   const { nLayer, nEmbd, blockSize } = model.config
   const parameters = model.numParameters().toLocaleString('en-US')
   post({
     type: 'ready',
-    backend,
+    backend: summary,
     targets: layerNames(model),
-    defaults: DEFAULTS,
+    defaults: FIRST_CLICK,
     model: `${parameters} parameters, ${nLayer} layers, ${nEmbd} channels, ${blockSize}-character context`,
     data: `${data.train.length} train and ${data.valid.length} validation examples (examples/data)`,
   })
@@ -182,6 +174,8 @@ const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.l
  * behind them without the ≥ 4 ms a nested setTimeout waits in a browser.
  */
 const channel = new MessageChannel()
+/** Between two steps of your own model's training: the messages in, then whether Stop was pressed. */
+const pause = () => messagesIn().then(() => stopRequested)
 function messagesIn(): Promise<void> {
   return new Promise((resolve) => {
     channel.port1.onmessage = () => resolve()
@@ -201,7 +195,7 @@ function report(): LayerReport[] {
 }
 
 /** One request; errors go back as one line. Training runs to its end here while other requests keep arriving. */
-async function handle(request: Request): Promise<void> {
+async function handle(request: Exclude<Request, { type: 'start' }>): Promise<void> {
   if (request.type === 'stop') {
     stopRequested = training
   } else if (request.type === 'ask') {
@@ -215,9 +209,20 @@ async function handle(request: Request): Promise<void> {
     })
   } else if (request.type === 'download') {
     post({ type: 'files', layout: request.layout, files: adapterFilesOf(model, request.layout) })
+  } else if (request.type === 'own-ask' || request.type === 'own-download') {
+    await handleOwn(request, { post, pause })
   } else if (training) {
-    const what = request.type === 'train' ? 'train again' : 'load adapters'
+    const what =
+      request.type === 'load' ? 'load adapters' : request.type === 'open-model' ? 'open a model' : 'train again'
     throw new Error(`stop the training first (it is still running) before you ${what}`)
+  } else if (request.type === 'open-model' || request.type === 'own-train') {
+    training = request.type === 'own-train'
+    stopRequested = false
+    try {
+      await handleOwn(request, { post, pause })
+    } finally {
+      training = false
+    }
   } else if (request.type === 'train') {
     training = true
     stopRequested = false
@@ -234,16 +239,22 @@ async function handle(request: Request): Promise<void> {
   }
 }
 
-const ready = start()
+// the page's first message says which backend to start (auto unless its address asks for one); the rest wait for it
+let ready: Promise<void> | null = null
 addEventListener('message', (e: MessageEvent<Request>) => {
-  ready
-    .then(() => handle(e.data))
-    .catch((err: unknown) => post({ type: 'error', text: err instanceof Error ? err.message : String(err), training }))
+  const request = e.data
+  if (request.type === 'start') {
+    ready = start(request.backend)
+    ready.catch((err: unknown) =>
+      post({ type: 'error', text: `could not start: ${messageOf(err)}`, training: false, own: false }),
+    )
+    return
+  }
+  ready!
+    .then(() => handle(request))
+    .catch((err: unknown) => {
+      const own = request.type === 'open-model' || request.type.startsWith('own-')
+      post({ type: 'error', text: messageOf(err), training, own })
+    })
 })
-ready.catch((err: unknown) =>
-  post({
-    type: 'error',
-    text: `could not start: ${err instanceof Error ? err.message : String(err)}`,
-    training: false,
-  }),
-)
+const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err))
