@@ -40,6 +40,7 @@ const value = (id: string, v: string) =>
   page.$eval(`#${id}`, (e, v) => ((e as HTMLInputElement | HTMLTextAreaElement).value = v), v)
 /** Wait until #own-status matches `pattern`; an error shown there fails at once with its text. */
 async function ownStatus(pattern: RegExp, { error = false, timeout = 120_000 } = {}): Promise<string> {
+  // (the caller cleared the status before the action it waits on: see clearStatus)
   await page.waitForFunction(
     (source) => {
       const s = document.getElementById('own-status')!
@@ -53,6 +54,12 @@ async function ownStatus(pattern: RegExp, { error = false, timeout = 120_000 } =
   assert.match(shown as string, pattern)
   return shown as string
 }
+/** Empty #own-status, so that what it shows next is the answer to what the test does next. */
+const clearStatus = () =>
+  page.$eval('#own-status', (e) => {
+    e.textContent = ''
+    e.classList.remove('error')
+  })
 /** Ask (click) and wait for an answer shown after the click. */
 async function ask(): Promise<string> {
   await page.$eval('#own-answer', (e) => (e.textContent = '\u0000'))
@@ -66,6 +73,7 @@ async function ask(): Promise<string> {
 async function open(folder: string): Promise<string> {
   const input = (await page.$('input#model-files'))!
   const files = readdirSync(join(FIXTURES, folder)).map((name) => join(FIXTURES, folder, name))
+  await clearStatus()
   await input.uploadFile(...files)
   return ownStatus(/^Opened local-model\. /)
 }
@@ -104,6 +112,7 @@ test('own model: a folder whose files are over the limit is refused, with its si
     const fd = openSync(join(big, 'model.safetensors'), 'w')
     ftruncateSync(fd, MODEL_LIMIT_BYTES + 2 ** 20) // sparse: as big as it says, and nothing on disk
     closeSync(fd)
+    await clearStatus()
     await (await page.$('input#model-files'))!.uploadFile(join(big, 'config.json'), join(big, 'model.safetensors'))
     const shown = await ownStatus(/over this tab's limit/, { error: true, timeout: 30_000 })
     const size = mb(MODEL_LIMIT_BYTES + 2 ** 20 + readFileSync(join(big, 'config.json')).length)
@@ -117,6 +126,7 @@ test('own model: a folder whose files are over the limit is refused, with its si
 /** The PEFT zip the page downloads, unpacked into a new folder. */
 async function downloadPeft(): Promise<string> {
   for (const f of readdirSync(downloads)) rmSync(join(downloads, f))
+  await clearStatus()
   await page.click('#own-download')
   await ownStatus(/^Downloaded local-model-peft-adapters\.zip/)
   const zip = join(downloads, 'local-model-peft-adapters.zip')
@@ -138,6 +148,7 @@ async function trainAndCheck(folder: string, { steps, qlora, chat }: { steps: nu
   await value('own-lr', '0.01')
   await page.$eval('#own-qlora', (e, on) => ((e as HTMLInputElement).checked = on), qlora)
   const trainingText = await page.$eval('#own-data', (e) => (e as HTMLTextAreaElement).value)
+  await clearStatus()
   await page.click('#own-train')
   const status = await ownStatus(/^Trained \d+ steps/)
   const m =

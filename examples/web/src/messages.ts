@@ -84,6 +84,7 @@ export type Reply =
       type: 'model-opened'
       name: string
       facts: string // architecture, parameters, layers, vocabulary, context, chat template
+      chatTemplate: boolean // whether its tokenizer has one
       targets: string[] // the layers LoRA can wrap, by their Hugging Face names
       defaults: OwnSettings
       memory: string // memory in use, in words (or why it cannot be read)

@@ -85,7 +85,7 @@ export function ownModelPage(send: (request: Request, transfer?: Transferable[])
     for (const [id, value] of Object.entries(values)) input(`own-${id}`).value = String(value)
     input('own-qlora').checked = s.qlora
     input('own-chat').checked = s.chat
-    input('own-chat').disabled = !s.chat // the model has no chat template
+    input('own-chat').disabled = !r.chatTemplate
     const box = (name: string) =>
       `<label><input type="checkbox" value="${name}"${s.targets.includes(name) ? ' checked' : ''}> ${name}</label>`
     const fieldset = $('own-targets')

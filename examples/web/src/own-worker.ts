@@ -1,7 +1,17 @@
 // The worker's requests about your own model (own-model.ts does the work): open a folder's files, train LoRA on
 // the page's text, answer a prompt, hand out PEFT's adapter files. One model at a time; it replaces the last.
 import { nn } from 'tenny'
-import { openModel, layerNames, defaultTargets, examplesOf, trainOwn, answerOf, lossOf, type Opened } from './own-model'
+import {
+  openModel,
+  promptIds,
+  layerNames,
+  defaultTargets,
+  examplesOf,
+  trainOwn,
+  answerOf,
+  lossOf,
+  type Opened,
+} from './own-model'
 import { MODEL_LIMIT_BYTES, mb } from './model-files'
 import type { Reply, Request, OwnSettings } from './messages'
 import trainJsonl from '../../data/train.jsonl?raw'
@@ -41,8 +51,9 @@ export async function handleOwn(request: OwnRequest, host: Host): Promise<void> 
       type: 'model-opened',
       name: request.name,
       facts: factsOf(opened),
+      chatTemplate: opened.tokenizer.hasChatTemplate,
       targets: layerNames(model),
-      defaults: { ...OWN_DEFAULTS, targets: defaultTargets(model), chat: opened.tokenizer.hasChatTemplate },
+      defaults: { ...OWN_DEFAULTS, targets: defaultTargets(model), chat: chatFits(opened) },
       memory: memoryInUse(),
       text: FIRST_TEXT,
     })
@@ -77,6 +88,16 @@ export async function handleOwn(request: OwnRequest, host: Host): Promise<void> 
     const { steps, seconds, tokens, quantized } = done
     host.post({ type: 'own-trained', steps, seconds, tokens, stopped, loss, quantized, memory: memoryInUse() })
   }
+}
+
+/**
+ * Whether to go through the chat template at first: when the model has one and the page's first question, asked
+ * through it, leaves the model room to answer (a tiny test model's 32 positions do not hold a system turn).
+ */
+function chatFits({ model, tokenizer }: Opened): boolean {
+  const first = /^Q: (.*?)\\nA: /.exec(FIRST_TEXT)
+  const prompt = first ? `Q: ${first[1]}\nA: ` : ''
+  return tokenizer.hasChatTemplate && promptIds(tokenizer, prompt, true).length < model.contextSize
 }
 
 const fail = (): never => {
