@@ -87,7 +87,7 @@ export type Reply =
       chatTemplate: boolean // whether its tokenizer has one
       targets: string[] // the layers LoRA can wrap, by their Hugging Face names
       defaults: OwnSettings
-      memory: string // memory in use, in words (or why it cannot be read)
+      weights: string // the size of the model's parameters, in words
       text: string // training text to start from: the page's four best-known questions
     }
   | { type: 'own-progress'; step: number; iters: number; trainLoss: number; tokens: number; seconds: number }
@@ -99,7 +99,7 @@ export type Reply =
       stopped: boolean
       loss: number // the mean loss per token on the training text, with the adapters (as Node can check)
       quantized: number // layers quantized to 4 bits (QLoRA), 0 without
-      memory: string
+      weights: string
     }
   | { type: 'own-answer'; prompt: string; text: string; adapted: boolean }
   | { type: 'own-files'; name: string; files: Record<string, Uint8Array> }

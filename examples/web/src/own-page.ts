@@ -79,7 +79,7 @@ export function ownModelPage(send: (request: Request, transfer?: Transferable[])
 
   function showOpened(r: Extract<Reply, { type: 'model-opened' }>): void {
     $('own-facts').textContent = `${r.name}: ${r.facts}.`
-    $('memory').textContent = r.memory
+    showMemory(r.weights)
     const s = r.defaults
     const values = { rank: s.rank, alpha: s.alpha, lr: s.learningRate, iters: s.iters, batch: s.batchSize }
     for (const [id, value] of Object.entries(values)) input(`own-${id}`).value = String(value)
@@ -107,7 +107,7 @@ export function ownModelPage(send: (request: Request, transfer?: Transferable[])
     } else if (reply.type === 'own-trained') {
       setTraining(false)
       button('own-download').disabled = false
-      $('memory').textContent = reply.memory
+      showMemory(reply.weights)
       const { steps, seconds, loss, quantized } = reply
       const qlora = quantized ? `, ${quantized} layers at 4 bits` : ''
       const done = `${reply.stopped ? 'Stopped after' : 'Trained'} ${steps} steps in ${seconds.toFixed(1)} s${qlora}`
@@ -126,6 +126,32 @@ export function ownModelPage(send: (request: Request, transfer?: Transferable[])
       status(`Downloaded ${link.download}: adapter_model.safetensors and adapter_config.json, PEFT's layout.`)
     }
   }
+}
+
+type Measured = { bytes: number; breakdown: { bytes: number; attribution: { scope: string }[] }[] }
+/**
+ * Memory in use: the page and its workers as Chromium measures them (performance.measureUserAgentSpecificMemory,
+ * which counts the workers' arrays and the wasm memory, but exists only in a cross-origin isolated page and
+ * answers after the next garbage collection, ~10 s). Elsewhere: the model's parameters only, and why.
+ */
+function showMemory(weights: string): void {
+  const measure = Reflect.get(performance, 'measureUserAgentSpecificMemory') as (() => Promise<Measured>) | undefined
+  const params = `the model's parameters: ${weights}`
+  if (!measure || !crossOriginIsolated) {
+    $('memory').textContent = `${params} (this browser cannot measure a page's memory)`
+    return
+  }
+  $('memory').textContent = `measuring… (${params})`
+  measure.call(performance).then(
+    (m) => {
+      const inWorkers = m.breakdown
+        .filter((b) => b.attribution.some((a) => a.scope === 'DedicatedWorkerGlobalScope'))
+        .reduce((sum, b) => sum + b.bytes, 0)
+      const what = `${mb(m.bytes)} in all, ${mb(inWorkers)} of it in the workers`
+      $('memory').textContent = `${what} (measureUserAgentSpecificMemory); ${params}`
+    },
+    (err: unknown) => ($('memory').textContent = `${params} (measuring failed: ${String(err)})`),
+  )
 }
 
 /** A worker's error about your own model: shown in the section, and Train is back unless training goes on. */

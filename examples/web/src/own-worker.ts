@@ -54,7 +54,7 @@ export async function handleOwn(request: OwnRequest, host: Host): Promise<void> 
       chatTemplate: opened.tokenizer.hasChatTemplate,
       targets: layerNames(model),
       defaults: { ...OWN_DEFAULTS, targets: defaultTargets(model), chat: chatFits(opened) },
-      memory: memoryInUse(),
+      weights: weightsSize(),
       text: FIRST_TEXT,
     })
     return
@@ -86,7 +86,7 @@ export async function handleOwn(request: OwnRequest, host: Host): Promise<void> 
     current.opened = done.opened
     const loss = lossOf(done.opened.model, examples)
     const { steps, seconds, tokens, quantized } = done
-    host.post({ type: 'own-trained', steps, seconds, tokens, stopped, loss, quantized, memory: memoryInUse() })
+    host.post({ type: 'own-trained', steps, seconds, tokens, stopped, loss, quantized, weights: weightsSize() })
   }
 }
 
@@ -113,16 +113,8 @@ function factsOf({ model, tokenizer, config }: Opened): string {
   return `${arch}, ${parameters} parameters, ${tokenizer.vocabSize}-token vocabulary, ${context}; ${chat}`
 }
 
-/**
- * Memory in use, as the browser reports it for this worker: Chromium's performance.memory (the JavaScript heap).
- * Other browsers have no synchronous measure; the weights' own size is then the best figure the page can give.
- */
-function memoryInUse(): string {
-  const memory = (performance as Performance & { memory?: { usedJSHeapSize: number } }).memory
-  const weights = own ? ` (the model's tensors: ${mb(tensorBytes(own.opened.model))})` : ''
-  if (!memory) return `not reported by this browser${weights}`
-  return `${mb(memory.usedJSHeapSize)} JavaScript heap in the model's worker (performance.memory)${weights}`
-}
+/** The model's weights as held: its parameters' bytes (float32; a QLoRA layer's packed codes are not parameters). */
+const weightsSize = () => mb(own ? tensorBytes(own.opened.model) : 0)
 
 /** Bytes of the model's parameters and buffers as stored (float32, or packed codes for a quantized layer). */
 function tensorBytes(model: nn.PretrainedModel): number {
