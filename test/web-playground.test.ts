@@ -138,10 +138,10 @@ test('playground: served cross-origin isolated, it loads the base and answers th
     )
 })
 
-/** The trained answer to each of the four questions the examples show, from examples/data/train.jsonl. */
+/** The trained answer to each of the four questions the examples show, from examples/data/first-click/train.jsonl. */
 const FOUR = ['relu', 'matmul', 'softmax', 'gelu']
 const trainedAnswers = new Map(
-  readFileSync(join(root, 'examples/data/train.jsonl'), 'utf8')
+  readFileSync(join(root, 'examples/data/first-click/train.jsonl'), 'utf8')
     .split('\n')
     .filter(Boolean)
     .map((line) => JSON.parse(line).text as string)
@@ -280,7 +280,12 @@ test("playground: downloads in Tenny, PEFT and MLX layouts; Node loads each by p
       assert.is(loaded.answer, trainedAnswer, 'Node answers as the page did with its adapter')
     // they are the kept step's adapters: with them Node measures the validation loss the page kept them for
     const { tokenizer } = loadBase(BASE)
-    const data = loadData(join(root, 'examples/data'), tokenizer, byTenny.model.config.blockSize, FLAGS.mask.default)
+    const data = loadData(
+      join(root, 'examples/data/first-click'),
+      tokenizer,
+      byTenny.model.config.blockSize,
+      FLAGS.mask.default,
+    )
     const valid = evaluate(byTenny.model, inBatches(data.valid, EVAL_BATCH, data.batch))
     assert.is(valid.toFixed(3), kept.loss.toFixed(3), `the validation loss of step ${kept.step}'s adapters`)
     // the loaded model writes the very bytes the browser wrote: every value survived, and so did the config

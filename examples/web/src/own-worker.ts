@@ -14,7 +14,7 @@ import {
 } from './own-model'
 import { MODEL_LIMIT_BYTES, mb } from './model-files'
 import type { Reply, Request, OwnSettings } from './messages'
-import trainJsonl from '../../data/train.jsonl?raw'
+import trainJsonl from '../../data/first-click/train.jsonl?raw'
 
 type OwnRequest = Extract<Request, { type: 'open-model' | 'own-train' | 'own-ask' | 'own-download' }>
 /** What the worker lends: posting a reply, and a pause between steps that says whether Stop was pressed. */

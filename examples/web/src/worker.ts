@@ -6,8 +6,8 @@
 import { Tensor, manualSeed, rngState, setRngState, nn, optim, parseSafetensors, startBackend, useGpujs } from 'tenny'
 import * as gpujs from 'gpu.js'
 import baseUrl from '../../base/base.safetensors?url'
-import trainJsonl from '../../data/train.jsonl?raw'
-import validJsonl from '../../data/valid.jsonl?raw'
+import trainJsonl from '../../data/first-click/train.jsonl?raw'
+import validJsonl from '../../data/first-click/valid.jsonl?raw'
 import { CharTokenizer } from '../../lib/tokenizer'
 import { parseJsonl, maskedBatch, inBatches, Batcher } from '../../lib/batches'
 import { trainStep, evaluate, schedule, checkFinite, snapshot, restore, EVAL_BATCH, type Batch } from '../../lib/step'
@@ -64,7 +64,7 @@ async function start(backend: BackendChoice): Promise<void> {
     targets: layerNames(model),
     defaults: FIRST_CLICK,
     model: `${parameters} parameters, ${nLayer} layers, ${nEmbd} channels, ${blockSize}-character context`,
-    data: `${data.train.length} train and ${data.valid.length} validation examples (examples/data)`,
+    data: `${data.train.length} train and ${data.valid.length} validation examples (examples/data/first-click)`,
   })
 }
 
