@@ -1,9 +1,10 @@
 // The playground's training speed against `npm run example`'s at the same settings, side by side:
 // `npx tsx examples/web/speed-headless.ts [--iters N] [--rounds R] [--backend wasm]`. Each round trains N steps in
 // the page (headless Chromium, the page's own Train button, validation every 100 steps as in Node), then N steps in
-// Node (`npm run example -- --train --iters N --data examples/data/first-click`), and prints both tokens/s as each reports it and their ratio. With
-// --backend both start that backend (the page's ?backend=, Node's TENNY_BACKEND) instead of timing them (auto).
-// Speed is measured here, not asserted in a test: on a shared machine only runs side by side compare.
+// Node (`npm run example -- --train --iters N --data examples/data/first-click`), and prints both tokens/s as each
+// reports it and their ratio. With --backend both start that backend (the page's ?backend=, Node's TENNY_BACKEND)
+// instead of timing them (auto). Speed is measured here, not asserted in a test: on a shared machine only runs side
+// by side compare.
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
