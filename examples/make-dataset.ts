@@ -3,7 +3,10 @@
 // {"text": "Q: What is relu in tenny?\nA: <its docstring>"}: 80% train, 20% test (seeded, by name). valid asks every
 // trained function in other words ("Q: In tenny, what is relu?\nA: …"): the task is to store these answers, and
 // loss on answers never taught measures only their form, so validation checks the answers beyond their wording.
+// first-click/ holds the same three splits for fewer functions (80 trained, 32 held out): the playground's first
+// Train click, which must end in the time a person waits, trains on those.
 //   npx tsx examples/make-dataset.ts [--out examples/data] [--seed 0] [--max-line 80] [--test 20]
+//     [--first-click-train 80] [--first-click-test 32]
 import { readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs'
 import { join, dirname, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -20,15 +23,18 @@ const { values: flags } = parseArgs({
     seed: { type: 'string', default: '0' },
     'max-line': { type: 'string', default: '80' },
     test: { type: 'string', default: '20' },
+    'first-click-train': { type: 'string', default: '80' },
+    'first-click-test': { type: 'string', default: '32' },
   },
 })
 
 // Public API only: src/kernels/ is reached through the table K, not by users, and repeats op names.
 const SOURCES = ['ops', 'nn', 'src']
 const SKIP_DIRS = new Set(['kernels'])
-// Always trained, never held out: the example's default prompt (relu, the seed tutorial's question, asked of
-// tenny), the former default (softmax) and the tutorial's subject (LoRALinear).
-const ALWAYS_TRAIN = ['softmax', 'relu', 'LoRALinear']
+// Always trained, never held out: the four answers the example shows (relu: the seed tutorial's question, asked of
+// tenny; matmul, softmax, gelu: the README's) and the tutorial's subject (LoRALinear).
+const PINNED = ['relu', 'matmul', 'softmax', 'gelu', 'LoRALinear']
+const FIRST_CLICK = { train: Number(flags['first-click-train']), test: Number(flags['first-click-test']) }
 // Answers are the docstring's first sentence(s), each whole line (question + answer) at most 80 characters:
 // short enough for the tiny base to memorise in a two-minute fine-tune, long enough to say what a function does.
 const MAX_LINE = Number(flags['max-line'])
@@ -99,25 +105,37 @@ for (const file of SOURCES.flatMap((d) => tsFiles(join(root, d)))) {
   }
 }
 
-// Each function's split is decided by a hash of the seed and its name, not by shuffling the list, so a rerun
-// after more functions get docstrings only adds lines: no function ever moves between train and test.
-const pTest = Number(flags.test) / 100
-const held = (name: string): boolean => {
-  if (ALWAYS_TRAIN.includes(name)) return false
-  const u = createHash('sha256').update(`${flags.seed}:${name}`).digest().readUInt32BE(0) / 2 ** 32 // uniform in [0, 1)
-  return u >= 1 - pTest
-}
-const names = [...docs.keys()].sort()
-const trained = names.filter((n) => !held(n))
-const splits: Record<string, string[]> = {
+// Each function's split is decided by a seeded hash u of its name in [0, 1), not by shuffling the list, so a rerun
+// after more functions get docstrings only adds lines: no function ever moves between train and test. A fifth
+// (u ≥ 0.8) is held out for test, never a PINNED one. first-click/ takes the first by u of each: the PINNED ones and
+// the others up to FIRST_CLICK.train trained, FIRST_CLICK.test held out.
+const u = (name: string) => createHash('sha256').update(`${flags.seed}:${name}`).digest().readUInt32BE(0) / 2 ** 32
+const names = [...docs.keys()].sort((a, b) => u(a) - u(b))
+const missing = PINNED.filter((n) => !docs.has(n))
+if (missing.length) throw new Error(`make-dataset: the pinned functions ${missing.join(', ')} have no docstring`)
+const held = (name: string) => !PINNED.includes(name) && u(name) >= 1 - Number(flags.test) / 100
+const others = names.filter((n) => !held(n) && !PINNED.includes(n))
+const splitsOf = (trained: string[], tested: string[]): Record<string, string[]> => ({
   train: trained.map((n) => question(n) + docs.get(n)!),
   valid: trained.map((n) => rephrased(n) + docs.get(n)!),
-  test: names.filter(held).map((n) => question(n) + docs.get(n)!),
-}
+  test: tested.map((n) => question(n) + docs.get(n)!),
+})
+const folders: [string, Record<string, string[]>][] = [
+  [flags.out, splitsOf([...PINNED, ...others].sort(), names.filter(held).sort())],
+  [
+    join(flags.out, 'first-click'),
+    splitsOf(
+      [...PINNED, ...others.slice(0, FIRST_CLICK.train - PINNED.length)].sort(),
+      names.filter(held).slice(0, FIRST_CLICK.test).sort(),
+    ),
+  ],
+]
 
-mkdirSync(flags.out, { recursive: true })
-for (const [split, texts] of Object.entries(splits)) {
-  writeFileSync(join(flags.out, `${split}.jsonl`), texts.map((text) => JSON.stringify({ text })).join('\n') + '\n')
-  console.log(`${split}: ${texts.length} questions → ${relative(process.cwd(), join(flags.out, `${split}.jsonl`))}`)
+for (const [folder, splits] of folders) {
+  mkdirSync(folder, { recursive: true })
+  for (const [split, texts] of Object.entries(splits)) {
+    writeFileSync(join(folder, `${split}.jsonl`), texts.map((text) => JSON.stringify({ text })).join('\n') + '\n')
+    console.log(`${split}: ${texts.length} questions → ${relative(process.cwd(), join(folder, `${split}.jsonl`))}`)
+  }
 }
 for (const s of skipped) console.log(`skipped ${s}`)

@@ -13,9 +13,14 @@ import type { Page } from 'puppeteer-core'
 import { Tensor, nn, parseSafetensors, type StoredTensor } from '../src/node'
 import { loadBase } from '../examples/lib/checkpoint'
 import { buildPlayground, serve, launch, root } from '../examples/web/headless'
+import { FLAGS, exampleFlags } from '../examples/lib/flags'
+import { loadData, inBatches } from '../examples/lib/data'
+import { evaluate, EVAL_BATCH } from '../examples/lib/step'
+import { FIRST_CLICK } from '../examples/web/src/defaults'
 
 const PROMPT = 'Q: What is relu in tenny?\nA: '
 const BASE = join(root, 'examples/base/base.safetensors')
+const exampleDefaults = exampleFlags([]) as Record<string, unknown>
 
 type Site = Awaited<ReturnType<typeof serve>>
 type Chrome = Awaited<ReturnType<typeof launch>>
@@ -55,13 +60,22 @@ async function statusMatches(pattern: RegExp, timeout = 60_000): Promise<string>
   )
   return status
 }
-/** Ask (click), then wait for an answer to the prompt at this strength. */
+/**
+ * Ask (click), then wait for the answer to the prompt now in the box (an answer to an earlier prompt, asked by the
+ * page itself when training ended, may still arrive first).
+ */
 async function ask(): Promise<string> {
   await page.$eval('#answer', (e) => {
     e.textContent = ''
   })
   await page.click('#ask')
-  await page.waitForFunction(() => (document.getElementById('answer')?.textContent ?? '') !== '', { timeout: 30_000 })
+  await page.waitForFunction(
+    () => {
+      const answer = document.getElementById('answer')?.textContent ?? ''
+      return answer !== '' && answer.startsWith((document.getElementById('prompt') as HTMLTextAreaElement).value)
+    },
+    { timeout: 30_000 },
+  )
   return text('answer')
 }
 
@@ -124,8 +138,28 @@ test('playground: served cross-origin isolated, it loads the base and answers th
     )
 })
 
-test('playground: LoRA trains in the Web Worker: loss falls over 40 steps, the page stays responsive, the answer changes', async () => {
-  await setValue('iters', '40')
+/** The trained answer to each of the four questions the examples show, from examples/data/first-click/train.jsonl. */
+const FOUR = ['relu', 'matmul', 'softmax', 'gelu']
+const trainedAnswers = new Map(
+  readFileSync(join(root, 'examples/data/first-click/train.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line).text as string)
+    .map((text) => [/^Q: What is (\S+) in tenny\?/.exec(text)![1], text.slice(text.indexOf('\nA: ') + 4)]),
+)
+let kept = { step: 0, loss: 0 }
+
+test('playground: the first Train click, at the defaults it shows, learns the four answers and keeps the best step', async () => {
+  // the form shows the Node example's defaults (its flag table) but a shorter run (examples/web/src/defaults.ts)
+  const form = { rank: 'rank', alpha: 'alpha', lr: 'lr', batchSize: 'batch', stepsPerEval: 'eval-every' }
+  const value = async (id: string) => Number(await page.$eval(`#${id}`, (e) => (e as HTMLInputElement).value))
+  for (const [flag, id] of Object.entries(form)) assert.is(await value(id), exampleDefaults[flag], flag)
+  assert.is(await value('iters'), FIRST_CLICK.iters)
+  const checked = await page.$$eval('#targets input:checked', (boxes) =>
+    boxes.map((b) => (b as HTMLInputElement).value),
+  )
+  assert.equal(checked, FLAGS.targets.default)
+  const clicked = Date.now()
   await page.click('#train')
   const losses: number[] = [],
     delays: number[] = []
@@ -144,21 +178,42 @@ test('playground: LoRA trains in the Web Worker: loss falls over 40 steps, the p
     if (Number.isFinite(loss) && loss !== losses[losses.length - 1]) losses.push(loss)
     await new Promise((resolve) => setTimeout(resolve, 150))
   }
-  const status = await statusMatches(/^Trained 40 steps/)
-  assert.ok(losses.length >= 4, `saw ${losses.length} loss readings (${status})`)
-  const [first, last] = [losses[0], Number(await text('loss'))]
-  assert.ok(last < first - 0.5, `train loss fell from ${first} to ${last} (readings ${losses.join(' ')})`)
+  const status = await statusMatches(/^Trained /)
+  const m =
+    /^Trained (\d+) steps in ([\d.]+) s \((\d+) tokens\/s\)\. Kept the adapters of step (\d+): validation loss ([\d.]+), the lowest \(step (\d+): ([\d.]+)\)\.$/.exec(
+      status,
+    )
+  assert.ok(m, status)
+  // the time is a measurement to read, not to assert (the machine is shared)
+  console.log(`  (the first click: ${((Date.now() - clicked) / 1000).toFixed(1)} s to "${status}")`)
+  const [steps, keptStep, keptLoss, lastStep, lastLoss] = [1, 4, 5, 6, 7].map((i) => Number(m![i]))
+  assert.is(steps, FIRST_CLICK.iters)
+  assert.is(lastStep, steps)
+  assert.ok(keptStep % FIRST_CLICK.stepsPerEval === 0 || keptStep === steps, `kept a validated step: ${keptStep}`)
+  assert.ok(keptLoss <= lastLoss, 'the kept step has the lowest validation loss')
+  assert.is(await text('kept'), `step ${keptStep}`)
+  kept = { step: keptStep, loss: keptLoss }
+  assert.ok(losses.length >= 4, `saw ${losses.length} loss readings`)
+  assert.ok(
+    losses[losses.length - 1] < losses[0] - 1,
+    `train loss fell from ${losses[0]} (readings ${losses.join(' ')})`,
+  )
   assert.ok(
     Math.max(...delays) < 250,
     `the page answered timers within ${Math.max(...delays).toFixed(0)} ms while training`,
   )
-  assert.is(await text('step'), '40 / 40')
   const ranks = await page.$$eval('#report tbody tr td:nth-child(2)', (tds) => tds.map((td) => td.textContent ?? ''))
   assert.is(ranks.length, 13, 'one report row per adapted layer (6 targets in each of 2 blocks, and the LM head)')
   for (const cell of ranks) {
-    const m = /^(\d+) ≤ 32$/.exec(cell)
-    assert.ok(m && Number(m[1]) >= 1 && Number(m[1]) <= 32, `rank(ΔW) ≤ r: ${cell}`)
+    const r = /^(\d+) ≤ 32$/.exec(cell)
+    assert.ok(r && Number(r[1]) >= 1 && Number(r[1]) <= 32, `rank(ΔW) ≤ r: ${cell}`)
   }
+  for (const name of FOUR) {
+    await page.$eval('#prompt', (e, n) => ((e as HTMLTextAreaElement).value = `Q: What is ${n} in tenny?\nA: `), name)
+    const prompt = `Q: What is ${name} in tenny?\nA: `
+    assert.is(await ask(), prompt + trainedAnswers.get(name), `the ${name} answer is the docstring it was taught`)
+  }
+  await page.$eval('#prompt', (e, p) => ((e as HTMLTextAreaElement).value = p), PROMPT)
   trainedAnswer = await ask()
   assert.is.not(trainedAnswer, baseAnswer, 'the adapted answer differs from the base one')
   assert.match(await text('answer-who'), /adapted, strength 1/)
@@ -204,7 +259,7 @@ function unpack(files: Record<string, Uint8Array>): string {
 const f32 = (t: StoredTensor | undefined) => (t?.data instanceof Float32Array ? t.data : new Float32Array())
 const bitwise = (a: Float32Array, b: Float32Array) => a.length === b.length && a.every((v, i) => Object.is(v, b[i]))
 
-test('playground: downloads in Tenny, PEFT and MLX layouts; Node loads each by path: identical tensors, the same answer', async () => {
+test("playground: downloads in Tenny, PEFT and MLX layouts; Node loads each by path: identical tensors, the same answer, the kept step's loss", async () => {
   const tenny = await downloadZip('tenny'),
     peft = await downloadZip('peft'),
     mlx = await downloadZip('mlx')
@@ -223,6 +278,16 @@ test('playground: downloads in Tenny, PEFT and MLX layouts; Node loads each by p
     const byMlx = load((m) => nn.importMLX(m, join(dirs[2], 'adapters.safetensors')))
     for (const loaded of [byTenny, byPeft, byMlx])
       assert.is(loaded.answer, trainedAnswer, 'Node answers as the page did with its adapter')
+    // they are the kept step's adapters: with them Node measures the validation loss the page kept them for
+    const { tokenizer } = loadBase(BASE)
+    const data = loadData(
+      join(root, 'examples/data/first-click'),
+      tokenizer,
+      byTenny.model.config.blockSize,
+      FLAGS.mask.default,
+    )
+    const valid = evaluate(byTenny.model, inBatches(data.valid, EVAL_BATCH, data.batch))
+    assert.is(valid.toFixed(3), kept.loss.toFixed(3), `the validation loss of step ${kept.step}'s adapters`)
     // the loaded model writes the very bytes the browser wrote: every value survived, and so did the config
     const again = nn.adapterFiles(byTenny.model)
     assert.ok(

@@ -48,6 +48,9 @@ export function smoothedLoss(
   return { loss: add(mul(ce, 1 - eps), mul(uniform, eps)), ce: ce.item() }
 }
 
+/** The examples evaluate a split in batches of this many: the loss is the same for any size, the time is not. */
+export const EVAL_BATCH = 8
+
 /** Mean loss per predicted token over `batches` (dropout off, no graph); NaN once the model has diverged. */
 export function evaluate(model: LanguageModel, batches: Iterable<Batch>): number {
   return noGrad(() => {

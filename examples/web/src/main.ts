@@ -1,8 +1,10 @@
 // The playground page: controls and views only. The model lives in a Web Worker (worker.ts), so training never
 // freezes the page; this file turns clicks into requests and the worker's replies into text, a chart and a table.
-import { drawChart, type Curve } from './chart'
+import type { BackendName } from 'tenny'
+import { LossChart } from './chart'
 import { download, readDropped } from './files'
 import { showReport } from './report'
+import { ownModelPage, ownError, isOwnReply } from './own-page'
 import { LAYOUT_NAMES, type Request, type Reply, type Settings, type Layout } from './messages'
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
@@ -14,12 +16,16 @@ const input = (id: string) => $<HTMLInputElement>(id)
 const button = (id: string) => $<HTMLButtonElement>(id)
 
 const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' })
-const send = (request: Request) => worker.postMessage(request)
+const send = (request: Request, transfer: Transferable[] = []) => worker.postMessage(request, transfer)
+const onOwnReply = ownModelPage(send)
+// ?backend=wasm&threads=1 in the page's address starts that backend instead of auto (to compare them)
+const query = new URLSearchParams(location.search)
+send({
+  type: 'start',
+  backend: { name: query.get('backend') as BackendName | null, threads: Number(query.get('threads')) || null },
+})
 
-const curves: Curve[] = [
-  { name: 'train loss', points: [] },
-  { name: 'validation loss', points: [] },
-]
+const chart = new LossChart($('chart'), ['train loss', 'validation loss'])
 let baseAnswerShown = false
 let trainingNow = false
 let hasAdapter = false
@@ -51,12 +57,22 @@ function settings(): Settings {
     learningRate: Number(input('lr').value),
     iters: Number(input('iters').value),
     batchSize: Number(input('batch').value),
+    stepsPerEval: Number(input('eval-every').value),
   }
+}
+
+/** The form at the worker's defaults for this model (the Node example's, from its flag table). */
+function showSettings(targets: string[], s: Settings): void {
+  const values = { rank: s.rank, alpha: s.alpha, lr: s.learningRate, iters: s.iters, batch: s.batchSize }
+  for (const [id, value] of Object.entries({ ...values, 'eval-every': s.stepsPerEval })) input(id).value = String(value)
+  const box = (name: string) =>
+    `<label><input type="checkbox" value="${name}"${s.targets.includes(name) ? ' checked' : ''}> ${name}</label>`
+  $('targets').insertAdjacentHTML('beforeend', targets.map(box).join(''))
 }
 button('train').addEventListener('click', () => {
   const s = settings()
   if (s.targets.length === 0) return status('Pick at least one target layer.')
-  for (const c of curves) c.points = []
+  chart.start(s.iters)
   setTraining(true)
   send({ type: 'train', settings: s })
 })
@@ -111,12 +127,7 @@ function onReply(reply: Reply): void {
     $('threads').textContent = reply.backend.threads
     $('model-facts').textContent = `Base model: ${reply.model}.`
     $('data-facts').textContent = `Data: ${reply.data}.`
-    for (const name of reply.defaultTargets) {
-      $('targets').insertAdjacentHTML(
-        'beforeend',
-        `<label><input type="checkbox" value="${name}" checked> ${name}</label>`,
-      )
-    }
+    showSettings(reply.targets, reply.defaults)
     for (const id of ['ask', 'train']) button(id).disabled = false
     status('Ready. Asking the base model…')
     ask()
@@ -129,19 +140,17 @@ function onReply(reply: Reply): void {
       status('Ready.')
     }
   } else if (reply.type === 'progress') {
-    $('step').textContent = `${reply.step} / ${reply.iters}`
-    $('loss').textContent = reply.trainLoss.toFixed(4)
-    if (reply.validLoss !== null) $('valid').textContent = reply.validLoss.toFixed(4)
-    $('tokps').textContent = reply.tokensPerSecond.toFixed(0)
-    $('eta').textContent = `${reply.etaSeconds.toFixed(0)} s`
-    curves[0].points.push([reply.step, reply.trainLoss])
-    if (reply.validLoss !== null) curves[1].points.push([reply.step, reply.validLoss])
-    drawChart($('chart'), curves)
+    showProgress(reply)
   } else if (reply.type === 'trained') {
     setTraining(false)
     adapterReady(reply.report)
-    const done = `${reply.stopped ? 'Stopped after' : 'Trained'} ${reply.steps} steps in ${reply.seconds.toFixed(1)} s`
-    status(`${done}; the adapters are kept. Ask again, move the strength slider, or download them.`)
+    const { steps, seconds, tokens, kept, last } = reply
+    chart.finish(steps, { step: kept.step, label: `kept (step ${kept.step})` })
+    const done = `${reply.stopped ? 'Stopped after' : 'Trained'} ${steps} steps in ${seconds.toFixed(1)} s`
+    const speed = `${(tokens / seconds).toFixed(0)} tokens/s`
+    const lowest = `validation loss ${kept.loss.toFixed(3)}, the lowest (step ${last.step}: ${last.loss.toFixed(3)})`
+    $('kept').textContent = `step ${kept.step}`
+    status(`${done} (${speed}). Kept the adapters of step ${kept.step}: ${lowest}.`)
     ask()
   } else if (reply.type === 'loaded') {
     adapterReady(reply.report)
@@ -152,6 +161,10 @@ function onReply(reply: Reply): void {
     status(`Downloaded the adapters in ${LAYOUT_NAMES[reply.layout]}.`)
   } else if (reply.type === 'status') {
     status(reply.text)
+  } else if (isOwnReply(reply)) {
+    onOwnReply(reply)
+  } else if (reply.own) {
+    ownError(reply.text, reply.training)
   } else {
     if (trainingNow && !reply.training) setTraining(false)
     status(reply.text, true)
@@ -159,6 +172,19 @@ function onReply(reply: Reply): void {
 }
 worker.addEventListener('message', (e: MessageEvent<Reply>) => onReply(e.data))
 worker.addEventListener('error', (e) => status(`The model's worker failed: ${e.message}`, true))
+
+/** The numbers above the chart, and the chart's new points. */
+function showProgress(p: Extract<Reply, { type: 'progress' }>): void {
+  $('step').textContent = `${p.step} / ${p.iters}`
+  if (p.trainLoss !== null) $('loss').textContent = p.trainLoss.toFixed(4)
+  if (p.validLoss !== null) $('valid').textContent = p.validLoss.toFixed(4)
+  $('kept').textContent = `step ${p.kept.step}`
+  const perStep = p.seconds / Math.max(1, p.step)
+  $('tokps').textContent = p.step > 0 ? (p.tokens / p.seconds).toFixed(0) : '–'
+  $('eta').textContent = p.step > 0 ? `${(perStep * (p.iters - p.step)).toFixed(0)} s` : '–'
+  if (p.trainLoss !== null) chart.add(0, p.step, p.trainLoss)
+  if (p.validLoss !== null) chart.add(1, p.step, p.validLoss)
+}
 
 function adapterReady(report: Parameters<typeof showReport>[1]): void {
   hasAdapter = true
