@@ -205,7 +205,10 @@ function build(layer: BaseLayer | Adapted, name: string, { useDora = false, ...o
     : LoRALinear.fromLinear(base, { ...settings, init })
 }
 
-/** Add adapter `name` to a layer (in the layer's train/eval mode); it trains, the others freeze. Returns the result. */
+/**
+ * Add adapter `name` to a layer; it trains, the layer's other adapters freeze. Returns the adapted layer, in the
+ * layer's train/eval mode.
+ */
 export function addAdapter(layer: BaseLayer | Adapted, name: string, options: AdapterOptions = {}): Adapted {
   const adapter = build(layer, name, options ?? {})
   for (const other of isAdapted(layer) ? adapterStack(layer) : [])
