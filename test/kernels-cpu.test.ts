@@ -5,7 +5,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { K, cpu, type Kernels } from '../src/kernels'
-import { matmulRef, matmulNN, matmulNT, matmulTN, transpose2d } from '../src/kernels/matmul'
+import { matmulRef, matmulNN, matmulNT, matmulTN, matmulRowsNN, transpose2d } from '../src/kernels/matmul'
 import { manualSeed, random } from '../src/random'
 import { assertClose } from './helpers'
 import { wasmKernels, wasmSupport } from '../src/backends/wasm'
@@ -57,6 +57,25 @@ test('matmul kernels: NN, NT, TN accumulate into C and match matmulRef on every 
         matmulTN(transpose2d(a, m, k), b, tn, m, k, n)
         assertClose(tn, plusC(want), { ...tolFor(k), what: `TN ${what}` })
       }
+})
+
+test('matmulRowsNN (few rows of A·B, B read as given) accumulates into C and matches matmulRef, any m', () => {
+  manualSeed(11)
+  for (const m of [1, 2, 3, 5])
+    for (const [k, n] of [
+      [1, 1],
+      [7, 33],
+      [130, 3],
+      [768, 131],
+    ]) {
+      const a = rnd(m * k),
+        b = rnd(k * n),
+        c0 = rnd(m * n)
+      const want = matmulRef(a, b, m, k, n).map((v, i) => v + c0[i])
+      const c = c0.slice()
+      matmulRowsNN(a, b, c, m, k, n)
+      assertClose(c, want, { ...tolFor(k), what: `rows NN (${m},${k},${n})` })
+    }
 })
 
 test('matmul table entry: all four transpose flag combinations match matmulRef with the same flags', () => {

@@ -290,8 +290,11 @@ export function wasmMatmul(
  * (threads). everySize sends every product to the SIMD kernels (and to the threads, if any), as the tests do.
  */
 export function matmulKernels(threads: boolean, everySize: boolean): Pick<Kernels, 'matmul' | 'matmulBatched'> {
+  // below WASM_MIN_ROWS only where B needs no packing: A·Bᵀ on the row kernel, A·B read as given (GPT-2's Conv1D in
+  // generation: wasm / TS 12-48× at m = 1-3 for (128, 384) to (3072, 768), where the TS kernel transposes B)
+  const unpacked = (m: number, k: number, flags: MatmulFlags) => byRows(m, k, flags) || (!flags.transA && !flags.transB)
   const route = (batch: number, m: number, k: number, n: number, flags: MatmulFlags) =>
-    everySize || (batch * m * k * n >= WASM_MIN_FLOPS && (m >= WASM_MIN_ROWS || byRows(m, k, flags)))
+    everySize || (batch * m * k * n >= WASM_MIN_FLOPS && (m >= WASM_MIN_ROWS || unpacked(m, k, flags)))
   const onThreads = (batch: number, m: number, k: number, n: number) =>
     threads && (everySize || batch * m * k * n >= WASM_THREADS_MIN_FLOPS)
   return {
