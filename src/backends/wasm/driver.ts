@@ -269,6 +269,14 @@ export function wasmRows(
 const byRows = (m: number, k: number, flags: MatmulFlags) =>
   m < WASM_ROWS_BELOW && flags.transB === true && flags.transA !== true && k % 4 === 0
 
+/**
+ * Floats of operands one product may copy into a module's memory; a larger one (a language model's head over a
+ * vocabulary of 50K) runs in pieces. A memory never shrinks, so its largest call stays in RSS for good: at
+ * SmolLM2-135M's shape the head's products had grown them to 108 + 157 MB. Every layer's product at GPT-2 and
+ * SmolLM2 sizes fits whole.
+ */
+export const WASM_PIECE_FLOATS = 4 << 20
+
 /** `batch` products op(A_t)·op(B_t): a few rows of A·Bᵀ on the row kernel, the rest on the 4 × 8 kernel. */
 export function wasmMatmul(
   a: Float32Array,
@@ -281,8 +289,63 @@ export function wasmMatmul(
   threads: boolean,
 ): Float32Array {
   if (m === 0 || n === 0 || k === 0) return new Float32Array(batch * m * n) // the kernels' loops run at least once
+  if (batch === 1 && !flags.transA && m * k + k * n + m * n > WASM_PIECE_FLOATS) {
+    if (flags.transB && m * k < WASM_PIECE_FLOATS / 4) return byColumns(a, b, m, k, n, flags, threads)
+    if (!flags.transB && m * n < WASM_PIECE_FLOATS / 4) return byDepth(a, b, m, k, n, flags, threads)
+  }
+  return wasmWhole(a, b, batch, m, k, n, flags, threads)
+}
+
+function wasmWhole(
+  a: Float32Array,
+  b: Float32Array,
+  batch: number,
+  m: number,
+  k: number,
+  n: number,
+  flags: MatmulFlags,
+  threads: boolean,
+): Float32Array {
   if (byRows(m, k, flags)) return wasmRows(a, b, batch, m, k, n, flags.bias)
   return wasmPanels(a, b, batch, m, k, n, flags, threads)
+}
+
+/** A·Bᵀ (+ bias), B (n, k), in pieces of B's rows (contiguous), each giving C's columns j0 … j1. */
+function byColumns(
+  a: Float32Array,
+  b: Float32Array,
+  m: number,
+  k: number,
+  n: number,
+  f: MatmulFlags,
+  threads: boolean,
+) {
+  const c = new Float32Array(m * n)
+  const width = Math.max(8, Math.floor((WASM_PIECE_FLOATS - m * k) / (k + m) / 8) * 8)
+  for (let j0 = 0; j0 < n; j0 += width) {
+    const j1 = Math.min(n, j0 + width),
+      w = j1 - j0
+    const bias = f.bias?.subarray(j0, j1)
+    const part = wasmWhole(a, b.subarray(j0 * k, j1 * k), 1, m, k, w, { transB: true, bias }, threads) // (m, w)
+    for (let i = 0; i < m; i++) c.set(part.subarray(i * w, (i + 1) * w), i * n + j0)
+  }
+  return c
+}
+
+/** A·B (+ bias), B (k, n), in pieces of B's rows p0 … p1 (contiguous) times A's columns p0 … p1, summed. */
+function byDepth(a: Float32Array, b: Float32Array, m: number, k: number, n: number, f: MatmulFlags, threads: boolean) {
+  const c = new Float32Array(m * n)
+  if (f.bias) for (let i = 0; i < m; i++) c.set(f.bias.subarray(0, n), i * n)
+  const depth = Math.max(8, Math.floor((WASM_PIECE_FLOATS - m * n) / (m + n)))
+  for (let p0 = 0; p0 < k; p0 += depth) {
+    const p1 = Math.min(k, p0 + depth),
+      d = p1 - p0
+    const aPart = new Float32Array(m * d) // (m, d): A's columns p0 … p1
+    for (let i = 0; i < m; i++) aPart.set(a.subarray(i * k + p0, i * k + p1), i * d)
+    const part = wasmWhole(aPart, b.subarray(p0 * n, p1 * n), 1, m, d, n, {}, threads) // (m, n)
+    for (let x = 0; x < m * n; x++) c[x] += part[x]
+  }
+  return c
 }
 
 /**
