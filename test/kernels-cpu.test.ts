@@ -455,6 +455,26 @@ test('gelu and geluBackward: every table matches the TS loops on [-12, 12] and a
   }
 })
 
+test('swiglu and swigluBackward: every table matches the TS loops, on odd lengths, at the tails, one gradient or both', () => {
+  const g = Float32Array.from([
+    ...Array.from({ length: 4003 }, (_, i) => -20 + (40 * i) / 4002),
+    ...[0, -0, 1e-30, 88, -88, 100, -100, 1e10, -1e10],
+  ])
+  const u = g.map((_, i) => 3 * Math.cos(i)),
+    dh = g.map((_, i) => Math.sin(i))
+  for (const [name, T] of tables) {
+    const close = (what: string) => ({ atol: 1e-6, rtol: 2e-6, what: `${name} ${what}` })
+    assertClose(T.swiglu(g, u), cpu.swiglu(g, u), close('swiglu'))
+    const want = cpu.swigluBackward(g, u, dh, true, true)
+    const both = T.swigluBackward(g, u, dh, true, true)
+    assertClose(both.dg!, want.dg!, close('dg'))
+    assertClose(both.du!, want.du!, close('du'))
+    const onlyU = T.swigluBackward(g, u, dh, false, true)
+    assert.is(onlyU.dg, null, `${name}: dg not wanted`)
+    assertClose(onlyU.du!, want.du!, close('du alone'))
+  }
+})
+
 test('attentionCausal and its backward: every table matches the TS kernels (odd T, a KV cache, hs not a multiple of 4)', () => {
   manualSeed(9)
   // (B, Tq, Tk, kvRows, H, hs): Tq < Tk is a cache holding earlier positions; kvRows > Tk its unused capacity
