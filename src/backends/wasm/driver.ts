@@ -227,9 +227,16 @@ export function wasmJob(end: WorkerEnd): void {
 }
 
 /**
+ * Floats of B the row kernel takes per pass: each pass copies this much into the memory and runs every row of A over
+ * it while it is still in L2, so B crosses from RAM once (copying all of B first, then reading it back, made the copy
+ * cost as much as the kernel: a CPU profile of SmolLM2-shaped generation gave them 1130 and 1038 ms).
+ */
+const ROWS_PASS_FLOATS = 1 << 15
+
+/**
  * C_t = A_t·B_tᵀ (+ bias), k a multiple of 4, on this thread: each row of C is n dot products of a row of A with
- * B's rows as given (the row kernel), 4 rows of B at a time; C's rows are padded to nPad (the extra sums read
- * past B, into zeros, and are dropped).
+ * B's rows as given (the row kernel), 4 rows of B at a time, pass by pass of B's rows; C's rows are padded to nPad
+ * (the extra sums read past B, into zeros, and are dropped).
  */
 export function wasmRows(
   a: Float32Array,
@@ -240,17 +247,16 @@ export function wasmRows(
   n: number,
   bias?: Float32Array,
 ): Float32Array {
-  const nPad = ceil4(n)
+  const nPad = ceil4(n),
+    pass = Math.min(nPad, Math.max(4, Math.floor(ROWS_PASS_FLOATS / k / 4) * 4)) // rows of B per pass, whole 4s
   const aAt = DATA_BYTE / 4,
     bAt = aAt + ceil4(batch * m * k),
-    cAt = bAt + ceil4((batch * n + nPad - n) * k)
+    cAt = bAt + pass * k
   const memory = privateMemory()
   if (!growTo(memory, 4 * (cAt + batch * m * nPad) - DATA_BYTE))
     return cpuMatmulBatched(a, b, batch, m, k, n, { transB: true, bias }) // past 1 GiB
   const floats = new Float32Array(memory.buffer)
   floats.set(a.subarray(0, batch * m * k), aAt)
-  floats.set(b.subarray(0, batch * n * k), bAt)
-  floats.fill(0, bAt + batch * n * k, cAt)
   for (let row = 0; row < batch * m; row++) {
     const cRow = cAt + row * nPad // starts from the bias, or zeros
     if (bias) floats.set(bias.subarray(0, n), cRow)
@@ -258,8 +264,13 @@ export function wasmRows(
   }
   const { rowDots } = onPrivate()
   for (let t = 0; t < batch; t++)
-    for (let i = 0; i < m; i++)
-      rowDots(4 * (aAt + (t * m + i) * k), 4 * (bAt + t * n * k), 4 * (cAt + (t * m + i) * nPad), nPad, k)
+    for (let j0 = 0; j0 < n; j0 += pass) {
+      const rows = Math.min(pass, n - j0) // B_t's rows j0 … j0 + rows, then zeros up to a whole 4
+      floats.set(b.subarray((t * n + j0) * k, (t * n + j0 + rows) * k), bAt)
+      floats.fill(0, bAt + rows * k, bAt + ceil4(rows) * k)
+      for (let i = 0; i < m; i++)
+        rowDots(4 * (aAt + (t * m + i) * k), 4 * bAt, 4 * (cAt + (t * m + i) * nPad + j0), ceil4(rows), k)
+    }
   const c = new Float32Array(batch * m * n)
   for (let row = 0; row < batch * m; row++) c.set(floats.subarray(cAt + row * nPad, cAt + row * nPad + n), row * n)
   return c
