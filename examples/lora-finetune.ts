@@ -4,17 +4,18 @@
 import { join } from 'node:path'
 import { manualSeed, nn, optim } from '../src/node'
 import { exampleFlags, helpText } from './lib/flags'
-import { loadData, losses, inBatches, Batcher } from './lib/data'
-import { loadModel, quantizeBase, trainedBits, loadRunAdapters, resumeFrom, trainingRecord } from './lib/model'
-import { checkPrompt, answer, show, ADAPTER } from './lib/model'
+import { losses, measuredBatches, Batcher } from './lib/data'
+import { openBase, quantizeBase, trainedBits, loadRunAdapters, resumeFrom, trainingRecord } from './lib/model'
+import { checkBasePrompt, baseAnswer, baseData, loraOptions, show } from './lib/model'
 import { trainStep, evaluate, schedule, checkFinite, snapshot, restore } from './lib/step'
 import { runFolder, findRun, saveRun, ADAPTERS } from './lib/runs'
 import { baseBytes } from './lib/checkpoint'
 import { printLoRAReport, printSummary, printCurves, loss3 } from './lib/summary'
 import { svgChart, type Curve } from './lib/plot'
 import { progressBar } from './lib/progress'
+import { checkpointLayers } from './lib/grad-checkpoint'
 import { runMain, stopOnCtrlC } from './lib/cli'
-import { DATA_DIR, shown } from './lib/paths'
+import { shown } from './lib/paths'
 
 runMain(async () => {
   // ---- flags (the table in lib/flags.ts; none at all: --train --test)
@@ -22,32 +23,33 @@ runMain(async () => {
   if (flags === 'help') return console.log(helpText('example'))
   manualSeed(flags.seed)
 
-  // ---- the base model, and the run's folder: a new one checked before anything trains, or the one --test reads
-  const { model, tokenizer, basePath, who } = loadModel(flags.base)
-  checkPrompt(flags.prompt, tokenizer, model.config.blockSize)
+  // ---- the base model (--model: a Hugging Face folder), and the run's folder: a new one checked before anything
+  // trains, or the one --test reads
+  const base = openBase(flags)
+  const { model, path: basePath, who, unit } = base
+  const ask = base.kind === 'tiny' || flags.given.has('prompt') // --model: answers only to a prompt of the user's
+  if (ask) checkBasePrompt(base, flags.prompt, flags.chat)
   const folder = flags.train ? runFolder(flags.adapterPath) : flags.noAdapter ? null : findRun(flags.adapterPath)
   if (flags.train) console.log(`Run folder: ${shown(folder!)} (adapters, run.json and loss.svg go there)`)
   quantizeBase(model, flags.train ? flags.quantize : folder ? trainedBits(folder) : null)
 
-  // ---- data: train/valid/test.jsonl, and the base model's loss on each
-  const batchSize = flags.train ? flags.batchSize : 1
-  const data = loadData(flags.data ?? DATA_DIR, tokenizer, model.config.blockSize, flags.mask, batchSize)
+  // ---- data: train/valid/test.jsonl (mlx-lm's formats with --model), and the base model's loss on each
+  const data = baseData(base, flags, flags.train ? flags.batchSize : 1)
   const before = losses(model, data)
   if (!flags.train) {
     if (folder) loadRunAdapters(model, folder, basePath, flags.adapterPath === undefined)
-    return printSummary(before, losses(model, data), null) // --test: the run's adapters against the base
+    return printSummary(before, losses(model, data), null, unit) // --test: the run's adapters against the base
   }
-  const baseAnswer = answer(model, tokenizer, flags) // before LoRA: a seeded answer restarts the random stream
+  const baseReply = ask ? baseAnswer(base, flags) : '' // before LoRA: a seeded answer restarts the random stream
 
   // ---- LoRA on the target layers (or the adapters of --resume-adapter-file), or every weight with --full
   if (flags.full) model.unfreeze()
   else if (flags.resumeAdapterFile) resumeFrom(model, flags, basePath)
-  else {
-    const { targets, loraLayers: layers, rank, alpha, loraDropout: dropout, useDora } = flags
-    nn.applyLoRA(model, { name: ADAPTER, targets, layers, rank, alpha, dropout, useDora })
-  }
+  else nn.applyLoRA(model, loraOptions(base, flags))
   nn.printTrainable(model)
-  show(who, flags.prompt, baseAnswer)
+  if (flags.gradCheckpoint && base.kind === 'hf')
+    console.log(`Gradient checkpointing: ${checkpointLayers(base.model)} layers`)
+  if (ask) show(who, flags.prompt, baseReply)
 
   // ---- the loop: AdamW, warmup then cosine decay, gradients clipped at norm 1 (lib/step.ts). Every --steps-per-eval
   // steps the validation loss decides which weights to keep (the lowest so far); --patience stops when it has not
@@ -67,7 +69,7 @@ runMain(async () => {
   const validate = () => {
     train.points.push([step, window.reduce((a, b) => a + b, 0) / window.length]) // the train loss since the last point
     window = []
-    const loss = evaluate(model, inBatches(data.valid, 8, data.batch))
+    const loss = evaluate(model, measuredBatches(data, data.valid))
     checkFinite('validation loss', loss, step, lower)
     valid.points.push([step, loss])
     if (loss < kept.loss) [kept, stale] = [{ step, loss, weights: snapshot(params) }, 0]
@@ -76,6 +78,7 @@ runMain(async () => {
   const what = flags.full ? 'weights' : 'adapters'
   const ctrlC = stopOnCtrlC(`Ctrl-C: stopping after this step and saving the best ${what} so far`) // until saved
   const perStep = `${flags.batchSize} examples per step`
+  // tokens/s counts the targets trained on (not padding, not masked prompts), in the model's tokens
   console.log(`\nFine-tuning for ${flags.iters} steps, ${perStep} (Ctrl-C stops early and saves the ${what})`)
   const bar = progressBar('train', flags.iters, { loss: 'loss', val: 'val', tokps: 'tok/s' })
   const start = performance.now()
@@ -108,13 +111,18 @@ runMain(async () => {
   console.log(`Kept the ${what} of step ${kept.step}: ${lowest}`)
 
   // ---- save: run.json, the kept adapters (or the whole model after --full) and loss.svg, into the run's folder
-  const training = trainingRecord(model, flags, step, kept.step)
+  const training = trainingRecord(base, flags, step, kept.step)
   const examples = { train: data.train.length, valid: data.valid.length, test: data.test.length }
-  const record = { training, examples, before, final, kept: keptLosses, train: train.points, valid: valid.points }
+  const trained = { [`${unit}s`]: tokens, [`${unit}sPerSecond`]: Math.round(tokens / seconds) }
+  const curves = { train: train.points, valid: valid.points }
+  const record = { training, examples, trained, before, final, kept: keptLosses, ...curves }
   const title = `${flags.full ? 'Full' : `LoRA (rank ${training.rank})`} fine-tune: ${step} steps of ${perStep}`
   const svg = svgChart([train, valid], title, { step: kept.step, label: `kept (step ${kept.step})` })
   const notes = { fineTunedFrom: shown(basePath), steps: String(kept.step) }
-  const weights = flags.full ? { 'full-model.safetensors': baseBytes(model, tokenizer, notes) } : nn.adapterFiles(model)
+  const weights =
+    flags.full && base.kind === 'tiny' // --full trains the tiny model only (lib/flags.ts)
+      ? { 'full-model.safetensors': baseBytes(base.model, base.tokenizer, notes) }
+      : nn.adapterFiles(model)
   const saved = saveRun(folder!, basePath, record, { ...weights, 'loss.svg': svg })
   const file = join(saved, flags.full ? 'full-model.safetensors' : ADAPTERS)
   console.log(`Saved the ${what} of step ${kept.step} to ${shown(file)}`)
@@ -123,8 +131,8 @@ runMain(async () => {
 
   // ---- what was learned: per layer, the answer to the prompt, the losses and their curves
   if (!flags.full) printLoRAReport(model)
-  show(flags.full ? 'Fully fine-tuned model' : 'Adapted model', flags.prompt, answer(model, tokenizer, flags))
-  printSummary(before, keptLosses, { steps: step, keptStep: kept.step, final, full: flags.full })
-  printCurves([train, valid], kept.step)
+  if (ask) show(flags.full ? 'Fully fine-tuned model' : 'Adapted model', flags.prompt, baseAnswer(base, flags))
+  printSummary(before, keptLosses, { steps: step, keptStep: kept.step, final, full: flags.full, unit })
+  printCurves([train, valid], kept.step, unit)
   console.log(`\nWall time ${(performance.now() / 1000).toFixed(0)} s`) // since the process started
 })

@@ -126,7 +126,7 @@ export class GPT2Model extends Module {
   }
 }
 
-/** GPT-2 with its language-model head: idx (B, T) → logits (B, T, vocabSize), its tensors from `w` (default: init). */
+/** GPT-2 with its language-model head: idx (B, T) → logits (B, T, vocabSize); tensors from `w` (default: an init). */
 export class GPT2LMHeadModel extends Module implements CausalLM {
   readonly config: GPT2Config
   transformer: GPT2Model

@@ -8,6 +8,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { exampleFlags, parseFlags, DEFAULT_PROMPT } from '../examples/lib/flags'
@@ -140,7 +141,9 @@ test("the README's output of `npm run example` is that run's: its kept step and 
 
 test('every README command runs as written, block by block: answers are docstring text, trained runs are saved', () => {
   const small = smallData(join(dir, 'data'), { train: 6, valid: 3, test: 3 })
-  const tiny = ['--iters', '3', '--batch-size', '2', '--steps-per-eval', '2', '--max-tokens', '10', '--data', small]
+  const chat = chatData(join(dir, 'chat'))
+  const tinyFlags = ['--iters', '3', '--batch-size', '2', '--steps-per-eval', '2', '--max-tokens', '10', '--data']
+  const tiny = [...tinyFlags, small]
   const runName = '2026-01-01T00-00-00'
   const checked = { answers: 0, trained: 0, fused: 0 }
   for (const [b, lines] of readmeBlocks().entries()) {
@@ -150,7 +153,19 @@ test('every README command runs as written, block by block: answers are docstrin
     let trainedHere = false // answers are checked only from the reference run's adapters
     for (const line of lines) {
       const [script, given] = command(line)
-      const args = given.map((a) => (a === 'my-data/' ? small : a.replace('examples/out/<run>', newest(out))))
+      // the README's Hugging Face folder is the random-weight Llama fixture here, its chat data three small files
+      const args = given.map((a) =>
+        a === 'my-data/'
+          ? small
+          : a === 'chats/'
+            ? chat
+            : a === HF_MODEL
+              ? LLAMA
+              : a.startsWith('adapters/')
+                ? join(out, a.slice('adapters/'.length))
+                : a.replace('examples/out/<run>', newest(out)),
+      )
+      const hf = args.includes('--model')
       if (script === 'recall') {
         const m = /exactly right: (\d+)/.exec(run('recall', args, out).stdout)
         assert.ok(m, 'recall.ts prints how many answers are exactly right')
@@ -159,13 +174,17 @@ test('every README command runs as written, block by block: answers are docstrin
         assert.ok(readme.includes(claim), `the README says "${claim}" (the count of this run)`)
       } else if (script === 'fuse') {
         run('fuse', args, out)
-        assert.ok(existsSync(join(newest(out), 'fused.safetensors')), `${line}: fused.safetensors in the newest run`)
+        const fused = hf ? join('fused_model', 'model.safetensors') : 'fused.safetensors'
+        assert.ok(existsSync(join(newest(out), fused)), `${line}: ${fused} in the newest run`)
         checked.fused++
       } else if (script === 'generate') {
         const flags = parseFlags('generate', args)
         assert.ok(flags !== 'help')
         const r = run('generate', args, out)
-        const header = flags.noAdapter ? /\nBase model \(.*fused\.safetensors\):\n/ : /\nAdapted model( \(.*\))?:\n/
+        const header = flags.noAdapter
+          ? /\nBase model \(.*fused(\.safetensors|_model)\):\n/
+          : /\nAdapted model( \(.*\))?:\n/
+        if (hf) assert.match(r.stdout, header)
         if (!trainedHere) sensible(answerUnder(r.stdout, header, flags.prompt), flags.prompt)
         checked.answers++
       } else {
@@ -176,7 +195,7 @@ test('every README command runs as written, block by block: answers are docstrin
           continue
         }
         const before = new Set(readdirSync(out))
-        const r = run('example', [...args, ...tiny], out)
+        const r = run('example', [...args, ...(hf ? [...tinyFlags, chat] : tiny)], out)
         const folder = readdirSync(out).find((f) => !before.has(f))
         assert.ok(folder, `${line}: a new run folder`)
         const files = readdirSync(join(out, folder!))
@@ -195,6 +214,31 @@ test('every README command runs as written, block by block: answers are docstrin
   assert.ok(checked.trained >= 4, `training commands found in the README: ${checked.trained}`)
   assert.ok(checked.fused >= 2, `fuse commands found in the README: ${checked.fused}`)
 })
+
+/** The Hugging Face folder the README's commands name, and the fixture that stands for it here. */
+const HF_MODEL = 'models/smollm2'
+const LLAMA = join(root, 'test', 'fixtures', 'example-hf', 'llama')
+
+/** Three small splits of chat lines, as mlx-lm reads them: what the README's chats/ stands for. */
+function chatData(folder: string): string {
+  mkdirSync(folder, { recursive: true })
+  const turn = (i: number) => ({
+    messages: [
+      { role: 'user', content: `What is ${i} + ${i}?` },
+      { role: 'assistant', content: `${i} + ${i} is ${2 * i}.` },
+    ],
+  })
+  for (const [split, n] of [
+    ['train', 6],
+    ['valid', 3],
+    ['test', 3],
+  ] as const)
+    writeFileSync(
+      join(folder, `${split}.jsonl`),
+      Array.from({ length: n }, (_, i) => JSON.stringify(turn(i))).join('\n'),
+    )
+  return folder
+}
 
 /** The run folder in `out` whose adapters were saved last (as the scripts pick it). */
 function newest(out: string): string {

@@ -5,11 +5,11 @@ import { readFileSync, writeFileSync, rmSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
 
 /** Run the ts block under README heading `heading`; return its printed lines and the `console.log(…) // expected` comments. */
-function runBlock(heading: string): { printed: string[]; expected: string[] } {
+function runBlock(heading: string, edit = (code: string) => code): { printed: string[]; expected: string[] } {
   const readme = readFileSync('README.md', 'utf8')
   const block = new RegExp(`## ${heading}[\\s\\S]*?\`\`\`ts\\n([\\s\\S]*?)\`\`\``).exec(readme)
   assert.ok(block, `README has a "${heading}" section with a ts block`)
-  const code = block![1]
+  const code = edit(block![1])
   const expected = [...code.matchAll(/^console\.log\(.*\)\s*\/\/ (.*)$/gm)].map((m) => m[1].replace(/\s+/g, ' ').trim())
   assert.ok(expected.length >= 1, `the "${heading}" block prints and states its results`)
   const file = 'test/.readme-example.ts' // inside the package, so `from 'tenny'` resolves to this checkout's sources (tenny-source)
@@ -53,6 +53,16 @@ test('README: the LoRA example runs as written; its last line and its parameter 
   )
   for (const r of rows) assert.ok(Number(r![2]) >= 1 && Number(r![3]) > 0 && Number(r![4]) > 0, r![0])
   assert.is(printed.length, header + 6, 'nothing else printed between the report and the last line')
+})
+
+test('README: the Hugging Face example runs as written on a Llama-layout folder and its loss falls', () => {
+  // The README names the folder the hub's download writes; here a small random-weight one in the same layout.
+  const fixture = (code: string) => {
+    assert.ok(code.includes("nn.loadPretrained('SmolLM2-135M')"), 'the block loads the downloaded folder')
+    return code.replace("'SmolLM2-135M'", "'test/fixtures/hf/llama-tied-f32'")
+  }
+  const { printed, expected } = runBlock('Your own Hugging Face model', fixture)
+  assert.equal(printed, expected)
 })
 
 test.run()

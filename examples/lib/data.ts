@@ -27,8 +27,22 @@ export function loadSplits(dir: string): { train: Example[]; valid: Example[]; t
   }
 }
 
-/** The three splits as token ids, and how a list of them becomes one padded, masked batch. */
-export type Data = { train: number[][]; valid: number[][]; test: number[][]; batch: (examples: number[][]) => Batch }
+/**
+ * The three splits as token ids, and how a list of them becomes one padded, masked batch; `measured`, when set,
+ * is how many examples of a split a loss is measured on (the first ones: --val-batches batches).
+ */
+export type Data = {
+  train: number[][]
+  valid: number[][]
+  test: number[][]
+  batch: (examples: number[][]) => Batch
+  measured?: number
+  /** examples per batch when measuring a loss: 8, or with --model the training batch size (as mlx-lm) */
+  evalBatch?: number
+}
+/** The batches a loss is measured on: the first data.measured examples of the split (or all), evalBatch at a time. */
+export const measuredBatches = (data: Data, examples: number[][]) =>
+  inBatches(examples.slice(0, data.measured ?? examples.length), data.evalBatch ?? 8, data.batch)
 export type Losses = { train: number; valid: number; test: number }
 
 /**
@@ -64,8 +78,8 @@ export function loadData(
   return { train, valid, test, batch }
 }
 
-/** The model's mean loss per predicted character on each split, in batches of 8. */
+/** The model's mean loss per predicted token on each split (the measured part of it), in batches of 8. */
 export function losses(model: Parameters<typeof evaluate>[0], data: Data): Losses {
-  const on = (examples: number[][]) => evaluate(model, inBatches(examples, 8, data.batch))
+  const on = (examples: number[][]) => evaluate(model, measuredBatches(data, examples))
   return { train: on(data.train), valid: on(data.valid), test: on(data.test) }
 }

@@ -84,14 +84,24 @@ export const FLAGS = {
   maxTokens: int(60, 'most characters to generate; an answer stops at a newline'),
   adapterStrength: real(1, "scale the adapters' ΔW when answering, e.g. 0.7"),
   base: path('FILE', 'the base checkpoint', 'examples/base/base.safetensors'),
-  data: path('DIR', 'train/valid/test.jsonl of {"text": ...} lines', 'examples/data'),
+  model: path('DIR', 'a Hugging Face model folder (config.json, model.safetensors, tokenizer.json) instead of --base'),
+  chat: on("with --model: ask --prompt as a user's turn in the model's chat template"),
+  data: path(
+    'DIR',
+    'train/valid/test.jsonl of {"text": ...} lines (with --model also {"prompt", "completion"} or {"messages"})',
+    'examples/data',
+  ),
   adapterPath: path(
     'DIR',
     "the run folder, never another run's: training saves its adapters, run.json and loss.svg there",
     'a new examples/out/<date-time> to train; to read, the newest run there',
   ),
   resumeAdapterFile: path('FILE', 'start training from these adapters (their rank, alpha and layers)'),
-  savePath: path('FILE', 'where to write the fused model', 'fused.safetensors in the run folder'),
+  savePath: path(
+    'PATH',
+    'where to write the fused model (with --model a folder)',
+    'fused.safetensors, with --model fused_model/, in the run folder',
+  ),
   noAdapter: on('the base alone, without adapters (e.g. a fused model as --base)'),
   // 1,200: the data grows with the API (135 lines on 2026-12-08, 111 when 1,000 was chosen); 1,000 steps on 135
   // lines recalled 65, 122 and 66 answers (seeds 0-2) and missed relu twice, 1,200 recall 119, 113 and 105 (README)
@@ -100,7 +110,11 @@ export const FLAGS = {
   lr: real(1e-2, 'peak learning rate: a short warmup, then cosine decay to a tenth', { min: 0 }),
   rank: int(32, 'LoRA rank'),
   alpha: real(64, 'LoRA alpha: the update is scaled by alpha / rank'),
-  loraLayers: { ...int(0, 'adapt the last N blocks'), default: undefined as number | undefined, otherwise: 'all' },
+  loraLayers: {
+    ...int(0, 'adapt the last N blocks'),
+    default: undefined as number | undefined,
+    otherwise: 'all; with --model 16',
+  },
   loraDropout: real(0, "dropout on the adapters' input while training", { min: 0, max: 0.99 }),
   labelSmoothing: real(0.1, 'train toward (1 - X)·target + X·uniform', { min: 0, max: 0.99 }),
   mask: oneOf<MaskMode>(
@@ -108,6 +122,9 @@ export const FLAGS = {
     'name',
     "what the loss skips: each question's function name, the whole question (mlx-lm's --mask-prompt) or nothing",
   ),
+  maskPrompt: on("train on the completion (a chat's last turn) only, mlx-lm's flag (the tiny model: --mask prompt)"),
+  gradCheckpoint: on("with --model: keep each adapted layer's input only, and run it again for the backward"),
+  maxSeqLength: int(2048, 'with --model: examples longer than N tokens are cut to N', 2),
   targets: {
     default: TARGETS,
     help: 'the layers to adapt, comma-separated',
@@ -119,6 +136,11 @@ export const FLAGS = {
   },
   useDora: on("DoRA: also train a magnitude per output row (PEFT's use_dora)"),
   stepsPerEval: int(100, 'validation loss every N steps; the adapters of the lowest are kept'),
+  valBatches: {
+    ...int(0, "measure each split's loss on its first N batches (mlx-lm's --val-batches)"),
+    default: Infinity,
+    otherwise: 'all; with --model 25',
+  },
   patience: { ...int(0, 'stop after N evaluations without a new best'), default: Infinity, otherwise: 'never' },
   quantize: {
     default: null as 4 | 8 | null,
@@ -159,7 +181,9 @@ export const SCRIPTS = {
       'prompt',
       'temp',
       'maxTokens',
+      'chat',
       'base',
+      'model',
       'data',
       'adapterPath',
       'resumeAdapterFile',
@@ -173,9 +197,13 @@ export const SCRIPTS = {
       'loraDropout',
       'labelSmoothing',
       'mask',
+      'maskPrompt',
+      'maxSeqLength',
+      'gradCheckpoint',
       'targets',
       'useDora',
       'stepsPerEval',
+      'valBatches',
       'patience',
       'quantize',
       'full',
@@ -185,12 +213,23 @@ export const SCRIPTS = {
   generate: spec({
     command: 'npm run generate',
     about: "none: the newest run's answer to the default prompt",
-    flags: ['prompt', 'temp', 'maxTokens', 'adapterStrength', 'base', 'adapterPath', 'noAdapter', 'seed'],
+    flags: [
+      'prompt',
+      'temp',
+      'maxTokens',
+      'chat',
+      'adapterStrength',
+      'base',
+      'model',
+      'adapterPath',
+      'noAdapter',
+      'seed',
+    ],
   }),
   fuse: spec({
     command: 'npm run fuse',
     about: "none: fold the newest run's adapters into its weights",
-    flags: ['base', 'adapterPath', 'savePath', 'data'],
+    flags: ['base', 'model', 'adapterPath', 'savePath', 'data'],
   }),
   recall: spec({
     command: 'npx tsx examples/recall.ts',
@@ -205,6 +244,32 @@ export const SCRIPTS = {
   }),
 }
 export type Script = keyof typeof SCRIPTS
+
+/**
+ * With --model, mlx-lm's lora defaults where the tiny model's differ (a flag given on the command line wins): rank 8
+ * at scale 20 (alpha 160) on the last 16 layers, learning rate 1e-5, 4 examples per step, no label smoothing.
+ */
+export const MODEL_DEFAULTS: { [N in Name]?: Value<N> } = {
+  iters: 1000,
+  batchSize: 4,
+  lr: 1e-5,
+  rank: 8,
+  alpha: 160,
+  loraLayers: 16,
+  labelSmoothing: 0,
+  stepsPerEval: 200,
+  valBatches: 25,
+  maxTokens: 100,
+  mask: 'none',
+  targets: ['q_proj', 'v_proj'], // GPT-2's c_attn (lib/hf.ts defaultTargets): what --help shows is Llama's
+}
+
+/** The flags with --model's defaults in place of those not given; without --model, unchanged. */
+export function withModelDefaults<F extends { given: Set<Name>; model?: string }>(flags: F): F {
+  if (flags.model === undefined) return flags
+  const own = Object.entries(MODEL_DEFAULTS).filter(([n]) => n in flags && !flags.given.has(n as Name))
+  return { ...flags, ...Object.fromEntries(own) }
+}
 type NameOf<S extends Script> = (typeof SCRIPTS)[S] extends ScriptSpec<infer N> ? N : never
 
 /** The default of flag `name` in `script`. */
@@ -264,7 +329,9 @@ export function helpText(script: Script): string {
   for (const name of names) {
     const flag: Flag<unknown> = FLAGS[name]
     const value = flag.otherwise ?? shownDefault(defaultOf(script, name))
-    const help = flag.help + (value === null ? '' : ` (default ${value})`)
+    const hf = (SCRIPTS[script].flags as readonly Name[]).includes('model') && name in MODEL_DEFAULTS && !flag.otherwise
+    const withModel = hf ? `; with --model ${shownDefault(MODEL_DEFAULTS[name]) ?? 'none'}` : ''
+    const help = flag.help + (value === null ? '' : ` (default ${value}${withModel})`)
     lines.push(...wrap(left(name).padEnd(column) + help, 99, column))
   }
   return [...lines, '  -h, --help'.padEnd(column) + 'this text'].join('\n')
@@ -297,7 +364,13 @@ export function exampleFlags(argv: string[]): Flags<'example'> | 'help' {
   const given = parseFlags('example', argv)
   if (given === 'help') return given
   const neither = !given.train && !given.test // --no-adapter alone: the base's test loss
-  const f = { ...given, train: given.train || (neither && !given.noAdapter), test: given.test || neither }
+  const f = withModelDefaults({
+    ...given,
+    train: given.train || (neither && !given.noAdapter),
+    test: given.test || neither,
+  })
+  checkModelFlags(f)
+  if (f.maskPrompt) f.mask = 'prompt'
   const asked = (['prompt', 'temp', 'maxTokens'] as const).find((n) => f.given.has(n))
   if (asked && !f.train)
     refuse(`--${kebab(asked)} goes with --train (the answer before and after); npm run generate answers with a run`)
@@ -309,7 +382,20 @@ export function exampleFlags(argv: string[]): Flags<'example'> | 'help' {
   if (f.full && !f.train) refuse('--full is a way to train: add --train')
   if (f.noAdapter && (f.train || f.resumeAdapterFile))
     refuse('--no-adapter tests the base alone: it cannot be combined with --train or --resume-adapter-file')
+  if (f.model !== undefined && f.full) refuse('--full trains the tiny model only; with --model train adapters')
   if (f.resumeAdapterFile && !f.train)
     refuse('--resume-adapter-file continues training: add --train (--adapter-path names the run to test)')
   return f
+}
+
+/** The flags that go with --model (or never with it), checked for any script. */
+export function checkModelFlags(f: { given: Set<Name>; model?: string }): void {
+  if (f.model !== undefined) {
+    if (f.given.has('base')) refuse('--base and --model each name the model: give one of them')
+    if (f.given.has('mask'))
+      refuse('--mask is for the tiny model; with --model, --mask-prompt trains on completions only')
+  } else {
+    const needs = (['chat', 'maxSeqLength', 'gradCheckpoint'] as const).find((n) => f.given.has(n))
+    if (needs) refuse(`--${kebab(needs)} goes with --model DIR (a Hugging Face model folder)`)
+  }
 }

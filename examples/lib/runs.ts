@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join, dirname, relative } from 'node:path'
 import { checkWritable, writeFileAtomic, writeFilesAtomic } from '../../src/formats/files-node'
 import { OUT_DIR, shown } from './paths'
+import { modelHash } from './hf'
 
 export const ADAPTERS = 'adapters.safetensors'
 export const RUN_FILE = 'run.json'
@@ -103,7 +104,7 @@ export function saveRun(
   log: (line: string) => void = console.log,
 ): string {
   const json = (folder: string) => {
-    const base = { file: relative(folder, basePath), sha256: fileHash(basePath) }
+    const base = { file: relative(folder, basePath), sha256: baseHash(basePath) }
     return JSON.stringify({ base, ...record }, null, 1) + '\n'
   }
   let failure: string | null = null // the first folder's error, naming the file that could not be written
@@ -178,6 +179,12 @@ export function fileHash(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 16)
 }
 
+/**
+ * Which base a run trained on: the tiny checkpoint's file hash, or for a Hugging Face folder (--model) the hash of
+ * its config.json and its weights' names and shapes (lib/hf.ts).
+ */
+export const baseHash = (path: string): string => (statSync(path).isDirectory() ? modelHash(path) : fileHash(path))
+
 /** The folder's run.json, or null for adapters saved some other way; one that is no run's record is refused. */
 export function readRun(folder: string): RunRecord | null {
   const file = join(folder, RUN_FILE)
@@ -195,14 +202,18 @@ export function readRun(folder: string): RunRecord | null {
   return run as RunRecord
 }
 
+/** The base a run names: --model's folder as it was given, else the checkpoint's path relative to the run. */
+const trainedOn = (run: RunRecord) =>
+  typeof run.training.model === 'string' ? run.training.model : String(run.base.file)
+
 /** A run trained on another base checkpoint (same shapes, other weights) is refused, naming both hashes. */
 export function checkBase(folder: string, basePath: string): RunRecord | null {
   const run = readRun(folder)
   const want = typeof run?.base?.sha256 === 'string' ? run.base.sha256 : undefined,
-    have = fileHash(basePath)
+    have = baseHash(basePath)
   if (want !== undefined && want !== have)
     throw new Error(
-      `${shown(folder)} was trained on another base model (${run?.base.file}, sha256 ${want}…); ` +
+      `${shown(folder)} was trained on another base model (${trainedOn(run!)}, sha256 ${want}…); ` +
         `${shown(basePath)} is ${have}…`,
     )
   return run
