@@ -3,11 +3,14 @@
 // enforced as sz.py does: it exits 1, naming the offenders, when the engine proper, the library (src + ops + nn,
 // src/backends/ counted apart), a library file or a function is over its budget. It also counts the lines over 120
 // columns in src/ ops/ nn/ examples/ (--width lists them; --width-check exits 1 when there are any).
-// Interim budgets (2026-12-07): the tree was just formatted by Prettier at 120 columns, which turned the old count's
-// 1,498 engine and 3,994 library lines into 1,983 and 5,420 of the same code; these hold that tree until the long
-// throw lines become error helpers and the budgets are re-based on the result (raised to 2,100 / 6,200 for
-// src/errors.ts and the tokenizer meanwhile, then to 2,200 / 7,300 for the Hugging Face architectures and loader:
-// rmsNorm and rotary ops +137 engine lines, nn/llama.ts, gpt2.ts and nn/files/pretrained*.ts +1,128 library lines).
+// Budgets, re-based 2026-12-08 on the formatted tree (Prettier, 120 columns, no line wider: --width-check in npm
+// test), where long throws became fail(op, ...) calls: the old 1,500 / 4,000 counted 284-column lines as one. The
+// engine proper (2,134 lines at 11.1 tokens a line) holds the core, the CPU kernels and every op, rmsNorm, rotary
+// and swiglu for the Hugging Face models included: 2,250 leaves room for an op or two, not a subsystem. The library
+// (7,175 lines) is the engine plus nn/ (modules, GPT-2 and Llama, LoRA, DoRA, PiSSA, quantization) and nn/files/
+// (adapters, PEFT and mlx-lm layouts, checkpoints, Hugging Face folders, tokenizers): 7,400. A file stays under 300
+// lines (the largest is under it), and a function under 65: one a learner reads on a screen; the longest are
+// generators that emit a wasm kernel's instructions one group to a line (softmaxScores, 64).
 //   npx tsx bench/loc.ts [--engine N] [--library N] [--file N] [--fn N]   (other budgets: to try them)
 //                        [--width] [--width-check] [--root DIR]            (another tree, e.g. a test's)
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
@@ -19,10 +22,10 @@ import { SyntaxKind } from 'typescript/unstable/ast'
 
 const { values: flags } = parseArgs({
   options: {
-    engine: { type: 'string', default: '2200' },
-    library: { type: 'string', default: '7300' },
-    file: { type: 'string', default: '350' },
-    fn: { type: 'string', default: '110' },
+    engine: { type: 'string', default: '2250' },
+    library: { type: 'string', default: '7400' },
+    file: { type: 'string', default: '300' },
+    fn: { type: 'string', default: '65' },
     width: { type: 'boolean', default: false },
     'width-check': { type: 'boolean', default: false },
     root: { type: 'string', default: '.' },

@@ -5,7 +5,8 @@
 // adapters use the names PEFT and mlx-lm expect. Built from a checkpoint's tensors (nn/files/pretrained.ts).
 import { Tensor } from '../src/tensor.js'
 import { fail } from '../src/errors.js'
-import { add, mul, silu } from '../ops/elementwise.js'
+import { add } from '../ops/elementwise.js'
+import { swiglu } from '../ops/swiglu.js'
 import { reshape, expand } from '../ops/movement.js'
 import { crossEntropy } from '../ops/nn.js'
 import { causalAttention } from '../ops/attention.js'
@@ -162,7 +163,7 @@ export class LlamaMLP extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const h = mul(silu(this.gate_proj.forward(x)), this.up_proj.forward(x)) // (B, T, I)
+    const h = swiglu(this.gate_proj.forward(x), this.up_proj.forward(x)) // (B, T, I): silu(gate) ⊙ up, fused
     return this.down_proj.forward(h) // (B, T, C)
   }
 }

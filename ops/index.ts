@@ -15,3 +15,4 @@ export {
 } from './quant.js'
 export * from './rmsnorm.js'
 export * from './rotary.js'
+export * from './swiglu.js'

@@ -586,6 +586,26 @@ test('wasm: A·Bᵀ with few rows (a linear layer in generation) takes the row k
         }
 })
 
+test('wasm: A·B with 1-3 rows (a Conv1D in generation) runs on the SIMD kernel with B as given, not on the TS kernel', () => {
+  if (!wasmReady) return console.log(`  (wasm skipped: ${wasmSupport()})`)
+  manualSeed(12)
+  setBackend('wasm', { threads: 1 })
+  for (const [m, k, n] of [
+    [1, 768, 130],
+    [2, 129, 384],
+    [3, 64, 67],
+  ]) {
+    const a = rnd(m * k),
+      b = rnd(k * n)
+    const got = K.matmul(a, b, m, k, n)
+    assertRelClose(got, matmulRef(a, b, m, k, n), `(${m},${k},${n})`)
+    // float32 sums (wasm) and float64 sums (TS) differ in the last bits: equality says which one ran
+    assert.equal(got, wasmMatmul(a, b, 1, m, k, n, {}, false), `(${m},${k},${n}) is the SIMD kernel's`)
+    assert.not.equal(got, cpu.matmul(a, b, m, k, n), `(${m},${k},${n}) is not the TS kernel's`)
+  }
+  setBackend('cpu')
+})
+
 test('wasm: generation with the KV cache (one-row products on the row kernel) gives the tokens of the full recompute and of the CPU table', () => {
   if (!wasmReady) return console.log(`  (wasm skipped: ${wasmSupport()})`)
   manualSeed(10)

@@ -5,7 +5,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { K, cpu, type Kernels } from '../src/kernels'
-import { matmulRef, matmulNN, matmulNT, matmulTN, transpose2d } from '../src/kernels/matmul'
+import { matmulRef, matmulNN, matmulNT, matmulTN, matmulRowsNN, transpose2d } from '../src/kernels/matmul'
 import { manualSeed, random } from '../src/random'
 import { assertClose } from './helpers'
 import { wasmKernels, wasmSupport } from '../src/backends/wasm'
@@ -57,6 +57,25 @@ test('matmul kernels: NN, NT, TN accumulate into C and match matmulRef on every 
         matmulTN(transpose2d(a, m, k), b, tn, m, k, n)
         assertClose(tn, plusC(want), { ...tolFor(k), what: `TN ${what}` })
       }
+})
+
+test('matmulRowsNN (few rows of A·B, B read as given) accumulates into C and matches matmulRef, any m', () => {
+  manualSeed(11)
+  for (const m of [1, 2, 3, 5])
+    for (const [k, n] of [
+      [1, 1],
+      [7, 33],
+      [130, 3],
+      [768, 131],
+    ]) {
+      const a = rnd(m * k),
+        b = rnd(k * n),
+        c0 = rnd(m * n)
+      const want = matmulRef(a, b, m, k, n).map((v, i) => v + c0[i])
+      const c = c0.slice()
+      matmulRowsNN(a, b, c, m, k, n)
+      assertClose(c, want, { ...tolFor(k), what: `rows NN (${m},${k},${n})` })
+    }
 })
 
 test('matmul table entry: all four transpose flag combinations match matmulRef with the same flags', () => {
@@ -433,6 +452,26 @@ test('gelu and geluBackward: every table matches the TS loops on [-12, 12] and a
       rtol: 2e-6,
       what: `${name} geluBackward`,
     })
+  }
+})
+
+test('swiglu and swigluBackward: every table matches the TS loops, on odd lengths, at the tails, one gradient or both', () => {
+  const g = Float32Array.from([
+    ...Array.from({ length: 4003 }, (_, i) => -20 + (40 * i) / 4002),
+    ...[0, -0, 1e-30, 88, -88, 100, -100, 1e10, -1e10],
+  ])
+  const u = g.map((_, i) => 3 * Math.cos(i)),
+    dh = g.map((_, i) => Math.sin(i))
+  for (const [name, T] of tables) {
+    const close = (what: string) => ({ atol: 1e-6, rtol: 2e-6, what: `${name} ${what}` })
+    assertClose(T.swiglu(g, u), cpu.swiglu(g, u), close('swiglu'))
+    const want = cpu.swigluBackward(g, u, dh, true, true)
+    const both = T.swigluBackward(g, u, dh, true, true)
+    assertClose(both.dg!, want.dg!, close('dg'))
+    assertClose(both.du!, want.du!, close('du'))
+    const onlyU = T.swigluBackward(g, u, dh, false, true)
+    assert.is(onlyU.dg, null, `${name}: dg not wanted`)
+    assertClose(onlyU.du!, want.du!, close('du alone'))
   }
 })
 

@@ -27,6 +27,8 @@ test('every generated function passes the stack check and validates as a module'
     'rowDots',
     'softmaxRows',
     'sumAxis',
+    'swiglu',
+    'swigluBackward',
   ])
 })
 

@@ -208,12 +208,12 @@ function install(chosen: Installed, requested: BackendName, reason: string, prob
 function matmulText({ backend, threads, gpujsMode }: Installed): string {
   const onThreads = threads > 1 ? `, on ${threads} threads from ${WASM_THREADS_MIN_FLOPS}` : ', 1 thread'
   const rows = `A·Bᵀ below m = ${WASM_ROWS_BELOW}: a row kernel, 1 thread`,
-    simd = 'WebAssembly SIMD 4×8 kernel'
+    simd = `WebAssembly SIMD 4×8 kernel for batch·m·k·n ≥ ${WASM_MIN_FLOPS}, m ≥ ${WASM_MIN_ROWS} or A·B`
   const parallel = threads > 1 ? `TS matmulNT on ${threads} threads` : 'TS kernels on 1 thread (the pool failed)'
   return {
     cpu: 'TS kernels (src/kernels/matmul.ts), 1 thread',
     parallel: `${parallel} for batch·m·k·n ≥ ${PARALLEL_MIN_FLOPS}, TS kernels below`,
-    wasm: `${simd} for batch·m·k·n ≥ ${WASM_MIN_FLOPS}, m ≥ ${WASM_MIN_ROWS}${onThreads} (${rows}); TS kernels below`,
+    wasm: `${simd}${onThreads} (${rows}); TS kernels below`,
     gpujs: `gpu.js ${gpujsMode} for batch·m·k·n ≥ ${GPUJS_MIN_FLOPS}, TS kernels below`,
   }[backend]
 }

@@ -227,9 +227,16 @@ export function wasmJob(end: WorkerEnd): void {
 }
 
 /**
+ * Floats of B the row kernel takes per pass: each pass copies this much into the memory and runs every row of A over
+ * it while it is still in L2, so B crosses from RAM once (copying all of B first, then reading it back, made the copy
+ * cost as much as the kernel: a CPU profile of SmolLM2-shaped generation gave them 1130 and 1038 ms).
+ */
+const ROWS_PASS_FLOATS = 1 << 15
+
+/**
  * C_t = A_t·B_tᵀ (+ bias), k a multiple of 4, on this thread: each row of C is n dot products of a row of A with
- * B's rows as given (the row kernel), 4 rows of B at a time; C's rows are padded to nPad (the extra sums read
- * past B, into zeros, and are dropped).
+ * B's rows as given (the row kernel), 4 rows of B at a time, pass by pass of B's rows; C's rows are padded to nPad
+ * (the extra sums read past B, into zeros, and are dropped).
  */
 export function wasmRows(
   a: Float32Array,
@@ -240,17 +247,16 @@ export function wasmRows(
   n: number,
   bias?: Float32Array,
 ): Float32Array {
-  const nPad = ceil4(n)
+  const nPad = ceil4(n),
+    pass = Math.min(nPad, Math.max(4, Math.floor(ROWS_PASS_FLOATS / k / 4) * 4)) // rows of B per pass, whole 4s
   const aAt = DATA_BYTE / 4,
     bAt = aAt + ceil4(batch * m * k),
-    cAt = bAt + ceil4((batch * n + nPad - n) * k)
+    cAt = bAt + pass * k
   const memory = privateMemory()
   if (!growTo(memory, 4 * (cAt + batch * m * nPad) - DATA_BYTE))
     return cpuMatmulBatched(a, b, batch, m, k, n, { transB: true, bias }) // past 1 GiB
   const floats = new Float32Array(memory.buffer)
   floats.set(a.subarray(0, batch * m * k), aAt)
-  floats.set(b.subarray(0, batch * n * k), bAt)
-  floats.fill(0, bAt + batch * n * k, cAt)
   for (let row = 0; row < batch * m; row++) {
     const cRow = cAt + row * nPad // starts from the bias, or zeros
     if (bias) floats.set(bias.subarray(0, n), cRow)
@@ -258,8 +264,13 @@ export function wasmRows(
   }
   const { rowDots } = onPrivate()
   for (let t = 0; t < batch; t++)
-    for (let i = 0; i < m; i++)
-      rowDots(4 * (aAt + (t * m + i) * k), 4 * (bAt + t * n * k), 4 * (cAt + (t * m + i) * nPad), nPad, k)
+    for (let j0 = 0; j0 < n; j0 += pass) {
+      const rows = Math.min(pass, n - j0) // B_t's rows j0 … j0 + rows, then zeros up to a whole 4
+      floats.set(b.subarray((t * n + j0) * k, (t * n + j0 + rows) * k), bAt)
+      floats.fill(0, bAt + rows * k, bAt + ceil4(rows) * k)
+      for (let i = 0; i < m; i++)
+        rowDots(4 * (aAt + (t * m + i) * k), 4 * bAt, 4 * (cAt + (t * m + i) * nPad + j0), ceil4(rows), k)
+    }
   const c = new Float32Array(batch * m * n)
   for (let row = 0; row < batch * m; row++) c.set(floats.subarray(cAt + row * nPad, cAt + row * nPad + n), row * n)
   return c
@@ -268,6 +279,14 @@ export function wasmRows(
 /** Whether A·Bᵀ takes the row kernel: few rows (one per token in generation), k in whole vectors. */
 const byRows = (m: number, k: number, flags: MatmulFlags) =>
   m < WASM_ROWS_BELOW && flags.transB === true && flags.transA !== true && k % 4 === 0
+
+/**
+ * Floats of operands one product may copy into a module's memory; a larger one (a language model's head over a
+ * vocabulary of 50K) runs in pieces. A memory never shrinks, so its largest call stays in RSS for good: at
+ * SmolLM2-135M's shape the head's products had grown them to 108 + 157 MB. Every layer's product at GPT-2 and
+ * SmolLM2 sizes fits whole.
+ */
+export const WASM_PIECE_FLOATS = 4 << 20
 
 /** `batch` products op(A_t)·op(B_t): a few rows of A·Bᵀ on the row kernel, the rest on the 4 × 8 kernel. */
 export function wasmMatmul(
@@ -281,8 +300,63 @@ export function wasmMatmul(
   threads: boolean,
 ): Float32Array {
   if (m === 0 || n === 0 || k === 0) return new Float32Array(batch * m * n) // the kernels' loops run at least once
+  if (batch === 1 && !flags.transA && m * k + k * n + m * n > WASM_PIECE_FLOATS) {
+    if (flags.transB && m * k < WASM_PIECE_FLOATS / 4) return byColumns(a, b, m, k, n, flags, threads)
+    if (!flags.transB && m * n < WASM_PIECE_FLOATS / 4) return byDepth(a, b, m, k, n, flags, threads)
+  }
+  return wasmWhole(a, b, batch, m, k, n, flags, threads)
+}
+
+function wasmWhole(
+  a: Float32Array,
+  b: Float32Array,
+  batch: number,
+  m: number,
+  k: number,
+  n: number,
+  flags: MatmulFlags,
+  threads: boolean,
+): Float32Array {
   if (byRows(m, k, flags)) return wasmRows(a, b, batch, m, k, n, flags.bias)
   return wasmPanels(a, b, batch, m, k, n, flags, threads)
+}
+
+/** A·Bᵀ (+ bias), B (n, k), in pieces of B's rows (contiguous), each giving C's columns j0 … j1. */
+function byColumns(
+  a: Float32Array,
+  b: Float32Array,
+  m: number,
+  k: number,
+  n: number,
+  f: MatmulFlags,
+  threads: boolean,
+) {
+  const c = new Float32Array(m * n)
+  const width = Math.max(8, Math.floor((WASM_PIECE_FLOATS - m * k) / (k + m) / 8) * 8)
+  for (let j0 = 0; j0 < n; j0 += width) {
+    const j1 = Math.min(n, j0 + width),
+      w = j1 - j0
+    const bias = f.bias?.subarray(j0, j1)
+    const part = wasmWhole(a, b.subarray(j0 * k, j1 * k), 1, m, k, w, { transB: true, bias }, threads) // (m, w)
+    for (let i = 0; i < m; i++) c.set(part.subarray(i * w, (i + 1) * w), i * n + j0)
+  }
+  return c
+}
+
+/** A·B (+ bias), B (k, n), in pieces of B's rows p0 … p1 (contiguous) times A's columns p0 … p1, summed. */
+function byDepth(a: Float32Array, b: Float32Array, m: number, k: number, n: number, f: MatmulFlags, threads: boolean) {
+  const c = new Float32Array(m * n)
+  if (f.bias) for (let i = 0; i < m; i++) c.set(f.bias.subarray(0, n), i * n)
+  const depth = Math.max(8, Math.floor((WASM_PIECE_FLOATS - m * n) / (m + n)))
+  for (let p0 = 0; p0 < k; p0 += depth) {
+    const p1 = Math.min(k, p0 + depth),
+      d = p1 - p0
+    const aPart = new Float32Array(m * d) // (m, d): A's columns p0 … p1
+    for (let i = 0; i < m; i++) aPart.set(a.subarray(i * k + p0, i * k + p1), i * d)
+    const part = wasmWhole(aPart, b.subarray(p0 * n, p1 * n), 1, m, d, n, {}, threads) // (m, n)
+    for (let x = 0; x < m * n; x++) c[x] += part[x]
+  }
+  return c
 }
 
 /**
@@ -290,8 +364,11 @@ export function wasmMatmul(
  * (threads). everySize sends every product to the SIMD kernels (and to the threads, if any), as the tests do.
  */
 export function matmulKernels(threads: boolean, everySize: boolean): Pick<Kernels, 'matmul' | 'matmulBatched'> {
+  // below WASM_MIN_ROWS only where B needs no packing: A·Bᵀ on the row kernel, A·B read as given (GPT-2's Conv1D in
+  // generation: wasm / TS 12-48× at m = 1-3 for (128, 384) to (3072, 768), where the TS kernel transposes B)
+  const unpacked = (m: number, k: number, flags: MatmulFlags) => byRows(m, k, flags) || (!flags.transA && !flags.transB)
   const route = (batch: number, m: number, k: number, n: number, flags: MatmulFlags) =>
-    everySize || (batch * m * k * n >= WASM_MIN_FLOPS && (m >= WASM_MIN_ROWS || byRows(m, k, flags)))
+    everySize || (batch * m * k * n >= WASM_MIN_FLOPS && (m >= WASM_MIN_ROWS || unpacked(m, k, flags)))
   const onThreads = (batch: number, m: number, k: number, n: number) =>
     threads && (everySize || batch * m * k * n >= WASM_THREADS_MIN_FLOPS)
   return {

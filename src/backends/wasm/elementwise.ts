@@ -139,3 +139,47 @@ export function geluBackwardKernel(): FunctionBody {
   })
   return f
 }
+
+/** s = σ(g) = 1/(1 + e^{−g}) from the lanes of local g (e^{−g} = ∞ gives 0, 0 gives 1). */
+function sigmoid(f: FunctionBody, g: number, s: number): void {
+  const e = f.local('v128')
+  f.zero().get(g).op('f32x4.sub').set(e) // −g
+  exp(f, e, e)
+  f.splat(1).splat(1).get(e).op('f32x4.add').op('f32x4.div').set(s)
+}
+
+/** swiglu(g, u, dst, count): dst[i] = g·σ(g)·u, as kernels/swiglu.ts's swiglu. */
+export function swigluKernel(): FunctionBody {
+  const f = new FunctionBody({ g: 'i32', u: 'i32', dst: 'i32', count: 'i32' })
+  const { g, u, dst, count } = f.param
+  const x = f.local('v128'),
+    s = f.local('v128')
+  eachVector(f, [g, u, dst], count, () => {
+    f.get(g).mem('v128.load').set(x)
+    sigmoid(f, x, s)
+    f.get(dst).get(x).get(s).op('f32x4.mul').get(u).mem('v128.load').op('f32x4.mul').mem('v128.store')
+  })
+  return f
+}
+
+/**
+ * swigluBackward(g, u, dh, dg, du, count): dg[i] = dh·u·σ(g)·(1 + g·(1 − σ(g))), du[i] = dh·g·σ(g), one σ for both,
+ * as kernels/swiglu.ts's swigluBackward.
+ */
+export function swigluBackwardKernel(): FunctionBody {
+  const f = new FunctionBody({ g: 'i32', u: 'i32', dh: 'i32', dg: 'i32', du: 'i32', count: 'i32' })
+  const { g, u, dh, dg, du, count } = f.param
+  const x = f.local('v128'),
+    s = f.local('v128'),
+    d = f.local('v128')
+  eachVector(f, [g, u, dh, dg, du], count, () => {
+    f.get(g).mem('v128.load').set(x)
+    f.get(dh).mem('v128.load').set(d)
+    sigmoid(f, x, s)
+    f.get(du).get(d).get(x).op('f32x4.mul').get(s).op('f32x4.mul').mem('v128.store') // dh·g·σ
+    f.get(dg).get(d).get(u).mem('v128.load').op('f32x4.mul').get(s).op('f32x4.mul') // dh·u·σ …
+    f.splat(1).get(x).splat(1).get(s).op('f32x4.sub').op('f32x4.mul').op('f32x4.add') // … · (1 + g·(1 − σ))
+    f.op('f32x4.mul').mem('v128.store')
+  })
+  return f
+}

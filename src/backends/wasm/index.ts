@@ -22,6 +22,7 @@ export {
   WASM_MIN_ROWS,
   WASM_ROWS_BELOW,
   WASM_THREADS_MIN_FLOPS,
+  WASM_PIECE_FLOATS,
 } from './driver.js'
 export { wasmSupport } from './module.js'
 export { WASM_MIN_ELEMENTS, WASM_MIN_ATTENTION } from './kernels.js'

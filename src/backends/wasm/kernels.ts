@@ -20,32 +20,39 @@ const ceil4 = (n: number) => Math.ceil(n / 4) * 4
 const rowsPerTile = (rows: number, cols: number, tile: number) =>
   Math.min(rows, Math.max(1, Math.floor(tile / Math.max(1, cols))))
 
-/** An elementwise kernel on `inputs` (equal lengths), slice by slice of `tile`: copy in, run, copy the output out. */
-function elementwise(
+/**
+ * An elementwise kernel on `inputs` (equal lengths) giving `outputs` arrays of that length, slice by slice of
+ * `tile`: copy in, run, copy the outputs out.
+ */
+function elementwiseN(
   inputs: Float32Array[],
+  outputs: number,
   kernel: (addresses: number[], count: number) => void,
   tile: number,
-): Float32Array {
+): Float32Array[] {
   const length = inputs[0].length
-  if (length === 0) return new Float32Array(0) // the kernels' loops run at least once
-  const out = length > tile ? new Float32Array(length) : undefined
+  if (length === 0) return Array.from({ length: outputs }, () => new Float32Array(0)) // the loops run at least once
+  const out = length > tile ? Array.from({ length: outputs }, () => new Float32Array(length)) : undefined
   for (let start = 0; start < length; start += tile) {
     const count = Math.min(tile, length - start)
-    const { floats, at } = regions([...inputs.map(() => count), count])! // ≤ 4 tiles of 16 MiB always fit
+    const { floats, at } = regions(Array(inputs.length + outputs).fill(count))! // ≤ 5 tiles of 16 MiB always fit
     inputs.forEach((input, i) => floats.set(input.subarray(start, start + count), at[i]))
     kernel(
       at.map((a) => 4 * a),
       ceil4(count), // whole f32x4 vectors: regions are padded to 4 floats
     )
-    const result = at[inputs.length]
-    if (!out) return floats.slice(result, result + count)
-    out.set(floats.subarray(result, result + count), start)
+    const results = at.slice(inputs.length)
+    if (!out) return results.map((r) => floats.slice(r, r + count))
+    results.forEach((r, o) => out[o].set(floats.subarray(r, r + count), start))
   }
   return out!
 }
+const elementwise = (inputs: Float32Array[], kernel: (addresses: number[], count: number) => void, tile: number) =>
+  elementwiseN(inputs, 1, kernel, tile)[0]
 
-/** add, and gelu and its backward through the SIMD exp, from WASM_MIN_ELEMENTS elements (everySize: always). */
-export function elementwiseKernels(everySize: boolean, tile = TILE): Pick<Kernels, 'add' | 'gelu' | 'geluBackward'> {
+type Elementwise = Pick<Kernels, 'add' | 'gelu' | 'geluBackward' | 'swiglu' | 'swigluBackward'>
+/** add, and gelu, swiglu and their backwards through the SIMD exp, from WASM_MIN_ELEMENTS elements (everySize: all). */
+export function elementwiseKernels(everySize: boolean, tile = TILE): Elementwise {
   const big = (a: Float32Array) => everySize || a.length >= WASM_MIN_ELEMENTS
   return {
     add: (a, b) =>
@@ -58,6 +65,14 @@ export function elementwiseKernels(everySize: boolean, tile = TILE): Pick<Kernel
       big(a)
         ? elementwise([a, dy], ([src, g, dst], count) => kernels().geluBackward(src, g, dst, count), tile)
         : cpu.geluBackward(a, dy),
+    swiglu: (g, u) =>
+      big(g) ? elementwise([g, u], ([a, b, dst], count) => kernels().swiglu(a, b, dst, count), tile) : cpu.swiglu(g, u),
+    swigluBackward: (g, u, dh, wantG, wantU) => {
+      if (!big(g)) return cpu.swigluBackward(g, u, dh, wantG, wantU)
+      const run = ([a, b, d, dg, du]: number[], count: number) => kernels().swigluBackward(a, b, d, dg, du, count)
+      const [dg, du] = elementwiseN([g, u, dh], 2, run, tile) // both from one σ: computing one costs as much
+      return { dg: wantG ? dg : null, du: wantU ? du : null }
+    },
   }
 }
 

@@ -5,7 +5,7 @@ import { webAssembly } from '../webassembly.js'
 import { DATA_BYTE, growTo } from '../threads/pool.js'
 import { wasmModule, instantiate, FunctionBody } from './emit.js'
 import { privateMemory, MAX_PAGES } from './driver.js'
-import { addKernel, geluKernel, geluBackwardKernel } from './elementwise.js'
+import { addKernel, geluKernel, geluBackwardKernel, swigluKernel, swigluBackwardKernel } from './elementwise.js'
 import { attentionForwardKernel, attentionBackwardKernel } from './attention.js'
 import { layerNormKernel, layerNormBackwardKernel, sumAxisKernel, softmaxRowsKernel } from './rows.js'
 
@@ -14,6 +14,8 @@ export type Exports = {
   add: (a: number, b: number, dst: number, count: number) => void
   gelu: (src: number, dst: number, count: number) => void
   geluBackward: (src: number, dy: number, dst: number, count: number) => void
+  swiglu: (g: number, u: number, dst: number, count: number) => void
+  swigluBackward: (g: number, u: number, dh: number, dg: number, du: number, count: number) => void
   softmaxRows: (src: number, dst: number, stats: number, rows: number, colsPad: number) => void
   sumAxis: (src: number, dst: number, outer: number, n: number, inner: number) => void
   layerNorm: (
@@ -82,6 +84,8 @@ export const kernelFunctions = (): Record<keyof Exports, FunctionBody> => ({
   add: addKernel(),
   gelu: geluKernel(),
   geluBackward: geluBackwardKernel(),
+  swiglu: swigluKernel(),
+  swigluBackward: swigluBackwardKernel(),
   softmaxRows: softmaxRowsKernel(),
   attentionForward: attentionForwardKernel(),
   attentionBackward: attentionBackwardKernel(),
