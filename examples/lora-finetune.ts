@@ -1,5 +1,6 @@
 // The example fine-tune, after mlx-lm's lora.py: teach a pretrained tiny GPT about Tenny with LoRA. It reads top
-// to bottom like nanoGPT's train.py: flags → data → model → LoRA → loop → save. `npm run generate` answers with the
+// to bottom like nanoGPT's train.py: flags → data → model → LoRA → loop → save. `npm run generate` answers
+// with the
 // adapters it saves and `npm run fuse` folds them into the weights; examples/lib/ holds what the three share.
 import { join } from 'node:path'
 import { manualSeed, nn, optim } from '../src/node'

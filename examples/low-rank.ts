@@ -1,7 +1,8 @@
 // Low-rank approximation: keep the k largest singular triplets of a matrix and see how little is lost.
 //   npx tsx examples/low-rank.ts
 //
-// The SVD writes A = Σᵢ σᵢ·uᵢ·vᵢᵀ, largest σ first. Keeping k terms, A_k = U_k·diag(σ_k)·V_kᵀ, is the best rank-k
+// The SVD writes A = Σᵢ σᵢ·uᵢ·vᵢᵀ, largest σ first. Keeping k terms, A_k = U_k·diag(σ_k)·V_kᵀ, is
+// the best rank-k
 // approximation there is (Eckart–Young): its error is exactly √(Σ_{i>k} σᵢ²). A smooth "image" has a few large
 // σᵢ and a long tail of small ones (the noise), so a small k already keeps almost everything — in k·(m + n)
 // numbers instead of m·n.
@@ -40,7 +41,8 @@ function rankK(k: number): Tensor {
 }
 
 const total = linalg.norm(image)
-console.log('\n   k   numbers stored   ‖A − A_k‖/‖A‖   √(Σ_{i>k} σᵢ²)/‖A‖   ‖clean − A_k‖/‖clean‖')
+const columns = '   ‖A − A_k‖/‖A‖   √(Σ_{i>k} σᵢ²)/‖A‖'
+console.log(`\n   k   numbers stored${columns}   ‖clean − A_k‖/‖clean‖`)
 for (const k of [1, 2, 3, 4, 8, 16, 32, 64]) {
   const Ak = rankK(k)
   const tail = Math.sqrt(Array.from(S.data.slice(k)).reduce((acc, s) => acc + s * s, 0))

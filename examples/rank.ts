@@ -1,7 +1,8 @@
 // The rank of a matrix: how many independent directions ("pieces of evidence") it really holds.
 // The seed tutorial's examples, where NumPy has matrix_rank and MLX had none:  npx tsx examples/rank.ts
 //
-// How it is computed: the SVD writes A = U·diag(σ)·Vᵀ, a sum of rank-1 pieces σᵢ·uᵢ·vᵢᵀ. The rank is the
+// How it is computed: the SVD writes A = U·diag(σ)·Vᵀ, a sum of rank-1 pieces σᵢ·uᵢ·vᵢᵀ. The rank is
+// the
 // number of σᵢ that are not zero; "zero" means below σ_max · max(m, n) · ε(float32), so rounding noise in
 // float32 data does not count as information (NumPy's rule).
 import { tensor, matmul, linalg, type Tensor } from '../src/index'

@@ -39,7 +39,10 @@ export class KVCache {
   }
 }
 
-/** Multi-head causal self-attention: y = outProj(softmax(q·kᵀ/√hs, causal)·v) with q, k, v = xWqᵀ, xWkᵀ, xWvᵀ. */
+/**
+ * Multi-head causal self-attention: y = outProj(softmax(q·kᵀ/√hs, causal)·v) with q, k, v = xWqᵀ, xWkᵀ,
+ * xWvᵀ.
+ */
 export class CausalSelfAttention extends Module {
   qProj: LinearLike
   kProj: LinearLike
@@ -61,7 +64,9 @@ export class CausalSelfAttention extends Module {
     this.residDrop = new Dropout(dropout)
   }
 
-  /** x (B, T, C) → (B, T, C). With a cache (inference only), x holds new positions after cache.length earlier ones. */
+  /**
+   * x (B, T, C) → (B, T, C). With a cache (inference only), x holds new positions after cache.length earlier ones.
+   */
   forward(x: Tensor, cache?: KVCache): Tensor {
     // The heads sit side by side in C: head h owns channels [h·hs, (h+1)·hs), hs = C / nHead, so q, k and v are
     // (B, T, C) read as (B, T, nHead, hs). nanoGPT splits them with view + transpose into (B, nHead, T, hs)

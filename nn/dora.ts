@@ -1,5 +1,6 @@
 // DoRA (Liu et al., 2024): split W into a magnitude per output row and a direction, and train the magnitude m
-// plus a LoRA update of the direction: W' = m ⊙ (W + s·B·A) / ‖W + s·B·A‖_row. m starts at W's row norms, so a
+// plus a LoRA update of the direction: W' = m ⊙ (W + s·B·A) / ‖W + s·B·A‖_row. m starts at W's row norms, so
+// a
 // fresh layer computes what its base did. PEFT calls it use_dora (key lora_magnitude_vector), mlx-lm DoRALinear (m).
 import { Tensor, noGrad } from '../src/tensor.js'
 import { add, div, mul, sqrt, sub } from '../ops/elementwise.js'
@@ -13,7 +14,10 @@ function rowNorms(V: Tensor): Tensor {
   return sqrt(sum(mul(V, V), 1))
 }
 
-/** y = (m / ‖W + s·B·A‖_row) ⊙ (x·Wᵀ + s·x·Aᵀ·Bᵀ) + b.   x: (..., in)   W: (out, in)   m: (out)   y: (..., out) */
+/**
+ * y = (m / ‖W + s·B·A‖_row) ⊙ (x·Wᵀ + s·x·Aᵀ·Bᵀ) + b.   x: (..., in)   W: (out, in)   m: (out)   y:
+ * (..., out)
+ */
 export class DoRALinear extends LoRALinear {
   magnitude: Tensor // (out): m, trained with A and B
 
@@ -34,8 +38,10 @@ export class DoRALinear extends LoRALinear {
 
   override forward(x: Tensor): Tensor {
     const { weight: W, bias } = asLinear(this.base) // W (out, in), frozen: dequantized or transposed for other bases
-    const y = add(linear(x, W), this.update(x)) // (..., out): x·Wᵀ + s·x·Aᵀ·Bᵀ (LoRA's adapter path); bias last
-    // NOTE: the norm is a constant of the graph, as in PEFT and mlx-lm. DoRA's section 4.3 treats ‖W + s·B·A‖ as a
+    // (..., out): x·Wᵀ + s·x·Aᵀ·Bᵀ (LoRA's adapter path); bias last
+    const y = add(linear(x, W), this.update(x))
+    // NOTE: the norm is a constant of the graph, as in PEFT and mlx-lm. DoRA's section 4.3 treats ‖W + s·B·A‖ as
+    // a
     // constant to cut training memory (its gradient would keep the whole (out, in) sum in the graph); the paper
     // finds the accuracy difference negligible. So m gets the exact gradient, A and B the one through y only.
     const out = mul(y, div(this.magnitude, rowNorms(this.adapted(W)))) // (..., out) ⊙ (out)

@@ -49,7 +49,9 @@ export class GPT2Attention extends Module {
     this.resid_dropout = new Dropout(c.residPdrop)
   }
 
-  /** x (B, T, C) → (B, T, C). With a cache (inference only), x holds the positions after cache.length earlier ones. */
+  /**
+   * x (B, T, C) → (B, T, C). With a cache (inference only), x holds the positions after cache.length earlier ones.
+   */
   forward(x: Tensor, cache?: KVCache): Tensor {
     const C = x.shape[2]
     const [q, k, v] = split(this.c_attn.forward(x), C, 2) // (B, T, 3C) → 3 × (B, T, C)

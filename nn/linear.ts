@@ -69,7 +69,8 @@ export class Linear extends Module {
     given?: Given,
   ) {
     super()
-    const bound = inFeatures > 0 ? 1 / Math.sqrt(inFeatures) : 0 // no inputs: a zero bias, as PyTorch, not U(±∞) = NaN
+    // no inputs: a zero bias, as PyTorch, not U(±∞) = NaN
+    const bound = inFeatures > 0 ? 1 / Math.sqrt(inFeatures) : 0
     const uniform = (shape: number[]) => rand(shape, { low: -bound, high: bound, requiresGrad: true })
     this.weight = given ? given.weight : uniform([outFeatures, inFeatures])
     this.bias = given ? given.bias : bias ? uniform([outFeatures]) : null

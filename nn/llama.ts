@@ -100,7 +100,10 @@ export function ropeTables(freqs: Float32Array, start: number, T: number): Rotar
   return { cos, sin, positions: T }
 }
 
-/** Each of nKv heads (B, T, nKv·hd) repeated `rep` times side by side → (B, T, nKv·rep·hd): grouped-query attention. */
+/**
+ * Each of nKv heads (B, T, nKv·hd) repeated `rep` times side by side → (B, T, nKv·rep·hd): grouped-query
+ * attention.
+ */
 function repeatKV(x: Tensor, nKv: number, rep: number): Tensor {
   if (rep === 1) return x
   const [B, T, C] = x.shape
@@ -129,7 +132,9 @@ export class LlamaAttention extends Module {
     this.o_proj = w.at('o_proj').linear(this.nHead * hd, C, { bias: c.oBias })
   }
 
-  /** x (B, T, C) → (B, T, C). With a cache (inference only), x holds the positions after cache.length earlier ones. */
+  /**
+   * x (B, T, C) → (B, T, C). With a cache (inference only), x holds the positions after cache.length earlier ones.
+   */
   forward(x: Tensor, rope: RotaryTables, cache?: KVCache): Tensor {
     const rep = this.nHead / this.nKvHead
     const q = rotary(this.q_proj.forward(x), rope, this.nHead) // (B, T, nHead·hd)

@@ -28,7 +28,8 @@ export type ApplyLoRAOptions = AdapterOptions & { targets?: Targets; layers?: nu
 export type Applied = { paths: string[]; trainable: number; total: number }
 
 /**
- * Several named adapters over one frozen base, mixed by strength: y = base(x) + Σ strengthᵢ·(adapterᵢ(x) − base(x)).
+ * Several named adapters over one frozen base, mixed by strength: y = base(x) + Σ strengthᵢ·(adapterᵢ(x) −
+ * base(x)).
  * Every adapter is a LoRALinear over this same base module (listed once: Module's walk skips a module it has seen).
  * A PiSSA adapter switched off gives back the W_r it took out of the base, so that layer computes W again.
  */
@@ -63,7 +64,10 @@ export class NamedAdapters extends Module {
     return y
   }
 
-  /** Σ strengthᵢ·ΔWᵢ (out, in), plus (1 − strength)·W_r for PiSSA: what forward adds to base(x), as one matrix. */
+  /**
+   * Σ strengthᵢ·ΔWᵢ (out, in), plus (1 − strength)·W_r for PiSSA: what forward adds to base(x), as one
+   * matrix.
+   */
   deltaWeight(): Tensor {
     return noGrad(() => {
       let dW = zeros([this.outFeatures, this.inFeatures]) // (out, in)

@@ -164,7 +164,9 @@ export class Adam extends Optimizer {
     return { m: new Float32Array(size), v: new Float32Array(size) }
   }
 
-  /** As Optimizer's, and v must be ≥ 0: a running mean of g², whose √ would make the next step NaN if it were not. */
+  /**
+   * As Optimizer's, and v must be ≥ 0: a running mean of g², whose √ would make the next step NaN if it were not.
+   */
   override loadStateDict(dict: OptimizerStateDict): void {
     const state: Record<string, Partial<ParamState>> = typeof dict?.state === 'object' ? (dict.state ?? {}) : {}
     for (const [i, st] of Object.entries(state)) {

@@ -58,7 +58,8 @@ export function originalWeight(layer: LoRALinear): Tensor {
 
 /**
  * An adapter as plain LoRA on the original W, for files and reports: its own factors, or for PiSSA (whose factors
- * only make sense on the residual base) PEFT's conversion ΔW = scale·(B·A − B₀·A₀) = scale·[B, −B₀]·[A; A₀], rank
+ * only make sense on the residual base) PEFT's conversion ΔW = scale·(B·A − B₀·A₀) = scale·[B, −B₀]·[A;
+ * A₀], rank
  * 2r, with the alpha that keeps its scale's rule true at rank 2r.
  */
 export function plainLoRA(layer: LoRALinear): Pick<LoRALinear, 'loraA' | 'loraB' | 'alpha' | 'scale' | 'rule'> {

@@ -22,7 +22,10 @@ export type { QuantMode, QuantizeOptions, QuantizedWeights }
 /** How far Ŵ is from W: max and mean |W − Ŵ|, and ‖W − Ŵ‖_F / ‖W‖_F. */
 export type QuantizationError = { maxAbs: number; meanAbs: number; relFrobenius: number }
 
-/** y = x · Ŵᵀ + b with Ŵ held as packed codes.   x: (..., in)   Ŵ: (out, in)   y: (..., out). Frozen: only dx flows. */
+/**
+ * y = x · Ŵᵀ + b with Ŵ held as packed codes.   x: (..., in)   Ŵ: (out, in)   y: (..., out). Frozen: only dx
+ * flows.
+ */
 export class QuantizedLinear extends Module {
   readonly inFeatures: number
   readonly outFeatures: number
@@ -76,7 +79,9 @@ export class QuantizedLinear extends Module {
     return Linear.fromWeights(dequantizeWeights(this.packed), this.bias, { requiresGrad: false })
   }
 
-  /** Q(Ŵ + ΔW) with this layer's settings (mlx-lm's fuse into a quantized base), and what it kept of ΔW (out, in). */
+  /**
+   * Q(Ŵ + ΔW) with this layer's settings (mlx-lm's fuse into a quantized base), and what it kept of ΔW (out, in).
+   */
   requantize(dW: Tensor): { layer: QuantizedLinear; report: FuseReport } {
     const merged = noGrad(() => add(dequantizeWeights(this.packed), dW)) // (out, in)
     const packed = quantizeWeights(merged, { mode: this.mode, bits: this.bits, groupSize: this.groupSize })
@@ -151,7 +156,8 @@ export type FuseReport = {
 
 /**
  * Compare `after` = Q(W + ΔW) with `before` = Q(W), given ΔW (out·in values): the fraction of codes that changed;
- * normRatio = ‖Q(W + ΔW) − Q(W)‖_F / ‖ΔW‖_F; retained = ⟨Q(W + ΔW) − Q(W), ΔW⟩ / ‖ΔW‖²_F, the share of ΔW the
+ * normRatio = ‖Q(W + ΔW) − Q(W)‖_F / ‖ΔW‖_F; retained = ⟨Q(W + ΔW) − Q(W), ΔW⟩ / ‖ΔW‖²_F, the
+ * share of ΔW the
  * weights really moved along (1: kept; near 0: lost, even when normRatio looks fine because the group scales
  * shifted); and the fraction of groups whose largest |ΔW| is below half a quantization step there.
  */

@@ -10,7 +10,10 @@ import { reshape, transpose } from './movement.js'
 import { matmul } from './matmul.js'
 import { softmax } from './nn.js'
 
-/** The readable spec: split heads, softmax(q·kᵀ/√hs, −∞ above the diagonal)·v, merge heads. (B, T, C) → (B, T, C). */
+/**
+ * The readable spec: split heads, softmax(q·kᵀ/√hs, −∞ above the diagonal)·v, merge heads. (B, T, C) → (B,
+ * T, C).
+ */
 export function attentionComposite(q: Tensor, k: Tensor, v: Tensor, nHead: number): Tensor {
   const [B, T, C] = q.shape
   const hs = C / nHead
@@ -49,7 +52,8 @@ export function causalAttention(q: Tensor, k: Tensor, v: Tensor, nHead: number, 
   const sizes = [B, Tq, kvLength, kvRows, nHead, hs, scale] as const
   const { y, probs } = K.attentionCausal(q.data, k.data, v.data, ...sizes)
   return fromOp(y, q.shape, [q, k, v], (dy) => {
-    // one sweep gives all three: derivation in the kernel (dv = pᵀ·dy, ds = p ⊙ (dp − Σ p·dp), dq = ds·k, dk = dsᵀ·q)
+    // one sweep gives all three: derivation in the kernel (dv = pᵀ·dy, ds = p ⊙ (dp − Σ p·dp), dq = ds·k, dk
+    // = dsᵀ·q)
     const { dq, dk, dv } = K.attentionCausalBackward(dy, q.data, k.data, v.data, probs, ...sizes)
     if (q.requiresGrad) addGrad(q, dq)
     if (k.requiresGrad) addGrad(k, dk)

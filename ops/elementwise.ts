@@ -89,7 +89,8 @@ export function neg(x: Tensor): Tensor {
 
 /**
  * xᵉ, with e a number or a broadcast tensor. As PyTorch's pow_backward: dx = 0 where e = 0 (x⁰ is constant, even
- * at x = 0 where e·x^(e−1) would be 0·∞), and de = 0 where x = 0 and e ≥ 0 (there xᵉ·ln x would be 0·(−∞)).
+ * at x = 0 where e·x^(e−1) would be 0·∞), and de = 0 where x = 0 and e ≥ 0 (there xᵉ·ln x would be
+ * 0·(−∞)).
  */
 export function pow(x: Tensor, exponent: Operand): Tensor {
   if (typeof exponent === 'number') {

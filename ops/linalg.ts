@@ -23,7 +23,10 @@ function check2D(fn: string, A: Tensor): [number, number] {
   return [m, n]
 }
 
-/** Rotate columns p and q (each `len` long, at offsets op and oq) of a: (g_p, g_q) ← (c·g_p − s·g_q, s·g_p + c·g_q). */
+/**
+ * Rotate columns p and q (each `len` long, at offsets op and oq) of a: (g_p, g_q) ← (c·g_p − s·g_q, s·g_p +
+ * c·g_q).
+ */
 function rotate(a: Float64Array, op: number, oq: number, len: number, c: number, s: number): void {
   for (let i = 0; i < len; i++) {
     const x = a[op + i],
@@ -38,7 +41,8 @@ function rotate(a: Float64Array, op: number, oq: number, len: number, c: number,
  * Sweep over every pair (p, q): if g_p and g_q are not yet orthogonal, rotate them in their own plane so
  * that they are. Each rotation leaves every other pair alone, and the sum of squared off-diagonal entries of
  * GᵀG shrinks with every sweep, until all columns are mutually orthogonal. Collecting the rotations in J
- * (columns, c × c, starting at I) gives M·J = G, hence M = G·Jᵀ = Ũ·diag(σ)·Jᵀ with σ_j = ‖g_j‖, u_j = g_j/σ_j.
+ * (columns, c × c, starting at I) gives M·J = G, hence M = G·Jᵀ = Ũ·diag(σ)·Jᵀ with σ_j = ‖g_j‖, u_j =
+ * g_j/σ_j.
  */
 function jacobi(g: Float64Array, L: number, c: number, J: Float64Array | null): void {
   const tol = L * EPS64 // a dot product of length L is only exact to about L·ε
@@ -234,7 +238,8 @@ export function qr(A: Tensor): { Q: Tensor; R: Tensor } {
   const R = Float64Array.from(A.data) // (m, n), made upper triangular in place
   const vs: Float64Array[] = [] // v_j acts on rows j..m−1
   for (let j = 0; j < k; j++) {
-    // H_j = I − 2vvᵀ/vᵀv sends x = R[j:, j] to (−sign(x₀)·‖x‖, 0, …, 0). Choosing the sign opposite to x₀
+    // H_j = I − 2vvᵀ/vᵀv sends x = R[j:, j] to (−sign(x₀)·‖x‖, 0, …, 0). Choosing the sign opposite to
+    // x₀
     // makes v₀ = x₀ + sign(x₀)·‖x‖ a sum, never a cancelling difference.
     const v = new Float64Array(m - j)
     for (let i = j; i < m; i++) v[i - j] = R[i * n + j]
@@ -257,7 +262,9 @@ export function qr(A: Tensor): { Q: Tensor; R: Tensor } {
   return { Q: new Tensor(q, [m, k]), R: new Tensor(r, [k, n]) }
 }
 
-/** a ← (I − 2vvᵀ/vᵀv)·a on rows j.. of the row-major a (·, width): w = vᵀa, then a −= (2/vᵀv)·v·wᵀ. */
+/**
+ * a ← (I − 2vvᵀ/vᵀv)·a on rows j.. of the row-major a (·, width): w = vᵀa, then a −= (2/vᵀv)·v·wᵀ.
+ */
 function reflect(a: Float64Array, width: number, j: number, v: Float64Array): void {
   let vv = 0
   for (const x of v) vv += x * x

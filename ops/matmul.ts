@@ -8,7 +8,8 @@ import { reshape } from './movement.js'
 
 /**
  * a @ b. 2-D: (m, k) @ (k, n) → (m, n). Batched: leading dims broadcast, e.g.
- * (B, H, T, D) @ (B, H, D, T) → (B, H, T, T), or (B, T, C) @ (C, N) → (B, T, N). 1-D operands act as a row / column.
+ * (B, H, T, D) @ (B, H, D, T) → (B, H, T, T), or (B, T, C) @ (C, N) → (B, T, N). 1-D operands act as a row /
+ * column.
  */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   const what = `${shapeStr(a.shape)} @ ${shapeStr(b.shape)}`

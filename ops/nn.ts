@@ -84,7 +84,8 @@ export function crossEntropy(
   if (reduction === 'mean' && count === 0) fail(op, 'every target equals ignoreIndex, so the mean is undefined')
   const { losses, probs } = K.crossEntropyRows(logits.data, t, rows, cols, ignoreIndex)
   // a loss is checked, not returned as NaN: a NaN loss would train on silently (and a row's loss is finite iff its
-  // logits are, −∞ allowed away from the target, as masks use); checking the rows' losses is cheaper than the logits
+  // logits are, −∞ allowed away from the target, as masks use); checking the rows' losses is cheaper than the
+  // logits
   const bad = losses.findIndex((l) => !Number.isFinite(l))
   if (bad >= 0) {
     const what = `row ${bad} of logits ${shapeStr(logits.shape)} gives loss ${losses[bad]}`
@@ -92,7 +93,8 @@ export function crossEntropy(
     fail(op, `${what}: ${why}. A diverging model (try a lower learning rate) or bad input`)
   }
   const backward = (dyRow: Float32Array) =>
-    addGrad(logits, K.crossEntropyRowsBackward(probs, t, dyRow, rows, cols, ignoreIndex)) // dx = dy·(softmax − onehot)
+    // dx = dy·(softmax − onehot)
+    addGrad(logits, K.crossEntropyRowsBackward(probs, t, dyRow, rows, cols, ignoreIndex))
   if (reduction === 'none') return fromOp(losses, rowShape, [logits], backward)
   const total = K.sumAll(losses)
   const scale = reduction === 'mean' ? 1 / count : 1

@@ -6,7 +6,9 @@ export function fail(op: string, message: string): never {
   throw new Error(`${op}: ${message}`)
 }
 
-/** `value` as JSON-like text cut to `max` characters (with '…'); walked without recursion, so depth cannot overflow. */
+/**
+ * `value` as JSON-like text cut to `max` characters (with '…'); walked without recursion, so depth cannot overflow.
+ */
 export function quote(value: unknown, max = 200): string {
   let out = ''
   // a stack of what is left to write: values, or literal text such as ', ' and '}'

@@ -44,7 +44,8 @@ export function smoothedLoss(
     targets.data.map((t) => (t === IGNORE ? 0 : 1)),
     targets.shape,
   ) // (B, T): 0 at padding
-  const uniform = mul(sum(mul(mean(logSoftmax(logits), -1), real)), -1 / tokens) // mean over positions of −mean_v log p
+  // mean over positions of −mean_v log p
+  const uniform = mul(sum(mul(mean(logSoftmax(logits), -1), real)), -1 / tokens)
   return { loss: add(mul(ce, 1 - eps), mul(uniform, eps)), ce: ce.item() }
 }
 

@@ -14,7 +14,8 @@ export const loss3 = (x: number) => (Math.abs(x) < 1e5 ? x.toFixed(3) : x.toExpo
 
 /** What ΔW = scale·B·A turned out to be, per layer (LoRA paper, section 7; nn/files/lora-report.ts). */
 export function printLoRAReport(model: nn.Module): void {
-  console.log('\nWhat the adapters learned, per layer: rank of ΔW (at most r), ‖ΔW‖/‖W‖, largest singular values')
+  const title = '\nWhat the adapters learned, per layer:'
+  console.log(`${title} rank of ΔW (at most r), ‖ΔW‖/‖W‖, largest singular values`)
   const reports = nn.loraReport(model, { log: () => {} })
   const width = Math.max(22, ...reports.map((r) => r.path.length)) // Hugging Face paths run longer than the tiny GPT's
   for (const r of reports) {

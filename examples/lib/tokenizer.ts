@@ -97,7 +97,9 @@ function scripts(text: string, table: Record<string, string>, mark: string): str
   return text.replace(run, (m) => mark + Array.from(m, (ch) => table[ch]).join(''))
 }
 
-/** Text spelled with ASCII where a spelling is known; accents dropped (é → e, Ŵ → W); other characters kept as is. */
+/**
+ * Text spelled with ASCII where a spelling is known; accents dropped (é → e, Ŵ → W); other characters kept as is.
+ */
 export function normalize(text: string): string {
   const marked = scripts(scripts(text, SUPERSCRIPTS, '^'), SUBSCRIPTS, '_')
   const rooted = marked.replace(/√([\w.]+)/g, 'sqrt($1)') // √hs → sqrt(hs)

@@ -221,7 +221,8 @@ function checkHeader(config: GPTConfig, quantized: Map<string, QuantSpec>, file:
   }
   if (missing.length)
     throw new Error(
-      `missing tensor(s) ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''} (config ${quote(config)})`,
+      `missing tensor(s) ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}` +
+        ` (config ${quote(config)})`,
     )
   for (const path of quantized.keys()) if (!linears.has(path)) throw notLinear(path)
   const unexpected = Object.keys(file).filter((k) => !belong.has(k))

@@ -43,7 +43,8 @@ export function adapterReport(layer: Adapted, adapter = activeAdapter(layer), pa
     // NumPy's matrix_rank rule, as linalg.matrixRank(ΔW) would apply it to the formed (out, in) matrix
     const tol = (sigma[0] ?? 0) * Math.max(layer.outFeatures, layer.inFeatures) * EPS32
     const deltaRank = sigma.filter((s) => s > tol).length
-    // Section 7.3: project W onto ΔW's own subspace. A small ‖Uᵀ·W·V‖ next to ‖ΔW‖ means the adapter boosts
+    // Section 7.3: project W onto ΔW's own subspace. A small ‖Uᵀ·W·V‖ next to ‖ΔW‖ means the adapter
+    // boosts
     // directions W had hardly used, rather than repeating W's dominant ones.
     const Ur = slice(U, 1, 0, deltaRank) // (out, deltaRank)
     const Vr = slice(V, 1, 0, deltaRank) // (in, deltaRank)
@@ -66,7 +67,8 @@ export function adapterReport(layer: Adapted, adapter = activeAdapter(layer), pa
 
 /**
  * Print and return, per LoRA layer, what its adapter learned: rank(ΔW) ≤ r, the singular values of ΔW,
- * ‖ΔW‖_F / ‖W‖_F and the amplification factor. `adapter` picks a named adapter (default: each layer's active one).
+ * ‖ΔW‖_F / ‖W‖_F and the amplification factor. `adapter` picks a named adapter (default: each layer's active
+ * one).
  */
 export function loraReport(
   model: Module,
@@ -106,7 +108,8 @@ export function loraReport(
 }
 
 /**
- * φ(A1, A2, i, j) = ‖V1ᵢᵀ·V2ⱼ‖²_F / min(i, j) ∈ [0, 1], V1ᵢ the top-i right-singular vectors of A1, V2ⱼ the top-j
+ * φ(A1, A2, i, j) = ‖V1ᵢᵀ·V2ⱼ‖²_F / min(i, j) ∈ [0, 1], V1ᵢ the top-i right-singular vectors of A1,
+ * V2ⱼ the top-j
  * of A2: how much of one adapter's top-i input directions lie in the other's top-j (LoRA paper, section 7.2).
  * A1: (r1, in)   A2: (r2, in); 1 means one subspace contains the other, 0 means they are orthogonal.
  */

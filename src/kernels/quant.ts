@@ -8,7 +8,8 @@ export type QuantMode = 'affine' | 'int8' | 'nf4'
 
 /**
  * A (rows, cols) weight matrix in packed form, row-major. Plain typed arrays and integers: kernels never see a Tensor.
- * affine: w ≈ scale·q + bias per group of `groupSize` weights of a row, q in [0, 2^bits), 32/bits codes per Uint32 word
+ * affine: w ≈ scale·q + bias per group of `groupSize` weights of a row, q in [0, 2^bits), 32/bits codes per Uint32
+ * word
  *         (first code in the lowest bits, MLX's layout); scales and biases are (rows, cols / groupSize).
  * int8:   w ≈ scale·q, q in [−127, 127], one absmax scale per row (output channel).
  * nf4:    w ≈ absmax·NF4[q] per block of `groupSize` weights of a row, two 4-bit codes per byte (low nibble first).
@@ -99,7 +100,9 @@ export function quantize(
   return quantizeAffine(w, rows, cols, bits, groupSize)
 }
 
-/** Per group: bias = min, scale = (max − min) / (2^bits − 1), q = round((w − bias) / scale); error ≤ scale / 2. */
+/**
+ * Per group: bias = min, scale = (max − min) / (2^bits − 1), q = round((w − bias) / scale); error ≤ scale / 2.
+ */
 function quantizeAffine(
   w: Float32Array,
   rows: number,

@@ -25,7 +25,8 @@ export function rmsNormRows(
 
 /**
  * With x̂ = x·rstd, y = x̂ ⊙ w and g = dy ⊙ w: rstd depends on x through ∂rstd/∂xⱼ = −rstd³·xⱼ/n, so
- *   dxᵢ = rstd·gᵢ − xᵢ·rstd³·Σⱼ gⱼxⱼ/n = rstd · (gᵢ − x̂ᵢ · mean(g ⊙ x̂)),   dw = Σ_rows dy ⊙ x̂.
+ * dxᵢ = rstd·gᵢ − xᵢ·rstd³·Σⱼ gⱼxⱼ/n = rstd · (gᵢ − x̂ᵢ · mean(g ⊙ x̂)),   dw = Σ_rows
+ * dy ⊙ x̂.
  * withParams false (a frozen weight, as under LoRA) skips dw.
  */
 export function rmsNormRowsBackward(

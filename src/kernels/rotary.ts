@@ -3,7 +3,8 @@
 
 /**
  * x (B, T, nHead·D) → y: each pair (x₁, x₂) = (x[i], x[i + D/2]) of every head at position t turns by the angle
- * whose cos and sin are row t, column i of the (T, D/2) tables:  y₁ = x₁·cos − x₂·sin,  y₂ = x₂·cos + x₁·sin.
+ * whose cos and sin are row t, column i of the (T, D/2) tables:  y₁ = x₁·cos − x₂·sin,  y₂ = x₂·cos +
+ * x₁·sin.
  * sign −1 turns by the opposite angle: a rotation's inverse is its transpose, so that is the backward.
  */
 export function rotaryRows(

@@ -9,7 +9,8 @@ export function swiglu(g: Float32Array, u: Float32Array): Float32Array {
 }
 
 /**
- * dg = dh·u·σ(g)·(1 + g·(1 − σ(g))) and du = dh·g·σ(g), one σ per element; a gradient not wanted is not computed
+ * dg = dh·u·σ(g)·(1 + g·(1 − σ(g))) and du = dh·g·σ(g), one σ per element; a gradient not wanted is not
+ * computed
  * (null): under LoRA the MLP is frozen, yet both are wanted, since x's gradient flows through them.
  */
 export function swigluBackward(

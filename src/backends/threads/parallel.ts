@@ -14,7 +14,8 @@ import { WorkerEnd, PARAMS, DATA_BYTE, sharedPool, startPool, poolInfo } from '.
 
 /**
  * Products with m·k·n (× batch) below this stay on the CPU table. bench/backends.ts on the idle 2-core VM
- * (Xeon, 2026-11-28), parallel NT / cpu NT: 0.88× at 48³, 1.12× at 64³, 1.61× at 80³, 1.87× at 128³, 2.1× at 256³+.
+ * (Xeon, 2026-11-28), parallel NT / cpu NT: 0.88× at 48³, 1.12× at 64³, 1.61× at 80³, 1.87× at 128³, 2.1× at
+ * 256³+.
  */
 export const PARALLEL_MIN_FLOPS = 80 * 80 * 80
 /** Below 8 rows of C a product has too few 3-row blocks to share (and the CPU's m < 3 path differs). */

@@ -96,7 +96,8 @@ function transpose(f: FunctionBody, rows: number, T: number, L: Locals): void {
 type Sum = { w: number; wStride: () => void; rows: number; rowStride: () => void; width: () => void }
 
 /**
- * out[c..c+3] = Σ_{idx = lo}^{hi − 1} splat(w[idx]) · rows[idx][c..c+3] for c = 0, 4, … < width (lo, hi: locals L.lo,
+ * out[c..c+3] = Σ_{idx = lo}^{hi − 1} splat(w[idx]) · rows[idx][c..c+3] for c = 0, 4, … < width (lo, hi: locals
+ * L.lo,
  * L.hi). The weights are a row of probabilities or ds (stride 4), a column of them (4·TkPad), or a query (4) against
  * the rows of kT. Four vectors (16 columns) at a time while they fit, then one: four independent sums keep the adds
  * from waiting on each other, and each weight is loaded once for the four.
@@ -203,7 +204,9 @@ function across(f: FunctionBody, v: number, op: 'f32.add' | 'f32.max'): void {
   f.get(v).lane(0).get(v).lane(1).op(op).get(v).lane(2).op(op).get(v).lane(3).op(op)
 }
 
-/** For query row i: last = i + shift, n = ⌈(last + 1)/4⌉ vectors of keys; rows at rowBytes, padded rows at 4·TkPad. */
+/**
+ * For query row i: last = i + shift, n = ⌈(last + 1)/4⌉ vectors of keys; rows at rowBytes, padded rows at 4·TkPad.
+ */
 function rowSetup(f: FunctionBody, L: Locals, rows: [number, number][], padded: [number, number][]): void {
   f.get(L.i).get(L.shift).op('i32.add').set(L.last)
   f.get(L.last).i32(4).op('i32.add').i32(2).op('i32.shr_s').set(L.n)

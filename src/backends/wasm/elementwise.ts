@@ -99,7 +99,8 @@ export function geluKernel(): FunctionBody {
 }
 
 /**
- * geluBackward(src, dy, dst, count): dst[i] = dy·(0.5(1 + t) + 0.5·x·(1 − t²)·√(2/π)(1 + 3·0.044715x²)) with
+ * geluBackward(src, dy, dst, count): dst[i] = dy·(0.5(1 + t) + 0.5·x·(1 − t²)·√(2/π)(1 + 3·0.044715x²))
+ * with
  * t = tanh u, as kernels/elementwise.ts's geluBackward, written without cancellation through e = e^{2u}:
  *   0.5(1 + t) = e/(e + 1) = s,   1 − t² = 4·s·q with q = 1/(e + 1)
  * so d = s + 2·√(2/π)·x·s·q·(1 + 3·0.044715x²). The second term is below float32's resolution for |x| > 20,
@@ -163,7 +164,8 @@ export function swigluKernel(): FunctionBody {
 }
 
 /**
- * swigluBackward(g, u, dh, dg, du, count): dg[i] = dh·u·σ(g)·(1 + g·(1 − σ(g))), du[i] = dh·g·σ(g), one σ for both,
+ * swigluBackward(g, u, dh, dg, du, count): dg[i] = dh·u·σ(g)·(1 + g·(1 − σ(g))), du[i] = dh·g·σ(g), one σ
+ * for both,
  * as kernels/swiglu.ts's swigluBackward.
  */
 export function swigluBackwardKernel(): FunctionBody {

@@ -7,7 +7,9 @@ import { kernels, regions, padRows, unpadRows } from './module.js'
 
 /** Elementwise kernels below this many elements stay on the TS loops (copying in and out costs more). */
 export const WASM_MIN_ELEMENTS = 256
-/** Attention below this many score multiply-adds (B·H·Tq·Tk·hs) stays on the TS kernel, as one cached token does. */
+/**
+ * Attention below this many score multiply-adds (B·H·Tq·Tk·hs) stays on the TS kernel, as one cached token does.
+ */
 export const WASM_MIN_ATTENTION = 32 * 32 * 32
 /**
  * Floats of one operand copied in per call (16 MiB; wasmKernels' `tile` sets another, as the tests do): add(a, a)
@@ -111,7 +113,9 @@ function softmaxTiled(
   return { y, stats }
 }
 
-/** softmaxRows, and crossEntropyRows on it (loss = max + log Σ e^(x − max) − x[target]), from WASM_MIN_ELEMENTS. */
+/**
+ * softmaxRows, and crossEntropyRows on it (loss = max + log Σ e^(x − max) − x[target]), from WASM_MIN_ELEMENTS.
+ */
 export function softmaxKernels(everySize: boolean, tile = TILE): Pick<Kernels, 'softmaxRows' | 'crossEntropyRows'> {
   const big = (rows: number, cols: number) => cols > 0 && (everySize || rows * cols >= WASM_MIN_ELEMENTS)
   return {

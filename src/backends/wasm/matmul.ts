@@ -41,7 +41,7 @@ export type RowDots = (x: number, w: number, y: number, nPad: number, k: number)
  *
  *   for (let ib = 0; ib < mBlocks; ib++) {                // a do-while: the caller never passes mBlocks = 0
  *     const acc = [0, 1, 2, 3].map((r) => init ? [init[0..3], init[4..7]]        // the first chunk: from the
- *                                              : [C[4·ib + r][0..3], C[4·ib + r][4..7]])  // bias (or 0); then C += …
+ * : [C[4·ib + r][0..3], C[4·ib + r][4..7]])  // bias (or 0); then C += …
  *     for (let p = 0; p < kc; p++) {                      // a do-while too: kc ≥ 1
  *       const b0 = bPanel[p][0..3], b1 = bPanel[p][4..7]
  *       for (let r = 0; r < 4; r++) {                     // unrolled

@@ -134,7 +134,9 @@ export function regions(sizes: number[]): { floats: Float32Array; at: number[] }
   return { floats: new Float32Array(memory.buffer), at }
 }
 
-/** Copy (rows, cols) rows of `src` into rows of `stride` floats at `at`, the stride − cols after each set to `pad`. */
+/**
+ * Copy (rows, cols) rows of `src` into rows of `stride` floats at `at`, the stride − cols after each set to `pad`.
+ */
 export function padRows(
   floats: Float32Array,
   at: number,

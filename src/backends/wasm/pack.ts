@@ -6,7 +6,8 @@
 export type Layout = { batch: number; m: number; k: number; n: number; mBlocks: number; nPanels: number }
 
 /**
- * dst[at + ((t·nPanels + jb)·k + p)·8 + c] = op(B_t)[p][8·jb + c], 0 past column n. Returns the float offset after it.
+ * dst[at + ((t·nPanels + jb)·k + p)·8 + c] = op(B_t)[p][8·jb + c], 0 past column n. Returns the float offset after
+ * it.
  * B_t is stored (k, n), or (n, k) when transB.
  */
 export function packB(

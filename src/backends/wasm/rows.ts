@@ -225,8 +225,10 @@ export function layerNormKernel(): FunctionBody {
 }
 
 /**
- * layerNormBackward(dy, x, w, stats, dx, dw, db, partial, rows, cols, invCols, withParams). With x̂ = (x − mean)·rstd
- * and g = dy ⊙ w:  dx = rstd · (g − mean(g) − x̂ · mean(g ⊙ x̂)),  dw += Σ_rows dy ⊙ x̂,  db += Σ_rows dy. dw and db
+ * layerNormBackward(dy, x, w, stats, dx, dw, db, partial, rows, cols, invCols, withParams). With x̂ = (x −
+ * mean)·rstd
+ * and g = dy ⊙ w:  dx = rstd · (g − mean(g) − x̂ · mean(g ⊙ x̂)),  dw += Σ_rows dy ⊙ x̂,  db += Σ_rows
+ * dy. dw and db
  * are float64 (cols each, from 0): ROW_BLOCK rows add up in float32 in `partial` (2·cols floats of zeros), which is
  * then added into them and cleared. withParams = 0 (a frozen weight and bias) leaves all three untouched.
  */
@@ -378,7 +380,8 @@ export function sumAxisKernel(): FunctionBody {
               f.get(at).get(inner).i32(4).op('i32.mul').op('i32.add').set(at) // next j: inner floats on
             },
           )
-          f.get(dst).get(o).get(inner).op('i32.mul').get(i).op('i32.add').i32(4).op('i32.mul') // dst + 4·(o·inner + i)
+          // dst + 4·(o·inner + i)
+          f.get(dst).get(o).get(inner).op('i32.mul').get(i).op('i32.add').i32(4).op('i32.mul')
           f.op('i32.add')
           narrow(f, acc).mem('v128.store')
         },
